@@ -1,0 +1,303 @@
+/**
+ * DSI: speculation parallelism. The drafter drafts continuously; windows of up to L
+ * drafts go to free target instances (at most SP at once) while drafting goes on.
+ *
+ * Scheduling (DESIGN.md, "DSI scheduling"):
+ * - Frontier rule: whenever no running or finished-but-unapplied task covers the first
+ *   undecided position f (at the start, after every rejection, and whenever the frontier
+ *   passes every window in flight), a task goes out on f at once with whatever drafts are
+ *   ready there, possibly none. So every position is decided at most one target latency
+ *   after it became the frontier: never slower than non-SI.
+ * - Otherwise a full window of L drafts goes out as soon as it is drafted and an instance
+ *   is free. Queue policy: windows wait FIFO in position order while all SP instances are
+ *   busy (the earliest window is the one every later window depends on), and the drafter
+ *   pauses once it is L*(SP+1) drafts ahead of the frontier (SP windows in flight plus one
+ *   ready), since drafts further out could not be verified before those are.
+ * - Results arrive in any order and are applied in position order: a finished task is
+ *   applied when the frontier reaches its window. Its last output decides the first draft
+ *   of the next window (early rejection).
+ * - A rejection at p commits the corrected token, preempts every task in flight (each one
+ *   either covers only decided positions or was conditioned on the rejected draft), drops
+ *   all drafts, and restarts drafting from p+1. The same happens when the frontier passes
+ *   the drafter (the target decided a position before it was drafted). Tasks that only
+ *   cover decided positions are preempted as useless. Preempted work is aborted; a backend
+ *   that cannot abort keeps its instance busy until it returns, and the result is dropped.
+ */
+import { decide, draftFromOutput, type Draft, type PositionOutput } from "../core/verify.js";
+import { AbortError, isAbortError } from "../runtime/abort.js";
+import type { RunContext } from "./context.js";
+
+interface Task {
+  id: number;
+  slot: number;
+  epoch: number;
+  /** First draft position; outputs cover start..start+drafts.length. */
+  start: number;
+  drafts: Draft[];
+  controller: AbortController;
+  state: "running" | "done" | "preempted";
+  outputs?: PositionOutput[];
+}
+
+const end = (t: Task): number => t.start + t.drafts.length;
+
+export async function runDsi(ctx: RunContext): Promise<void> {
+  await new DsiRun(ctx).run();
+}
+
+class DsiRun {
+  /** Committed tokens followed by the current drafts; the first `seq.length` are committed. */
+  private readonly work: number[];
+  /** Drafts at positions f, f+1, ...; drafts[i].token === work[f + i]. */
+  private drafts: Draft[] = [];
+  private epoch = 0;
+  /** Where the next window starts: just past the last dispatched window. */
+  private nextWindowStart: number;
+  private readonly busy: boolean[];
+  private readonly running = new Set<Task>();
+  /** Finished tasks waiting for the frontier to reach their window. */
+  private done: Task[] = [];
+  private readonly settling = new Set<Promise<unknown>>();
+  private taskIds = 0;
+  private drafterController: AbortController | undefined;
+  private wakeDrafter: (() => void) | undefined;
+  private finished = false;
+  private failure: unknown;
+  private resolveRun!: () => void;
+  private readonly finishedPromise = new Promise<void>((r) => (this.resolveRun = r));
+
+  constructor(private readonly ctx: RunContext) {
+    this.work = ctx.seq.slice();
+    this.nextWindowStart = ctx.seq.length;
+    this.busy = new Array<boolean>(ctx.opts.sp).fill(false);
+  }
+
+  private get f(): number {
+    return this.ctx.seq.length;
+  }
+
+  async run(): Promise<void> {
+    const signal = this.ctx.opts.signal;
+    const onAbort = (): void => this.fail(new AbortError());
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      if (signal?.aborted) throw new AbortError();
+      if (this.ctx.committer.remaining <= 0) return;
+      this.pump();
+      const drafting = this.draftLoop().catch((err: unknown) => this.fail(err));
+      await this.finishedPromise;
+      await drafting;
+      // Leave no evaluation running behind us: instances are reused by the next request.
+      while (this.settling.size > 0) await Promise.all([...this.settling]);
+      if (this.failure !== undefined) throw this.failure;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  // ---- drafter ----
+
+  private async draftLoop(): Promise<void> {
+    const { ctx } = this;
+    const { rt, opts } = ctx;
+    const maxAhead = opts.lookahead * (opts.sp + 1);
+    while (!this.finished) {
+      const pos = this.f + this.drafts.length;
+      if (this.drafts.length >= maxAhead || pos >= ctx.limitPos) {
+        await new Promise<void>((r) => (this.wakeDrafter = r));
+        continue;
+      }
+      const epoch = this.epoch;
+      const controller = new AbortController();
+      this.drafterController = controller;
+      rt.events.emit({ type: "draft-start", pos, epoch });
+      let out: PositionOutput;
+      try {
+        [out] = await rt.drafter.evaluate(ctx.request(this.work.slice(0, pos), pos, "drafter"), controller.signal);
+      } catch (err) {
+        if (!isAbortError(err)) this.fail(err);
+        else rt.events.emit({ type: "draft-preempt", pos, epoch });
+        continue;
+      } finally {
+        this.drafterController = undefined;
+      }
+      if (this.finished) break;
+      if (epoch !== this.epoch || pos !== this.f + this.drafts.length) {
+        // The backend could not abort; the draft's prefix is gone.
+        rt.events.emit({ type: "draft-preempt", pos, epoch });
+        continue;
+      }
+      const draft = draftFromOutput(opts.verify, out, opts.seed, pos);
+      ctx.stats.drafted++;
+      rt.events.emit({ type: "draft-done", pos, token: draft.token, epoch });
+      this.drafts.push(draft);
+      this.work.push(draft.token);
+      this.pump();
+    }
+  }
+
+  private notifyDrafter(): void {
+    const wake = this.wakeDrafter;
+    this.wakeDrafter = undefined;
+    wake?.();
+  }
+
+  private restartDrafter(): void {
+    if (this.drafterController) {
+      this.ctx.stats.preemptions++;
+      this.drafterController.abort();
+    }
+    this.notifyDrafter();
+  }
+
+  // ---- targets ----
+
+  /** Dispatches every task the rules allow right now. */
+  private pump(): void {
+    const { opts } = this.ctx;
+    while (!this.finished) {
+      const slot = this.busy.indexOf(false);
+      if (slot < 0) return;
+      const f = this.f;
+      let start: number;
+      let k: number;
+      if (!this.covers(f)) {
+        start = f;
+        k = Math.min(opts.lookahead, this.drafts.length);
+      } else {
+        start = Math.max(this.nextWindowStart, f);
+        const ready = f + this.drafts.length - start;
+        const drafterDone = start + ready >= this.ctx.limitPos;
+        if (ready >= opts.lookahead) k = opts.lookahead;
+        else if (ready > 0 && drafterDone) k = ready;
+        else return;
+      }
+      this.dispatch(slot, start, k);
+    }
+  }
+
+  /** Whether some running or finished task has an output at position p. */
+  private covers(p: number): boolean {
+    for (const t of this.running) if (t.start <= p && p <= end(t)) return true;
+    for (const t of this.done) if (t.start <= p && p <= end(t)) return true;
+    return false;
+  }
+
+  private dispatch(slot: number, start: number, k: number): void {
+    const { ctx } = this;
+    const off = start - this.f;
+    const task: Task = {
+      id: this.taskIds++,
+      slot,
+      epoch: this.epoch,
+      start,
+      drafts: this.drafts.slice(off, off + k),
+      controller: new AbortController(),
+      state: "running",
+    };
+    this.busy[slot] = true;
+    this.running.add(task);
+    this.nextWindowStart = start + k;
+    ctx.rt.events.emit({ type: "dispatch", task: task.id, instance: slot, start, drafts: this.work.slice(start, start + k), epoch: task.epoch });
+    const req = ctx.request(this.work.slice(0, start + k), start, "target");
+    const p = ctx.verify(ctx.rt.targets[slot], req, task.controller.signal).then(
+      (outputs) => this.onTaskDone(task, outputs),
+      (err) => this.onTaskFailed(task, err),
+    );
+    this.settling.add(p);
+    void p.finally(() => this.settling.delete(p));
+  }
+
+  private onTaskDone(task: Task, outputs: PositionOutput[]): void {
+    this.busy[task.slot] = false;
+    if (task.state === "preempted" || this.finished) {
+      this.pump(); // soft preemption: the result is dropped, the instance is free again
+      return;
+    }
+    task.state = "done";
+    task.outputs = outputs;
+    this.running.delete(task);
+    this.ctx.rt.events.emit({ type: "task-done", task: task.id, instance: task.slot });
+    this.done.push(task);
+    this.apply();
+    this.pump();
+  }
+
+  private onTaskFailed(task: Task, err: unknown): void {
+    this.busy[task.slot] = false;
+    if (task.state === "preempted" && isAbortError(err)) {
+      this.pump();
+      return;
+    }
+    this.fail(err);
+  }
+
+  private preempt(task: Task, reason: "rejected" | "useless" | "finished"): void {
+    if (task.state !== "running") return;
+    task.state = "preempted";
+    this.running.delete(task);
+    this.ctx.stats.preemptions++;
+    this.ctx.rt.events.emit({ type: "task-preempt", task: task.id, instance: task.slot, reason });
+    task.controller.abort();
+  }
+
+  // ---- applying results in position order ----
+
+  private apply(): void {
+    const { ctx } = this;
+    const { opts, stats } = ctx;
+    while (!this.finished) {
+      const f = this.f;
+      let task: Task | undefined;
+      for (const t of this.done) if (t.start <= f && f <= end(t) && (!task || end(t) > end(task))) task = t;
+      if (!task) break;
+      this.done.splice(this.done.indexOf(task), 1);
+      for (let p = f; p <= end(task); p++) {
+        const draft = this.drafts[0]; // the draft at p, if drafted; for p < end(task) it is task.drafts[p - start]
+        const d = decide(opts.verify, task.outputs![p - task.start], draft, opts.seed, p);
+        if (draft) {
+          if (d.accepted) stats.accepted++;
+          else stats.rejected++;
+        }
+        if (d.accepted) {
+          this.drafts.shift();
+          if (ctx.commit(d.token, task.id, this.epoch, "accepted")) return this.finish();
+          continue;
+        }
+        // Rejected, or the target got here before the drafter: new epoch from p+1.
+        this.work.length = p;
+        this.work.push(d.token);
+        if (ctx.commit(d.token, task.id, this.epoch, draft ? "rejected" : "target")) return this.finish();
+        this.newEpoch();
+        break;
+      }
+    }
+    for (const t of this.running) if (end(t) < this.f) this.preempt(t, "useless");
+    this.done = this.done.filter((t) => end(t) >= this.f);
+    this.notifyDrafter();
+  }
+
+  private newEpoch(): void {
+    this.epoch++;
+    this.drafts = [];
+    this.done = [];
+    this.nextWindowStart = this.f;
+    for (const t of [...this.running]) this.preempt(t, "rejected");
+    this.restartDrafter();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    for (const t of [...this.running]) this.preempt(t, "finished");
+    this.drafterController?.abort();
+    this.notifyDrafter();
+    this.resolveRun();
+  }
+
+  private fail(err: unknown): void {
+    if (this.finished) return;
+    this.failure = err;
+    this.finish();
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Shared by all algorithms: where committed tokens go (stop conditions, streaming with
+ * stop-sequence hold-back) and how stats are counted.
+ */
+import type { Clock } from "../runtime/clock.js";
+import { TokenStream } from "../runtime/token-stream.js";
+import type { Completion, FinishReason, GenerateOptions, Stats } from "./options.js";
+
+export class Committer {
+  /** Generated tokens, including any that may turn out to be a stop sequence. */
+  private readonly generated: number[] = [];
+  private emitted = 0;
+  finishReason: FinishReason | undefined;
+  private readonly stops: readonly (readonly number[])[];
+
+  constructor(
+    private readonly options: GenerateOptions,
+    private readonly eos: number | undefined,
+    private readonly stream: TokenStream<number>,
+  ) {
+    this.stops = (options.stop ?? []).filter((s) => s.length > 0);
+  }
+
+  get count(): number {
+    return this.generated.length;
+  }
+  get done(): boolean {
+    return this.finishReason !== undefined;
+  }
+  /** How many more tokens may be committed. */
+  get remaining(): number {
+    return this.done ? 0 : this.options.maxTokens - this.generated.length;
+  }
+
+  /** Commits one token; returns true when the generation must stop. */
+  commit(token: number): boolean {
+    if (this.done) return true;
+    this.generated.push(token);
+    if (this.eos !== undefined && token === this.eos && this.options.stopAtEos !== false) {
+      this.generated.pop();
+      return this.finish("eos");
+    }
+    for (const s of this.stops) {
+      if (endsWith(this.generated, s)) {
+        this.generated.length -= s.length;
+        return this.finish("stop");
+      }
+    }
+    // Hold back a tail that could still become a stop sequence.
+    this.release(this.generated.length - this.heldBack());
+    if (this.generated.length >= this.options.maxTokens) return this.finish("length");
+    return false;
+  }
+
+  /** Ends the generation (also for maxTokens 0). */
+  finish(reason: FinishReason): true {
+    if (!this.finishReason) {
+      this.finishReason = reason;
+      this.release(this.generated.length);
+    }
+    return true;
+  }
+
+  output(): number[] {
+    return this.generated.slice(0, this.emitted);
+  }
+
+  private release(upTo: number): void {
+    while (this.emitted < upTo) this.stream.push(this.generated[this.emitted++]);
+  }
+
+  private heldBack(): number {
+    let held = 0;
+    for (const s of this.stops) {
+      for (let len = Math.min(s.length - 1, this.generated.length); len > held; len--) {
+        if (endsWith(this.generated, s.slice(0, len))) {
+          held = len;
+          break;
+        }
+      }
+    }
+    return held;
+  }
+}
+
+function endsWith(seq: readonly number[], suffix: readonly number[]): boolean {
+  if (suffix.length > seq.length) return false;
+  const off = seq.length - suffix.length;
+  for (let i = 0; i < suffix.length; i++) if (seq[off + i] !== suffix[i]) return false;
+  return true;
+}
+
+/** Mutable counters behind `Stats`. */
+export class StatsCounter {
+  drafted = 0;
+  accepted = 0;
+  rejected = 0;
+  verifications = 0;
+  preemptions = 0;
+  targetBusyMs = 0;
+  ttftMs = NaN;
+  private readonly start: number;
+  constructor(private readonly clock: Clock) {
+    this.start = clock.now();
+  }
+  elapsed(): number {
+    return this.clock.now() - this.start;
+  }
+  firstToken(): void {
+    if (Number.isNaN(this.ttftMs)) this.ttftMs = this.elapsed();
+  }
+  finish(tokens: number): Stats {
+    const decided = this.accepted + this.rejected;
+    return {
+      tokens,
+      drafted: this.drafted,
+      accepted: this.accepted,
+      rejected: this.rejected,
+      acceptanceRate: decided > 0 ? this.accepted / decided : 0,
+      verifications: this.verifications,
+      preemptions: this.preemptions,
+      targetBusyMs: this.targetBusyMs,
+      ttftMs: Number.isNaN(this.ttftMs) ? 0 : this.ttftMs,
+      timeMs: this.elapsed(),
+      clock: this.clock.kind,
+    };
+  }
+}
+
+export function completion(c: Committer, stats: StatsCounter): Completion {
+  return { tokens: c.output(), finishReason: c.finishReason ?? "length", stats: stats.finish(c.count) };
+}

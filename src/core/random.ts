@@ -1,0 +1,57 @@
+/**
+ * Seeded, counter-based randomness.
+ *
+ * Every random decision of a generation is keyed by (seed, stream, position), not drawn
+ * from a shared sequential generator. Each position's decision therefore consumes its own
+ * uniform exactly once, whatever order concurrent work finishes in: a DSI run gives the
+ * same output on the real clock as on the virtual one, and a stale draft that is thrown
+ * away never shifts the randomness of the tokens that follow.
+ */
+
+/** Streams of randomness; each kind of decision draws from its own. */
+export const Stream = {
+  /** The target's own sample at a position (non-SI, bonus tokens, `match`). */
+  target: 1,
+  /** The drafter's sample at a position. */
+  draft: 2,
+  /** The accept/reject coin of `rejection` verification. */
+  accept: 3,
+  /** The resample from the residual distribution after a rejection. */
+  residual: 4,
+} as const;
+export type StreamId = (typeof Stream)[keyof typeof Stream];
+
+/** 32-bit finalizer (murmur3 fmix32): spreads every input bit over the output. */
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Hashes a list of integers into 32 bits. */
+export function hash32(...keys: number[]): number {
+  let h = 0x9e3779b9;
+  for (const k of keys) {
+    h = fmix32((h ^ fmix32((k | 0) + 0x7f4a7c15)) + Math.imul(h, 5));
+  }
+  return h;
+}
+
+/** A uniform in [0, 1) with 53 random bits, determined by its key. */
+export function keyedUniform(seed: number, stream: number, position: number): number {
+  const hi = hash32(seed, stream, position, 0x1234) >>> 5; // 27 bits
+  const lo = hash32(seed, stream, position, 0x5678) >>> 6; // 26 bits
+  return (hi * 67108864 + lo) / 9007199254740992;
+}
+
+/** A small sequential generator (for building seeded tables), same seed same sequence. */
+export class Rng {
+  private counter = 0;
+  constructor(private readonly seed: number) {}
+  next(): number {
+    return keyedUniform(this.seed, 0, this.counter++);
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * Sampling settings and the transforms every backend applies identically: lossless
+ * verification needs the target's p and the drafter's q under the *same* settings.
+ */
+
+export interface SamplingParams {
+  /** 0 means greedy (argmax); otherwise logits are divided by it. */
+  temperature: number;
+  /** Keep the k most likely tokens; 0 keeps all. */
+  topK: number;
+  /** Keep the smallest set of most likely tokens whose mass reaches p; 1 keeps all. */
+  topP: number;
+}
+
+export const GREEDY: SamplingParams = { temperature: 0, topK: 0, topP: 1 };
+
+/** Index of the largest value; ties go to the lowest index (deterministic). */
+export function argmax(values: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+  return best;
+}
+
+/**
+ * Next-token distribution from logits under the sampling settings:
+ * temperature, then top-k, then top-p (nucleus), renormalised.
+ */
+export function distributionFromLogits(logits: ArrayLike<number>, params: SamplingParams): Float64Array {
+  const n = logits.length;
+  const probs = new Float64Array(n);
+  if (params.temperature === 0) {
+    probs[argmax(logits)] = 1;
+    return probs;
+  }
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (logits[i] > max) max = logits[i];
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const e = Math.exp((logits[i] - max) / params.temperature);
+    probs[i] = e;
+    sum += e;
+  }
+  for (let i = 0; i < n; i++) probs[i] /= sum;
+  const keepK = params.topK > 0 && params.topK < n;
+  const keepP = params.topP < 1;
+  if (!keepK && !keepP) return probs;
+
+  // Order by probability (ties by index, so truncation is deterministic).
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => probs[b] - probs[a] || a - b);
+  let kept = keepK ? params.topK : n;
+  if (keepP) {
+    let mass = 0;
+    for (let r = 0; r < kept; r++) {
+      mass += probs[order[r]];
+      if (mass >= params.topP) {
+        kept = r + 1;
+        break;
+      }
+    }
+  }
+  let keptMass = 0;
+  for (let r = 0; r < kept; r++) keptMass += probs[order[r]];
+  const out = new Float64Array(n);
+  for (let r = 0; r < kept; r++) out[order[r]] = probs[order[r]] / keptMass;
+  return out;
+}
+
+/** Inverse-CDF sample of a distribution with the uniform u in [0, 1). */
+export function sampleIndex(probs: ArrayLike<number>, u: number): number {
+  let acc = 0;
+  let last = 0;
+  for (let i = 0; i < probs.length; i++) {
+    if (probs[i] <= 0) continue;
+    acc += probs[i];
+    last = i;
+    if (u < acc) return i;
+  }
+  return last; // rounding: u landed past the accumulated mass
+}

@@ -1,0 +1,144 @@
+/**
+ * Synthetic models: target and drafter defined by explicit next-token distributions over a
+ * small vocabulary, so tests can compute exact probabilities.
+ *
+ * The target is an n-gram-style table: its logits at position p are a seeded function of
+ * the previous `context` tokens and of p itself (the position keeps greedy generations
+ * from cycling, so acceptance behaves like the paper's i.i.d. per-token model).
+ * The drafter is the target's logits plus noise, then either pushed to agree with the
+ * target's argmax (with probability `agreement`, drawn per context) or to a different
+ * token. Greedy acceptance therefore equals `agreement` in expectation, and under sampling
+ * q differs from p everywhere, which exercises rejection and residual sampling.
+ */
+import { hash32, keyedUniform } from "../core/random.js";
+import { argmax, distributionFromLogits, sampleIndex, type SamplingParams } from "../core/sampling.js";
+import type { PositionOutput } from "../core/verify.js";
+import { AbortError } from "../runtime/abort.js";
+import { checkRequest, type EvalRequest, type ModelInstance } from "./instance.js";
+
+export interface SyntheticSpec {
+  /** Vocabulary size, 2..64. */
+  vocab: number;
+  /** How many previous tokens the tables condition on. */
+  context: number;
+  /** Seed of the tables. */
+  seed: number;
+  /** Spread of the target's logits: higher is more peaked. */
+  sharpness: number;
+  /** Probability that the drafter's argmax equals the target's at a position, in [0, 1]. */
+  agreement: number;
+  /** Token that ends a sequence, if any. */
+  eosToken?: number;
+}
+
+export const SYNTHETIC_DEFAULTS: SyntheticSpec = { vocab: 32, context: 2, seed: 1, sharpness: 4, agreement: 0.7 };
+export const SYNTHETIC_MAX_VOCAB = 64;
+
+/** Printable alphabet of the synthetic tokenizer: token i is ALPHABET[i]. */
+export const ALPHABET = "abcdefghijklmnopqrstuvwxyz .ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+export class SyntheticPair {
+  readonly spec: SyntheticSpec;
+  constructor(spec: Partial<SyntheticSpec> = {}) {
+    this.spec = { ...SYNTHETIC_DEFAULTS, ...spec };
+    const { vocab, agreement, context } = this.spec;
+    if (!(Number.isInteger(vocab) && vocab >= 2 && vocab <= SYNTHETIC_MAX_VOCAB)) {
+      throw new RangeError(`synthetic vocabulary must be an integer in 2..${SYNTHETIC_MAX_VOCAB}, got ${vocab}`);
+    }
+    if (!(agreement >= 0 && agreement <= 1)) throw new RangeError(`agreement must be in [0, 1], got ${agreement}`);
+    if (!(Number.isInteger(context) && context >= 0)) throw new RangeError(`context must be an integer >= 0, got ${context}`);
+  }
+
+  private contextKey(tokens: readonly number[], p: number): number {
+    const { seed, context } = this.spec;
+    let key = hash32(seed, p);
+    for (let j = 1; j <= context; j++) key = hash32(key, p - j >= 0 ? tokens[p - j] : -1);
+    return key;
+  }
+
+  /** Target logits for the token at position p given tokens[0..p). */
+  targetLogits(tokens: readonly number[], p: number): Float64Array {
+    const key = this.contextKey(tokens, p);
+    const z = new Float64Array(this.spec.vocab);
+    for (let i = 0; i < z.length; i++) z[i] = this.spec.sharpness * keyedUniform(key, 11, i);
+    return z;
+  }
+
+  /** Drafter logits for the token at position p given tokens[0..p). */
+  drafterLogits(tokens: readonly number[], p: number): Float64Array {
+    const key = this.contextKey(tokens, p);
+    const z = this.targetLogits(tokens, p);
+    const V = z.length;
+    const a = argmax(z);
+    for (let i = 0; i < V; i++) z[i] += 1.5 * (keyedUniform(key, 12, i) - 0.5);
+    let max = -Infinity;
+    for (let i = 0; i < V; i++) max = Math.max(max, z[i]);
+    const agrees = keyedUniform(key, 13, 0) < this.spec.agreement;
+    const favourite = agrees ? a : (a + 1 + Math.floor(keyedUniform(key, 14, 0) * (V - 1))) % V;
+    z[favourite] = max + 0.5;
+    return z;
+  }
+
+  logits(role: "target" | "drafter", tokens: readonly number[], p: number): Float64Array {
+    return role === "target" ? this.targetLogits(tokens, p) : this.drafterLogits(tokens, p);
+  }
+
+  /** Exact next-token distribution of a role under sampling settings (for tests). */
+  distribution(role: "target" | "drafter", tokens: readonly number[], p: number, sampling: SamplingParams): Float64Array {
+    return distributionFromLogits(this.logits(role, tokens, p), sampling);
+  }
+
+  instance(role: "target" | "drafter", label: string = role): ModelInstance {
+    return new SyntheticInstance(this, role, label);
+  }
+}
+
+class SyntheticInstance implements ModelInstance {
+  readonly vocabSize: number;
+  readonly eosToken: number | undefined;
+  constructor(
+    private readonly pair: SyntheticPair,
+    private readonly role: "target" | "drafter",
+    readonly label: string,
+  ) {
+    this.vocabSize = pair.spec.vocab;
+    this.eosToken = pair.spec.eosToken;
+  }
+
+  async evaluate(req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
+    checkRequest(req);
+    if (signal?.aborted) throw new AbortError();
+    const out: PositionOutput[] = [];
+    for (let p = req.from; p <= req.tokens.length; p++) {
+      const logits = this.pair.logits(this.role, req.tokens, p);
+      if (req.mode === "greedy") {
+        out.push({ token: argmax(logits) });
+        continue;
+      }
+      const probs = distributionFromLogits(logits, req.sampling);
+      if (req.mode === "dist") out.push({ token: -1, probs });
+      else out.push({ token: sampleIndex(probs, keyedUniform(req.seed, req.stream, p)) });
+    }
+    return out;
+  }
+}
+
+/** Text <-> tokens for synthetic vocabularies: one character per token. */
+export class SyntheticTokenizer {
+  readonly alphabet: string;
+  constructor(vocab: number) {
+    this.alphabet = ALPHABET.slice(0, vocab);
+  }
+  encode(text: string): number[] {
+    return [...text].map((ch) => {
+      const id = this.alphabet.indexOf(ch);
+      if (id < 0) {
+        throw new RangeError(`character ${JSON.stringify(ch)} is not in the synthetic vocabulary (${JSON.stringify(this.alphabet)})`);
+      }
+      return id;
+    });
+  }
+  decode(tokens: readonly number[]): string {
+    return tokens.map((t) => this.alphabet[t] ?? "?").join("");
+  }
+}

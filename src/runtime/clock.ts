@@ -1,0 +1,112 @@
+/**
+ * Clocks. The engine is written once against `Clock`; the real clock serves traffic, the
+ * virtual one runs the same orchestration in simulated time, deterministically.
+ */
+import { setTimeout as delay } from "node:timers/promises";
+import { abortReason } from "./abort.js";
+
+export interface Clock {
+  readonly kind: "real" | "virtual";
+  /** Milliseconds since the clock's origin. */
+  now(): number;
+  /** Resolves after `ms`; rejects with an AbortError as soon as `signal` aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export class RealClock implements Clock {
+  readonly kind = "real" as const;
+  private readonly origin = performance.now();
+  now(): number {
+    return performance.now() - this.origin;
+  }
+  async sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) throw abortReason(signal);
+    if (ms <= 0) return;
+    try {
+      await delay(ms, undefined, { signal });
+    } catch (err) {
+      if (signal?.aborted) throw abortReason(signal);
+      throw err;
+    }
+  }
+}
+
+interface Sleeper {
+  at: number;
+  seq: number;
+  resolve: () => void;
+  cancelled: boolean;
+}
+
+/**
+ * Deterministic discrete-event clock. Time advances only when every pending task waits on
+ * the clock: the next wake-up is delivered from a macrotask (setImmediate), which runs
+ * only after all microtasks, i.e. after every runnable continuation has reached its next
+ * await. Sleepers due at the same instant wake in the order they went to sleep.
+ *
+ * Work that waits on anything other than this clock (real I/O, real models) is invisible
+ * to it; use the real clock there.
+ */
+export class VirtualClock implements Clock {
+  readonly kind = "virtual" as const;
+  private t = 0;
+  private seq = 0;
+  /** Pending sleepers sorted by (at, seq); there are only ever a handful. */
+  private queue: Sleeper[] = [];
+  private wakeScheduled = false;
+
+  now(): number {
+    return this.t;
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    return new Promise<void>((resolve, reject) => {
+      const sleeper: Sleeper = { at: this.t + Math.max(0, ms), seq: this.seq++, resolve, cancelled: false };
+      if (signal) {
+        const onAbort = (): void => {
+          sleeper.cancelled = true;
+          reject(abortReason(signal));
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+        sleeper.resolve = () => {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        };
+      }
+      this.insert(sleeper);
+      this.scheduleWake();
+    });
+  }
+
+  /** Number of sleepers still waiting (for tests). */
+  pending(): number {
+    return this.queue.filter((s) => !s.cancelled).length;
+  }
+
+  private insert(s: Sleeper): void {
+    let i = this.queue.length;
+    while (i > 0 && this.queue[i - 1].at > s.at) i--;
+    this.queue.splice(i, 0, s);
+  }
+
+  private scheduleWake(): void {
+    if (this.wakeScheduled) return;
+    this.wakeScheduled = true;
+    setImmediate(this.wake);
+  }
+
+  private readonly wake = (): void => {
+    this.wakeScheduled = false;
+    let next = this.queue.shift();
+    while (next?.cancelled) next = this.queue.shift();
+    if (!next) return;
+    this.t = next.at;
+    next.resolve();
+    if (this.queue.length > 0) this.scheduleWake();
+  };
+}
+
+export function makeClock(kind: "real" | "virtual"): Clock {
+  return kind === "real" ? new RealClock() : new VirtualClock();
+}

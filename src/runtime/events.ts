@@ -1,0 +1,29 @@
+/**
+ * The engine's event log: what each instance did and when. Tests read it to check
+ * preemption; the trace writer turns it into a timeline.
+ */
+
+export type EngineEvent =
+  /** The drafter started (or finished, or was preempted while) drafting position `pos`. */
+  | { t: number; type: "draft-start"; pos: number; epoch: number }
+  | { t: number; type: "draft-done"; pos: number; token: number; epoch: number }
+  | { t: number; type: "draft-preempt"; pos: number; epoch: number }
+  /** A target task: verify `drafts` placed at positions start.., outputs for start..start+drafts.length. */
+  | { t: number; type: "dispatch"; task: number; instance: number; start: number; drafts: number[]; epoch: number }
+  | { t: number; type: "task-done"; task: number; instance: number }
+  | { t: number; type: "task-preempt"; task: number; instance: number; reason: "rejected" | "useless" | "finished" }
+  /** A position decided: the token, the task whose output decided it (-1: non-SI step), how. */
+  | { t: number; type: "commit"; pos: number; token: number; task: number; epoch: number; outcome: "accepted" | "rejected" | "target" };
+
+export type EventType = EngineEvent["type"];
+
+/** Distributive Omit, so each event variant keeps its own fields. */
+type WithoutTime<E> = E extends unknown ? Omit<E, "t"> : never;
+
+export class EventLog {
+  readonly events: EngineEvent[] = [];
+  constructor(private readonly now: () => number, readonly enabled = true) {}
+  emit(event: WithoutTime<EngineEvent>): void {
+    if (this.enabled) this.events.push({ t: this.now(), ...event } as EngineEvent);
+  }
+}
