@@ -1,6 +1,6 @@
 /** Per-generation state shared by the three algorithms. */
 import { Stream } from "../core/random.js";
-import { outputModes, type OutputMode, type PositionOutput } from "../core/verify.js";
+import { decide, outputModes, type Decision, type Draft, type OutputMode, type PositionOutput } from "../core/verify.js";
 import type { EvalRequest, ModelInstance } from "../models/instance.js";
 import { TokenStream } from "../runtime/token-stream.js";
 import type { GenerateOptions, Runtime } from "./options.js";
@@ -52,6 +52,13 @@ export class RunContext {
     } finally {
       this.stats.targetBusyMs += this.rt.clock.now() - t0;
     }
+  }
+
+  /** Decides the position p from the target's output there and the draft, if any. */
+  decide(target: PositionOutput, draft: Draft | undefined, p: number): Decision {
+    const { verifier, verify, seed } = this.opts;
+    if (draft && verifier) return verifier(target, draft, seed, p);
+    return decide(verify, target, draft, seed, p);
   }
 
   /** Commits a decided token at the next position; returns true when the generation ends. */

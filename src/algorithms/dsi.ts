@@ -11,8 +11,9 @@
  * - Otherwise a full window of L drafts goes out as soon as it is drafted and an instance
  *   is free. Queue policy: windows wait FIFO in position order while all SP instances are
  *   busy (the earliest window is the one every later window depends on), and the drafter
- *   pauses once it is L*(SP+1) drafts ahead of the frontier (SP windows in flight plus one
- *   ready), since drafts further out could not be verified before those are.
+ *   pauses once it is L*(SP+1)+1 drafts ahead of the frontier (SP windows in flight, one
+ *   ready, and the draft that the last window's final output decides), since drafts
+ *   further out could not be verified before those are.
  * - Results arrive in any order and are applied in position order: a finished task is
  *   applied when the frontier reaches its window. Its last output decides the first draft
  *   of the next window (early rejection).
@@ -23,7 +24,7 @@
  *   cover decided positions are preempted as useless. Preempted work is aborted; a backend
  *   that cannot abort keeps its instance busy until it returns, and the result is dropped.
  */
-import { decide, draftFromOutput, type Draft, type PositionOutput } from "../core/verify.js";
+import { draftFromOutput, type Draft, type PositionOutput } from "../core/verify.js";
 import { AbortError, isAbortError } from "../runtime/abort.js";
 import type { RunContext } from "./context.js";
 
@@ -100,7 +101,7 @@ class DsiRun {
   private async draftLoop(): Promise<void> {
     const { ctx } = this;
     const { rt, opts } = ctx;
-    const maxAhead = opts.lookahead * (opts.sp + 1);
+    const maxAhead = opts.lookahead * (opts.sp + 1) + 1;
     while (!this.finished) {
       const pos = this.f + this.drafts.length;
       if (this.drafts.length >= maxAhead || pos >= ctx.limitPos) {
@@ -198,7 +199,16 @@ class DsiRun {
     this.busy[slot] = true;
     this.running.add(task);
     this.nextWindowStart = start + k;
-    ctx.rt.events.emit({ type: "dispatch", task: task.id, instance: slot, start, drafts: this.work.slice(start, start + k), epoch: task.epoch });
+    ctx.rt.events.emit({
+      type: "dispatch",
+      task: task.id,
+      instance: slot,
+      start,
+      drafts: this.work.slice(start, start + k),
+      frontier: this.f,
+      prefixDrafts: this.work.slice(this.f, start),
+      epoch: task.epoch,
+    });
     const req = ctx.request(this.work.slice(0, start + k), start, "target");
     const p = ctx.verify(ctx.rt.targets[slot], req, task.controller.signal).then(
       (outputs) => this.onTaskDone(task, outputs),
@@ -254,7 +264,7 @@ class DsiRun {
       this.done.splice(this.done.indexOf(task), 1);
       for (let p = f; p <= end(task); p++) {
         const draft = this.drafts[0]; // the draft at p, if drafted; for p < end(task) it is task.drafts[p - start]
-        const d = decide(opts.verify, task.outputs![p - task.start], draft, opts.seed, p);
+        const d = ctx.decide(task.outputs![p - task.start], draft, p);
         if (draft) {
           if (d.accepted) stats.accepted++;
           else stats.rejected++;

@@ -11,7 +11,7 @@ export async function runNonSi(ctx: RunContext): Promise<void> {
   let task = 0;
   while (!ctx.committer.done) {
     const pos = seq.length;
-    rt.events.emit({ type: "dispatch", task, instance: 0, start: pos, drafts: [], epoch: 0 });
+    rt.events.emit({ type: "dispatch", task, instance: 0, start: pos, drafts: [], frontier: pos, prefixDrafts: [], epoch: 0 });
     const [out] = await ctx.verify(target, ctx.request(seq.slice(), pos, "target", mode), opts.signal);
     rt.events.emit({ type: "task-done", task, instance: 0 });
     const token = mode === "greedy" ? out.token : targetToken("match", out, opts.seed, pos);

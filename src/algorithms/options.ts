@@ -2,7 +2,7 @@
  * What every algorithm is given and what it reports.
  */
 import type { SamplingParams } from "../core/sampling.js";
-import type { VerifyRule } from "../core/verify.js";
+import type { Decision, Draft, PositionOutput, VerifyRule } from "../core/verify.js";
 import type { Clock } from "../runtime/clock.js";
 import type { EventLog } from "../runtime/events.js";
 import type { ModelInstance } from "../models/instance.js";
@@ -28,7 +28,15 @@ export interface GenerateOptions {
   /** Stop at the target's end-of-sequence token (default true, when the model has one). */
   stopAtEos?: boolean;
   signal?: AbortSignal;
+  /**
+   * Replaces the decision of `verify` at positions holding a draft (an extension point for
+   * experiments with other rules; tests use it for a deliberately lossy negative control).
+   */
+  verifier?: Verifier;
 }
+
+/** Decides one drafted position: the target's output there, the draft, the generation seed. */
+export type Verifier = (target: PositionOutput, draft: Draft, seed: number, position: number) => Decision;
 
 /** The instances and services a generation runs on. */
 export interface Runtime {

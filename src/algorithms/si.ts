@@ -3,7 +3,7 @@
  * pass and keeps the accepted prefix plus one token of its own (the correction, or the
  * bonus token when every draft passed). Drafting and verifying alternate.
  */
-import { decide, draftFromOutput, type Draft } from "../core/verify.js";
+import { draftFromOutput, type Draft } from "../core/verify.js";
 import type { RunContext } from "./context.js";
 
 export async function runSi(ctx: RunContext): Promise<void> {
@@ -26,12 +26,12 @@ export async function runSi(ctx: RunContext): Promise<void> {
       drafts.push(d);
       work.push(d.token);
     }
-    rt.events.emit({ type: "dispatch", task, instance: 0, start: f, drafts: work.slice(f), epoch });
+    rt.events.emit({ type: "dispatch", task, instance: 0, start: f, drafts: work.slice(f), frontier: f, prefixDrafts: [], epoch });
     const outs = await ctx.verify(target, ctx.request(work, f, "target"), opts.signal);
     rt.events.emit({ type: "task-done", task, instance: 0 });
     for (let j = 0; j <= k; j++) {
       const draft = drafts[j];
-      const d = decide(opts.verify, outs[j], draft, opts.seed, f + j);
+      const d = ctx.decide(outs[j], draft, f + j);
       if (draft) {
         if (d.accepted) stats.accepted++;
         else stats.rejected++;

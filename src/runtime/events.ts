@@ -8,8 +8,12 @@ export type EngineEvent =
   | { t: number; type: "draft-start"; pos: number; epoch: number }
   | { t: number; type: "draft-done"; pos: number; token: number; epoch: number }
   | { t: number; type: "draft-preempt"; pos: number; epoch: number }
-  /** A target task: verify `drafts` placed at positions start.., outputs for start..start+drafts.length. */
-  | { t: number; type: "dispatch"; task: number; instance: number; start: number; drafts: number[]; epoch: number }
+  /**
+   * A target task: verify `drafts` placed at positions start.., outputs for
+   * start..start+drafts.length. Its prefix holds committed tokens up to `frontier` and the
+   * speculative tokens `prefixDrafts` at frontier..start-1.
+   */
+  | { t: number; type: "dispatch"; task: number; instance: number; start: number; drafts: number[]; frontier: number; prefixDrafts: number[]; epoch: number }
   | { t: number; type: "task-done"; task: number; instance: number }
   | { t: number; type: "task-preempt"; task: number; instance: number; reason: "rejected" | "useless" | "finished" }
   /** A position decided: the token, the task whose output decided it (-1: non-SI step), how. */

@@ -1,0 +1,58 @@
+/** Latency properties in virtual time: DSI is never slower than non-SI, and not slower than SI with enough SP. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Rng } from "../../src/core/random.js";
+import { SyntheticPair } from "../../src/models/synthetic.js";
+import { profile, run } from "../helpers/run.js";
+
+interface Config {
+  c: number; // drafter latency as a fraction of the target's
+  a: number;
+  L: number;
+  sp: number;
+}
+
+function configs(n: number): Config[] {
+  const rng = new Rng(2024);
+  const out: Config[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push({
+      c: 0.01 + 0.99 * rng.next(),
+      a: i % 10 === 0 ? (i % 20 === 0 ? 0 : 1) : rng.next(),
+      L: 1 + Math.floor(rng.next() * 10),
+      sp: 1 + Math.floor(rng.next() * 8),
+    });
+  }
+  return out;
+}
+
+const T = 10; // target ms
+const SEEDS = 8;
+
+test("virtual time: DSI <= non-SI in every run, DSI mean <= SI mean when SP >= ceil(t/(L*c))", async () => {
+  let enoughSp = 0;
+  for (const [i, cfg] of configs(120).entries()) {
+    const prof = profile(T, T * cfg.c);
+    let siTotal = 0;
+    let dsiTotal = 0;
+    for (let s = 0; s < SEEDS; s++) {
+      const pair = new SyntheticPair({ vocab: 16, seed: 1000 * i + s, agreement: cfg.a });
+      const opts = { maxTokens: 40, lookahead: cfg.L, sp: cfg.sp, profile: prof };
+      const nonsi = await run("nonsi", pair, opts);
+      const si = await run("si", pair, opts);
+      const dsi = await run("dsi", pair, opts);
+      assert.deepEqual(dsi.tokens, nonsi.tokens);
+      assert.ok(
+        dsi.stats.timeMs <= nonsi.stats.timeMs + 1e-9,
+        `config ${i} ${JSON.stringify(cfg)} seed ${s}: dsi ${dsi.stats.timeMs} > nonsi ${nonsi.stats.timeMs}`,
+      );
+      siTotal += si.stats.timeMs;
+      dsiTotal += dsi.stats.timeMs;
+    }
+    if (cfg.sp >= Math.ceil(1 / (cfg.L * cfg.c))) {
+      enoughSp++;
+      assert.ok(dsiTotal <= siTotal + 1e-9, `config ${i} ${JSON.stringify(cfg)}: dsi mean ${dsiTotal / SEEDS} > si mean ${siTotal / SEEDS}`);
+    }
+  }
+  assert.ok(enoughSp >= 40, `only ${enoughSp} configurations had enough SP`);
+});
