@@ -130,3 +130,23 @@ export class StatsCounter {
 export function completion(c: Committer, stats: StatsCounter): Completion {
   return { tokens: c.output(), finishReason: c.finishReason ?? "length", stats: stats.finish(c.count) };
 }
+
+/** Totals over several completions (the acceptance rate and TTFT recomputed, times summed). */
+export function aggregateStats(all: readonly Stats[]): Stats {
+  const sum = (f: (s: Stats) => number): number => all.reduce((a, s) => a + f(s), 0);
+  const accepted = sum((s) => s.accepted);
+  const rejected = sum((s) => s.rejected);
+  return {
+    tokens: sum((s) => s.tokens),
+    drafted: sum((s) => s.drafted),
+    accepted,
+    rejected,
+    acceptanceRate: accepted + rejected > 0 ? accepted / (accepted + rejected) : 0,
+    verifications: sum((s) => s.verifications),
+    preemptions: sum((s) => s.preemptions),
+    targetBusyMs: sum((s) => s.targetBusyMs),
+    ttftMs: all.length > 0 ? sum((s) => s.ttftMs) / all.length : 0,
+    timeMs: sum((s) => s.timeMs),
+    clock: all[0]?.clock ?? "real",
+  };
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+/** The `dsi` command line. Usage errors print one line and exit with code 2. */
+import { Command, CommanderError, Option } from "commander";
+import { ALGORITHMS } from "../algorithms/options.js";
+import { VERIFY_RULES } from "../core/verify.js";
+import { PROFILES, profileNames, resolveProfile, type LatencyProfile } from "../models/latency.js";
+import { SYNTHETIC_DEFAULTS, SYNTHETIC_MAX_VOCAB } from "../models/synthetic.js";
+import { BACKENDS, syntheticBackend } from "./backend.js";
+import { runDemo } from "./demo.js";
+import { collect, intAtLeast, intInRange, numberAtLeast, numberInRange, UsageError } from "./flags.js";
+import { formatReport, runGenerate, type GenerateFlags } from "./generate.js";
+import { InvalidArgumentError } from "commander";
+
+function profileFlag(v: string): LatencyProfile {
+  const p = resolveProfile(v);
+  if (!p) throw new InvalidArgumentError(`unknown latency profile; allowed: ${profileNames().join(", ")}, or TARGET_MS/DRAFTER_MS (e.g. 30/3).`);
+  return p;
+}
+
+function program(): Command {
+  const cmd = new Command("dsi")
+    .description("Distributed Speculative Inference: lossless non-SI, SI and DSI decoding")
+    .showHelpAfterError(false)
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(str.trim().split("\n")[0] + "\n") });
+
+  cmd
+    .command("generate")
+    .description("generate completions with one algorithm")
+    .addOption(new Option("--algo <name>", "algorithm").choices(ALGORITHMS).default("dsi"))
+    .option("--lookahead <L>", "drafts per verification window (si, dsi)", intAtLeast(1), 5)
+    .option("--sp <N>", "target instances verifying at once (dsi)", intAtLeast(1), 4)
+    .option("--max-tokens <N>", "tokens to generate", intAtLeast(0), 64)
+    .option("--temperature <T>", "0 is greedy", numberAtLeast(0), 0)
+    .option("--top-k <K>", "keep the K most likely tokens (0: all)", intAtLeast(0), 0)
+    .option("--top-p <P>", "nucleus mass in (0, 1]", numberInRange(0, 1, true), 1)
+    .option("--seed <S>", "seed of the first completion", intAtLeast(0), 0)
+    .addOption(new Option("--verify <rule>", "lossless rule (default: greedy at temperature 0, else rejection)").choices(VERIFY_RULES))
+    .addOption(new Option("--backend <name>", "model backend").choices(BACKENDS).default("synthetic"))
+    .option("--vocab <V>", `synthetic: vocabulary size`, intInRange(2, SYNTHETIC_MAX_VOCAB), SYNTHETIC_DEFAULTS.vocab)
+    .option("--agreement <X>", "synthetic: how often the drafter agrees with the target, in [0, 1]", numberInRange(0, 1), SYNTHETIC_DEFAULTS.agreement)
+    .option("--context <N>", "synthetic: previous tokens the tables condition on", intAtLeast(0), SYNTHETIC_DEFAULTS.context)
+    .option("--model-seed <N>", "synthetic: seed of the model tables", intAtLeast(0), SYNTHETIC_DEFAULTS.seed)
+    .option("--prompt <text>", "prompt text", "the")
+    .option("--stop <text>", "stop sequence (repeatable)", collect, [])
+    .option("--latency <profile>", "latency profile: none, a paper pair, or TARGET_MS/DRAFTER_MS", profileFlag, PROFILES.get("none"))
+    .addOption(new Option("--clock <kind>", "real time or deterministic virtual time").choices(["real", "virtual"]).default("real"))
+    .option("--n <count>", "independent completions with seeds S, S+1, ...", intAtLeast(1), 1)
+    .option("--json", "print one JSON object", false)
+    .option("--trace <file>", "write a Chrome trace-event timeline (Perfetto)")
+    .action(async (o: GenerateFlags & { backend: string; vocab: number; agreement: number; context: number; modelSeed: number }) => {
+      const backend = syntheticBackend({ vocab: o.vocab, agreement: o.agreement, context: o.context, seed: o.modelSeed });
+      const { report } = await runGenerate(backend, o);
+      console.log(o.json ? JSON.stringify(report, null, 2) : formatReport(report));
+    });
+
+  cmd
+    .command("demo")
+    .description("the main job: one prompt through non-SI, SI and DSI, outputs and speedups")
+    .option("--profile <name>", "latency profile", "vicuna-13b/vicuna-68m:cnn-dm")
+    .option("--max-tokens <N>", "tokens to generate", intAtLeast(1), 64)
+    .option("--lookahead <L>", "drafts per window", intAtLeast(1), 5)
+    .option("--sp <N>", "DSI target instances", intAtLeast(1), 7)
+    .option("--prompt <text>", "prompt text", "the")
+    .option("--trace <file>", "write a Chrome trace-event timeline")
+    .action(async (o) => {
+      profileFlag(o.profile);
+      console.log(await runDemo(o));
+    });
+
+  cmd
+    .command("profiles")
+    .description("list the built-in latency profiles")
+    .action(() => {
+      for (const p of PROFILES.values()) {
+        const acc = p.acceptance === undefined ? "" : `  acceptance ${p.acceptance}`;
+        console.log(`${p.name.padEnd(36)} target ${p.target.tpotMs} ms  drafter ${p.drafter.tpotMs} ms${acc}`);
+      }
+    });
+  return cmd;
+}
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return 0;
+      return 2; // commander already printed the one-line message
+    }
+    if (err instanceof UsageError || err instanceof InvalidArgumentError) {
+      console.error(`error: ${err.message}`);
+      return 2;
+    }
+    console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv);

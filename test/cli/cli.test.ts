@@ -1,0 +1,113 @@
+/** The CLI as a user meets it: exit codes, one-line errors, JSON shape, traces. */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+
+function dsi(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+const BAD: [string[], RegExp][] = [
+  [["--lookahead", "0"], /--lookahead.*integer >= 1/],
+  [["--lookahead", "x"], /--lookahead.*integer >= 1/],
+  [["--sp", "0"], /--sp.*integer >= 1/],
+  [["--temperature", "-0.5"], /--temperature.*>= 0/],
+  [["--top-p", "0"], /--top-p.*\(0, 1\]/],
+  [["--top-p", "1.01"], /--top-p.*\(0, 1\]/],
+  [["--latency", "gpt-5/tiny"], /--latency.*unknown latency profile; allowed: none, vicuna-13b\/vicuna-68m:cnn-dm/],
+  [["--backend", "onnx"], /--backend.*Allowed choices are synthetic/],
+  [["--algo", "medusa"], /--algo.*Allowed choices are nonsi, si, dsi/],
+  [["--verify", "greedy", "--temperature", "0.7"], /--verify.*temperature 0/],
+  [["--verify", "rejection"], /--verify.*temperature > 0/],
+  [["--vocab", "65"], /--vocab.*2\.\.64/],
+  [["--agreement", "1.5"], /--agreement.*\[0, 1\]/],
+  [["--prompt", "日本"], /--prompt.*not in the synthetic vocabulary/],
+  [["--frobnicate"], /unknown option '--frobnicate'/],
+];
+
+for (const [args, message] of BAD) {
+  test(`bad input: generate ${args.join(" ")} -> exit 2, one line`, async () => {
+    const r = await dsi("generate", ...args);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stdout, "");
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], message);
+  });
+}
+
+test("generate --json: one object with completions, seeds S, S+1, ... and aggregate stats", async () => {
+  const r = await dsi("generate", "--algo", "dsi", "--n", "3", "--seed", "5", "--max-tokens", "12", "--temperature", "0.9", "--verify", "rejection", "--json", "--latency", "vicuna-7b/vicuna-68m", "--clock", "virtual");
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.algo, "dsi");
+  assert.equal(out.completions.length, 3);
+  assert.deepEqual(
+    out.completions.map((c: { seed: number }) => c.seed),
+    [5, 6, 7],
+  );
+  for (const c of out.completions) {
+    assert.equal(c.tokens.length, 12);
+    assert.equal(typeof c.text, "string");
+    assert.equal(c.stats.clock, "virtual");
+  }
+  assert.equal(out.stats.tokens, 36);
+  assert.equal(out.stats.clock, "virtual");
+  const sum = out.completions.reduce((a: number, c: { stats: { timeMs: number } }) => a + c.stats.timeMs, 0);
+  assert.ok(Math.abs(out.stats.timeMs - sum) < 1e-6);
+  // Virtual time is deterministic: the same command gives the same JSON.
+  const again = await dsi("generate", "--algo", "dsi", "--n", "3", "--seed", "5", "--max-tokens", "12", "--temperature", "0.9", "--verify", "rejection", "--json", "--latency", "vicuna-7b/vicuna-68m", "--clock", "virtual");
+  assert.equal(again.stdout, r.stdout);
+});
+
+test("generate: greedy output is the same for every algorithm", async () => {
+  const texts = [];
+  for (const algo of ["nonsi", "si", "dsi"]) {
+    const r = await dsi("generate", "--algo", algo, "--max-tokens", "40", "--json", "--sp", "2", "--lookahead", "3");
+    assert.equal(r.code, 0, r.stderr);
+    texts.push(JSON.parse(r.stdout).completions[0].text);
+  }
+  assert.equal(texts[0].length, 40);
+  assert.deepEqual(texts, [texts[0], texts[0], texts[0]]);
+});
+
+test("generate --stop: the output ends before the stop sequence", async () => {
+  const full = JSON.parse((await dsi("generate", "--max-tokens", "40", "--json")).stdout).completions[0];
+  const stop = full.text.slice(10, 12);
+  const cut = JSON.parse((await dsi("generate", "--max-tokens", "40", "--json", "--stop", stop)).stdout).completions[0];
+  assert.equal(cut.finishReason, "stop");
+  assert.equal(cut.text, full.text.slice(0, full.text.indexOf(stop)));
+});
+
+test("generate --trace: Chrome trace events with a track per instance", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "dsi-trace-"));
+  const file = join(dir, "trace.json");
+  const r = await dsi("generate", "--sp", "3", "--lookahead", "2", "--latency", "30/3", "--clock", "virtual", "--agreement", "0.5", "--max-tokens", "30", "--trace", file);
+  assert.equal(r.code, 0, r.stderr);
+  const trace = JSON.parse(await readFile(file, "utf8"));
+  const names = trace.traceEvents.filter((e: { name: string }) => e.name === "thread_name").map((e: { args: { name: string } }) => e.args.name);
+  assert.deepEqual(names.sort(), ["drafter", "engine (commits)", "target-0", "target-1", "target-2"]);
+  const cats = new Set(trace.traceEvents.map((e: { cat?: string }) => e.cat));
+  for (const c of ["draft", "verify", "preempted", "accepted", "rejected"]) assert.ok(cats.has(c), `no ${c} events`);
+  const commits = trace.traceEvents.filter((e: { ph: string }) => e.ph === "i");
+  assert.equal(commits.length, 30);
+  for (const e of trace.traceEvents.filter((e: { ph: string }) => e.ph === "X")) assert.ok(e.dur >= 0 && e.ts >= 0);
+});
+
+test("demo: identical outputs and DSI at least as fast as SI and non-SI", async () => {
+  const r = await dsi("demo", "--max-tokens", "32");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /outputs identical \(lossless\)/);
+  const times = Object.fromEntries([...r.stdout.matchAll(/^(non-SI|SI|DSI)\s+([\d.]+) ms/gm)].map((m) => [m[1], Number(m[2])]));
+  assert.ok(times.DSI <= times.SI && times.DSI <= times["non-SI"], JSON.stringify(times));
+});
