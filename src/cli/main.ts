@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `dsi` command line. Usage errors print one line and exit with code 2. */
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { ALGORITHMS } from "../algorithms/options.js";
 import { VERIFY_RULES } from "../core/verify.js";
 import { PROFILES, profileNames, resolveProfile, type LatencyProfile } from "../models/latency.js";
@@ -9,7 +9,6 @@ import { BACKENDS, syntheticBackend } from "./backend.js";
 import { runDemo } from "./demo.js";
 import { collect, intAtLeast, intInRange, numberAtLeast, numberInRange, UsageError } from "./flags.js";
 import { formatReport, runGenerate, type GenerateFlags } from "./generate.js";
-import { InvalidArgumentError } from "commander";
 
 function profileFlag(v: string): LatencyProfile {
   const p = resolveProfile(v);
@@ -43,7 +42,11 @@ function program(): Command {
     .option("--model-seed <N>", "synthetic: seed of the model tables", intAtLeast(0), SYNTHETIC_DEFAULTS.seed)
     .option("--prompt <text>", "prompt text", "the")
     .option("--stop <text>", "stop sequence (repeatable)", collect, [])
-    .option("--latency <profile>", "latency profile: none, a paper pair, or TARGET_MS/DRAFTER_MS", profileFlag, PROFILES.get("none"))
+    .addOption(
+      new Option("--latency <profile>", "latency profile: none, a paper pair (see `dsi profiles`), or TARGET_MS/DRAFTER_MS")
+        .argParser(profileFlag)
+        .default(PROFILES.get("none"), "none"),
+    )
     .addOption(new Option("--clock <kind>", "real time or deterministic virtual time").choices(["real", "virtual"]).default("real"))
     .option("--n <count>", "independent completions with seeds S, S+1, ...", intAtLeast(1), 1)
     .option("--json", "print one JSON object", false)
@@ -74,7 +77,7 @@ function program(): Command {
     .action(() => {
       for (const p of PROFILES.values()) {
         const acc = p.acceptance === undefined ? "" : `  acceptance ${p.acceptance}`;
-        console.log(`${p.name.padEnd(36)} target ${p.target.tpotMs} ms  drafter ${p.drafter.tpotMs} ms${acc}`);
+        console.log(`${p.name.padEnd(40)} target ${p.target.tpotMs} ms  drafter ${p.drafter.tpotMs} ms${acc}`);
       }
     });
   return cmd;

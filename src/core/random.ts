@@ -31,19 +31,25 @@ function fmix32(h: number): number {
   return h >>> 0;
 }
 
-/** Hashes a list of integers into 32 bits. */
+/** Hashes a list of integers into 32 bits; every step is a bijection of the state for a fixed key. */
 export function hash32(...keys: number[]): number {
-  let h = 0x9e3779b9;
-  for (const k of keys) {
-    h = fmix32((h ^ fmix32((k | 0) + 0x7f4a7c15)) + Math.imul(h, 5));
-  }
+  return chain(0x9e3779b9, keys);
+}
+
+function chain(init: number, keys: readonly number[]): number {
+  let h = init;
+  for (const k of keys) h = fmix32(Math.imul(h ^ fmix32((k | 0) + 0x7f4a7c15), 0x9e3779b1));
   return h;
 }
 
-/** A uniform in [0, 1) with 53 random bits, determined by its key. */
+/**
+ * A uniform in [0, 1) with 53 random bits, determined by its key. The high and low bits
+ * come from two independent hash chains, so distinct keys collide with probability ~2^-53.
+ */
 export function keyedUniform(seed: number, stream: number, position: number): number {
-  const hi = hash32(seed, stream, position, 0x1234) >>> 5; // 27 bits
-  const lo = hash32(seed, stream, position, 0x5678) >>> 6; // 26 bits
+  const keys = [seed, stream, position];
+  const hi = chain(0x243f6a88, keys) >>> 5; // 27 bits
+  const lo = chain(0x85a308d3, keys) >>> 6; // 26 bits
   return (hi * 67108864 + lo) / 9007199254740992;
 }
 

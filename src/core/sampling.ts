@@ -47,19 +47,23 @@ export function distributionFromLogits(logits: ArrayLike<number>, params: Sampli
 
   // Order by probability (ties by index, so truncation is deterministic).
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => probs[b] - probs[a] || a - b);
+  // Top-p acts on the top-k set renormalised (as in llama.cpp, vLLM and transformers);
+  // a relative tolerance keeps float round-off from adding a token.
   let kept = keepK ? params.topK : n;
+  let keptMass = 0;
+  for (let r = 0; r < kept; r++) keptMass += probs[order[r]];
   if (keepP) {
+    const threshold = params.topP * keptMass * (1 - 1e-12);
     let mass = 0;
     for (let r = 0; r < kept; r++) {
       mass += probs[order[r]];
-      if (mass >= params.topP) {
+      if (mass >= threshold) {
         kept = r + 1;
+        keptMass = mass;
         break;
       }
     }
   }
-  let keptMass = 0;
-  for (let r = 0; r < kept; r++) keptMass += probs[order[r]];
   const out = new Float64Array(n);
   for (let r = 0; r < kept; r++) out[order[r]] = probs[order[r]] / keptMass;
   return out;

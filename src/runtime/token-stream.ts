@@ -1,29 +1,30 @@
 /** A push-to-pull bridge: the engine pushes committed tokens, a consumer iterates them. */
 
+interface Waiter<T> {
+  resolve: (r: IteratorResult<T>) => void;
+  reject: (e: unknown) => void;
+}
+
 export class TokenStream<T> implements AsyncIterable<T> {
   private buffer: T[] = [];
-  private waiting: ((r: IteratorResult<T>) => void) | undefined;
-  private failWaiting: ((e: unknown) => void) | undefined;
+  /** Pending next() calls, served first come first served. */
+  private waiting: Waiter<T>[] = [];
   private done = false;
   private error: unknown;
 
   push(item: T): void {
-    if (this.waiting) {
-      const w = this.waiting;
-      this.waiting = this.failWaiting = undefined;
-      w({ value: item, done: false });
-    } else this.buffer.push(item);
+    const w = this.waiting.shift();
+    if (w) w.resolve({ value: item, done: false });
+    else this.buffer.push(item);
   }
 
   end(error?: unknown): void {
     if (this.done) return;
     this.done = true;
     this.error = error;
-    if (this.waiting) {
-      const [w, f] = [this.waiting, this.failWaiting!];
-      this.waiting = this.failWaiting = undefined;
-      if (error !== undefined) f(error);
-      else w({ value: undefined, done: true });
+    for (const w of this.waiting.splice(0)) {
+      if (error !== undefined) w.reject(error);
+      else w.resolve({ value: undefined, done: true });
     }
   }
 
@@ -34,10 +35,7 @@ export class TokenStream<T> implements AsyncIterable<T> {
         if (this.done) {
           return this.error !== undefined ? Promise.reject(this.error) : Promise.resolve({ value: undefined, done: true });
         }
-        return new Promise((resolve, reject) => {
-          this.waiting = resolve;
-          this.failWaiting = reject;
-        });
+        return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
       },
     };
   }

@@ -1,0 +1,315 @@
+/** Clocks: the deterministic virtual clock and the real clock's cancellation. */
+import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
+import { describe, test } from "node:test";
+import { AbortError, isAbortError } from "../../src/runtime/abort.js";
+import { makeClock, RealClock, VirtualClock } from "../../src/runtime/clock.js";
+
+const macrotask = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+async function microtaskHops(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await null;
+}
+
+const isAbort = (err: unknown): boolean => {
+  assert.ok(err instanceof Error, "rejects with an Error");
+  assert.equal(err.name, "AbortError");
+  return true;
+};
+
+describe("VirtualClock", () => {
+  test("starts at time 0 and is virtual", () => {
+    const clock = new VirtualClock();
+    assert.equal(clock.now(), 0);
+    assert.equal(clock.kind, "virtual");
+    assert.equal(clock.pending(), 0);
+  });
+
+  test("a sleep advances time by exactly its length, and now() reads the wake time in continuations", async () => {
+    const clock = new VirtualClock();
+    await clock.sleep(7);
+    assert.equal(clock.now(), 7);
+    // Further microtask work does not advance time.
+    await microtaskHops(50);
+    await (async () => {
+      await null;
+      assert.equal(clock.now(), 7);
+    })();
+    assert.equal(clock.now(), 7);
+    await clock.sleep(2.5);
+    assert.equal(clock.now(), 9.5);
+  });
+
+  test("sleeps wake in time order, not in the order they were started", async () => {
+    const clock = new VirtualClock();
+    const log: string[] = [];
+    const sleeper = async (name: string, ms: number): Promise<void> => {
+      await clock.sleep(ms);
+      log.push(`${name}@${clock.now()}`);
+    };
+    await Promise.all([sleeper("a", 30), sleeper("b", 10), sleeper("c", 20), sleeper("d", 5)]);
+    assert.deepEqual(log, ["d@5", "b@10", "c@20", "a@30"]);
+    assert.equal(clock.now(), 30);
+  });
+
+  test("sleepers due at the same instant wake in the order they went to sleep (FIFO)", async () => {
+    const clock = new VirtualClock();
+    const log: string[] = [];
+    const tasks = [
+      (async () => {
+        await clock.sleep(10);
+        log.push(`x@${clock.now()}`);
+      })(),
+      (async () => {
+        // Goes to sleep for t=10 at t=4, after x and z registered theirs at t=0.
+        await clock.sleep(4);
+        await clock.sleep(6);
+        log.push(`y@${clock.now()}`);
+      })(),
+      (async () => {
+        await clock.sleep(10);
+        log.push(`z@${clock.now()}`);
+      })(),
+    ];
+    await Promise.all(tasks);
+    assert.deepEqual(log, ["x@10", "z@10", "y@10"]);
+  });
+
+  test("sleep(0) and negative sleeps wake at the current time, FIFO", async () => {
+    const clock = new VirtualClock();
+    await clock.sleep(3);
+    const log: string[] = [];
+    await Promise.all([
+      clock.sleep(0).then(() => log.push(`a@${clock.now()}`)),
+      clock.sleep(-5).then(() => log.push(`b@${clock.now()}`)),
+      clock.sleep(0).then(() => log.push(`c@${clock.now()}`)),
+    ]);
+    assert.deepEqual(log, ["a@3", "b@3", "c@3"]);
+  });
+
+  test("time does not advance while continuations are still runnable", async () => {
+    const clock = new VirtualClock();
+    const log: string[] = [];
+    await Promise.all([
+      (async () => {
+        await clock.sleep(10);
+        log.push(`long@${clock.now()}`);
+      })(),
+      (async () => {
+        // Long microtask chain before going to sleep: the 10 ms sleeper must not be woken meanwhile.
+        await microtaskHops(1000);
+        log.push(`busy@${clock.now()}`);
+        await clock.sleep(5);
+        log.push(`short@${clock.now()}`);
+      })(),
+    ]);
+    assert.deepEqual(log, ["busy@0", "short@5", "long@10"]);
+  });
+
+  async function threeLoops(): Promise<{ log: string[]; end: number }> {
+    const clock = new VirtualClock();
+    const log: string[] = [];
+    const loop = async (name: string, ms: number, rounds: number, hops: number): Promise<void> => {
+      for (let i = 0; i < rounds; i++) {
+        await clock.sleep(ms);
+        await microtaskHops(hops); // unequal amounts of non-clock work per wake
+        log.push(`${name}@${clock.now()}`);
+      }
+    };
+    await Promise.all([loop("A", 3, 7, 0), loop("B", 5, 4, 3), loop("C", 7, 3, 10)]);
+    return { log, end: clock.now() };
+  }
+
+  test("concurrent loops interleave deterministically, as computed by hand", async () => {
+    const first = await threeLoops();
+    const second = await threeLoops();
+    assert.deepEqual(first, second);
+    // Ties: at 15, B went to sleep at 10 and A at 12 -> B first; at 21, C went to sleep at 14 and A at 18 -> C first.
+    const expected = ["A@3", "B@5", "A@6", "C@7", "A@9", "B@10", "A@12", "C@14", "B@15", "A@15", "A@18", "B@20", "C@21", "A@21"];
+    assert.deepEqual(first.log, expected);
+    assert.equal(first.end, 21);
+  });
+
+  test("pending() counts the sleepers still waiting", async () => {
+    const clock = new VirtualClock();
+    const ac = new AbortController();
+    const a = clock.sleep(10);
+    const b = clock.sleep(20, ac.signal);
+    const c = clock.sleep(30);
+    assert.equal(clock.pending(), 3);
+    const bRejected = assert.rejects(b, isAbort);
+    ac.abort();
+    assert.equal(clock.pending(), 2);
+    await bRejected;
+    await a;
+    assert.equal(clock.pending(), 1);
+    await c;
+    assert.equal(clock.pending(), 0);
+    assert.equal(clock.now(), 30);
+  });
+
+  test("aborting a sleep rejects with an AbortError and does not advance time to its wake time", async () => {
+    const clock = new VirtualClock();
+    const ac = new AbortController();
+    const aborted = clock.sleep(100, ac.signal);
+    const rejected = assert.rejects(aborted, isAbort);
+    await clock.sleep(10);
+    ac.abort();
+    await rejected;
+    assert.equal(clock.now(), 10);
+    await clock.sleep(5);
+    assert.equal(clock.now(), 15);
+    // Let any pending wake-ups run: the cancelled sleeper must not move time to 100.
+    for (let i = 0; i < 5; i++) await macrotask();
+    assert.equal(clock.now(), 15);
+    assert.equal(clock.pending(), 0);
+  });
+
+  test("aborting the only sleeper leaves the time where it was", async () => {
+    const clock = new VirtualClock();
+    const ac = new AbortController();
+    const rejected = assert.rejects(clock.sleep(50, ac.signal), isAbort);
+    ac.abort();
+    await rejected;
+    for (let i = 0; i < 5; i++) await macrotask();
+    assert.equal(clock.now(), 0);
+    assert.equal(clock.pending(), 0);
+  });
+
+  test("the rejection is delivered at the abort time, before later sleepers wake", async () => {
+    const clock = new VirtualClock();
+    const ac = new AbortController();
+    const log: string[] = [];
+    const victim = clock.sleep(100, ac.signal).then(
+      () => log.push("victim woke"),
+      (err: unknown) => log.push(`victim ${(err as Error).name}@${clock.now()}`),
+    );
+    const killer = (async () => {
+      await clock.sleep(20);
+      ac.abort();
+    })();
+    const other = clock.sleep(40).then(() => log.push(`other@${clock.now()}`));
+    await Promise.all([victim, killer, other]);
+    assert.deepEqual(log, ["victim AbortError@20", "other@40"]);
+  });
+
+  test("an already aborted signal rejects immediately without registering a sleeper", async () => {
+    const clock = new VirtualClock();
+    const ac = new AbortController();
+    ac.abort();
+    const p = clock.sleep(10, ac.signal);
+    assert.equal(clock.pending(), 0);
+    await assert.rejects(p, isAbort);
+    assert.equal(clock.now(), 0);
+  });
+
+  test("the abort reason is kept when it is an AbortError, replaced by an AbortError otherwise", async () => {
+    const clock = new VirtualClock();
+    const own = new AbortError("stop");
+    const ac1 = new AbortController();
+    const p1 = clock.sleep(10, ac1.signal);
+    ac1.abort(own);
+    await assert.rejects(p1, (err) => err === own);
+
+    const ac2 = new AbortController();
+    const p2 = clock.sleep(10, ac2.signal);
+    ac2.abort(new Error("boom"));
+    await assert.rejects(p2, (err) => {
+      assert.ok(err instanceof AbortError);
+      assert.ok(isAbortError(err));
+      return true;
+    });
+  });
+
+  test("aborting after the sleep has woken has no effect", async () => {
+    const clock = new VirtualClock();
+    const ac = new AbortController();
+    await clock.sleep(5, ac.signal);
+    ac.abort();
+    await clock.sleep(1, new AbortController().signal);
+    assert.equal(clock.now(), 6);
+    assert.equal(clock.pending(), 0);
+  });
+
+  test("a woken sleeper removes its abort listener", async () => {
+    const clock = new VirtualClock();
+    const ac = new AbortController();
+    const p = clock.sleep(5, ac.signal);
+    assert.equal(getEventListeners(ac.signal, "abort").length, 1);
+    await p;
+    assert.equal(getEventListeners(ac.signal, "abort").length, 0);
+    // The signal can be reused for many sleeps without accumulating listeners.
+    for (let i = 0; i < 20; i++) await clock.sleep(1, ac.signal);
+    assert.equal(getEventListeners(ac.signal, "abort").length, 0);
+  });
+
+  test("separate clocks are independent", async () => {
+    const a = new VirtualClock();
+    const b = new VirtualClock();
+    await Promise.all([a.sleep(10), b.sleep(3)]);
+    assert.equal(a.now(), 10);
+    assert.equal(b.now(), 3);
+  });
+});
+
+describe("RealClock", () => {
+  test("is real, and now() is non-negative and non-decreasing", () => {
+    const clock = new RealClock();
+    assert.equal(clock.kind, "real");
+    let last = clock.now();
+    assert.ok(last >= 0);
+    for (let i = 0; i < 1000; i++) {
+      const t = clock.now();
+      assert.ok(t >= last);
+      last = t;
+    }
+  });
+
+  test("sleep(0) and negative sleeps resolve", async () => {
+    const clock = new RealClock();
+    await clock.sleep(0);
+    await clock.sleep(-10);
+    await clock.sleep(0, new AbortController().signal);
+  });
+
+  test("a short sleep resolves", async () => {
+    await new RealClock().sleep(1);
+  });
+
+  test("aborting a sleep rejects with an AbortError", async () => {
+    const clock = new RealClock();
+    const ac = new AbortController();
+    const p = clock.sleep(60_000, ac.signal);
+    setImmediate(() => ac.abort());
+    await assert.rejects(p, isAbort);
+  });
+
+  test("an already aborted signal rejects, even for sleep(0)", async () => {
+    const clock = new RealClock();
+    const ac = new AbortController();
+    ac.abort();
+    await assert.rejects(clock.sleep(60_000, ac.signal), isAbort);
+    await assert.rejects(clock.sleep(0, ac.signal), isAbort);
+  });
+
+  test("a non-AbortError reason becomes an AbortError; an AbortError reason is kept", async () => {
+    const clock = new RealClock();
+    const ac = new AbortController();
+    const p = clock.sleep(60_000, ac.signal);
+    setImmediate(() => ac.abort(new Error("boom")));
+    await assert.rejects(p, (err) => err instanceof AbortError);
+
+    const own = new AbortError("mine");
+    const ac2 = new AbortController();
+    const p2 = clock.sleep(60_000, ac2.signal);
+    setImmediate(() => ac2.abort(own));
+    await assert.rejects(p2, (err) => err === own);
+  });
+});
+
+describe("makeClock", () => {
+  test("builds the requested kind", () => {
+    assert.ok(makeClock("real") instanceof RealClock);
+    assert.ok(makeClock("virtual") instanceof VirtualClock);
+  });
+});
