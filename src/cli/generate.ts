@@ -48,11 +48,19 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags): Promi
   } catch (err) {
     throw new UsageError(`--prompt/--stop: ${(err as Error).message}`);
   }
+  if (backend.realCompute && flags.clock === "virtual") {
+    throw new UsageError("--clock: virtual time needs the synthetic backend; real models compute in real time (use --clock real)");
+  }
+  if (backend.contextSize !== undefined && prompt.length + flags.maxTokens > backend.contextSize) {
+    throw new UsageError(
+      `--prompt/--max-tokens: the prompt (${prompt.length} tokens) plus --max-tokens (${flags.maxTokens}) exceeds the model context of ${backend.contextSize} tokens`,
+    );
+  }
   const completions: GenerateReport["completions"] = [];
   const logs: EngineEvent[][] = [];
   for (let i = 0; i < flags.n; i++) {
     const clock = makeClock(flags.clock);
-    const rt = backend.runtime(clock, flags.algo === "dsi" ? flags.sp : 1, flags.latency);
+    const rt = await backend.runtime(clock, flags.algo === "dsi" ? flags.sp : 1, flags.latency);
     const options: GenerateOptions = {
       prompt,
       maxTokens: flags.maxTokens,
@@ -83,7 +91,7 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags): Promi
       temperature: flags.temperature,
       topK: flags.topK,
       topP: flags.topP,
-      latency: flags.latency.name,
+      latency: backend.realCompute && flags.latency.name !== "none" ? `${flags.latency.name} (added on top of real compute)` : flags.latency.name,
       clock: flags.clock,
     },
     completions,

@@ -5,7 +5,9 @@ import { ALGORITHMS } from "../algorithms/options.js";
 import { VERIFY_RULES } from "../core/verify.js";
 import { PROFILES, profileNames, resolveProfile, type LatencyProfile } from "../models/latency.js";
 import { SYNTHETIC_DEFAULTS, SYNTHETIC_MAX_VOCAB } from "../models/synthetic.js";
-import { BACKENDS, syntheticBackend } from "./backend.js";
+import { DEFAULT_PAIR, defaultCacheDir, ensurePair, MIN_VOCAB, writePair, type PairSpec } from "../models/gguf/llama-model.js";
+import { ModelFileError } from "../models/llama.js";
+import { BACKENDS, llamaBackend, syntheticBackend, type Backend } from "./backend.js";
 import { runDemo } from "./demo.js";
 import { collect, intAtLeast, intInRange, numberAtLeast, numberInRange, UsageError } from "./flags.js";
 import { formatReport, runGenerate, type GenerateFlags } from "./generate.js";
@@ -36,6 +38,10 @@ function program(): Command {
     .option("--seed <S>", "seed of the first completion", intAtLeast(0), 0)
     .addOption(new Option("--verify <rule>", "lossless rule (default: greedy at temperature 0, else rejection)").choices(VERIFY_RULES))
     .addOption(new Option("--backend <name>", "model backend").choices(BACKENDS).default("synthetic"))
+    .option("--target <file>", "llama: target model (GGUF); default: the generated default pair")
+    .option("--drafter <file>", "llama: drafter model (GGUF), same vocabulary as the target")
+    .option("--threads <N>", "llama: threads per model instance", intAtLeast(1), 1)
+    .option("--gpu", "llama: use a GPU build of llama.cpp", false)
     .option("--vocab <V>", `synthetic: vocabulary size`, intInRange(2, SYNTHETIC_MAX_VOCAB), SYNTHETIC_DEFAULTS.vocab)
     .option("--agreement <X>", "synthetic: how often the drafter agrees with the target, in [0, 1]", numberInRange(0, 1), SYNTHETIC_DEFAULTS.agreement)
     .option("--context <N>", "synthetic: previous tokens the tables condition on", intAtLeast(0), SYNTHETIC_DEFAULTS.context)
@@ -51,10 +57,46 @@ function program(): Command {
     .option("--n <count>", "independent completions with seeds S, S+1, ...", intAtLeast(1), 1)
     .option("--json", "print one JSON object", false)
     .option("--trace <file>", "write a Chrome trace-event timeline (Perfetto)")
-    .action(async (o: GenerateFlags & { backend: string; vocab: number; agreement: number; context: number; modelSeed: number }) => {
-      const backend = syntheticBackend({ vocab: o.vocab, agreement: o.agreement, context: o.context, seed: o.modelSeed });
-      const { report } = await runGenerate(backend, o);
-      console.log(o.json ? JSON.stringify(report, null, 2) : formatReport(report));
+    .action(async (o: GenerateFlags & BackendFlags) => {
+      const backend = await openBackend(o);
+      try {
+        const { report } = await runGenerate(backend, o);
+        console.log(o.json ? JSON.stringify(report, null, 2) : formatReport(report));
+      } finally {
+        await backend.close();
+      }
+    });
+
+  cmd
+    .command("make-model")
+    .description("write a seeded llama-architecture target/drafter pair as GGUF files")
+    .option("--out <dir>", "output directory (default: the model cache)")
+    .option("--vocab <V>", `vocabulary size (>= ${MIN_VOCAB}; below 313 a character tokenizer)`, intAtLeast(MIN_VOCAB), DEFAULT_PAIR.target.vocab)
+    .option("--width <N>", "embedding width", intAtLeast(8), DEFAULT_PAIR.target.width)
+    .option("--layers <N>", "target blocks", intAtLeast(1), DEFAULT_PAIR.target.layers)
+    .option("--heads <N>", "attention heads", intAtLeast(1), DEFAULT_PAIR.target.heads)
+    .option("--ff <N>", "feed-forward width", intAtLeast(8), DEFAULT_PAIR.target.ff)
+    .option("--context <N>", "context length", intAtLeast(16), DEFAULT_PAIR.target.context)
+    .option("--drafter-layers <N>", "drafter blocks (shared with the target's first blocks)", intAtLeast(1), DEFAULT_PAIR.drafterLayers)
+    .option("--depth-scale <X>", "weight of the target-only blocks: higher means lower acceptance", numberAtLeast(0), DEFAULT_PAIR.depthScale)
+    .option("--logit-scale <X>", "spread of the logits: higher means more peaked", numberAtLeast(0), DEFAULT_PAIR.logitScale)
+    .option("--seed <S>", "weights seed", intAtLeast(0), DEFAULT_PAIR.seed)
+    .action(async (o) => {
+      const spec: PairSpec = {
+        target: { vocab: o.vocab, width: o.width, layers: o.layers, heads: o.heads, ff: o.ff, context: o.context },
+        drafterLayers: o.drafterLayers,
+        depthScale: o.depthScale,
+        logitScale: o.logitScale,
+        seed: o.seed,
+      };
+      let files: { target: string; drafter: string };
+      try {
+        files = o.out ? await writePair(o.out, spec) : await ensurePair(defaultCacheDir(), spec);
+      } catch (err) {
+        if (err instanceof RangeError) throw new UsageError(err.message);
+        throw err;
+      }
+      console.log(`target:  ${files.target}\ndrafter: ${files.drafter}`);
     });
 
   cmd
@@ -83,6 +125,35 @@ function program(): Command {
   return cmd;
 }
 
+interface BackendFlags {
+  backend: string;
+  vocab: number;
+  agreement: number;
+  context: number;
+  modelSeed: number;
+  target?: string;
+  drafter?: string;
+  threads: number;
+  gpu: boolean;
+}
+
+/** The default GGUF pair, generated into the cache on first use. */
+export async function defaultPairFiles(): Promise<{ target: string; drafter: string }> {
+  const dir = defaultCacheDir();
+  const pair = await ensurePair(dir, DEFAULT_PAIR);
+  if (pair.generated) console.error(`generated the default model pair in ${dir}`);
+  return pair;
+}
+
+async function openBackend(o: BackendFlags): Promise<Backend> {
+  if (o.backend === "synthetic") {
+    return syntheticBackend({ vocab: o.vocab, agreement: o.agreement, context: o.context, seed: o.modelSeed });
+  }
+  if ((o.target === undefined) !== (o.drafter === undefined)) throw new UsageError("--target and --drafter go together (or give neither for the default pair)");
+  const files = o.target && o.drafter ? { target: o.target, drafter: o.drafter } : await defaultPairFiles();
+  return llamaBackend({ ...files, threads: o.threads, gpu: o.gpu });
+}
+
 async function main(argv: string[]): Promise<number> {
   try {
     await program().parseAsync(argv);
@@ -92,7 +163,7 @@ async function main(argv: string[]): Promise<number> {
       if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return 0;
       return 2; // commander already printed the one-line message
     }
-    if (err instanceof UsageError || err instanceof InvalidArgumentError) {
+    if (err instanceof UsageError || err instanceof InvalidArgumentError || err instanceof ModelFileError) {
       console.error(`error: ${err.message}`);
       return 2;
     }

@@ -61,3 +61,50 @@ export class Rng {
     return keyedUniform(this.seed, 0, this.counter++);
   }
 }
+
+/**
+ * A fast sequential generator (xoshiro128**) for bulk data such as model weights, seeded
+ * through the hash so nearby seeds give unrelated streams.
+ */
+export class FastRng {
+  private a: number;
+  private b: number;
+  private c: number;
+  private d: number;
+  private spare: number | undefined;
+  constructor(...seed: number[]) {
+    this.a = hash32(...seed, 1) | 1;
+    this.b = hash32(...seed, 2);
+    this.c = hash32(...seed, 3);
+    this.d = hash32(...seed, 4);
+  }
+  /** A uniform in [0, 1) with 32 random bits. */
+  next(): number {
+    const r = Math.imul(rotl(Math.imul(this.b, 5), 7), 9) >>> 0;
+    const t = this.b << 9;
+    this.c ^= this.a;
+    this.d ^= this.b;
+    this.b ^= this.c;
+    this.a ^= this.d;
+    this.c ^= t;
+    this.d = rotl(this.d, 11);
+    return r / 4294967296;
+  }
+  /** A standard normal (Box-Muller). */
+  normal(): number {
+    if (this.spare !== undefined) {
+      const s = this.spare;
+      this.spare = undefined;
+      return s;
+    }
+    const u = 1 - this.next();
+    const v = this.next();
+    const r = Math.sqrt(-2 * Math.log(u));
+    this.spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  }
+}
+
+function rotl(x: number, k: number): number {
+  return (x << k) | (x >>> (32 - k));
+}

@@ -1,0 +1,242 @@
+/**
+ * The llama backend: GGUF models through node-llama-cpp (llama.cpp).
+ *
+ * Each instance owns one context (its own threads, so instances run in parallel) and one
+ * sequence. It mirrors the tokens in its KV cache, reuses the longest common prefix with
+ * each request, and rolls back the rest. A started decode cannot be interrupted, so
+ * preemption is soft: the engine drops the result, the instance stays busy until the
+ * decode returns, and the cache keeps only tokens that were evaluated (rolled back on the
+ * next request if they were speculative). Evaluations on one instance are serialised, and
+ * an instance is disposed only after its last evaluation settled.
+ */
+import { open } from "node:fs/promises";
+import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
+import { keyedUniform } from "../core/random.js";
+import { distributionFromLogits, sampleIndex } from "../core/sampling.js";
+import type { PositionOutput } from "../core/verify.js";
+import { AbortError } from "../runtime/abort.js";
+import type { EvalRequest, ModelInstance } from "./instance.js";
+
+/** A problem with model files or requests that the user can fix; the message says how. */
+export class ModelFileError extends Error {
+  override readonly name = "ModelFileError";
+}
+
+export interface LlamaPairOptions {
+  target: string;
+  drafter: string;
+  /** Threads per instance (each instance is one context). */
+  threads: number;
+  /** Use a GPU build of llama.cpp (CUDA, Vulkan or Metal) if one is available. */
+  gpu: boolean;
+  /** KV cache size per instance; default: the target's training context. */
+  contextSize?: number;
+}
+
+/** Checks that a path is a readable GGUF file; throws ModelFileError otherwise. */
+export async function checkGgufFile(path: string, role: string): Promise<void> {
+  let file;
+  try {
+    file = await open(path, "r");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new ModelFileError(`${role} model file not found: ${path} (generate a pair with \`dsi make-model\`)`);
+    throw new ModelFileError(`cannot read the ${role} model file ${path}: ${(err as Error).message}`);
+  }
+  try {
+    const magic = Buffer.alloc(4);
+    const { bytesRead } = await file.read(magic, 0, 4, 0);
+    if (bytesRead < 4 || magic.toString("latin1") !== "GGUF") {
+      throw new ModelFileError(`${role} model ${path} is not a GGUF file (it does not start with "GGUF")`);
+    }
+  } finally {
+    await file.close();
+  }
+}
+
+let llamaPromise: Promise<Llama> | undefined;
+let llamaGpu: boolean | undefined;
+
+/** Loads llama.cpp once per process: the prebuilt CPU build, or a GPU build when asked. */
+async function loadLlama(gpu: boolean): Promise<Llama> {
+  if (llamaPromise && llamaGpu === gpu) return llamaPromise;
+  const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
+  llamaGpu = gpu;
+  llamaPromise = getLlama({ gpu: gpu ? "auto" : false, build: "never", logLevel: LlamaLogLevel.error });
+  const llama = await llamaPromise;
+  if (gpu && llama.gpu === false) throw new ModelFileError("--gpu: no GPU build of llama.cpp is available on this machine (run without --gpu)");
+  return llama;
+}
+
+export class LlamaPair {
+  private readonly instances: LlamaInstance[] = [];
+  private constructor(
+    readonly llama: Llama,
+    readonly target: LlamaModel,
+    readonly drafter: LlamaModel,
+    readonly contextSize: number,
+    private readonly threads: number,
+  ) {}
+
+  static async load(o: LlamaPairOptions): Promise<LlamaPair> {
+    await checkGgufFile(o.target, "target");
+    await checkGgufFile(o.drafter, "drafter");
+    const llama = await loadLlama(o.gpu);
+    const load = async (path: string, role: string): Promise<LlamaModel> => {
+      try {
+        return await llama.loadModel({ modelPath: path, gpuLayers: o.gpu ? "auto" : 0 });
+      } catch (err) {
+        throw new ModelFileError(`could not load the ${role} model ${path}: ${(err as Error).message}`);
+      }
+    };
+    const target = await load(o.target, "target");
+    const drafter = await load(o.drafter, "drafter");
+    try {
+      checkSameVocabulary(target, drafter);
+    } catch (err) {
+      await target.dispose();
+      await drafter.dispose();
+      throw err;
+    }
+    const contextSize = o.contextSize ?? target.trainContextSize;
+    return new LlamaPair(llama, target, drafter, contextSize, o.threads);
+  }
+
+  get vocabSize(): number {
+    return vocabSize(this.target);
+  }
+
+  /** Text to tokens with the GGUF's own tokenizer, BOS first. */
+  encode(text: string): number[] {
+    const bos = this.target.tokens.bos;
+    const tokens = this.target.tokenize(text) as number[];
+    return bos === null ? tokens : [bos, ...tokens];
+  }
+
+  decode(tokens: readonly number[]): string {
+    return this.target.detokenize(tokens as never);
+  }
+
+  get eosToken(): number | undefined {
+    return this.target.tokens.eos ?? undefined;
+  }
+
+  /** A new instance with its own context and sequence. */
+  async instance(role: "target" | "drafter", label: string): Promise<LlamaInstance> {
+    const model = role === "target" ? this.target : this.drafter;
+    const context = await model.createContext({ contextSize: this.contextSize, threads: this.threads, sequences: 1 });
+    const inst = new LlamaInstance(label, model, context, context.getSequence(), vocabSize(this.target), this.eosToken);
+    this.instances.push(inst);
+    return inst;
+  }
+
+  async dispose(): Promise<void> {
+    for (const i of this.instances.splice(0)) await i.dispose();
+    await this.target.dispose();
+    await this.drafter.dispose();
+  }
+}
+
+function vocabSize(model: LlamaModel): number {
+  return tokenList(model).length;
+}
+
+function tokenList(model: LlamaModel): readonly string[] {
+  const md = model.fileInfo.metadata as unknown as { tokenizer?: { ggml?: { tokens?: readonly string[]; model?: string } } };
+  return md.tokenizer?.ggml?.tokens ?? [];
+}
+
+/** Target and drafter must share a vocabulary, token for token. */
+export function checkSameVocabulary(target: LlamaModel, drafter: LlamaModel): void {
+  const t = tokenList(target);
+  const d = tokenList(drafter);
+  if (t.length !== d.length) {
+    throw new ModelFileError(`target and drafter vocabularies differ: the target has ${t.length} tokens, the drafter ${d.length}; use a drafter made for this target`);
+  }
+  for (let i = 0; i < t.length; i++) {
+    if (t[i] !== d[i]) {
+      throw new ModelFileError(`target and drafter vocabularies differ at token ${i} (${JSON.stringify(t[i])} vs ${JSON.stringify(d[i])}); use a drafter made for this target`);
+    }
+  }
+}
+
+type GenerateNext = { token?: boolean; probabilities?: boolean; options: { temperature: number } };
+
+export class LlamaInstance implements ModelInstance {
+  /** Tokens whose keys and values are in this instance's cache. */
+  private cached: number[] = [];
+  private queue: Promise<unknown> = Promise.resolve();
+  /** Forward passes (decode calls) and tokens evaluated, for stats and tests. */
+  decodes = 0;
+  tokensEvaluated = 0;
+
+  constructor(
+    readonly label: string,
+    private readonly model: LlamaModel,
+    private readonly context: LlamaContext,
+    private readonly sequence: LlamaContextSequence,
+    readonly vocabSize: number,
+    readonly eosToken: number | undefined,
+  ) {}
+
+  evaluate(req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
+    // Copy now: the caller may reuse its arrays once we return.
+    const tokens = req.tokens.slice();
+    const run = this.queue.then(() => this.run(tokens, req, signal));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Empties the cache (a cold start, e.g. between benchmark runs). */
+  async reset(): Promise<void> {
+    await this.queue;
+    await this.sequence.clearHistory();
+    this.cached = [];
+  }
+
+  private async run(tokens: number[], req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
+    if (signal?.aborted) throw new AbortError();
+    if (req.from < 1 || req.from > tokens.length) throw new RangeError(`evaluate: from=${req.from} outside 1..${tokens.length}`);
+    if (tokens.length > this.context.contextSize) {
+      throw new ModelFileError(`the sequence (${tokens.length} tokens) does not fit the model context of ${this.context.contextSize} tokens`);
+    }
+    // The output at position p comes from evaluating token p-1, so re-evaluate from `from - 1`.
+    let keep = 0;
+    const limit = Math.min(this.cached.length, req.from - 1);
+    while (keep < limit && this.cached[keep] === tokens[keep]) keep++;
+    if (this.sequence.nextTokenIndex > keep) {
+      await this.sequence.eraseContextTokenRanges([{ start: keep, end: this.sequence.nextTokenIndex }]);
+    }
+    this.cached.length = keep;
+    const next: GenerateNext =
+      req.mode === "greedy" ? { token: true, options: { temperature: 0 } } : { probabilities: true, options: { temperature: 0 } };
+    const items = tokens.slice(keep).map((t, i) => (keep + i >= req.from - 1 ? ([t, { generateNext: next }] as const) : t));
+    const results = await this.sequence.controlledEvaluate(items as never);
+    this.decodes++;
+    this.tokensEvaluated += items.length;
+    this.cached.push(...tokens.slice(keep));
+    const outputs: PositionOutput[] = [];
+    for (let i = req.from - 1 - keep; i < results.length; i++) {
+      const p = keep + i + 1;
+      const n = results[i]?.next;
+      if (req.mode === "greedy") {
+        outputs.push({ token: n?.token ?? -1 });
+        continue;
+      }
+      // The raw softmax, then our own sampling transform: identical for target and drafter.
+      const raw = new Float64Array(this.vocabSize);
+      for (const [tok, prob] of n?.probabilities ?? []) raw[tok] = prob;
+      const probs = distributionFromLogits(Array.from(raw, Math.log), req.sampling);
+      if (req.mode === "dist") outputs.push({ token: -1, probs });
+      else outputs.push({ token: sampleIndex(probs, keyedUniform(req.seed, req.stream, p)) });
+    }
+    if (signal?.aborted) throw new AbortError(); // soft preemption: computed, but no longer wanted
+    return outputs;
+  }
+
+  async dispose(): Promise<void> {
+    await this.queue; // never dispose with an evaluation pending
+    await this.context.dispose();
+    void this.model;
+  }
+}
