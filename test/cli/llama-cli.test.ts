@@ -1,0 +1,79 @@
+/** `dsi make-model` and `dsi generate --backend llama` as a user meets them. */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+
+function dsi(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+const SMALL = ["--vocab", "320", "--width", "64", "--layers", "3", "--heads", "4", "--ff", "128", "--context", "64", "--seed", "3"];
+let dir: string;
+let target: string;
+let drafter: string;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "dsi-cli-models-"));
+  const made = await dsi("make-model", "--out", join(dir, "a"), ...SMALL);
+  assert.equal(made.code, 0, made.stderr);
+  target = join(dir, "a", "target.gguf");
+  drafter = join(dir, "a", "drafter.gguf");
+});
+
+test("make-model writes a pair that generate runs; greedy outputs agree across algorithms", async () => {
+  const texts = [];
+  for (const algo of ["nonsi", "si", "dsi"]) {
+    const r = await dsi("generate", "--backend", "llama", "--target", target, "--drafter", drafter, "--algo", algo, "--sp", "2", "--max-tokens", "20", "--prompt", "hello", "--json");
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.completions[0].tokens.length, 20);
+    texts.push(out.completions[0].text);
+  }
+  assert.deepEqual(texts, [texts[0], texts[0], texts[0]]);
+});
+
+test("--latency on real compute is stated in the output", async () => {
+  const r = await dsi("generate", "--backend", "llama", "--target", target, "--drafter", drafter, "--max-tokens", "4", "--latency", "5/1");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /latency=5\/1 \(added on top of real compute\)/);
+});
+
+const ERRORS: [string, () => string[], RegExp][] = [
+  ["missing model file", () => ["--target", join(dir, "nope.gguf"), "--drafter", drafter], /target model file not found: .*nope\.gguf.*dsi make-model/],
+  ["not a GGUF file", () => ["--target", join(dir, "fake.gguf"), "--drafter", drafter], /target model .*fake\.gguf is not a GGUF file/],
+  ["vocabulary mismatch", () => ["--target", target, "--drafter", join(dir, "b", "drafter.gguf")], /vocabularies differ: the target has 320 tokens, the drafter 330/],
+  ["prompt longer than the context", () => ["--target", target, "--drafter", drafter, "--prompt", "word ".repeat(80), "--max-tokens", "4"], /exceeds the model context of 64 tokens/],
+  ["only one model", () => ["--target", target], /--target and --drafter go together/],
+  ["virtual clock with real models", () => ["--target", target, "--drafter", drafter, "--clock", "virtual"], /--clock: virtual time needs the synthetic backend/],
+];
+
+for (const [name, args, message] of ERRORS) {
+  test(`llama errors: ${name} -> exit 2 with a clear message`, async () => {
+    await writeFile(join(dir, "fake.gguf"), "this is not a model");
+    if (name === "vocabulary mismatch") {
+      const other = await dsi("make-model", "--out", join(dir, "b"), ...SMALL.slice(2), "--vocab", "330");
+      assert.equal(other.code, 0, other.stderr);
+    }
+    const r = await dsi("generate", "--backend", "llama", ...args(), "--max-tokens", "4");
+    assert.equal(r.code, 2, `${r.stdout}\n${r.stderr}`);
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], message);
+  });
+}
+
+test("make-model: bad shapes exit 2", async () => {
+  const r = await dsi("make-model", "--out", join(dir, "c"), "--width", "30", "--heads", "4");
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /width \(30\) must be a multiple of 2\*heads \(4\)/);
+});

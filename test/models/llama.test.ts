@@ -1,0 +1,171 @@
+/** The llama backend on generated GGUF models: lossless greedy and sampling, the KV cache, errors. */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { generate } from "../../src/algorithms/generate.js";
+import type { AlgorithmName, GenerateOptions, Runtime } from "../../src/algorithms/options.js";
+import { GREEDY, type SamplingParams } from "../../src/core/sampling.js";
+import type { ModelInstance } from "../../src/models/instance.js";
+import { flatLatency, withLatency } from "../../src/models/latency.js";
+import { LlamaPair, type LlamaInstance } from "../../src/models/llama.js";
+import { RealClock } from "../../src/runtime/clock.js";
+import { EventLog } from "../../src/runtime/events.js";
+import { chiSquareTest } from "../helpers/chi-square.js";
+import { pairFiles, SMALL_PAIR, TINY_PAIR } from "../helpers/gguf-models.js";
+
+async function loadPair(name: string, spec: typeof SMALL_PAIR): Promise<{ pair: LlamaPair; drafter: LlamaInstance; targets: LlamaInstance[] }> {
+  const files = await pairFiles(name, spec);
+  const pair = await LlamaPair.load({ ...files, threads: 1, gpu: false });
+  const drafter = await pair.instance("drafter", "drafter");
+  const targets = [];
+  for (let i = 0; i < 3; i++) targets.push(await pair.instance("target", `target-${i}`));
+  return { pair, drafter, targets };
+}
+
+/** A runtime on the real clock; `latency` adds modelled time on top of the real compute. */
+function runtime(m: { drafter: LlamaInstance; targets: LlamaInstance[] }, sp: number, latency?: [number, number]): Runtime {
+  const clock = new RealClock();
+  const wrap = (i: ModelInstance, ms: number): ModelInstance => (latency ? withLatency(i, clock, flatLatency(ms)) : i);
+  return {
+    clock,
+    drafter: wrap(m.drafter, latency?.[1] ?? 0),
+    targets: m.targets.slice(0, sp).map((t) => wrap(t, latency?.[0] ?? 0)),
+    events: new EventLog(() => clock.now()),
+  };
+}
+
+describe("llama backend, small SentencePiece pair", () => {
+  let m: Awaited<ReturnType<typeof loadPair>>;
+  before(async () => {
+    m = await loadPair("small", SMALL_PAIR);
+  });
+  after(async () => {
+    await m.pair.dispose();
+  });
+
+  const PROMPTS = [
+    "the quick brown fox",
+    "hello world",
+    "speculative decoding",
+    "a",
+    "DSI is provably faster",
+    "lorem ipsum dolor sit amet",
+    "0123456789",
+    "what is the answer?",
+    "once upon a time",
+    "to be or not to be",
+    "zebra",
+    "The Quick Brown Fox",
+    "it was the best of times",
+    "call me ishmael",
+    "in the beginning",
+    "x y z",
+    "mary had a little lamb",
+    "hello, hello, hello",
+    "distributed inference",
+    "qwerty uiop",
+  ];
+
+  test("greedy: si and dsi (SP 1 and 3) equal nonsi on 20 prompts", async () => {
+    let accepted = 0;
+    let rejected = 0;
+    for (const [i, text] of PROMPTS.entries()) {
+      const prompt = m.pair.encode(text);
+      const opts: GenerateOptions = { prompt, maxTokens: 24, sampling: GREEDY, verify: "greedy", seed: 0, lookahead: 1 + (i % 4), sp: 1 };
+      const reference = (await generate("nonsi", runtime(m, 1), opts).result).tokens;
+      assert.equal(reference.length, 24);
+      for (const [algo, sp] of [
+        ["si", 1],
+        ["dsi", 1],
+        ["dsi", 3],
+      ] as [AlgorithmName, number][]) {
+        const r = await generate(algo, runtime(m, sp), { ...opts, sp }).result;
+        assert.deepEqual(r.tokens, reference, `${algo} SP=${sp} on ${JSON.stringify(text)}`);
+        accepted += r.stats.accepted;
+        rejected += r.stats.rejected;
+      }
+    }
+    // The pair is neither trivial nor hopeless: both outcomes happen often.
+    assert.ok(accepted > 200 && rejected > 100, `accepted ${accepted}, rejected ${rejected}`);
+  });
+
+  test("tokenizer: the GGUF's own, round trip", () => {
+    const text = "the quick brown fox";
+    const tokens = m.pair.encode(text);
+    assert.equal(tokens[0], 1); // <s>
+    assert.equal(m.pair.decode(tokens.slice(1)), text);
+  });
+
+  test("KV cache: after rollbacks an instance's outputs equal a fresh instance's", async () => {
+    const [a, fresh] = [m.targets[0], m.targets[1]];
+    const base = m.pair.encode("the quick brown fox jumps");
+    const greedy = (tokens: number[], from: number, inst: LlamaInstance) =>
+      inst.evaluate({ tokens, from, mode: "greedy", sampling: GREEDY, seed: 0, stream: 1 });
+    const dist = (tokens: number[], from: number, inst: LlamaInstance) =>
+      inst.evaluate({ tokens, from, mode: "dist", sampling: { temperature: 1, topK: 0, topP: 1 }, seed: 0, stream: 1 });
+    // Speculate, then roll back to a different continuation several times.
+    await a.reset();
+    await greedy([...base, 200, 201, 202, 203], base.length, a);
+    await greedy([...base, 200, 210, 211], base.length + 1, a);
+    await dist([...base.slice(0, 3), 205, 206], 3, a);
+    const final = [...base, 220, 221, 222];
+    const got = await dist(final, base.length, a);
+    const gotGreedy = await greedy(final, base.length - 2, a);
+    await fresh.reset();
+    const want = await dist(final, base.length, fresh);
+    await fresh.reset();
+    const wantGreedy = await greedy(final, base.length - 2, fresh);
+    assert.deepEqual(
+      gotGreedy.map((o) => o.token),
+      wantGreedy.map((o) => o.token),
+    );
+    assert.equal(got.length, want.length);
+    for (let i = 0; i < got.length; i++) {
+      for (let v = 0; v < got[i].probs!.length; v++) assert.ok(Math.abs(got[i].probs![v] - want[i].probs![v]) < 1e-4, `position ${i} token ${v}`);
+    }
+  });
+});
+
+describe("llama backend, tiny character-vocabulary pair", () => {
+  let m: Awaited<ReturnType<typeof loadPair>>;
+  before(async () => {
+    m = await loadPair("tiny", TINY_PAIR);
+  });
+  after(async () => {
+    await m.pair.dispose();
+  });
+
+  test("sampling with rejection: DSI's first two tokens follow the target's exact distribution", async () => {
+    const V = TINY_PAIR.target.vocab;
+    const sampling: SamplingParams = { temperature: 1, topK: 0, topP: 1 };
+    const prompt = [0, 3, 4]; // <s> and two characters
+    // Exact probabilities by single-step evaluation on a fresh cache.
+    const single = m.targets[2];
+    const step = async (tokens: number[]): Promise<Float64Array> => {
+      await single.reset();
+      const [out] = await single.evaluate({ tokens, from: tokens.length, mode: "dist", sampling, seed: 0, stream: 1 });
+      return out.probs!;
+    };
+    const exact = new Float64Array(V * V);
+    const p1 = await step(prompt);
+    for (let a = 0; a < V; a++) {
+      const p2 = await step([...prompt, a]);
+      for (let b = 0; b < V; b++) exact[a * V + b] = p1[a] * p2[b];
+    }
+    const counts = new Float64Array(V * V);
+    let accepted = 0;
+    let rejected = 0;
+    const SAMPLES = 3000;
+    for (let seed = 0; seed < SAMPLES; seed++) {
+      // Tiny models compute in about the same time; modelled latency makes the drafter 10x faster
+      // so that windows of drafts reach verification.
+      const r = await generate("dsi", runtime(m, 2, [2, 0.2]), { prompt, maxTokens: 2, sampling, verify: "rejection", seed, lookahead: 2, sp: 2, stopAtEos: false }).result;
+      counts[r.tokens[0] * V + r.tokens[1]]++;
+      accepted += r.stats.accepted;
+      rejected += r.stats.rejected;
+    }
+    assert.ok(accepted > 500 && rejected > 500, `accepted ${accepted}, rejected ${rejected}`);
+    const chi = chiSquareTest(counts, exact);
+    assert.ok(chi.df >= 30, `df ${chi.df}`);
+    assert.ok(!chi.rejected, `chi-square ${chi.statistic.toFixed(1)} > ${chi.critical.toFixed(1)} (df ${chi.df})`);
+  });
+});
