@@ -1,30 +1,32 @@
 /**
  * `dsi demo`: the main job on the embedded default. Runs one prompt with non-SI, SI and
- * DSI and shows that the outputs are identical while the times differ.
- * Until real models land, the default is a synthetic pair with the latency and acceptance
- * of the paper's Vicuna-13B/Vicuna-68M (CNN-DM) row, on the virtual clock.
+ * DSI, prints the three outputs (identical under greedy), times, speedups, acceptance and
+ * the instances used, and draws the three timelines into one SVG.
  */
 import { writeFile } from "node:fs/promises";
 import { ALGORITHMS, type AlgorithmName } from "../algorithms/options.js";
-import { resolveProfile } from "../models/latency.js";
+import type { LatencyProfile } from "../models/latency.js";
 import { chromeTrace } from "../runtime/trace.js";
-import { syntheticBackend } from "./backend.js";
+import { timelineSvg } from "../runtime/timeline-svg.js";
+import type { Backend } from "./backend.js";
 import { runGenerate, type GenerateReport } from "./generate.js";
 
 export interface DemoFlags {
-  profile: string;
   maxTokens: number;
   lookahead: number;
   sp: number;
   prompt: string;
+  latency: LatencyProfile;
+  clock: "real" | "virtual";
+  svg: string;
   trace?: string;
 }
 
-export async function runDemo(flags: DemoFlags): Promise<string> {
-  const profile = resolveProfile(flags.profile)!;
-  const backend = syntheticBackend({ vocab: 64, agreement: profile.acceptance ?? 0.7, seed: 7 });
+const NAMES: Record<AlgorithmName, string> = { nonsi: "non-SI", si: "SI", dsi: "DSI" };
+
+export async function runDemo(backend: Backend, flags: DemoFlags): Promise<{ text: string; identical: boolean; reports: Map<AlgorithmName, GenerateReport> }> {
   const reports = new Map<AlgorithmName, GenerateReport>();
-  const traces: { name: string; events: never[] }[] = [];
+  const panels = [];
   for (const algo of ALGORITHMS) {
     const { report, logs } = await runGenerate(backend, {
       algo,
@@ -37,41 +39,48 @@ export async function runDemo(flags: DemoFlags): Promise<string> {
       seed: 0,
       prompt: flags.prompt,
       stop: [],
-      latency: profile,
-      clock: "virtual",
+      latency: flags.latency,
+      clock: flags.clock,
       n: 1,
       json: false,
     });
     reports.set(algo, report);
-    traces.push({ name: algo, events: logs[0] as never[] });
+    const c = report.completions[0];
+    const shape = algo === "nonsi" ? "" : algo === "si" ? `, L=${flags.lookahead}` : `, L=${flags.lookahead}, SP=${flags.sp}`;
+    panels.push({ title: `${NAMES[algo]}${shape}: ${c.stats.timeMs.toFixed(1)} ms`, events: logs[0] });
   }
   const [nonsi, si, dsi] = ALGORITHMS.map((a) => reports.get(a)!.completions[0]);
-  const identical = nonsi.text === si.text && si.text === dsi.text;
+  const identical = nonsi.text === si.text && si.text === dsi.text && nonsi.tokens.join() === dsi.tokens.join();
+  const latency = flags.latency.name === "none" ? "" : `, latency profile ${flags.latency.name}${backend.realCompute ? " added on top of real compute" : ""}`;
   const lines = [
     `dsi demo: ${backend.describe()}`,
-    `latency profile ${profile.name}: target ${profile.target.tpotMs} ms, drafter ${profile.drafter.tpotMs} ms per token (virtual clock)`,
-    `prompt ${JSON.stringify(flags.prompt)}, ${flags.maxTokens} tokens, greedy, lookahead ${flags.lookahead}, DSI with ${flags.sp} target instances`,
+    `prompt ${JSON.stringify(flags.prompt)}, ${flags.maxTokens} tokens, greedy, lookahead ${flags.lookahead}, ${flags.clock} clock${latency}`,
     "",
   ];
-  for (const [name, c, instances] of [
-    ["non-SI", nonsi, "1 target"],
-    ["SI", si, "1 drafter + 1 target"],
-    ["DSI", dsi, `1 drafter + ${flags.sp} targets`],
-  ] as const) {
-    const acc = c.stats.drafted > 0 ? `acceptance ${c.stats.acceptanceRate.toFixed(2)}` : "no drafts";
-    lines.push(`${name.padEnd(6)} ${c.stats.timeMs.toFixed(1).padStart(8)} ms  ${acc.padEnd(16)} ${instances}`);
+  const instances: Record<AlgorithmName, string> = {
+    nonsi: "1 target",
+    si: "1 drafter + 1 target",
+    dsi: `1 drafter + ${flags.sp} target${flags.sp > 1 ? "s" : ""}`,
+  };
+  for (const algo of ALGORITHMS) {
+    const c = reports.get(algo)!.completions[0];
+    const s = c.stats;
+    const tps = s.timeMs > 0 ? `${((1000 * s.tokens) / s.timeMs).toFixed(1)} tok/s` : "";
+    const acc = s.drafted > 0 ? `acceptance ${s.acceptanceRate.toFixed(2)}` : "no drafts";
+    lines.push(`${NAMES[algo].padEnd(6)} ${s.timeMs.toFixed(1).padStart(8)} ms ${tps.padStart(12)}  ${acc.padEnd(16)} ${instances[algo]}`);
     lines.push(`       ${JSON.stringify(c.text)}`);
   }
   lines.push("");
   lines.push(identical ? "outputs identical (lossless)" : "OUTPUTS DIFFER: this is a bug");
-  const sp = (a: number, b: number): string => `${(a / b).toFixed(2)}x`;
+  const x = (a: number, b: number): string => `${(a / b).toFixed(2)}x`;
   lines.push(
-    `speedup: DSI over non-SI ${sp(nonsi.stats.timeMs, dsi.stats.timeMs)}, DSI over SI ${sp(si.stats.timeMs, dsi.stats.timeMs)}, SI over non-SI ${sp(nonsi.stats.timeMs, si.stats.timeMs)}`,
+    `speedup: DSI over non-SI ${x(nonsi.stats.timeMs, dsi.stats.timeMs)}, DSI over SI ${x(si.stats.timeMs, dsi.stats.timeMs)}, SI over non-SI ${x(nonsi.stats.timeMs, si.stats.timeMs)}`,
   );
+  await writeFile(flags.svg, timelineSvg(panels, { title: `dsi demo: ${JSON.stringify(flags.prompt)}, ${flags.maxTokens} tokens`, unit: `ms, ${flags.clock} clock` }));
+  lines.push(`timeline written to ${flags.svg}`);
   if (flags.trace) {
-    await writeFile(flags.trace, JSON.stringify(chromeTrace(traces)));
+    await writeFile(flags.trace, JSON.stringify(chromeTrace(panels.map((p) => ({ name: p.title, events: p.events })))));
     lines.push(`trace written to ${flags.trace} (open in https://ui.perfetto.dev)`);
   }
-  if (!identical) process.exitCode = 1;
-  return lines.join("\n");
+  return { text: lines.join("\n"), identical, reports };
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** The `dsi` command line. Usage errors print one line and exit with code 2. */
+import { availableParallelism } from "node:os";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { ALGORITHMS } from "../algorithms/options.js";
 import { VERIFY_RULES } from "../core/verify.js";
@@ -101,16 +102,43 @@ function program(): Command {
 
   cmd
     .command("demo")
-    .description("the main job: one prompt through non-SI, SI and DSI, outputs and speedups")
-    .option("--profile <name>", "latency profile", "vicuna-13b/vicuna-68m:cnn-dm")
+    .description("the main job: one prompt through non-SI, SI and DSI; outputs, speedups and a timeline picture")
+    .addOption(new Option("--backend <name>", "llama: the generated GGUF pair on this machine; synthetic: the paper's latencies in virtual time").choices(BACKENDS).default("llama"))
+    .option("--target <file>", "llama: target model (default: the generated default pair)")
+    .option("--drafter <file>", "llama: drafter model")
+    .option("--threads <N>", "llama: threads per model instance", intAtLeast(1), 1)
+    .option("--gpu", "llama: use a GPU build of llama.cpp", false)
+    .option("--profile <name>", "synthetic: latency profile and acceptance of a paper pair", "vicuna-13b/vicuna-68m:cnn-dm")
+    .option("--latency <profile>", "llama: latency added on top of real compute", "none")
     .option("--max-tokens <N>", "tokens to generate", intAtLeast(1), 64)
     .option("--lookahead <L>", "drafts per window", intAtLeast(1), 5)
-    .option("--sp <N>", "DSI target instances", intAtLeast(1), 7)
-    .option("--prompt <text>", "prompt text", "the")
-    .option("--trace <file>", "write a Chrome trace-event timeline")
+    .option("--sp <N>", "DSI target instances (default: llama, one per spare core; synthetic, 7)", intAtLeast(1))
+    .option("--prompt <text>", "prompt text", "the quick brown fox")
+    .option("--svg <file>", "timeline picture", "dsi-timeline.svg")
+    .option("--trace <file>", "also write a Chrome trace-event timeline")
     .action(async (o) => {
-      profileFlag(o.profile);
-      console.log(await runDemo(o));
+      const synthetic = o.backend === "synthetic";
+      const profile = profileFlag(synthetic ? o.profile : o.latency);
+      const backend = synthetic
+        ? syntheticBackend({ vocab: 64, agreement: profile.acceptance ?? 0.7, seed: 7 })
+        : await openBackend({ ...o, backend: "llama" } as BackendFlags);
+      try {
+        const sp = o.sp ?? (synthetic ? 7 : Math.max(1, Math.min(7, availableParallelism() - 1)));
+        const { text, identical } = await runDemo(backend, {
+          maxTokens: o.maxTokens,
+          lookahead: o.lookahead,
+          sp,
+          prompt: synthetic ? "the" : o.prompt,
+          latency: profile,
+          clock: synthetic ? "virtual" : "real",
+          svg: o.svg,
+          trace: o.trace,
+        });
+        console.log(text);
+        if (!identical) process.exitCode = 1;
+      } finally {
+        await backend.close();
+      }
     });
 
   cmd
