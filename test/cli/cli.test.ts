@@ -104,10 +104,16 @@ test("generate --trace: Chrome trace events with a track per instance", async ()
   for (const e of trace.traceEvents.filter((e: { ph: string }) => e.ph === "X")) assert.ok(e.dur >= 0 && e.ts >= 0);
 });
 
-test("demo: identical outputs and DSI at least as fast as SI and non-SI", async () => {
-  const r = await dsi("demo", "--max-tokens", "32");
+test("demo --backend synthetic: identical outputs, DSI at least as fast as SI and non-SI, a timeline picture", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "dsi-demo-"));
+  const svg = join(dir, "t.svg");
+  const r = await dsi("demo", "--backend", "synthetic", "--max-tokens", "32", "--svg", svg);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /outputs identical \(lossless\)/);
   const times = Object.fromEntries([...r.stdout.matchAll(/^(non-SI|SI|DSI)\s+([\d.]+) ms/gm)].map((m) => [m[1], Number(m[2])]));
   assert.ok(times.DSI <= times.SI && times.DSI <= times["non-SI"], JSON.stringify(times));
+  const picture = await readFile(svg, "utf8");
+  assert.match(picture, /^<svg /);
+  for (const lane of ["drafter", "target-0", "target-2", "commits"]) assert.ok(picture.includes(`>${lane}</text>`), lane);
+  assert.ok(picture.includes("preempted"));
 });

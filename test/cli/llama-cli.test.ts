@@ -1,7 +1,7 @@
 /** `dsi make-model` and `dsi generate --backend llama` as a user meets them. */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, test } from "node:test";
@@ -76,4 +76,20 @@ test("make-model: bad shapes exit 2", async () => {
   const r = await dsi("make-model", "--out", join(dir, "c"), "--width", "30", "--heads", "4");
   assert.equal(r.code, 2);
   assert.match(r.stderr, /width \(30\) must be a multiple of 2\*heads \(4\)/);
+});
+
+test("demo (the main job): generates the default pair on first use, identical outputs, SVG timeline", async () => {
+  const cache = await mkdtemp(join(tmpdir(), "dsi-cache-"));
+  const svg = join(cache, "timeline.svg");
+  const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [CLI, "demo", "--max-tokens", "16", "--svg", svg], { env: { ...process.env, DSI_CACHE_DIR: cache } }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr }),
+    );
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /generated the default model pair/);
+  assert.match(r.stdout, /outputs identical \(lossless\)/);
+  assert.match(r.stdout, /^DSI .* acceptance 0\.\d\d/m);
+  const picture = await readFile(svg, "utf8");
+  for (const lane of ["drafter", "target-0", "commits"]) assert.ok(picture.includes(`>${lane}</text>`), lane);
 });
