@@ -38,6 +38,7 @@ interface Task {
   controller: AbortController;
   state: "running" | "done" | "preempted";
   outputs?: PositionOutput[];
+  startedAt: number;
 }
 
 const end = (t: Task): number => t.start + t.drafts.length;
@@ -63,6 +64,11 @@ class DsiRun {
   private drafterController: AbortController | undefined;
   private wakeDrafter: (() => void) | undefined;
   private finished = false;
+  /** Cost estimates from finished target tasks, for the slack rule. */
+  private fastestTaskMs = Infinity;
+  private slowestWindowMs = 0;
+  private firstCommitAt: number | undefined;
+  private waitTimer: AbortController | undefined;
   private failure: unknown;
   private resolveRun!: () => void;
   private readonly finishedPromise = new Promise<void>((r) => (this.resolveRun = r));
@@ -165,6 +171,13 @@ class DsiRun {
       if (!this.covers(f)) {
         start = f;
         k = Math.min(opts.lookahead, this.drafts.length);
+        if (k < opts.lookahead && this.busy.filter((b) => !b).length === 1 && f + this.drafts.length < this.ctx.limitPos) {
+          const until = this.holdFrontierUntil(f);
+          if (until !== undefined && this.ctx.rt.clock.now() < until - 1e-9) {
+            this.armWait(until);
+            return;
+          }
+        }
       } else {
         start = Math.max(this.nextWindowStart, f);
         const ready = f + this.drafts.length - start;
@@ -175,6 +188,36 @@ class DsiRun {
       }
       this.dispatch(slot, start, k);
     }
+  }
+
+  /**
+   * The latest time a task on frontier position f may start and still finish no later than
+   * non-SI would commit f; undefined while the costs are not known yet.
+   */
+  private holdFrontierUntil(f: number): number | undefined {
+    if (this.firstCommitAt === undefined || this.slowestWindowMs === 0 || !Number.isFinite(this.fastestTaskMs)) return undefined;
+    const n = f - this.ctx.opts.prompt.length; // tokens non-SI commits after its first one
+    return this.firstCommitAt + n * this.fastestTaskMs - this.slowestWindowMs;
+  }
+
+  /** Wakes the dispatcher at `until` (one timer at a time; cancelled by any dispatch). */
+  private armWait(until: number): void {
+    this.cancelWait();
+    const timer = new AbortController();
+    this.waitTimer = timer;
+    const clock = this.ctx.rt.clock;
+    clock.sleep(until - clock.now(), timer.signal).then(
+      () => {
+        if (this.waitTimer === timer) this.waitTimer = undefined;
+        this.pump();
+      },
+      () => undefined,
+    );
+  }
+
+  private cancelWait(): void {
+    this.waitTimer?.abort();
+    this.waitTimer = undefined;
   }
 
   /** Whether some running or finished task has an output at position p. */
@@ -195,7 +238,9 @@ class DsiRun {
       drafts: this.drafts.slice(off, off + k),
       controller: new AbortController(),
       state: "running",
+      startedAt: ctx.rt.clock.now(),
     };
+    this.cancelWait();
     this.busy[slot] = true;
     this.running.add(task);
     this.nextWindowStart = start + k;
@@ -224,6 +269,9 @@ class DsiRun {
       this.pump(); // soft preemption: the result is dropped, the instance is free again
       return;
     }
+    const ms = this.ctx.rt.clock.now() - task.startedAt;
+    this.fastestTaskMs = Math.min(this.fastestTaskMs, ms);
+    if (task.drafts.length === this.ctx.opts.lookahead) this.slowestWindowMs = Math.max(this.slowestWindowMs, ms);
     task.state = "done";
     task.outputs = outputs;
     this.running.delete(task);
@@ -269,6 +317,7 @@ class DsiRun {
           if (d.accepted) stats.accepted++;
           else stats.rejected++;
         }
+        this.firstCommitAt ??= ctx.rt.clock.now();
         if (d.accepted) {
           this.drafts.shift();
           if (ctx.commit(d.token, task.id, this.epoch, "accepted")) return this.finish();
@@ -299,6 +348,7 @@ class DsiRun {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    this.cancelWait();
     for (const t of [...this.running]) this.preempt(t, "finished");
     this.drafterController?.abort();
     this.notifyDrafter();
