@@ -15,9 +15,12 @@ export interface Clock {
 
 export class RealClock implements Clock {
   readonly kind = "real" as const;
-  private readonly origin = performance.now();
+  /** Set by the first reading, so a clock made before set-up work starts at 0 with the run. */
+  private origin: number | undefined;
   now(): number {
-    return performance.now() - this.origin;
+    const t = performance.now();
+    this.origin ??= t;
+    return t - this.origin;
   }
   async sleep(ms: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) throw abortReason(signal);

@@ -136,9 +136,14 @@ export function timelineSvg(panels: readonly TimelinePanel[], opts: { title?: st
   ];
   let lx = left;
   for (const [color, name] of legend) {
+    const w = 24 + name.length * 6;
+    if (lx + w > width - right) {
+      lx = left;
+      y += 16;
+    }
     out.push(`<rect x="${lx}" y="${y}" width="12" height="12" fill="${color}"/>`);
     out.push(`<text x="${lx + 16}" y="${y + 10}" font-size="11">${name}</text>`);
-    lx += 24 + name.length * 6;
+    lx += w;
   }
   y += 24;
   for (const p of laid) {

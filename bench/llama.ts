@@ -1,0 +1,123 @@
+/**
+ * Real compute on this machine: the generated default GGUF pair (target >= 10x the
+ * drafter's cost), SP=1, one thread per instance, greedy. Tokens per second of our
+ * non-SI, SI and DSI, against node-llama-cpp's own DraftSequenceTokenPredictor (the
+ * TypeScript SI anchor) and its plain evaluation loop, on the same prompt, measured in one
+ * run with the methods interleaved round after round (the machine is shared and noisy;
+ * medians and ratios, not absolute numbers, are what to read).
+ *
+ * Usage: node dist/bench/llama.js [--tokens 64] [--rounds 5] [--lookahead 5] [--prompt TEXT]
+ */
+import { parseArgs } from "node:util";
+import Table from "cli-table3";
+import { DraftSequenceTokenPredictor, type LlamaContextSequence, type Token } from "node-llama-cpp";
+import { generate } from "../src/algorithms/generate.js";
+import type { AlgorithmName, Runtime } from "../src/algorithms/options.js";
+import { GREEDY } from "../src/core/sampling.js";
+import { DEFAULT_PAIR, defaultCacheDir, ensurePair } from "../src/models/gguf/llama-model.js";
+import { LlamaPair } from "../src/models/llama.js";
+import { RealClock } from "../src/runtime/clock.js";
+import { EventLog } from "../src/runtime/events.js";
+
+const { values } = parseArgs({
+  options: {
+    tokens: { type: "string", default: "64" },
+    rounds: { type: "string", default: "5" },
+    lookahead: { type: "string", default: "5" },
+    prompt: { type: "string", default: "the quick brown fox" },
+  },
+});
+const TOKENS = Number(values.tokens);
+const ROUNDS = Number(values.rounds);
+const L = Number(values.lookahead);
+
+const files = await ensurePair(defaultCacheDir(), DEFAULT_PAIR);
+const pair = await LlamaPair.load({ ...files, threads: 1, gpu: false });
+const drafter = await pair.instance("drafter", "drafter");
+const target = await pair.instance("target", "target-0");
+const prompt = pair.encode(values.prompt!);
+
+// node-llama-cpp's own paths, on contexts of their own.
+const anchorTarget = await pair.target.createContext({ contextSize: pair.contextSize, threads: 1 });
+const anchorDraft = await pair.drafter.createContext({ contextSize: pair.contextSize, threads: 1 });
+const predictor = new DraftSequenceTokenPredictor(anchorDraft.getSequence(), { maxTokens: L, minConfidence: 0 });
+const anchorSeq = anchorTarget.getSequence({ tokenPredictor: predictor });
+const plainContext = await pair.target.createContext({ contextSize: pair.contextSize, threads: 1 });
+const plainSeq = plainContext.getSequence();
+
+interface Sample {
+  ms: number;
+  tokens: number[];
+  acceptance?: number;
+}
+
+async function ours(algo: AlgorithmName): Promise<Sample> {
+  await drafter.reset();
+  await target.reset();
+  const clock = new RealClock();
+  const rt: Runtime = { clock, drafter, targets: [target], events: new EventLog(() => clock.now(), false) };
+  const t0 = performance.now();
+  const r = await generate(algo, rt, { prompt, maxTokens: TOKENS, sampling: GREEDY, verify: "greedy", seed: 0, lookahead: L, sp: 1, stopAtEos: false }).result;
+  return { ms: performance.now() - t0, tokens: r.tokens, acceptance: algo === "nonsi" ? undefined : r.stats.acceptanceRate };
+}
+
+async function theirs(seq: LlamaContextSequence): Promise<Sample> {
+  await seq.clearHistory();
+  const t0 = performance.now();
+  const tokens: number[] = [];
+  for await (const t of seq.evaluate(prompt as Token[], { temperature: 0 })) {
+    tokens.push(t);
+    if (tokens.length >= TOKENS) break;
+  }
+  return { ms: performance.now() - t0, tokens };
+}
+
+const METHODS: [string, () => Promise<Sample>][] = [
+  ["node-llama-cpp plain loop", () => theirs(plainSeq)],
+  ["node-llama-cpp DraftSequenceTokenPredictor (anchor)", () => theirs(anchorSeq)],
+  ["dsi non-SI", () => ours("nonsi")],
+  [`dsi SI (L=${L})`, () => ours("si")],
+  [`dsi DSI (L=${L}, SP=1)`, () => ours("dsi")],
+];
+
+const started = performance.now();
+const samples = new Map<string, Sample[]>(METHODS.map(([n]) => [n, []]));
+for (const [, run] of METHODS) await run(); // warm-up
+for (let r = 0; r < ROUNDS; r++) {
+  // Rotate the order each round so no method always runs right after the same other one.
+  for (let i = 0; i < METHODS.length; i++) {
+    const [name, run] = METHODS[(i + r) % METHODS.length];
+    samples.get(name)!.push(await run());
+  }
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const reference = samples.get(METHODS[2][0])![0].tokens.join();
+const anchorMs = median(samples.get(METHODS[1][0])!.map((s) => s.ms));
+const table = new Table({ style: { head: [], border: [] }, head: ["method", "median ms", "tokens/s", "vs anchor", "acceptance", "same tokens as non-SI"] });
+for (const [name] of METHODS) {
+  const runs = samples.get(name)!;
+  const ms = median(runs.map((s) => s.ms));
+  const acc = runs[0].acceptance;
+  table.push([
+    name,
+    ms.toFixed(1),
+    ((1000 * TOKENS) / ms).toFixed(1),
+    `${(anchorMs / ms).toFixed(2)}x`,
+    acc === undefined ? "" : acc.toFixed(2),
+    runs.every((s) => s.tokens.join() === reference) ? "yes" : "NO",
+  ]);
+}
+console.log(
+  `Real compute, ${pair.target.fileInfo.metadata.general.name ?? "target"} pair from make-model defaults (${DEFAULT_PAIR.target.layers} vs ${DEFAULT_PAIR.drafterLayers} blocks, width ${DEFAULT_PAIR.target.width}, Q8_0), CPU, 1 thread per instance, ${TOKENS} tokens, prompt ${JSON.stringify(values.prompt)}, greedy, median of ${ROUNDS} interleaved rounds.`,
+);
+console.log(table.toString());
+console.log(`"vs anchor" = anchor's median time / the method's (>1: faster than node-llama-cpp's speculative decoding). Took ${((performance.now() - started) / 1000).toFixed(1)} s.`);
+
+await anchorTarget.dispose();
+await anchorDraft.dispose();
+await plainContext.dispose();
+await pair.dispose();
