@@ -122,8 +122,9 @@ class DsiRun {
       try {
         [out] = await rt.drafter.evaluate(ctx.request(this.work.slice(0, pos), pos, "drafter"), controller.signal);
       } catch (err) {
-        if (!isAbortError(err)) this.fail(err);
-        else rt.events.emit({ type: "draft-preempt", pos, epoch });
+        // Only an abort we asked for is a preemption; any other failure ends the generation.
+        if (isAbortError(err) && (controller.signal.aborted || this.finished)) rt.events.emit({ type: "draft-preempt", pos, epoch });
+        else this.fail(err);
         continue;
       } finally {
         this.drafterController = undefined;
@@ -255,12 +256,17 @@ class DsiRun {
       epoch: task.epoch,
     });
     const req = ctx.request(this.work.slice(0, start + k), start, "target");
-    const p = ctx.verify(ctx.rt.targets[slot], req, task.controller.signal).then(
-      (outputs) => this.onTaskDone(task, outputs),
-      (err) => this.onTaskFailed(task, err),
-    );
+    // Whatever happens in the handlers (a verifier or backend that throws) fails the
+    // generation; `p` itself never rejects.
+    const p = ctx
+      .verify(ctx.rt.targets[slot], req, task.controller.signal)
+      .then(
+        (outputs) => this.onTaskDone(task, outputs),
+        (err) => this.onTaskFailed(task, err),
+      )
+      .catch((err: unknown) => this.fail(err));
     this.settling.add(p);
-    void p.finally(() => this.settling.delete(p));
+    void p.then(() => this.settling.delete(p));
   }
 
   private onTaskDone(task: Task, outputs: PositionOutput[]): void {

@@ -144,3 +144,26 @@ test("stats: counts are consistent", async () => {
     assert.equal(s.verifications, r.events.filter((e) => e.type === "dispatch").length);
   }
 });
+
+test("failures end the generation: a throwing verifier, a failing target, a drafter's stray AbortError", { timeout: 10_000 }, async () => {
+  const pair = new SyntheticPair({ agreement: 0.7 });
+  for (const algo of ["si", "dsi"] as const) {
+    const rt = syntheticRuntime({ pair, profile: profile(10, 1), targets: 2 });
+    const boom = (): never => {
+      throw new Error("verifier boom");
+    };
+    await assert.rejects(generate(algo, rt, base({ sp: 2, verifier: boom })).result, /verifier boom/);
+  }
+  for (const algo of ALGORITHMS) {
+    const rt = syntheticRuntime({ pair, profile: profile(10, 1), targets: 2 });
+    let calls = 0;
+    const inner = rt.targets[0];
+    const flaky = { ...inner, label: inner.label, vocabSize: inner.vocabSize, eosToken: inner.eosToken, evaluate: (req: never, signal?: AbortSignal) => (++calls > 3 ? Promise.reject(new Error("device lost")) : inner.evaluate(req, signal)) };
+    await assert.rejects(generate(algo, { ...rt, targets: [flaky, rt.targets[1]] }, base({ sp: 2 })).result, /device lost/);
+  }
+  for (const algo of ["si", "dsi"] as const) {
+    const rt = syntheticRuntime({ pair, profile: profile(10, 1), targets: 2 });
+    const closed = { ...rt.drafter, label: "drafter", vocabSize: rt.drafter.vocabSize, eosToken: undefined, evaluate: () => Promise.reject(Object.assign(new Error("backend closed"), { name: "AbortError" })) };
+    await assert.rejects(generate(algo, { ...rt, drafter: closed }, base({ sp: 2 })).result, /backend closed/);
+  }
+});
