@@ -12,6 +12,7 @@ import { BACKENDS, llamaBackend, syntheticBackend, type Backend } from "./backen
 import { runDemo } from "./demo.js";
 import { collect, intAtLeast, intInRange, numberAtLeast, numberInRange, UsageError } from "./flags.js";
 import { formatReport, runGenerate, type GenerateFlags } from "./generate.js";
+import { runSimulate, type SimulateFlags } from "./simulate.js";
 
 function profileFlag(v: string): LatencyProfile {
   const p = resolveProfile(v);
@@ -139,6 +140,22 @@ function program(): Command {
       } finally {
         await backend.close();
       }
+    });
+
+  cmd
+    .command("simulate")
+    .description("non-SI, SI and DSI times for one configuration, in target latencies (the paper's time-unit model, or the engine)")
+    .option("--drafter-latency <C>", "drafter latency as a fraction of the target's, in (0, 1]", numberInRange(0, 1, true), 0.1)
+    .option("--acceptance <A>", "per-token acceptance rate, in [0, 1]", numberInRange(0, 1), 0.8)
+    .option("--lookahead <L>", "drafts per window", intAtLeast(1), 5)
+    .option("--sp <N>", "target instances for DSI (default: ceil(1/(L*c)))", intAtLeast(1))
+    .option("--tokens <S>", "tokens per generation", intAtLeast(1), 1000)
+    .option("--repeats <R>", "generations per algorithm", intAtLeast(1), 20)
+    .option("--seed <X>", "seed of the acceptance draws", intAtLeast(0), 0)
+    .option("--engine", "run the real DSI engine on the virtual clock instead of the model", false)
+    .option("--json", "print one JSON object", false)
+    .action(async (o: SimulateFlags) => {
+      console.log(await runSimulate(o));
     });
 
   cmd
