@@ -12,6 +12,7 @@ import { BACKENDS, llamaBackend, syntheticBackend, type Backend } from "./backen
 import { runDemo } from "./demo.js";
 import { collect, intAtLeast, intInRange, numberAtLeast, numberInRange, UsageError } from "./flags.js";
 import { formatReport, runGenerate, type GenerateFlags } from "./generate.js";
+import { runHeatmapCommand, type HeatmapFlags } from "./heatmap.js";
 import { runSimulate, type SimulateFlags } from "./simulate.js";
 
 function profileFlag(v: string): LatencyProfile {
@@ -156,6 +157,22 @@ function program(): Command {
     .option("--json", "print one JSON object", false)
     .action(async (o: SimulateFlags) => {
       console.log(await runSimulate(o));
+    });
+
+  cmd
+    .command("heatmap")
+    .description("the paper's heatmaps: speedups over a grid of drafter latency and acceptance (CSV, SVG, PNG)")
+    .option("--ndim <N>", "grid steps per axis (and the largest lookahead)", intAtLeast(2), 20)
+    .option("--tokens <S>", "tokens per generation", intAtLeast(1), 1000)
+    .option("--repeats <R>", "generations per cell, algorithm and lookahead", intAtLeast(1), 5)
+    .option("--max-sp <N>", "target instances DSI may use", intAtLeast(1), 7)
+    .option("--out <dir>", "output directory", "heatmap")
+    .option("--seed <X>", "seed of the acceptance draws", intAtLeast(0), 0)
+    .option("--engine", "run the real engine on the virtual clock instead of the model (slow)", false)
+    .option("--threads <N>", "worker threads (default: one per core; 0: none)", intAtLeast(0))
+    .option("--no-progress", "no progress bar")
+    .action(async (o: HeatmapFlags) => {
+      console.log(await runHeatmapCommand(o));
     });
 
   cmd
