@@ -13,6 +13,7 @@ import { runDemo } from "./demo.js";
 import { collect, intAtLeast, intInRange, numberAtLeast, numberInRange, UsageError } from "./flags.js";
 import { formatReport, runGenerate, type GenerateFlags } from "./generate.js";
 import { runHeatmapCommand, type HeatmapFlags } from "./heatmap.js";
+import { runPlan, runTable } from "./paper.js";
 import { runSimulate, type SimulateFlags } from "./simulate.js";
 
 function profileFlag(v: string): LatencyProfile {
@@ -173,6 +174,34 @@ function program(): Command {
     .option("--no-progress", "no progress bar")
     .action(async (o: HeatmapFlags) => {
       console.log(await runHeatmapCommand(o));
+    });
+
+  cmd
+    .command("table")
+    .description("the paper's Table 1 recomputed by the engine, beside the paper's figures")
+    .option("--tokens <S>", "tokens per generation", intAtLeast(1), 50)
+    .option("--repeats <R>", "runs per configuration", intAtLeast(1), 30)
+    .option("--seed <X>", "seed", intAtLeast(0), 0)
+    .option("--json", "print JSON", false)
+    .option("--markdown", "print a Markdown table (the default output, note last)", false)
+    .action(async (o) => {
+      console.log(await runTable(o));
+    });
+
+  cmd
+    .command("plan")
+    .description("the lookahead and number of target instances that minimise latency for a pair")
+    .requiredOption("--target-ms <T>", "target time per token", numberInRange(0, Number.MAX_VALUE, true))
+    .requiredOption("--drafter-ms <D>", "drafter time per token (0 < D <= T)", numberInRange(0, Number.MAX_VALUE, true))
+    .requiredOption("--acceptance <A>", "per-token acceptance rate in [0, 1]", numberInRange(0, 1))
+    .option("--max-sp <N>", "most target instances to consider", intAtLeast(1), 8)
+    .option("--max-lookahead <L>", "largest lookahead to consider", intAtLeast(1), 12)
+    .option("--tokens <S>", "tokens per simulated generation", intAtLeast(1), 100)
+    .option("--repeats <R>", "runs per configuration", intAtLeast(1), 10)
+    .option("--seed <X>", "seed", intAtLeast(0), 0)
+    .option("--json", "print JSON", false)
+    .action(async (o) => {
+      console.log(await runPlan(o));
     });
 
   cmd

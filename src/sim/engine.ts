@@ -16,10 +16,14 @@ export interface EngineConfig extends TimeUnitConfig {
   sp: number;
 }
 
-/** One generation's time (in target latencies) on the virtual clock. */
-export async function engineTime(algo: AlgorithmName, cfg: EngineConfig, seed: number, repeat: number): Promise<number> {
-  const pair = new SyntheticPair({ vocab: 32, agreement: cfg.a, seed: hash32(seed, repeat) });
-  const profile = { name: "sim", target: flatLatency(1), drafter: flatLatency(cfg.c) };
+/** One generation's time on the virtual clock, for explicit latencies (ms). */
+export async function engineRun(
+  algo: AlgorithmName,
+  cfg: { targetMs: number; drafterMs: number; a: number; L: number; sp: number; tokens: number },
+  pairSeed: number,
+): Promise<number> {
+  const pair = new SyntheticPair({ vocab: 32, agreement: cfg.a, seed: pairSeed });
+  const profile = { name: "sim", target: flatLatency(cfg.targetMs), drafter: flatLatency(cfg.drafterMs) };
   const rt = syntheticRuntime({ pair, profile, clock: "virtual", targets: algo === "dsi" ? cfg.sp : 1, events: false });
   const r = await generate(algo, rt, {
     prompt: [1, 2, 3],
@@ -31,6 +35,11 @@ export async function engineTime(algo: AlgorithmName, cfg: EngineConfig, seed: n
     sp: cfg.sp,
   }).result;
   return r.stats.timeMs;
+}
+
+/** One generation's time in target latencies (target 1, drafter c). */
+export function engineTime(algo: AlgorithmName, cfg: EngineConfig, seed: number, repeat: number): Promise<number> {
+  return engineRun(algo, { targetMs: 1, drafterMs: cfg.c, a: cfg.a, L: cfg.L, sp: cfg.sp, tokens: cfg.tokens }, hash32(seed, repeat));
 }
 
 export async function simulateEngine(cfg: EngineConfig, repeats: number, seed: number): Promise<SimResult> {
