@@ -44,7 +44,7 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags): Promi
   let stop: number[][];
   try {
     prompt = backend.tokenizer.encode(flags.prompt);
-    stop = flags.stop.map((s) => backend.tokenizer.encode(s));
+    stop = flags.stop.map((s) => backend.tokenizer.encodeFragment(s));
   } catch (err) {
     throw new UsageError(`--prompt/--stop: ${(err as Error).message}`);
   }

@@ -16,6 +16,9 @@ import { runHeatmapCommand, type HeatmapFlags } from "./heatmap.js";
 import { runPlan, runTable } from "./paper.js";
 import { runSimulate, type SimulateFlags } from "./simulate.js";
 
+/** More target instances than any machine here has; also keeps typos from exhausting memory. */
+const MAX_SP = 1024;
+
 function profileFlag(v: string): LatencyProfile {
   const p = resolveProfile(v);
   if (!p) throw new InvalidArgumentError(`unknown latency profile; allowed: ${profileNames().join(", ")}, or TARGET_MS/DRAFTER_MS (e.g. 30/3).`);
@@ -34,7 +37,7 @@ function program(): Command {
     .description("generate completions with one algorithm")
     .addOption(new Option("--algo <name>", "algorithm").choices(ALGORITHMS).default("dsi"))
     .option("--lookahead <L>", "drafts per verification window (si, dsi)", intAtLeast(1), 5)
-    .option("--sp <N>", "target instances verifying at once (dsi)", intAtLeast(1), 4)
+    .option("--sp <N>", "target instances verifying at once (dsi)", intInRange(1, MAX_SP), 4)
     .option("--max-tokens <N>", "tokens to generate", intAtLeast(0), 64)
     .option("--temperature <T>", "0 is greedy", numberAtLeast(0), 0)
     .option("--top-k <K>", "keep the K most likely tokens (0: all)", intAtLeast(0), 0)
@@ -97,7 +100,7 @@ function program(): Command {
       try {
         files = o.out ? await writePair(o.out, spec) : await ensurePair(defaultCacheDir(), spec);
       } catch (err) {
-        if (err instanceof RangeError) throw new UsageError(err.message);
+        if (err instanceof RangeError) throw new UsageError(`make-model: ${err.message}`);
         throw err;
       }
       console.log(`target:  ${files.target}\ndrafter: ${files.drafter}`);
@@ -115,13 +118,15 @@ function program(): Command {
     .option("--latency <profile>", "llama: latency added on top of real compute", "none")
     .option("--max-tokens <N>", "tokens to generate", intAtLeast(1), 64)
     .option("--lookahead <L>", "drafts per window", intAtLeast(1), 5)
-    .option("--sp <N>", "DSI target instances (default: llama, one per spare core; synthetic, 7)", intAtLeast(1))
+    .option("--sp <N>", "DSI target instances (default: llama, one per spare core; synthetic, 7)", intInRange(1, MAX_SP))
     .option("--prompt <text>", "prompt text", "the quick brown fox")
     .option("--svg <file>", "timeline picture", "dsi-timeline.svg")
     .option("--trace <file>", "also write a Chrome trace-event timeline")
     .action(async (o) => {
       const synthetic = o.backend === "synthetic";
-      const profile = profileFlag(synthetic ? o.profile : o.latency);
+      const flag = synthetic ? "--profile" : "--latency";
+      const profile = resolveProfile(synthetic ? o.profile : o.latency);
+      if (!profile) throw new UsageError(`${flag}: unknown latency profile; allowed: ${profileNames().join(", ")}, or TARGET_MS/DRAFTER_MS (e.g. 30/3)`);
       const backend = synthetic
         ? syntheticBackend({ vocab: 64, agreement: profile.acceptance ?? 0.7, seed: 7 })
         : await openBackend({ ...o, backend: "llama" } as BackendFlags);
@@ -150,7 +155,7 @@ function program(): Command {
     .option("--drafter-latency <C>", "drafter latency as a fraction of the target's, in (0, 1]", numberInRange(0, 1, true), 0.1)
     .option("--acceptance <A>", "per-token acceptance rate, in [0, 1]", numberInRange(0, 1), 0.8)
     .option("--lookahead <L>", "drafts per window", intAtLeast(1), 5)
-    .option("--sp <N>", "target instances for DSI (default: ceil(1/(L*c)))", intAtLeast(1))
+    .option("--sp <N>", "target instances for DSI (default: ceil(1/(L*c)))", intInRange(1, MAX_SP))
     .option("--tokens <S>", "tokens per generation", intAtLeast(1), 1000)
     .option("--repeats <R>", "generations per algorithm", intAtLeast(1), 20)
     .option("--seed <X>", "seed of the acceptance draws", intAtLeast(0), 0)
@@ -166,7 +171,7 @@ function program(): Command {
     .option("--ndim <N>", "grid steps per axis (and the largest lookahead)", intAtLeast(2), 20)
     .option("--tokens <S>", "tokens per generation", intAtLeast(1), 1000)
     .option("--repeats <R>", "generations per cell, algorithm and lookahead", intAtLeast(1), 5)
-    .option("--max-sp <N>", "target instances DSI may use", intAtLeast(1), 7)
+    .option("--max-sp <N>", "target instances DSI may use", intInRange(1, MAX_SP), 7)
     .option("--out <dir>", "output directory", "heatmap")
     .option("--seed <X>", "seed of the acceptance draws", intAtLeast(0), 0)
     .option("--engine", "run the real engine on the virtual clock instead of the model (slow)", false)
@@ -182,7 +187,7 @@ function program(): Command {
     .option("--tokens <S>", "tokens per generation", intAtLeast(1), 50)
     .option("--repeats <R>", "runs per configuration", intAtLeast(1), 30)
     .option("--seed <X>", "seed", intAtLeast(0), 0)
-    .option("--json", "print JSON", false)
+    .addOption(new Option("--json", "print JSON").default(false).conflicts("markdown"))
     .option("--markdown", "print a Markdown table (the default output, note last)", false)
     .action(async (o) => {
       console.log(await runTable(o));
@@ -194,7 +199,7 @@ function program(): Command {
     .requiredOption("--target-ms <T>", "target time per token", numberInRange(0, Number.MAX_VALUE, true))
     .requiredOption("--drafter-ms <D>", "drafter time per token (0 < D <= T)", numberInRange(0, Number.MAX_VALUE, true))
     .requiredOption("--acceptance <A>", "per-token acceptance rate in [0, 1]", numberInRange(0, 1))
-    .option("--max-sp <N>", "most target instances to consider", intAtLeast(1), 8)
+    .option("--max-sp <N>", "most target instances to consider", intInRange(1, MAX_SP), 8)
     .option("--max-lookahead <L>", "largest lookahead to consider", intAtLeast(1), 12)
     .option("--tokens <S>", "tokens per simulated generation", intAtLeast(1), 100)
     .option("--repeats <R>", "runs per configuration", intAtLeast(1), 10)
@@ -256,6 +261,11 @@ async function main(argv: string[]): Promise<number> {
     }
     if (err instanceof UsageError || err instanceof InvalidArgumentError || err instanceof ModelFileError) {
       console.error(`error: ${err.message}`);
+      return 2;
+    }
+    const fsErr = err as NodeJS.ErrnoException;
+    if (fsErr.path && ["ENOENT", "ENOTDIR", "EISDIR", "EACCES", "EEXIST", "EROFS"].includes(fsErr.code ?? "")) {
+      console.error(`error: cannot write or read ${fsErr.path} (${fsErr.code}); check the --out, --svg or --trace path`);
       return 2;
     }
     console.error(`error: ${err instanceof Error ? err.message : String(err)}`);

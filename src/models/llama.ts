@@ -9,7 +9,7 @@
  * next request if they were speculative). Evaluations on one instance are serialised, and
  * an instance is disposed only after its last evaluation settled.
  */
-import { open } from "node:fs/promises";
+import { open, stat } from "node:fs/promises";
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
 import { keyedUniform } from "../core/random.js";
 import { distributionFromLogits, sampleIndex } from "../core/sampling.js";
@@ -37,18 +37,25 @@ export interface LlamaPairOptions {
 export async function checkGgufFile(path: string, role: string): Promise<void> {
   let file;
   try {
+    if ((await stat(path)).isDirectory()) throw new ModelFileError(`${role} model ${path} is a directory, not a GGUF file`);
     file = await open(path, "r");
   } catch (err) {
+    if (err instanceof ModelFileError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") throw new ModelFileError(`${role} model file not found: ${path} (generate a pair with \`dsi make-model\`)`);
     throw new ModelFileError(`cannot read the ${role} model file ${path}: ${(err as Error).message}`);
   }
   try {
-    const magic = Buffer.alloc(4);
-    const { bytesRead } = await file.read(magic, 0, 4, 0);
-    if (bytesRead < 4 || magic.toString("latin1") !== "GGUF") {
+    const head = Buffer.alloc(24);
+    const { bytesRead } = await file.read(head, 0, 24, 0);
+    if (bytesRead < 4 || head.toString("latin1", 0, 4) !== "GGUF") {
       throw new ModelFileError(`${role} model ${path} is not a GGUF file (it does not start with "GGUF")`);
     }
+    const version = bytesRead >= 8 ? head.readUInt32LE(4) : -1;
+    if (version !== 2 && version !== 3) {
+      throw new ModelFileError(`${role} model ${path} has GGUF version ${version}; llama.cpp reads versions 2 and 3 (is the file truncated or corrupt?)`);
+    }
+    if (bytesRead < 24) throw new ModelFileError(`${role} model ${path} is truncated (${bytesRead} bytes)`);
   } finally {
     await file.close();
   }
@@ -56,13 +63,22 @@ export async function checkGgufFile(path: string, role: string): Promise<void> {
 
 let llamaPromise: Promise<Llama> | undefined;
 let llamaGpu: boolean | undefined;
+/** llama.cpp's last error lines, kept out of the terminal and put into our one-line errors. */
+const llamaErrors: string[] = [];
 
 /** Loads llama.cpp once per process: the prebuilt CPU build, or a GPU build when asked. */
 async function loadLlama(gpu: boolean): Promise<Llama> {
   if (llamaPromise && llamaGpu === gpu) return llamaPromise;
   const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
   llamaGpu = gpu;
-  llamaPromise = getLlama({ gpu: gpu ? "auto" : false, build: "never", logLevel: LlamaLogLevel.error });
+  llamaPromise = getLlama({
+    gpu: gpu ? "auto" : false,
+    build: "never",
+    logLevel: LlamaLogLevel.error,
+    logger: (level, message) => {
+      if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) llamaErrors.splice(0, llamaErrors.length - 4, message.trim());
+    },
+  });
   const llama = await llamaPromise;
   if (gpu && llama.gpu === false) throw new ModelFileError("--gpu: no GPU build of llama.cpp is available on this machine (run without --gpu)");
   return llama;
@@ -83,10 +99,12 @@ export class LlamaPair {
     await checkGgufFile(o.drafter, "drafter");
     const llama = await loadLlama(o.gpu);
     const load = async (path: string, role: string): Promise<LlamaModel> => {
+      llamaErrors.length = 0;
       try {
         return await llama.loadModel({ modelPath: path, gpuLayers: o.gpu ? "auto" : 0 });
       } catch (err) {
-        throw new ModelFileError(`could not load the ${role} model ${path}: ${(err as Error).message}`);
+        const detail = llamaErrors.at(-1)?.replace(/\s+/g, " ") ?? "";
+        throw new ModelFileError(`could not load the ${role} model ${path}: ${(err as Error).message}${detail ? ` (llama.cpp: ${detail})` : ""}`);
       }
     };
     const target = await load(o.target, "target");
@@ -106,11 +124,11 @@ export class LlamaPair {
     return vocabSize(this.target);
   }
 
-  /** Text to tokens with the GGUF's own tokenizer, BOS first. */
-  encode(text: string): number[] {
-    const bos = this.target.tokens.bos;
+  /** Text to tokens with the GGUF's own tokenizer, BOS first unless `bos` is false. */
+  encode(text: string, bos = true): number[] {
     const tokens = this.target.tokenize(text) as number[];
-    return bos === null ? tokens : [bos, ...tokens];
+    const id = this.target.tokens.bos;
+    return bos && id !== null ? [id, ...tokens] : tokens;
   }
 
   decode(tokens: readonly number[]): string {
@@ -125,7 +143,7 @@ export class LlamaPair {
   async instance(role: "target" | "drafter", label: string): Promise<LlamaInstance> {
     const model = role === "target" ? this.target : this.drafter;
     const context = await model.createContext({ contextSize: this.contextSize, threads: this.threads, sequences: 1 });
-    const inst = new LlamaInstance(label, model, context, context.getSequence(), vocabSize(this.target), this.eosToken);
+    const inst = new LlamaInstance(label, context, context.getSequence(), vocabSize(this.target), this.eosToken);
     this.instances.push(inst);
     return inst;
   }
@@ -172,7 +190,6 @@ export class LlamaInstance implements ModelInstance {
 
   constructor(
     readonly label: string,
-    private readonly model: LlamaModel,
     private readonly context: LlamaContext,
     private readonly sequence: LlamaContextSequence,
     readonly vocabSize: number,
@@ -182,16 +199,22 @@ export class LlamaInstance implements ModelInstance {
   evaluate(req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
     // Copy now: the caller may reuse its arrays once we return.
     const tokens = req.tokens.slice();
-    const run = this.queue.then(() => this.run(tokens, req, signal));
+    return this.serialise(() => this.run(tokens, req, signal));
+  }
+
+  /** Runs `job` after every evaluation queued before it, and before any queued after it. */
+  private serialise<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(job);
     this.queue = run.catch(() => undefined);
     return run;
   }
 
   /** Empties the cache (a cold start, e.g. between benchmark runs). */
-  async reset(): Promise<void> {
-    await this.queue;
-    await this.sequence.clearHistory();
-    this.cached = [];
+  reset(): Promise<void> {
+    return this.serialise(async () => {
+      await this.sequence.clearHistory();
+      this.cached = [];
+    });
   }
 
   private async run(tokens: number[], req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
@@ -234,9 +257,8 @@ export class LlamaInstance implements ModelInstance {
     return outputs;
   }
 
-  async dispose(): Promise<void> {
-    await this.queue; // never dispose with an evaluation pending
-    await this.context.dispose();
-    void this.model;
+  /** Disposes after every queued evaluation: never with an evaluation pending. */
+  dispose(): Promise<void> {
+    return this.serialise(() => this.context.dispose());
   }
 }

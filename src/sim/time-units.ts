@@ -7,9 +7,10 @@
  * Differences from the paper's own simulator, made so the model predicts our engine:
  * - early rejection: when window m+1's first draft is rejected, the rejection is already
  *   known from window m's last output, so window m+1's drafting is not paid for;
- * - the model assumes full windows (L*c <= 1) and enough target instances
- *   (SP >= ceil(1/(L*c))); outside that regime the engine verifies partial windows and
- *   queues, and only the engine (`--engine`) is exact.
+ * - the model assumes full windows (L*c < 1) and enough target instances
+ *   (SP >= ceil(1/(L*c)), so at least two: the engine's frontier task holds one). Outside
+ *   that regime the engine verifies partial windows or queues, and only the engine
+ *   (`--engine`) is exact; at L*c = 1 with one target the model is 5-11% optimistic.
  */
 import { FastRng } from "../core/random.js";
 

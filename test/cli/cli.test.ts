@@ -20,7 +20,7 @@ function dsi(...args: string[]): Promise<{ code: number; stdout: string; stderr:
 const BAD: [string[], RegExp][] = [
   [["--lookahead", "0"], /--lookahead.*integer >= 1/],
   [["--lookahead", "x"], /--lookahead.*integer >= 1/],
-  [["--sp", "0"], /--sp.*integer >= 1/],
+  [["--sp", "0"], /--sp.*integer in 1..1024/],
   [["--temperature", "-0.5"], /--temperature.*>= 0/],
   [["--top-p", "0"], /--top-p.*\(0, 1\]/],
   [["--top-p", "1.01"], /--top-p.*\(0, 1\]/],

@@ -39,11 +39,16 @@ const BAD: [string[], RegExp][] = [
   [["simulate", "--lookahead", "0"], /--lookahead.*>= 1/],
   [["simulate", "--drafter-latency", "0.1", "--lookahead", "2", "--sp", "2"], /--sp: the time-unit model needs SP >= ceil\(1\/\(L\*c\)\) = 5.*--engine/],
   [["heatmap", "--ndim", "1"], /--ndim.*>= 2/],
-  [["heatmap", "--max-sp", "0"], /--max-sp.*>= 1/],
+  [["heatmap", "--max-sp", "0"], /--max-sp.*1..1024/],
   [["plan", "--target-ms", "10", "--drafter-ms", "12", "--acceptance", "0.5"], /--drafter-ms: must be > 0 and at most --target-ms/],
   [["plan", "--target-ms", "10", "--drafter-ms", "2", "--acceptance", "2"], /--acceptance.*\[0, 1\]/],
   [["plan", "--target-ms", "10", "--acceptance", "0.5"], /required option '--drafter-ms <D>' not specified/],
   [["table", "--repeats", "0"], /--repeats.*>= 1/],
+  [["table", "--json", "--markdown"], /--json.*cannot be used with.*--markdown/],
+  [["simulate", "--drafter-latency", "1e-300"], /--drafter-latency: .* would need .* target instances; give --sp/],
+  [["demo", "--backend", "synthetic", "--profile", "bogus"], /--profile: unknown latency profile; allowed: none/],
+  [["generate", "--sp", "100000000"], /--sp.*1\.\.1024/],
+  [["heatmap", "--out", "/dev/null/x", "--ndim", "2", "--tokens", "5", "--repeats", "1", "--no-progress"], /cannot write or read \/dev\/null\/x \(ENOTDIR\)/],
 ];
 
 for (const [args, message] of BAD) {

@@ -88,6 +88,37 @@ describe("llama backend, small SentencePiece pair", () => {
     assert.ok(accepted > 200 && rejected > 100, `accepted ${accepted}, rejected ${rejected}`);
   });
 
+  test("stop sequences: a fragment of the output (no BOS) ends the generation before it", async () => {
+    const prompt = m.pair.encode("the quick brown fox");
+    const opts: GenerateOptions = { prompt, maxTokens: 30, sampling: GREEDY, verify: "greedy", seed: 0, lookahead: 3, sp: 2 };
+    const full = (await generate("nonsi", runtime(m, 1), opts).result).tokens;
+    // A piece inside the output, as a user would type it.
+    const at = full.findIndex((t, i) => i >= 5 && !m.pair.decode([t]).startsWith(" ") && m.pair.encode(m.pair.decode([t]), false).join() === String(t));
+    assert.ok(at > 0, "no plain piece in the output");
+    const stop = m.pair.encode(m.pair.decode([full[at]]), false);
+    assert.notEqual(stop[0], 1, "no BOS in a fragment");
+    for (const algo of ["nonsi", "dsi"] as const) {
+      const r = await generate(algo, runtime(m, 2), { ...opts, stop: [stop] }).result;
+      assert.equal(r.finishReason, "stop");
+      assert.deepEqual(r.tokens, full.slice(0, full.indexOf(full[at])));
+    }
+  });
+
+  test("reset is serialised with evaluations: an unawaited reset cannot corrupt the next evaluation", async () => {
+    const [a, fresh] = [m.targets[0], m.targets[1]];
+    const tokens = m.pair.encode("serialised resets");
+    const req = { tokens, from: tokens.length - 2, mode: "greedy" as const, sampling: GREEDY, seed: 0, stream: 1 };
+    await a.evaluate(req);
+    void a.reset(); // not awaited on purpose
+    const got = await a.evaluate(req);
+    await fresh.reset();
+    const want = await fresh.evaluate(req);
+    assert.deepEqual(
+      got.map((o) => o.token),
+      want.map((o) => o.token),
+    );
+  });
+
   test("tokenizer: the GGUF's own, round trip", () => {
     const text = "the quick brown fox";
     const tokens = m.pair.encode(text);

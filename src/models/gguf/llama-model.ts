@@ -65,7 +65,7 @@ const LETTERS = "etaoinshrdlcumwfgypbvkjxqz";
  * character tokenizer: <s> </s> and printable characters (space is "Ġ"), then pairs.
  */
 export function buildVocabulary(size: number): Vocabulary {
-  if (!(Number.isInteger(size) && size >= MIN_VOCAB)) throw new RangeError(`vocab must be an integer >= ${MIN_VOCAB}, got ${size}`);
+  if (!(Number.isInteger(size) && size >= MIN_VOCAB)) throw new RangeError(`--vocab must be an integer >= ${MIN_VOCAB}, got ${size}`);
   const spm = size >= MIN_SPM_VOCAB;
   const tokens = spm ? ["<unk>", "<s>", "</s>"] : ["<s>", "</s>"];
   const types = spm ? [2, 3, 3] : [3, 3]; // unknown, control
@@ -92,7 +92,7 @@ export function buildVocabulary(size: number): Vocabulary {
     scores.push(-1000 + 10 * [...p].length - tokens.length / 1000);
     types.push(1);
   }
-  if (tokens.length < size) throw new RangeError(`vocab of ${size} is larger than the generator's ${tokens.length} pieces`);
+  if (tokens.length < size) throw new RangeError(`--vocab ${size} is larger than the generator's ${tokens.length} pieces`);
   return { model: spm ? "llama" : "gpt2", tokens, scores, types, bos: spm ? 1 : 0, eos: spm ? 2 : 1 };
 }
 
@@ -169,7 +169,7 @@ function metadata(spec: PairSpec, layers: number, name: string): Record<string, 
 
 export function checkShape(s: LlamaShape): void {
   const int = (name: string, v: number, min: number): void => {
-    if (!(Number.isInteger(v) && v >= min)) throw new RangeError(`${name} must be an integer >= ${min}, got ${v}`);
+    if (!(Number.isInteger(v) && v >= min)) throw new RangeError(`--${name} must be an integer >= ${min}, got ${v}`);
   };
   int("vocab", s.vocab, MIN_VOCAB);
   int("width", s.width, 8);
@@ -177,14 +177,16 @@ export function checkShape(s: LlamaShape): void {
   int("heads", s.heads, 1);
   int("ff", s.ff, 8);
   int("context", s.context, 16);
-  if (s.width % s.heads !== 0 || (s.width / s.heads) % 2 !== 0) throw new RangeError(`width (${s.width}) must be a multiple of 2*heads (${s.heads})`);
+  if (s.width % s.heads !== 0 || (s.width / s.heads) % 2 !== 0) {
+    throw new RangeError(`--width (${s.width}) must be a multiple of 2 x --heads (2 x ${s.heads} = ${2 * s.heads})`);
+  }
 }
 
 /** Writes target.gguf and drafter.gguf into `dir` (atomically: a crash leaves no half file). */
 export async function writePair(dir: string, spec: PairSpec): Promise<{ target: string; drafter: string }> {
   checkShape(spec.target);
   if (!(Number.isInteger(spec.drafterLayers) && spec.drafterLayers >= 1 && spec.drafterLayers <= spec.target.layers)) {
-    throw new RangeError(`drafter layers must be in 1..${spec.target.layers}, got ${spec.drafterLayers}`);
+    throw new RangeError(`--drafter-layers must be in 1..${spec.target.layers} (the target's --layers), got ${spec.drafterLayers}`);
   }
   await mkdir(dir, { recursive: true });
   const out = { target: join(dir, "target.gguf"), drafter: join(dir, "drafter.gguf") };
