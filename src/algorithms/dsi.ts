@@ -309,7 +309,7 @@ class DsiRun {
 
   private apply(): void {
     const { ctx } = this;
-    const { opts, stats } = ctx;
+    const { stats } = ctx;
     while (!this.finished) {
       const f = this.f;
       let task: Task | undefined;
