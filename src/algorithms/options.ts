@@ -25,6 +25,12 @@ export interface GenerateOptions {
   sp: number;
   /** Token sequences that end the generation; they are not part of the output. */
   stop?: readonly (readonly number[])[];
+  /**
+   * Strings that end the generation when they appear in the decoded output (what users
+   * mean by stop sequences: matched on text, whatever the tokenization). The output keeps
+   * only tokens that decode to text before the match.
+   */
+  stopText?: { strings: readonly string[]; decode: (tokens: readonly number[]) => string };
   /** Stop at the target's end-of-sequence token (default true, when the model has one). */
   stopAtEos?: boolean;
   signal?: AbortSignal;

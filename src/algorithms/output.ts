@@ -12,6 +12,7 @@ export class Committer {
   private emitted = 0;
   finishReason: FinishReason | undefined;
   private readonly stops: readonly (readonly number[])[];
+  private readonly stopStrings: readonly string[];
 
   constructor(
     private readonly options: GenerateOptions,
@@ -19,6 +20,7 @@ export class Committer {
     private readonly stream: TokenStream<number>,
   ) {
     this.stops = (options.stop ?? []).filter((s) => s.length > 0);
+    this.stopStrings = (options.stopText?.strings ?? []).filter((s) => s.length > 0);
   }
 
   get count(): number {
@@ -46,8 +48,15 @@ export class Committer {
         return this.finish("stop");
       }
     }
+    if (this.stopStrings.length > 0) {
+      const keep = this.textStop();
+      if (keep !== undefined) {
+        this.generated.length = keep;
+        return this.finish("stop");
+      }
+    }
     // Hold back a tail that could still become a stop sequence.
-    this.release(this.generated.length - this.heldBack());
+    this.release(Math.min(this.generated.length - this.heldBack(), this.textReleasable()));
     if (this.generated.length >= this.options.maxTokens) return this.finish("length");
     return false;
   }
@@ -59,6 +68,44 @@ export class Committer {
       this.release(this.generated.length);
     }
     return true;
+  }
+
+  private decode(n: number): string {
+    return this.options.stopText!.decode(this.generated.slice(0, n));
+  }
+
+  /** The longest prefix of tokens whose text ends at or before `chars`. */
+  private prefixWithin(chars: number): number {
+    let m = this.generated.length;
+    while (m > this.emitted && this.decode(m).length > chars) m--;
+    return m;
+  }
+
+  /** If a stop string appears in the text: how many tokens to keep (all before it). */
+  private textStop(): number | undefined {
+    const text = this.decode(this.generated.length);
+    let at = Infinity;
+    for (const s of this.stopStrings) {
+      const i = text.indexOf(s);
+      if (i >= 0) at = Math.min(at, i);
+    }
+    return at === Infinity ? undefined : this.prefixWithin(at);
+  }
+
+  /** Tokens that may be streamed: none whose text could be the start of a stop string. */
+  private textReleasable(): number {
+    if (this.stopStrings.length === 0) return this.generated.length;
+    const text = this.decode(this.generated.length);
+    let held = 0;
+    for (const s of this.stopStrings) {
+      for (let len = Math.min(s.length - 1, text.length); len > held; len--) {
+        if (text.endsWith(s.slice(0, len))) {
+          held = len;
+          break;
+        }
+      }
+    }
+    return held === 0 ? this.generated.length : this.prefixWithin(text.length - held);
   }
 
   output(): number[] {

@@ -13,8 +13,6 @@ export type BackendName = (typeof BACKENDS)[number];
 export interface Tokenizer {
   /** A prompt's tokens (with BOS where the model wants one). */
   encode(text: string): number[];
-  /** A fragment's tokens, as they appear inside generated text (no BOS): stop sequences. */
-  encodeFragment(text: string): number[];
   decode(tokens: readonly number[]): string;
 }
 
@@ -36,10 +34,7 @@ export function syntheticBackend(spec: Partial<SyntheticSpec>): Backend {
   const s = pair.spec;
   return {
     name: "synthetic",
-    tokenizer: (() => {
-      const t = new SyntheticTokenizer(s.vocab);
-      return { encode: (x: string) => t.encode(x), encodeFragment: (x: string) => t.encode(x), decode: (x: readonly number[]) => t.decode(x) };
-    })(),
+    tokenizer: new SyntheticTokenizer(s.vocab),
     contextSize: undefined,
     realCompute: false,
     runtime: async (clock, targets, profile) => syntheticRuntime({ pair, clock, targets, profile }),
@@ -55,7 +50,7 @@ export async function llamaBackend(o: LlamaPairOptions): Promise<Backend> {
   const targets: LlamaInstance[] = [];
   return {
     name: "llama",
-    tokenizer: { encode: (t) => pair.encode(t), encodeFragment: (t) => pair.encode(t, false), decode: (t) => pair.decode(t) },
+    tokenizer: { encode: (t) => pair.encode(t), decode: (t) => pair.decode(t) },
     contextSize: pair.contextSize,
     realCompute: true,
     runtime: async (clock: Clock, n: number, profile: LatencyProfile): Promise<Runtime> => {

@@ -41,13 +41,13 @@ export interface GenerateReport {
 export async function runGenerate(backend: Backend, flags: GenerateFlags): Promise<{ report: GenerateReport; logs: EngineEvent[][] }> {
   const verify: VerifyRule = flags.verify ?? (flags.temperature === 0 ? "greedy" : "rejection");
   let prompt: number[];
-  let stop: number[][];
   try {
     prompt = backend.tokenizer.encode(flags.prompt);
-    stop = flags.stop.map((s) => backend.tokenizer.encodeFragment(s));
   } catch (err) {
-    throw new UsageError(`--prompt/--stop: ${(err as Error).message}`);
+    throw new UsageError(`--prompt: ${(err as Error).message}`);
   }
+  // Stop sequences match the decoded text, whatever the tokenization.
+  const stopText = { strings: flags.stop, decode: (t: readonly number[]) => backend.tokenizer.decode(t) };
   if (backend.realCompute && flags.clock === "virtual") {
     throw new UsageError("--clock: virtual time needs the synthetic backend; real models compute in real time (use --clock real)");
   }
@@ -69,7 +69,7 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags): Promi
       seed: flags.seed + i,
       lookahead: flags.lookahead,
       sp: flags.sp,
-      stop,
+      stopText,
     };
     let result: Completion;
     try {

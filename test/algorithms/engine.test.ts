@@ -5,7 +5,7 @@ import { generate } from "../../src/algorithms/generate.js";
 import { ALGORITHMS, OptionError, type GenerateOptions } from "../../src/algorithms/options.js";
 import { syntheticRuntime } from "../../src/algorithms/runtime.js";
 import { GREEDY } from "../../src/core/sampling.js";
-import { SyntheticPair } from "../../src/models/synthetic.js";
+import { SyntheticPair, SyntheticTokenizer } from "../../src/models/synthetic.js";
 import { profile, run } from "../helpers/run.js";
 
 const base = (o: Partial<GenerateOptions> = {}): GenerateOptions => ({
@@ -165,5 +165,24 @@ test("failures end the generation: a throwing verifier, a failing target, a draf
     const rt = syntheticRuntime({ pair, profile: profile(10, 1), targets: 2 });
     const closed = { ...rt.drafter, label: "drafter", vocabSize: rt.drafter.vocabSize, eosToken: undefined, evaluate: () => Promise.reject(Object.assign(new Error("backend closed"), { name: "AbortError" })) };
     await assert.rejects(generate(algo, { ...rt, drafter: closed }, base({ sp: 2 })).result, /backend closed/);
+  }
+});
+
+test("text stop sequences: matched on decoded text across token boundaries, held back while partial", async () => {
+  const pair = new SyntheticPair({ vocab: 8, seed: 2 });
+  const tok = new SyntheticTokenizer(8);
+  const plain = await run("nonsi", pair, { maxTokens: 40 });
+  const text = tok.decode(plain.tokens);
+  const stop = text.slice(20, 23);
+  const at = text.indexOf(stop);
+  for (const algo of ALGORITHMS) {
+    const rt = syntheticRuntime({ pair, profile: profile(10, 2), targets: 3 });
+    const gen = generate(algo, rt, base({ stopText: { strings: [stop, "zzzz"], decode: (t) => tok.decode(t) } }));
+    const streamed: number[] = [];
+    for await (const t of gen) streamed.push(t);
+    const r = await gen.result;
+    assert.equal(r.finishReason, "stop");
+    assert.equal(tok.decode(r.tokens), text.slice(0, at));
+    assert.deepEqual(streamed, r.tokens);
   }
 });

@@ -42,6 +42,22 @@ test("make-model writes a pair that generate runs; greedy outputs agree across a
   assert.deepEqual(texts, [texts[0], texts[0], texts[0]]);
 });
 
+test("--stop matches the decoded text, whatever the tokenization", async () => {
+  const base = ["generate", "--backend", "llama", "--target", target, "--drafter", drafter, "--max-tokens", "40", "--prompt", "hello", "--json"];
+  const full = JSON.parse((await dsi(...base)).stdout).completions[0].text as string;
+  const stop = full.slice(12, 15);
+  const at = full.indexOf(stop);
+  for (const algo of ["nonsi", "dsi"]) {
+    const r = await dsi(...base, "--algo", algo, "--stop", stop);
+    assert.equal(r.code, 0, r.stderr);
+    const c = JSON.parse(r.stdout).completions[0];
+    assert.equal(c.finishReason, "stop");
+    assert.ok(full.startsWith(c.text), `${JSON.stringify(c.text)} is not a prefix of ${JSON.stringify(full)}`);
+    assert.ok(!c.text.includes(stop));
+    assert.ok(c.text.length >= at - 4 && c.text.length <= at, `${c.text.length} vs ${at}`);
+  }
+});
+
 test("--latency on real compute is stated in the output", async () => {
   const r = await dsi("generate", "--backend", "llama", "--target", target, "--drafter", drafter, "--max-tokens", "4", "--latency", "5/1");
   assert.equal(r.code, 0, r.stderr);
