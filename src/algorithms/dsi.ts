@@ -8,6 +8,9 @@
  *   passes every window in flight), a task goes out on f at once with whatever drafts are
  *   ready there, possibly none. So every position is decided at most one target latency
  *   after it became the frontier: never slower than non-SI.
+ * - Guard: when the observed costs say a window covering the frontier will finish later
+ *   than a fresh one-token pass (verification cost growing with the window), a free
+ *   instance takes a one-token task on the frontier. Never fires with flat costs.
  * - Otherwise a full window of L drafts goes out as soon as it is drafted and an instance
  *   is free. Queue policy: windows wait FIFO in position order while all SP instances are
  *   busy (the earliest window is the one every later window depends on), and the drafter
@@ -64,9 +67,11 @@ class DsiRun {
   private drafterController: AbortController | undefined;
   private wakeDrafter: (() => void) | undefined;
   private finished = false;
-  /** Cost estimates from finished target tasks, for the slack rule. */
+  /** Cost estimates from finished target tasks, for the slack and guard rules. */
   private fastestTaskMs = Infinity;
   private slowestWindowMs = 0;
+  /** Slowest observed duration of a task by its number of drafts. */
+  private readonly slowestBySize: number[] = [];
   private firstCommitAt: number | undefined;
   private waitTimer: AbortController | undefined;
   private failure: unknown;
@@ -179,6 +184,9 @@ class DsiRun {
             return;
           }
         }
+      } else if (this.frontierAtRisk(f)) {
+        this.dispatch(slot, f, 0, true);
+        continue;
       } else {
         start = Math.max(this.nextWindowStart, f);
         const ready = f + this.drafts.length - start;
@@ -199,6 +207,40 @@ class DsiRun {
     if (this.firstCommitAt === undefined || this.slowestWindowMs === 0 || !Number.isFinite(this.fastestTaskMs)) return undefined;
     const n = f - this.ctx.opts.prompt.length; // tokens non-SI commits after its first one
     return this.firstCommitAt + n * this.fastestTaskMs - this.slowestWindowMs;
+  }
+
+  /**
+   * Guard rule: when verification costs grow with the window, a window covering the frontier
+   * can finish later than a fresh one-token pass would. If the observed costs say so, a free
+   * instance takes a one-token task on the frontier, so the position is still decided at
+   * non-SI's pace. With flat costs (the paper's setting) this never fires; costs not yet
+   * observed count as flat.
+   */
+  private frontierAtRisk(f: number): boolean {
+    const single = this.slowestBySize[0];
+    if (single === undefined) return false;
+    let finish = Infinity;
+    for (const t of this.done) if (t.start <= f && f <= end(t)) return false;
+    for (const t of this.running) {
+      if (t.start > f || f > end(t)) continue;
+      const cost = this.costOf(t.drafts.length);
+      if (cost === undefined) return false;
+      finish = Math.min(finish, t.startedAt + cost);
+    }
+    return finish > this.ctx.rt.clock.now() + single + 1e-9;
+  }
+
+  /** Expected duration of a task with k drafts: observed, else linear from the steepest observed size. */
+  private costOf(k: number): number | undefined {
+    const seen = this.slowestBySize[k];
+    if (seen !== undefined) return seen;
+    const single = this.slowestBySize[0];
+    if (single === undefined) return undefined;
+    let slope: number | undefined;
+    this.slowestBySize.forEach((ms, j) => {
+      if (j > 0 && ms !== undefined) slope = Math.max(slope ?? 0, (ms - single) / j);
+    });
+    return slope === undefined ? undefined : single + slope * k;
   }
 
   /** Wakes the dispatcher at `until` (one timer at a time; cancelled by any dispatch). */
@@ -228,7 +270,8 @@ class DsiRun {
     return false;
   }
 
-  private dispatch(slot: number, start: number, k: number): void {
+  /** `guard`: an extra one-token frontier task; windows continue where they were. */
+  private dispatch(slot: number, start: number, k: number, guard = false): void {
     const { ctx } = this;
     const off = start - this.f;
     const task: Task = {
@@ -244,7 +287,7 @@ class DsiRun {
     this.cancelWait();
     this.busy[slot] = true;
     this.running.add(task);
-    this.nextWindowStart = start + k;
+    if (!guard) this.nextWindowStart = start + k;
     ctx.rt.events.emit({
       type: "dispatch",
       task: task.id,
@@ -254,6 +297,7 @@ class DsiRun {
       frontier: this.f,
       prefixDrafts: this.work.slice(this.f, start),
       epoch: task.epoch,
+      ...(guard ? { guard: true as const } : {}),
     });
     const req = ctx.request(this.work.slice(0, start + k), start, "target");
     // Whatever happens in the handlers (a verifier or backend that throws) fails the
@@ -278,6 +322,7 @@ class DsiRun {
     const ms = this.ctx.rt.clock.now() - task.startedAt;
     this.fastestTaskMs = Math.min(this.fastestTaskMs, ms);
     if (task.drafts.length === this.ctx.opts.lookahead) this.slowestWindowMs = Math.max(this.slowestWindowMs, ms);
+    this.slowestBySize[task.drafts.length] = Math.max(this.slowestBySize[task.drafts.length] ?? 0, ms);
     task.state = "done";
     task.outputs = outputs;
     this.running.delete(task);

@@ -13,7 +13,19 @@ export type EngineEvent =
    * start..start+drafts.length. Its prefix holds committed tokens up to `frontier` and the
    * speculative tokens `prefixDrafts` at frontier..start-1.
    */
-  | { t: number; type: "dispatch"; task: number; instance: number; start: number; drafts: number[]; frontier: number; prefixDrafts: number[]; epoch: number }
+  | {
+      t: number;
+      type: "dispatch";
+      task: number;
+      instance: number;
+      start: number;
+      drafts: number[];
+      frontier: number;
+      prefixDrafts: number[];
+      epoch: number;
+      /** A one-token frontier task sent beside a window expected to finish later (DSI's guard rule). */
+      guard?: true;
+    }
   | { t: number; type: "task-done"; task: number; instance: number }
   | { t: number; type: "task-preempt"; task: number; instance: number; reason: "rejected" | "useless" | "finished" }
   /** A position decided: the token, the task whose output decided it (-1: non-SI step), how. */
