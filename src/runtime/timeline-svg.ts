@@ -4,6 +4,7 @@
  * different algorithms can be compared at a glance.
  */
 import type { EngineEvent } from "./events.js";
+import { spans } from "./spans.js";
 
 export interface TimelinePanel {
   title: string;
@@ -42,69 +43,37 @@ function escape(s: string): string {
 }
 
 function layout(events: readonly EngineEvent[]): { lanes: string[]; boxes: Box[]; ticks: Tick[]; end: number } {
-  const boxes: Box[] = [];
-  const ticks: Tick[] = [];
-  const draftStart = new Map<number, number>();
-  const dispatch = new Map<number, Extract<EngineEvent, { type: "dispatch" }>>();
-  const used = new Set<number>();
-  for (const e of events) if (e.type === "commit") used.add(e.task);
-  const targets = new Set<number>();
-  let end = 0;
-  let drafts = false;
-  for (const e of events) {
-    end = Math.max(end, e.t);
-    switch (e.type) {
-      case "draft-start":
-        draftStart.set(e.pos, e.t);
-        drafts = true;
-        break;
-      case "draft-done":
-      case "draft-preempt": {
-        const t0 = draftStart.get(e.pos) ?? e.t;
-        const done = e.type === "draft-done";
-        boxes.push({
-          lane: "drafter",
-          t0,
-          t1: e.t,
-          fill: done ? COLORS.draft : COLORS.draftPreempted,
-          tip: done ? `draft of position ${e.pos}: token ${e.token}` : `draft of position ${e.pos}, preempted`,
-        });
-        break;
-      }
-      case "dispatch":
-        dispatch.set(e.task, e);
-        targets.add(e.instance);
-        break;
-      case "task-done":
-      case "task-preempt": {
-        const d = dispatch.get(e.task);
-        if (!d) break;
-        const span = d.drafts.length === 0 ? `${d.start}` : `${d.start}..${d.start + d.drafts.length}`;
-        const preempted = e.type === "task-preempt";
-        boxes.push({
-          lane: `target-${e.instance}`,
-          t0: d.t,
-          t1: e.t,
-          fill: preempted ? COLORS.preempted : used.has(e.task) ? COLORS.verify : COLORS.verifyUnused,
-          stroke: preempted ? COLORS.rejected : undefined,
-          label: span,
-          tip: preempted
-            ? `task ${e.task}: positions ${span}, ${d.drafts.length} drafts, preempted (${e.reason})`
-            : `task ${e.task}: positions ${span}, ${d.drafts.length} drafts${used.has(e.task) ? "" : ", result not needed"}`,
-        });
-        break;
-      }
-      case "commit":
-        ticks.push({
-          t: e.t,
-          color: e.outcome === "accepted" ? COLORS.accepted : e.outcome === "rejected" ? COLORS.rejected : COLORS.target,
-          tip: `position ${e.pos}: token ${e.token} (${e.outcome === "target" ? "target's own" : `draft ${e.outcome}`})`,
-        });
-        break;
-    }
+  const sp = spans(events);
+  const used = new Set(sp.commits.map((e) => e.task));
+  const boxes: Box[] = sp.drafts.map((d) => ({
+    lane: "drafter",
+    t0: d.t0,
+    t1: d.t1,
+    fill: d.token !== undefined ? COLORS.draft : COLORS.draftPreempted,
+    tip: d.token !== undefined ? `draft of position ${d.pos}: token ${d.token}` : `draft of position ${d.pos}, preempted`,
+  }));
+  for (const t of sp.tasks) {
+    const n = t.dispatch.drafts.length;
+    const task = t.dispatch.task;
+    boxes.push({
+      lane: `target-${t.instance}`,
+      t0: t.t0,
+      t1: t.t1,
+      fill: t.preempted ? COLORS.preempted : used.has(task) ? COLORS.verify : COLORS.verifyUnused,
+      stroke: t.preempted ? COLORS.rejected : undefined,
+      label: t.label,
+      tip: t.preempted
+        ? `task ${task}: positions ${t.label}, ${n} drafts, preempted (${t.preempted})`
+        : `task ${task}: positions ${t.label}, ${n} drafts${used.has(task) ? "" : ", result not needed"}`,
+    });
   }
-  const lanes = [...(drafts ? ["drafter"] : []), ...[...targets].sort((a, b) => a - b).map((i) => `target-${i}`)];
-  return { lanes, boxes, ticks, end };
+  const ticks: Tick[] = sp.commits.map((e) => ({
+    t: e.t,
+    color: e.outcome === "accepted" ? COLORS.accepted : e.outcome === "rejected" ? COLORS.rejected : COLORS.target,
+    tip: `position ${e.pos}: token ${e.token} (${e.outcome === "target" ? "target's own" : `draft ${e.outcome}`})`,
+  }));
+  const lanes = [...(sp.drafts.length > 0 ? ["drafter"] : []), ...sp.targets.map((i) => `target-${i}`)];
+  return { lanes, boxes, ticks, end: sp.end };
 }
 
 /** Renders panels stacked on one time axis; returns the SVG document. */

@@ -4,6 +4,7 @@
  * engine track with commits and rejections.
  */
 import type { EngineEvent } from "./events.js";
+import { spans } from "./spans.js";
 
 interface TraceEvent {
   name: string;
@@ -33,69 +34,44 @@ export function chromeTrace(logs: { name: string; events: readonly EngineEvent[]
     out.push({ name: "process_name", ph: "M", pid, tid: 0, args: { name } });
     meta(ENGINE_TID, "engine (commits)");
     meta(DRAFTER_TID, "drafter");
-    const targets = new Set<number>();
-    const draftStarts = new Map<number, number>(); // pos -> start time (the drafter does one at a time)
-    const dispatches = new Map<number, Extract<EngineEvent, { type: "dispatch" }>>();
-    for (const e of events) {
-      switch (e.type) {
-        case "draft-start":
-          draftStarts.set(e.pos, e.t);
-          break;
-        case "draft-done":
-        case "draft-preempt": {
-          const t0 = draftStarts.get(e.pos) ?? e.t;
-          const done = e.type === "draft-done";
-          out.push({
-            name: done ? `draft ${e.pos}` : `draft ${e.pos} (preempted)`,
-            cat: done ? "draft" : "preempted",
-            ph: "X",
-            pid,
-            tid: DRAFTER_TID,
-            ts: us(t0),
-            dur: us(e.t - t0),
-            args: done ? { pos: e.pos, token: e.token, epoch: e.epoch } : { pos: e.pos, epoch: e.epoch },
-          });
-          break;
-        }
-        case "dispatch":
-          dispatches.set(e.task, e);
-          if (!targets.has(e.instance)) {
-            targets.add(e.instance);
-            meta(targetTid(e.instance), `target-${e.instance}`);
-          }
-          break;
-        case "task-done":
-        case "task-preempt": {
-          const d = dispatches.get(e.task);
-          if (!d) break;
-          const last = d.start + d.drafts.length;
-          const span = d.drafts.length === 0 ? `${d.start}` : `${d.start}..${last}`;
-          const preempted = e.type === "task-preempt";
-          out.push({
-            name: preempted ? `verify ${span} (preempted: ${e.reason})` : `verify ${span}`,
-            cat: preempted ? "preempted" : "verify",
-            ph: "X",
-            pid,
-            tid: targetTid(e.instance),
-            ts: us(d.t),
-            dur: us(e.t - d.t),
-            args: { task: e.task, drafts: d.drafts, epoch: d.epoch },
-          });
-          break;
-        }
-        case "commit":
-          out.push({
-            name: e.outcome === "rejected" ? `reject -> commit ${e.pos}` : `commit ${e.pos}`,
-            cat: e.outcome,
-            ph: "i",
-            s: "t",
-            pid,
-            tid: ENGINE_TID,
-            ts: us(e.t),
-            args: { token: e.token, task: e.task, outcome: e.outcome },
-          });
-          break;
-      }
+    const sp = spans(events);
+    for (const i of sp.targets) meta(targetTid(i), `target-${i}`);
+    for (const d of sp.drafts) {
+      const done = d.token !== undefined;
+      out.push({
+        name: done ? `draft ${d.pos}` : `draft ${d.pos} (preempted)`,
+        cat: done ? "draft" : "preempted",
+        ph: "X",
+        pid,
+        tid: DRAFTER_TID,
+        ts: us(d.t0),
+        dur: us(d.t1 - d.t0),
+        args: done ? { pos: d.pos, token: d.token, epoch: d.epoch } : { pos: d.pos, epoch: d.epoch },
+      });
+    }
+    for (const t of sp.tasks) {
+      out.push({
+        name: t.preempted ? `verify ${t.label} (preempted: ${t.preempted})` : `verify ${t.label}`,
+        cat: t.preempted ? "preempted" : "verify",
+        ph: "X",
+        pid,
+        tid: targetTid(t.instance),
+        ts: us(t.t0),
+        dur: us(t.t1 - t.t0),
+        args: { task: t.dispatch.task, drafts: t.dispatch.drafts, epoch: t.dispatch.epoch },
+      });
+    }
+    for (const e of sp.commits) {
+      out.push({
+        name: e.outcome === "rejected" ? `reject -> commit ${e.pos}` : `commit ${e.pos}`,
+        cat: e.outcome,
+        ph: "i",
+        s: "t",
+        pid,
+        tid: ENGINE_TID,
+        ts: us(e.t),
+        args: { token: e.token, task: e.task, outcome: e.outcome },
+      });
     }
   });
   return { traceEvents: out, displayTimeUnit: "ms" };

@@ -1,0 +1,78 @@
+/**
+ * The event log as intervals: each draft and each target task with its start and end.
+ * Shared by the Chrome trace and the SVG timeline.
+ */
+import type { EngineEvent } from "./events.js";
+
+type Dispatch = Extract<EngineEvent, { type: "dispatch" }>;
+
+export interface DraftSpan {
+  pos: number;
+  t0: number;
+  t1: number;
+  epoch: number;
+  /** The drafted token; undefined when the draft was preempted. */
+  token: number | undefined;
+}
+
+export interface TaskSpan {
+  dispatch: Dispatch;
+  instance: number;
+  t0: number;
+  t1: number;
+  /** Why the task was preempted; undefined when it finished. */
+  preempted: "rejected" | "useless" | "finished" | undefined;
+  /** Positions it had outputs for, e.g. "14" or "15..20". */
+  label: string;
+}
+
+export interface Spans {
+  drafts: DraftSpan[];
+  tasks: TaskSpan[];
+  commits: Extract<EngineEvent, { type: "commit" }>[];
+  /** Target instances that received tasks, in order. */
+  targets: number[];
+  end: number;
+}
+
+export function spans(events: readonly EngineEvent[]): Spans {
+  const out: Spans = { drafts: [], tasks: [], commits: [], targets: [], end: 0 };
+  const draftStart = new Map<number, number>(); // the drafter does one position at a time
+  const dispatches = new Map<number, Dispatch>();
+  const targets = new Set<number>();
+  for (const e of events) {
+    out.end = Math.max(out.end, e.t);
+    switch (e.type) {
+      case "draft-start":
+        draftStart.set(e.pos, e.t);
+        break;
+      case "draft-done":
+      case "draft-preempt":
+        out.drafts.push({ pos: e.pos, t0: draftStart.get(e.pos) ?? e.t, t1: e.t, epoch: e.epoch, token: e.type === "draft-done" ? e.token : undefined });
+        break;
+      case "dispatch":
+        dispatches.set(e.task, e);
+        targets.add(e.instance);
+        break;
+      case "task-done":
+      case "task-preempt": {
+        const d = dispatches.get(e.task);
+        if (!d) break;
+        out.tasks.push({
+          dispatch: d,
+          instance: e.instance,
+          t0: d.t,
+          t1: e.t,
+          preempted: e.type === "task-preempt" ? e.reason : undefined,
+          label: d.drafts.length === 0 ? `${d.start}` : `${d.start}..${d.start + d.drafts.length}`,
+        });
+        break;
+      }
+      case "commit":
+        out.commits.push(e);
+        break;
+    }
+  }
+  out.targets = [...targets].sort((a, b) => a - b);
+  return out;
+}
