@@ -6,11 +6,15 @@
  * Usage: node dist/bench/heatmap.js [--ndim 20] [--tokens 1000] [--repeats 5]
  */
 import { availableParallelism } from "node:os";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.js";
 import { runHeatmap } from "../src/sim/run-heatmap.js";
 
-const { values } = parseArgs({ options: { ndim: { type: "string", default: "20" }, tokens: { type: "string", default: "1000" }, repeats: { type: "string", default: "5" } } });
-const o = { ndim: Number(values.ndim), tokens: Number(values.tokens), repeats: Number(values.repeats), maxSp: 7, seed: 0, engine: false };
+const values = benchArgs("usage: node dist/bench/heatmap.js [--ndim 20] [--tokens 1000] [--repeats 5]", {
+  ndim: { default: 20, min: 2 },
+  tokens: { default: 1000, min: 1 },
+  repeats: { default: 5, min: 1 },
+});
+const o = { ...values, maxSp: 7, seed: 0, engine: false };
 const cores = availableParallelism();
 const times: Record<string, number[]> = { parallel: [], single: [] };
 let cells = 0;

@@ -8,7 +8,7 @@
  *
  * Usage: node dist/bench/llama.js [--tokens 64] [--rounds 5] [--lookahead 5] [--prompt TEXT]
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.js";
 import Table from "cli-table3";
 import { DraftSequenceTokenPredictor, type LlamaContextSequence, type Token } from "node-llama-cpp";
 import { generate } from "../src/algorithms/generate.js";
@@ -19,23 +19,20 @@ import { LlamaPair } from "../src/models/llama.js";
 import { RealClock } from "../src/runtime/clock.js";
 import { EventLog } from "../src/runtime/events.js";
 
-const { values } = parseArgs({
-  options: {
-    tokens: { type: "string", default: "64" },
-    rounds: { type: "string", default: "5" },
-    lookahead: { type: "string", default: "5" },
-    prompt: { type: "string", default: "the quick brown fox" },
-  },
-});
-const TOKENS = Number(values.tokens);
-const ROUNDS = Number(values.rounds);
-const L = Number(values.lookahead);
+const values = benchArgs(
+  "usage: node dist/bench/llama.js [--tokens 64] [--rounds 5] [--lookahead 5] [--prompt TEXT]",
+  { tokens: { default: 64, min: 1 }, rounds: { default: 5, min: 1 }, lookahead: { default: 5, min: 1 } },
+  { prompt: "the quick brown fox" },
+);
+const TOKENS = values.tokens;
+const ROUNDS = values.rounds;
+const L = values.lookahead;
 
 const files = await ensurePair(defaultCacheDir(), DEFAULT_PAIR);
 const pair = await LlamaPair.load({ ...files, threads: 1, gpu: false });
 const drafter = await pair.instance("drafter", "drafter");
 const target = await pair.instance("target", "target-0");
-const prompt = pair.encode(values.prompt!);
+const prompt = pair.encode(values.prompt);
 
 // node-llama-cpp's own paths, on contexts of their own.
 const anchorTarget = await pair.target.createContext({ contextSize: pair.contextSize, threads: 1 });

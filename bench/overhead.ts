@@ -13,7 +13,7 @@
  *
  * Usage: node dist/bench/overhead.js [--tokens 2000] [--runs 5] [--warmup 2] [--target-us 50]
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.js";
 import Table from "cli-table3";
 import {
   EventLog,
@@ -32,40 +32,16 @@ import {
 
 const USAGE = "usage: node dist/bench/overhead.js [--tokens 2000] [--runs 5] [--warmup 2] [--target-us 50]";
 
-function parseCli() {
-  try {
-    return parseArgs({
-      options: {
-        tokens: { type: "string", default: "2000" },
-        runs: { type: "string", default: "5" },
-        warmup: { type: "string", default: "2" },
-        "target-us": { type: "string", default: "50" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
-    }).values;
-  } catch (err) {
-    console.error(`${(err as Error).message}\n${USAGE}`);
-    process.exit(2);
-  }
-}
-const args = parseCli();
-if (args.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-function numArg(name: string, v: string | undefined, min: number, integer = true): number {
-  const n = Number(v);
-  if (!(Number.isFinite(n) && n >= min && (!integer || Number.isInteger(n)))) {
-    console.error(`--${name} must be ${integer ? "an integer" : "a number"} >= ${min}, got ${JSON.stringify(v)}`);
-    process.exit(2);
-  }
-  return n;
-}
-const TOKENS = numArg("tokens", args.tokens, 1);
-const RUNS = numArg("runs", args.runs, 1);
-const WARMUP = numArg("warmup", args.warmup, 0);
-const TARGET_US = numArg("target-us", args["target-us"], 0, false);
+const args = benchArgs(USAGE, {
+  tokens: { default: 2000, min: 1 },
+  runs: { default: 5, min: 1 },
+  warmup: { default: 2, min: 0 },
+  "target-us": { default: 50, min: 0, integer: false },
+});
+const TOKENS = args.tokens;
+const RUNS = args.runs;
+const WARMUP = args.warmup;
+const TARGET_US = args["target-us"];
 
 const PROMPT = [1, 2, 3, 4];
 const SEED = 7;

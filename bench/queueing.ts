@@ -6,14 +6,15 @@
  *
  * Usage: node dist/bench/queueing.js [--tokens 200] [--repeats 20]
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.js";
 import Table from "cli-table3";
 import { simulateEngine } from "../src/sim/engine.js";
 import { spNeeded } from "../src/sim/time-units.js";
 
-const { values } = parseArgs({ options: { tokens: { type: "string", default: "200" }, repeats: { type: "string", default: "20" } } });
-const tokens = Number(values.tokens);
-const repeats = Number(values.repeats);
+const { tokens, repeats } = benchArgs("usage: node dist/bench/queueing.js [--tokens 200] [--repeats 20]", {
+  tokens: { default: 200, min: 1 },
+  repeats: { default: 20, min: 1 },
+});
 const CONFIGS = [
   { c: 0.05, a: 0.8, L: 2 },
   { c: 0.1, a: 0.6, L: 1 },

@@ -12,7 +12,7 @@
  *
  * Usage: node dist/bench/speedups.js [--seeds 30] [--tokens 50] [--sp 7] [--max-lookahead 10] [--vocab 32]
  */
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.js";
 import Table from "cli-table3";
 import {
   GREEDY,
@@ -29,45 +29,18 @@ import {
 
 const USAGE = "usage: node dist/bench/speedups.js [--seeds 30] [--tokens 50] [--sp 7] [--max-lookahead 10] [--vocab 32]";
 
-function parseCli() {
-  try {
-    return parseArgs({
-      options: {
-        seeds: { type: "string", default: "30" },
-        tokens: { type: "string", default: "50" },
-        sp: { type: "string", default: "7" },
-        "max-lookahead": { type: "string", default: "10" },
-        vocab: { type: "string", default: "32" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
-    }).values;
-  } catch (err) {
-    console.error(`${(err as Error).message}\n${USAGE}`);
-    process.exit(2);
-  }
-}
-const args = parseCli();
-
-if (args.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-
-function intArg(name: string, v: string | undefined, min: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) {
-    console.error(`--${name} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
-    process.exit(2);
-  }
-  return n;
-}
-
-const SEEDS = intArg("seeds", args.seeds, 1);
-const TOKENS = intArg("tokens", args.tokens, 1);
-const SP = intArg("sp", args.sp, 1);
-const MAX_L = intArg("max-lookahead", args["max-lookahead"], 1);
-const VOCAB = intArg("vocab", args.vocab, 2);
+const args = benchArgs(USAGE, {
+  seeds: { default: 30, min: 1 },
+  tokens: { default: 50, min: 1 },
+  sp: { default: 7, min: 1 },
+  "max-lookahead": { default: 10, min: 1 },
+  vocab: { default: 32, min: 2 },
+});
+const SEEDS = args.seeds;
+const TOKENS = args.tokens;
+const SP = args.sp;
+const MAX_L = args["max-lookahead"];
+const VOCAB = args.vocab;
 const PROMPT = [1, 2, 3, 4];
 const SHOWN_L = [1, 5, 10].filter((l) => l <= MAX_L);
 const SAME_L = Math.min(5, MAX_L);

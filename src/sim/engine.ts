@@ -16,12 +16,18 @@ export interface EngineConfig extends TimeUnitConfig {
   sp: number;
 }
 
-/** One generation's time on the virtual clock, for explicit latencies (ms). */
-export async function engineRun(
-  algo: AlgorithmName,
-  cfg: { targetMs: number; drafterMs: number; a: number; L: number; sp: number; tokens: number },
-  pairSeed: number,
-): Promise<number> {
+/** A configuration with explicit latencies (ms). */
+export interface EngineRunConfig {
+  targetMs: number;
+  drafterMs: number;
+  a: number;
+  L: number;
+  sp: number;
+  tokens: number;
+}
+
+/** One generation's time on the virtual clock. */
+export async function engineRun(algo: AlgorithmName, cfg: EngineRunConfig, pairSeed: number): Promise<number> {
   const pair = new SyntheticPair({ vocab: 32, agreement: cfg.a, seed: pairSeed });
   const profile = { name: "sim", target: flatLatency(cfg.targetMs), drafter: flatLatency(cfg.drafterMs) };
   const rt = syntheticRuntime({ pair, profile, clock: "virtual", targets: algo === "dsi" ? cfg.sp : 1, events: false });
@@ -37,16 +43,24 @@ export async function engineRun(
   return r.stats.timeMs;
 }
 
-/** One generation's time in target latencies (target 1, drafter c). */
-export function engineTime(algo: AlgorithmName, cfg: EngineConfig, seed: number, repeat: number): Promise<number> {
-  return engineRun(algo, { targetMs: 1, drafterMs: cfg.c, a: cfg.a, L: cfg.L, sp: cfg.sp, tokens: cfg.tokens }, hash32(seed, repeat));
+/** Times of `repeats` generations, repeat r on the synthetic pair seeded hash32(seed, r). */
+export async function engineTimes(algo: AlgorithmName, cfg: EngineRunConfig, repeats: number, seed: number): Promise<number[]> {
+  const times: number[] = [];
+  for (let r = 0; r < repeats; r++) times.push(await engineRun(algo, cfg, hash32(seed, r)));
+  return times;
 }
 
+export async function engineMean(algo: AlgorithmName, cfg: EngineRunConfig, repeats: number, seed: number): Promise<number> {
+  return summarize(await engineTimes(algo, cfg, repeats, seed)).mean;
+}
+
+/** A time-unit configuration (target 1, drafter c) on the engine. */
 export async function simulateEngine(cfg: EngineConfig, repeats: number, seed: number): Promise<SimResult> {
-  const times = { nonsi: [] as number[], si: [] as number[], dsi: [] as number[] };
-  for (let r = 0; r < repeats; r++) {
-    for (const algo of ["nonsi", "si", "dsi"] as const) times[algo].push(await engineTime(algo, cfg, seed, r));
-  }
-  const res = { nonsi: summarize(times.nonsi), si: summarize(times.si), dsi: summarize(times.dsi) };
+  const run: EngineRunConfig = { targetMs: 1, drafterMs: cfg.c, a: cfg.a, L: cfg.L, sp: cfg.sp, tokens: cfg.tokens };
+  const res = {
+    nonsi: summarize(await engineTimes("nonsi", run, repeats, seed)),
+    si: summarize(await engineTimes("si", run, repeats, seed)),
+    dsi: summarize(await engineTimes("dsi", run, repeats, seed)),
+  };
   return { ...res, speedups: speedups(res.nonsi.mean, res.si.mean, res.dsi.mean) };
 }

@@ -4,9 +4,8 @@
  * latencies and a synthetic drafter at the pair's acceptance rate; the DSI/SI speedup at
  * the same lookahead and best against best, beside the paper's figure.
  */
-import { hash32 } from "../core/random.js";
 import { PAPER_PAIRS, type PaperPair } from "../models/paper-pairs.js";
-import { engineRun } from "./engine.js";
+import { engineMean } from "./engine.js";
 
 export const TABLE_LOOKAHEADS = [1, 5, 10] as const;
 export const TABLE_SPS = [1, 7] as const;
@@ -30,13 +29,8 @@ export interface TableRow {
 }
 
 export async function paperRow(p: PaperPair, tokens: number, repeats: number, seed: number): Promise<TableRow> {
-  const mean = async (algo: "nonsi" | "si" | "dsi", L: number, sp: number): Promise<number> => {
-    let sum = 0;
-    for (let r = 0; r < repeats; r++) {
-      sum += await engineRun(algo, { targetMs: p.targetMs, drafterMs: p.drafterMs, a: p.acceptance, L, sp, tokens }, hash32(seed, r));
-    }
-    return sum / repeats;
-  };
+  const mean = (algo: "nonsi" | "si" | "dsi", L: number, sp: number): Promise<number> =>
+    engineMean(algo, { targetMs: p.targetMs, drafterMs: p.drafterMs, a: p.acceptance, L, sp, tokens }, repeats, seed);
   const si: Record<number, number> = {};
   const dsi: Record<number, Record<number, number>> = {};
   for (const L of TABLE_LOOKAHEADS) si[L] = await mean("si", L, 1);

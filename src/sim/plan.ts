@@ -4,7 +4,7 @@
  * virtual clock (so configurations with fewer targets than ceil(t/(L*c)), where windows
  * queue, are covered too).
  */
-import { engineRun } from "./engine.js";
+import { engineMean } from "./engine.js";
 
 export interface PlanInput {
   targetMs: number;
@@ -38,11 +38,8 @@ export interface Plan {
 
 export async function plan(p: PlanInput): Promise<Plan> {
   const cfg = (L: number, sp: number) => ({ targetMs: p.targetMs, drafterMs: p.drafterMs, a: p.acceptance, L, sp, tokens: p.tokens });
-  const mean = async (algo: "nonsi" | "si" | "dsi", L: number, sp: number): Promise<number> => {
-    let sum = 0;
-    for (let r = 0; r < p.repeats; r++) sum += await engineRun(algo, cfg(L, sp), p.seed * 7919 + r);
-    return sum / p.repeats / p.tokens;
-  };
+  const mean = async (algo: "nonsi" | "si" | "dsi", L: number, sp: number): Promise<number> =>
+    (await engineMean(algo, cfg(L, sp), p.repeats, p.seed)) / p.tokens;
   const nonsi = await mean("nonsi", 1, 1);
   let si = { lookahead: 1, msPerToken: Infinity };
   for (let L = 1; L <= p.maxLookahead; L++) {
