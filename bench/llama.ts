@@ -12,12 +12,11 @@ import { benchArgs } from "./args.js";
 import Table from "cli-table3";
 import { DraftSequenceTokenPredictor, type LlamaContextSequence, type Token } from "node-llama-cpp";
 import { generate } from "../src/algorithms/generate.js";
-import type { AlgorithmName, Runtime } from "../src/algorithms/options.js";
+import type { AlgorithmName } from "../src/algorithms/options.js";
 import { GREEDY } from "../src/core/sampling.js";
 import { DEFAULT_PAIR, defaultCacheDir, ensurePair } from "../src/models/gguf/llama-model.js";
 import { LlamaPair } from "../src/models/llama.js";
-import { RealClock } from "../src/runtime/clock.js";
-import { EventLog } from "../src/runtime/events.js";
+import { assembleRuntime } from "../src/models/runtime.js";
 
 const values = benchArgs(
   "usage: node dist/bench/llama.js [--tokens 64] [--rounds 5] [--lookahead 5] [--prompt TEXT]",
@@ -51,10 +50,10 @@ interface Sample {
 async function ours(algo: AlgorithmName): Promise<Sample> {
   await drafter.reset();
   await target.reset();
-  const clock = new RealClock();
-  const rt: Runtime = { clock, drafter, targets: [target], events: new EventLog(() => clock.now(), false) };
+  const rt = assembleRuntime({ clock: "real", drafter, target: () => target, vocabSize: pair.vocabSize, eosToken: pair.eosToken, sp: 1, events: false });
   const t0 = performance.now();
-  const r = await generate(algo, rt, { prompt, maxTokens: TOKENS, sampling: GREEDY, verify: "greedy", seed: 0, lookahead: L, sp: 1, stopAtEos: false }).result;
+  const lookahead = algo === "nonsi" ? {} : { lookahead: L };
+  const r = await generate(algo, rt, { prompt, maxTokens: TOKENS, sampling: GREEDY, verify: "greedy", seed: 0, ...lookahead, stopAtEos: false }).result;
   return { ms: performance.now() - t0, tokens: r.tokens, acceptance: algo === "nonsi" ? undefined : r.stats.acceptanceRate };
 }
 

@@ -18,7 +18,6 @@ import {
   GREEDY,
   PAPER_PAIRS,
   SyntheticPair,
-  argmax,
   generate,
   resolveProfile,
   syntheticRuntime,
@@ -26,6 +25,7 @@ import {
   type LatencyProfile,
   type PaperPair,
 } from "../src/index.js";
+import { argmax } from "../src/core/sampling.js";
 
 const USAGE = "usage: node dist/bench/speedups.js [--seeds 30] [--tokens 50] [--sp 7] [--max-lookahead 10] [--vocab 32]";
 
@@ -57,8 +57,8 @@ let generations = 0;
 
 async function runOnce(algo: AlgorithmName, pair: SyntheticPair, profile: LatencyProfile, seed: number, lookahead: number, sp: number): Promise<RunResult> {
   // A fresh runtime (and so a fresh virtual clock and fresh instances) for every run.
-  const runtime = syntheticRuntime({ pair, profile, clock: "virtual", targets: sp, events: false });
-  const c = await generate(algo, runtime, { prompt: PROMPT, maxTokens: TOKENS, sampling: GREEDY, verify: "greedy", seed, lookahead, sp }).result;
+  const runtime = syntheticRuntime({ pair, profile, clock: "virtual", sp, events: false });
+  const c = await generate(algo, runtime, { prompt: PROMPT, maxTokens: TOKENS, sampling: GREEDY, verify: "greedy", seed, ...(algo === "nonsi" ? {} : { lookahead }) }).result;
   generations++;
   return { timeMs: c.stats.timeMs, tokens: c.tokens, accepted: c.stats.accepted, rejected: c.stats.rejected };
 }

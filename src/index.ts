@@ -1,14 +1,49 @@
-/** dsi: lossless non-SI, SI and DSI decoding over pluggable model instances. */
-export * from "./core/random.js";
-export * from "./core/sampling.js";
-export * from "./core/verify.js";
-export * from "./runtime/abort.js";
-export * from "./runtime/clock.js";
-export * from "./runtime/events.js";
-export * from "./models/instance.js";
-export * from "./models/synthetic.js";
-export * from "./models/latency.js";
-export * from "./models/paper-pairs.js";
-export * from "./algorithms/options.js";
-export * from "./algorithms/generate.js";
-export * from "./algorithms/runtime.js";
+/**
+ * dsi: lossless non-SI, SI and DSI decoding over pluggable model instances. This is the
+ * public API; everything else is internal and may change.
+ */
+
+// Generating
+export { generate, Generation } from "./algorithms/generate.js";
+export {
+  ALGORITHMS,
+  DEFAULT_LOOKAHEAD,
+  DEFAULT_MAX_TOKENS,
+  OptionError,
+  type AlgorithmName,
+  type Completion,
+  type FinishReason,
+  type GenerateOptions,
+  type Stats,
+  type Verifier,
+} from "./algorithms/options.js";
+export { GREEDY, type SamplingParams } from "./core/sampling.js";
+export { VERIFY_RULES, type Decision, type Draft, type OutputMode, type PositionOutput, type VerifyRule } from "./core/verify.js";
+
+// The instance contract, for writing a backend
+export { checkRequest, TokenView, type EvalRequest, type ModelInstance, type TokenSequence } from "./core/instance.js";
+
+// Runtime: clocks, the target pool, cancellation, events
+export { makeClock, RealClock, VirtualClock, type Clock } from "./runtime/clock.js";
+export { MAX_POOL_SIZE, TargetPool, type Claim, type Lease, type PoolEvent, type TargetPoolOptions } from "./runtime/pool.js";
+export { TaskCosts } from "./runtime/costs.js";
+export { AbortError, isAbortError } from "./runtime/abort.js";
+export { EventLog, type EngineEvent } from "./runtime/events.js";
+export type { Runtime } from "./runtime/runtime.js";
+
+// Backends and runtime assembly
+export { assembleRuntime, syntheticRuntime, type RuntimeParts, type SyntheticRuntimeOptions } from "./models/runtime.js";
+export { BACKENDS, BackendSpecError, llamaBackend, openBackend, syntheticBackend, type Backend, type BackendName, type BackendSpec, type Tokenizer } from "./models/backend.js";
+export { SyntheticPair, SyntheticTokenizer, SYNTHETIC_DEFAULTS, type SyntheticSpec } from "./models/synthetic.js";
+export { flatLatency, NO_LATENCY, PROFILES, profileNames, resolveProfile, withLatency, type LatencyProfile, type ModelLatency } from "./models/latency.js";
+export { PAPER_PAIRS, type PaperPair } from "./models/paper-pairs.js";
+export { LlamaInstance, LlamaPair, ModelFileError, type LlamaPairOptions } from "./models/llama.js";
+export { DEFAULT_PAIR, defaultCacheDir, ensurePair, makeModelPair, type PairSpec } from "./models/gguf/llama-model.js";
+
+// The simulator
+export { simulateTimeUnits, spNeeded, type SimResult, type TimeUnitConfig } from "./sim/time-units.js";
+export { engineMean, engineRun, simulateEngine, type EngineConfig, type EngineRunConfig } from "./sim/engine.js";
+export { paperTable, type TableRow } from "./sim/paper-table.js";
+export { plan, type Plan, type PlanInput } from "./sim/plan.js";
+export { runHeatmap, type RunOptions as HeatmapRunOptions } from "./sim/run-heatmap.js";
+export type { HeatmapOptions, CellResult } from "./sim/heatmap.js";

@@ -1,9 +1,11 @@
 /** Per-generation state shared by the three algorithms. */
+import { TokenView, type EvalRequest } from "../core/instance.js";
 import { Stream } from "../core/random.js";
 import { decide, outputModes, type Decision, type Draft, type OutputMode, type PositionOutput } from "../core/verify.js";
-import type { EvalRequest, ModelInstance } from "../models/instance.js";
+import type { Claim, Lease, PoolMember } from "../runtime/pool.js";
+import type { Runtime } from "../runtime/runtime.js";
 import { TokenStream } from "../runtime/token-stream.js";
-import type { GenerateOptions, Runtime } from "./options.js";
+import type { ResolvedOptions } from "./options.js";
 import { Committer, StatsCounter } from "./output.js";
 
 export class RunContext {
@@ -11,28 +13,42 @@ export class RunContext {
   readonly stats: StatsCounter;
   readonly targetMode: OutputMode;
   readonly drafterMode: OutputMode;
-  /** Prompt plus committed tokens. */
+  /** Prompt plus committed tokens. Append-only, so `TokenView`s over it stay valid. */
   readonly seq: number[];
+  /** When the generation started, on the runtime's clock. */
+  readonly startedAt: number;
+  /** This generation's membership in the shared target pool; left when it ends. */
+  readonly member: PoolMember;
 
   constructor(
     readonly rt: Runtime,
-    readonly opts: GenerateOptions,
+    readonly opts: ResolvedOptions,
     readonly stream: TokenStream<number>,
   ) {
-    this.committer = new Committer(opts, rt.targets[0].eosToken, stream);
+    this.committer = new Committer(opts, rt.pool.eosToken, stream);
     this.stats = new StatsCounter(rt.clock);
     const modes = outputModes(opts.verify);
     this.targetMode = modes.target;
     this.drafterMode = modes.drafter;
     this.seq = [...opts.prompt];
+    this.startedAt = rt.clock.now();
+    this.member = rt.pool.join();
   }
 
-  /** Drafting never goes past the last position the generation may still need. */
+  /**
+   * One past the last position the generation may still commit. Nothing at or beyond
+   * `limitPos - 1` is worth drafting: the output there is decided by the target alone.
+   */
   get limitPos(): number {
     return this.seq.length + this.committer.remaining;
   }
 
-  request(tokens: readonly number[], from: number, role: "target" | "drafter", mode?: OutputMode): EvalRequest {
+  /** The committed tokens followed by `drafts`, without copying the committed part. */
+  view(drafts: readonly number[] = []): TokenView {
+    return new TokenView(this.seq, this.seq.length, drafts);
+  }
+
+  request(tokens: TokenView, from: number, role: "target" | "drafter", mode?: OutputMode): EvalRequest {
     return {
       tokens,
       from,
@@ -43,14 +59,27 @@ export class RunContext {
     };
   }
 
-  /** Runs a target evaluation, counting it and its busy time. */
-  async verify(target: ModelInstance, req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
+  /** Waits for a target instance from the shared pool (see runtime/pool for the policy). */
+  acquire(claim: Claim): Promise<Lease> {
+    return this.member.acquire(claim, this.opts.signal);
+  }
+
+  /**
+   * Runs a target evaluation on a leased instance, counting it and its busy time and
+   * teaching the pool its cost. The caller releases the lease once this settles.
+   */
+  async verify(lease: Lease, req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
     this.stats.verifications++;
     const t0 = this.rt.clock.now();
+    let ok = false;
     try {
-      return await target.evaluate(req, signal);
+      const outputs = await lease.instance.evaluate(req, signal);
+      ok = true;
+      return outputs;
     } finally {
-      this.stats.targetBusyMs += this.rt.clock.now() - t0;
+      const ms = this.rt.clock.now() - t0;
+      this.stats.targetBusyMs += ms;
+      if (ok) this.rt.pool.costs.observe(req.tokens.length - req.from, ms);
     }
   }
 

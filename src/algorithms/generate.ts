@@ -1,9 +1,10 @@
 /** The engine's entry point: run one algorithm, stream its committed tokens. */
 import { TokenStream } from "../runtime/token-stream.js";
 import { RunContext } from "./context.js";
-import { runDsi } from "./dsi.js";
+import { runDsi } from "./dsi/run.js";
 import { runNonSi } from "./nonsi.js";
-import { checkOptions, type AlgorithmName, type Completion, type GenerateOptions, type Runtime } from "./options.js";
+import type { Runtime } from "../runtime/runtime.js";
+import { resolveOptions, type AlgorithmName, type Completion, type GenerateOptions } from "./options.js";
 import { completion } from "./output.js";
 import { runSi } from "./si.js";
 
@@ -15,11 +16,11 @@ export class Generation implements AsyncIterable<number> {
   readonly result: Promise<Completion>;
 
   constructor(algo: AlgorithmName, runtime: Runtime, options: GenerateOptions) {
-    checkOptions(options, runtime, algo);
-    const ctx = new RunContext(runtime, options, this.stream);
+    const resolved = resolveOptions(options, runtime, algo);
+    const ctx = new RunContext(runtime, resolved, this.stream);
     this.result = (async () => {
       try {
-        if (options.maxTokens === 0) ctx.committer.finish("length");
+        if (resolved.maxTokens === 0) ctx.committer.finish("length");
         else await RUNNERS[algo](ctx);
         const c = completion(ctx.committer, ctx.stats);
         this.stream.end();
@@ -27,6 +28,8 @@ export class Generation implements AsyncIterable<number> {
       } catch (err) {
         this.stream.end(err);
         throw err;
+      } finally {
+        ctx.member.leave();
       }
     })();
     // A consumer that only iterates still sees the failure through the stream.

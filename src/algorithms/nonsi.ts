@@ -4,16 +4,22 @@ import type { RunContext } from "./context.js";
 
 export async function runNonSi(ctx: RunContext): Promise<void> {
   const { rt, opts, seq } = ctx;
-  const target = rt.targets[0];
   // The target's own token needs no distribution: greedy, or the keyed sample of the
   // same stream the lossless rules use for target tokens.
   const mode = opts.sampling.temperature === 0 ? "greedy" : "sample";
   let task = 0;
   while (!ctx.committer.done) {
     const pos = seq.length;
-    rt.events.emit({ type: "dispatch", task, instance: 0, start: pos, drafts: [], frontier: pos, prefixDrafts: [], epoch: 0 });
-    const [out] = await ctx.verify(target, ctx.request(seq.slice(), pos, "target", mode), opts.signal);
-    rt.events.emit({ type: "task-done", task, instance: 0 });
+    // Every step decides the frontier: one lease per step, so concurrent generations interleave.
+    const lease = await ctx.acquire("frontier");
+    let out;
+    try {
+      rt.events.emit({ type: "dispatch", task, instance: lease.index, start: pos, drafts: [], frontier: pos, prefixDrafts: [], epoch: 0 });
+      [out] = await ctx.verify(lease, ctx.request(ctx.view(), pos, "target", mode), opts.signal);
+      rt.events.emit({ type: "task-done", task, instance: lease.index });
+    } finally {
+      lease.release();
+    }
     const token = mode === "greedy" ? out.token : targetToken("match", out, opts.seed, pos);
     if (ctx.commit(token, task++, 0, "target")) break;
   }

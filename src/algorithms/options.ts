@@ -1,28 +1,38 @@
 /**
  * What every algorithm is given and what it reports.
  */
-import type { SamplingParams } from "../core/sampling.js";
+import { GREEDY, type SamplingParams } from "../core/sampling.js";
 import type { Decision, Draft, PositionOutput, VerifyRule } from "../core/verify.js";
-import type { Clock } from "../runtime/clock.js";
-import type { EventLog } from "../runtime/events.js";
-import type { ModelInstance } from "../models/instance.js";
+import type { Runtime } from "../runtime/runtime.js";
 
 export type AlgorithmName = "nonsi" | "si" | "dsi";
 export const ALGORITHMS: readonly AlgorithmName[] = ["nonsi", "si", "dsi"];
 
+/** Tokens generated when `maxTokens` is not given. */
+export const DEFAULT_MAX_TOKENS = 64;
+/** Drafts per verification window when `lookahead` is not given (si, dsi). */
+export const DEFAULT_LOOKAHEAD = 5;
+
+/**
+ * A generation's options. Only the prompt is required. The speculation parallelism is not an
+ * option: it is the size of the runtime's target pool.
+ */
 export interface GenerateOptions {
   /** Prompt tokens (at least one). */
   prompt: readonly number[];
-  maxTokens: number;
-  sampling: SamplingParams;
-  /** Lossless rule; `greedy` needs temperature 0, the others temperature > 0. */
-  verify: VerifyRule;
-  /** Keys all randomness of the generation (see core/random). */
-  seed: number;
-  /** Drafts per verification window (si, dsi). */
-  lookahead: number;
-  /** Target instances verifying at once (dsi). */
-  sp: number;
+  /** Most tokens to generate. Defaults to 64 (`DEFAULT_MAX_TOKENS`). */
+  maxTokens?: number;
+  /** Defaults to greedy (temperature 0). */
+  sampling?: SamplingParams;
+  /**
+   * Lossless rule; `greedy` needs temperature 0, the others temperature > 0. Defaults to
+   * `greedy` at temperature 0, else `rejection`.
+   */
+  verify?: VerifyRule;
+  /** Keys all randomness of the generation (see core/random). Defaults to 0. */
+  seed?: number;
+  /** Drafts per verification window (si, dsi; an error for nonsi). Defaults to 5 (`DEFAULT_LOOKAHEAD`). */
+  lookahead?: number;
   /** Token sequences that end the generation; they are not part of the output. */
   stop?: readonly (readonly number[])[];
   /**
@@ -41,17 +51,15 @@ export interface GenerateOptions {
   verifier?: Verifier;
 }
 
+/** Options with every default filled in; what the algorithms read. */
+export type ResolvedOptions = Required<Pick<GenerateOptions, "prompt" | "maxTokens" | "sampling" | "verify" | "seed" | "lookahead">> &
+  Omit<GenerateOptions, "prompt" | "maxTokens" | "sampling" | "verify" | "seed" | "lookahead"> & {
+    /** Speculation parallelism: the size of the runtime's target pool. */
+    sp: number;
+  };
+
 /** Decides one drafted position: the target's output there, the draft, the generation seed. */
 export type Verifier = (target: PositionOutput, draft: Draft, seed: number, position: number) => Decision;
-
-/** The instances and services a generation runs on. */
-export interface Runtime {
-  clock: Clock;
-  drafter: ModelInstance;
-  /** The target pool; non-SI and SI use the first instance, DSI the first `sp`. */
-  targets: readonly ModelInstance[];
-  events: EventLog;
-}
 
 export interface Stats {
   /** Tokens generated (committed), including a stop sequence's. */
@@ -97,14 +105,31 @@ export class OptionError extends Error {
   }
 }
 
-/** Validates options; throws an OptionError naming the first bad option. */
-export function checkOptions(o: GenerateOptions, runtime: Runtime, algo: AlgorithmName): void {
+/** Fills in the defaults and validates; throws an OptionError naming the first bad option. */
+export function resolveOptions(o: GenerateOptions, runtime: Runtime, algo: AlgorithmName): ResolvedOptions {
+  if (algo === "nonsi" && o.lookahead !== undefined) {
+    throw new OptionError("lookahead", "lookahead applies to si and dsi; non-SI drafts nothing");
+  }
+  const sampling = o.sampling ?? GREEDY;
+  const r: ResolvedOptions = {
+    ...o,
+    maxTokens: o.maxTokens ?? DEFAULT_MAX_TOKENS,
+    sampling,
+    verify: o.verify ?? (sampling.temperature === 0 ? "greedy" : "rejection"),
+    seed: o.seed ?? 0,
+    lookahead: o.lookahead ?? DEFAULT_LOOKAHEAD,
+    sp: runtime.pool.size,
+  };
+  checkOptions(r, runtime);
+  return r;
+}
+
+function checkOptions(o: ResolvedOptions, runtime: Runtime): void {
   const int = (name: string, v: number, min: number): void => {
     if (!(Number.isInteger(v) && v >= min)) throw new OptionError(name, `${name} must be an integer >= ${min}, got ${v}`);
   };
   int("maxTokens", o.maxTokens, 0);
   int("lookahead", o.lookahead, 1);
-  int("sp", o.sp, 1);
   int("seed", o.seed, 0);
   if (o.prompt.length === 0) throw new OptionError("prompt", "prompt must hold at least one token");
   const { temperature, topK, topP } = o.sampling;
@@ -117,14 +142,11 @@ export function checkOptions(o: GenerateOptions, runtime: Runtime, algo: Algorit
   if (o.verify !== "greedy" && temperature === 0) {
     throw new OptionError("verify", `verify=${o.verify} samples and needs temperature > 0; use greedy at temperature 0`);
   }
-  const needed = algo === "dsi" ? o.sp : 1;
-  if (runtime.targets.length < needed) {
-    throw new OptionError("sp", `${algo} needs ${needed} target instance(s), the runtime has ${runtime.targets.length}`);
-  }
-  if (runtime.drafter.vocabSize !== runtime.targets[0].vocabSize) {
-    throw new OptionError("drafter", `drafter vocabulary (${runtime.drafter.vocabSize}) differs from the target's (${runtime.targets[0].vocabSize})`);
+  const vocab = runtime.pool.vocabSize;
+  if (runtime.drafter.vocabSize !== vocab) {
+    throw new OptionError("drafter", `drafter vocabulary (${runtime.drafter.vocabSize}) differs from the target's (${vocab})`);
   }
   for (const t of o.prompt) {
-    if (!(Number.isInteger(t) && t >= 0 && t < runtime.targets[0].vocabSize)) throw new OptionError("prompt", `prompt token ${t} is outside the vocabulary`);
+    if (!(Number.isInteger(t) && t >= 0 && t < vocab)) throw new OptionError("prompt", `prompt token ${t} is outside the vocabulary`);
   }
 }

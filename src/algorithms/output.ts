@@ -4,7 +4,7 @@
  */
 import type { Clock } from "../runtime/clock.js";
 import { TokenStream } from "../runtime/token-stream.js";
-import type { Completion, FinishReason, GenerateOptions, Stats } from "./options.js";
+import type { Completion, FinishReason, ResolvedOptions, Stats } from "./options.js";
 
 export class Committer {
   /** Generated tokens, including any that may turn out to be a stop sequence. */
@@ -15,7 +15,7 @@ export class Committer {
   private readonly stopStrings: readonly string[];
 
   constructor(
-    private readonly options: GenerateOptions,
+    private readonly options: ResolvedOptions,
     private readonly eos: number | undefined,
     private readonly stream: TokenStream<number>,
   ) {

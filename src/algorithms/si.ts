@@ -8,27 +8,33 @@ import type { RunContext } from "./context.js";
 
 export async function runSi(ctx: RunContext): Promise<void> {
   const { rt, opts, seq, stats } = ctx;
-  const target = rt.targets[0];
   let task = 0;
   let epoch = 0;
   while (!ctx.committer.done) {
     const f = seq.length;
-    // No point drafting positions the generation will never reach.
-    const k = Math.min(opts.lookahead, ctx.committer.remaining - 1);
-    const work = seq.slice();
+    // Nothing is drafted for positions the generation will never reach, nor for the last
+    // one it can reach (the target decides that one alone).
+    const k = Math.min(opts.lookahead, ctx.limitPos - 1 - f);
     const drafts: Draft[] = [];
+    const tokens: number[] = [];
     for (let i = 0; i < k; i++) {
       rt.events.emit({ type: "draft-start", pos: f + i, epoch });
-      const [out] = await rt.drafter.evaluate(ctx.request(work.slice(), f + i, "drafter"), opts.signal);
+      const [out] = await rt.drafter.evaluate(ctx.request(ctx.view(tokens), f + i, "drafter"), opts.signal);
       const d = draftFromOutput(opts.verify, out, opts.seed, f + i);
       rt.events.emit({ type: "draft-done", pos: f + i, token: d.token, epoch });
       stats.drafted++;
       drafts.push(d);
-      work.push(d.token);
+      tokens.push(d.token);
     }
-    rt.events.emit({ type: "dispatch", task, instance: 0, start: f, drafts: work.slice(f), frontier: f, prefixDrafts: [], epoch });
-    const outs = await ctx.verify(target, ctx.request(work, f, "target"), opts.signal);
-    rt.events.emit({ type: "task-done", task, instance: 0 });
+    const lease = await ctx.acquire("frontier");
+    let outs;
+    try {
+      rt.events.emit({ type: "dispatch", task, instance: lease.index, start: f, drafts: tokens, frontier: f, prefixDrafts: [], epoch });
+      outs = await ctx.verify(lease, ctx.request(ctx.view(tokens), f, "target"), opts.signal);
+      rt.events.emit({ type: "task-done", task, instance: lease.index });
+    } finally {
+      lease.release();
+    }
     for (let j = 0; j <= k; j++) {
       const draft = drafts[j];
       const d = ctx.decide(outs[j], draft, f + j);

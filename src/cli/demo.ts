@@ -6,9 +6,9 @@
 import { writeFile } from "node:fs/promises";
 import { ALGORITHMS, type AlgorithmName } from "../algorithms/options.js";
 import type { LatencyProfile } from "../models/latency.js";
-import { chromeTrace } from "../runtime/trace.js";
-import { timelineSvg } from "../runtime/timeline-svg.js";
-import type { Backend } from "./backend.js";
+import { chromeTrace } from "../present/trace.js";
+import { timelineSvg } from "../present/timeline-svg.js";
+import type { Backend } from "../models/backend.js";
 import { runGenerate, type GenerateReport } from "./generate.js";
 
 export interface DemoFlags {

@@ -7,8 +7,8 @@ import type { VerifyRule } from "../core/verify.js";
 import type { LatencyProfile } from "../models/latency.js";
 import { makeClock } from "../runtime/clock.js";
 import type { EngineEvent } from "../runtime/events.js";
-import { chromeTrace } from "../runtime/trace.js";
-import type { Backend } from "./backend.js";
+import { chromeTrace } from "../present/trace.js";
+import type { Backend } from "../models/backend.js";
 import { FLAG_OF, UsageError } from "./flags.js";
 
 export interface GenerateFlags {
@@ -67,8 +67,7 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags): Promi
       sampling: { temperature: flags.temperature, topK: flags.topK, topP: flags.topP },
       verify,
       seed: flags.seed + i,
-      lookahead: flags.lookahead,
-      sp: flags.sp,
+      ...(flags.algo === "nonsi" ? {} : { lookahead: flags.lookahead }),
       stopText,
     };
     let result: Completion;
@@ -78,7 +77,7 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags): Promi
       if (err instanceof OptionError) throw new UsageError(`${FLAG_OF[err.option] ?? err.option}: ${err.message}`);
       throw err;
     }
-    completions.push({ seed: options.seed, text: backend.tokenizer.decode(result.tokens), ...result });
+    completions.push({ seed: flags.seed + i, text: backend.tokenizer.decode(result.tokens), ...result });
     logs.push(rt.events.events);
   }
   const report: GenerateReport = {

@@ -8,7 +8,7 @@ import { PROFILES, profileNames, resolveProfile, type LatencyProfile } from "../
 import { SYNTHETIC_DEFAULTS, SYNTHETIC_MAX_VOCAB } from "../models/synthetic.js";
 import { DEFAULT_PAIR, defaultCacheDir, ensurePair, MIN_VOCAB, writePair, type PairSpec } from "../models/gguf/llama-model.js";
 import { ModelFileError } from "../models/llama.js";
-import { BACKENDS, llamaBackend, syntheticBackend, type Backend } from "./backend.js";
+import { BACKENDS, BackendSpecError, openBackend as openBackendSpec, syntheticBackend, type Backend } from "../models/backend.js";
 import { runDemo } from "./demo.js";
 import { collect, intAtLeast, intInRange, numberAtLeast, numberInRange, UsageError } from "./flags.js";
 import { formatReport, runGenerate, type GenerateFlags } from "./generate.js";
@@ -233,21 +233,17 @@ interface BackendFlags {
   gpu: boolean;
 }
 
-/** The default GGUF pair, generated into the cache on first use. */
-export async function defaultPairFiles(): Promise<{ target: string; drafter: string }> {
-  const dir = defaultCacheDir();
-  const pair = await ensurePair(dir, DEFAULT_PAIR);
-  if (pair.generated) console.error(`generated the default model pair in ${dir}`);
-  return pair;
-}
-
 async function openBackend(o: BackendFlags): Promise<Backend> {
-  if (o.backend === "synthetic") {
-    return syntheticBackend({ vocab: o.vocab, agreement: o.agreement, context: o.context, seed: o.modelSeed });
+  const spec =
+    o.backend === "synthetic"
+      ? { backend: "synthetic" as const, vocab: o.vocab, agreement: o.agreement, context: o.context, seed: o.modelSeed }
+      : { backend: "llama" as const, target: o.target, drafter: o.drafter, threads: o.threads, gpu: o.gpu };
+  try {
+    return await openBackendSpec(spec, (dir) => console.error(`generated the default model pair in ${dir}`));
+  } catch (err) {
+    if (err instanceof BackendSpecError) throw new UsageError(err.message);
+    throw err;
   }
-  if ((o.target === undefined) !== (o.drafter === undefined)) throw new UsageError("--target and --drafter go together (or give neither for the default pair)");
-  const files = o.target && o.drafter ? { target: o.target, drafter: o.drafter } : await defaultPairFiles();
-  return llamaBackend({ ...files, threads: o.threads, gpu: o.gpu });
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -5,7 +5,7 @@
  */
 import type { PositionOutput } from "../core/verify.js";
 import type { Clock } from "../runtime/clock.js";
-import type { EvalRequest, ModelInstance } from "./instance.js";
+import type { EvalRequest, ModelInstance } from "../core/instance.js";
 import { PAPER_PAIRS } from "./paper-pairs.js";
 
 /** The cost model of one model (all milliseconds). */

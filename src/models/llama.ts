@@ -15,7 +15,7 @@ import { keyedUniform } from "../core/random.js";
 import { distributionFromLogits, sampleIndex } from "../core/sampling.js";
 import type { PositionOutput } from "../core/verify.js";
 import { AbortError } from "../runtime/abort.js";
-import type { EvalRequest, ModelInstance } from "./instance.js";
+import type { EvalRequest, ModelInstance } from "../core/instance.js";
 
 /** A problem with model files or requests that the user can fix; the message says how. */
 export class ModelFileError extends Error {

@@ -14,7 +14,7 @@ import { hash32, keyedUniform } from "../core/random.js";
 import { argmax, distributionFromLogits, sampleIndex, type SamplingParams } from "../core/sampling.js";
 import type { PositionOutput } from "../core/verify.js";
 import { AbortError } from "../runtime/abort.js";
-import { checkRequest, type EvalRequest, type ModelInstance } from "./instance.js";
+import { checkRequest, type EvalRequest, type ModelInstance, type TokenSequence } from "../core/instance.js";
 
 export interface SyntheticSpec {
   /** Vocabulary size, 2..64. */
@@ -49,15 +49,15 @@ export class SyntheticPair {
     if (!(Number.isInteger(context) && context >= 0)) throw new RangeError(`context must be an integer >= 0, got ${context}`);
   }
 
-  private contextKey(tokens: readonly number[], p: number): number {
+  private contextKey(tokens: TokenSequence, p: number): number {
     const { seed, context } = this.spec;
     let key = hash32(seed, p);
-    for (let j = 1; j <= context; j++) key = hash32(key, p - j >= 0 ? tokens[p - j] : -1);
+    for (let j = 1; j <= context; j++) key = hash32(key, p - j >= 0 ? tokens.at(p - j)! : -1);
     return key;
   }
 
   /** Target logits for the token at position p given tokens[0..p). */
-  targetLogits(tokens: readonly number[], p: number): Float64Array {
+  targetLogits(tokens: TokenSequence, p: number): Float64Array {
     const key = this.contextKey(tokens, p);
     const z = new Float64Array(this.spec.vocab);
     for (let i = 0; i < z.length; i++) z[i] = this.spec.sharpness * keyedUniform(key, 11, i);
@@ -65,7 +65,7 @@ export class SyntheticPair {
   }
 
   /** Drafter logits for the token at position p given tokens[0..p). */
-  drafterLogits(tokens: readonly number[], p: number): Float64Array {
+  drafterLogits(tokens: TokenSequence, p: number): Float64Array {
     const key = this.contextKey(tokens, p);
     const z = this.targetLogits(tokens, p);
     const V = z.length;
@@ -79,12 +79,12 @@ export class SyntheticPair {
     return z;
   }
 
-  logits(role: "target" | "drafter", tokens: readonly number[], p: number): Float64Array {
+  logits(role: "target" | "drafter", tokens: TokenSequence, p: number): Float64Array {
     return role === "target" ? this.targetLogits(tokens, p) : this.drafterLogits(tokens, p);
   }
 
   /** Exact next-token distribution of a role under sampling settings (for tests). */
-  distribution(role: "target" | "drafter", tokens: readonly number[], p: number, sampling: SamplingParams): Float64Array {
+  distribution(role: "target" | "drafter", tokens: TokenSequence, p: number, sampling: SamplingParams): Float64Array {
     return distributionFromLogits(this.logits(role, tokens, p), sampling);
   }
 

@@ -5,7 +5,7 @@
  */
 import { generate } from "../algorithms/generate.js";
 import type { AlgorithmName } from "../algorithms/options.js";
-import { syntheticRuntime } from "../algorithms/runtime.js";
+import { syntheticRuntime } from "../models/runtime.js";
 import { hash32 } from "../core/random.js";
 import { GREEDY } from "../core/sampling.js";
 import { flatLatency } from "../models/latency.js";
@@ -30,15 +30,14 @@ export interface EngineRunConfig {
 export async function engineRun(algo: AlgorithmName, cfg: EngineRunConfig, pairSeed: number): Promise<number> {
   const pair = new SyntheticPair({ vocab: 32, agreement: cfg.a, seed: pairSeed });
   const profile = { name: "sim", target: flatLatency(cfg.targetMs), drafter: flatLatency(cfg.drafterMs) };
-  const rt = syntheticRuntime({ pair, profile, clock: "virtual", targets: algo === "dsi" ? cfg.sp : 1, events: false });
+  const rt = syntheticRuntime({ pair, profile, clock: "virtual", sp: algo === "dsi" ? cfg.sp : 1, events: false });
   const r = await generate(algo, rt, {
     prompt: [1, 2, 3],
     maxTokens: cfg.tokens,
     sampling: GREEDY,
     verify: "greedy",
     seed: 0,
-    lookahead: cfg.L,
-    sp: cfg.sp,
+    ...(algo === "nonsi" ? {} : { lookahead: cfg.L }),
   }).result;
   return r.stats.timeMs;
 }

@@ -2,28 +2,28 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { generate } from "../../src/algorithms/generate.js";
-import { ALGORITHMS, OptionError, type GenerateOptions } from "../../src/algorithms/options.js";
-import { syntheticRuntime } from "../../src/algorithms/runtime.js";
+import { ALGORITHMS, OptionError, type AlgorithmName, type GenerateOptions } from "../../src/algorithms/options.js";
+import { syntheticRuntime } from "../../src/models/runtime.js";
+import { TargetPool } from "../../src/runtime/pool.js";
 import { GREEDY } from "../../src/core/sampling.js";
 import { SyntheticPair, SyntheticTokenizer } from "../../src/models/synthetic.js";
 import { profile, run } from "../helpers/run.js";
 
-const base = (o: Partial<GenerateOptions> = {}): GenerateOptions => ({
+const base = (algo: AlgorithmName, o: Partial<GenerateOptions> = {}): GenerateOptions => ({
   prompt: [1, 2, 3],
   maxTokens: 40,
   sampling: GREEDY,
   verify: "greedy",
   seed: 0,
-  lookahead: 3,
-  sp: 3,
+  ...(algo === "nonsi" ? {} : { lookahead: 3 }),
   ...o,
 });
 
 test("streaming: iterated tokens equal the result's tokens, for every algorithm", async () => {
   const pair = new SyntheticPair({ seed: 4 });
   for (const algo of ALGORITHMS) {
-    const rt = syntheticRuntime({ pair, profile: profile(10, 2), targets: 3 });
-    const gen = generate(algo, rt, base());
+    const rt = syntheticRuntime({ pair, profile: profile(10, 2), sp: 3 });
+    const gen = generate(algo, rt, base(algo));
     const streamed: number[] = [];
     for await (const t of gen) streamed.push(t);
     const { tokens, finishReason } = await gen.result;
@@ -59,9 +59,9 @@ test("stop sequences: output ends before the sequence; streamed tokens never inc
   const stop = plain.tokens.slice(20, 23);
   const at = plain.tokens.findIndex((_, i) => stop.every((t, j) => plain.tokens[i + j] === t));
   for (const algo of ALGORITHMS) {
-    const rt = syntheticRuntime({ pair, profile: profile(10, 2), targets: 3 });
+    const rt = syntheticRuntime({ pair, profile: profile(10, 2), sp: 3 });
     // A partial match of the stop sequence is held back and then released.
-    const gen = generate(algo, rt, base({ stop: [stop, [stop[0], 99]] }));
+    const gen = generate(algo, rt, base(algo, { stop: [stop, [stop[0], 99]] }));
     const streamed: number[] = [];
     for await (const t of gen) streamed.push(t);
     const r = await gen.result;
@@ -87,8 +87,8 @@ test("cancellation: aborting the request rejects with an AbortError and leaves n
   const pair = new SyntheticPair();
   for (const algo of ALGORITHMS) {
     const controller = new AbortController();
-    const rt = syntheticRuntime({ pair, profile: profile(10, 2), targets: 3, clock: "real" });
-    const gen = generate(algo, rt, base({ maxTokens: 1000, signal: controller.signal }));
+    const rt = syntheticRuntime({ pair, profile: profile(10, 2), sp: 3, clock: "real" });
+    const gen = generate(algo, rt, base(algo, { maxTokens: 1000, signal: controller.signal }));
     const seen: number[] = [];
     await assert.rejects(
       (async () => {
@@ -105,11 +105,9 @@ test("cancellation: aborting the request rejects with an AbortError and leaves n
 });
 
 test("bad options throw an OptionError naming the option", () => {
-  const rt = syntheticRuntime({ pair: new SyntheticPair(), targets: 2 });
+  const rt = syntheticRuntime({ pair: new SyntheticPair(), sp: 2 });
   const cases: [Partial<GenerateOptions>, string][] = [
     [{ lookahead: 0 }, "lookahead"],
-    [{ sp: 0 }, "sp"],
-    [{ sp: 3 }, "sp"], // only 2 instances
     [{ maxTokens: -1 }, "maxTokens"],
     [{ sampling: { temperature: -1, topK: 0, topP: 1 } }, "temperature"],
     [{ sampling: { temperature: 1, topK: 0, topP: 0 }, verify: "rejection" }, "topP"],
@@ -120,13 +118,18 @@ test("bad options throw an OptionError naming the option", () => {
   ];
   for (const [o, option] of cases) {
     assert.throws(
-      () => generate("dsi", rt, base({ sp: 2, ...o })),
+      () => generate("dsi", rt, base("dsi", o)),
       (err: unknown) => err instanceof OptionError && err.option === option,
       JSON.stringify(o),
     );
   }
   const mismatched = { ...rt, drafter: new SyntheticPair({ vocab: 16 }).instance("drafter") };
-  assert.throws(() => generate("si", mismatched, base({ sp: 1 })), (err: unknown) => err instanceof OptionError && err.option === "drafter");
+  assert.throws(() => generate("si", mismatched, base("si")), (err: unknown) => err instanceof OptionError && err.option === "drafter");
+  // A lookahead means nothing to non-SI: refused, not ignored.
+  assert.throws(() => generate("nonsi", rt, base("nonsi", { lookahead: 3 })), (err: unknown) => err instanceof OptionError && err.option === "lookahead");
+  // Only the prompt is required.
+  assert.doesNotThrow(() => generate("nonsi", rt, { prompt: [1] }));
+  assert.throws(() => syntheticRuntime({ pair: new SyntheticPair(), sp: 0 }), /pool size/);
 });
 
 test("stats: counts are consistent", async () => {
@@ -148,23 +151,23 @@ test("stats: counts are consistent", async () => {
 test("failures end the generation: a throwing verifier, a failing target, a drafter's stray AbortError", { timeout: 10_000 }, async () => {
   const pair = new SyntheticPair({ agreement: 0.7 });
   for (const algo of ["si", "dsi"] as const) {
-    const rt = syntheticRuntime({ pair, profile: profile(10, 1), targets: 2 });
+    const rt = syntheticRuntime({ pair, profile: profile(10, 1), sp: 2 });
     const boom = (): never => {
       throw new Error("verifier boom");
     };
-    await assert.rejects(generate(algo, rt, base({ sp: 2, verifier: boom })).result, /verifier boom/);
+    await assert.rejects(generate(algo, rt, base(algo, { verifier: boom })).result, /verifier boom/);
   }
   for (const algo of ALGORITHMS) {
-    const rt = syntheticRuntime({ pair, profile: profile(10, 1), targets: 2 });
+    const rt = syntheticRuntime({ pair, profile: profile(10, 1), sp: 2 });
     let calls = 0;
-    const inner = rt.targets[0];
-    const flaky = { ...inner, label: inner.label, vocabSize: inner.vocabSize, eosToken: inner.eosToken, evaluate: (req: never, signal?: AbortSignal) => (++calls > 3 ? Promise.reject(new Error("device lost")) : inner.evaluate(req, signal)) };
-    await assert.rejects(generate(algo, { ...rt, targets: [flaky, rt.targets[1]] }, base({ sp: 2 })).result, /device lost/);
+    const inner = pair.instance("target");
+    const flaky = { label: inner.label, vocabSize: inner.vocabSize, eosToken: inner.eosToken, evaluate: (req: never, signal?: AbortSignal) => (++calls > 3 ? Promise.reject(new Error("device lost")) : inner.evaluate(req, signal)) };
+    await assert.rejects(generate(algo, { ...rt, pool: TargetPool.of([flaky, flaky]) }, base(algo)).result, /device lost/);
   }
   for (const algo of ["si", "dsi"] as const) {
-    const rt = syntheticRuntime({ pair, profile: profile(10, 1), targets: 2 });
+    const rt = syntheticRuntime({ pair, profile: profile(10, 1), sp: 2 });
     const closed = { ...rt.drafter, label: "drafter", vocabSize: rt.drafter.vocabSize, eosToken: undefined, evaluate: () => Promise.reject(Object.assign(new Error("backend closed"), { name: "AbortError" })) };
-    await assert.rejects(generate(algo, { ...rt, drafter: closed }, base({ sp: 2 })).result, /backend closed/);
+    await assert.rejects(generate(algo, { ...rt, drafter: closed }, base(algo)).result, /backend closed/);
   }
 });
 
@@ -176,8 +179,8 @@ test("text stop sequences: matched on decoded text across token boundaries, held
   const stop = text.slice(20, 23);
   const at = text.indexOf(stop);
   for (const algo of ALGORITHMS) {
-    const rt = syntheticRuntime({ pair, profile: profile(10, 2), targets: 3 });
-    const gen = generate(algo, rt, base({ stopText: { strings: [stop, "zzzz"], decode: (t) => tok.decode(t) } }));
+    const rt = syntheticRuntime({ pair, profile: profile(10, 2), sp: 3 });
+    const gen = generate(algo, rt, base(algo, { stopText: { strings: [stop, "zzzz"], decode: (t) => tok.decode(t) } }));
     const streamed: number[] = [];
     for await (const t of gen) streamed.push(t);
     const r = await gen.result;

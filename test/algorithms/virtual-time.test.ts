@@ -115,3 +115,41 @@ test("virtual time: when windows cost more than one-token passes, the guard keep
   assert.ok(guards > 50, `guard tasks: ${guards}`);
   assert.ok(slower <= runs * 0.05, `${slower} of ${runs} runs slower than non-SI`);
 });
+
+test("virtual time: for every output length from 1 token, DSI mean <= SI mean when SP >= ceil(t/(L*c))", async () => {
+  // Nothing is drafted or verified past the last position a generation can commit, so short
+  // outputs do not pay for drafts they could never use.
+  let checked = 0;
+  for (const [i, cfg] of configs(60).entries()) {
+    const sp = Math.max(cfg.sp, Math.ceil(1 / (cfg.L * cfg.c)));
+    const prof = profile(T, T * cfg.c);
+    for (let maxTokens = 1; maxTokens <= 8; maxTokens++) {
+      let siTotal = 0;
+      let dsiTotal = 0;
+      for (let s = 0; s < SEEDS; s++) {
+        const pair = new SyntheticPair({ vocab: 16, seed: 1000 * i + s, agreement: cfg.a });
+        const opts = { maxTokens, lookahead: cfg.L, sp, profile: prof };
+        siTotal += (await run("si", pair, opts)).stats.timeMs;
+        dsiTotal += (await run("dsi", pair, opts)).stats.timeMs;
+      }
+      assert.ok(dsiTotal <= siTotal + 1e-9, `config ${i} ${JSON.stringify({ ...cfg, sp })}, ${maxTokens} tokens: dsi mean ${dsiTotal / SEEDS} > si mean ${siTotal / SEEDS}`);
+      checked++;
+    }
+  }
+  assert.equal(checked, 480);
+});
+
+test("virtual time: the issue's short case (2 tokens, 47.4/17.6 ms, L=2, SP=2) no longer loses to SI", async () => {
+  let si = 0;
+  let dsi = 0;
+  for (let s = 0; s < 20; s++) {
+    const pair = new SyntheticPair({ vocab: 32, seed: 1, agreement: 0.67 });
+    const opts = { maxTokens: 2, lookahead: 2, sp: 2, profile: profile(47.4, 17.6), seed: 148413 + s };
+    si += (await run("si", pair, opts)).stats.timeMs;
+    const d = await run("dsi", pair, opts);
+    dsi += d.stats.timeMs;
+    // One draft at most (position 0 of the output); none at the last position.
+    assert.ok(d.events.every((e) => e.type !== "dispatch" || e.start + e.drafts.length <= 3 + 1));
+  }
+  assert.ok(dsi <= si, `dsi ${dsi / 20} > si ${si / 20}`);
+});

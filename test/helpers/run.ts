@@ -1,7 +1,7 @@
 /** Test helpers: run an algorithm on a synthetic pair and collect the result and events. */
 import { generate } from "../../src/algorithms/generate.js";
 import type { AlgorithmName, Completion, GenerateOptions } from "../../src/algorithms/options.js";
-import { syntheticRuntime } from "../../src/algorithms/runtime.js";
+import { syntheticRuntime } from "../../src/models/runtime.js";
 import { GREEDY } from "../../src/core/sampling.js";
 import { flatLatency, type LatencyProfile } from "../../src/models/latency.js";
 import type { SyntheticPair } from "../../src/models/synthetic.js";
@@ -15,13 +15,16 @@ export interface RunResult extends Completion {
   events: EngineEvent[];
 }
 
+/** Generation options plus the runtime's: SP (pool size), latency profile, clock. */
+export type RunOptions = Partial<GenerateOptions> & { sp?: number; profile?: LatencyProfile; clock?: "real" | "virtual" };
+
 export async function run(
   algo: AlgorithmName,
   pair: SyntheticPair,
-  opts: Partial<GenerateOptions> & { profile?: LatencyProfile; clock?: "real" | "virtual" } = {},
+  opts: RunOptions = {},
 ): Promise<RunResult> {
-  const sp = opts.sp ?? 1;
-  const rt = syntheticRuntime({ pair, profile: opts.profile ?? profile(10, 1), clock: opts.clock ?? "virtual", targets: sp });
+  const { sp = 1, profile: latency, clock, ...rest } = opts;
+  const rt = syntheticRuntime({ pair, profile: latency ?? profile(10, 1), clock: clock ?? "virtual", sp });
   const options: GenerateOptions = {
     prompt: [1, 2, 3],
     maxTokens: 30,
@@ -29,8 +32,9 @@ export async function run(
     verify: "greedy",
     seed: 0,
     lookahead: 3,
-    sp,
-    ...opts,
+    ...rest,
+    // One options object serves all three algorithms in these tests; non-SI takes no lookahead.
+    ...(algo === "nonsi" ? { lookahead: undefined } : {}),
   };
   const result = await generate(algo, rt, options).result;
   return { ...result, events: rt.events.events };

@@ -2,13 +2,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { generate } from "../../src/algorithms/generate.js";
-import type { AlgorithmName, GenerateOptions, Runtime } from "../../src/algorithms/options.js";
+import type { AlgorithmName, GenerateOptions } from "../../src/algorithms/options.js";
 import { GREEDY, type SamplingParams } from "../../src/core/sampling.js";
-import type { ModelInstance } from "../../src/models/instance.js";
-import { flatLatency, withLatency } from "../../src/models/latency.js";
+import { flatLatency } from "../../src/models/latency.js";
 import { LlamaPair, type LlamaInstance } from "../../src/models/llama.js";
-import { RealClock } from "../../src/runtime/clock.js";
-import { EventLog } from "../../src/runtime/events.js";
+import { assembleRuntime } from "../../src/models/runtime.js";
+import type { Runtime } from "../../src/runtime/runtime.js";
 import { chiSquareTest } from "../helpers/chi-square.js";
 import { pairFiles, SMALL_PAIR, TINY_PAIR } from "../helpers/gguf-models.js";
 
@@ -22,15 +21,16 @@ async function loadPair(name: string, spec: typeof SMALL_PAIR): Promise<{ pair: 
 }
 
 /** A runtime on the real clock; `latency` adds modelled time on top of the real compute. */
-function runtime(m: { drafter: LlamaInstance; targets: LlamaInstance[] }, sp: number, latency?: [number, number]): Runtime {
-  const clock = new RealClock();
-  const wrap = (i: ModelInstance, ms: number): ModelInstance => (latency ? withLatency(i, clock, flatLatency(ms)) : i);
-  return {
-    clock,
-    drafter: wrap(m.drafter, latency?.[1] ?? 0),
-    targets: m.targets.slice(0, sp).map((t) => wrap(t, latency?.[0] ?? 0)),
-    events: new EventLog(() => clock.now()),
-  };
+function runtime(m: { pair: LlamaPair; drafter: LlamaInstance; targets: LlamaInstance[] }, sp: number, latency?: [number, number]): Runtime {
+  return assembleRuntime({
+    clock: "real",
+    drafter: m.drafter,
+    target: (i) => m.targets[i],
+    vocabSize: m.pair.vocabSize,
+    eosToken: m.pair.eosToken,
+    sp,
+    profile: latency ? { name: "test", target: flatLatency(latency[0]), drafter: flatLatency(latency[1]) } : undefined,
+  });
 }
 
 describe("llama backend, small SentencePiece pair", () => {
@@ -70,15 +70,15 @@ describe("llama backend, small SentencePiece pair", () => {
     let rejected = 0;
     for (const [i, text] of PROMPTS.entries()) {
       const prompt = m.pair.encode(text);
-      const opts: GenerateOptions = { prompt, maxTokens: 24, sampling: GREEDY, verify: "greedy", seed: 0, lookahead: 1 + (i % 4), sp: 1 };
-      const reference = (await generate("nonsi", runtime(m, 1), opts).result).tokens;
+      const opts: GenerateOptions = { prompt, maxTokens: 24, sampling: GREEDY, verify: "greedy", seed: 0, lookahead: 1 + (i % 4) };
+      const reference = (await generate("nonsi", runtime(m, 1), { ...opts, lookahead: undefined }).result).tokens;
       assert.equal(reference.length, 24);
       for (const [algo, sp] of [
         ["si", 1],
         ["dsi", 1],
         ["dsi", 3],
       ] as [AlgorithmName, number][]) {
-        const r = await generate(algo, runtime(m, sp), { ...opts, sp }).result;
+        const r = await generate(algo, runtime(m, sp), opts).result;
         assert.deepEqual(r.tokens, reference, `${algo} SP=${sp} on ${JSON.stringify(text)}`);
         accepted += r.stats.accepted;
         rejected += r.stats.rejected;
@@ -90,15 +90,15 @@ describe("llama backend, small SentencePiece pair", () => {
 
   test("stop sequences: a fragment of the output (no BOS) ends the generation before it", async () => {
     const prompt = m.pair.encode("the quick brown fox");
-    const opts: GenerateOptions = { prompt, maxTokens: 30, sampling: GREEDY, verify: "greedy", seed: 0, lookahead: 3, sp: 2 };
-    const full = (await generate("nonsi", runtime(m, 1), opts).result).tokens;
+    const opts: GenerateOptions = { prompt, maxTokens: 30, sampling: GREEDY, verify: "greedy", seed: 0, lookahead: 3 };
+    const full = (await generate("nonsi", runtime(m, 1), { ...opts, lookahead: undefined }).result).tokens;
     // A piece inside the output, as a user would type it.
     const at = full.findIndex((t, i) => i >= 5 && !m.pair.decode([t]).startsWith(" ") && m.pair.encode(m.pair.decode([t]), false).join() === String(t));
     assert.ok(at > 0, "no plain piece in the output");
     const stop = m.pair.encode(m.pair.decode([full[at]]), false);
     assert.notEqual(stop[0], 1, "no BOS in a fragment");
     for (const algo of ["nonsi", "dsi"] as const) {
-      const r = await generate(algo, runtime(m, 2), { ...opts, stop: [stop] }).result;
+      const r = await generate(algo, runtime(m, 2), { ...opts, stop: [stop], ...(algo === "nonsi" ? { lookahead: undefined } : {}) }).result;
       assert.equal(r.finishReason, "stop");
       assert.deepEqual(r.tokens, full.slice(0, full.indexOf(full[at])));
     }
@@ -189,7 +189,9 @@ describe("llama backend, tiny character-vocabulary pair", () => {
     for (let seed = 0; seed < SAMPLES; seed++) {
       // Tiny models compute in about the same time; modelled latency makes the drafter 10x faster
       // so that windows of drafts reach verification.
-      const r = await generate("dsi", runtime(m, 2, [2, 0.2]), { prompt, maxTokens: 2, sampling, verify: "rejection", seed, lookahead: 2, sp: 2, stopAtEos: false }).result;
+      // Three tokens, of which the first two are checked: nothing is drafted at the last
+      // position, so with three both checked positions go through rejection sampling.
+      const r = await generate("dsi", runtime(m, 2, [2, 0.2]), { prompt, maxTokens: 3, sampling, verify: "rejection", seed, lookahead: 2, stopAtEos: false }).result;
       counts[r.tokens[0] * V + r.tokens[1]]++;
       accepted += r.stats.accepted;
       rejected += r.stats.rejected;

@@ -202,6 +202,14 @@ export async function writePair(dir: string, spec: PairSpec): Promise<{ target: 
 }
 
 /** A stable directory name for a spec inside a cache directory. */
+/**
+ * Writes a seeded llama-architecture target/drafter pair as GGUF files into `dir` (the
+ * default pair unless `spec` says otherwise); returns their paths.
+ */
+export function makeModelPair(dir: string, spec: PairSpec = DEFAULT_PAIR): Promise<{ target: string; drafter: string }> {
+  return writePair(dir, spec);
+}
+
 export function pairKey(spec: PairSpec): string {
   const s = spec.target;
   return `llama-v${s.vocab}-w${s.width}-l${s.layers}-h${s.heads}-f${s.ff}-c${s.context}-d${spec.drafterLayers}-s${spec.depthScale}-g${spec.logitScale}-seed${spec.seed}`;

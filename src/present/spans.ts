@@ -2,7 +2,7 @@
  * The event log as intervals: each draft and each target task with its start and end.
  * Shared by the Chrome trace and the SVG timeline.
  */
-import type { EngineEvent } from "./events.js";
+import type { EngineEvent } from "../runtime/events.js";
 
 type Dispatch = Extract<EngineEvent, { type: "dispatch" }>;
 

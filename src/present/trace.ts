@@ -3,7 +3,7 @@
  * one process per generation, one track per instance (drafter, each target), plus an
  * engine track with commits and rejections.
  */
-import type { EngineEvent } from "./events.js";
+import type { EngineEvent } from "../runtime/events.js";
 import { spans } from "./spans.js";
 
 interface TraceEvent {

@@ -3,7 +3,7 @@
  * instance (drafter, each target) and a lane of commits, on a shared time axis, so runs of
  * different algorithms can be compared at a glance.
  */
-import type { EngineEvent } from "./events.js";
+import type { EngineEvent } from "../runtime/events.js";
 import { spans } from "./spans.js";
 
 export interface TimelinePanel {

@@ -1,0 +1,69 @@
+/**
+ * DSI's queue policy, all in one place:
+ * - windows go out in position order, each starting where the last one ended (the earliest
+ *   window is the one every later window depends on), while instances are free; while all
+ *   are busy, the ready windows wait, first in position order;
+ * - the drafter runs at most `drafterLeadLimit` drafts ahead of the frontier, and never drafts
+ *   the last position the generation can commit (the target decides that one alone);
+ * - on the shared pool, frontier and guard tasks claim an instance as `frontier`, windows as
+ *   `window` (frontier claims of any generation are served first);
+ * - a new epoch (after a rejection) empties the queue: windows restart at the new frontier.
+ * Changing the policy means changing this file; the greedy, sampling and virtual-time tests
+ * say whether losslessness and the bounds still hold.
+ */
+import type { Claim } from "../../runtime/pool.js";
+
+/**
+ * How far the drafter may run ahead of the frontier: SP windows in flight, one ready, and the
+ * draft that the last window's final output decides. Drafts further out could not be verified
+ * before those are.
+ */
+export function drafterLeadLimit(lookahead: number, sp: number): number {
+  return lookahead * (sp + 1) + 1;
+}
+
+/** A task the rules want dispatched: verify `drafts` drafts placed at positions start.. */
+export interface TaskPlan {
+  start: number;
+  drafts: number;
+  /** Which rule asked for it (the event log marks guard tasks). */
+  rule: "frontier" | "guard" | "window";
+}
+
+/** The pool claim a task makes: frontier and guard tasks decide the frontier. */
+export function claimOf(plan: TaskPlan): Claim {
+  return plan.rule === "window" ? "window" : "frontier";
+}
+
+export class WindowQueue {
+  /** Where the next window starts: just past the last dispatched window. */
+  private nextStart: number;
+
+  constructor(frontier: number) {
+    this.nextStart = frontier;
+  }
+
+  /** A new epoch: windows restart at the new frontier. */
+  reset(frontier: number): void {
+    this.nextStart = frontier;
+  }
+
+  /** Records a dispatched frontier task or window (guard tasks leave the queue as it is). */
+  dispatched(plan: TaskPlan): void {
+    if (plan.rule !== "guard") this.nextStart = plan.start + plan.drafts;
+  }
+
+  /**
+   * Window rule: the next window once L drafts are ready past its start, or fewer when the
+   * drafter has drafted everything the generation can use; undefined while it is not ready.
+   * `draftedUpTo` is one past the last drafted position, `lastDraftable` one past the last
+   * position worth drafting.
+   */
+  next(frontier: number, draftedUpTo: number, lookahead: number, lastDraftable: number): TaskPlan | undefined {
+    const start = Math.max(this.nextStart, frontier);
+    const ready = draftedUpTo - start;
+    if (ready >= lookahead) return { start, drafts: lookahead, rule: "window" };
+    if (ready > 0 && draftedUpTo >= lastDraftable) return { start, drafts: ready, rule: "window" };
+    return undefined;
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * DSI's rules for the frontier (the first undecided position f), each a pure function of
+ * what the scheduler sees now. The scheduler (run.ts) asks them, in this order, whenever
+ * something changes (a draft, a result, a freed instance, a timer):
+ *
+ * 1. Frontier rule: when no running or finished task has an output at f (at the start, after
+ *    every rejection, when f passes every window in flight), a task goes out on f with the
+ *    drafts ready there (up to L, possibly none), unless the slack rule holds it.
+ * 2. Slack rule: when that task would take the last free instance and carries fewer than L
+ *    drafts while more can come, it waits for a fuller window, but only as long as it still
+ *    finishes by the time non-SI would commit f (non-SI's pace from the fastest task seen,
+ *    the window's cost from the slowest full window seen). With one instance this makes DSI
+ *    do SI's work with drafting overlapped, without losing the non-SI bound.
+ * 3. Guard rule: when f is covered only by running windows that the observed costs say will
+ *    finish later than a fresh one-token pass would, a free instance takes a one-token task
+ *    on f (the windows go on). It never fires with flat costs; costs not yet observed count
+ *    as flat.
+ * 4. Otherwise the window rule of the queue policy (queue.ts) applies.
+ *
+ * Together: never slower than non-SI (exactly with flat costs, within the cost of what was
+ * not observed yet otherwise); with SP >= ceil(target / (L * drafter)) never slower than SI
+ * in expectation.
+ */
+import type { TaskCosts } from "../../runtime/costs.js";
+import type { TaskPlan } from "./queue.js";
+
+/** Times closer than this are equal (virtual times are sums of floating-point costs). */
+export const TIME_EPSILON_MS = 1e-9;
+
+/** A task in flight or finished but not applied yet, as the rules see it. */
+export interface TaskInView {
+  start: number;
+  drafts: number;
+  startedAt: number;
+  finished: boolean;
+}
+
+/** What the rules see of a generation at one instant. */
+export interface FrontierView {
+  now: number;
+  frontier: number;
+  /** Drafts ready at frontier, frontier+1, ... */
+  draftsReady: number;
+  lookahead: number;
+  /** One past the last position worth drafting (see queue.ts). */
+  lastDraftable: number;
+  /** Instances this generation could take right now. */
+  freeInstances: number;
+  tasks: Iterable<TaskInView>;
+  costs: TaskCosts;
+  /** When non-SI would commit position p, by the observed costs; undefined while unknown. */
+  nonSiCommitAt(p: number): number | undefined;
+}
+
+const covers = (t: TaskInView, p: number): boolean => t.start <= p && p <= t.start + t.drafts;
+
+/** Frontier rule: the task on f when nothing covers it; undefined when something does. */
+export function frontierRule(v: FrontierView): TaskPlan | undefined {
+  for (const t of v.tasks) if (covers(t, v.frontier)) return undefined;
+  return { start: v.frontier, drafts: Math.min(v.lookahead, v.draftsReady), rule: "frontier" };
+}
+
+/** Slack rule: until when a short frontier task may wait for more drafts; undefined: go now. */
+export function slackRule(v: FrontierView, plan: TaskPlan): number | undefined {
+  if (plan.drafts >= v.lookahead || v.freeInstances !== 1) return undefined;
+  if (v.frontier + v.draftsReady >= v.lastDraftable) return undefined; // no more drafts will come
+  const window = v.costs.slowestMs(v.lookahead);
+  const deadline = v.nonSiCommitAt(v.frontier);
+  if (window === undefined || deadline === undefined) return undefined;
+  const until = deadline - window;
+  return v.now < until - TIME_EPSILON_MS ? until : undefined;
+}
+
+/** Guard rule: a one-token task on f when the windows covering it will finish too late. */
+export function guardRule(v: FrontierView): TaskPlan | undefined {
+  const single = v.costs.slowestMs(0);
+  if (single === undefined) return undefined;
+  let finish = Infinity;
+  for (const t of v.tasks) {
+    if (!covers(t, v.frontier)) continue;
+    if (t.finished) return undefined;
+    const cost = v.costs.estimateMs(t.drafts);
+    if (cost === undefined) return undefined;
+    finish = Math.min(finish, t.startedAt + cost);
+  }
+  return finish > v.now + single + TIME_EPSILON_MS ? { start: v.frontier, drafts: 0, rule: "guard" } : undefined;
+}

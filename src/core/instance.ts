@@ -1,0 +1,86 @@
+/**
+ * The model-instance contract every backend implements and every algorithm uses. It lives in
+ * core so that algorithms see instances only through it, never through a backend.
+ */
+import type { SamplingParams } from "./sampling.js";
+import type { OutputMode, PositionOutput } from "./verify.js";
+
+/**
+ * A read-only token sequence. A plain `number[]` is one; the engine passes `TokenView`s, which
+ * cost O(drafts) to make instead of O(sequence), so a call's overhead does not grow with the
+ * context. Instances must not assume they can index it with `[]`.
+ */
+export interface TokenSequence {
+  readonly length: number;
+  /** The token at `index`, 0 <= index < length. */
+  at(index: number): number | undefined;
+  /** Tokens start..end-1 as a new array (like Array.prototype.slice). */
+  slice(start?: number, end?: number): number[];
+}
+
+/**
+ * An immutable sequence: the first `baseLength` tokens of `base` followed by a copy of `tail`.
+ * Requires: `base[0..baseLength)` never changes afterwards (the engine's committed tokens are
+ * append-only), so a view stays valid however long an instance holds it.
+ */
+export class TokenView implements TokenSequence {
+  private readonly tail: readonly number[];
+  readonly length: number;
+  constructor(
+    private readonly base: readonly number[],
+    private readonly baseLength: number,
+    tail: readonly number[] = [],
+  ) {
+    this.tail = tail.slice();
+    this.length = baseLength + this.tail.length;
+  }
+  at(index: number): number | undefined {
+    const i = index < 0 ? index + this.length : index;
+    if (i < 0 || i >= this.length) return undefined;
+    return i < this.baseLength ? this.base[i] : this.tail[i - this.baseLength];
+  }
+  slice(start = 0, end = this.length): number[] {
+    const norm = (i: number): number => Math.min(this.length, Math.max(0, i < 0 ? i + this.length : i));
+    const [a, b] = [norm(start), norm(end)];
+    const out: number[] = [];
+    for (let i = a; i < b; i++) out.push(i < this.baseLength ? this.base[i] : this.tail[i - this.baseLength]);
+    return out;
+  }
+}
+
+export interface EvalRequest {
+  /** The full token sequence (prompt, committed tokens, drafts). */
+  tokens: TokenSequence;
+  /** Return outputs for every position p in from..tokens.length (inclusive). */
+  from: number;
+  mode: OutputMode;
+  sampling: SamplingParams;
+  /** Key of the instance's own samples in mode `sample` (see core/random). */
+  seed: number;
+  stream: number;
+}
+
+export interface ModelInstance {
+  /** A short label for traces and stats, e.g. "target-0". */
+  readonly label: string;
+  readonly vocabSize: number;
+  /** End-of-sequence token, if the model has one. */
+  readonly eosToken: number | undefined;
+  /**
+   * Requires: 0 <= req.from <= req.tokens.length.
+   * Returns tokens.length - from + 1 outputs; output i is the next-token output after
+   * tokens[0..from+i): the greedy token (mode `greedy`), the instance's own sample keyed by
+   * (seed, stream, position) (mode `sample`), or the full distribution (mode `dist`).
+   * The instance keeps its own cache; the caller never manages it. Rejects with an
+   * AbortError when `signal` aborts, as soon as the backend can stop (at once for synthetic
+   * and latency-wrapped instances; after the running forward pass for llama.cpp).
+   */
+  evaluate(req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]>;
+}
+
+/** Checks the request's shape; backends call it first. */
+export function checkRequest(req: EvalRequest): void {
+  if (!(req.from >= 0 && req.from <= req.tokens.length)) {
+    throw new RangeError(`evaluate: from=${req.from} outside 0..${req.tokens.length}`);
+  }
+}

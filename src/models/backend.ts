@@ -1,0 +1,121 @@
+/**
+ * Backends: where model instances and the tokenizer come from (synthetic tables or GGUF
+ * models), chosen from a plain description that the CLI, the server and workers share.
+ */
+import type { Clock } from "../runtime/clock.js";
+import type { Runtime } from "../runtime/runtime.js";
+import { DEFAULT_PAIR, defaultCacheDir, ensurePair } from "./gguf/llama-model.js";
+import type { LatencyProfile } from "./latency.js";
+import { LlamaPair, type LlamaInstance, type LlamaPairOptions } from "./llama.js";
+import { assembleRuntime, syntheticRuntime } from "./runtime.js";
+import { SyntheticPair, SyntheticTokenizer, type SyntheticSpec } from "./synthetic.js";
+
+export const BACKENDS = ["synthetic", "llama"] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+export interface Tokenizer {
+  /** A prompt's tokens (with BOS where the model wants one). */
+  encode(text: string): number[];
+  decode(tokens: readonly number[]): string;
+}
+
+export interface Backend {
+  name: BackendName;
+  tokenizer: Tokenizer;
+  /** Tokens a sequence may hold, if limited. */
+  contextSize: number | undefined;
+  /** Whether the models compute in real time (then only the real clock makes sense). */
+  realCompute: boolean;
+  /** A runtime whose pool holds up to `sp` targets, caches emptied, latency added on `clock`. */
+  runtime(clock: Clock, sp: number, profile: LatencyProfile): Promise<Runtime>;
+  describe(): string;
+  close(): Promise<void>;
+}
+
+/** Which backend to open, with its settings. */
+export type BackendSpec =
+  | ({ backend: "synthetic" } & Partial<SyntheticSpec>)
+  | {
+      backend: "llama";
+      /** GGUF files; both or neither (then the generated default pair, made on first use). */
+      target?: string;
+      drafter?: string;
+      threads: number;
+      gpu: boolean;
+      contextSize?: number;
+    };
+
+/** A user error in a backend description (e.g. only one of target and drafter). */
+export class BackendSpecError extends Error {
+  override readonly name = "BackendSpecError";
+}
+
+/** Opens the backend a spec describes; `onGenerated` hears where the default pair was made. */
+export async function openBackend(spec: BackendSpec, onGenerated?: (dir: string) => void): Promise<Backend> {
+  if (spec.backend === "synthetic") {
+    const { backend: _, ...synthetic } = spec;
+    return syntheticBackend(synthetic);
+  }
+  if ((spec.target === undefined) !== (spec.drafter === undefined)) {
+    throw new BackendSpecError("--target and --drafter go together (or give neither for the default pair)");
+  }
+  let files: { target: string; drafter: string };
+  if (spec.target !== undefined && spec.drafter !== undefined) files = { target: spec.target, drafter: spec.drafter };
+  else {
+    const dir = defaultCacheDir();
+    const pair = await ensurePair(dir, DEFAULT_PAIR);
+    if (pair.generated) onGenerated?.(dir);
+    files = pair;
+  }
+  return llamaBackend({ ...files, threads: spec.threads, gpu: spec.gpu, contextSize: spec.contextSize });
+}
+
+export function syntheticBackend(spec: Partial<SyntheticSpec>): Backend {
+  const pair = new SyntheticPair(spec);
+  const s = pair.spec;
+  return {
+    name: "synthetic",
+    tokenizer: new SyntheticTokenizer(s.vocab),
+    contextSize: undefined,
+    realCompute: false,
+    runtime: async (clock, sp, profile) => syntheticRuntime({ pair, clock, sp, profile }),
+    describe: () => `synthetic (vocab ${s.vocab}, context ${s.context}, agreement ${s.agreement}, model seed ${s.seed})`,
+    close: async () => undefined,
+  };
+}
+
+/**
+ * GGUF target and drafter. Instances are created when a pool first needs them and kept for
+ * later runtimes; each runtime starts them with empty caches.
+ */
+export async function llamaBackend(o: LlamaPairOptions): Promise<Backend> {
+  const pair = await LlamaPair.load(o);
+  const drafter = await pair.instance("drafter", "drafter");
+  const targets: Promise<LlamaInstance>[] = [];
+  return {
+    name: "llama",
+    tokenizer: { encode: (t) => pair.encode(t), decode: (t) => pair.decode(t) },
+    contextSize: pair.contextSize,
+    realCompute: true,
+    runtime: async (clock: Clock, sp: number, profile: LatencyProfile): Promise<Runtime> => {
+      await drafter.reset();
+      return assembleRuntime({
+        clock,
+        drafter,
+        target: async (i) => {
+          targets[i] ??= pair.instance("target", `target-${i}`);
+          const t = await targets[i];
+          await t.reset();
+          return t;
+        },
+        vocabSize: pair.vocabSize,
+        eosToken: pair.eosToken,
+        sp,
+        profile,
+      });
+    },
+    describe: () =>
+      `llama.cpp ${o.gpu ? "GPU" : "CPU"} (${o.threads} thread${o.threads > 1 ? "s" : ""} per instance, vocab ${pair.vocabSize}, context ${pair.contextSize})`,
+    close: () => pair.dispose(),
+  };
+}

@@ -1,0 +1,70 @@
+/**
+ * The one place a runtime is assembled: a clock, a drafter, a lazily filled target pool and an
+ * event log, with an optional latency profile on top of every instance. The CLI, benches,
+ * tests and library users all build runtimes here (or through a `Backend`, backend.ts).
+ */
+import type { ModelInstance } from "../core/instance.js";
+import { makeClock, type Clock } from "../runtime/clock.js";
+import { EventLog } from "../runtime/events.js";
+import { TargetPool } from "../runtime/pool.js";
+import type { Runtime } from "../runtime/runtime.js";
+import { NO_LATENCY, withLatency, type LatencyProfile } from "./latency.js";
+import type { SyntheticPair } from "./synthetic.js";
+
+export interface RuntimeParts {
+  /** A clock, or its kind. Defaults to the virtual clock. */
+  clock?: Clock | "real" | "virtual";
+  drafter: ModelInstance;
+  /** Target instance `index` (created lazily by the pool, at most once per index). */
+  target: (index: number) => ModelInstance | Promise<ModelInstance>;
+  /** The targets' vocabulary and end-of-sequence token, known before any instance exists. */
+  vocabSize: number;
+  eosToken: number | undefined;
+  /** Speculation parallelism: the most target instances (the pool's size). */
+  sp: number;
+  /** Modelled latency added on top of every evaluation. Defaults to none. */
+  profile?: LatencyProfile;
+  /** Record the event log. Defaults to true. */
+  events?: boolean;
+}
+
+export function assembleRuntime(o: RuntimeParts): Runtime {
+  const clock = typeof o.clock === "object" ? o.clock : makeClock(o.clock ?? "virtual");
+  const profile = o.profile ?? NO_LATENCY;
+  const wrap = (i: ModelInstance): ModelInstance => withLatency(i, clock, profile.target);
+  const pool = new TargetPool({
+    size: o.sp,
+    vocabSize: o.vocabSize,
+    eosToken: o.eosToken,
+    create: (index) => {
+      const made = o.target(index);
+      return made instanceof Promise ? made.then(wrap) : wrap(made);
+    },
+  });
+  return { clock, drafter: withLatency(o.drafter, clock, profile.drafter), pool, events: new EventLog(() => clock.now(), o.events ?? true) };
+}
+
+export interface SyntheticRuntimeOptions {
+  pair: SyntheticPair;
+  profile?: LatencyProfile;
+  /** Defaults to the virtual clock. */
+  clock?: Clock | "real" | "virtual";
+  /** Speculation parallelism: the most target instances. Defaults to 1. */
+  sp?: number;
+  /** Record the event log. Defaults to true. */
+  events?: boolean;
+}
+
+/** Synthetic target and drafter (exact distributions) behind an optional latency profile. */
+export function syntheticRuntime(o: SyntheticRuntimeOptions): Runtime {
+  return assembleRuntime({
+    clock: o.clock,
+    drafter: o.pair.instance("drafter", "drafter"),
+    target: (i) => o.pair.instance("target", `target-${i}`),
+    vocabSize: o.pair.spec.vocab,
+    eosToken: o.pair.spec.eosToken,
+    sp: o.sp ?? 1,
+    profile: o.profile,
+    events: o.events,
+  });
+}

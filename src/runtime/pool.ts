@@ -1,0 +1,349 @@
+/**
+ * The target pool: the target instances of one process, shared by every generation running
+ * in it. A generation joins the pool (a `PoolMember`), leases an instance for each task and
+ * hands it back when the task's evaluation has settled, so no instance ever runs two tasks at
+ * once.
+ *
+ * Policy between generations (fair, and what keeps each generation's guarantees):
+ * - A `frontier` claim decides a generation's first undecided position (every non-SI and SI
+ *   step, DSI's frontier and guard tasks); a `window` claim is speculative (DSI's windows).
+ * - Reserve: a generation that holds no frontier lease may need one at any moment, so the
+ *   pool keeps one instance free for each such generation. A claim is granted past that
+ *   reserve only when it is its generation's own frontier claim; everything else (windows, a
+ *   second frontier task) takes only instances beyond the others' reserve.
+ * - Waiting claims are served frontier claims first (a generation's first frontier lease
+ *   before a second one), then windows, first come first served within a kind.
+ * - Nothing is taken away from a running task.
+ * So with at least one instance per active generation, every generation's frontier claim is
+ * served at once and keeps DSI's never-slower-than-non-SI bound; speculation uses the rest.
+ * A lone generation has the whole pool, exactly as if it were its own.
+ *
+ * Instances are created lazily, the first time that many are wanted at once, and never more
+ * than `size`: a generation that can use two instances never pays for a thousand.
+ */
+import type { ModelInstance } from "../core/instance.js";
+import { AbortError } from "./abort.js";
+import { TaskCosts } from "./costs.js";
+
+/** What a task needs an instance for (see the policy above). */
+export type Claim = "frontier" | "window";
+
+export interface Lease {
+  readonly instance: ModelInstance;
+  /** The instance's index in the pool, 0..size-1 (traces name lanes by it). */
+  readonly index: number;
+  /** Hands the instance back. Call once, when its evaluation has settled, never while it runs. */
+  release(): void;
+}
+
+export interface TargetPoolOptions {
+  /** Most instances the pool holds: the speculation parallelism (SP). */
+  size: number;
+  /** Creates instance `index`; called lazily, at most once per index (again only after a failure). */
+  create: (index: number) => ModelInstance | Promise<ModelInstance>;
+  /** The targets' vocabulary and end-of-sequence token (every instance must match). */
+  vocabSize: number;
+  eosToken: number | undefined;
+}
+
+/** A pool event: an instance leased or handed back (for tests and traces). */
+export interface PoolEvent {
+  type: "lease" | "release";
+  instance: number;
+  /** The member (generation) that leased it, numbered from 0 in joining order. */
+  member: number;
+}
+
+/** Upper bound on `size` (1024 targets is already far past any machine's devices). */
+export const MAX_POOL_SIZE = 1024;
+
+type SlotState = "empty" | "creating" | "idle" | "busy";
+
+interface Waiter {
+  member: PoolMember;
+  claim: Claim;
+  seq: number;
+  resolve: (lease: Lease) => void;
+  reject: (err: unknown) => void;
+}
+
+/** A generation's membership in the pool: how it leases instances. */
+export class PoolMember {
+  /** Frontier leases this member holds now. */
+  frontierLeases = 0;
+  private left = false;
+  constructor(
+    private readonly pool: TargetPool,
+    readonly id: number,
+  ) {}
+
+  /** A lease at once when the policy allows one now; undefined otherwise. Never waits. */
+  tryAcquire(claim: Claim): Lease | undefined {
+    return this.pool.tryAcquireFor(this, claim);
+  }
+
+  /**
+   * A lease when the policy allows: at once, or when an instance is released or made.
+   * Rejects with an AbortError if `signal` aborts first (the claim is withdrawn), or with the
+   * factory's error if making the instance fails.
+   */
+  acquire(claim: Claim, signal?: AbortSignal): Promise<Lease> {
+    return this.pool.acquireFor(this, claim, signal);
+  }
+
+  /** Instances a window claim of this member could take now (beyond the others' reserve). */
+  available(): number {
+    return this.pool.availableTo(this);
+  }
+
+  /** Leaves the pool (the generation ended); its reserve goes back to the others. Idempotent. */
+  leave(): void {
+    if (this.left) return;
+    this.left = true;
+    this.pool.remove(this);
+  }
+}
+
+export class TargetPool {
+  readonly size: number;
+  readonly vocabSize: number;
+  readonly eosToken: number | undefined;
+  /** Observed task durations, kept across generations (DSI's slack and guard rules). */
+  readonly costs = new TaskCosts();
+  /** When set, every lease and release is appended here, in order. */
+  log: PoolEvent[] | undefined;
+  private readonly instances: (ModelInstance | undefined)[] = [];
+  private readonly slots: SlotState[];
+  private readonly members = new Set<PoolMember>();
+  private memberIds = 0;
+  private waiting: Waiter[] = [];
+  private waiterSeq = 0;
+  private readonly create: TargetPoolOptions["create"];
+
+  constructor(o: TargetPoolOptions) {
+    if (!(Number.isInteger(o.size) && o.size >= 1 && o.size <= MAX_POOL_SIZE)) {
+      throw new RangeError(`the target pool size must be an integer in 1..${MAX_POOL_SIZE}, got ${o.size}`);
+    }
+    this.size = o.size;
+    this.create = o.create;
+    this.vocabSize = o.vocabSize;
+    this.eosToken = o.eosToken;
+    this.slots = new Array<SlotState>(o.size).fill("empty");
+  }
+
+  /** A pool over existing instances (the first one's vocabulary and EOS). */
+  static of(instances: readonly ModelInstance[]): TargetPool {
+    if (instances.length === 0) throw new RangeError("a target pool needs at least one instance");
+    return new TargetPool({ size: instances.length, create: (i) => instances[i], vocabSize: instances[0].vocabSize, eosToken: instances[0].eosToken });
+  }
+
+  /** Joins the pool: one membership per generation, left when the generation ends. */
+  join(): PoolMember {
+    const m = new PoolMember(this, this.memberIds++);
+    this.members.add(m);
+    return m;
+  }
+
+  /** Instances created so far. */
+  get created(): number {
+    return this.slots.filter((s) => s === "idle" || s === "busy").length;
+  }
+
+  /** Idle instances plus those not created yet. */
+  free(): number {
+    let n = 0;
+    for (const s of this.slots) if (s === "idle" || s === "empty") n++;
+    return n;
+  }
+
+  // ---- the policy ----
+
+  /** Instances kept for the other members' frontier claims. */
+  private reserveFor(m: PoolMember): number {
+    let n = 0;
+    for (const o of this.members) if (o !== m && o.frontierLeases === 0) n++;
+    return n;
+  }
+
+  /** The member's own frontier claim while it holds none: served first, past the reserve. */
+  private urgent(m: PoolMember, claim: Claim): boolean {
+    return claim === "frontier" && m.frontierLeases === 0;
+  }
+
+  /** Serving order: urgent frontier claims, other frontier claims, windows. */
+  private rank(w: { member: PoolMember; claim: Claim }): number {
+    return this.urgent(w.member, w.claim) ? 0 : w.claim === "frontier" ? 1 : 2;
+  }
+
+  private grantable(m: PoolMember, claim: Claim): boolean {
+    const free = this.free();
+    return free > 0 && (this.urgent(m, claim) || free > this.reserveFor(m));
+  }
+
+  /** @internal */
+  availableTo(m: PoolMember): number {
+    return Math.max(0, this.free() - this.reserveFor(m));
+  }
+
+  /** @internal */
+  tryAcquireFor(m: PoolMember, claim: Claim): Lease | undefined {
+    const rank = this.rank({ member: m, claim });
+    // Claims waiting before this one, of the same or a higher rank, go first.
+    if (this.waiting.some((w) => this.rank(w) <= rank)) return undefined;
+    if (!this.grantable(m, claim)) return undefined;
+    const idle = this.slots.indexOf("idle");
+    if (idle >= 0) return this.lease(idle, m, claim);
+    // Instances on the way go to waiting claims (serve); this one may start the next.
+    if (this.slots.includes("creating")) return undefined;
+    const empty = this.slots.indexOf("empty");
+    const made = this.make(empty);
+    if (made instanceof Promise) {
+      // Not ready at once: the instance goes to whoever is first when it is made.
+      void made.then(
+        () => this.serve(),
+        (err: unknown) => this.failFirst(err),
+      );
+      return undefined;
+    }
+    return this.lease(empty, m, claim);
+  }
+
+  /** @internal */
+  acquireFor(m: PoolMember, claim: Claim, signal?: AbortSignal): Promise<Lease> {
+    if (signal?.aborted) return Promise.reject(new AbortError());
+    try {
+      const now = this.tryAcquireFor(m, claim);
+      if (now) return Promise.resolve(now);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise<Lease>((resolve, reject) => {
+      const onAbort = (): void => {
+        const before = this.waiting.length;
+        this.waiting = this.waiting.filter((w) => w !== waiter);
+        if (this.waiting.length === before) return;
+        reject(new AbortError());
+        this.serve(); // a withdrawn claim may have been holding others back
+      };
+      const waiter: Waiter = {
+        member: m,
+        claim,
+        seq: this.waiterSeq++,
+        resolve: (lease) => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(lease);
+        },
+        reject: (err) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(err);
+        },
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.waiting.push(waiter);
+      this.serve();
+    });
+  }
+
+  /** @internal */
+  remove(m: PoolMember): void {
+    this.members.delete(m);
+    this.serve(); // its reserve is free for the others now
+  }
+
+  /** Grants waiting claims, best rank first, while the policy allows. */
+  private serve(): void {
+    for (;;) {
+      const ready = this.waiting.filter((w) => this.grantable(w.member, w.claim)).sort((a, b) => this.rank(a) - this.rank(b) || a.seq - b.seq);
+      const w = ready[0];
+      if (!w) return;
+      const idle = this.slots.indexOf("idle");
+      if (idle >= 0) {
+        this.waiting = this.waiting.filter((x) => x !== w);
+        w.resolve(this.lease(idle, w.member, w.claim));
+        continue;
+      }
+      // Only instances still to be made are free: make one unless enough are on the way.
+      const creating = this.slots.filter((s) => s === "creating").length;
+      if (creating >= ready.length) return;
+      const empty = this.slots.indexOf("empty");
+      let made: ModelInstance | Promise<void>;
+      try {
+        made = this.make(empty);
+      } catch (err) {
+        this.waiting = this.waiting.filter((x) => x !== w);
+        w.reject(err);
+        continue;
+      }
+      if (made instanceof Promise) {
+        void made.then(
+          () => this.serve(),
+          (err: unknown) => this.failFirst(err),
+        );
+      }
+    }
+  }
+
+  /** Creation failed: the first waiter learns why its instance never came. */
+  private failFirst(err: unknown): void {
+    const w = [...this.waiting].sort((a, b) => this.rank(a) - this.rank(b) || a.seq - b.seq)[0];
+    if (w) {
+      this.waiting = this.waiting.filter((x) => x !== w);
+      w.reject(err);
+    }
+    this.serve();
+  }
+
+  /**
+   * Makes the instance of an empty slot: returns it when the factory is synchronous (slot
+   * idle), else a promise settled when the slot is idle (or empty again after a failure).
+   */
+  private make(index: number): ModelInstance | Promise<void> {
+    const made = this.create(index);
+    if (!(made instanceof Promise)) {
+      this.add(made, index);
+      return made;
+    }
+    this.slots[index] = "creating";
+    return made.then(
+      (instance) => {
+        try {
+          this.add(instance, index);
+        } catch (err) {
+          this.slots[index] = "empty";
+          throw err;
+        }
+      },
+      (err: unknown) => {
+        this.slots[index] = "empty";
+        throw err;
+      },
+    );
+  }
+
+  private add(instance: ModelInstance, index: number): void {
+    if (instance.vocabSize !== this.vocabSize) {
+      throw new RangeError(`target instance ${index} has a vocabulary of ${instance.vocabSize}, the pool's targets have ${this.vocabSize}`);
+    }
+    this.instances[index] = instance;
+    this.slots[index] = "idle";
+  }
+
+  private lease(index: number, m: PoolMember, claim: Claim): Lease {
+    this.slots[index] = "busy";
+    if (claim === "frontier") m.frontierLeases++;
+    this.log?.push({ type: "lease", instance: index, member: m.id });
+    let released = false;
+    return {
+      instance: this.instances[index]!,
+      index,
+      release: () => {
+        if (released) throw new Error(`target instance ${index} released twice`);
+        released = true;
+        if (claim === "frontier") m.frontierLeases--;
+        this.log?.push({ type: "release", instance: index, member: m.id });
+        this.slots[index] = "idle";
+        this.serve();
+      },
+    };
+  }
+}

@@ -1,0 +1,138 @@
+/** The shared target pool: lazy creation, priorities between claims, cancellation, errors. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { ModelInstance } from "../../src/core/instance.js";
+import { SyntheticPair } from "../../src/models/synthetic.js";
+import { TargetPool, type Lease } from "../../src/runtime/pool.js";
+
+const pair = new SyntheticPair({ vocab: 16 });
+
+function pool(size: number, made: number[] = [], factory?: (i: number) => ModelInstance | Promise<ModelInstance>): TargetPool {
+  return new TargetPool({
+    size,
+    vocabSize: 16,
+    eosToken: undefined,
+    create:
+      factory ??
+      ((i) => {
+        made.push(i);
+        return pair.instance("target", `target-${i}`);
+      }),
+  });
+}
+
+test("instances are created lazily, only when that many are busy at once", () => {
+  const made: number[] = [];
+  const p = pool(1024, made);
+  const m = p.join();
+  assert.equal(p.created, 0);
+  assert.equal(m.available(), 1024);
+  const a = m.tryAcquire("frontier")!;
+  a.release();
+  const b = m.tryAcquire("frontier")!;
+  assert.equal(b.index, 0, "the released instance is reused");
+  const c = m.tryAcquire("window")!;
+  assert.equal(c.index, 1);
+  assert.deepEqual(made, [0, 1]);
+  assert.equal(p.created, 2);
+  b.release();
+  c.release();
+});
+
+test("reserve: windows never take the instance another generation's frontier may need", () => {
+  const p = pool(2);
+  const [a, b] = [p.join(), p.join()];
+  const frontier = a.tryAcquire("frontier")!;
+  assert.equal(a.available(), 0, "one instance is free, and it is b's reserve");
+  assert.equal(a.tryAcquire("window"), undefined);
+  const bf = b.tryAcquire("frontier")!;
+  assert.equal(bf.index, 1);
+  bf.release();
+  b.leave();
+  const w = a.tryAcquire("window")!;
+  assert.equal(w.index, 1, "once b has left, a may speculate on it");
+  frontier.release();
+  w.release();
+});
+
+test("waiting claims: each generation's own frontier first, then windows; first come first served within a kind", async () => {
+  const p = pool(1);
+  const [a, b, c] = [p.join(), p.join(), p.join()];
+  const held = a.tryAcquire("frontier")!;
+  const order: string[] = [];
+  const take = (name: string, m: typeof a, claim: "frontier" | "window"): Promise<void> =>
+    m.acquire(claim).then((l) => {
+      order.push(name);
+      // Hold each lease a moment, so that the next grant happens on this release.
+      setImmediate(() => l.release());
+    });
+  const all = [take("b-window", b, "window"), take("c-window", c, "window"), take("c-frontier", c, "frontier"), take("b-frontier", b, "frontier")];
+  held.release();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(order, ["c-frontier", "b-frontier"], "windows wait while others may need their frontier");
+  a.leave();
+  c.leave();
+  await all[0];
+  assert.deepEqual(order, ["c-frontier", "b-frontier", "b-window"], "b may speculate once nobody else may need a frontier");
+  b.leave();
+  await Promise.all(all);
+  assert.deepEqual(order, ["c-frontier", "b-frontier", "b-window", "c-window"]);
+});
+
+test("an aborted claim is withdrawn and rejects with an AbortError; the instance goes to the next", async () => {
+  const p = pool(1);
+  const m = p.join();
+  const held = m.tryAcquire("frontier")!;
+  const controller = new AbortController();
+  const withdrawn = m.acquire("frontier", controller.signal);
+  const next = m.acquire("window");
+  controller.abort();
+  await assert.rejects(withdrawn, (err: Error) => err.name === "AbortError");
+  held.release();
+  const lease = await next;
+  assert.equal(lease.index, 0);
+  lease.release();
+  await assert.rejects(m.acquire("frontier", AbortSignal.abort()), (err: Error) => err.name === "AbortError");
+});
+
+test("asynchronous factories: a waiting claim gets the instance once made; a failure reaches the claim", async () => {
+  let calls = 0;
+  const p = pool(2, [], async (i) => {
+    calls++;
+    if (calls === 1) throw new Error("no device");
+    return pair.instance("target", `target-${i}`);
+  });
+  const m = p.join();
+  await assert.rejects(m.acquire("frontier"), /no device/);
+  assert.equal(m.tryAcquire("frontier"), undefined, "an asynchronous instance is never ready at once");
+  const lease: Lease = await m.acquire("frontier");
+  assert.equal(p.created, 1);
+  lease.release();
+});
+
+test("an instance with another vocabulary, or a lease released twice, is an error", () => {
+  const p = pool(2, [], () => new SyntheticPair({ vocab: 8 }).instance("target"));
+  assert.throws(() => p.join().tryAcquire("frontier"), /vocabulary of 8/);
+  const m = pool(1).join();
+  const lease = m.tryAcquire("frontier")!;
+  lease.release();
+  assert.throws(() => lease.release(), /released twice/);
+  assert.throws(() => pool(0), /pool size/);
+  assert.throws(() => pool(1025), /pool size/);
+});
+
+test("the log records every lease and release in order, with the member", () => {
+  const p = pool(2);
+  p.log = [];
+  const m = p.join();
+  const a = m.tryAcquire("frontier")!;
+  const b = m.tryAcquire("window")!;
+  a.release();
+  b.release();
+  assert.deepEqual(p.log, [
+    { type: "lease", instance: 0, member: 0 },
+    { type: "lease", instance: 1, member: 0 },
+    { type: "release", instance: 0, member: 0 },
+    { type: "release", instance: 1, member: 0 },
+  ]);
+});
