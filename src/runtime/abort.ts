@@ -7,6 +7,12 @@ export class AbortError extends Error {
   }
 }
 
+/**
+ * The reason the engine aborts preempted work with. One shared instance: aborting without a
+ * reason makes a DOMException per abort, which costs more than the rest of a DSI step.
+ */
+export const PREEMPTED: Error = new AbortError("preempted");
+
 export function isAbortError(err: unknown): boolean {
   return err instanceof Error && err.name === "AbortError";
 }

@@ -21,7 +21,7 @@
  */
 import { TokenView } from "../../core/instance.js";
 import { draftFromOutput, type Draft, type PositionOutput } from "../../core/verify.js";
-import { AbortError, isAbortError } from "../../runtime/abort.js";
+import { AbortError, isAbortError, PREEMPTED } from "../../runtime/abort.js";
 import type { Claim, Lease } from "../../runtime/pool.js";
 import type { RunContext } from "../context.js";
 import { claimOf, drafterLeadLimit, WindowQueue, type TaskPlan } from "./queue.js";
@@ -55,7 +55,10 @@ class DsiRun {
   private done: Task[] = [];
   private readonly settling = new Set<Promise<unknown>>();
   private taskIds = 0;
-  private drafterController: AbortController | undefined;
+  /** Aborts the drafter's evaluations of the current epoch; replaced once used. */
+  private drafterController = new AbortController();
+  /** Whether the drafter is evaluating now. */
+  private drafting = false;
   private wakeDrafter: (() => void) | undefined;
   private finished = false;
   private firstCommitAt: number | undefined;
@@ -117,8 +120,9 @@ class DsiRun {
         continue;
       }
       const epoch = this.epoch;
-      const controller = new AbortController();
-      this.drafterController = controller;
+      if (this.drafterController.signal.aborted) this.drafterController = new AbortController();
+      const controller = this.drafterController;
+      this.drafting = true;
       rt.events.emit({ type: "draft-start", pos, epoch });
       let out: PositionOutput;
       try {
@@ -129,7 +133,7 @@ class DsiRun {
         else this.fail(err);
         continue;
       } finally {
-        this.drafterController = undefined;
+        this.drafting = false;
       }
       if (this.finished) break;
       if (epoch !== this.epoch || pos !== this.f + this.drafts.length) {
@@ -152,9 +156,9 @@ class DsiRun {
   }
 
   private restartDrafter(): void {
-    if (this.drafterController) {
+    if (this.drafting) {
       this.ctx.stats.preemptions++;
-      this.drafterController.abort();
+      this.drafterController.abort(PREEMPTED);
     }
     this.notifyDrafter();
   }
@@ -227,7 +231,7 @@ class DsiRun {
     if (now) return now;
     if (this.claim && (this.claim.kind === kind || this.claim.kind === "frontier")) return undefined;
     // No claim yet, or a window claim that now has to decide the frontier: claim anew.
-    this.claim?.controller.abort();
+    this.claim?.controller.abort(PREEMPTED);
     const claim = { kind, controller: new AbortController() };
     this.claim = claim;
     member.acquire(kind, claim.controller.signal).then(
@@ -340,7 +344,7 @@ class DsiRun {
     this.running.delete(task);
     this.ctx.stats.preemptions++;
     this.ctx.rt.events.emit({ type: "task-preempt", task: task.id, instance: task.lease.index, reason });
-    task.controller.abort();
+    task.controller.abort(PREEMPTED);
   }
 
   // ---- applying results in position order ----
@@ -393,12 +397,12 @@ class DsiRun {
     if (this.finished) return;
     this.finished = true;
     this.cancelSlackTimer();
-    this.claim?.controller.abort();
+    this.claim?.controller.abort(PREEMPTED);
     const spare = this.spareLease;
     this.spareLease = undefined;
     spare?.release();
     for (const t of [...this.running]) this.preempt(t, "finished");
-    this.drafterController?.abort();
+    this.drafterController.abort(PREEMPTED);
     this.notifyDrafter();
     this.resolveRun();
   }
