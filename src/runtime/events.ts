@@ -39,7 +39,11 @@ type WithoutTime<E> = E extends unknown ? Omit<E, "t"> : never;
 export class EventLog {
   readonly events: EngineEvent[] = [];
   constructor(private readonly now: () => number, readonly enabled = true) {}
+  /** Records `event` (the object itself, stamped with the time: callers pass a fresh literal). */
   emit(event: WithoutTime<EngineEvent>): void {
-    if (this.enabled) this.events.push({ t: this.now(), ...event } as EngineEvent);
+    if (!this.enabled) return;
+    const e = event as EngineEvent;
+    e.t = this.now();
+    this.events.push(e);
   }
 }
