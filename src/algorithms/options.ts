@@ -62,7 +62,10 @@ export type ResolvedOptions = Required<Pick<GenerateOptions, "prompt" | "maxToke
 export type Verifier = (target: PositionOutput, draft: Draft, seed: number, position: number) => Decision;
 
 export interface Stats {
-  /** Tokens generated (committed), including a stop sequence's. */
+  /**
+   * Tokens committed: the output's plus a stop sequence's or the EOS token that ended the
+   * generation (work the models did, though the output leaves them out).
+   */
   tokens: number;
   /** Drafter outputs produced (including ones later thrown away). */
   drafted: number;

@@ -23,9 +23,8 @@ export class Committer {
     this.stopStrings = (options.stopText?.strings ?? []).filter((s) => s.length > 0);
   }
 
-  get count(): number {
-    return this.generated.length;
-  }
+  /** Tokens committed so far, including a stop sequence's and an EOS that ended the generation. */
+  committed = 0;
   get done(): boolean {
     return this.finishReason !== undefined;
   }
@@ -37,6 +36,7 @@ export class Committer {
   /** Commits one token; returns true when the generation must stop. */
   commit(token: number): boolean {
     if (this.done) return true;
+    this.committed++;
     this.generated.push(token);
     if (this.eos !== undefined && token === this.eos && this.options.stopAtEos !== false) {
       this.generated.pop();
@@ -175,7 +175,7 @@ export class StatsCounter {
 }
 
 export function completion(c: Committer, stats: StatsCounter): Completion {
-  return { tokens: c.output(), finishReason: c.finishReason ?? "length", stats: stats.finish(c.count) };
+  return { tokens: c.output(), finishReason: c.finishReason ?? "length", stats: stats.finish(c.committed) };
 }
 
 /** Totals over several completions (the acceptance rate and TTFT recomputed, times summed). */

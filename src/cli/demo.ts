@@ -3,12 +3,12 @@
  * DSI, prints the three outputs (identical under greedy), times, speedups, acceptance and
  * the instances used, and draws the three timelines into one SVG.
  */
-import { writeFile } from "node:fs/promises";
 import { ALGORITHMS, type AlgorithmName } from "../algorithms/options.js";
 import type { LatencyProfile } from "../models/latency.js";
 import { chromeTrace } from "../present/trace.js";
 import { timelineSvg } from "../present/timeline-svg.js";
 import type { Backend } from "../models/backend.js";
+import { checkWritable, writeOutput } from "./flags.js";
 import { runGenerate, type GenerateReport } from "./generate.js";
 
 export interface DemoFlags {
@@ -25,6 +25,8 @@ export interface DemoFlags {
 const NAMES: Record<AlgorithmName, string> = { nonsi: "non-SI", si: "SI", dsi: "DSI" };
 
 export async function runDemo(backend: Backend, flags: DemoFlags): Promise<{ text: string; identical: boolean; reports: Map<AlgorithmName, GenerateReport> }> {
+  await checkWritable(flags.svg, "--svg");
+  if (flags.trace !== undefined) await checkWritable(flags.trace, "--trace");
   const reports = new Map<AlgorithmName, GenerateReport>();
   const panels = [];
   for (const algo of ALGORITHMS) {
@@ -76,10 +78,10 @@ export async function runDemo(backend: Backend, flags: DemoFlags): Promise<{ tex
   lines.push(
     `speedup: DSI over non-SI ${x(nonsi.stats.timeMs, dsi.stats.timeMs)}, DSI over SI ${x(si.stats.timeMs, dsi.stats.timeMs)}, SI over non-SI ${x(nonsi.stats.timeMs, si.stats.timeMs)}`,
   );
-  await writeFile(flags.svg, timelineSvg(panels, { title: `dsi demo: ${JSON.stringify(flags.prompt)}, ${flags.maxTokens} tokens`, unit: `ms, ${flags.clock} clock` }));
+  await writeOutput(flags.svg, timelineSvg(panels, { title: `dsi demo: ${JSON.stringify(flags.prompt)}, ${flags.maxTokens} tokens`, unit: `ms, ${flags.clock} clock` }), "--svg");
   lines.push(`timeline written to ${flags.svg}`);
   if (flags.trace) {
-    await writeFile(flags.trace, JSON.stringify(chromeTrace(panels.map((p) => ({ name: p.title, events: p.events })))));
+    await writeOutput(flags.trace, JSON.stringify(chromeTrace(panels.map((p) => ({ name: p.title, events: p.events })))), "--trace");
     lines.push(`trace written to ${flags.trace} (open in https://ui.perfetto.dev)`);
   }
   return { text: lines.join("\n"), identical, reports };

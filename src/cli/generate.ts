@@ -1,5 +1,4 @@
 /** `dsi generate`: run one algorithm n times and print the completions and stats. */
-import { writeFile } from "node:fs/promises";
 import { generate } from "../algorithms/generate.js";
 import { OptionError, type AlgorithmName, type Completion, type GenerateOptions } from "../algorithms/options.js";
 import { aggregateStats } from "../algorithms/output.js";
@@ -9,7 +8,7 @@ import { makeClock } from "../runtime/clock.js";
 import type { EngineEvent } from "../runtime/events.js";
 import { chromeTrace } from "../present/trace.js";
 import type { Backend } from "../models/backend.js";
-import { FLAG_OF, UsageError } from "./flags.js";
+import { checkWritable, FLAG_OF, UsageError, writeOutput } from "./flags.js";
 
 export interface GenerateFlags {
   algo: AlgorithmName;
@@ -56,6 +55,7 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags): Promi
       `--prompt/--max-tokens: the prompt (${prompt.length} tokens) plus --max-tokens (${flags.maxTokens}) exceeds the model context of ${backend.contextSize} tokens`,
     );
   }
+  if (flags.trace !== undefined) await checkWritable(flags.trace, "--trace");
   const completions: GenerateReport["completions"] = [];
   const logs: EngineEvent[][] = [];
   for (let i = 0; i < flags.n; i++) {
@@ -98,7 +98,7 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags): Promi
   };
   if (flags.trace) {
     const trace = chromeTrace(logs.map((events, i) => ({ name: `${flags.algo} completion ${i} (seed ${flags.seed + i})`, events })));
-    await writeFile(flags.trace, JSON.stringify(trace));
+    await writeOutput(flags.trace, JSON.stringify(trace), "--trace");
   }
   return { report, logs };
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** The `dsi` command line. Usage errors print one line and exit with code 2. */
+import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { ALGORITHMS } from "../algorithms/options.js";
@@ -10,7 +11,7 @@ import { DEFAULT_PAIR, defaultCacheDir, ensurePair, MIN_VOCAB, writePair, type P
 import { ModelFileError } from "../models/llama.js";
 import { BACKENDS, BackendSpecError, openBackend as openBackendSpec, syntheticBackend, type Backend } from "../models/backend.js";
 import { runDemo } from "./demo.js";
-import { collect, intAtLeast, intInRange, numberAtLeast, numberInRange, UsageError } from "./flags.js";
+import { collectNonEmpty, intAtLeast, intInRange, MAX_LATENCY_MS, MAX_SEED, nonEmpty, numberAtLeast, numberInRange, UsageError } from "./flags.js";
 import { formatReport, runGenerate, type GenerateFlags } from "./generate.js";
 import { runHeatmapCommand, type HeatmapFlags } from "./heatmap.js";
 import { runPlan, runTable } from "./paper.js";
@@ -18,16 +19,43 @@ import { runSimulate, type SimulateFlags } from "./simulate.js";
 
 /** More target instances than any machine here has; also keeps typos from exhausting memory. */
 const MAX_SP = 1024;
+/** Most tokens one completion may ask for (a llama model's context bounds it further). */
+const MAX_TOKENS = 1_000_000;
+/** Most threads per llama.cpp instance. */
+const MAX_THREADS = 256;
+/** Most previous tokens the synthetic tables condition on. */
+const MAX_SYNTHETIC_CONTEXT = 64;
 
 function profileFlag(v: string): LatencyProfile {
   const p = resolveProfile(v);
   if (!p) throw new InvalidArgumentError(`unknown latency profile; allowed: ${profileNames().join(", ")}, or TARGET_MS/DRAFTER_MS (e.g. 30/3).`);
+  for (const ms of [p.target.tpotMs, p.target.ttftMs, p.drafter.tpotMs, p.drafter.ttftMs]) {
+    if (!(ms <= MAX_LATENCY_MS)) throw new InvalidArgumentError(`latencies must be at most ${MAX_LATENCY_MS} ms (a day).`);
+  }
   return p;
+}
+
+/** Flags of `generate` that only some backends or algorithms read. */
+const LLAMA_ONLY = ["target", "drafter", "threads", "gpu"] as const;
+const SYNTHETIC_ONLY = ["vocab", "agreement", "context", "modelSeed"] as const;
+const flagName = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+/** A flag that does not apply to the chosen backend or algorithm is an error, never ignored. */
+function refuseInapplicable(o: GenerateFlags & BackendFlags, command: Command): void {
+  const given = (key: string): boolean => command.getOptionValueSource(key) === "cli";
+  const other = o.backend === "llama" ? SYNTHETIC_ONLY : LLAMA_ONLY;
+  for (const key of other) {
+    if (given(key)) throw new UsageError(`${flagName(key)} applies to --backend ${o.backend === "llama" ? "synthetic" : "llama"}, not ${o.backend}`);
+  }
+  if (o.algo !== "dsi" && given("sp")) throw new UsageError(`--sp applies to --algo dsi (${o.algo} verifies on one target)`);
+  if (o.algo === "nonsi" && given("lookahead")) throw new UsageError("--lookahead applies to --algo si and dsi (non-SI drafts nothing)");
+  if (o.seed + o.n - 1 > MAX_SEED) throw new UsageError(`--seed/--n: completions use seeds ${o.seed}..${o.seed + o.n - 1}, past the largest seed ${MAX_SEED}`);
 }
 
 function program(): Command {
   const cmd = new Command("dsi")
     .description("Distributed Speculative Inference: lossless non-SI, SI and DSI decoding")
+    .option("-V, --version", "print the version")
     .showHelpAfterError(false)
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str.trim().split("\n")[0] + "\n") });
@@ -37,34 +65,35 @@ function program(): Command {
     .description("generate completions with one algorithm")
     .addOption(new Option("--algo <name>", "algorithm").choices(ALGORITHMS).default("dsi"))
     .option("--lookahead <L>", "drafts per verification window (si, dsi)", intAtLeast(1), 5)
-    .option("--sp <N>", "target instances verifying at once (dsi)", intInRange(1, MAX_SP), 4)
-    .option("--max-tokens <N>", "tokens to generate", intAtLeast(0), 64)
+    .option("--sp <N>", `target instances verifying at once (dsi), 1..${MAX_SP}`, intInRange(1, MAX_SP), 4)
+    .option("--max-tokens <N>", `tokens to generate, 0..${MAX_TOKENS}`, intInRange(0, MAX_TOKENS), 64)
     .option("--temperature <T>", "0 is greedy", numberAtLeast(0), 0)
     .option("--top-k <K>", "keep the K most likely tokens (0: all)", intAtLeast(0), 0)
     .option("--top-p <P>", "nucleus mass in (0, 1]", numberInRange(0, 1, true), 1)
-    .option("--seed <S>", "seed of the first completion", intAtLeast(0), 0)
+    .option("--seed <S>", `seed of the first completion, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), 0)
     .addOption(new Option("--verify <rule>", "lossless rule (default: greedy at temperature 0, else rejection)").choices(VERIFY_RULES))
     .addOption(new Option("--backend <name>", "model backend").choices(BACKENDS).default("synthetic"))
-    .option("--target <file>", "llama: target model (GGUF); default: the generated default pair")
-    .option("--drafter <file>", "llama: drafter model (GGUF), same vocabulary as the target")
-    .option("--threads <N>", "llama: threads per model instance", intAtLeast(1), 1)
+    .option("--target <file>", "llama: target model (GGUF); default: the generated default pair", nonEmpty("--target"))
+    .option("--drafter <file>", "llama: drafter model (GGUF), same vocabulary as the target", nonEmpty("--drafter"))
+    .option("--threads <N>", `llama: threads per model instance, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
     .option("--gpu", "llama: use a GPU build of llama.cpp", false)
-    .option("--vocab <V>", `synthetic: vocabulary size`, intInRange(2, SYNTHETIC_MAX_VOCAB), SYNTHETIC_DEFAULTS.vocab)
+    .option("--vocab <V>", `synthetic: vocabulary size, 2..${SYNTHETIC_MAX_VOCAB}`, intInRange(2, SYNTHETIC_MAX_VOCAB), SYNTHETIC_DEFAULTS.vocab)
     .option("--agreement <X>", "synthetic: how often the drafter agrees with the target, in [0, 1]", numberInRange(0, 1), SYNTHETIC_DEFAULTS.agreement)
-    .option("--context <N>", "synthetic: previous tokens the tables condition on", intAtLeast(0), SYNTHETIC_DEFAULTS.context)
-    .option("--model-seed <N>", "synthetic: seed of the model tables", intAtLeast(0), SYNTHETIC_DEFAULTS.seed)
+    .option("--context <N>", `synthetic: previous tokens the tables condition on, 0..${MAX_SYNTHETIC_CONTEXT}`, intInRange(0, MAX_SYNTHETIC_CONTEXT), SYNTHETIC_DEFAULTS.context)
+    .option("--model-seed <N>", `synthetic: seed of the model tables, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), SYNTHETIC_DEFAULTS.seed)
     .option("--prompt <text>", "prompt text", "the")
-    .option("--stop <text>", "stop sequence (repeatable)", collect, [])
+    .option("--stop <text>", "stop sequence (repeatable, not empty)", collectNonEmpty, [])
     .addOption(
-      new Option("--latency <profile>", "latency profile: none, a paper pair (see `dsi profiles`), or TARGET_MS/DRAFTER_MS")
+      new Option("--latency <profile>", `latency profile: none, a paper pair (see \`dsi profiles\`), or TARGET_MS/DRAFTER_MS (each at most ${MAX_LATENCY_MS})`)
         .argParser(profileFlag)
         .default(PROFILES.get("none"), "none"),
     )
     .addOption(new Option("--clock <kind>", "real time or deterministic virtual time").choices(["real", "virtual"]).default("real"))
-    .option("--n <count>", "independent completions with seeds S, S+1, ...", intAtLeast(1), 1)
+    .option("--n <count>", "independent completions with seeds S, S+1, ..., 1..1000", intInRange(1, 1000), 1)
     .option("--json", "print one JSON object", false)
-    .option("--trace <file>", "write a Chrome trace-event timeline (Perfetto)")
-    .action(async (o: GenerateFlags & BackendFlags) => {
+    .option("--trace <file>", "write a Chrome trace-event timeline (Perfetto)", nonEmpty("--trace"))
+    .action(async (o: GenerateFlags & BackendFlags, command: Command) => {
+      refuseInapplicable(o, command);
       const backend = await openBackend(o);
       try {
         const { report } = await runGenerate(backend, o);
@@ -87,7 +116,7 @@ function program(): Command {
     .option("--drafter-layers <N>", "drafter blocks (shared with the target's first blocks)", intAtLeast(1), DEFAULT_PAIR.drafterLayers)
     .option("--depth-scale <X>", "weight of the target-only blocks: higher means lower acceptance", numberAtLeast(0), DEFAULT_PAIR.depthScale)
     .option("--logit-scale <X>", "spread of the logits: higher means more peaked", numberAtLeast(0), DEFAULT_PAIR.logitScale)
-    .option("--seed <S>", "weights seed", intAtLeast(0), DEFAULT_PAIR.seed)
+    .option("--seed <S>", `weights seed, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), DEFAULT_PAIR.seed)
     .action(async (o) => {
       const spec: PairSpec = {
         target: { vocab: o.vocab, width: o.width, layers: o.layers, heads: o.heads, ff: o.ff, context: o.context },
@@ -110,23 +139,30 @@ function program(): Command {
     .command("demo")
     .description("the main job: one prompt through non-SI, SI and DSI; outputs, speedups and a timeline picture")
     .addOption(new Option("--backend <name>", "llama: the generated GGUF pair on this machine; synthetic: the paper's latencies in virtual time").choices(BACKENDS).default("llama"))
-    .option("--target <file>", "llama: target model (default: the generated default pair)")
-    .option("--drafter <file>", "llama: drafter model")
-    .option("--threads <N>", "llama: threads per model instance", intAtLeast(1), 1)
+    .option("--target <file>", "llama: target model (default: the generated default pair)", nonEmpty("--target"))
+    .option("--drafter <file>", "llama: drafter model", nonEmpty("--drafter"))
+    .option("--threads <N>", `llama: threads per model instance, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
     .option("--gpu", "llama: use a GPU build of llama.cpp", false)
     .option("--profile <name>", "synthetic: latency profile and acceptance of a paper pair", "vicuna-13b/vicuna-68m:cnn-dm")
     .option("--latency <profile>", "llama: latency added on top of real compute", "none")
-    .option("--max-tokens <N>", "tokens to generate", intAtLeast(1), 64)
+    .option("--max-tokens <N>", `tokens to generate, 1..${MAX_TOKENS}`, intInRange(1, MAX_TOKENS), 64)
     .option("--lookahead <L>", "drafts per window", intAtLeast(1), 5)
     .option("--sp <N>", "DSI target instances (default: llama, one per spare core; synthetic, 7)", intInRange(1, MAX_SP))
     .option("--prompt <text>", "prompt text", "the quick brown fox")
-    .option("--svg <file>", "timeline picture", "dsi-timeline.svg")
-    .option("--trace <file>", "also write a Chrome trace-event timeline")
-    .action(async (o) => {
+    .option("--svg <file>", "timeline picture", nonEmpty("--svg"), "dsi-timeline.svg")
+    .option("--trace <file>", "also write a Chrome trace-event timeline", nonEmpty("--trace"))
+    .action(async (o, command: Command) => {
       const synthetic = o.backend === "synthetic";
+      const given = (key: string): boolean => command.getOptionValueSource(key) === "cli";
+      // The synthetic demo is the paper's setting: fixed prompt, the profile's latencies.
+      const inapplicable = synthetic ? ["prompt", "latency", "target", "drafter", "threads", "gpu"] : ["profile"];
+      for (const key of inapplicable) if (given(key)) throw new UsageError(`${flagName(key)} applies to demo --backend ${synthetic ? "llama" : "synthetic"}, not ${o.backend}`);
       const flag = synthetic ? "--profile" : "--latency";
       const profile = resolveProfile(synthetic ? o.profile : o.latency);
       if (!profile) throw new UsageError(`${flag}: unknown latency profile; allowed: ${profileNames().join(", ")}, or TARGET_MS/DRAFTER_MS (e.g. 30/3)`);
+      if (synthetic && !(profile.target.tpotMs > 0 && profile.drafter.tpotMs > 0)) {
+        throw new UsageError("--profile: the synthetic demo runs in modelled time and needs a profile with latencies (a paper pair or TARGET_MS/DRAFTER_MS), not none");
+      }
       const backend = synthetic
         ? syntheticBackend({ vocab: 64, agreement: profile.acceptance ?? 0.7, seed: 7 })
         : await openBackend({ ...o, backend: "llama" } as BackendFlags);
@@ -158,7 +194,7 @@ function program(): Command {
     .option("--sp <N>", "target instances for DSI (default: ceil(1/(L*c)))", intInRange(1, MAX_SP))
     .option("--tokens <S>", "tokens per generation", intAtLeast(1), 1000)
     .option("--repeats <R>", "generations per algorithm", intAtLeast(1), 20)
-    .option("--seed <X>", "seed of the acceptance draws", intAtLeast(0), 0)
+    .option("--seed <X>", `seed of the acceptance draws, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), 0)
     .option("--engine", "run the real DSI engine on the virtual clock instead of the model", false)
     .option("--json", "print one JSON object", false)
     .action(async (o: SimulateFlags) => {
@@ -173,7 +209,7 @@ function program(): Command {
     .option("--repeats <R>", "generations per cell, algorithm and lookahead", intAtLeast(1), 5)
     .option("--max-sp <N>", "target instances DSI may use", intInRange(1, MAX_SP), 7)
     .option("--out <dir>", "output directory", "heatmap")
-    .option("--seed <X>", "seed of the acceptance draws", intAtLeast(0), 0)
+    .option("--seed <X>", `seed of the acceptance draws, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), 0)
     .option("--engine", "run the real engine on the virtual clock instead of the model (slow)", false)
     .option("--threads <N>", "worker threads (default: one per core; 0: none)", intAtLeast(0))
     .option("--no-progress", "no progress bar")
@@ -186,7 +222,7 @@ function program(): Command {
     .description("the paper's Table 1 recomputed by the engine, beside the paper's figures")
     .option("--tokens <S>", "tokens per generation", intAtLeast(1), 50)
     .option("--repeats <R>", "runs per configuration", intAtLeast(1), 30)
-    .option("--seed <X>", "seed", intAtLeast(0), 0)
+    .option("--seed <X>", `seed, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), 0)
     .addOption(new Option("--json", "print JSON").default(false).conflicts("markdown"))
     .option("--markdown", "print a Markdown table (the default output, note last)", false)
     .action(async (o) => {
@@ -196,14 +232,14 @@ function program(): Command {
   cmd
     .command("plan")
     .description("the lookahead and number of target instances that minimise latency for a pair")
-    .requiredOption("--target-ms <T>", "target time per token", numberInRange(0, Number.MAX_VALUE, true))
-    .requiredOption("--drafter-ms <D>", "drafter time per token (0 < D <= T)", numberInRange(0, Number.MAX_VALUE, true))
-    .requiredOption("--acceptance <A>", "per-token acceptance rate in [0, 1]", numberInRange(0, 1))
+    .requiredOption("--target-ms <T>", `target time per token, in [0.001, ${MAX_LATENCY_MS}] (required)`, numberInRange(0.001, MAX_LATENCY_MS))
+    .requiredOption("--drafter-ms <D>", "drafter time per token, 0.001 <= D <= T (required)", numberInRange(0.001, MAX_LATENCY_MS))
+    .requiredOption("--acceptance <A>", "per-token acceptance rate in [0, 1] (required)", numberInRange(0, 1))
     .option("--max-sp <N>", "most target instances to consider", intInRange(1, MAX_SP), 8)
     .option("--max-lookahead <L>", "largest lookahead to consider", intAtLeast(1), 12)
     .option("--tokens <S>", "tokens per simulated generation", intAtLeast(1), 100)
     .option("--repeats <R>", "runs per configuration", intAtLeast(1), 10)
-    .option("--seed <X>", "seed", intAtLeast(0), 0)
+    .option("--seed <X>", `seed, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), 0)
     .option("--json", "print JSON", false)
     .action(async (o) => {
       console.log(await runPlan(o));
@@ -246,9 +282,32 @@ async function openBackend(o: BackendFlags): Promise<Backend> {
   }
 }
 
+/** The package's version, for --version. */
+async function version(): Promise<string> {
+  const pkg = JSON.parse(await readFile(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
 async function main(argv: string[]): Promise<number> {
   try {
-    await program().parseAsync(argv);
+    const cmd = program();
+    const args = argv.slice(2);
+    if (args.length === 0) {
+      console.log(cmd.helpInformation().trimEnd()); // bare `dsi`: the help, on stdout
+      return 0;
+    }
+    if (args[0] === "--version" || args[0] === "-V") {
+      console.log(await version());
+      return 0;
+    }
+    // Commander answers `dsi help bogus` and `dsi bogus --help` with the top-level help and
+    // exit 0; an unknown command is an error.
+    const names = new Set(cmd.commands.map((c) => c.name()));
+    const asked = args[0] === "help" ? args[1] : args[0].startsWith("-") ? undefined : args[0];
+    if (asked !== undefined && !names.has(asked) && !(args[0] === "help" && asked.startsWith("-"))) {
+      throw new UsageError(`unknown command '${asked}'; the commands are ${[...names].join(", ")} (see dsi --help)`);
+    }
+    await cmd.parseAsync(argv);
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) {

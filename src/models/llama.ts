@@ -10,6 +10,7 @@
  * an instance is disposed only after its last evaluation settled.
  */
 import { open, stat } from "node:fs/promises";
+import { checkGgufStructure, GgufFormatError } from "./gguf/check.js";
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
 import { keyedUniform } from "../core/random.js";
 import { distributionFromLogits, sampleIndex } from "../core/sampling.js";
@@ -33,7 +34,7 @@ export interface LlamaPairOptions {
   contextSize?: number;
 }
 
-/** Checks that a path is a readable GGUF file; throws ModelFileError otherwise. */
+/** Checks that a path is a readable, structurally sound GGUF model file; throws ModelFileError otherwise. */
 export async function checkGgufFile(path: string, role: string): Promise<void> {
   let file;
   try {
@@ -46,16 +47,16 @@ export async function checkGgufFile(path: string, role: string): Promise<void> {
     throw new ModelFileError(`cannot read the ${role} model file ${path}: ${(err as Error).message}`);
   }
   try {
-    const head = Buffer.alloc(24);
-    const { bytesRead } = await file.read(head, 0, 24, 0);
-    if (bytesRead < 4 || head.toString("latin1", 0, 4) !== "GGUF") {
-      throw new ModelFileError(`${role} model ${path} is not a GGUF file (it does not start with "GGUF")`);
+    const { size } = await file.stat();
+    let summary;
+    try {
+      summary = await checkGgufStructure(file, size);
+    } catch (err) {
+      if (!(err instanceof GgufFormatError)) throw err;
+      throw new ModelFileError(`${role} model ${path} ${err.message}`);
     }
-    const version = bytesRead >= 8 ? head.readUInt32LE(4) : -1;
-    if (version !== 2 && version !== 3) {
-      throw new ModelFileError(`${role} model ${path} has GGUF version ${version}; llama.cpp reads versions 2 and 3 (is the file truncated or corrupt?)`);
-    }
-    if (bytesRead < 24) throw new ModelFileError(`${role} model ${path} is truncated (${bytesRead} bytes)`);
+    if (summary.architecture === undefined) throw new ModelFileError(`${role} model ${path} has no general.architecture metadata: not a model file, or a header only`);
+    if (summary.tensors === 0) throw new ModelFileError(`${role} model ${path} holds no tensors: not a model file, or a header only`);
   } finally {
     await file.close();
   }

@@ -33,6 +33,28 @@ const BAD: [string[], RegExp][] = [
   [["--agreement", "1.5"], /--agreement.*\[0, 1\]/],
   [["--prompt", "日本"], /--prompt.*not in the synthetic vocabulary/],
   [["--frobnicate"], /unknown option '--frobnicate'/],
+  // Empty or inapplicable values are errors, not a silent default.
+  [["--target", ""], /--target must not be empty/],
+  [["--drafter", ""], /--drafter must not be empty/],
+  [["--target", "t.gguf", "--drafter", "d.gguf"], /--target applies to --backend llama, not synthetic/],
+  [["--backend", "llama", "--vocab", "16"], /--vocab applies to --backend synthetic, not llama/],
+  [["--algo", "nonsi", "--lookahead", "3"], /--lookahead applies to --algo si and dsi/],
+  [["--algo", "si", "--sp", "2"], /--sp applies to --algo dsi/],
+  [["--trace", ""], /--trace must not be empty/],
+  [["--stop", ""], /--stop.*must not be empty/],
+  // Seeds are 32-bit: every accepted value is used, and --n may not run past the last one.
+  [["--seed", "4294967296"], /--seed.*0\.\.4294967295/],
+  [["--model-seed", "4294967296"], /--model-seed.*0\.\.4294967295/],
+  [["--seed", "4294967295", "--n", "2"], /seeds 4294967295\.\.4294967296, past the largest seed 4294967295/],
+  // Every size has a range.
+  [["--max-tokens", "1000000000000"], /--max-tokens.*0\.\.1000000/],
+  [["--context", "1000000000"], /--context.*0\.\.64/],
+  [["--threads", "100000"], /--threads.*1\.\.256/],
+  [["--latency", "2147483648/1"], /--latency.*at most 86400000 ms/],
+  [["--n", "100000"], /--n.*1\.\.1000/],
+  // Output paths are checked before any work.
+  [["--trace", "/nonexistent/dir/t.json"], /--trace: cannot write \/nonexistent\/dir\/t\.json \(ENOENT\)/],
+  [["--trace", "/"], /--trace: \/ is a directory/],
 ];
 
 for (const [args, message] of BAD) {
@@ -73,7 +95,8 @@ test("generate --json: one object with completions, seeds S, S+1, ... and aggreg
 test("generate: greedy output is the same for every algorithm", async () => {
   const texts = [];
   for (const algo of ["nonsi", "si", "dsi"]) {
-    const r = await dsi("generate", "--algo", algo, "--max-tokens", "40", "--json", "--sp", "2", "--lookahead", "3");
+    const shape = algo === "nonsi" ? [] : algo === "si" ? ["--lookahead", "3"] : ["--sp", "2", "--lookahead", "3"];
+    const r = await dsi("generate", "--algo", algo, "--max-tokens", "40", "--json", ...shape);
     assert.equal(r.code, 0, r.stderr);
     texts.push(JSON.parse(r.stdout).completions[0].text);
   }
@@ -102,6 +125,57 @@ test("generate --trace: Chrome trace events with a track per instance", async ()
   const commits = trace.traceEvents.filter((e: { ph: string }) => e.ph === "i");
   assert.equal(commits.length, 30);
   for (const e of trace.traceEvents.filter((e: { ph: string }) => e.ph === "X")) assert.ok(e.dur >= 0 && e.ts >= 0);
+});
+
+const BAD_COMMANDS: [string[], RegExp][] = [
+  [["help", "bogus"], /unknown command 'bogus'/],
+  [["bench", "--help"], /unknown command 'bench'/],
+  [["plan", "--target-ms", "1e308", "--drafter-ms", "1e-308", "--acceptance", "0.5"], /--target-ms.*\[0\.001, 86400000\]/],
+  [["make-model", "--seed", "4294967296"], /--seed.*0\.\.4294967295/],
+  [["demo", "--backend", "synthetic", "--prompt", "hello"], /--prompt applies to demo --backend llama, not synthetic/],
+  [["demo", "--backend", "synthetic", "--latency", "30/3"], /--latency applies to demo --backend llama/],
+  [["demo", "--backend", "llama", "--profile", "vicuna-7b/vicuna-68m"], /--profile applies to demo --backend synthetic, not llama/],
+  [["demo", "--backend", "synthetic", "--profile", "none"], /--profile: the synthetic demo .* needs a profile with latencies/],
+  [["demo", "--backend", "synthetic", "--svg", ""], /--svg must not be empty/],
+];
+
+for (const [args, message] of BAD_COMMANDS) {
+  test(`bad input: dsi ${args.join(" ")} -> exit 2, one line`, async () => {
+    const r = await dsi(...args);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stdout, "");
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], message);
+  });
+}
+
+test("bare dsi prints the help on stdout; --version the package's version", async () => {
+  const bare = await dsi();
+  assert.equal(bare.code, 0);
+  assert.match(bare.stdout, /^Usage: dsi /);
+  assert.equal(bare.stderr, "");
+  const v = await dsi("--version");
+  assert.equal(v.code, 0);
+  assert.equal(v.stdout.trim(), JSON.parse(await readFile(new URL("../../../package.json", import.meta.url), "utf8")).version);
+});
+
+test("an output path that fails only when written (a full device) names the path and exits 2", async () => {
+  const r = await dsi("generate", "--max-tokens", "4", "--trace", "/dev/full");
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr.trim(), /^error: --trace: cannot write \/dev\/full \(ENOSPC\)/);
+});
+
+test("stats.tokens counts every committed token, a stop sequence's included", async () => {
+  const full = JSON.parse((await dsi("generate", "--algo", "nonsi", "--max-tokens", "12", "--json")).stdout);
+  const text: string = full.completions[0].text;
+  const stop = text.slice(6, 8);
+  const r = await dsi("generate", "--algo", "nonsi", "--max-tokens", "12", "--stop", stop, "--json");
+  const c = JSON.parse(r.stdout).completions[0];
+  assert.equal(c.finishReason, "stop");
+  assert.equal(c.text, text.slice(0, text.indexOf(stop)));
+  assert.equal(c.stats.tokens, c.tokens.length + stop.length, "the stop sequence's tokens are counted");
+  assert.equal(c.stats.verifications, c.stats.tokens, "non-SI: one verification per committed token");
 });
 
 test("demo --backend synthetic: identical outputs, DSI at least as fast as SI and non-SI, a timeline picture", async () => {

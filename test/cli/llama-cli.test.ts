@@ -33,7 +33,8 @@ before(async () => {
 test("make-model writes a pair that generate runs; greedy outputs agree across algorithms", async () => {
   const texts = [];
   for (const algo of ["nonsi", "si", "dsi"]) {
-    const r = await dsi("generate", "--backend", "llama", "--target", target, "--drafter", drafter, "--algo", algo, "--sp", "2", "--max-tokens", "20", "--prompt", "hello", "--json");
+    const sp = algo === "dsi" ? ["--sp", "2"] : [];
+    const r = await dsi("generate", "--backend", "llama", "--target", target, "--drafter", drafter, "--algo", algo, ...sp, "--max-tokens", "20", "--prompt", "hello", "--json");
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.equal(out.completions[0].tokens.length, 20);
@@ -72,7 +73,12 @@ const ERRORS: [string, () => string[], RegExp][] = [
   ["only one model", () => ["--target", target], /--target and --drafter go together/],
   ["a directory as the model", () => ["--target", dir, "--drafter", drafter], /target model .* is a directory, not a GGUF file/],
   ["a GGUF of an unknown version", () => ["--target", join(dir, "corrupt.gguf"), "--drafter", drafter], /target model .*corrupt\.gguf has GGUF version 99; llama.cpp reads versions 2 and 3/],
-  ["a truncated GGUF", () => ["--target", join(dir, "truncated.gguf"), "--drafter", drafter], /could not load the target model .*truncated\.gguf/],
+  ["a truncated GGUF", () => ["--target", join(dir, "truncated.gguf"), "--drafter", drafter], /target model .*truncated\.gguf is truncated or corrupt: metadata .* claims \d+ items, more than the \d+ bytes left/],
+  // A 24-byte header claiming 2^62 tensors (or metadata entries) once made llama.cpp (and
+  // node-llama-cpp's own reader) run for minutes while memory grew; now it is refused at once.
+  ["a GGUF header with a huge tensor count", () => ["--target", join(dir, "huge-tensors.gguf"), "--drafter", drafter], /huge-tensors\.gguf is truncated or corrupt: tensor count at byte 8 is 4611686018427387904, more than any file can hold/],
+  ["a GGUF header with a huge metadata count", () => ["--target", join(dir, "huge-kv.gguf"), "--drafter", drafter], /huge-kv\.gguf is truncated or corrupt: metadata count at byte 16 is 4611686018427387904, more than any file can hold/],
+  ["a header-only GGUF", () => ["--target", join(dir, "header-only.gguf"), "--drafter", drafter], /header-only\.gguf has no general\.architecture metadata/],
   ["virtual clock with real models", () => ["--target", target, "--drafter", drafter, "--clock", "virtual"], /--clock: virtual time needs the synthetic backend/],
 ];
 
@@ -81,6 +87,17 @@ for (const [name, args, message] of ERRORS) {
     await writeFile(join(dir, "fake.gguf"), "this is not a model");
     await writeFile(join(dir, "corrupt.gguf"), Buffer.concat([Buffer.from("GGUF"), Buffer.from([99, 0, 0, 0]), Buffer.alloc(40)]));
     await writeFile(join(dir, "truncated.gguf"), (await readFile(target)).subarray(0, 5000));
+    const header = (tensors: bigint, kv: bigint): Buffer => {
+      const b = Buffer.alloc(24);
+      b.write("GGUF", 0, "latin1");
+      b.writeUInt32LE(3, 4);
+      b.writeBigUInt64LE(tensors, 8);
+      b.writeBigUInt64LE(kv, 16);
+      return b;
+    };
+    await writeFile(join(dir, "huge-tensors.gguf"), header(2n ** 62n, 0n));
+    await writeFile(join(dir, "huge-kv.gguf"), header(0n, 2n ** 62n));
+    await writeFile(join(dir, "header-only.gguf"), header(0n, 0n));
     if (name === "vocabulary mismatch") {
       const other = await dsi("make-model", "--out", join(dir, "b"), ...SMALL.slice(2), "--vocab", "330");
       assert.equal(other.code, 0, other.stderr);
