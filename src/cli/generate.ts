@@ -20,7 +20,8 @@ export interface GenerateFlags {
   topP: number;
   seed: number;
   verify?: VerifyRule;
-  prompt: string;
+  /** Default: the backend's `defaultPrompt`. */
+  prompt?: string;
   stop: string[];
   latency: LatencyProfile;
   clock: "real" | "virtual";
@@ -41,7 +42,7 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags): Promi
   const verify: VerifyRule = flags.verify ?? (flags.temperature === 0 ? "greedy" : "rejection");
   let prompt: number[];
   try {
-    prompt = backend.tokenizer.encode(flags.prompt);
+    prompt = backend.tokenizer.encode(flags.prompt ?? backend.defaultPrompt);
   } catch (err) {
     throw new UsageError(`--prompt: ${(err as Error).message}`);
   }

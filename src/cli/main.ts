@@ -81,7 +81,7 @@ function program(): Command {
     .option("--agreement <X>", "synthetic: how often the drafter agrees with the target, in [0, 1]", numberInRange(0, 1), SYNTHETIC_DEFAULTS.agreement)
     .option("--context <N>", `synthetic: previous tokens the tables condition on, 0..${MAX_SYNTHETIC_CONTEXT}`, intInRange(0, MAX_SYNTHETIC_CONTEXT), SYNTHETIC_DEFAULTS.context)
     .option("--model-seed <N>", `synthetic: seed of the model tables, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), SYNTHETIC_DEFAULTS.seed)
-    .option("--prompt <text>", "prompt text", "the")
+    .option("--prompt <text>", 'prompt text (default: "the", or the first letters of a synthetic vocabulary too small for it)')
     .option("--stop <text>", "stop sequence (repeatable, not empty)", collectNonEmpty, [])
     .addOption(
       new Option("--latency <profile>", `latency profile: none, a paper pair (see \`dsi profiles\`), or TARGET_MS/DRAFTER_MS (each at most ${MAX_LATENCY_MS})`)
@@ -125,13 +125,14 @@ function program(): Command {
         logitScale: o.logitScale,
         seed: o.seed,
       };
-      let files: { target: string; drafter: string };
+      let files: { target: string; drafter: string; generated?: boolean };
       try {
         files = o.out ? await writePair(o.out, spec) : await ensurePair(defaultCacheDir(), spec);
       } catch (err) {
         if (err instanceof RangeError) throw new UsageError(`make-model: ${err.message}`);
         throw err;
       }
+      if (files.generated === false) console.log("the cache already holds this pair (same settings): reused, not written again");
       console.log(`target:  ${files.target}\ndrafter: ${files.drafter}`);
     });
 
@@ -224,7 +225,7 @@ function program(): Command {
     .option("--repeats <R>", "runs per configuration", intAtLeast(1), 30)
     .option("--seed <X>", `seed, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), 0)
     .addOption(new Option("--json", "print JSON").default(false).conflicts("markdown"))
-    .option("--markdown", "print a Markdown table (the default output, note last)", false)
+    .option("--markdown", "print the note on reading the table after it instead of before (the table is Markdown either way)", false)
     .action(async (o) => {
       console.log(await runTable(o));
     });
@@ -249,10 +250,11 @@ function program(): Command {
     .command("profiles")
     .description("list the built-in latency profiles")
     .action(() => {
-      for (const p of PROFILES.values()) {
-        const acc = p.acceptance === undefined ? "" : `  acceptance ${p.acceptance}`;
-        console.log(`${p.name.padEnd(40)} target ${p.target.tpotMs} ms  drafter ${p.drafter.tpotMs} ms${acc}`);
-      }
+      const rows = [["profile", "target ms", "drafter ms", "acceptance"]];
+      for (const p of PROFILES.values()) rows.push([p.name, String(p.target.tpotMs), String(p.drafter.tpotMs), p.acceptance === undefined ? "" : String(p.acceptance)]);
+      const width = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+      for (const r of rows) console.log(r.map((cell, i) => (i === 0 ? cell.padEnd(width[i]) : cell.padStart(width[i]))).join("  ").trimEnd());
+      console.log("\nA pair without its dataset (e.g. vicuna-7b/vicuna-68m) means its first row; TARGET_MS/DRAFTER_MS (e.g. 30/3) gives any pair.");
     });
   return cmd;
 }

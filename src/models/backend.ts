@@ -22,6 +22,8 @@ export interface Tokenizer {
 export interface Backend {
   name: BackendName;
   tokenizer: Tokenizer;
+  /** A prompt this backend's tokenizer always encodes (for commands given none). */
+  defaultPrompt: string;
   /** Tokens a sequence may hold, if limited. */
   contextSize: number | undefined;
   /** Whether the models compute in real time (then only the real clock makes sense). */
@@ -73,9 +75,11 @@ export async function openBackend(spec: BackendSpec, onGenerated?: (dir: string)
 export function syntheticBackend(spec: Partial<SyntheticSpec>): Backend {
   const pair = new SyntheticPair(spec);
   const s = pair.spec;
+  const tokenizer = new SyntheticTokenizer(s.vocab);
   return {
     name: "synthetic",
-    tokenizer: new SyntheticTokenizer(s.vocab),
+    tokenizer,
+    defaultPrompt: tokenizer.defaultPrompt,
     contextSize: undefined,
     realCompute: false,
     runtime: async (clock, sp, profile) => syntheticRuntime({ pair, clock, sp, profile }),
@@ -95,6 +99,7 @@ export async function llamaBackend(o: LlamaPairOptions): Promise<Backend> {
   return {
     name: "llama",
     tokenizer: { encode: (t) => pair.encode(t), decode: (t) => pair.decode(t) },
+    defaultPrompt: "the",
     contextSize: pair.contextSize,
     realCompute: true,
     runtime: async (clock: Clock, sp: number, profile: LatencyProfile): Promise<Runtime> => {

@@ -126,6 +126,10 @@ class SyntheticInstance implements ModelInstance {
 /** Text <-> tokens for synthetic vocabularies: one character per token. */
 export class SyntheticTokenizer {
   readonly alphabet: string;
+  /** A prompt every vocabulary can encode: "the" where it fits, else its first letters. */
+  get defaultPrompt(): string {
+    return [..."the"].every((c) => this.alphabet.includes(c)) ? "the" : this.alphabet.slice(0, Math.min(3, this.alphabet.length));
+  }
   constructor(vocab: number) {
     this.alphabet = ALPHABET.slice(0, vocab);
   }
@@ -133,7 +137,9 @@ export class SyntheticTokenizer {
     return [...text].map((ch) => {
       const id = this.alphabet.indexOf(ch);
       if (id < 0) {
-        throw new RangeError(`character ${JSON.stringify(ch)} is not in the synthetic vocabulary (${JSON.stringify(this.alphabet)})`);
+        const at = ALPHABET.indexOf(ch);
+        const widen = at >= 0 ? `; --vocab ${at + 1} or more includes it` : `; it is in no synthetic vocabulary (the largest, --vocab ${ALPHABET.length}, is ${JSON.stringify(ALPHABET)})`;
+        throw new RangeError(`character ${JSON.stringify(ch)} is not in the synthetic vocabulary of ${this.alphabet.length} tokens (${JSON.stringify(this.alphabet)})${widen}`);
       }
       return id;
     });

@@ -32,6 +32,8 @@ const BAD: [string[], RegExp][] = [
   [["--vocab", "65"], /--vocab.*2\.\.64/],
   [["--agreement", "1.5"], /--agreement.*\[0, 1\]/],
   [["--prompt", "日本"], /--prompt.*not in the synthetic vocabulary/],
+  [["--prompt", "Hello, World!"], /--prompt: character "H" is not in the synthetic vocabulary of 32 tokens \("abcdefghijklmnopqrstuvwxyz \.ABCD"\); --vocab 36 or more includes it/],
+  [["--vocab", "64", "--prompt", "Hello, World!"], /character "," is not in the synthetic vocabulary of 64 tokens .*; it is in no synthetic vocabulary/],
   [["--frobnicate"], /unknown option '--frobnicate'/],
   // Empty or inapplicable values are errors, not a silent default.
   [["--target", ""], /--target must not be empty/],
@@ -149,6 +151,25 @@ for (const [args, message] of BAD_COMMANDS) {
     assert.match(lines[0], message);
   });
 }
+
+test("the synthetic default prompt works for every vocabulary size", async () => {
+  for (const vocab of ["2", "4", "19", "20"]) {
+    const r = await dsi("generate", "--vocab", vocab, "--max-tokens", "3", "--json");
+    assert.equal(r.code, 0, `--vocab ${vocab}: ${r.stderr}`);
+    assert.equal(JSON.parse(r.stdout).completions[0].tokens.length, 3);
+  }
+});
+
+test("profiles: aligned columns with a header", async () => {
+  const r = await dsi("profiles");
+  assert.equal(r.code, 0);
+  const rows = r.stdout.split("\n").filter((l) => /^(profile|none|vicuna|starcoder|phi3)/.test(l));
+  assert.ok(rows.length >= 11);
+  assert.match(rows[0], /^profile\s+target ms  drafter ms  acceptance$/);
+  // Numbers are right-aligned: every row's drafter figure ends where the header's does.
+  const end = rows[0].indexOf("drafter ms") + "drafter ms".length;
+  for (const row of rows.slice(1)) assert.ok(row[end - 1] !== " " && (row.length === end || row[end] === " "), row);
+});
 
 test("bare dsi prints the help on stdout; --version the package's version", async () => {
   const bare = await dsi();

@@ -1,7 +1,7 @@
 /** `dsi make-model` and `dsi generate --backend llama` as a user meets them. */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, test } from "node:test";
@@ -130,4 +130,23 @@ test("demo (the main job): generates the default pair on first use, identical ou
   assert.match(r.stdout, /^DSI .* acceptance 0\.\d\d/m);
   const picture = await readFile(svg, "utf8");
   for (const lane of ["drafter", "target-0", "commits"]) assert.ok(picture.includes(`>${lane}</text>`), lane);
+});
+
+test("make-model into the cache says when it reused a pair made with the same settings", async () => {
+  const cache = await mkdtemp(join(tmpdir(), "dsi-cache-"));
+  try {
+    const run = (): Promise<{ code: number; stdout: string; stderr: string }> =>
+      new Promise((resolve) => {
+        execFile(process.execPath, [CLI, "make-model", ...SMALL], { env: { ...process.env, DSI_CACHE_DIR: cache } }, (err, stdout, stderr) =>
+          resolve({ code: err ? 1 : 0, stdout, stderr }),
+        );
+      });
+    const first = await run();
+    assert.equal(first.code, 0, first.stderr);
+    assert.doesNotMatch(first.stdout, /reused/);
+    const second = await run();
+    assert.match(second.stdout, /^the cache already holds this pair \(same settings\): reused, not written again\ntarget: /);
+  } finally {
+    await rm(cache, { recursive: true, force: true });
+  }
 });
