@@ -1,11 +1,12 @@
 /** The CLI as a user meets it: exit codes, one-line errors, JSON shape, traces. */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
+
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { tempDir } from "../helpers/temp.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
@@ -115,7 +116,7 @@ test("generate --stop: the output ends before the stop sequence", async () => {
 });
 
 test("generate --trace: Chrome trace events with a track per instance", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "dsi-trace-"));
+  const dir = await tempDir("trace");
   const file = join(dir, "trace.json");
   const r = await dsi("generate", "--sp", "3", "--lookahead", "2", "--latency", "30/3", "--clock", "virtual", "--agreement", "0.5", "--max-tokens", "30", "--trace", file);
   assert.equal(r.code, 0, r.stderr);
@@ -200,7 +201,7 @@ test("stats.tokens counts every committed token, a stop sequence's included", as
 });
 
 test("demo --backend synthetic: identical outputs, DSI at least as fast as SI and non-SI, a timeline picture", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "dsi-demo-"));
+  const dir = await tempDir("demo");
   const svg = join(dir, "t.svg");
   const r = await dsi("demo", "--backend", "synthetic", "--max-tokens", "32", "--svg", svg);
   assert.equal(r.code, 0, r.stderr);

@@ -1,11 +1,12 @@
 /** `dsi make-model` and `dsi generate --backend llama` as a user meets them. */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, rm, writeFile } from "node:fs/promises";
+
 import { join } from "node:path";
 import { before, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { tempDir } from "../helpers/temp.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
@@ -23,7 +24,7 @@ let target: string;
 let drafter: string;
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), "dsi-cli-models-"));
+  dir = await tempDir("cli-models");
   const made = await dsi("make-model", "--out", join(dir, "a"), ...SMALL);
   assert.equal(made.code, 0, made.stderr);
   target = join(dir, "a", "target.gguf");
@@ -117,7 +118,7 @@ test("make-model: bad shapes exit 2", async () => {
 });
 
 test("demo (the main job): generates the default pair on first use, identical outputs, SVG timeline", async () => {
-  const cache = await mkdtemp(join(tmpdir(), "dsi-cache-"));
+  const cache = await tempDir("cache");
   const svg = join(cache, "timeline.svg");
   const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
     execFile(process.execPath, [CLI, "demo", "--max-tokens", "16", "--svg", svg], { env: { ...process.env, DSI_CACHE_DIR: cache } }, (err, stdout, stderr) =>
@@ -133,7 +134,7 @@ test("demo (the main job): generates the default pair on first use, identical ou
 });
 
 test("make-model into the cache says when it reused a pair made with the same settings", async () => {
-  const cache = await mkdtemp(join(tmpdir(), "dsi-cache-"));
+  const cache = await tempDir("cache");
   try {
     const run = (): Promise<{ code: number; stdout: string; stderr: string }> =>
       new Promise((resolve) => {

@@ -1,11 +1,12 @@
 /** The simulator's commands as a user meets them: simulate, heatmap, table, plan. */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
+
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { tempDir } from "../helpers/temp.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
@@ -63,7 +64,7 @@ for (const [args, message] of BAD) {
 
 test("heatmap: CSV, SVG with four panels, PNG; model and engine", async () => {
   for (const extra of [[], ["--engine", "--tokens", "12", "--repeats", "1", "--ndim", "2"]]) {
-    const out = await mkdtemp(join(tmpdir(), "dsi-heatmap-"));
+    const out = await tempDir("heatmap");
     const r = await dsi("heatmap", "--ndim", "4", "--tokens", "40", "--repeats", "2", "--out", out, "--no-progress", ...extra);
     assert.equal(r.code, 0, r.stderr);
     const csv = (await readFile(join(out, "heatmap.csv"), "utf8")).trim().split("\n");

@@ -1,8 +1,9 @@
 /** Small generated GGUF pairs for tests, written once per process into a temporary directory. */
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
+
+
 import { join } from "node:path";
 import { writePair, type PairSpec } from "../../src/models/gguf/llama-model.js";
+import { tempDir } from "./temp.js";
 
 /** SentencePiece tokenizer, 4 target blocks over a 1-block drafter: fast, acceptance well inside (0, 1). */
 export const SMALL_PAIR: PairSpec = {
@@ -26,7 +27,7 @@ let dir: Promise<string> | undefined;
 const made = new Map<string, Promise<{ target: string; drafter: string }>>();
 
 export function pairFiles(name: string, spec: PairSpec): Promise<{ target: string; drafter: string }> {
-  dir ??= mkdtemp(join(tmpdir(), "dsi-test-models-"));
+  dir ??= tempDir("test-models");
   let files = made.get(name);
   if (!files) {
     files = dir.then((d) => writePair(join(d, name), spec));
