@@ -20,8 +20,10 @@ export interface TaskSpan {
   instance: number;
   t0: number;
   t1: number;
-  /** Why the task was preempted; undefined when it finished. */
+  /** Why the task was preempted; undefined when it finished (or never ended). */
   preempted: "rejected" | "useless" | "finished" | undefined;
+  /** True when the log ends before the task did (a failed or cancelled generation): t1 is the log's end. */
+  unfinished?: true;
   /** Positions it had outputs for, e.g. "14" or "15..20". */
   label: string;
 }
@@ -58,13 +60,14 @@ export function spans(events: readonly EngineEvent[]): Spans {
       case "task-preempt": {
         const d = dispatches.get(e.task);
         if (!d) break;
+        dispatches.delete(e.task);
         out.tasks.push({
           dispatch: d,
           instance: e.instance,
           t0: d.t,
           t1: e.t,
           preempted: e.type === "task-preempt" ? e.reason : undefined,
-          label: d.drafts.length === 0 ? `${d.start}` : `${d.start}..${d.start + d.drafts.length}`,
+          label: taskLabel(d),
         });
         break;
       }
@@ -73,6 +76,15 @@ export function spans(events: readonly EngineEvent[]): Spans {
         break;
     }
   }
+  // Tasks dispatched but never ended are kept, up to the end of the log.
+  for (const d of dispatches.values()) {
+    out.tasks.push({ dispatch: d, instance: d.instance, t0: d.t, t1: out.end, preempted: undefined, unfinished: true, label: taskLabel(d) });
+  }
   out.targets = [...targets].sort((a, b) => a - b);
   return out;
+}
+
+/** The positions a task has outputs for, e.g. "14" or "15..20". */
+function taskLabel(d: Dispatch): string {
+  return d.drafts.length === 0 ? `${d.start}` : `${d.start}..${d.start + d.drafts.length}`;
 }

@@ -64,7 +64,7 @@ function layout(events: readonly EngineEvent[]): { lanes: string[]; boxes: Box[]
       label: t.label,
       tip: t.preempted
         ? `task ${task}: positions ${t.label}, ${n} drafts, preempted (${t.preempted})`
-        : `task ${task}: positions ${t.label}, ${n} drafts${used.has(task) ? "" : ", result not needed"}`,
+        : `task ${task}: positions ${t.label}, ${n} drafts${t.unfinished ? ", unfinished when the log ends" : used.has(task) ? "" : ", result not needed"}`,
     });
   }
   const ticks: Tick[] = sp.commits.map((e) => ({

@@ -51,14 +51,25 @@ export function chromeTrace(logs: { name: string; events: readonly EngineEvent[]
     }
     for (const t of sp.tasks) {
       out.push({
-        name: t.preempted ? `verify ${t.label} (preempted: ${t.preempted})` : `verify ${t.label}`,
-        cat: t.preempted ? "preempted" : "verify",
+        name: t.preempted ? `verify ${t.label} (preempted: ${t.preempted})` : t.unfinished ? `verify ${t.label} (unfinished)` : `verify ${t.label}`,
+        cat: t.preempted ? "preempted" : t.unfinished ? "unfinished" : "verify",
         ph: "X",
         pid,
         tid: targetTid(t.instance),
         ts: us(t.t0),
         dur: us(t.t1 - t.t0),
-        args: { task: t.dispatch.task, drafts: t.dispatch.drafts, epoch: t.dispatch.epoch },
+        args: {
+          task: t.dispatch.task,
+          // Outputs for positions first..last; drafts verified at first..last-1.
+          first: t.dispatch.start,
+          last: t.dispatch.start + t.dispatch.drafts.length,
+          drafts: t.dispatch.drafts,
+          frontier: t.dispatch.frontier,
+          epoch: t.dispatch.epoch,
+          outcome: t.preempted ? "preempted" : t.unfinished ? "unfinished" : "done",
+          ...(t.preempted ? { reason: t.preempted } : {}),
+          ...(t.dispatch.guard ? { guard: true } : {}),
+        },
       });
     }
     for (const e of sp.commits) {

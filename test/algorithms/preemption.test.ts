@@ -64,6 +64,7 @@ test("preemption: no stale commit, every task ends as done or preempted", async 
 });
 
 test("preemption under sampling (rejection rule) on the real clock", async () => {
+  let preempted = 0;
   for (let seed = 0; seed < 20; seed++) {
     const pair = new SyntheticPair({ vocab: 8, seed, agreement: 0.5 });
     const r = await run("dsi", pair, {
@@ -76,6 +77,9 @@ test("preemption under sampling (rejection rule) on the real clock", async () =>
       verify: "rejection",
       seed,
     });
-    checkLog(r.events, [1, 2, 3]);
+    const log = checkLog(r.events, [1, 2, 3]);
+    assert.equal(log.commits, r.tokens.length);
+    preempted += log.preempted;
   }
+  assert.ok(preempted > 0, "preemption was exercised");
 });

@@ -65,3 +65,19 @@ test("random byte corruptions of the header sections are refused or pass, never 
   }
   assert.ok(refused > 20, `only ${refused} of 200 corruptions refused`);
 });
+
+test("GGUF writer round trip: node-llama-cpp's own reader sees our metadata and tensors", async () => {
+  const { readGgufFileInfo } = await import("node-llama-cpp");
+  const path = join(dir, "round-trip.gguf");
+  await writeFile(path, bytes);
+  const info = await readGgufFileInfo(path, { readTensorInfo: true, logWarnings: false });
+  const md = info.metadata as unknown as { general: { architecture: string }; llama: { block_count: number; embedding_length: number; context_length: number; vocab_size: number }; tokenizer: { ggml: { tokens: string[] } } };
+  assert.equal(md.general.architecture, "llama");
+  assert.equal(md.llama.block_count, TINY_PAIR.target.layers);
+  assert.equal(md.llama.embedding_length, TINY_PAIR.target.width);
+  assert.equal(md.llama.context_length, TINY_PAIR.target.context);
+  assert.equal(md.tokenizer.ggml.tokens.length, TINY_PAIR.target.vocab);
+  const ours = await check(bytes);
+  assert.equal(info.tensorInfo?.length, ours.tensors);
+  assert.ok(info.tensorInfo!.some((t) => t.name === "token_embd.weight"));
+});

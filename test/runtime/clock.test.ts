@@ -265,15 +265,24 @@ describe("RealClock", () => {
     }
   });
 
-  test("sleep(0) and negative sleeps resolve", async () => {
+  test("sleep(0) and negative sleeps resolve without waiting for a timer", async () => {
     const clock = new RealClock();
+    // A timer scheduled first fires only after the sleeps if they waited for one.
+    let timerFired = false;
+    const timer = setTimeout(() => (timerFired = true), 0);
     await clock.sleep(0);
     await clock.sleep(-10);
     await clock.sleep(0, new AbortController().signal);
+    assert.equal(timerFired, false);
+    clearTimeout(timer);
   });
 
-  test("a short sleep resolves", async () => {
-    await new RealClock().sleep(1);
+  test("a short sleep resolves no earlier than asked", async () => {
+    const clock = new RealClock();
+    const t0 = clock.now();
+    await clock.sleep(5);
+    // Node's timers never fire early (they may fire late on a busy machine: no upper bound).
+    assert.ok(clock.now() - t0 >= 4.5, `woke after ${clock.now() - t0} ms`);
   });
 
   test("aborting a sleep rejects with an AbortError", async () => {
