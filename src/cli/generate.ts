@@ -37,8 +37,42 @@ export interface GenerateReport {
   stats: ReturnType<typeof aggregateStats>;
 }
 
+/** Hears a run as it goes: the configuration, each completion's text as tokens commit, its end. */
+export interface GenerateSink {
+  start(config: GenerateReport["config"], algo: AlgorithmName): void;
+  completionStart(index: number, seed: number): void;
+  text(chunk: string): void;
+  completionEnd(c: GenerateReport["completions"][number]): void;
+}
+
+/**
+ * Turns committed tokens into text as they come. Where the tokenizer has per-token pieces the
+ * text is their concatenation; otherwise the whole output is decoded again and the new part
+ * printed, held back while it ends in an incomplete character (U+FFFD) or rewrites what was
+ * printed (bounded by the model's context).
+ */
+class TextStreamer {
+  private readonly tokens: number[] = [];
+  private printed = "";
+  constructor(private readonly tokenizer: Backend["tokenizer"]) {}
+  push(token: number): string {
+    this.tokens.push(token);
+    if (this.tokenizer.piece) return this.tokenizer.piece(token);
+    const text = this.tokenizer.decode(this.tokens);
+    if (text.endsWith("\uFFFD") || !text.startsWith(this.printed)) return "";
+    const chunk = text.slice(this.printed.length);
+    this.printed = text;
+    return chunk;
+  }
+  /** What is left once the completion's final text is known. */
+  rest(final: string): string {
+    if (this.tokenizer.piece) return "";
+    return final.startsWith(this.printed) ? final.slice(this.printed.length) : "";
+  }
+}
+
 /** Runs the generations; throws UsageError for bad combinations of flags. */
-export async function runGenerate(backend: Backend, flags: GenerateFlags): Promise<{ report: GenerateReport; logs: EngineEvent[][] }> {
+export async function runGenerate(backend: Backend, flags: GenerateFlags, sink?: GenerateSink): Promise<{ report: GenerateReport; logs: EngineEvent[][] }> {
   const verify: VerifyRule = flags.verify ?? (flags.temperature === 0 ? "greedy" : "rejection");
   let prompt: number[];
   try {
@@ -57,6 +91,18 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags): Promi
     );
   }
   if (flags.trace !== undefined) await checkWritable(flags.trace, "--trace");
+  const config: GenerateReport["config"] = {
+    backend: backend.describe(),
+    lookahead: flags.algo === "nonsi" ? undefined : flags.lookahead,
+    sp: flags.algo === "dsi" ? flags.sp : undefined,
+    verify,
+    temperature: flags.temperature,
+    topK: flags.topK,
+    topP: flags.topP,
+    latency: backend.realCompute && flags.latency.name !== "none" ? `${flags.latency.name} (added on top of real compute)` : flags.latency.name,
+    clock: flags.clock,
+  };
+  sink?.start(config, flags.algo);
   const completions: GenerateReport["completions"] = [];
   const logs: EngineEvent[][] = [];
   for (let i = 0; i < flags.n; i++) {
@@ -73,27 +119,29 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags): Promi
     };
     let result: Completion;
     try {
-      result = await generate(flags.algo, rt, options).result;
+      const gen = generate(flags.algo, rt, options);
+      sink?.completionStart(i, flags.seed + i);
+      const streamer = new TextStreamer(backend.tokenizer);
+      // Text streams as tokens commit (the engine holds back a possible stop sequence).
+      for await (const token of gen) {
+        const chunk = streamer.push(token);
+        if (chunk) sink?.text(chunk);
+      }
+      result = await gen.result;
+      const c = { seed: flags.seed + i, text: backend.tokenizer.decode(result.tokens), ...result };
+      const rest = streamer.rest(c.text);
+      if (rest) sink?.text(rest);
+      sink?.completionEnd(c);
+      completions.push(c);
     } catch (err) {
       if (err instanceof OptionError) throw new UsageError(`${FLAG_OF[err.option] ?? err.option}: ${err.message}`);
       throw err;
     }
-    completions.push({ seed: flags.seed + i, text: backend.tokenizer.decode(result.tokens), ...result });
     logs.push(rt.events.events);
   }
   const report: GenerateReport = {
     algo: flags.algo,
-    config: {
-      backend: backend.describe(),
-      lookahead: flags.algo === "nonsi" ? undefined : flags.lookahead,
-      sp: flags.algo === "dsi" ? flags.sp : undefined,
-      verify,
-      temperature: flags.temperature,
-      topK: flags.topK,
-      topP: flags.topP,
-      latency: backend.realCompute && flags.latency.name !== "none" ? `${flags.latency.name} (added on top of real compute)` : flags.latency.name,
-      clock: flags.clock,
-    },
+    config,
     completions,
     stats: aggregateStats(completions.map((c) => c.stats)),
   };
@@ -104,17 +152,26 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags): Promi
   return { report, logs };
 }
 
-export function formatReport(r: GenerateReport): string {
-  const lines: string[] = [];
-  const c = r.config;
-  const shape = r.algo === "nonsi" ? "" : r.algo === "si" ? ` L=${c.lookahead}` : ` L=${c.lookahead} SP=${c.sp}`;
-  lines.push(`${r.algo}${shape} verify=${c.verify} latency=${c.latency} clock=${c.clock} | ${c.backend}`);
-  for (const [i, comp] of r.completions.entries()) {
-    lines.push(`[${i}] seed ${comp.seed}: ${JSON.stringify(comp.text)} (${comp.finishReason})`);
-    lines.push(`    ${statsLine(comp.stats)}`);
-  }
-  if (r.completions.length > 1) lines.push(`all: ${statsLine(r.stats)}`);
-  return lines.join("\n");
+/** The plain-text output: the configuration line, then each completion's text as it is generated, then its stats. */
+export function textSink(write: (s: string) => void): GenerateSink & { finish(r: GenerateReport): void } {
+  return {
+    start(c, algo) {
+      const shape = algo === "nonsi" ? "" : algo === "si" ? ` L=${c.lookahead}` : ` L=${c.lookahead} SP=${c.sp}`;
+      write(`${algo}${shape} verify=${c.verify} latency=${c.latency} clock=${c.clock} | ${c.backend}\n`);
+    },
+    completionStart(i, seed) {
+      write(`[${i}] seed ${seed}: "`);
+    },
+    text(chunk) {
+      write(JSON.stringify(chunk).slice(1, -1));
+    },
+    completionEnd(c) {
+      write(`" (${c.finishReason})\n    ${statsLine(c.stats)}\n`);
+    },
+    finish(r) {
+      if (r.completions.length > 1) write(`all: ${statsLine(r.stats)}\n`);
+    },
+  };
 }
 
 function statsLine(s: Completion["stats"]): string {

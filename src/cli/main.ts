@@ -12,7 +12,7 @@ import { ModelFileError } from "../models/llama.js";
 import { BACKENDS, BackendSpecError, openBackend as openBackendSpec, syntheticBackend, type Backend } from "../models/backend.js";
 import { runDemo } from "./demo.js";
 import { collectNonEmpty, intAtLeast, intInRange, MAX_LATENCY_MS, MAX_SEED, nonEmpty, numberAtLeast, numberInRange, UsageError } from "./flags.js";
-import { formatReport, runGenerate, type GenerateFlags } from "./generate.js";
+import { runGenerate, textSink, type GenerateFlags } from "./generate.js";
 import { runHeatmapCommand, type HeatmapFlags } from "./heatmap.js";
 import { runPlan, runTable } from "./paper.js";
 import { runSimulate, type SimulateFlags } from "./simulate.js";
@@ -96,8 +96,11 @@ function program(): Command {
       refuseInapplicable(o, command);
       const backend = await openBackend(o);
       try {
-        const { report } = await runGenerate(backend, o);
-        console.log(o.json ? JSON.stringify(report, null, 2) : formatReport(report));
+        if (o.json) console.log(JSON.stringify((await runGenerate(backend, o)).report, null, 2));
+        else {
+          const sink = textSink((s) => process.stdout.write(s));
+          sink.finish((await runGenerate(backend, o, sink)).report);
+        }
       } finally {
         await backend.close();
       }

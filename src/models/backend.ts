@@ -17,6 +17,8 @@ export interface Tokenizer {
   /** A prompt's tokens (with BOS where the model wants one). */
   encode(text: string): number[];
   decode(tokens: readonly number[]): string;
+  /** A token's text, where the text of a sequence is always the concatenation of its tokens' texts. */
+  piece?(token: number): string;
 }
 
 export interface Backend {

@@ -145,6 +145,10 @@ export class SyntheticTokenizer {
     });
   }
   decode(tokens: readonly number[]): string {
-    return tokens.map((t) => this.alphabet[t] ?? "?").join("");
+    return tokens.map((t) => this.piece(t)).join("");
+  }
+  /** One character per token. */
+  piece(token: number): string {
+    return this.alphabet[token] ?? "?";
   }
 }

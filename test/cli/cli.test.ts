@@ -1,6 +1,6 @@
 /** The CLI as a user meets it: exit codes, one-line errors, JSON shape, traces. */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 
 import { join } from "node:path";
@@ -170,6 +170,26 @@ test("profiles: aligned columns with a header", async () => {
   // Numbers are right-aligned: every row's drafter figure ends where the header's does.
   const end = rows[0].indexOf("drafter ms") + "drafter ms".length;
   for (const row of rows.slice(1)) assert.ok(row[end - 1] !== " " && (row.length === end || row[end] === " "), row);
+});
+
+test("plain-text output streams as tokens commit: a long generation shows text long before it ends", async () => {
+  const child = spawn(process.execPath, [CLI, "generate", "--max-tokens", "1000000"], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  const seen = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 20_000);
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+      // The configuration line, then text of the first completion (its end is far away).
+      if (/\[0\] seed 0: "[^"]{200}/.test(out)) {
+        clearTimeout(timer);
+        resolve(true);
+      }
+    });
+  });
+  child.kill("SIGINT");
+  await new Promise((r) => child.once("exit", r));
+  assert.ok(seen, `no streamed text: ${JSON.stringify(out.slice(0, 300))}`);
+  assert.doesNotMatch(out, /\(length\)/, "the generation had not ended");
 });
 
 test("bare dsi prints the help on stdout; --version the package's version", async () => {
