@@ -102,7 +102,6 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags, sink?:
     latency: backend.realCompute && flags.latency.name !== "none" ? `${flags.latency.name} (added on top of real compute)` : flags.latency.name,
     clock: flags.clock,
   };
-  sink?.start(config, flags.algo);
   const completions: GenerateReport["completions"] = [];
   const logs: EngineEvent[][] = [];
   for (let i = 0; i < flags.n; i++) {
@@ -119,7 +118,8 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags, sink?:
     };
     let result: Completion;
     try {
-      const gen = generate(flags.algo, rt, options);
+      const gen = generate(flags.algo, rt, options); // checks the options: nothing is printed before
+      if (i === 0) sink?.start(config, flags.algo);
       sink?.completionStart(i, flags.seed + i);
       const streamer = new TextStreamer(backend.tokenizer);
       // Text streams as tokens commit (the engine holds back a possible stop sequence).
