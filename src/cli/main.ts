@@ -37,7 +37,7 @@ function profileFlag(v: string): LatencyProfile {
 
 /** Flags of `generate` that only some backends or algorithms read. */
 const LLAMA_ONLY = ["target", "drafter", "threads", "gpu"] as const;
-const SYNTHETIC_ONLY = ["vocab", "agreement", "context", "modelSeed"] as const;
+const SYNTHETIC_ONLY = ["vocab", "agreement", "history", "modelSeed"] as const;
 const flagName = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 /** A flag that does not apply to the chosen backend or algorithm is an error, never ignored. */
@@ -79,7 +79,7 @@ function program(): Command {
     .option("--gpu", "llama: use a GPU build of llama.cpp", false)
     .option("--vocab <V>", `synthetic: vocabulary size, 2..${SYNTHETIC_MAX_VOCAB}`, intInRange(2, SYNTHETIC_MAX_VOCAB), SYNTHETIC_DEFAULTS.vocab)
     .option("--agreement <X>", "synthetic: how often the drafter agrees with the target, in [0, 1]", numberInRange(0, 1), SYNTHETIC_DEFAULTS.agreement)
-    .option("--context <N>", `synthetic: previous tokens the tables condition on, 0..${MAX_SYNTHETIC_CONTEXT}`, intInRange(0, MAX_SYNTHETIC_CONTEXT), SYNTHETIC_DEFAULTS.context)
+    .option("--history <N>", `synthetic: previous tokens the tables condition on, 0..${MAX_SYNTHETIC_CONTEXT}`, intInRange(0, MAX_SYNTHETIC_CONTEXT), SYNTHETIC_DEFAULTS.context)
     .option("--model-seed <N>", `synthetic: seed of the model tables, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), SYNTHETIC_DEFAULTS.seed)
     .option("--prompt <text>", 'prompt text (default: "the", or the first letters of a synthetic vocabulary too small for it)')
     .option("--stop <text>", "stop sequence (repeatable, not empty)", collectNonEmpty, [])
@@ -119,14 +119,14 @@ function program(): Command {
     .option("--drafter-layers <N>", "drafter blocks (shared with the target's first blocks)", intAtLeast(1), DEFAULT_PAIR.drafterLayers)
     .option("--depth-scale <X>", "weight of the target-only blocks: higher means lower acceptance", numberAtLeast(0), DEFAULT_PAIR.depthScale)
     .option("--logit-scale <X>", "spread of the logits: higher means more peaked", numberAtLeast(0), DEFAULT_PAIR.logitScale)
-    .option("--seed <S>", `weights seed, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), DEFAULT_PAIR.seed)
+    .option("--model-seed <S>", `weights seed, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), DEFAULT_PAIR.seed)
     .action(async (o) => {
       const spec: PairSpec = {
         target: { vocab: o.vocab, width: o.width, layers: o.layers, heads: o.heads, ff: o.ff, context: o.context },
         drafterLayers: o.drafterLayers,
         depthScale: o.depthScale,
         logitScale: o.logitScale,
-        seed: o.seed,
+        seed: o.modelSeed,
       };
       let files: { target: string; drafter: string; generated?: boolean };
       try {
@@ -147,8 +147,7 @@ function program(): Command {
     .option("--drafter <file>", "llama: drafter model", nonEmpty("--drafter"))
     .option("--threads <N>", `llama: threads per model instance, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
     .option("--gpu", "llama: use a GPU build of llama.cpp", false)
-    .option("--profile <name>", "synthetic: latency profile and acceptance of a paper pair", "vicuna-13b/vicuna-68m:cnn-dm")
-    .option("--latency <profile>", "llama: latency added on top of real compute", "none")
+    .option("--latency <profile>", "latency profile: synthetic, the modelled latencies (and a paper pair's acceptance; default vicuna-13b/vicuna-68m:cnn-dm); llama, added on top of real compute (default none)")
     .option("--max-tokens <N>", `tokens to generate, 1..${MAX_TOKENS}`, intInRange(1, MAX_TOKENS), 64)
     .option("--lookahead <L>", "drafts per window", intAtLeast(1), 5)
     .option("--sp <N>", "DSI target instances (default: llama, one per spare core; synthetic, 7)", intInRange(1, MAX_SP))
@@ -159,13 +158,12 @@ function program(): Command {
       const synthetic = o.backend === "synthetic";
       const given = (key: string): boolean => command.getOptionValueSource(key) === "cli";
       // The synthetic demo is the paper's setting: fixed prompt, the profile's latencies.
-      const inapplicable = synthetic ? ["prompt", "latency", "target", "drafter", "threads", "gpu"] : ["profile"];
+      const inapplicable = synthetic ? ["prompt", "target", "drafter", "threads", "gpu"] : [];
       for (const key of inapplicable) if (given(key)) throw new UsageError(`${flagName(key)} applies to demo --backend ${synthetic ? "llama" : "synthetic"}, not ${o.backend}`);
-      const flag = synthetic ? "--profile" : "--latency";
-      const profile = resolveProfile(synthetic ? o.profile : o.latency);
-      if (!profile) throw new UsageError(`${flag}: unknown latency profile; allowed: ${profileNames().join(", ")}, or TARGET_MS/DRAFTER_MS (e.g. 30/3)`);
+      const profile = resolveProfile(o.latency ?? (synthetic ? "vicuna-13b/vicuna-68m:cnn-dm" : "none"));
+      if (!profile) throw new UsageError(`--latency: unknown latency profile; allowed: ${profileNames().join(", ")}, or TARGET_MS/DRAFTER_MS (e.g. 30/3)`);
       if (synthetic && !(profile.target.tpotMs > 0 && profile.drafter.tpotMs > 0)) {
-        throw new UsageError("--profile: the synthetic demo runs in modelled time and needs a profile with latencies (a paper pair or TARGET_MS/DRAFTER_MS), not none");
+        throw new UsageError("--latency: the synthetic demo runs in modelled time and needs a profile with latencies (a paper pair or TARGET_MS/DRAFTER_MS), not none");
       }
       const backend = synthetic
         ? syntheticBackend({ vocab: 64, agreement: profile.acceptance ?? 0.7, seed: 7 })
@@ -192,11 +190,15 @@ function program(): Command {
   cmd
     .command("simulate")
     .description("non-SI, SI and DSI times for one configuration, in target latencies (the paper's time-unit model, or the engine)")
-    .option("--drafter-latency <C>", "drafter latency as a fraction of the target's, in (0, 1]", numberInRange(0, 1, true), 0.1)
-    .option("--acceptance <A>", "per-token acceptance rate, in [0, 1]", numberInRange(0, 1), 0.8)
+    .addOption(
+      new Option("--latency <profile>", "target and drafter latencies: a paper pair (see `dsi profiles`) or TARGET_MS/DRAFTER_MS; the model uses their ratio c = drafter/target")
+        .argParser(profileFlag)
+        .default(resolveProfile("10/1"), "10/1"),
+    )
+    .option("--acceptance <A>", "per-token acceptance rate, in [0, 1] (default: the paper pair's, else 0.8)", numberInRange(0, 1))
     .option("--lookahead <L>", "drafts per window", intAtLeast(1), 5)
-    .option("--sp <N>", "target instances for DSI (default: ceil(1/(L*c)))", intInRange(1, MAX_SP))
-    .option("--tokens <S>", "tokens per generation", intAtLeast(1), 1000)
+    .option("--sp <N>", `target instances for DSI, 1..${MAX_SP} (default: ceil(1/(L*c)))`, intInRange(1, MAX_SP))
+    .option("--max-tokens <N>", "tokens per generation", intInRange(1, MAX_TOKENS), 1000)
     .option("--repeats <R>", "generations per algorithm", intAtLeast(1), 20)
     .option("--seed <X>", `seed of the acceptance draws, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), 0)
     .option("--engine", "run the real DSI engine on the virtual clock instead of the model", false)
@@ -209,22 +211,22 @@ function program(): Command {
     .command("heatmap")
     .description("the paper's heatmaps: speedups over a grid of drafter latency and acceptance (CSV, SVG, PNG)")
     .option("--ndim <N>", "grid steps per axis (and the largest lookahead)", intAtLeast(2), 20)
-    .option("--tokens <S>", "tokens per generation", intAtLeast(1), 1000)
+    .option("--max-tokens <N>", "tokens per generation", intInRange(1, MAX_TOKENS), 1000)
     .option("--repeats <R>", "generations per cell, algorithm and lookahead", intAtLeast(1), 5)
-    .option("--max-sp <N>", "target instances DSI may use", intInRange(1, MAX_SP), 7)
+    .option("--sp <N>", `target instances DSI may use, 1..${MAX_SP}`, intInRange(1, MAX_SP), 7)
     .option("--out <dir>", "output directory", "heatmap")
     .option("--seed <X>", `seed of the acceptance draws, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), 0)
     .option("--engine", "run the real engine on the virtual clock instead of the model (slow)", false)
     .option("--threads <N>", "worker threads (default: one per core; 0: none)", intAtLeast(0))
     .option("--no-progress", "no progress bar")
-    .action(async (o: HeatmapFlags) => {
-      console.log(await runHeatmapCommand(o));
+    .action(async (o: Omit<HeatmapFlags, "tokens" | "maxSp"> & { maxTokens: number; sp: number }) => {
+      console.log(await runHeatmapCommand({ ...o, tokens: o.maxTokens, maxSp: o.sp }));
     });
 
   cmd
     .command("table")
     .description("the paper's Table 1 recomputed by the engine, beside the paper's figures")
-    .option("--tokens <S>", "tokens per generation", intAtLeast(1), 50)
+    .option("--max-tokens <N>", "tokens per generation", intInRange(1, MAX_TOKENS), 50)
     .option("--repeats <R>", "runs per configuration", intAtLeast(1), 30)
     .option("--seed <X>", `seed, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), 0)
     .addOption(new Option("--json", "print JSON").default(false).conflicts("markdown"))
@@ -236,12 +238,15 @@ function program(): Command {
   cmd
     .command("plan")
     .description("the lookahead and number of target instances that minimise latency for a pair")
-    .requiredOption("--target-ms <T>", `target time per token, in [0.001, ${MAX_LATENCY_MS}] (required)`, numberInRange(0.001, MAX_LATENCY_MS))
-    .requiredOption("--drafter-ms <D>", "drafter time per token, 0.001 <= D <= T (required)", numberInRange(0.001, MAX_LATENCY_MS))
-    .requiredOption("--acceptance <A>", "per-token acceptance rate in [0, 1] (required)", numberInRange(0, 1))
+    .addOption(
+      new Option("--latency <profile>", "target and drafter time per token: a paper pair (see `dsi profiles`) or TARGET_MS/DRAFTER_MS (required)")
+        .argParser(profileFlag)
+        .makeOptionMandatory(),
+    )
+    .option("--acceptance <A>", "per-token acceptance rate in [0, 1] (default: the paper pair's; required with TARGET_MS/DRAFTER_MS)", numberInRange(0, 1))
     .option("--max-sp <N>", "most target instances to consider", intInRange(1, MAX_SP), 8)
     .option("--max-lookahead <L>", "largest lookahead to consider", intAtLeast(1), 12)
-    .option("--tokens <S>", "tokens per simulated generation", intAtLeast(1), 100)
+    .option("--max-tokens <N>", "tokens per simulated generation", intInRange(1, MAX_TOKENS), 100)
     .option("--repeats <R>", "runs per configuration", intAtLeast(1), 10)
     .option("--seed <X>", `seed, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), 0)
     .option("--json", "print JSON", false)
@@ -266,7 +271,7 @@ interface BackendFlags {
   backend: string;
   vocab: number;
   agreement: number;
-  context: number;
+  history: number;
   modelSeed: number;
   target?: string;
   drafter?: string;
@@ -277,7 +282,7 @@ interface BackendFlags {
 async function openBackend(o: BackendFlags): Promise<Backend> {
   const spec =
     o.backend === "synthetic"
-      ? { backend: "synthetic" as const, vocab: o.vocab, agreement: o.agreement, context: o.context, seed: o.modelSeed }
+      ? { backend: "synthetic" as const, vocab: o.vocab, agreement: o.agreement, context: o.history, seed: o.modelSeed }
       : { backend: "llama" as const, target: o.target, drafter: o.drafter, threads: o.threads, gpu: o.gpu };
   try {
     return await openBackendSpec(spec, (dir) => console.error(`generated the default model pair in ${dir}`));

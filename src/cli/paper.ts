@@ -2,21 +2,44 @@
 import Table from "cli-table3";
 import { paperTable, tableMarkdown } from "../sim/paper-table.js";
 import { plan, type PlanInput } from "../sim/plan.js";
+import type { LatencyProfile } from "../models/latency.js";
 import { UsageError } from "./flags.js";
+import { drafterFraction } from "./simulate.js";
 
-export async function runTable(o: { tokens: number; repeats: number; seed: number; json: boolean; markdown: boolean }): Promise<string> {
-  const rows = await paperTable(o.tokens, o.repeats, o.seed);
+export async function runTable(o: { maxTokens: number; repeats: number; seed: number; json: boolean; markdown: boolean }): Promise<string> {
+  const rows = await paperTable(o.maxTokens, o.repeats, o.seed);
   if (o.json) return JSON.stringify(rows, null, 2);
-  const note = `The paper's Table 1 pairs on the engine (virtual clock): ${o.tokens} tokens, mean of ${o.repeats} runs, times in ms; DSI/SI L=n compares DSI with 7 targets to SI at the same lookahead.`;
+  const note = `The paper's Table 1 pairs on the engine (virtual clock): ${o.maxTokens} tokens, mean of ${o.repeats} runs, times in ms; DSI/SI L=n compares DSI with 7 targets to SI at the same lookahead.`;
   return o.markdown ? `${tableMarkdown(rows)}\n\n${note}` : `${note}\n\n${tableMarkdown(rows)}`;
 }
 
-export async function runPlan(o: PlanInput & { json: boolean }): Promise<string> {
-  if (!(o.drafterMs > 0 && o.drafterMs <= o.targetMs)) {
-    throw new UsageError(`--drafter-ms: must be > 0 and at most --target-ms (${o.targetMs}); got ${o.drafterMs}`);
-  }
+export interface PlanFlags {
+  latency: LatencyProfile;
+  acceptance?: number;
+  maxSp: number;
+  maxLookahead: number;
+  maxTokens: number;
+  repeats: number;
+  seed: number;
+  json: boolean;
+}
+
+export async function runPlan(f: PlanFlags): Promise<string> {
+  drafterFraction(f.latency); // 0 < drafter <= target
+  const acceptance = f.acceptance ?? f.latency.acceptance;
+  if (acceptance === undefined) throw new UsageError(`--acceptance: give the pair's acceptance rate (--latency ${f.latency.name} has none)`);
+  const o: PlanInput = {
+    targetMs: f.latency.target.tpotMs,
+    drafterMs: f.latency.drafter.tpotMs,
+    acceptance,
+    maxSp: f.maxSp,
+    maxLookahead: f.maxLookahead,
+    tokens: f.maxTokens,
+    repeats: f.repeats,
+    seed: f.seed,
+  };
   const p = await plan(o);
-  if (o.json) return JSON.stringify(p, null, 2);
+  if (f.json) return JSON.stringify(p, null, 2);
   const t = new Table({ style: { head: [], border: [] }, head: ["target instances", "best lookahead", "ms/token", "vs non-SI", "vs best SI", "gain of this instance"] });
   for (const r of p.bySp) {
     t.push([r.sp, r.lookahead, r.msPerToken.toFixed(2), `${r.speedupOverNonSi.toFixed(2)}x`, `${r.speedupOverSi.toFixed(2)}x`, r.sp === 1 ? "" : `${r.marginal.toFixed(3)}x`]);

@@ -1,32 +1,43 @@
 /** `dsi simulate`: one configuration through the time-unit model or the engine. */
 import { simulateEngine } from "../sim/engine.js";
 import { simulateTimeUnits, spNeeded, type SimResult } from "../sim/time-units.js";
+import type { LatencyProfile } from "../models/latency.js";
 import { UsageError } from "./flags.js";
 
 export interface SimulateFlags {
-  drafterLatency: number;
-  acceptance: number;
+  latency: LatencyProfile;
+  /** Default: the profile's (a paper pair), else 0.8. */
+  acceptance?: number;
   lookahead: number;
   sp?: number;
-  tokens: number;
+  maxTokens: number;
   repeats: number;
   seed: number;
   engine: boolean;
   json: boolean;
 }
 
+/** The drafter's latency as a fraction of the target's: the time-unit model's c. */
+export function drafterFraction(p: LatencyProfile): number {
+  const [t, d] = [p.target.tpotMs, p.drafter.tpotMs];
+  if (!(t > 0 && d > 0 && d <= t)) throw new UsageError(`--latency: needs 0 < drafter <= target latency (got ${p.name}: target ${t} ms, drafter ${d} ms)`);
+  return d / t;
+}
+
 export async function runSimulate(f: SimulateFlags): Promise<string> {
-  const needed = spNeeded(f.drafterLatency, f.lookahead);
+  const c = drafterFraction(f.latency);
+  const acceptance = f.acceptance ?? f.latency.acceptance ?? 0.8;
+  const needed = spNeeded(c, f.lookahead);
   if (f.sp === undefined && needed > 1024) {
-    throw new UsageError(`--drafter-latency: with c=${f.drafterLatency} and L=${f.lookahead} DSI would need ${needed} target instances; give --sp (at most 1024) with --engine`);
+    throw new UsageError(`--latency: with c=${c} and L=${f.lookahead} DSI would need ${needed} target instances; give --sp (at most 1024) with --engine`);
   }
   const sp = f.sp ?? needed;
   if (!f.engine && sp < needed) {
     throw new UsageError(
-      `--sp: the time-unit model needs SP >= ceil(1/(L*c)) = ${needed} target instances for L=${f.lookahead}, c=${f.drafterLatency}; add --engine to simulate fewer (queueing)`,
+      `--sp: the time-unit model needs SP >= ceil(1/(L*c)) = ${needed} target instances for L=${f.lookahead}, c=${c}; add --engine to simulate fewer (queueing)`,
     );
   }
-  const cfg = { c: f.drafterLatency, a: f.acceptance, L: f.lookahead, tokens: f.tokens, sp };
+  const cfg = { c, a: acceptance, L: f.lookahead, tokens: f.maxTokens, sp };
   const result: SimResult = f.engine ? await simulateEngine(cfg, f.repeats, f.seed) : simulateTimeUnits(cfg, f.repeats, f.seed);
   const config = { ...cfg, repeats: f.repeats, seed: f.seed, method: f.engine ? "engine (virtual clock)" : "time-unit model" };
   if (f.json) return JSON.stringify({ config, ...result }, null, 2);

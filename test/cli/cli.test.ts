@@ -51,7 +51,7 @@ const BAD: [string[], RegExp][] = [
   [["--seed", "4294967295", "--n", "2"], /seeds 4294967295\.\.4294967296, past the largest seed 4294967295/],
   // Every size has a range.
   [["--max-tokens", "1000000000000"], /--max-tokens.*0\.\.1000000/],
-  [["--context", "1000000000"], /--context.*0\.\.64/],
+  [["--history", "1000000000"], /--history.*0\.\.64/],
   [["--threads", "100000"], /--threads.*1\.\.256/],
   [["--latency", "2147483648/1"], /--latency.*at most 86400000 ms/],
   [["--n", "100000"], /--n.*1\.\.1000/],
@@ -133,12 +133,12 @@ test("generate --trace: Chrome trace events with a track per instance", async ()
 const BAD_COMMANDS: [string[], RegExp][] = [
   [["help", "bogus"], /unknown command 'bogus'/],
   [["bench", "--help"], /unknown command 'bench'/],
-  [["plan", "--target-ms", "1e308", "--drafter-ms", "1e-308", "--acceptance", "0.5"], /--target-ms.*\[0\.001, 86400000\]/],
-  [["make-model", "--seed", "4294967296"], /--seed.*0\.\.4294967295/],
+  [["plan", "--latency", "1e308/1e-308", "--acceptance", "0.5"], /--latency.*unknown latency profile/],
+  [["plan", "--latency", "100000000/1", "--acceptance", "0.5"], /--latency.*at most 86400000 ms/],
+  [["make-model", "--model-seed", "4294967296"], /--model-seed.*0\.\.4294967295/],
   [["demo", "--backend", "synthetic", "--prompt", "hello"], /--prompt applies to demo --backend llama, not synthetic/],
-  [["demo", "--backend", "synthetic", "--latency", "30/3"], /--latency applies to demo --backend llama/],
-  [["demo", "--backend", "llama", "--profile", "vicuna-7b/vicuna-68m"], /--profile applies to demo --backend synthetic, not llama/],
-  [["demo", "--backend", "synthetic", "--profile", "none"], /--profile: the synthetic demo .* needs a profile with latencies/],
+  [["demo", "--backend", "synthetic", "--threads", "2"], /--threads applies to demo --backend llama/],
+  [["demo", "--backend", "synthetic", "--latency", "none"], /--latency: the synthetic demo .* needs a profile with latencies/],
   [["demo", "--backend", "synthetic", "--svg", ""], /--svg must not be empty/],
 ];
 

@@ -18,7 +18,7 @@ function dsi(...args: string[]): Promise<{ code: number; stdout: string; stderr:
   });
 }
 
-const SMALL = ["--vocab", "320", "--width", "64", "--layers", "3", "--heads", "4", "--ff", "128", "--context", "64", "--seed", "3"];
+const SMALL = ["--vocab", "320", "--width", "64", "--layers", "3", "--heads", "4", "--ff", "128", "--context", "64", "--model-seed", "3"];
 let dir: string;
 let target: string;
 let drafter: string;

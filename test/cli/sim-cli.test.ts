@@ -19,8 +19,8 @@ function dsi(...args: string[]): Promise<{ code: number; stdout: string; stderr:
 }
 
 test("simulate --json: the documented shape, speedups consistent with the means", async () => {
-  for (const extra of [[], ["--engine", "--tokens", "60", "--repeats", "4"]]) {
-    const r = await dsi("simulate", "--drafter-latency", "0.2", "--acceptance", "0.7", "--lookahead", "3", "--json", ...extra);
+  for (const extra of [[], ["--engine", "--max-tokens", "60", "--repeats", "4"]]) {
+    const r = await dsi("simulate", "--latency", "10/2", "--acceptance", "0.7", "--lookahead", "3", "--json", ...extra);
     assert.equal(r.code, 0, r.stderr);
     const o = JSON.parse(r.stdout);
     for (const k of ["nonsi", "si", "dsi"]) assert.ok(Number.isFinite(o[k].mean) && o[k].std >= 0, k);
@@ -35,21 +35,22 @@ test("simulate --json: the documented shape, speedups consistent with the means"
 const BAD: [string[], RegExp][] = [
   [["simulate", "--acceptance", "1.5"], /--acceptance.*\[0, 1\]/],
   [["simulate", "--acceptance", "-0.1"], /--acceptance.*\[0, 1\]/],
-  [["simulate", "--drafter-latency", "0"], /--drafter-latency.*\(0, 1\]/],
-  [["simulate", "--drafter-latency", "1.2"], /--drafter-latency.*\(0, 1\]/],
+  [["simulate", "--latency", "10/0"], /--latency: needs 0 < drafter <= target latency/],
+  [["simulate", "--latency", "10/12"], /--latency: needs 0 < drafter <= target latency/],
   [["simulate", "--lookahead", "0"], /--lookahead.*>= 1/],
-  [["simulate", "--drafter-latency", "0.1", "--lookahead", "2", "--sp", "2"], /--sp: the time-unit model needs SP >= ceil\(1\/\(L\*c\)\) = 5.*--engine/],
+  [["simulate", "--latency", "10/1", "--lookahead", "2", "--sp", "2"], /--sp: the time-unit model needs SP >= ceil\(1\/\(L\*c\)\) = 5.*--engine/],
   [["heatmap", "--ndim", "1"], /--ndim.*>= 2/],
-  [["heatmap", "--max-sp", "0"], /--max-sp.*1..1024/],
-  [["plan", "--target-ms", "10", "--drafter-ms", "12", "--acceptance", "0.5"], /--drafter-ms: must be > 0 and at most --target-ms/],
-  [["plan", "--target-ms", "10", "--drafter-ms", "2", "--acceptance", "2"], /--acceptance.*\[0, 1\]/],
-  [["plan", "--target-ms", "10", "--acceptance", "0.5"], /required option '--drafter-ms <D>' not specified/],
+  [["heatmap", "--sp", "0"], /--sp.*1..1024/],
+  [["plan", "--latency", "10/12", "--acceptance", "0.5"], /--latency: needs 0 < drafter <= target latency/],
+  [["plan", "--latency", "10/2", "--acceptance", "2"], /--acceptance.*\[0, 1\]/],
+  [["plan", "--acceptance", "0.5"], /required option '--latency <profile>' not specified/],
+  [["plan", "--latency", "10/2"], /--acceptance: give the pair's acceptance rate/],
   [["table", "--repeats", "0"], /--repeats.*>= 1/],
   [["table", "--json", "--markdown"], /--json.*cannot be used with.*--markdown/],
-  [["simulate", "--drafter-latency", "1e-300"], /--drafter-latency: .* would need .* target instances; give --sp/],
-  [["demo", "--backend", "synthetic", "--profile", "bogus"], /--profile: unknown latency profile; allowed: none/],
+  [["simulate", "--latency", "1/0.0000001"], /--latency: .* would need .* target instances; give --sp/],
+  [["demo", "--backend", "synthetic", "--latency", "bogus"], /--latency: unknown latency profile; allowed: none/],
   [["generate", "--sp", "100000000"], /--sp.*1\.\.1024/],
-  [["heatmap", "--out", "/dev/null/x", "--ndim", "2", "--tokens", "5", "--repeats", "1", "--no-progress"], /cannot write or read \/dev\/null\/x \(ENOTDIR\)/],
+  [["heatmap", "--out", "/dev/null/x", "--ndim", "2", "--max-tokens", "5", "--repeats", "1", "--no-progress"], /cannot write or read \/dev\/null\/x \(ENOTDIR\)/],
 ];
 
 for (const [args, message] of BAD) {
@@ -63,9 +64,9 @@ for (const [args, message] of BAD) {
 }
 
 test("heatmap: CSV, SVG with four panels, PNG; model and engine", async () => {
-  for (const extra of [[], ["--engine", "--tokens", "12", "--repeats", "1", "--ndim", "2"]]) {
+  for (const extra of [[], ["--engine", "--max-tokens", "12", "--repeats", "1", "--ndim", "2"]]) {
     const out = await tempDir("heatmap");
-    const r = await dsi("heatmap", "--ndim", "4", "--tokens", "40", "--repeats", "2", "--out", out, "--no-progress", ...extra);
+    const r = await dsi("heatmap", "--ndim", "4", "--max-tokens", "40", "--repeats", "2", "--out", out, "--no-progress", ...extra);
     assert.equal(r.code, 0, r.stderr);
     const csv = (await readFile(join(out, "heatmap.csv"), "utf8")).trim().split("\n");
     assert.match(csv[0], /^c,a,nonsi,si,siLookahead,dsi,dsiLookahead,dsiSp,nonsiOverSi,siOverDsi,nonsiOverDsi,bestOverDsi$/);
@@ -79,7 +80,7 @@ test("heatmap: CSV, SVG with four panels, PNG; model and engine", async () => {
 });
 
 test("table --json: the ten pairs with SI and DSI at lookahead 1, 5, 10 and the paper's figure", async () => {
-  const r = await dsi("table", "--tokens", "12", "--repeats", "2", "--json");
+  const r = await dsi("table", "--max-tokens", "12", "--repeats", "2", "--json");
   assert.equal(r.code, 0, r.stderr);
   const rows = JSON.parse(r.stdout);
   assert.equal(rows.length, 10);
@@ -92,7 +93,7 @@ test("table --json: the ten pairs with SI and DSI at lookahead 1, 5, 10 and the 
 });
 
 test("plan --json: one row per target count, the best is the fastest, the knee is no larger", async () => {
-  const r = await dsi("plan", "--target-ms", "30", "--drafter-ms", "3", "--acceptance", "0.7", "--max-sp", "3", "--max-lookahead", "4", "--tokens", "30", "--repeats", "3", "--json");
+  const r = await dsi("plan", "--latency", "30/3", "--acceptance", "0.7", "--max-sp", "3", "--max-lookahead", "4", "--max-tokens", "30", "--repeats", "3", "--json");
   assert.equal(r.code, 0, r.stderr);
   const p = JSON.parse(r.stdout);
   assert.deepEqual(
