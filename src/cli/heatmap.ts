@@ -1,5 +1,6 @@
 /** `dsi heatmap`: the paper's grid, as CSV and a four-panel figure (SVG and PNG). */
-import { mkdir, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
+import { makeDirs } from "../models/make-dirs.js";
 import { join } from "node:path";
 import cliProgress from "cli-progress";
 import { heatmapSpec, renderSvg, svgToPng } from "../sim/figure.js";
@@ -23,7 +24,7 @@ export async function runHeatmapCommand(f: HeatmapFlags): Promise<string> {
     bar?.stop();
   }
   const seconds = (performance.now() - t0) / 1000;
-  await mkdir(f.out, { recursive: true });
+  await makeDirs(f.out);
   const method = f.engine ? "engine, virtual clock" : "time-unit model";
   const subtitle = `${method}; ${f.tokens} tokens, ${f.repeats} repeats; best lookahead in 1..${f.ndim} per cell; DSI with at most ${f.maxSp} targets`;
   const svg = await renderSvg(heatmapSpec(rows, "Speedups over the grid of drafter latency and acceptance", subtitle));

@@ -51,10 +51,13 @@ const BAD: [string[], RegExp][] = [
   [["demo", "--backend", "synthetic", "--latency", "bogus"], /--latency: unknown latency profile; allowed: none/],
   [["generate", "--sp", "100000000"], /--sp.*1\.\.1024/],
   [["heatmap", "--out", "/dev/null/x", "--ndim", "2", "--max-tokens", "5", "--repeats", "1", "--no-progress"], /cannot write or read \/dev\/null\/x \(ENOTDIR\)/],
+  // Node's recursive mkdir spun forever at 100% CPU on these; now they fail at once.
+  [["heatmap", "--out", "/proc/x", "--ndim", "2", "--max-tokens", "5", "--repeats", "1", "--no-progress"], /cannot write or read \/proc\/x \(ENOENT\)/],
+  [["make-model", "--out", "/proc/x", "--layers", "1", "--drafter-layers", "1"], /cannot write or read \/proc\/x \(ENOENT\)/],
 ];
 
 for (const [args, message] of BAD) {
-  test(`bad input: ${args.join(" ")} -> exit 2, one line`, async () => {
+  test(`bad input: ${args.join(" ")} -> exit 2, one line`, { timeout: 30_000 }, async () => {
     const r = await dsi(...args);
     assert.equal(r.code, 2, r.stdout + r.stderr);
     const lines = r.stderr.trim().split("\n");

@@ -7,7 +7,8 @@
  * depthScale makes the target's extra depth a small perturbation (acceptance near 1); a
  * large one makes the two models disagree (acceptance near 0).
  */
-import { mkdir, rename, stat } from "node:fs/promises";
+import { rename, stat } from "node:fs/promises";
+import { makeDirs } from "../make-dirs.js";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { FastRng, hash32 } from "../../core/random.js";
@@ -188,7 +189,7 @@ export async function writePair(dir: string, spec: PairSpec): Promise<{ target: 
   if (!(Number.isInteger(spec.drafterLayers) && spec.drafterLayers >= 1 && spec.drafterLayers <= spec.target.layers)) {
     throw new RangeError(`--drafter-layers must be in 1..${spec.target.layers} (the target's --layers), got ${spec.drafterLayers}`);
   }
-  await mkdir(dir, { recursive: true });
+  await makeDirs(dir);
   const out = { target: join(dir, "target.gguf"), drafter: join(dir, "drafter.gguf") };
   for (const [role, layers] of [
     ["target", spec.target.layers],
@@ -224,7 +225,7 @@ export async function ensurePair(cacheDir: string, spec: PairSpec): Promise<{ ta
     () => false,
   );
   if ((await exists(files.target)) && (await exists(files.drafter))) return { ...files, generated: false };
-  await mkdir(dirname(dir), { recursive: true });
+  await makeDirs(dirname(dir));
   await writePair(dir, spec);
   return { ...files, generated: true };
 }
