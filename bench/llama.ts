@@ -8,6 +8,7 @@
  *
  * Usage: node dist/bench/llama.js [--tokens 64] [--rounds 5] [--lookahead 5] [--prompt TEXT]
  */
+import { cpus } from "node:os";
 import { benchArgs } from "./args.js";
 import Table from "cli-table3";
 import { DraftSequenceTokenPredictor, type LlamaContextSequence, type Token } from "node-llama-cpp";
@@ -111,6 +112,10 @@ console.log(
   `Real compute, ${pair.target.fileInfo.metadata.general.name ?? "target"} pair from make-model defaults (${DEFAULT_PAIR.target.layers} vs ${DEFAULT_PAIR.drafterLayers} blocks, width ${DEFAULT_PAIR.target.width}, Q8_0), CPU, 1 thread per instance, ${TOKENS} tokens, prompt ${JSON.stringify(values.prompt)}, greedy, median of ${ROUNDS} interleaved rounds.`,
 );
 console.log(table.toString());
+// Real compute depends on the machine: which CPU, and which SIMD paths llama.cpp's kernels take.
+const release = pair.llama.llamaCppRelease;
+console.log(`CPU: ${cpus()[0]?.model ?? "unknown"} (${cpus().length} cores); node-llama-cpp ${release.repo} release ${release.release} (${pair.llama.buildType} build)`);
+console.log(`llama.cpp system info: ${pair.llama.systemInfo.trim()}`);
 console.log(`"vs anchor" = anchor's median time / the method's (>1: faster than node-llama-cpp's speculative decoding). Took ${((performance.now() - started) / 1000).toFixed(1)} s.`);
 
 await anchorTarget.dispose();
