@@ -11,7 +11,7 @@ import { DEFAULT_PAIR, defaultCacheDir, ensurePair, MIN_VOCAB, writePair, type P
 import { ModelFileError } from "../models/llama.js";
 import { BACKENDS, BackendSpecError, openBackend as openBackendSpec, syntheticBackend, type Backend } from "../models/backend.js";
 import { runDemo } from "./demo.js";
-import { collectNonEmpty, intAtLeast, intInRange, MAX_LATENCY_MS, MAX_SEED, nonEmpty, numberAtLeast, numberInRange, UsageError } from "./flags.js";
+import { collectNonEmpty, intInRange, MAX_LATENCY_MS, MAX_SEED, nonEmpty, numberInRange, UsageError } from "./flags.js";
 import { runGenerate, textSink, type GenerateFlags } from "./generate.js";
 import { runHeatmapCommand, type HeatmapFlags } from "./heatmap.js";
 import { runPlan, runTable } from "./paper.js";
@@ -21,6 +21,10 @@ import { runSimulate, type SimulateFlags } from "./simulate.js";
 const MAX_SP = 1024;
 /** Most tokens one completion may ask for (a llama model's context bounds it further). */
 const MAX_TOKENS = 1_000_000;
+/** Largest lookahead: windows longer than this only waste drafting. */
+const MAX_LOOKAHEAD = 1024;
+/** Most repeats of a simulated configuration. */
+const MAX_REPEATS = 100_000;
 /** Most threads per llama.cpp instance. */
 const MAX_THREADS = 256;
 /** Most previous tokens the synthetic tables condition on. */
@@ -64,11 +68,11 @@ function program(): Command {
     .command("generate")
     .description("generate completions with one algorithm")
     .addOption(new Option("--algo <name>", "algorithm").choices(ALGORITHMS).default("dsi"))
-    .option("--lookahead <L>", "drafts per verification window (si, dsi)", intAtLeast(1), 5)
+    .option("--lookahead <L>", `drafts per verification window (si, dsi), 1..${MAX_LOOKAHEAD}`, intInRange(1, MAX_LOOKAHEAD), 5)
     .option("--sp <N>", `target instances verifying at once (dsi), 1..${MAX_SP}`, intInRange(1, MAX_SP), 4)
     .option("--max-tokens <N>", `tokens to generate, 0..${MAX_TOKENS}`, intInRange(0, MAX_TOKENS), 64)
-    .option("--temperature <T>", "0 is greedy", numberAtLeast(0), 0)
-    .option("--top-k <K>", "keep the K most likely tokens (0: all)", intAtLeast(0), 0)
+    .option("--temperature <T>", "0 is greedy, in [0, 100]", numberInRange(0, 100), 0)
+    .option("--top-k <K>", "keep the K most likely tokens (0: all), 0..1000000", intInRange(0, 1_000_000), 0)
     .option("--top-p <P>", "nucleus mass in (0, 1]", numberInRange(0, 1, true), 1)
     .option("--seed <S>", `seed of the first completion, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), 0)
     .addOption(new Option("--verify <rule>", "lossless rule (default: greedy at temperature 0, else rejection)").choices(VERIFY_RULES))
@@ -110,15 +114,15 @@ function program(): Command {
     .command("make-model")
     .description("write a seeded llama-architecture target/drafter pair as GGUF files")
     .option("--out <dir>", "output directory (default: the model cache)")
-    .option("--vocab <V>", `vocabulary size (>= ${MIN_VOCAB}; below 313 a character tokenizer)`, intAtLeast(MIN_VOCAB), DEFAULT_PAIR.target.vocab)
-    .option("--width <N>", "embedding width", intAtLeast(8), DEFAULT_PAIR.target.width)
-    .option("--layers <N>", "target blocks", intAtLeast(1), DEFAULT_PAIR.target.layers)
-    .option("--heads <N>", "attention heads", intAtLeast(1), DEFAULT_PAIR.target.heads)
-    .option("--ff <N>", "feed-forward width", intAtLeast(8), DEFAULT_PAIR.target.ff)
-    .option("--context <N>", "context length", intAtLeast(16), DEFAULT_PAIR.target.context)
-    .option("--drafter-layers <N>", "drafter blocks (shared with the target's first blocks)", intAtLeast(1), DEFAULT_PAIR.drafterLayers)
-    .option("--depth-scale <X>", "weight of the target-only blocks: higher means lower acceptance", numberAtLeast(0), DEFAULT_PAIR.depthScale)
-    .option("--logit-scale <X>", "spread of the logits: higher means more peaked", numberAtLeast(0), DEFAULT_PAIR.logitScale)
+    .option("--vocab <V>", `vocabulary size, ${MIN_VOCAB}..262144 (below 313 a character tokenizer)`, intInRange(MIN_VOCAB, 262_144), DEFAULT_PAIR.target.vocab)
+    .option("--width <N>", "embedding width, 8..16384", intInRange(8, 16_384), DEFAULT_PAIR.target.width)
+    .option("--layers <N>", "target blocks, 1..256", intInRange(1, 256), DEFAULT_PAIR.target.layers)
+    .option("--heads <N>", "attention heads, 1..256", intInRange(1, 256), DEFAULT_PAIR.target.heads)
+    .option("--ff <N>", "feed-forward width, 8..65536", intInRange(8, 65_536), DEFAULT_PAIR.target.ff)
+    .option("--context <N>", "context length, 16..1048576", intInRange(16, 1_048_576), DEFAULT_PAIR.target.context)
+    .option("--drafter-layers <N>", "drafter blocks (shared with the target's first blocks), 1..--layers", intInRange(1, 256), DEFAULT_PAIR.drafterLayers)
+    .option("--depth-scale <X>", "weight of the target-only blocks, in [0, 100]: higher means lower acceptance", numberInRange(0, 100), DEFAULT_PAIR.depthScale)
+    .option("--logit-scale <X>", "spread of the logits, in [0, 100]: higher means more peaked", numberInRange(0, 100), DEFAULT_PAIR.logitScale)
     .option("--model-seed <S>", `weights seed, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), DEFAULT_PAIR.seed)
     .action(async (o) => {
       const spec: PairSpec = {
@@ -149,7 +153,7 @@ function program(): Command {
     .option("--gpu", "llama: use a GPU build of llama.cpp", false)
     .option("--latency <profile>", "latency profile: synthetic, the modelled latencies (and a paper pair's acceptance; default vicuna-13b/vicuna-68m:cnn-dm); llama, added on top of real compute (default none)")
     .option("--max-tokens <N>", `tokens to generate, 1..${MAX_TOKENS}`, intInRange(1, MAX_TOKENS), 64)
-    .option("--lookahead <L>", "drafts per window", intAtLeast(1), 5)
+    .option("--lookahead <L>", `drafts per window, 1..${MAX_LOOKAHEAD}`, intInRange(1, MAX_LOOKAHEAD), 5)
     .option("--sp <N>", "DSI target instances (default: llama, one per spare core; synthetic, 7)", intInRange(1, MAX_SP))
     .option("--prompt <text>", "prompt text", "the quick brown fox")
     .option("--svg <file>", "timeline picture", nonEmpty("--svg"), "dsi-timeline.svg")
@@ -196,10 +200,10 @@ function program(): Command {
         .default(resolveProfile("10/1"), "10/1"),
     )
     .option("--acceptance <A>", "per-token acceptance rate, in [0, 1] (default: the paper pair's, else 0.8)", numberInRange(0, 1))
-    .option("--lookahead <L>", "drafts per window", intAtLeast(1), 5)
+    .option("--lookahead <L>", `drafts per window, 1..${MAX_LOOKAHEAD}`, intInRange(1, MAX_LOOKAHEAD), 5)
     .option("--sp <N>", `target instances for DSI, 1..${MAX_SP} (default: ceil(1/(L*c)))`, intInRange(1, MAX_SP))
     .option("--max-tokens <N>", "tokens per generation", intInRange(1, MAX_TOKENS), 1000)
-    .option("--repeats <R>", "generations per algorithm", intAtLeast(1), 20)
+    .option("--repeats <R>", `generations per algorithm, 1..${MAX_REPEATS}`, intInRange(1, MAX_REPEATS), 20)
     .option("--seed <X>", `seed of the acceptance draws, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), 0)
     .option("--engine", "run the real DSI engine on the virtual clock instead of the model", false)
     .option("--json", "print one JSON object", false)
@@ -210,14 +214,14 @@ function program(): Command {
   cmd
     .command("heatmap")
     .description("the paper's heatmaps: speedups over a grid of drafter latency and acceptance (CSV, SVG, PNG)")
-    .option("--ndim <N>", "grid steps per axis (and the largest lookahead)", intAtLeast(2), 20)
+    .option("--ndim <N>", "grid steps per axis (and the largest lookahead), 2..100", intInRange(2, 100), 20)
     .option("--max-tokens <N>", "tokens per generation", intInRange(1, MAX_TOKENS), 1000)
-    .option("--repeats <R>", "generations per cell, algorithm and lookahead", intAtLeast(1), 5)
+    .option("--repeats <R>", `generations per cell, algorithm and lookahead, 1..${MAX_REPEATS}`, intInRange(1, MAX_REPEATS), 5)
     .option("--sp <N>", `target instances DSI may use, 1..${MAX_SP}`, intInRange(1, MAX_SP), 7)
     .option("--out <dir>", "output directory", "heatmap")
     .option("--seed <X>", `seed of the acceptance draws, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), 0)
     .option("--engine", "run the real engine on the virtual clock instead of the model (slow)", false)
-    .option("--threads <N>", "worker threads (default: one per core; 0: none)", intAtLeast(0))
+    .option("--threads <N>", `worker threads, 0..${MAX_THREADS} (default: one per core; 0: none)`, intInRange(0, MAX_THREADS))
     .option("--no-progress", "no progress bar")
     .action(async (o: Omit<HeatmapFlags, "tokens" | "maxSp"> & { maxTokens: number; sp: number }) => {
       console.log(await runHeatmapCommand({ ...o, tokens: o.maxTokens, maxSp: o.sp }));
@@ -227,7 +231,7 @@ function program(): Command {
     .command("table")
     .description("the paper's Table 1 recomputed by the engine, beside the paper's figures")
     .option("--max-tokens <N>", "tokens per generation", intInRange(1, MAX_TOKENS), 50)
-    .option("--repeats <R>", "runs per configuration", intAtLeast(1), 30)
+    .option("--repeats <R>", `runs per configuration, 1..${MAX_REPEATS}`, intInRange(1, MAX_REPEATS), 30)
     .option("--seed <X>", `seed, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), 0)
     .addOption(new Option("--json", "print JSON").default(false).conflicts("markdown"))
     .option("--markdown", "print the note on reading the table after it instead of before (the table is Markdown either way)", false)
@@ -245,9 +249,9 @@ function program(): Command {
     )
     .option("--acceptance <A>", "per-token acceptance rate in [0, 1] (default: the paper pair's; required with TARGET_MS/DRAFTER_MS)", numberInRange(0, 1))
     .option("--max-sp <N>", "most target instances to consider", intInRange(1, MAX_SP), 8)
-    .option("--max-lookahead <L>", "largest lookahead to consider", intAtLeast(1), 12)
+    .option("--max-lookahead <L>", "largest lookahead to consider, 1..64", intInRange(1, 64), 12)
     .option("--max-tokens <N>", "tokens per simulated generation", intInRange(1, MAX_TOKENS), 100)
-    .option("--repeats <R>", "runs per configuration", intAtLeast(1), 10)
+    .option("--repeats <R>", `runs per configuration, 1..${MAX_REPEATS}`, intInRange(1, MAX_REPEATS), 10)
     .option("--seed <X>", `seed, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), 0)
     .option("--json", "print JSON", false)
     .action(async (o) => {

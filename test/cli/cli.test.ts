@@ -19,10 +19,10 @@ function dsi(...args: string[]): Promise<{ code: number; stdout: string; stderr:
 }
 
 const BAD: [string[], RegExp][] = [
-  [["--lookahead", "0"], /--lookahead.*integer >= 1/],
-  [["--lookahead", "x"], /--lookahead.*integer >= 1/],
+  [["--lookahead", "0"], /--lookahead.*integer in 1\.\.1024/],
+  [["--lookahead", "x"], /--lookahead.*integer in 1\.\.1024/],
   [["--sp", "0"], /--sp.*integer in 1..1024/],
-  [["--temperature", "-0.5"], /--temperature.*>= 0/],
+  [["--temperature", "-0.5"], /--temperature.*\[0, 100\]/],
   [["--top-p", "0"], /--top-p.*\(0, 1\]/],
   [["--top-p", "1.01"], /--top-p.*\(0, 1\]/],
   [["--latency", "gpt-5/tiny"], /--latency.*unknown latency profile; allowed: none, vicuna-13b\/vicuna-68m:cnn-dm/],
@@ -136,6 +136,9 @@ const BAD_COMMANDS: [string[], RegExp][] = [
   [["plan", "--latency", "1e308/1e-308", "--acceptance", "0.5"], /--latency.*unknown latency profile/],
   [["plan", "--latency", "100000000/1", "--acceptance", "0.5"], /--latency.*at most 86400000 ms/],
   [["make-model", "--model-seed", "4294967296"], /--model-seed.*0\.\.4294967295/],
+  [["make-model", "--width", "16384", "--layers", "256"], /make-model: the target would take about \d+\.\d GiB \(at most 4 GiB\)/],
+  [["heatmap", "--ndim", "1000"], /--ndim.*2\.\.100/],
+  [["simulate", "--repeats", "1000000000"], /--repeats.*1\.\.100000/],
   [["demo", "--backend", "synthetic", "--prompt", "hello"], /--prompt applies to demo --backend llama, not synthetic/],
   [["demo", "--backend", "synthetic", "--threads", "2"], /--threads applies to demo --backend llama/],
   [["demo", "--backend", "synthetic", "--latency", "none"], /--latency: the synthetic demo .* needs a profile with latencies/],

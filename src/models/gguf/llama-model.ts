@@ -181,6 +181,20 @@ export function checkShape(s: LlamaShape): void {
   if (s.width % s.heads !== 0 || (s.width / s.heads) % 2 !== 0) {
     throw new RangeError(`--width (${s.width}) must be a multiple of 2 x --heads (2 x ${s.heads} = ${2 * s.heads})`);
   }
+  // Weights are generated in memory before they are written: keep a pair within reach.
+  const bytes = targetBytes(s);
+  if (bytes > MAX_MODEL_BYTES) {
+    throw new RangeError(`the target would take about ${(bytes / 2 ** 30).toFixed(1)} GiB (at most ${MAX_MODEL_BYTES / 2 ** 30} GiB); lower --vocab, --width, --layers or --ff`);
+  }
+}
+
+/** Largest target make-model writes. */
+export const MAX_MODEL_BYTES = 4 * 2 ** 30;
+
+/** About how many bytes the target's weights take (Q8_0: 34 bytes per 32 weights). */
+export function targetBytes(s: LlamaShape): number {
+  const weights = 2 * s.vocab * s.width + s.layers * (4 * s.width * s.width + 3 * s.width * s.ff);
+  return (weights * 34) / 32;
 }
 
 /** Writes target.gguf and drafter.gguf into `dir` (atomically: a crash leaves no half file). */
