@@ -39,6 +39,10 @@ export { flatLatency, NO_LATENCY, PROFILES, profileNames, resolveProfile, withLa
 export { PAPER_PAIRS, type PaperPair } from "./models/paper-pairs.js";
 export { LlamaInstance, LlamaPair, ModelFileError, type LlamaPairOptions } from "./models/llama.js";
 export { DEFAULT_PAIR, defaultCacheDir, ensurePair, makeModelPair, type PairSpec } from "./models/gguf/llama-model.js";
+export { RemoteInstance, WorkerError, type RemoteOptions } from "./models/remote/client.js";
+
+// Workers: one instance served over gRPC
+export { serveWorker, type RunningWorker, type WorkerOptions } from "./worker/server.js";
 
 // The simulator
 export { simulateTimeUnits, spNeeded, type SimResult, type TimeUnitConfig } from "./sim/time-units.js";

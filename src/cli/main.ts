@@ -16,6 +16,7 @@ import { runGenerate, textSink, type GenerateFlags } from "./generate.js";
 import { runHeatmapCommand, type HeatmapFlags } from "./heatmap.js";
 import { runPlan, runTable } from "./paper.js";
 import { runSimulate, type SimulateFlags } from "./simulate.js";
+import { runWorker } from "./worker.js";
 
 /** More target instances than any machine here has; also keeps typos from exhausting memory. */
 const MAX_SP = 1024;
@@ -256,6 +257,31 @@ function program(): Command {
     .option("--json", "print JSON", false)
     .action(async (o) => {
       console.log(await runPlan(o));
+    });
+
+  cmd
+    .command("worker")
+    .description("serve one model instance to an orchestrator over gRPC (one process per device)")
+    .addOption(new Option("--backend <name>", "model backend").choices(BACKENDS).default("synthetic"))
+    .option("--listen <host:port>", "address to serve on (loopback only for now; port 0 picks a free one)", nonEmpty("--listen"), "127.0.0.1:0")
+    .addOption(new Option("--role <role>", "which model of the pair").choices(["target", "drafter"]).default("target"))
+    .option("--model <file>", "llama: the GGUF model this worker serves", nonEmpty("--model"))
+    .option("--threads <N>", `llama: threads, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
+    .option("--gpu", "llama: use a GPU build of llama.cpp", false)
+    .option("--vocab <V>", `synthetic: vocabulary size, 2..${SYNTHETIC_MAX_VOCAB}`, intInRange(2, SYNTHETIC_MAX_VOCAB), SYNTHETIC_DEFAULTS.vocab)
+    .option("--agreement <X>", "synthetic: how often the drafter agrees with the target, in [0, 1]", numberInRange(0, 1), SYNTHETIC_DEFAULTS.agreement)
+    .option("--history <N>", `synthetic: previous tokens the tables condition on, 0..${MAX_SYNTHETIC_CONTEXT}`, intInRange(0, MAX_SYNTHETIC_CONTEXT), SYNTHETIC_DEFAULTS.context)
+    .option("--model-seed <N>", `synthetic: seed of the model tables, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), SYNTHETIC_DEFAULTS.seed)
+    .addOption(
+      new Option("--latency <profile>", "latency profile added on top of each evaluation (emulates a device)")
+        .argParser(profileFlag)
+        .default(PROFILES.get("none"), "none"),
+    )
+    .action(async (o, command: Command) => {
+      const given = (key: string): boolean => command.getOptionValueSource(key) === "cli";
+      const other = o.backend === "llama" ? ["vocab", "agreement", "history", "modelSeed"] : ["model", "threads", "gpu"];
+      for (const key of other) if (given(key)) throw new UsageError(`${flagName(key)} applies to worker --backend ${o.backend === "llama" ? "synthetic" : "llama"}, not ${o.backend}`);
+      await runWorker({ ...o, synthetic: { vocab: o.vocab, agreement: o.agreement, context: o.history, seed: o.modelSeed } });
     });
 
   cmd

@@ -13,7 +13,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   models: ["core", "runtime"],
   present: ["core", "runtime"],
   sim: ["core", "runtime", "algorithms", "models"],
-  cli: ["core", "runtime", "algorithms", "models", "present", "sim"],
+  worker: ["core", "runtime", "models"],
+  cli: ["core", "runtime", "algorithms", "models", "present", "sim", "worker"],
 };
 
 // dist/test/arch -> the repository root

@@ -1,0 +1,130 @@
+/**
+ * A model instance served by a worker process (`dsi worker`): the engine cannot tell it from an
+ * in-process one. The client mirrors the sequence the worker holds and sends only the tokens
+ * beyond their common prefix, so bytes per call do not grow with the context; the worker
+ * checks the prefix by hash and refuses a call whose base it does not hold, and the client
+ * then sends the whole sequence once. Aborting a call cancels it on the worker.
+ */
+import { Metadata, status, type Client, type ServiceError } from "@grpc/grpc-js";
+import type { EvalRequest, ModelInstance } from "../../core/instance.js";
+import type { PositionOutput } from "../../core/verify.js";
+import { AbortError } from "../../runtime/abort.js";
+import { HASH_START, hashStep, modeToWire, workerClient, type EvaluateReplyMsg, type EvaluateRequestMsg, type InfoReply } from "./protocol.js";
+
+/** A worker that cannot be reached or failed: the message names it. */
+export class WorkerError extends Error {
+  override readonly name = "WorkerError";
+  constructor(
+    readonly address: string,
+    message: string,
+  ) {
+    super(`worker ${address}: ${message}`);
+  }
+}
+
+type Unary<Req, Res> = (req: Req, md: Metadata, opts: { deadline?: number }, cb: (err: ServiceError | null, res: Res) => void) => { cancel(): void };
+
+export interface RemoteOptions {
+  /** Milliseconds to wait for the worker to answer Info. Defaults to 5000. */
+  connectTimeoutMs?: number;
+}
+
+export class RemoteInstance implements ModelInstance {
+  /** The tokens the worker holds, as far as this client knows, and their prefix hashes. */
+  private mirror: number[] = [];
+  private hashes: number[] = [HASH_START];
+  /** Tokens sent over the wire, for tests and benches. */
+  tokensSent = 0;
+
+  private constructor(
+    readonly address: string,
+    private readonly client: Client,
+    readonly label: string,
+    readonly vocabSize: number,
+    readonly eosToken: number | undefined,
+  ) {}
+
+  /** Connects to a worker and reads what it serves. */
+  static async connect(address: string, o: RemoteOptions = {}): Promise<RemoteInstance> {
+    const client = workerClient(address);
+    const info = client as unknown as { info: Unary<object, InfoReply> };
+    const deadline = Date.now() + (o.connectTimeoutMs ?? 5000);
+    const reply = await new Promise<InfoReply>((resolve, reject) =>
+      info.info({}, new Metadata(), { deadline }, (err, res) => (err ? reject(new WorkerError(address, err.code === status.DEADLINE_EXCEEDED ? "no answer (is it running?)" : err.details || err.message)) : resolve(res))),
+    ).catch((err: unknown) => {
+      client.close();
+      throw err;
+    });
+    return new RemoteInstance(address, client, reply.label, reply.vocabSize, reply.eosToken < 0 ? undefined : reply.eosToken);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  async evaluate(req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
+    if (signal?.aborted) throw new AbortError();
+    const tokens = req.tokens.slice();
+    let keep = 0;
+    const limit = Math.min(this.mirror.length, tokens.length);
+    while (keep < limit && this.mirror[keep] === tokens[keep]) keep++;
+    let reply: EvaluateReplyMsg;
+    try {
+      reply = await this.call(req, tokens, keep, signal);
+    } catch (err) {
+      if ((err as ServiceError).code !== status.FAILED_PRECONDITION) throw this.failure(err, signal);
+      // The worker holds something else (a call it never saw, a restart): send it all.
+      reply = await this.call(req, tokens, 0, signal).catch((e: unknown) => {
+        throw this.failure(e, signal);
+      });
+    }
+    const positions = tokens.length - req.from + 1;
+    if (req.mode === "dist") {
+      const v = this.vocabSize;
+      const f32 = new Float32Array(reply.probs.buffer, reply.probs.byteOffset, reply.probs.byteLength / 4);
+      if (f32.length !== positions * v) throw new WorkerError(this.address, `returned ${f32.length} probabilities for ${positions} positions of ${v}`);
+      return Array.from({ length: positions }, (_, i) => ({ token: -1, probs: Float64Array.from(f32.subarray(i * v, (i + 1) * v)) }));
+    }
+    if (reply.tokens.length !== positions) throw new WorkerError(this.address, `returned ${reply.tokens.length} outputs for ${positions} positions`);
+    return reply.tokens.map((token) => ({ token }));
+  }
+
+  private call(req: EvalRequest, tokens: number[], keep: number, signal?: AbortSignal): Promise<EvaluateReplyMsg> {
+    // From here on the worker holds `tokens` (if the call reaches it); a call it never saw
+    // shows up as a hash mismatch next time.
+    this.mirror.length = keep;
+    this.hashes.length = keep + 1;
+    const keepHash = this.hashes[keep];
+    for (let i = keep; i < tokens.length; i++) {
+      this.mirror.push(tokens[i]);
+      this.hashes.push(hashStep(this.hashes[i], tokens[i]));
+    }
+    const msg: EvaluateRequestMsg = {
+      keep,
+      append: tokens.slice(keep),
+      keepHash,
+      from: req.from,
+      mode: modeToWire(req.mode),
+      sampling: req.sampling,
+      seed: req.seed,
+      stream: req.stream,
+    };
+    this.tokensSent += msg.append.length;
+    const rpc = this.client as unknown as { evaluate: Unary<EvaluateRequestMsg, EvaluateReplyMsg> };
+    return new Promise<EvaluateReplyMsg>((resolve, reject) => {
+      const onAbort = (): void => call.cancel();
+      const call = rpc.evaluate(msg, new Metadata(), {}, (err, res) => {
+        signal?.removeEventListener("abort", onAbort);
+        if (err) reject(err);
+        else resolve(res);
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  private failure(err: unknown, signal?: AbortSignal): Error {
+    if (signal?.aborted || (err as ServiceError).code === status.CANCELLED) return new AbortError();
+    const e = err as ServiceError;
+    return new WorkerError(this.address, e.details || e.message);
+  }
+}

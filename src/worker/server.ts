@@ -1,0 +1,101 @@
+/**
+ * `dsi worker`'s server: one model instance behind the ModelWorker service. It keeps the
+ * sequence it was last asked about (the instance keeps its own cache of it), applies each
+ * request's `keep`/`append` to it after checking the prefix hash, and cancels the
+ * evaluation when the caller cancels the call. Evaluations run one at a time, in order.
+ */
+import { Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
+import type { ModelInstance } from "../core/instance.js";
+import { HASH_START, hashStep, MAX_MESSAGE_BYTES, modeFromWire, workerService, type EvaluateReplyMsg, type EvaluateRequestMsg, type InfoReply } from "../models/remote/protocol.js";
+import { isAbortError } from "../runtime/abort.js";
+
+export interface WorkerOptions {
+  instance: ModelInstance;
+  /** host:port; port 0 picks a free one. */
+  listen: string;
+  /** What the worker says it serves (e.g. "synthetic", "llama"). */
+  backend: string;
+}
+
+export interface RunningWorker {
+  /** host:port actually bound. */
+  address: string;
+  /** Evaluate calls served, cancelled, and tokens received. */
+  counters: { calls: number; cancelled: number; tokensReceived: number };
+  close(): Promise<void>;
+}
+
+export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
+  const held: number[] = [];
+  const hashes: number[] = [HASH_START];
+  const counters = { calls: 0, cancelled: 0, tokensReceived: 0 };
+  let queue: Promise<unknown> = Promise.resolve();
+
+  const info = (_call: ServerUnaryCall<object, InfoReply>, cb: sendUnaryData<InfoReply>): void => {
+    cb(null, { label: o.instance.label, vocabSize: o.instance.vocabSize, eosToken: o.instance.eosToken ?? -1, backend: o.backend });
+  };
+
+  const evaluate = (call: ServerUnaryCall<EvaluateRequestMsg, EvaluateReplyMsg>, cb: sendUnaryData<EvaluateReplyMsg>): void => {
+    const run = async (): Promise<void> => {
+      const r = call.request;
+      counters.calls++;
+      if (call.cancelled) {
+        counters.cancelled++;
+        return cb({ code: status.CANCELLED, details: "cancelled before it ran" });
+      }
+      if (r.keep > held.length || hashes[r.keep] !== r.keepHash) {
+        return cb({ code: status.FAILED_PRECONDITION, details: `the worker holds ${held.length} tokens; the request's first ${r.keep} do not match them` });
+      }
+      held.length = r.keep;
+      hashes.length = r.keep + 1;
+      for (const t of r.append) {
+        if (!(Number.isInteger(t) && t < o.instance.vocabSize)) return cb({ code: status.INVALID_ARGUMENT, details: `token ${t} is outside the vocabulary of ${o.instance.vocabSize}` });
+        hashes.push(hashStep(hashes[held.length], t));
+        held.push(t);
+      }
+      counters.tokensReceived += r.append.length;
+      const mode = modeFromWire(r.mode);
+      if (mode === undefined || !(r.from >= 0 && r.from <= held.length)) {
+        return cb({ code: status.INVALID_ARGUMENT, details: `bad request: mode ${r.mode}, from ${r.from} with ${held.length} tokens` });
+      }
+      const controller = new AbortController();
+      const onCancel = (): void => controller.abort();
+      call.on("cancelled", onCancel);
+      try {
+        const outputs = await o.instance.evaluate(
+          { tokens: held.slice(), from: r.from, mode, sampling: r.sampling, seed: r.seed, stream: r.stream },
+          controller.signal,
+        );
+        const reply: EvaluateReplyMsg = { tokens: [], probs: Buffer.alloc(0), held: held.length, heldHash: hashes[held.length] };
+        if (mode === "dist") {
+          const v = o.instance.vocabSize;
+          const f32 = new Float32Array(outputs.length * v);
+          outputs.forEach((out, i) => f32.set(out.probs!, i * v));
+          reply.probs = Buffer.from(f32.buffer);
+        } else reply.tokens = outputs.map((out) => out.token);
+        cb(null, reply);
+      } catch (err) {
+        if (isAbortError(err)) {
+          counters.cancelled++;
+          cb({ code: status.CANCELLED, details: "cancelled" });
+        } else cb({ code: status.INTERNAL, details: err instanceof Error ? err.message : String(err) });
+      } finally {
+        call.removeListener("cancelled", onCancel);
+      }
+    };
+    // One evaluation at a time: the instance and its cache are not shared between calls.
+    queue = queue.then(run, run);
+  };
+
+  const server = new Server({ "grpc.max_receive_message_length": MAX_MESSAGE_BYTES, "grpc.max_send_message_length": MAX_MESSAGE_BYTES });
+  server.addService(workerService().service, { info, evaluate });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(o.listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  const host = o.listen.slice(0, o.listen.lastIndexOf(":"));
+  return {
+    address: `${host}:${port}`,
+    counters,
+    close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+  };
+}

@@ -1,0 +1,108 @@
+/**
+ * Target instances in worker processes (`dsi worker`, real child processes on loopback): the
+ * engine's output through them equals in-process non-SI, a call sends only the tokens the
+ * worker does not hold, and workers refuse to serve beyond loopback without authentication.
+ */
+import assert from "node:assert/strict";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { generate } from "../../src/algorithms/generate.js";
+import { RemoteInstance } from "../../src/models/remote/client.js";
+import { assembleRuntime, syntheticRuntime } from "../../src/models/runtime.js";
+import { SyntheticPair } from "../../src/models/synthetic.js";
+import { profile } from "../helpers/run.js";
+
+const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+const SPEC = ["--vocab", "16", "--model-seed", "5", "--agreement", "0.7"];
+const pair = new SyntheticPair({ vocab: 16, seed: 5, agreement: 0.7 });
+const children: ChildProcess[] = [];
+const remotes: RemoteInstance[] = [];
+
+/** Starts a worker process; resolves with its address once it listens. */
+function startWorker(): Promise<string> {
+  const child = spawn(process.execPath, [CLI, "worker", "--listen", "127.0.0.1:0", ...SPEC], { stdio: ["ignore", "pipe", "pipe"] });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (\S+)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    child.once("exit", (code) => reject(new Error(`worker exited with ${code}: ${out}`)));
+  });
+}
+
+before(async () => {
+  const addresses = await Promise.all([startWorker(), startWorker(), startWorker()]);
+  for (const a of addresses) remotes.push(await RemoteInstance.connect(a));
+});
+
+after(async () => {
+  for (const r of remotes) r.close();
+  await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.exitCode !== null) return resolve();
+          c.once("exit", () => resolve());
+          c.kill("SIGTERM");
+        }),
+    ),
+  );
+  assert.ok(children.every((c) => c.exitCode === 0 || c.signalCode !== null), "workers stop on SIGTERM");
+});
+
+function remoteRuntime(sp: number) {
+  return assembleRuntime({
+    clock: "real",
+    drafter: pair.instance("drafter"),
+    target: (i) => remotes[i],
+    vocabSize: remotes[0].vocabSize,
+    eosToken: remotes[0].eosToken,
+    sp,
+    // The drafter 10x faster than the target, as in the paper's pairs, on top of the compute.
+    profile: profile(4, 0.4),
+  });
+}
+
+test("workers report what they serve", () => {
+  assert.equal(remotes.length, 3);
+  for (const r of remotes) {
+    assert.equal(r.vocabSize, 16);
+    assert.match(r.label, /^target@127\.0\.0\.1:0$/);
+  }
+});
+
+test("DSI and SI with three target workers equal in-process non-SI, greedy, on several prompts", async () => {
+  for (const [i, prompt] of [[1, 2, 3], [4], [9, 9, 9, 9, 2], [15, 0], [7, 3, 11]].entries()) {
+    const o = { prompt, maxTokens: 40, seed: i };
+    const reference = (await generate("nonsi", syntheticRuntime({ pair }), o).result).tokens;
+    const dsi = await generate("dsi", remoteRuntime(3), { ...o, lookahead: 3 }).result;
+    assert.deepEqual(dsi.tokens, reference, `dsi, prompt ${prompt}`);
+    assert.ok(dsi.stats.preemptions > 0 || dsi.stats.rejected === 0);
+    const si = await generate("si", remoteRuntime(1), { ...o, lookahead: 4 }).result;
+    assert.deepEqual(si.tokens, reference, `si, prompt ${prompt}`);
+  }
+});
+
+test("a call sends only the tokens the worker does not hold: bytes per call do not grow with the context", async () => {
+  const r = remotes[0];
+  const before = r.tokensSent;
+  const prompt = [1, 2, 3, 4, 5, 6, 7, 8];
+  const out = await generate("nonsi", remoteRuntime(1), { prompt, maxTokens: 200 }).result;
+  assert.equal(out.tokens.length, 200);
+  // The first call sends the prompt (or the part the worker does not hold); each later call
+  // one new token.
+  const sent = r.tokensSent - before;
+  assert.ok(sent <= prompt.length + 200, `sent ${sent} tokens for 200 calls`);
+});
+
+test("a worker refuses to listen beyond loopback without authentication", async () => {
+  const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
+    execFile(process.execPath, [CLI, "worker", "--listen", "0.0.0.0:7001"], (err, _o, stderr) => resolve({ code: err ? (err.code as number) : 0, stderr })),
+  );
+  assert.equal(r.code, 2);
+  assert.match(r.stderr.trim(), /^error: --listen: 0\.0\.0\.0 is not a loopback address/);
+});
