@@ -60,9 +60,10 @@ const BAD: [string[], RegExp][] = [
   [["--trace", "/"], /--trace: \/ is a directory/],
 ];
 
-for (const [args, message] of BAD) {
-  test(`bad input: generate ${args.join(" ")} -> exit 2, one line`, async () => {
-    const r = await dsi("generate", ...args);
+/** `dsi ARGS` exits 2 with one line on stderr matching `message`, and prints nothing on stdout. */
+function badInput(args: string[], message: RegExp): void {
+  test(`bad input: dsi ${args.join(" ")} -> exit 2, one line`, async () => {
+    const r = await dsi(...args);
     assert.equal(r.code, 2, r.stderr);
     assert.equal(r.stdout, "");
     const lines = r.stderr.trim().split("\n");
@@ -70,6 +71,8 @@ for (const [args, message] of BAD) {
     assert.match(lines[0], message);
   });
 }
+
+for (const [args, message] of BAD) badInput(["generate", ...args], message);
 
 test("generate --json: one object with completions, seeds S, S+1, ... and aggregate stats", async () => {
   const r = await dsi("generate", "--algo", "dsi", "--n", "3", "--seed", "5", "--max-tokens", "12", "--temperature", "0.9", "--verify", "rejection", "--json", "--latency", "vicuna-7b/vicuna-68m", "--clock", "virtual");
@@ -145,16 +148,7 @@ const BAD_COMMANDS: [string[], RegExp][] = [
   [["demo", "--backend", "synthetic", "--svg", ""], /--svg must not be empty/],
 ];
 
-for (const [args, message] of BAD_COMMANDS) {
-  test(`bad input: dsi ${args.join(" ")} -> exit 2, one line`, async () => {
-    const r = await dsi(...args);
-    assert.equal(r.code, 2, r.stderr);
-    assert.equal(r.stdout, "");
-    const lines = r.stderr.trim().split("\n");
-    assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0], message);
-  });
-}
+for (const [args, message] of BAD_COMMANDS) badInput(args, message);
 
 test("the synthetic default prompt works for every vocabulary size", async () => {
   for (const vocab of ["2", "4", "19", "20"]) {
