@@ -40,6 +40,7 @@ export { PAPER_PAIRS, type PaperPair } from "./models/paper-pairs.js";
 export { LlamaInstance, LlamaPair, ModelFileError, type LlamaPairOptions } from "./models/llama.js";
 export { DEFAULT_PAIR, defaultCacheDir, ensurePair, makeModelPair, type PairSpec } from "./models/gguf/llama-model.js";
 export { RemoteInstance, WorkerError, type RemoteOptions } from "./models/remote/client.js";
+export { ClusterError, clusterBackend, loadClusterFile, type ClusterSpec } from "./models/remote/cluster.js";
 
 // Workers: one instance served over gRPC
 export { serveWorker, type RunningWorker, type WorkerOptions } from "./worker/server.js";

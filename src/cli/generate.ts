@@ -94,7 +94,7 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags, sink?:
   const config: GenerateReport["config"] = {
     backend: backend.describe(),
     lookahead: flags.algo === "nonsi" ? undefined : flags.lookahead,
-    sp: flags.algo === "dsi" ? flags.sp : undefined,
+    sp: flags.algo === "dsi" ? (backend.targetCount ?? flags.sp) : undefined,
     verify,
     temperature: flags.temperature,
     topK: flags.topK,
@@ -106,7 +106,7 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags, sink?:
   const logs: EngineEvent[][] = [];
   for (let i = 0; i < flags.n; i++) {
     const clock = makeClock(flags.clock);
-    const rt = await backend.runtime(clock, flags.algo === "dsi" ? flags.sp : 1, flags.latency);
+    const rt = await backend.runtime(clock, flags.algo === "dsi" ? (backend.targetCount ?? flags.sp) : 1, flags.latency);
     const options: GenerateOptions = {
       prompt,
       maxTokens: flags.maxTokens,

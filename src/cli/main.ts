@@ -17,6 +17,7 @@ import { runHeatmapCommand, type HeatmapFlags } from "./heatmap.js";
 import { runPlan, runTable } from "./paper.js";
 import { runSimulate, type SimulateFlags } from "./simulate.js";
 import { runWorker } from "./worker.js";
+import { ClusterError, clusterBackend, loadClusterFile } from "../models/remote/cluster.js";
 
 /** More target instances than any machine here has; also keeps typos from exhausting memory. */
 const MAX_SP = 1024;
@@ -48,6 +49,12 @@ const flagName = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${
 /** A flag that does not apply to the chosen backend or algorithm is an error, never ignored. */
 function refuseInapplicable(o: GenerateFlags & BackendFlags, command: Command): void {
   const given = (key: string): boolean => command.getOptionValueSource(key) === "cli";
+  if (o.cluster !== undefined) {
+    // The cluster file says where the models are; the workers carry their own latency.
+    for (const key of ["backend", ...LLAMA_ONLY, ...SYNTHETIC_ONLY, "sp", "latency"]) {
+      if (given(key)) throw new UsageError(`${flagName(key)} does not apply with --cluster (the cluster file and its workers set it)`);
+    }
+  }
   const other = o.backend === "llama" ? SYNTHETIC_ONLY : LLAMA_ONLY;
   for (const key of other) {
     if (given(key)) throw new UsageError(`${flagName(key)} applies to --backend ${o.backend === "llama" ? "synthetic" : "llama"}, not ${o.backend}`);
@@ -94,6 +101,7 @@ function program(): Command {
         .default(PROFILES.get("none"), "none"),
     )
     .addOption(new Option("--clock <kind>", "real time or deterministic virtual time").choices(["real", "virtual"]).default("real"))
+    .option("--cluster <file>", "targets in worker processes: a cluster file (JSON: drafter, targets' addresses); SP is the number of targets", nonEmpty("--cluster"))
     .option("--n <count>", "independent completions with seeds S, S+1, ..., 1..1000", intInRange(1, 1000), 1)
     .option("--json", "print one JSON object", false)
     .option("--trace <file>", "write a Chrome trace-event timeline (Perfetto)", nonEmpty("--trace"))
@@ -298,6 +306,7 @@ function program(): Command {
 }
 
 interface BackendFlags {
+  cluster?: string;
   backend: string;
   vocab: number;
   agreement: number;
@@ -310,6 +319,7 @@ interface BackendFlags {
 }
 
 async function openBackend(o: BackendFlags): Promise<Backend> {
+  if (o.cluster !== undefined) return clusterBackend(await loadClusterFile(o.cluster), `cluster file ${o.cluster}`);
   const spec =
     o.backend === "synthetic"
       ? { backend: "synthetic" as const, vocab: o.vocab, agreement: o.agreement, context: o.history, seed: o.modelSeed }
@@ -354,7 +364,7 @@ async function main(argv: string[]): Promise<number> {
       if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return 0;
       return 2; // commander already printed the one-line message
     }
-    if (err instanceof UsageError || err instanceof InvalidArgumentError || err instanceof ModelFileError) {
+    if (err instanceof UsageError || err instanceof InvalidArgumentError || err instanceof ModelFileError || err instanceof ClusterError) {
       console.error(`error: ${err.message}`);
       return 2;
     }

@@ -22,7 +22,9 @@ export interface Tokenizer {
 }
 
 export interface Backend {
-  name: BackendName;
+  name: BackendName | "cluster";
+  /** A fixed number of target instances (a cluster's workers); undefined: as many as asked for. */
+  targetCount?: number;
   tokenizer: Tokenizer;
   /** A prompt this backend's tokenizer always encodes (for commands given none). */
   defaultPrompt: string;

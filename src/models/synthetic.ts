@@ -40,7 +40,9 @@ export const ALPHABET = "abcdefghijklmnopqrstuvwxyz .ABCDEFGHIJKLMNOPQRSTUVWXYZ0
 export class SyntheticPair {
   readonly spec: SyntheticSpec;
   constructor(spec: Partial<SyntheticSpec> = {}) {
-    this.spec = { ...SYNTHETIC_DEFAULTS, ...spec };
+    // Fields given as undefined keep their defaults.
+    const given = Object.fromEntries(Object.entries(spec).filter(([, v]) => v !== undefined)) as Partial<SyntheticSpec>;
+    this.spec = { ...SYNTHETIC_DEFAULTS, ...given };
     const { vocab, agreement, context } = this.spec;
     if (!(Number.isInteger(vocab) && vocab >= 2 && vocab <= SYNTHETIC_MAX_VOCAB)) {
       throw new RangeError(`synthetic vocabulary must be an integer in 2..${SYNTHETIC_MAX_VOCAB}, got ${vocab}`);

@@ -5,6 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { generate } from "../../src/algorithms/generate.js";
@@ -12,6 +14,7 @@ import { RemoteInstance } from "../../src/models/remote/client.js";
 import { assembleRuntime, syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
 import { profile } from "../helpers/run.js";
+import { tempDir } from "../helpers/temp.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 const SPEC = ["--vocab", "16", "--model-seed", "5", "--agreement", "0.7"];
@@ -105,4 +108,49 @@ test("a worker refuses to listen beyond loopback without authentication", async 
   );
   assert.equal(r.code, 2);
   assert.match(r.stderr.trim(), /^error: --listen: 0\.0\.0\.0 is not a loopback address/);
+});
+
+function dsi(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(process.execPath, [CLI, ...args], (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr })),
+  );
+}
+
+test("generate --cluster: DSI over the cluster's target workers prints non-SI's tokens", async () => {
+  const dir = await tempDir("cluster");
+  const file = join(dir, "cluster.json");
+  await writeFile(file, JSON.stringify({ drafter: { backend: "synthetic", vocab: 16, modelSeed: 5, agreement: 0.7 }, targets: remotes.map((r) => ({ address: r.address })) }));
+  const viaCluster = await dsi("generate", "--cluster", file, "--max-tokens", "30", "--lookahead", "3", "--json");
+  assert.equal(viaCluster.code, 0, viaCluster.stderr);
+  const out = JSON.parse(viaCluster.stdout);
+  assert.equal(out.config.sp, 3, "SP is the number of targets");
+  assert.match(out.config.backend, /^cluster: synthetic drafter here, 3 target worker\(s\)/);
+  const local = JSON.parse((await dsi("generate", "--algo", "nonsi", ...SPEC, "--max-tokens", "30", "--json")).stdout);
+  assert.deepEqual(out.completions[0].tokens, local.completions[0].tokens);
+});
+
+test("bad cluster files: one clear line naming the file and the problem, exit 2", async () => {
+  const dir = await tempDir("cluster-bad");
+  const good = { drafter: { backend: "synthetic", vocab: 16 }, targets: [{ address: remotes[0].address }] };
+  const cases: [string, unknown, RegExp][] = [
+    ["missing", { drafter: good.drafter }, /targets: Invalid input: expected array, received undefined/],
+    ["wrong-type", { ...good, targets: [{ address: 7001 }] }, /targets\[0\]\.address: Invalid input: expected string, received number/],
+    ["unknown-field", { ...good, extra: 1 }, /\(top level\): Unrecognized key: "extra"/],
+    ["unreachable", { ...good, targets: [{ address: "127.0.0.1:1" }] }, /worker 127\.0\.0\.1:1: /],
+    ["vocabulary", { ...good, drafter: { backend: "synthetic", vocab: 8 } }, /vocabularies differ: drafter 8, targets 127\.0\.0\.1:\d+ 16/],
+    ["not-json", "{ drafter", /not JSON/],
+  ];
+  for (const [name, content, message] of cases) {
+    const file = join(dir, `${name}.json`);
+    await writeFile(file, typeof content === "string" ? content : JSON.stringify(content));
+    const r = await dsi("generate", "--cluster", file, "--max-tokens", "4");
+    assert.equal(r.code, 2, `${name}: ${r.stderr}`);
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], new RegExp(`cluster file ${file.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}`), name);
+    assert.match(lines[0], message, name);
+  }
+  const flag = await dsi("generate", "--cluster", join(dir, "missing.json"), "--sp", "2");
+  assert.equal(flag.code, 2);
+  assert.match(flag.stderr, /--sp does not apply with --cluster/);
 });

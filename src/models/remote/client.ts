@@ -22,6 +22,16 @@ export class WorkerError extends Error {
   }
 }
 
+/** A connection failure in a few words. */
+function connectProblem(err: ServiceError): string {
+  if (err.code === status.DEADLINE_EXCEEDED) return "no answer in time (is `dsi worker` running there?)";
+  if (err.code === status.UNAVAILABLE) {
+    const cause = /\b(E[A-Z]{3,})\b/.exec(err.details)?.[1];
+    return `cannot connect${cause ? ` (${cause})` : ""}; is \`dsi worker\` running there?`;
+  }
+  return err.details || err.message;
+}
+
 type Unary<Req, Res> = (req: Req, md: Metadata, opts: { deadline?: number }, cb: (err: ServiceError | null, res: Res) => void) => { cancel(): void };
 
 export interface RemoteOptions {
@@ -50,7 +60,7 @@ export class RemoteInstance implements ModelInstance {
     const info = client as unknown as { info: Unary<object, InfoReply> };
     const deadline = Date.now() + (o.connectTimeoutMs ?? 5000);
     const reply = await new Promise<InfoReply>((resolve, reject) =>
-      info.info({}, new Metadata(), { deadline }, (err, res) => (err ? reject(new WorkerError(address, err.code === status.DEADLINE_EXCEEDED ? "no answer (is it running?)" : err.details || err.message)) : resolve(res))),
+      info.info({}, new Metadata(), { deadline }, (err, res) => (err ? reject(new WorkerError(address, connectProblem(err))) : resolve(res))),
     ).catch((err: unknown) => {
       client.close();
       throw err;
