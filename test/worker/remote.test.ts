@@ -154,3 +154,15 @@ test("bad cluster files: one clear line naming the file and the problem, exit 2"
   assert.equal(flag.code, 2);
   assert.match(flag.stderr, /--sp does not apply with --cluster/);
 });
+
+test("distributions through a worker equal the in-process ones to float32 precision; sampled tokens match", async () => {
+  const local = pair.instance("target");
+  const sampling = { temperature: 0.8, topK: 0, topP: 1 };
+  for (const tokens of [[1, 2, 3], [5, 5, 9, 14, 2, 7], [0]]) {
+    const req = { tokens, from: Math.max(0, tokens.length - 3), sampling, seed: 11, stream: 1 };
+    const [mine, theirs] = [await local.evaluate({ ...req, mode: "dist" }), await remotes[1].evaluate({ ...req, mode: "dist" })];
+    assert.equal(theirs.length, mine.length);
+    mine.forEach((m, i) => m.probs!.forEach((p, k) => assert.ok(Math.abs(p - theirs[i].probs![k]) <= 1e-7 * Math.max(p, 1e-30) + 1e-12, `position ${i} token ${k}`)));
+    assert.deepEqual(await remotes[1].evaluate({ ...req, mode: "sample" }), await local.evaluate({ ...req, mode: "sample" }));
+  }
+});

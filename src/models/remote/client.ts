@@ -91,7 +91,9 @@ export class RemoteInstance implements ModelInstance {
     const positions = tokens.length - req.from + 1;
     if (req.mode === "dist") {
       const v = this.vocabSize;
-      const f32 = new Float32Array(reply.probs.buffer, reply.probs.byteOffset, reply.probs.byteLength / 4);
+      // A received buffer need not be 4-byte aligned in its backing store: copy when it is not.
+      const raw = reply.probs.byteOffset % 4 === 0 ? reply.probs : Buffer.from(reply.probs);
+      const f32 = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
       if (f32.length !== positions * v) throw new WorkerError(this.address, `returned ${f32.length} probabilities for ${positions} positions of ${v}`);
       return Array.from({ length: positions }, (_, i) => ({ token: -1, probs: Float64Array.from(f32.subarray(i * v, (i + 1) * v)) }));
     }

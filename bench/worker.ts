@@ -1,0 +1,105 @@
+/**
+ * Round trip of one verification call to a worker on loopback: p50/p99 microseconds and the
+ * bytes each call puts on the wire, greedy (tokens back) and rejection (float32
+ * distributions back), at vocabularies 512 and 32,000 and contexts 100 and 4,000. The worker
+ * is a separate process serving a table-lookup instance (no model time), so what is
+ * measured is the RPC: serialisation, loopback, the worker's bookkeeping.
+ *
+ * Each call is one window of L=5 drafts after the previous window was accepted: the client
+ * holds the sequence the worker has and sends only the new tokens, so bytes per call should
+ * not depend on the context. Verdicts: p99 < 1000 µs (--target-us) for greedy calls; request
+ * bytes at context 4000 at most 4 bytes above those at context 100 (positions are varints).
+ *
+ * Usage: node dist/bench/worker.js [--calls 2000] [--warmup 200] [--target-us 1000]
+ */
+import { spawn } from "node:child_process";
+import { cpus } from "node:os";
+import { fileURLToPath } from "node:url";
+import Table from "cli-table3";
+import { benchArgs } from "./args.js";
+import { GREEDY, type EvalRequest, type ModelInstance, type PositionOutput } from "../src/index.js";
+import { RemoteInstance } from "../src/models/remote/client.js";
+import { workerService } from "../src/models/remote/protocol.js";
+import { serveWorker } from "../src/worker/server.js";
+
+const USAGE = "usage: node dist/bench/worker.js [--calls 2000] [--warmup 200] [--target-us 1000]";
+const LOOKAHEAD = 5;
+
+/** O(1) per position: a token from a table, or a fixed distribution. */
+function tableInstance(vocab: number): ModelInstance {
+  const probs = new Float64Array(vocab).fill(1 / vocab);
+  return {
+    label: `table-${vocab}`,
+    vocabSize: vocab,
+    eosToken: undefined,
+    evaluate: (req: EvalRequest): Promise<PositionOutput[]> => {
+      const out: PositionOutput[] = [];
+      for (let p = req.from; p <= req.tokens.length; p++) out.push(req.mode === "dist" ? { token: -1, probs } : { token: (req.tokens.at(p - 1)! * 31 + p) % vocab });
+      return Promise.resolve(out);
+    },
+  };
+}
+
+if (process.argv[2] === "--serve") {
+  // The worker process: serve a table instance until stdin closes.
+  const worker = await serveWorker({ instance: tableInstance(Number(process.argv[3])), listen: "127.0.0.1:0", backend: "table" });
+  console.log(worker.address);
+  process.stdin.resume();
+  process.stdin.on("end", () => void worker.close().then(() => process.exit(0)));
+} else {
+  const args = benchArgs(USAGE, { calls: { default: 2000, min: 10 }, warmup: { default: 200, min: 0 }, "target-us": { default: 1000, min: 1, integer: false } });
+  const started = performance.now();
+  const service = workerService().service;
+  const table = new Table({
+    head: ["vocabulary", "mode", "context", "p50 µs", "p99 µs", "request bytes", "reply bytes"],
+    colAligns: ["right", "left", "right", "right", "right", "right", "right"],
+    style: { head: [], border: [] },
+  });
+  const verdicts: string[] = [];
+  for (const vocab of [512, 32_000]) {
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), "--serve", String(vocab)], { stdio: ["pipe", "pipe", "inherit"] });
+    const address = await new Promise<string>((resolve) => child.stdout!.once("data", (d: Buffer) => resolve(d.toString().trim())));
+    const remote = await RemoteInstance.connect(address);
+    const bytes: Record<string, number> = {};
+    for (const mode of ["greedy", "dist"] as const) {
+      for (const context of [100, 4000]) {
+        // A sequence of `context` tokens, then windows of L drafts appended after each call.
+        const seq = Array.from({ length: context }, (_, i) => (i * 7) % vocab);
+        const sampling = mode === "greedy" ? GREEDY : { temperature: 1, topK: 0, topP: 1 };
+        const call = async (): Promise<number> => {
+          const from = seq.length;
+          for (let i = 0; i < LOOKAHEAD; i++) seq.push((seq.length * 13) % vocab);
+          const t0 = performance.now();
+          await remote.evaluate({ tokens: seq, from, mode, sampling, seed: 0, stream: 1 });
+          const us = (performance.now() - t0) * 1000;
+          seq.push(1); // the bonus token: the next window starts after it
+          return us;
+        };
+        for (let i = 0; i < args.warmup; i++) await call();
+        const times: number[] = [];
+        for (let i = 0; i < args.calls; i++) times.push(await call());
+        times.sort((a, b) => a - b);
+        const q = (f: number): number => times[Math.min(times.length - 1, Math.floor(f * times.length))];
+        // Exact wire sizes of one such call, serialised as the client and worker do.
+        const req = service.Evaluate.requestSerialize({ keep: seq.length, append: Array.from({ length: LOOKAHEAD + 1 }, (_, i) => i % vocab), keepHash: 123456789, from: seq.length, mode: mode.toUpperCase(), sampling, seed: 0, stream: 1 }).length;
+        const reply =
+          mode === "dist"
+            ? service.Evaluate.responseSerialize({ tokens: [], probs: Buffer.alloc((LOOKAHEAD + 1) * vocab * 4), held: seq.length, heldHash: 123456789 }).length
+            : service.Evaluate.responseSerialize({ tokens: Array.from({ length: LOOKAHEAD + 1 }, (_, i) => (i * 977) % vocab), probs: Buffer.alloc(0), held: seq.length, heldHash: 123456789 }).length;
+        bytes[`${mode} ${context}`] = req;
+        table.push([vocab, mode === "dist" ? "rejection (dist)" : "greedy", context, q(0.5).toFixed(0), q(0.99).toFixed(0), req, reply]);
+        if (mode === "greedy") verdicts.push(`${q(0.99) < args["target-us"] ? "PASS" : "FAIL"} vocab ${vocab}, greedy, context ${context}: p99 ${q(0.99).toFixed(0)} µs per call, target < ${args["target-us"]} µs`);
+      }
+      // Positions travel as varints: 4000 takes a byte more than 100 in each of keep and from.
+      const grown = bytes[`${mode} 4000`] - bytes[`${mode} 100`];
+      verdicts.push(`${grown <= 4 ? "PASS" : "FAIL"} vocab ${vocab}, ${mode}: request bytes at context 4000 vs 100: ${bytes[`${mode} 4000`]} vs ${bytes[`${mode} 100`]} (target: at most the 4 bytes of wider position varints)`);
+    }
+    remote.close();
+    child.stdin!.end();
+    await new Promise((r) => child.once("exit", r));
+  }
+  console.log(`One verification call (a window of ${LOOKAHEAD} drafts) to a worker process on loopback, ${args.calls} calls after ${args.warmup} warm-up calls each; table-lookup instance (no model time).`);
+  console.log(table.toString());
+  for (const v of verdicts) console.log(v);
+  console.log(`CPU: ${cpus()[0]?.model ?? "unknown"} (${cpus().length} cores). Took ${((performance.now() - started) / 1000).toFixed(1)} s.`);
+}
