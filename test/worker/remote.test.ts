@@ -15,6 +15,7 @@ import { assembleRuntime, syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
 import { profile } from "../helpers/run.js";
 import { tempDir } from "../helpers/temp.js";
+import { chiSquareTest } from "../helpers/chi-square.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 const SPEC = ["--vocab", "16", "--model-seed", "5", "--agreement", "0.7"];
@@ -165,4 +166,33 @@ test("distributions through a worker equal the in-process ones to float32 precis
     mine.forEach((m, i) => m.probs!.forEach((p, k) => assert.ok(Math.abs(p - theirs[i].probs![k]) <= 1e-7 * Math.max(p, 1e-30) + 1e-12, `position ${i} token ${k}`)));
     assert.deepEqual(await remotes[1].evaluate({ ...req, mode: "sample" }), await local.evaluate({ ...req, mode: "sample" }));
   }
+});
+
+test("rejection sampling through target workers matches the target's exact joint distribution (chi-square)", { timeout: 120_000 }, async () => {
+  // The first two tokens after the prompt (vocabulary 16: 256 cells), three tokens generated
+  // so both checked positions go through rejection sampling.
+  const sampling = { temperature: 1, topK: 0, topP: 1 };
+  const prompt = [3, 1];
+  const V = 16;
+  const exact = new Float64Array(V * V);
+  const p1 = pair.distribution("target", prompt, 2, sampling);
+  for (let a = 0; a < V; a++) {
+    const p2 = pair.distribution("target", [...prompt, a], 3, sampling);
+    for (let b = 0; b < V; b++) exact[a * V + b] = p1[a] * p2[b];
+  }
+  const counts = new Float64Array(V * V);
+  let accepted = 0;
+  let rejected = 0;
+  const SAMPLES = 3000;
+  const rt = remoteRuntime(3);
+  for (let seed = 0; seed < SAMPLES; seed++) {
+    const r = await generate("dsi", rt, { prompt, maxTokens: 3, sampling, verify: "rejection", seed, lookahead: 2 }).result;
+    counts[r.tokens[0] * V + r.tokens[1]]++;
+    accepted += r.stats.accepted;
+    rejected += r.stats.rejected;
+  }
+  assert.ok(accepted > 500 && rejected > 500, `accepted ${accepted}, rejected ${rejected}`);
+  const chi = chiSquareTest(counts, exact);
+  assert.ok(chi.df >= 30, `df ${chi.df}`);
+  assert.ok(!chi.rejected, `chi-square ${chi.statistic.toFixed(1)} > ${chi.critical.toFixed(1)} (df ${chi.df})`);
 });
