@@ -6,7 +6,7 @@
  */
 import { Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
 import type { ModelInstance } from "../core/instance.js";
-import { HASH_START, hashStep, MAX_MESSAGE_BYTES, modeFromWire, workerService, type EvaluateReplyMsg, type EvaluateRequestMsg, type InfoReply } from "../models/remote/protocol.js";
+import { HASH_START, hashStep, MAX_MESSAGE_BYTES, modeFromWire, workerService, type EvaluateReplyMsg, type EvaluateRequestMsg, type InfoReply, type WorkerStats } from "../models/remote/protocol.js";
 import { isAbortError } from "../runtime/abort.js";
 
 export interface WorkerOptions {
@@ -20,15 +20,15 @@ export interface WorkerOptions {
 export interface RunningWorker {
   /** host:port actually bound. */
   address: string;
-  /** Evaluate calls served, cancelled, and tokens received. */
-  counters: { calls: number; cancelled: number; tokensReceived: number };
+  /** What the worker has done (also served by the Stats call). */
+  counters: WorkerStats;
   close(): Promise<void>;
 }
 
 export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
   const held: number[] = [];
   const hashes: number[] = [HASH_START];
-  const counters = { calls: 0, cancelled: 0, tokensReceived: 0 };
+  const counters: WorkerStats = { calls: 0, cancelled: 0, tokensReceived: 0, positionsEvaluated: 0, busySeconds: 0 };
   let queue: Promise<unknown> = Promise.resolve();
 
   const info = (_call: ServerUnaryCall<object, InfoReply>, cb: sendUnaryData<InfoReply>): void => {
@@ -61,11 +61,13 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
       const controller = new AbortController();
       const onCancel = (): void => controller.abort();
       call.on("cancelled", onCancel);
+      const t0 = performance.now();
       try {
         const outputs = await o.instance.evaluate(
           { tokens: held.slice(), from: r.from, mode, sampling: r.sampling, seed: r.seed, stream: r.stream },
           controller.signal,
         );
+        counters.positionsEvaluated += outputs.length;
         const reply: EvaluateReplyMsg = { tokens: [], probs: Buffer.alloc(0), held: held.length, heldHash: hashes[held.length] };
         if (mode === "dist") {
           const v = o.instance.vocabSize;
@@ -80,6 +82,7 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
           cb({ code: status.CANCELLED, details: "cancelled" });
         } else cb({ code: status.INTERNAL, details: err instanceof Error ? err.message : String(err) });
       } finally {
+        counters.busySeconds += (performance.now() - t0) / 1000;
         call.removeListener("cancelled", onCancel);
       }
     };
@@ -88,7 +91,8 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
   };
 
   const server = new Server({ "grpc.max_receive_message_length": MAX_MESSAGE_BYTES, "grpc.max_send_message_length": MAX_MESSAGE_BYTES });
-  server.addService(workerService().service, { info, evaluate });
+  const stats = (_call: ServerUnaryCall<object, WorkerStats>, cb: sendUnaryData<WorkerStats>): void => cb(null, { ...counters });
+  server.addService(workerService().service, { info, evaluate, stats });
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(o.listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );

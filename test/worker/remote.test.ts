@@ -24,8 +24,8 @@ const children: ChildProcess[] = [];
 const remotes: RemoteInstance[] = [];
 
 /** Starts a worker process; resolves with its address once it listens. */
-function startWorker(): Promise<string> {
-  const child = spawn(process.execPath, [CLI, "worker", "--listen", "127.0.0.1:0", ...SPEC], { stdio: ["ignore", "pipe", "pipe"] });
+function startWorker(...extra: string[]): Promise<string> {
+  const child = spawn(process.execPath, [CLI, "worker", "--listen", "127.0.0.1:0", ...SPEC, ...extra], { stdio: ["ignore", "pipe", "pipe"] });
   children.push(child);
   return new Promise((resolve, reject) => {
     let out = "";
@@ -41,10 +41,14 @@ function startWorker(): Promise<string> {
 before(async () => {
   const addresses = await Promise.all([startWorker(), startWorker(), startWorker()]);
   for (const a of addresses) remotes.push(await RemoteInstance.connect(a));
+  slow = await RemoteInstance.connect(await startWorker("--latency", "2000/1"));
 });
 
+/** A worker whose every evaluation takes 2 s (an emulated slow device). */
+let slow: RemoteInstance;
+
 after(async () => {
-  for (const r of remotes) r.close();
+  for (const r of [...remotes, slow]) r.close();
   await Promise.all(
     children.map(
       (c) =>
@@ -195,4 +199,40 @@ test("rejection sampling through target workers matches the target's exact joint
   const chi = chiSquareTest(counts, exact);
   assert.ok(chi.df >= 30, `df ${chi.df}`);
   assert.ok(!chi.rejected, `chi-square ${chi.statistic.toFixed(1)} > ${chi.critical.toFixed(1)} (df ${chi.df})`);
+});
+
+test("worker counters: calls, tokens and positions as the client sent them", async () => {
+  const r = remotes[2];
+  const s0 = await r.stats();
+  const sent0 = r.tokensSent;
+  let positions = 0;
+  const seq = [1, 2, 3];
+  for (let i = 0; i < 10; i++) {
+    seq.push(i % 16, (i * 3) % 16);
+    const from = seq.length - 2;
+    positions += (await r.evaluate({ tokens: seq, from, mode: "greedy", sampling: { temperature: 0, topK: 0, topP: 1 }, seed: 0, stream: 1 })).length;
+  }
+  const s1 = await r.stats();
+  assert.equal(s1.calls - s0.calls, 10);
+  assert.equal(s1.positionsEvaluated - s0.positionsEvaluated, positions);
+  assert.equal(s1.tokensReceived - s0.tokensReceived, r.tokensSent - sent0);
+  assert.ok(s1.busySeconds >= s0.busySeconds);
+});
+
+test("aborting a call cancels the evaluation on the worker, at once", async () => {
+  const s0 = await slow.stats();
+  const controller = new AbortController();
+  const t0 = performance.now();
+  const call = slow.evaluate({ tokens: [1, 2, 3], from: 3, mode: "greedy", sampling: { temperature: 0, topK: 0, topP: 1 }, seed: 0, stream: 1 }, controller.signal);
+  setTimeout(() => controller.abort(), 50);
+  await assert.rejects(call, (err: Error) => err.name === "AbortError");
+  assert.ok(performance.now() - t0 < 1500, "the caller did not wait for the 2 s evaluation");
+  // The worker saw the cancellation and stopped its (latency-modelled) evaluation.
+  let s1 = await slow.stats();
+  for (let i = 0; i < 20 && s1.cancelled === s0.cancelled; i++) s1 = await new Promise((r) => setTimeout(r, 50)).then(() => slow.stats());
+  assert.equal(s1.cancelled - s0.cancelled, 1);
+  assert.ok(s1.busySeconds - s0.busySeconds < 1.5, `busy ${s1.busySeconds - s0.busySeconds} s`);
+  // The next call on the same worker is consistent (the aborted call's tokens are held or resent).
+  const out = await slow.evaluate({ tokens: [1, 2, 3, 4], from: 4, mode: "greedy", sampling: { temperature: 0, topK: 0, topP: 1 }, seed: 0, stream: 1 });
+  assert.deepEqual(out, await pair.instance("target").evaluate({ tokens: [1, 2, 3, 4], from: 4, mode: "greedy", sampling: { temperature: 0, topK: 0, topP: 1 }, seed: 0, stream: 1 }));
 });

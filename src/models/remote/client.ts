@@ -9,7 +9,7 @@ import { Metadata, status, type Client, type ServiceError } from "@grpc/grpc-js"
 import type { EvalRequest, ModelInstance } from "../../core/instance.js";
 import type { PositionOutput } from "../../core/verify.js";
 import { AbortError } from "../../runtime/abort.js";
-import { HASH_START, hashStep, modeToWire, workerClient, type EvaluateReplyMsg, type EvaluateRequestMsg, type InfoReply } from "./protocol.js";
+import { HASH_START, hashStep, modeToWire, workerClient, type EvaluateReplyMsg, type EvaluateRequestMsg, type InfoReply, type WorkerStats } from "./protocol.js";
 
 /** A worker that cannot be reached or failed: the message names it. */
 export class WorkerError extends Error {
@@ -70,6 +70,14 @@ export class RemoteInstance implements ModelInstance {
 
   close(): void {
     this.client.close();
+  }
+
+  /** The worker's counters (calls, cancellations, tokens, positions, busy time). */
+  stats(): Promise<WorkerStats> {
+    const rpc = this.client as unknown as { stats: Unary<object, WorkerStats> };
+    return new Promise((resolve, reject) =>
+      rpc.stats({}, new Metadata(), { deadline: Date.now() + 5000 }, (err, res) => (err ? reject(new WorkerError(this.address, err.details || err.message)) : resolve(res))),
+    );
   }
 
   async evaluate(req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {

@@ -40,6 +40,15 @@ export interface EvaluateReplyMsg {
   heldHash: number;
 }
 
+/** A worker's counters since it started. */
+export interface WorkerStats {
+  calls: number;
+  cancelled: number;
+  tokensReceived: number;
+  positionsEvaluated: number;
+  busySeconds: number;
+}
+
 /** Full-vocabulary windows exceed gRPC's 4 MiB default (152k tokens x 9 positions x 4 bytes). */
 export const MAX_MESSAGE_BYTES = 256 * 2 ** 20;
 
