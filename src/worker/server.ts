@@ -6,7 +6,7 @@
  */
 import { Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
 import type { ModelInstance } from "../core/instance.js";
-import { HASH_START, hashStep, MAX_MESSAGE_BYTES, modeFromWire, workerService, type EvaluateReplyMsg, type EvaluateRequestMsg, type InfoReply, type WorkerStats } from "../models/remote/protocol.js";
+import { HASH_START, hashStep, MAX_MESSAGE_BYTES, modeFromWire, SERVER_KEEPALIVE, workerService, type EvaluateReplyMsg, type EvaluateRequestMsg, type InfoReply, type WorkerStats } from "../models/remote/protocol.js";
 import { isAbortError } from "../runtime/abort.js";
 
 export interface WorkerOptions {
@@ -90,7 +90,7 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
     queue = queue.then(run, run);
   };
 
-  const server = new Server({ "grpc.max_receive_message_length": MAX_MESSAGE_BYTES, "grpc.max_send_message_length": MAX_MESSAGE_BYTES });
+  const server = new Server({ "grpc.max_receive_message_length": MAX_MESSAGE_BYTES, "grpc.max_send_message_length": MAX_MESSAGE_BYTES, ...SERVER_KEEPALIVE });
   const stats = (_call: ServerUnaryCall<object, WorkerStats>, cb: sendUnaryData<WorkerStats>): void => cb(null, { ...counters });
   server.addService(workerService().service, { info, evaluate, stats });
   const port = await new Promise<number>((resolve, reject) =>

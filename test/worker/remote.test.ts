@@ -53,7 +53,7 @@ after(async () => {
     children.map(
       (c) =>
         new Promise<void>((resolve) => {
-          if (c.exitCode !== null) return resolve();
+          if (c.exitCode !== null || c.signalCode !== null) return resolve();
           c.once("exit", () => resolve());
           c.kill("SIGTERM");
         }),
@@ -235,4 +235,34 @@ test("aborting a call cancels the evaluation on the worker, at once", async () =
   // The next call on the same worker is consistent (the aborted call's tokens are held or resent).
   const out = await slow.evaluate({ tokens: [1, 2, 3, 4], from: 4, mode: "greedy", sampling: { temperature: 0, topK: 0, topP: 1 }, seed: 0, stream: 1 });
   assert.deepEqual(out, await pair.instance("target").evaluate({ tokens: [1, 2, 3, 4], from: 4, mode: "greedy", sampling: { temperature: 0, topK: 0, topP: 1 }, seed: 0, stream: 1 }));
+});
+
+test("a call past its deadline fails with a message naming the worker", async () => {
+  const impatient = await RemoteInstance.connect(slow.address, { callTimeoutMs: 200 });
+  try {
+    const t0 = performance.now();
+    await assert.rejects(
+      impatient.evaluate({ tokens: [1, 2], from: 2, mode: "greedy", sampling: { temperature: 0, topK: 0, topP: 1 }, seed: 0, stream: 1 }),
+      (err: Error) => err.name === "WorkerError" && err.message === `worker ${slow.address}: no answer within 200 ms (the call's deadline)`,
+    );
+    assert.ok(performance.now() - t0 < 1500);
+  } finally {
+    impatient.close();
+  }
+});
+
+test("a worker that dies: its calls fail with a message naming it, within a few seconds", async () => {
+  const address = await startWorker();
+  const doomed = await RemoteInstance.connect(address);
+  const child = children.at(-1)!;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGKILL");
+  await exited;
+  const t0 = performance.now();
+  await assert.rejects(
+    doomed.evaluate({ tokens: [1, 2], from: 2, mode: "greedy", sampling: { temperature: 0, topK: 0, topP: 1 }, seed: 0, stream: 1 }),
+    (err: Error) => err.name === "WorkerError" && err.message.startsWith(`worker ${address}: unreachable`),
+  );
+  assert.ok(performance.now() - t0 < 5000);
+  doomed.close();
 });

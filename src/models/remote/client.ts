@@ -37,6 +37,11 @@ type Unary<Req, Res> = (req: Req, md: Metadata, opts: { deadline?: number }, cb:
 export interface RemoteOptions {
   /** Milliseconds to wait for the worker to answer Info. Defaults to 5000. */
   connectTimeoutMs?: number;
+  /**
+   * Deadline of each evaluation call, in milliseconds: a worker that has not answered by then
+   * is treated as failed. Defaults to 300000 (a long prompt on a slow device).
+   */
+  callTimeoutMs?: number;
 }
 
 export class RemoteInstance implements ModelInstance {
@@ -52,6 +57,7 @@ export class RemoteInstance implements ModelInstance {
     readonly label: string,
     readonly vocabSize: number,
     readonly eosToken: number | undefined,
+    private readonly callTimeoutMs: number,
   ) {}
 
   /** Connects to a worker and reads what it serves. */
@@ -65,7 +71,7 @@ export class RemoteInstance implements ModelInstance {
       client.close();
       throw err;
     });
-    return new RemoteInstance(address, client, reply.label, reply.vocabSize, reply.eosToken < 0 ? undefined : reply.eosToken);
+    return new RemoteInstance(address, client, reply.label, reply.vocabSize, reply.eosToken < 0 ? undefined : reply.eosToken, o.callTimeoutMs ?? 300_000);
   }
 
   close(): void {
@@ -133,7 +139,7 @@ export class RemoteInstance implements ModelInstance {
     const rpc = this.client as unknown as { evaluate: Unary<EvaluateRequestMsg, EvaluateReplyMsg> };
     return new Promise<EvaluateReplyMsg>((resolve, reject) => {
       const onAbort = (): void => call.cancel();
-      const call = rpc.evaluate(msg, new Metadata(), {}, (err, res) => {
+      const call = rpc.evaluate(msg, new Metadata(), { deadline: Date.now() + this.callTimeoutMs }, (err, res) => {
         signal?.removeEventListener("abort", onAbort);
         if (err) reject(err);
         else resolve(res);
@@ -145,6 +151,8 @@ export class RemoteInstance implements ModelInstance {
   private failure(err: unknown, signal?: AbortSignal): Error {
     if (signal?.aborted || (err as ServiceError).code === status.CANCELLED) return new AbortError();
     const e = err as ServiceError;
+    if (e.code === status.DEADLINE_EXCEEDED) return new WorkerError(this.address, `no answer within ${this.callTimeoutMs} ms (the call's deadline)`);
+    if (e.code === status.UNAVAILABLE) return new WorkerError(this.address, `unreachable (${e.details || "connection lost"}); did the worker stop?`);
     return new WorkerError(this.address, e.details || e.message);
   }
 }

@@ -64,12 +64,29 @@ export function workerService(): ServiceClientConstructor {
   return service;
 }
 
+/**
+ * Keepalive, set on both sides together: the client pings every 10 s, also between calls (a
+ * dead worker is noticed while the pool holds it idle), and gives up after 5 s without an
+ * answer; the worker accepts pings that often (a server that permits fewer closes the
+ * connection with "too_many_pings").
+ */
+export const KEEPALIVE_TIME_MS = 10_000;
+export const KEEPALIVE_TIMEOUT_MS = 5_000;
+export const SERVER_KEEPALIVE = {
+  "grpc.keepalive_permit_without_calls": 1,
+  "grpc.http2.min_ping_interval_without_data_ms": KEEPALIVE_TIME_MS / 2,
+  "grpc.http2.max_pings_without_data": 0,
+};
+
 /** A client of a worker at host:port (insecure on loopback by default). */
 export function workerClient(address: string, creds: ChannelCredentials = credentials.createInsecure()): Client {
   const Ctor = workerService();
   return new Ctor(address, creds, {
     "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
     "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+    "grpc.keepalive_time_ms": KEEPALIVE_TIME_MS,
+    "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS,
+    "grpc.keepalive_permit_without_calls": 1,
   });
 }
 
