@@ -1,5 +1,5 @@
 /** Per-generation state shared by the three algorithms. */
-import { TokenView, type EvalRequest } from "../core/instance.js";
+import { InstanceLostError, TokenView, type EvalRequest } from "../core/instance.js";
 import { Stream } from "../core/random.js";
 import { decide, outputModes, type Decision, type Draft, type OutputMode, type PositionOutput } from "../core/verify.js";
 import type { Claim, Lease, PoolMember } from "../runtime/pool.js";
@@ -80,6 +80,33 @@ export class RunContext {
       const ms = this.rt.clock.now() - t0;
       this.stats.targetBusyMs += ms;
       if (ok) this.rt.pool.costs.observe(req.tokens.length - req.from, ms);
+    }
+  }
+
+  /**
+   * One task of a sequential algorithm (non-SI, SI): lease a frontier instance, evaluate,
+   * release. An instance that is lost (InstanceLostError) is retired and the task runs again
+   * on another one; when none is left the pool's NoInstanceError ends the generation.
+   */
+  async runTask(task: number, req: EvalRequest, dispatched: (instance: number) => void): Promise<PositionOutput[]> {
+    for (;;) {
+      const lease = await this.acquire("frontier");
+      let outputs: PositionOutput[];
+      try {
+        dispatched(lease.index);
+        outputs = await this.verify(lease, req, this.opts.signal);
+      } catch (err) {
+        if (err instanceof InstanceLostError) {
+          this.rt.events.emit({ type: "task-lost", task, instance: lease.index, error: err.message });
+          lease.retire(err.message);
+          continue;
+        }
+        lease.release();
+        throw err;
+      }
+      this.rt.events.emit({ type: "task-done", task, instance: lease.index });
+      lease.release();
+      return outputs;
     }
   }
 

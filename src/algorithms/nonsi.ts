@@ -11,15 +11,9 @@ export async function runNonSi(ctx: RunContext): Promise<void> {
   while (!ctx.committer.done) {
     const pos = seq.length;
     // Every step decides the frontier: one lease per step, so concurrent generations interleave.
-    const lease = await ctx.acquire("frontier");
-    let out;
-    try {
-      rt.events.emit({ type: "dispatch", task, instance: lease.index, start: pos, drafts: [], frontier: pos, prefixDrafts: [], epoch: 0 });
-      [out] = await ctx.verify(lease, ctx.request(ctx.view(), pos, "target", mode), opts.signal);
-      rt.events.emit({ type: "task-done", task, instance: lease.index });
-    } finally {
-      lease.release();
-    }
+    const [out] = await ctx.runTask(task, ctx.request(ctx.view(), pos, "target", mode), (instance) =>
+      rt.events.emit({ type: "dispatch", task, instance, start: pos, drafts: [], frontier: pos, prefixDrafts: [], epoch: 0 }),
+    );
     const token = mode === "greedy" ? out.token : targetToken("match", out, opts.seed, pos);
     if (ctx.commit(token, task++, 0, "target")) break;
   }

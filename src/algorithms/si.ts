@@ -26,15 +26,9 @@ export async function runSi(ctx: RunContext): Promise<void> {
       drafts.push(d);
       tokens.push(d.token);
     }
-    const lease = await ctx.acquire("frontier");
-    let outs;
-    try {
-      rt.events.emit({ type: "dispatch", task, instance: lease.index, start: f, drafts: tokens, frontier: f, prefixDrafts: [], epoch });
-      outs = await ctx.verify(lease, ctx.request(ctx.view(tokens), f, "target"), opts.signal);
-      rt.events.emit({ type: "task-done", task, instance: lease.index });
-    } finally {
-      lease.release();
-    }
+    const outs = await ctx.runTask(task, ctx.request(ctx.view(tokens), f, "target"), (instance) =>
+      rt.events.emit({ type: "dispatch", task, instance, start: f, drafts: tokens, frontier: f, prefixDrafts: [], epoch }),
+    );
     for (let j = 0; j <= k; j++) {
       const draft = drafts[j];
       const d = ctx.decide(outs[j], draft, f + j);

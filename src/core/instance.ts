@@ -73,9 +73,19 @@ export interface ModelInstance {
    * (seed, stream, position) (mode `sample`), or the full distribution (mode `dist`).
    * The instance keeps its own cache; the caller never manages it. Rejects with an
    * AbortError when `signal` aborts, as soon as the backend can stop (at once for synthetic
-   * and latency-wrapped instances; after the running forward pass for llama.cpp).
+   * and latency-wrapped instances; after the running forward pass for llama.cpp), and with an
+   * InstanceLostError when the instance is gone for good.
    */
   evaluate(req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]>;
+}
+
+/**
+ * An instance that can no longer serve (its worker process died or stopped answering).
+ * `evaluate` rejects with it; the pool retires the instance and the engine dispatches the
+ * task again on another one.
+ */
+export class InstanceLostError extends Error {
+  override readonly name: string = "InstanceLostError";
 }
 
 /** Checks the request's shape; backends call it first. */

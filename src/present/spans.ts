@@ -21,7 +21,7 @@ export interface TaskSpan {
   t0: number;
   t1: number;
   /** Why the task was preempted; undefined when it finished (or never ended). */
-  preempted: "rejected" | "useless" | "finished" | undefined;
+  preempted: "rejected" | "useless" | "finished" | "lost" | undefined;
   /** True when the log ends before the task did (a failed or cancelled generation): t1 is the log's end. */
   unfinished?: true;
   /** Positions it had outputs for, e.g. "14" or "15..20". */
@@ -57,7 +57,8 @@ export function spans(events: readonly EngineEvent[]): Spans {
         targets.add(e.instance);
         break;
       case "task-done":
-      case "task-preempt": {
+      case "task-preempt":
+      case "task-lost": {
         const d = dispatches.get(e.task);
         if (!d) break;
         dispatches.delete(e.task);
@@ -66,7 +67,7 @@ export function spans(events: readonly EngineEvent[]): Spans {
           instance: e.instance,
           t0: d.t,
           t1: e.t,
-          preempted: e.type === "task-preempt" ? e.reason : undefined,
+          preempted: e.type === "task-preempt" ? e.reason : e.type === "task-lost" ? "lost" : undefined,
           label: taskLabel(d),
         });
         break;

@@ -34,6 +34,16 @@ export interface Lease {
   readonly index: number;
   /** Hands the instance back. Call once, when its evaluation has settled, never while it runs. */
   release(): void;
+  /**
+   * Takes the instance out of the pool for good (it is lost: its worker died); `why` is kept
+   * for the error when no instance is left. Instead of `release`, once.
+   */
+  retire(why: string): void;
+}
+
+/** Every instance of the pool was lost: the message lists them and why. */
+export class NoInstanceError extends Error {
+  override readonly name = "NoInstanceError";
 }
 
 export interface TargetPoolOptions {
@@ -57,7 +67,7 @@ export interface PoolEvent {
 /** Upper bound on `size` (1024 targets is already far past any machine's devices). */
 export const MAX_POOL_SIZE = 1024;
 
-type SlotState = "empty" | "creating" | "idle" | "busy";
+type SlotState = "empty" | "creating" | "idle" | "busy" | "lost";
 
 interface Waiter {
   member: PoolMember;
@@ -118,6 +128,8 @@ export class TargetPool {
   private memberIds = 0;
   private waiting: Waiter[] = [];
   private waiterSeq = 0;
+  /** Why each lost instance was retired, for the error when none is left. */
+  private readonly losses: string[] = [];
   private readonly create: TargetPoolOptions["create"];
 
   constructor(o: TargetPoolOptions) {
@@ -144,9 +156,18 @@ export class TargetPool {
     return m;
   }
 
-  /** Instances created so far. */
+  /** Instances created so far (lost ones included). */
   get created(): number {
-    return this.slots.filter((s) => s === "idle" || s === "busy").length;
+    return this.slots.filter((s) => s !== "empty" && s !== "creating").length;
+  }
+
+  /** Instances that can still serve (created or not). */
+  get alive(): number {
+    return this.slots.filter((s) => s !== "lost").length;
+  }
+
+  private noneLeft(): NoInstanceError {
+    return new NoInstanceError(`no target instance left: ${this.losses.join("; ")}`);
   }
 
   /** Idle instances plus those not created yet. */
@@ -211,6 +232,7 @@ export class TargetPool {
   /** @internal */
   acquireFor(m: PoolMember, claim: Claim, signal?: AbortSignal): Promise<Lease> {
     if (signal?.aborted) return Promise.reject(new AbortError());
+    if (this.alive === 0) return Promise.reject(this.noneLeft());
     try {
       const now = this.tryAcquireFor(m, claim);
       if (now) return Promise.resolve(now);
@@ -333,15 +355,28 @@ export class TargetPool {
     if (claim === "frontier") m.frontierLeases++;
     this.log?.push({ type: "lease", instance: index, member: m.id });
     let released = false;
+    const end = (): void => {
+      if (released) throw new Error(`target instance ${index} released twice`);
+      released = true;
+      if (claim === "frontier") m.frontierLeases--;
+      this.log?.push({ type: "release", instance: index, member: m.id });
+    };
     return {
       instance: this.instances[index]!,
       index,
       release: () => {
-        if (released) throw new Error(`target instance ${index} released twice`);
-        released = true;
-        if (claim === "frontier") m.frontierLeases--;
-        this.log?.push({ type: "release", instance: index, member: m.id });
+        end();
         this.slots[index] = "idle";
+        this.serve();
+      },
+      retire: (why) => {
+        end();
+        this.slots[index] = "lost";
+        this.losses.push(`${this.instances[index]!.label}: ${why}`);
+        if (this.alive === 0) {
+          const err = this.noneLeft();
+          for (const w of this.waiting.splice(0)) w.reject(err);
+        }
         this.serve();
       },
     };

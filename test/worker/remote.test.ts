@@ -266,3 +266,54 @@ test("a worker that dies: its calls fail with a message naming it, within a few 
   assert.ok(performance.now() - t0 < 5000);
   doomed.close();
 });
+
+test("kill -9 of a target worker mid-generation: the generation completes with non-SI's tokens; the log shows the re-dispatch", { timeout: 60_000 }, async () => {
+  const addresses = await Promise.all([startWorker("--latency", "20/1"), startWorker("--latency", "20/1"), startWorker("--latency", "20/1")]);
+  const victims = children.slice(-3);
+  const targets = await Promise.all(addresses.map((a) => RemoteInstance.connect(a)));
+  try {
+    const rt = assembleRuntime({ clock: "real", drafter: pair.instance("drafter"), target: (i) => targets[i], vocabSize: 16, eosToken: undefined, sp: 3, profile: profile(0, 2) });
+    const o = { prompt: [2, 7, 1], maxTokens: 60, seed: 0 };
+    const reference = (await generate("nonsi", syntheticRuntime({ pair }), o).result).tokens;
+    const gen = generate("dsi", rt, { ...o, lookahead: 3 });
+    setTimeout(() => victims[1].kill("SIGKILL"), 300);
+    const r = await gen.result;
+    assert.deepEqual(r.tokens, reference);
+    const lost = rt.events.events.filter((e) => e.type === "task-lost");
+    assert.ok(lost.length >= 1, "a task was lost with the worker");
+    const lostAt = lost[0].t;
+    assert.ok(rt.events.events.some((e) => e.type === "dispatch" && e.t >= lostAt && e.instance !== lost[0].instance), "its work went to another instance");
+    assert.ok(rt.events.events.every((e) => e.type !== "dispatch" || e.t <= lostAt || e.instance !== lost[0].instance), "the dead instance got no more tasks");
+  } finally {
+    for (const t of targets) t.close();
+  }
+});
+
+test("every target worker killed: exit code 1 with a message naming the dead workers, within seconds", { timeout: 60_000 }, async () => {
+  const addresses = await Promise.all([startWorker("--latency", "30/1"), startWorker("--latency", "30/1")]);
+  const victims = children.slice(-2);
+  const dir = await tempDir("cluster-dead");
+  const file = join(dir, "cluster.json");
+  await writeFile(file, JSON.stringify({ drafter: { backend: "synthetic", vocab: 16, modelSeed: 5, agreement: 0.7 }, targets: addresses.map((address) => ({ address })) }));
+  const child = spawn(process.execPath, [CLI, "generate", "--cluster", file, "--max-tokens", "1000", "--lookahead", "3"], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  let t0 = 0;
+  child.stdout.on("data", (d: Buffer) => {
+    stdout += d.toString();
+    // Kill every worker once the generation is under way (text is streaming).
+    if (t0 === 0 && /seed 0: "\w{5}/.test(stdout)) {
+      t0 = performance.now();
+      victims.forEach((v) => v.kill("SIGKILL"));
+    }
+  });
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  const r = { code, stderr };
+  assert.ok(t0 > 0, `the generation never started: ${stdout}${stderr}`);
+  assert.equal(r.code, 1, r.stderr);
+  const last = r.stderr.trim().split("\n").at(-1)!;
+  assert.match(last, /^error: no target instance left: /);
+  for (const a of addresses) assert.ok(last.includes(`worker ${a}: unreachable`), `${a} named in: ${last}`);
+  assert.ok(performance.now() - t0 < 15_000, `took ${performance.now() - t0} ms`);
+});

@@ -7,7 +7,8 @@
  *   the last position the generation can commit (the target decides that one alone);
  * - on the shared pool, frontier and guard tasks claim an instance as `frontier`, windows as
  *   `window` (frontier claims of any generation are served first);
- * - a new epoch (after a rejection) empties the queue: windows restart at the new frontier.
+ * - a new epoch (after a rejection) empties the queue: windows restart at the new frontier;
+ * - a window lost with its instance (its worker died) is sent again (`rewind`).
  * Changing the policy means changing this file; the greedy, sampling and virtual-time tests
  * say whether losslessness and the bounds still hold.
  */
@@ -46,6 +47,11 @@ export class WindowQueue {
   /** A new epoch: windows restart at the new frontier. */
   reset(frontier: number): void {
     this.nextStart = frontier;
+  }
+
+  /** A window was lost with its instance: the queue sends windows from `start` again. */
+  rewind(start: number): void {
+    this.nextStart = Math.min(this.nextStart, start);
   }
 
   /** Records a dispatched frontier task or window (guard tasks leave the queue as it is). */

@@ -19,7 +19,7 @@
  * - Preempted work is aborted; a backend that cannot abort keeps its instance leased until it
  *   returns (soft preemption), and the result is dropped.
  */
-import { TokenView } from "../../core/instance.js";
+import { InstanceLostError, TokenView } from "../../core/instance.js";
 import { draftFromOutput, type Draft, type PositionOutput } from "../../core/verify.js";
 import { AbortError, isAbortError, PREEMPTED } from "../../runtime/abort.js";
 import type { Claim, Lease } from "../../runtime/pool.js";
@@ -330,6 +330,19 @@ class DsiRun {
   }
 
   private onTaskFailed(task: Task, err: unknown): void {
+    if (err instanceof InstanceLostError) {
+      // The instance is gone: retire it; the task's positions are uncovered again, so the
+      // rules dispatch that work to another instance (the frontier rule at the latest).
+      this.ctx.rt.events.emit({ type: "task-lost", task: task.id, instance: task.lease.index, error: err.message });
+      task.lease.retire(err.message);
+      if (task.state === "running") {
+        task.state = "preempted";
+        this.running.delete(task);
+        this.queue.rewind(task.start);
+      }
+      this.pump();
+      return;
+    }
     task.lease.release();
     if (task.state === "preempted" && isAbortError(err)) {
       this.pump();

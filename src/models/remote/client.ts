@@ -6,14 +6,14 @@
  * then sends the whole sequence once. Aborting a call cancels it on the worker.
  */
 import { Metadata, status, type Client, type ServiceError } from "@grpc/grpc-js";
-import type { EvalRequest, ModelInstance } from "../../core/instance.js";
+import { InstanceLostError, type EvalRequest, type ModelInstance } from "../../core/instance.js";
 import type { PositionOutput } from "../../core/verify.js";
 import { AbortError } from "../../runtime/abort.js";
 import { HASH_START, hashStep, modeToWire, workerClient, type EvaluateReplyMsg, type EvaluateRequestMsg, type InfoReply, type WorkerStats } from "./protocol.js";
 
 /** A worker that cannot be reached or failed: the message names it. */
-export class WorkerError extends Error {
-  override readonly name = "WorkerError";
+export class WorkerError extends InstanceLostError {
+  override readonly name: string = "WorkerError";
   constructor(
     readonly address: string,
     message: string,
