@@ -1,10 +1,9 @@
 /** `dsi worker`: one model instance in this process, served to an orchestrator over gRPC. */
 import { isIP } from "node:net";
-import type { ModelInstance } from "../core/instance.js";
 import type { LatencyProfile } from "../models/latency.js";
 import { withLatency } from "../models/latency.js";
-import { LlamaPair } from "../models/llama.js";
-import { SyntheticPair, type SyntheticSpec } from "../models/synthetic.js";
+import { openInstance, type InstanceSpec } from "../models/backend.js";
+import type { SyntheticSpec } from "../models/synthetic.js";
 import { RealClock } from "../runtime/clock.js";
 import { serveWorker } from "../worker/server.js";
 import { UsageError } from "./flags.js";
@@ -34,17 +33,9 @@ export async function runWorker(f: WorkerFlags): Promise<void> {
   if (at <= 0 || !/^\d+$/.test(f.listen.slice(at + 1)) || port > 65535) throw new UsageError(`--listen: give HOST:PORT (e.g. 127.0.0.1:7001; port 0 picks a free one), got ${JSON.stringify(f.listen)}`);
   // Tokens and TLS are not there yet: a worker serves only this machine.
   if (!isLoopback(host)) throw new UsageError(`--listen: ${host} is not a loopback address; workers without --token/TLS serve only 127.0.0.1 (or ::1)`);
-  let instance: ModelInstance;
-  let close = async (): Promise<void> => undefined;
-  if (f.backend === "synthetic") {
-    instance = new SyntheticPair(f.synthetic).instance(f.role, `${f.role}@${f.listen}`);
-  } else {
-    if (!f.model) throw new UsageError("--model: give the GGUF file this worker serves");
-    // One model file serves either role; the pair loader checks it like any model file.
-    const pair = await LlamaPair.load({ target: f.model, drafter: f.model, threads: f.threads, gpu: f.gpu });
-    instance = await pair.instance(f.role, `${f.role}@${f.listen}`);
-    close = () => pair.dispose();
-  }
+  if (f.backend === "llama" && !f.model) throw new UsageError("--model: give the GGUF file this worker serves");
+  const spec: InstanceSpec = f.backend === "synthetic" ? { backend: "synthetic", ...f.synthetic } : { backend: "llama", model: f.model!, threads: f.threads, gpu: f.gpu };
+  const { instance, close } = await openInstance(spec, f.role, `${f.role}@${f.listen}`);
   const latency = f.role === "target" ? f.latency.target : f.latency.drafter;
   const worker = await serveWorker({ instance: withLatency(instance, new RealClock(), latency), listen: f.listen, backend: f.backend });
   console.log(`dsi worker: ${f.backend} ${f.role} (vocab ${instance.vocabSize}) listening on ${worker.address}`);

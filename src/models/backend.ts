@@ -2,6 +2,7 @@
  * Backends: where model instances and the tokenizer come from (synthetic tables or GGUF
  * models), chosen from a plain description that the CLI, the server and workers share.
  */
+import type { ModelInstance } from "../core/instance.js";
 import type { Clock } from "../runtime/clock.js";
 import type { Runtime } from "../runtime/runtime.js";
 import { DEFAULT_PAIR, defaultCacheDir, ensurePair } from "./gguf/llama-model.js";
@@ -74,6 +75,33 @@ export async function openBackend(spec: BackendSpec, onGenerated?: (dir: string)
     files = pair;
   }
   return llamaBackend({ ...files, threads: spec.threads, gpu: spec.gpu, contextSize: spec.contextSize });
+}
+
+/** One model of a pair, alone: what a worker serves, or a cluster's in-process drafter. */
+export type InstanceSpec =
+  | ({ backend: "synthetic" } & Partial<SyntheticSpec>)
+  | { backend: "llama"; /** One GGUF file. */ model: string; threads: number; gpu: boolean };
+
+/** Opens one instance of `role` with its tokenizer; `close` frees what it loaded. */
+export async function openInstance(
+  spec: InstanceSpec,
+  role: "target" | "drafter",
+  label: string,
+): Promise<{ instance: ModelInstance; tokenizer: Tokenizer; defaultPrompt: string; close(): Promise<void> }> {
+  if (spec.backend === "synthetic") {
+    const { backend: _, ...synthetic } = spec;
+    const pair = new SyntheticPair(synthetic);
+    const tokenizer = new SyntheticTokenizer(pair.spec.vocab);
+    return { instance: pair.instance(role, label), tokenizer, defaultPrompt: tokenizer.defaultPrompt, close: async () => undefined };
+  }
+  // The pair loader checks the file like any model file; one file serves either role.
+  const pair = await LlamaPair.load({ target: spec.model, drafter: spec.model, threads: spec.threads, gpu: spec.gpu });
+  return {
+    instance: await pair.instance(role, label),
+    tokenizer: { encode: (t) => pair.encode(t), decode: (t) => pair.decode(t) },
+    defaultPrompt: "the",
+    close: () => pair.dispose(),
+  };
 }
 
 export function syntheticBackend(spec: Partial<SyntheticSpec>): Backend {

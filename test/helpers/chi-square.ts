@@ -1,4 +1,5 @@
 /** Pearson's chi-square goodness-of-fit, pooling cells with small expected counts. */
+import assert from "node:assert/strict";
 
 /** Upper critical value of chi-square at alpha 0.001 (Wilson-Hilferty; within ~0.5% for df >= 3). */
 export function chiSquareCritical001(df: number): number {
@@ -41,4 +42,30 @@ export function chiSquareTest(counts: ArrayLike<number>, probs: ArrayLike<number
   const df = cells - 1;
   const critical = chiSquareCritical001(df);
   return { statistic: stat, df, critical, rejected: stat > critical };
+}
+
+/**
+ * Runs `samples` generations (seed 0, 1, ...) and asserts that their first two tokens follow
+ * `exact` (indexed first * vocab + second): chi-square at alpha 0.001 over at least 30 degrees
+ * of freedom, with both accepted and rejected drafts exercised (more than 500 each).
+ */
+export async function assertFirstTwoTokensFollow(
+  exact: ArrayLike<number>,
+  vocab: number,
+  samples: number,
+  generation: (seed: number) => Promise<{ tokens: number[]; stats: { accepted: number; rejected: number } }>,
+): Promise<void> {
+  const counts = new Float64Array(vocab * vocab);
+  let accepted = 0;
+  let rejected = 0;
+  for (let seed = 0; seed < samples; seed++) {
+    const r = await generation(seed);
+    counts[r.tokens[0] * vocab + r.tokens[1]]++;
+    accepted += r.stats.accepted;
+    rejected += r.stats.rejected;
+  }
+  assert.ok(accepted > 500 && rejected > 500, `accepted ${accepted}, rejected ${rejected}`);
+  const chi = chiSquareTest(counts, exact);
+  assert.ok(chi.df >= 30, `df ${chi.df}`);
+  assert.ok(!chi.rejected, `chi-square ${chi.statistic.toFixed(1)} > ${chi.critical.toFixed(1)} (df ${chi.df})`);
 }

@@ -7,14 +7,12 @@
  */
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import type { ModelInstance } from "../../core/instance.js";
 import type { Clock } from "../../runtime/clock.js";
 import type { Runtime } from "../../runtime/runtime.js";
-import type { Backend, Tokenizer } from "../backend.js";
+import { openInstance, type Backend } from "../backend.js";
 import { withLatency, type LatencyProfile } from "../latency.js";
-import { LlamaPair } from "../llama.js";
 import { assembleRuntime } from "../runtime.js";
-import { SYNTHETIC_MAX_VOCAB, SyntheticPair, SyntheticTokenizer } from "../synthetic.js";
+import { SYNTHETIC_MAX_VOCAB } from "../synthetic.js";
 import { RemoteInstance } from "./client.js";
 
 /** A cluster file that cannot be used: the message names the file and what is wrong. */
@@ -71,23 +69,16 @@ export async function loadClusterFile(path: string): Promise<ClusterSpec> {
  * connected up front; the pool's size is the number of targets). Real time only.
  */
 export async function clusterBackend(spec: ClusterSpec, file = "cluster file"): Promise<Backend> {
-  let drafter: ModelInstance;
-  let tokenizer: Tokenizer;
-  let defaultPrompt = "the";
-  let closeDrafter = async (): Promise<void> => undefined;
-  if (spec.drafter.backend === "synthetic") {
-    const d = spec.drafter;
-    const pair = new SyntheticPair({ vocab: d.vocab, agreement: d.agreement, context: d.history, seed: d.modelSeed });
-    drafter = pair.instance("drafter");
-    const t = new SyntheticTokenizer(pair.spec.vocab);
-    tokenizer = t;
-    defaultPrompt = t.defaultPrompt;
-  } else {
-    const pair = await LlamaPair.load({ target: spec.drafter.model, drafter: spec.drafter.model, threads: spec.drafter.threads ?? 1, gpu: spec.drafter.gpu ?? false });
-    drafter = await pair.instance("drafter", "drafter");
-    tokenizer = { encode: (t) => pair.encode(t), decode: (t) => pair.decode(t) };
-    closeDrafter = () => pair.dispose();
-  }
+  const d = spec.drafter;
+  const opened = await openInstance(
+    d.backend === "synthetic"
+      ? { backend: "synthetic", vocab: d.vocab, agreement: d.agreement, context: d.history, seed: d.modelSeed }
+      : { backend: "llama", model: d.model, threads: d.threads ?? 1, gpu: d.gpu ?? false },
+    "drafter",
+    "drafter",
+  );
+  const { instance: drafter, tokenizer, defaultPrompt } = opened;
+  const closeDrafter = opened.close;
   const targets: RemoteInstance[] = [];
   const close = async (): Promise<void> => {
     for (const t of targets) t.close();
