@@ -17,6 +17,7 @@ import { runHeatmapCommand, type HeatmapFlags } from "./heatmap.js";
 import { runPlan, runTable } from "./paper.js";
 import { runSimulate, type SimulateFlags } from "./simulate.js";
 import { runWorker } from "./worker.js";
+import { runCluster } from "./cluster.js";
 import { ClusterError, clusterBackend, loadClusterFile } from "../models/remote/cluster.js";
 
 /** More target instances than any machine here has; also keeps typos from exhausting memory. */
@@ -39,6 +40,17 @@ function profileFlag(v: string): LatencyProfile {
     if (!(ms <= MAX_LATENCY_MS)) throw new InvalidArgumentError(`latencies must be at most ${MAX_LATENCY_MS} ms (a day).`);
   }
   return p;
+}
+
+/** Most workers `dsi cluster` starts on one machine. */
+const MAX_CLUSTER_TARGETS = 64;
+
+/** "0,1,2" -> [0, 1, 2]: device ids for `dsi cluster --gpus`. */
+function deviceList(v: string): number[] {
+  if (!/^\d{1,3}(,\d{1,3})*$/.test(v)) throw new InvalidArgumentError("give device ids separated by commas, e.g. 0,1,2,3.");
+  const ids = v.split(",").map(Number);
+  if (new Set(ids).size !== ids.length) throw new InvalidArgumentError("a device id is listed twice.");
+  return ids;
 }
 
 /** Flags of `generate` that only some backends or algorithms read. */
@@ -271,7 +283,7 @@ function program(): Command {
     .command("worker")
     .description("serve one model instance to an orchestrator over gRPC (one process per device)")
     .addOption(new Option("--backend <name>", "model backend").choices(BACKENDS).default("synthetic"))
-    .option("--listen <host:port>", "address to serve on (loopback only for now; port 0 picks a free one)", nonEmpty("--listen"), "127.0.0.1:0")
+    .option("--listen <host:port>", "address to serve on (port 0 picks a free one); beyond loopback a token is required", nonEmpty("--listen"), "127.0.0.1:0")
     .addOption(new Option("--role <role>", "which model of the pair").choices(["target", "drafter"]).default("target"))
     .option("--model <file>", "llama: the GGUF model this worker serves", nonEmpty("--model"))
     .option("--threads <N>", `llama: threads, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
@@ -285,11 +297,43 @@ function program(): Command {
         .argParser(profileFlag)
         .default(PROFILES.get("none"), "none"),
     )
+    .option("--token <secret>", "a token every call must carry, 16+ characters (default: $DSI_TOKEN; prefer it: flags show in ps)", nonEmpty("--token"))
+    .option("--tls-cert <file>", "serve over TLS with this certificate chain (PEM)", nonEmpty("--tls-cert"))
+    .option("--tls-key <file>", "the certificate's private key (PEM)", nonEmpty("--tls-key"))
+    .option("--exit-on-stdin-close", "stop when standard input closes (how dsi cluster ties workers to itself)", false)
     .action(async (o, command: Command) => {
       const given = (key: string): boolean => command.getOptionValueSource(key) === "cli";
       const other = o.backend === "llama" ? ["vocab", "agreement", "history", "modelSeed"] : ["model", "threads", "gpu"];
       for (const key of other) if (given(key)) throw new UsageError(`${flagName(key)} applies to worker --backend ${o.backend === "llama" ? "synthetic" : "llama"}, not ${o.backend}`);
       await runWorker({ ...o, synthetic: { vocab: o.vocab, agreement: o.agreement, context: o.history, seed: o.modelSeed } });
+    });
+
+  cmd
+    .command("cluster")
+    .description("start N target workers on this machine (one per GPU with --gpus), write the cluster file, stop them on Ctrl-C")
+    .addOption(new Option("--backend <name>", "model backend").choices(BACKENDS).default("synthetic"))
+    .option("--target <file>", "llama: the target GGUF each worker serves", nonEmpty("--target"))
+    .option("--drafter <file>", "llama: the drafter GGUF (runs in the orchestrator)", nonEmpty("--drafter"))
+    .option("--targets <N>", `target workers, 1..${MAX_CLUSTER_TARGETS} (default: one per --gpus entry)`, intInRange(1, MAX_CLUSTER_TARGETS))
+    .option("--gpus <ids>", "device ids, e.g. 0,1,2,3: worker i gets CUDA_VISIBLE_DEVICES=ids[i mod count] (llama, implies --gpu)", deviceList)
+    .option("--threads <N>", `llama: threads per worker, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
+    .option("--gpu", "llama: use a GPU build of llama.cpp", false)
+    .option("--vocab <V>", `synthetic: vocabulary size, 2..${SYNTHETIC_MAX_VOCAB}`, intInRange(2, SYNTHETIC_MAX_VOCAB), SYNTHETIC_DEFAULTS.vocab)
+    .option("--agreement <X>", "synthetic: how often the drafter agrees with the target, in [0, 1]", numberInRange(0, 1), SYNTHETIC_DEFAULTS.agreement)
+    .option("--history <N>", `synthetic: previous tokens the tables condition on, 0..${MAX_SYNTHETIC_CONTEXT}`, intInRange(0, MAX_SYNTHETIC_CONTEXT), SYNTHETIC_DEFAULTS.context)
+    .option("--model-seed <N>", `synthetic: seed of the model tables, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), SYNTHETIC_DEFAULTS.seed)
+    .addOption(
+      new Option("--latency <profile>", "latency profile: workers add its target part, the drafter its drafter part (emulates devices)")
+        .argParser(profileFlag)
+        .default(PROFILES.get("none"), "none"),
+    )
+    .option("--out <file>", "the cluster file to write (.json, or .yaml/.yml); removed when the cluster stops", nonEmpty("--out"), "dsi-cluster.json")
+    .option("--start-timeout <s>", "seconds to wait for every worker to answer, 1..3600", intInRange(1, 3600), 600)
+    .action(async (o, command: Command) => {
+      const given = (key: string): boolean => command.getOptionValueSource(key) === "cli";
+      const other = o.backend === "llama" ? ["vocab", "agreement", "history", "modelSeed"] : ["target", "drafter", "threads", "gpu", "gpus"];
+      for (const key of other) if (given(key)) throw new UsageError(`${flagName(key)} applies to cluster --backend ${o.backend === "llama" ? "synthetic" : "llama"}, not ${o.backend}`);
+      await runCluster({ ...o, synthetic: { vocab: o.vocab, agreement: o.agreement, context: o.history, seed: o.modelSeed } });
     });
 
   cmd
@@ -377,5 +421,13 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
 }
+
+// grpc-js sets the TLS server name to the host even when that is an IP address (TLS to a
+// worker at 10.0.0.5:7001), which Node reports as DEP0123 on each connection; the certificate
+// is still checked against the IP. Other warnings print as Node prints them.
+process.removeAllListeners("warning");
+process.on("warning", (w: Error & { code?: string }) => {
+  if (w.code !== "DEP0123") console.error(`(node:${process.pid}) ${w.code ? `[${w.code}] ` : ""}${w.name}: ${w.message}`);
+});
 
 process.exitCode = await main(process.argv);

@@ -1,10 +1,11 @@
 /** `dsi worker`: one model instance in this process, served to an orchestrator over gRPC. */
-import { isIP } from "node:net";
+import { readFile } from "node:fs/promises";
 import type { LatencyProfile } from "../models/latency.js";
 import { withLatency } from "../models/latency.js";
 import { openInstance, type InstanceSpec } from "../models/backend.js";
 import type { SyntheticSpec } from "../models/synthetic.js";
 import { RealClock } from "../runtime/clock.js";
+import { isLoopback, TOKEN_ENV, type ServerTls } from "../models/remote/security.js";
 import { serveWorker } from "../worker/server.js";
 import { UsageError } from "./flags.js";
 
@@ -19,11 +20,23 @@ export interface WorkerFlags {
   gpu: boolean;
   /** synthetic */
   synthetic: Partial<SyntheticSpec>;
+  /** The token calls must carry (else DSI_TOKEN, else none). */
+  token?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  /** Stop when standard input closes: how `dsi cluster` ties its workers' lives to its own. */
+  exitOnStdinClose: boolean;
 }
 
-/** Loopback hosts a worker may bind without authentication. */
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || host === "[::1]" || (isIP(host) === 4 && host.startsWith("127."));
+async function readPem(flag: string, path: string): Promise<Buffer> {
+  try {
+    const pem = await readFile(path);
+    if (!pem.includes("-----BEGIN ")) throw new UsageError(`${flag}: ${path} is not a PEM file`);
+    return pem;
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`${flag}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
 }
 
 export async function runWorker(f: WorkerFlags): Promise<void> {
@@ -31,18 +44,31 @@ export async function runWorker(f: WorkerFlags): Promise<void> {
   const host = f.listen.slice(0, at);
   const port = Number(f.listen.slice(at + 1));
   if (at <= 0 || !/^\d+$/.test(f.listen.slice(at + 1)) || port > 65535) throw new UsageError(`--listen: give HOST:PORT (e.g. 127.0.0.1:7001; port 0 picks a free one), got ${JSON.stringify(f.listen)}`);
-  // Tokens and TLS are not there yet: a worker serves only this machine.
-  if (!isLoopback(host)) throw new UsageError(`--listen: ${host} is not a loopback address; workers without --token/TLS serve only 127.0.0.1 (or ::1)`);
+  const token = f.token ?? (process.env[TOKEN_ENV] || undefined); // an empty variable is no token
+  if (token !== undefined && token.length < 16) throw new UsageError(`${f.token !== undefined ? "--token" : TOKEN_ENV}: give at least 16 characters (e.g. \`openssl rand -hex 16\`)`);
+  if (!isLoopback(host) && token === undefined) {
+    throw new UsageError(`--listen: ${host} is not a loopback address; a worker reachable from other hosts needs a token (--token or ${TOKEN_ENV}), and TLS (--tls-cert, --tls-key) to keep it secret`);
+  }
+  if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) throw new UsageError("--tls-cert and --tls-key go together");
+  const tls: ServerTls | undefined = f.tlsCert !== undefined ? { cert: await readPem("--tls-cert", f.tlsCert), key: await readPem("--tls-key", f.tlsKey!) } : undefined;
   if (f.backend === "llama" && !f.model) throw new UsageError("--model: give the GGUF file this worker serves");
   const spec: InstanceSpec = f.backend === "synthetic" ? { backend: "synthetic", ...f.synthetic } : { backend: "llama", model: f.model!, threads: f.threads, gpu: f.gpu };
-  const { instance, close } = await openInstance(spec, f.role, `${f.role}@${f.listen}`);
+  const { instance, close } = await openInstance(spec, f.role, f.role);
   const latency = f.role === "target" ? f.latency.target : f.latency.drafter;
-  const worker = await serveWorker({ instance: withLatency(instance, new RealClock(), latency), listen: f.listen, backend: f.backend });
-  console.log(`dsi worker: ${f.backend} ${f.role} (vocab ${instance.vocabSize}) listening on ${worker.address}`);
+  const worker = await serveWorker({ instance: withLatency(instance, new RealClock(), latency), listen: f.listen, backend: f.backend, role: f.role, token, tls }).catch(async (err: Error) => {
+    await close();
+    throw new UsageError(`--listen: cannot serve on ${f.listen} (${err.message})`);
+  });
+  if (!isLoopback(host) && !tls) console.error(`dsi worker: warning: without TLS the token and the tokens travel in clear text on ${host}`);
+  console.log(`dsi worker: ${f.backend} ${f.role} (vocab ${instance.vocabSize}${token !== undefined ? ", token required" : ""}${tls ? ", TLS" : ""}) listening on ${worker.address}`);
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
+    if (f.exitOnStdinClose) {
+      process.stdin.on("end", stop).on("close", stop).on("error", stop);
+      process.stdin.resume();
+    }
   });
   await worker.close();
   await close();

@@ -77,6 +77,12 @@ export interface ModelInstance {
    * InstanceLostError when the instance is gone for good.
    */
   evaluate(req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]>;
+  /**
+   * Only instances that can come back after they were lost (a worker restarted at its
+   * address): true when the instance serves again, unchanged (same vocabulary and EOS);
+   * false when not yet; rejects when it never will (closed, or back with another model).
+   */
+  probe?(): Promise<boolean>;
 }
 
 /**

@@ -82,7 +82,10 @@ export class LatencyInstance implements ModelInstance {
     this.label = inner.label;
     this.vocabSize = inner.vocabSize;
     this.eosToken = inner.eosToken;
+    if (inner.probe) this.probe = () => inner.probe!();
   }
+
+  readonly probe?: () => Promise<boolean>;
 
   /** Modelled duration of an evaluation producing `positions` outputs. */
   cost(positions: number): number {

@@ -156,6 +156,31 @@ export class LlamaPair {
   }
 }
 
+/**
+ * A GGUF file's tokenizer alone (no weights loaded): what an orchestrator whose models all run
+ * in workers needs to turn text into tokens and back.
+ */
+export async function loadLlamaTokenizer(path: string): Promise<{ vocabSize: number; encode(text: string): number[]; decode(tokens: readonly number[]): string; close(): Promise<void> }> {
+  await checkGgufFile(path, "tokenizer");
+  const llama = await loadLlama(false);
+  let model: LlamaModel;
+  try {
+    model = await llama.loadModel({ modelPath: path, vocabOnly: true, gpuLayers: 0 });
+  } catch (err) {
+    throw new ModelFileError(`could not load the tokenizer of ${path}: ${(err as Error).message}`);
+  }
+  return {
+    vocabSize: vocabSize(model),
+    encode: (text) => {
+      const bos = model.tokens.bos;
+      const tokens = model.tokenize(text) as number[];
+      return bos !== null ? [bos, ...tokens] : tokens;
+    },
+    decode: (tokens) => model.detokenize(tokens as never),
+    close: () => model.dispose(),
+  };
+}
+
 function vocabSize(model: LlamaModel): number {
   return tokenList(model).length;
 }

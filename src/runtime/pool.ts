@@ -54,13 +54,18 @@ export interface TargetPoolOptions {
   /** The targets' vocabulary and end-of-sequence token (every instance must match). */
   vocabSize: number;
   eosToken: number | undefined;
+  /**
+   * How often a lost instance that can come back (`ModelInstance.probe`) is asked whether it
+   * serves again, in milliseconds. Defaults to 1000.
+   */
+  reviveIntervalMs?: number;
 }
 
-/** A pool event: an instance leased or handed back (for tests and traces). */
+/** A pool event: an instance leased, handed back, or back after it was lost (for tests and traces). */
 export interface PoolEvent {
-  type: "lease" | "release";
+  type: "lease" | "release" | "rejoin";
   instance: number;
-  /** The member (generation) that leased it, numbered from 0 in joining order. */
+  /** The member (generation) that leased it, numbered from 0 in joining order; -1 for a rejoin. */
   member: number;
 }
 
@@ -131,6 +136,8 @@ export class TargetPool {
   /** Why each lost instance was retired, for the error when none is left. */
   private readonly losses: string[] = [];
   private readonly create: TargetPoolOptions["create"];
+  private readonly reviveIntervalMs: number;
+  private closed = false;
 
   constructor(o: TargetPoolOptions) {
     if (!(Number.isInteger(o.size) && o.size >= 1 && o.size <= MAX_POOL_SIZE)) {
@@ -140,7 +147,13 @@ export class TargetPool {
     this.create = o.create;
     this.vocabSize = o.vocabSize;
     this.eosToken = o.eosToken;
+    this.reviveIntervalMs = o.reviveIntervalMs ?? 1000;
     this.slots = new Array<SlotState>(o.size).fill("empty");
+  }
+
+  /** Stops asking lost instances whether they are back. Idempotent. */
+  close(): void {
+    this.closed = true;
   }
 
   /** A pool over existing instances (the first one's vocabulary and EOS). */
@@ -372,13 +385,39 @@ export class TargetPool {
       retire: (why) => {
         end();
         this.slots[index] = "lost";
-        this.losses.push(`${this.instances[index]!.label}: ${why}`);
+        const loss = `${this.instances[index]!.label}: ${why}`;
+        this.losses.push(loss);
         if (this.alive === 0) {
           const err = this.noneLeft();
           for (const w of this.waiting.splice(0)) w.reject(err);
         }
         this.serve();
+        this.watchForReturn(index, loss);
       },
     };
+  }
+
+  /**
+   * A lost instance that can come back (a restarted worker) is probed on a timer (real time:
+   * only remote instances probe) and rejoins the pool, same index, when it answers unchanged.
+   */
+  private watchForReturn(index: number, loss: string): void {
+    const instance = this.instances[index]!;
+    if (!instance.probe) return;
+    const check = (): void => {
+      if (this.closed) return;
+      instance.probe!().then(
+        (back) => {
+          if (this.closed || this.slots[index] !== "lost") return;
+          if (!back) return void setTimeout(check, this.reviveIntervalMs).unref();
+          this.slots[index] = "idle";
+          this.losses.splice(this.losses.indexOf(loss), 1);
+          this.log?.push({ type: "rejoin", instance: index, member: -1 });
+          this.serve();
+        },
+        () => undefined, // it will not come back: stays lost
+      );
+    };
+    setTimeout(check, this.reviveIntervalMs).unref();
   }
 }

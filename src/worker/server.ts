@@ -4,9 +4,10 @@
  * request's `keep`/`append` to it after checking the prefix hash, and cancels the
  * evaluation when the caller cancels the call. Evaluations run one at a time, in order.
  */
-import { Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
+import { Server, status, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
 import type { ModelInstance } from "../core/instance.js";
 import { HASH_START, hashStep, MAX_MESSAGE_BYTES, modeFromWire, SERVER_KEEPALIVE, workerService, type EvaluateReplyMsg, type EvaluateRequestMsg, type InfoReply, type WorkerStats } from "../models/remote/protocol.js";
+import { serverCredentials, tokenChecker, type ServerTls } from "../models/remote/security.js";
 import { isAbortError } from "../runtime/abort.js";
 
 export interface WorkerOptions {
@@ -15,6 +16,12 @@ export interface WorkerOptions {
   listen: string;
   /** What the worker says it serves (e.g. "synthetic", "llama"). */
   backend: string;
+  /** The worker's label; `@host:port` (the bound address) is appended. */
+  role: string;
+  /** A token every call must carry; none: calls are not checked. */
+  token?: string;
+  /** Serve over TLS with this certificate. */
+  tls?: ServerTls;
 }
 
 export interface RunningWorker {
@@ -30,12 +37,22 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
   const hashes: number[] = [HASH_START];
   const counters: WorkerStats = { calls: 0, cancelled: 0, tokensReceived: 0, positionsEvaluated: 0, busySeconds: 0 };
   let queue: Promise<unknown> = Promise.resolve();
+  let label = o.role;
+  // Every call is checked, Info and Stats included: nothing is served to a caller without the token.
+  const check = o.token === undefined ? undefined : tokenChecker(o.token);
+  const refused = <Req, Res>(call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>): boolean => {
+    if (!check || check(call.metadata)) return false;
+    cb({ code: status.UNAUTHENTICATED, details: "missing or wrong token (give the worker's token: DSI_TOKEN or the cluster file's token)" });
+    return true;
+  };
 
-  const info = (_call: ServerUnaryCall<object, InfoReply>, cb: sendUnaryData<InfoReply>): void => {
-    cb(null, { label: o.instance.label, vocabSize: o.instance.vocabSize, eosToken: o.instance.eosToken ?? -1, backend: o.backend });
+  const info = (call: ServerUnaryCall<object, InfoReply>, cb: sendUnaryData<InfoReply>): void => {
+    if (refused(call, cb)) return;
+    cb(null, { label, vocabSize: o.instance.vocabSize, eosToken: o.instance.eosToken ?? -1, backend: o.backend });
   };
 
   const evaluate = (call: ServerUnaryCall<EvaluateRequestMsg, EvaluateReplyMsg>, cb: sendUnaryData<EvaluateReplyMsg>): void => {
+    if (refused(call, cb)) return;
     const run = async (): Promise<void> => {
       const r = call.request;
       counters.calls++;
@@ -91,12 +108,15 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
   };
 
   const server = new Server({ "grpc.max_receive_message_length": MAX_MESSAGE_BYTES, "grpc.max_send_message_length": MAX_MESSAGE_BYTES, ...SERVER_KEEPALIVE });
-  const stats = (_call: ServerUnaryCall<object, WorkerStats>, cb: sendUnaryData<WorkerStats>): void => cb(null, { ...counters });
+  const stats = (call: ServerUnaryCall<object, WorkerStats>, cb: sendUnaryData<WorkerStats>): void => {
+    if (!refused(call, cb)) cb(null, { ...counters });
+  };
   server.addService(workerService().service, { info, evaluate, stats });
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(o.listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(o.listen, serverCredentials(o.tls), (err, p) => (err ? reject(err) : resolve(p))),
   );
   const host = o.listen.slice(0, o.listen.lastIndexOf(":"));
+  label = `${o.role}@${host}:${port}`;
   return {
     address: `${host}:${port}`,
     counters,

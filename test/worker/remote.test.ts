@@ -79,7 +79,7 @@ test("workers report what they serve", () => {
   assert.equal(remotes.length, 3);
   for (const r of remotes) {
     assert.equal(r.vocabSize, 16);
-    assert.match(r.label, /^target@127\.0\.0\.1:0$/);
+    assert.equal(r.label, `target@${r.address}`, "labelled with the address it bound");
   }
 });
 
@@ -105,14 +105,6 @@ test("a call sends only the tokens the worker does not hold: bytes per call do n
   // one new token.
   const sent = r.tokensSent - before;
   assert.ok(sent <= prompt.length + 200, `sent ${sent} tokens for 200 calls`);
-});
-
-test("a worker refuses to listen beyond loopback without authentication", async () => {
-  const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
-    execFile(process.execPath, [CLI, "worker", "--listen", "0.0.0.0:7001"], (err, _o, stderr) => resolve({ code: err ? (err.code as number) : 0, stderr })),
-  );
-  assert.equal(r.code, 2);
-  assert.match(r.stderr.trim(), /^error: --listen: 0\.0\.0\.0 is not a loopback address/);
 });
 
 function dsi(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -5,10 +5,11 @@
  * checks the prefix by hash and refuses a call whose base it does not hold, and the client
  * then sends the whole sequence once. Aborting a call cancels it on the worker.
  */
-import { Metadata, status, type Client, type ServiceError } from "@grpc/grpc-js";
+import { status, type Client, type Metadata, type ServiceError } from "@grpc/grpc-js";
 import { InstanceLostError, type EvalRequest, type ModelInstance } from "../../core/instance.js";
 import type { PositionOutput } from "../../core/verify.js";
 import { AbortError } from "../../runtime/abort.js";
+import { channelCredentials, tokenMetadata, type ClientTls } from "./security.js";
 import { HASH_START, hashStep, modeToWire, workerClient, type EvaluateReplyMsg, type EvaluateRequestMsg, type InfoReply, type WorkerStats } from "./protocol.js";
 
 /** A worker that cannot be reached or failed: the message names it. */
@@ -24,6 +25,7 @@ export class WorkerError extends InstanceLostError {
 
 /** A connection failure in a few words. */
 function connectProblem(err: ServiceError): string {
+  if (err.code === status.UNAUTHENTICATED) return `refused: ${err.details}`;
   if (err.code === status.DEADLINE_EXCEEDED) return "no answer in time (is `dsi worker` running there?)";
   if (err.code === status.UNAVAILABLE) {
     const cause = /\b(E[A-Z]{3,})\b/.exec(err.details)?.[1];
@@ -42,6 +44,10 @@ export interface RemoteOptions {
    * is treated as failed. Defaults to 300000 (a long prompt on a slow device).
    */
   callTimeoutMs?: number;
+  /** The worker's token, sent with every call. */
+  token?: string;
+  /** Connect over TLS. */
+  tls?: ClientTls;
 }
 
 export class RemoteInstance implements ModelInstance {
@@ -57,32 +63,59 @@ export class RemoteInstance implements ModelInstance {
     readonly label: string,
     readonly vocabSize: number,
     readonly eosToken: number | undefined,
+    /** What the worker serves ("synthetic", "llama"). */
+    readonly backend: string,
     private readonly callTimeoutMs: number,
+    private readonly token: string | undefined,
   ) {}
 
   /** Connects to a worker and reads what it serves. */
   static async connect(address: string, o: RemoteOptions = {}): Promise<RemoteInstance> {
-    const client = workerClient(address);
+    const client = workerClient(address, channelCredentials(o.tls));
     const info = client as unknown as { info: Unary<object, InfoReply> };
     const deadline = Date.now() + (o.connectTimeoutMs ?? 5000);
     const reply = await new Promise<InfoReply>((resolve, reject) =>
-      info.info({}, new Metadata(), { deadline }, (err, res) => (err ? reject(new WorkerError(address, connectProblem(err))) : resolve(res))),
+      info.info({}, tokenMetadata(o.token), { deadline }, (err, res) => (err ? reject(new WorkerError(address, connectProblem(err))) : resolve(res))),
     ).catch((err: unknown) => {
       client.close();
       throw err;
     });
-    return new RemoteInstance(address, client, reply.label, reply.vocabSize, reply.eosToken < 0 ? undefined : reply.eosToken, o.callTimeoutMs ?? 300_000);
+    return new RemoteInstance(address, client, reply.label, reply.vocabSize, reply.eosToken < 0 ? undefined : reply.eosToken, reply.backend, o.callTimeoutMs ?? 300_000, o.token);
   }
 
   close(): void {
+    this.closed = true;
     this.client.close();
+  }
+
+  private closed = false;
+
+  /**
+   * Whether the worker serves again after this client lost it (a worker restarted at the same
+   * address): it must answer Info with the same vocabulary and EOS. It holds nothing now; the
+   * next call's prefix check finds that out and sends the whole sequence.
+   */
+  async probe(): Promise<boolean> {
+    if (this.closed) throw new WorkerError(this.address, "closed");
+    const info = this.client as unknown as { info: Unary<object, InfoReply> };
+    const reply = await new Promise<InfoReply | undefined>((resolve) =>
+      info.info({}, tokenMetadata(this.token), { deadline: Date.now() + 2000 }, (err, res) => resolve(err ? undefined : res)),
+    );
+    if (!reply) return false;
+    const eos = reply.eosToken < 0 ? undefined : reply.eosToken;
+    if (reply.vocabSize !== this.vocabSize || eos !== this.eosToken) {
+      throw new WorkerError(this.address, `came back serving another model (vocabulary ${reply.vocabSize}, was ${this.vocabSize})`);
+    }
+    this.mirror.length = 0;
+    this.hashes.length = 1;
+    return true;
   }
 
   /** The worker's counters (calls, cancellations, tokens, positions, busy time). */
   stats(): Promise<WorkerStats> {
     const rpc = this.client as unknown as { stats: Unary<object, WorkerStats> };
     return new Promise((resolve, reject) =>
-      rpc.stats({}, new Metadata(), { deadline: Date.now() + 5000 }, (err, res) => (err ? reject(new WorkerError(this.address, err.details || err.message)) : resolve(res))),
+      rpc.stats({}, tokenMetadata(this.token), { deadline: Date.now() + 5000 }, (err, res) => (err ? reject(new WorkerError(this.address, err.details || err.message)) : resolve(res))),
     );
   }
 
@@ -139,7 +172,7 @@ export class RemoteInstance implements ModelInstance {
     const rpc = this.client as unknown as { evaluate: Unary<EvaluateRequestMsg, EvaluateReplyMsg> };
     return new Promise<EvaluateReplyMsg>((resolve, reject) => {
       const onAbort = (): void => call.cancel();
-      const call = rpc.evaluate(msg, new Metadata(), { deadline: Date.now() + this.callTimeoutMs }, (err, res) => {
+      const call = rpc.evaluate(msg, tokenMetadata(this.token), { deadline: Date.now() + this.callTimeoutMs }, (err, res) => {
         signal?.removeEventListener("abort", onAbort);
         if (err) reject(err);
         else resolve(res);

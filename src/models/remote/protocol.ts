@@ -87,6 +87,9 @@ export function workerClient(address: string, creds: ChannelCredentials = creden
     "grpc.keepalive_time_ms": KEEPALIVE_TIME_MS,
     "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS,
     "grpc.keepalive_permit_without_calls": 1,
+    // A restarted worker is found again within seconds (the default backoff grows to 120 s).
+    "grpc.initial_reconnect_backoff_ms": 500,
+    "grpc.max_reconnect_backoff_ms": 2000,
   });
 }
 

@@ -1,0 +1,60 @@
+/**
+ * Who may call a worker: a shared token in every call's metadata (`authorization: Bearer ...`,
+ * compared in constant time) and TLS on the channel. A worker on loopback may go without
+ * both; one bound to any other address needs the token (see `dsi worker`).
+ */
+import { credentials, Metadata, ServerCredentials, type ChannelCredentials } from "@grpc/grpc-js";
+import { createHash, timingSafeEqual } from "node:crypto";
+import { isIP } from "node:net";
+
+/** The environment variable both `dsi worker` and the orchestrator read the token from. */
+export const TOKEN_ENV = "DSI_TOKEN";
+
+/** Hosts a worker may bind without a token. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, "$1");
+  return h === "localhost" || h === "::1" || (isIP(h) === 4 && h.startsWith("127."));
+}
+
+const digest = (s: string): Buffer => createHash("sha256").update(s).digest();
+
+/**
+ * A checker of call metadata against `token`: equal-length digests compared with
+ * timingSafeEqual, so the time taken says nothing about how much of a guess was right.
+ */
+export function tokenChecker(token: string): (md: Metadata) => boolean {
+  const want = digest(`Bearer ${token}`);
+  return (md) => {
+    const got = md.get("authorization")[0];
+    return typeof got === "string" && timingSafeEqual(digest(got), want);
+  };
+}
+
+/** Call metadata carrying `token` (empty without one). */
+export function tokenMetadata(token: string | undefined): Metadata {
+  const md = new Metadata();
+  if (token !== undefined) md.set("authorization", `Bearer ${token}`);
+  return md;
+}
+
+/**
+ * TLS settings of a client: trust `ca` (PEM; the system's roots when absent). The worker's
+ * certificate must name the host of the address the client dials.
+ */
+export interface ClientTls {
+  ca?: Buffer;
+}
+
+export function channelCredentials(tls: ClientTls | undefined): ChannelCredentials {
+  return tls ? credentials.createSsl(tls.ca ?? null) : credentials.createInsecure();
+}
+
+/** TLS settings of a worker: its certificate chain and key (PEM). */
+export interface ServerTls {
+  cert: Buffer;
+  key: Buffer;
+}
+
+export function serverCredentials(tls: ServerTls | undefined): ServerCredentials {
+  return tls ? ServerCredentials.createSsl(null, [{ cert_chain: tls.cert, private_key: tls.key }], false) : ServerCredentials.createInsecure();
+}
