@@ -1,0 +1,162 @@
+/**
+ * `dsi cluster` (workers started, written to a cluster file, restarted, stopped with no child
+ * left behind, also when the cluster process is killed) and a restarted worker rejoining a
+ * running pool.
+ */
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { access } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { generate } from "../../src/algorithms/generate.js";
+import { workerLaunch, type ClusterFlags } from "../../src/cli/cluster.js";
+import { resolveProfile } from "../../src/models/latency.js";
+import { RemoteInstance } from "../../src/models/remote/client.js";
+import { loadClusterFile } from "../../src/models/remote/cluster.js";
+import { assembleRuntime, syntheticRuntime } from "../../src/models/runtime.js";
+import { SyntheticPair } from "../../src/models/synthetic.js";
+import { alive, CLI, dsi, eventually, startWorker, stopChildren } from "../helpers/processes.js";
+import { tempDir } from "../helpers/temp.js";
+
+const SPEC = ["--vocab", "16", "--model-seed", "5", "--agreement", "0.7"];
+const pair = new SyntheticPair({ vocab: 16, seed: 5, agreement: 0.7 });
+
+interface Cluster {
+  child: ChildProcess;
+  file: string;
+  pids: number[];
+  stderr: () => string;
+}
+
+/** Starts `dsi cluster` and waits until it printed the cluster file. */
+async function startCluster(...args: string[]): Promise<Cluster> {
+  const dir = await tempDir("dsi-cluster");
+  const file = join(dir, "cluster.yaml");
+  const child = spawn(process.execPath, [CLI, "cluster", ...SPEC, "--out", file, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const up = await eventually(() => /target worker\(s\) up/.test(stderr) || child.exitCode !== null, 20_000);
+  assert.ok(up && child.exitCode === null, `dsi cluster did not come up: ${stderr}`);
+  const pids = [...stderr.matchAll(/target-\d+ pid (\d+)/g)].map((m) => Number(m[1]));
+  return { child, file, pids, stderr: () => stderr };
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise((r) => child.once("exit", (code) => r(code)));
+}
+
+test("dsi cluster: starts the workers, writes the cluster file, restarts a dead worker at its address, and SIGTERM leaves no child behind", { timeout: 60_000 }, async () => {
+  const c = await startCluster("--targets", "3", "--latency", "5/1");
+  const spec = await loadClusterFile(c.file);
+  try {
+    assert.equal(c.pids.length, 3);
+    assert.equal(spec.targets.length, 3);
+    assert.deepEqual(spec.drafter, { backend: "synthetic", vocab: 16, agreement: 0.7, history: 2, modelSeed: 5, latency: "5/1" });
+
+    const reference = JSON.parse((await dsi(["generate", "--algo", "nonsi", ...SPEC, "--max-tokens", "24", "--json"])).stdout).completions[0].tokens;
+    const run = async (): Promise<number[]> => {
+      const r = await dsi(["generate", "--cluster", c.file, "--max-tokens", "24", "--lookahead", "3", "--json"]);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout).completions[0].tokens;
+    };
+    assert.deepEqual(await run(), reference);
+
+    // A worker killed: the cluster starts it again at the same address.
+    process.kill(c.pids[1], "SIGKILL");
+    assert.ok(await eventually(() => /target-1 is back at /.test(c.stderr()), 15_000), c.stderr());
+    assert.match(c.stderr(), new RegExp(`target-1 is back at ${spec.targets[1].address.replace(/\./g, "\\.")}`));
+    assert.deepEqual(await run(), reference);
+  } finally {
+    c.child.kill("SIGTERM");
+  }
+  assert.equal(await exited(c.child), 0, c.stderr());
+  assert.ok(c.pids.every((pid) => !alive(pid)), "every worker stopped");
+  assert.match(c.stderr(), /stopping the workers/);
+  await assert.rejects(access(c.file), "the cluster file is removed with the workers");
+  // The restarted worker (a new pid) is gone too: nothing listens at the cluster's addresses.
+  await assert.rejects(RemoteInstance.connect(spec.targets[1].address, { connectTimeoutMs: 500 }));
+});
+
+test("kill -9 of dsi cluster: its workers stop on their own (their standard input closes)", { timeout: 30_000 }, async () => {
+  const c = await startCluster("--targets", "2");
+  assert.ok(c.pids.every(alive));
+  c.child.kill("SIGKILL");
+  await exited(c.child);
+  assert.ok(await eventually(() => c.pids.every((pid) => !alive(pid)), 5000), "workers still running after their cluster was killed");
+});
+
+test("dsi cluster: bad input is one line and exit 2; a worker that cannot start is named", async () => {
+  const none = await dsi(["cluster", ...SPEC]);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /--targets: give the number of target workers/);
+  const twice = await dsi(["cluster", "--backend", "llama", "--gpus", "0,0"]);
+  assert.equal(twice.code, 2);
+  assert.match(twice.stderr, /a device id is listed twice/);
+  const gpusSynthetic = await dsi(["cluster", "--gpus", "0,1"]);
+  assert.equal(gpusSynthetic.code, 2);
+  assert.match(gpusSynthetic.stderr, /--gpus applies to cluster --backend llama, not synthetic/);
+  const dir = await tempDir("cluster-bad");
+  const missing = join(dir, "missing.gguf");
+  const bad = await dsi(["cluster", "--backend", "llama", "--target", missing, "--drafter", missing, "--targets", "2", "--out", join(dir, "c.json")]);
+  assert.equal(bad.code, 2, bad.stderr);
+  const last = bad.stderr.trim().split("\n").at(-1)!;
+  assert.match(last, /^error: target-\d exited \(code 2\) before it listened: .*missing\.gguf/);
+  await assert.rejects(access(join(dir, "c.json")), "no cluster file for a cluster that never started");
+});
+
+test("workers of dsi cluster --gpus: one device each, round robin, as CUDA_VISIBLE_DEVICES", () => {
+  const f: ClusterFlags = {
+    backend: "llama",
+    target: "/m/t.gguf",
+    drafter: "/m/d.gguf",
+    threads: 2,
+    gpu: false,
+    synthetic: {},
+    targets: 3,
+    gpus: [2, 5],
+    latency: resolveProfile("none")!,
+    out: "c.json",
+    startTimeout: 60,
+  };
+  const launches = [0, 1, 2].map((i) => workerLaunch(f, { gpu: f.gpus![i % 2] }));
+  assert.deepEqual(
+    launches.map((l) => l.env.CUDA_VISIBLE_DEVICES),
+    ["2", "5", "2"],
+  );
+  for (const l of launches) {
+    assert.ok(l.args.includes("--gpu") && l.args.includes("--exit-on-stdin-close"));
+    assert.deepEqual(l.args.slice(l.args.indexOf("--model"), l.args.indexOf("--model") + 2), ["--model", "/m/t.gguf"]);
+  }
+  assert.deepEqual(workerLaunch({ ...f, gpus: undefined }, {}).env, {}, "no devices given: the environment is left alone");
+  assert.ok(!workerLaunch({ ...f, gpus: undefined }, {}).args.includes("--gpu"));
+});
+
+test("a restarted worker rejoins the running pool: the next generation uses it again", { timeout: 60_000 }, async () => {
+  const first = await startWorker(["--listen", "127.0.0.1:0", ...SPEC, "--latency", "10/1"]);
+  const other = await startWorker(["--listen", "127.0.0.1:0", ...SPEC, "--latency", "10/1"]);
+  const targets = await Promise.all([first.address, other.address].map((a) => RemoteInstance.connect(a)));
+  try {
+    const rt = assembleRuntime({ clock: "real", drafter: pair.instance("drafter"), target: (i) => targets[i], vocabSize: 16, eosToken: undefined, sp: 2 });
+    rt.pool.log = [];
+    const o = { prompt: [2, 7, 1], maxTokens: 30, seed: 0, lookahead: 3 };
+    const reference = (await generate("nonsi", syntheticRuntime({ pair }), { ...o, lookahead: undefined }).result).tokens;
+
+    first.child.kill("SIGKILL");
+    await exited(first.child);
+    const lost = await generate("dsi", rt, o).result;
+    assert.deepEqual(lost.tokens, reference);
+    assert.equal(rt.pool.alive, 1, "the dead worker was retired");
+
+    // Started again at the same address: probed, found, back in the pool.
+    const again = await startWorker(["--listen", first.address, ...SPEC, "--latency", "10/1"]);
+    assert.ok(await eventually(() => rt.pool.alive === 2, 10_000), "the restarted worker did not rejoin");
+    assert.ok(rt.pool.log.some((e) => e.type === "rejoin" && e.instance === 0));
+    const mark = rt.events.events.length;
+    const back = await generate("dsi", rt, o).result;
+    assert.deepEqual(back.tokens, reference);
+    assert.ok(rt.events.events.slice(mark).some((e) => e.type === "dispatch" && e.instance === 0), "the rejoined instance got work");
+    await stopChildren([again.child]);
+  } finally {
+    for (const t of targets) t.close();
+  }
+});
