@@ -3,28 +3,43 @@
  * pass and keeps the accepted prefix plus one token of its own (the correction, or the
  * bonus token when every draft passed). Drafting and verifying alternate.
  */
-import { draftFromOutput, type Draft } from "../core/verify.js";
+import { InstanceLostError } from "../core/instance.js";
+import { draftFromOutput, type Draft, type PositionOutput } from "../core/verify.js";
 import type { RunContext } from "./context.js";
 
 export async function runSi(ctx: RunContext): Promise<void> {
   const { rt, opts, seq, stats } = ctx;
   let task = 0;
   let epoch = 0;
+  // A lost drafter (its worker died) leaves target-only steps: non-SI, same output.
+  let drafterLost = false;
   while (!ctx.committer.done) {
     const f = seq.length;
     // Nothing is drafted for positions the generation will never reach, nor for the last
     // one it can reach (the target decides that one alone).
-    const k = Math.min(opts.lookahead, ctx.limitPos - 1 - f);
+    const k = drafterLost ? 0 : Math.min(opts.lookahead, ctx.limitPos - 1 - f);
     const drafts: Draft[] = [];
     const tokens: number[] = [];
     for (let i = 0; i < k; i++) {
       rt.events.emit({ type: "draft-start", pos: f + i, epoch });
-      const [out] = await rt.drafter.evaluate(ctx.request(ctx.view(tokens), f + i, "drafter"), opts.signal);
+      let out: PositionOutput;
+      try {
+        [out] = await rt.drafter.evaluate(ctx.request(ctx.view(tokens), f + i, "drafter"), opts.signal);
+      } catch (err) {
+        if (!(err instanceof InstanceLostError)) throw err;
+        rt.events.emit({ type: "drafter-lost", error: err.message });
+        drafterLost = true;
+        break;
+      }
       const d = draftFromOutput(opts.verify, out, opts.seed, f + i);
       rt.events.emit({ type: "draft-done", pos: f + i, token: d.token, epoch });
       stats.drafted++;
       drafts.push(d);
       tokens.push(d.token);
+    }
+    if (drafterLost) {
+      drafts.length = 0;
+      tokens.length = 0;
     }
     const outs = await ctx.runTask(task, ctx.request(ctx.view(tokens), f, "target"), (instance) =>
       rt.events.emit({ type: "dispatch", task, instance, start: f, drafts: tokens, frontier: f, prefixDrafts: [], epoch }),

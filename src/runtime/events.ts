@@ -30,6 +30,8 @@ export type EngineEvent =
   | { t: number; type: "task-preempt"; task: number; instance: number; reason: "rejected" | "useless" | "finished" }
   /** A task's instance was lost (its worker died): the instance is retired, the work dispatched again. */
   | { t: number; type: "task-lost"; task: number; instance: number; error: string }
+  /** The drafter was lost (its worker died): the generation goes on without drafts, as non-SI. */
+  | { t: number; type: "drafter-lost"; error: string }
   /** A position decided: the token, the task whose output decided it (-1: non-SI step), how. */
   | { t: number; type: "commit"; pos: number; token: number; task: number; epoch: number; outcome: "accepted" | "rejected" | "target" };
 

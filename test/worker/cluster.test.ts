@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { access } from "node:fs/promises";
+import { access, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { generate } from "../../src/algorithms/generate.js";
@@ -157,6 +157,40 @@ test("a restarted worker rejoins the running pool: the next generation uses it a
     assert.ok(rt.events.events.slice(mark).some((e) => e.type === "dispatch" && e.instance === 0), "the rejoined instance got work");
     await stopChildren([again.child]);
   } finally {
+    for (const t of targets) t.close();
+  }
+});
+
+test("a remote drafter (cluster file backend: remote): same tokens; killed mid-generation, the targets finish alone", { timeout: 60_000 }, async () => {
+  const drafterWorker = await startWorker(["--listen", "127.0.0.1:0", "--role", "drafter", ...SPEC, "--latency", "20/4"]);
+  const targetWorkers = await Promise.all([0, 1].map(() => startWorker(["--listen", "127.0.0.1:0", ...SPEC, "--latency", "20/4"])));
+  const dir = await tempDir("remote-drafter");
+  const file = join(dir, "cluster.json");
+  await writeFile(file, JSON.stringify({ drafter: { backend: "remote", address: drafterWorker.address }, targets: targetWorkers.map((w) => ({ address: w.address })) }));
+  const reference = JSON.parse((await dsi(["generate", "--algo", "nonsi", ...SPEC, "--max-tokens", "20", "--json"])).stdout).completions[0].tokens;
+  const r = await dsi(["generate", "--cluster", file, "--max-tokens", "20", "--lookahead", "3", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.deepEqual(out.completions[0].tokens, reference);
+  assert.match(out.config.backend, /^cluster: remote drafter at 127\.0\.0\.1:\d+, 2 target worker\(s\)/);
+  assert.ok(out.completions[0].stats.drafted > 0);
+
+  const drafter = await RemoteInstance.connect(drafterWorker.address);
+  const targets = await Promise.all(targetWorkers.map((w) => RemoteInstance.connect(w.address)));
+  try {
+    const o = { prompt: [2, 7, 1], maxTokens: 40, seed: 0 };
+    const expected = (await generate("nonsi", syntheticRuntime({ pair }), o).result).tokens;
+    const rt = assembleRuntime({ clock: "real", drafter, target: (i) => targets[i], vocabSize: 16, eosToken: undefined, sp: 2 });
+    const gen = generate("dsi", rt, { ...o, lookahead: 3 });
+    setTimeout(() => drafterWorker.child.kill("SIGKILL"), 200);
+    const res = await gen.result;
+    assert.deepEqual(res.tokens, expected);
+    assert.ok(rt.events.events.some((e) => e.type === "drafter-lost"), "the loss is in the log");
+    // SI on the same (dead) drafter: every step is a target-only step, same tokens.
+    const si = await generate("si", assembleRuntime({ clock: "real", drafter, target: (i) => targets[i], vocabSize: 16, eosToken: undefined, sp: 1 }), { ...o, lookahead: 3 }).result;
+    assert.deepEqual(si.tokens, expected);
+  } finally {
+    drafter.close();
     for (const t of targets) t.close();
   }
 });

@@ -80,9 +80,12 @@ class DsiRun {
     return this.ctx.seq.length;
   }
 
-  /** One past the last position worth drafting (see queue.ts). */
+  /** The drafter is gone (InstanceLostError): no more drafts; the frontier rule alone is non-SI. */
+  private drafterLost = false;
+
+  /** One past the last position worth drafting (see queue.ts); without a drafter, what is drafted. */
   private get lastDraftable(): number {
-    return this.ctx.limitPos - 1;
+    return this.drafterLost ? this.f + this.drafts.length : this.ctx.limitPos - 1;
   }
 
   async run(): Promise<void> {
@@ -128,9 +131,15 @@ class DsiRun {
       try {
         [out] = await rt.drafter.evaluate(ctx.request(ctx.view(this.draftTokens()), pos, "drafter"), controller.signal);
       } catch (err) {
-        // Only an abort we asked for is a preemption; any other failure ends the generation.
+        // Only an abort we asked for is a preemption. A lost drafter ends drafting, not the
+        // generation (the target alone decides every position); any other failure ends it.
         if (isAbortError(err) && (controller.signal.aborted || this.finished)) rt.events.emit({ type: "draft-preempt", pos, epoch });
-        else this.fail(err);
+        else if (err instanceof InstanceLostError) {
+          rt.events.emit({ type: "drafter-lost", error: err.message });
+          this.drafterLost = true;
+          this.pump();
+          return;
+        } else this.fail(err);
         continue;
       } finally {
         this.drafting = false;
