@@ -160,8 +160,8 @@ for (const row of PAPER_PAIRS) {
   const [r, c, n] = [ratio(m.real), ratio(m.calibrated), ratio(m.nominal)];
   const off = { si: r.si / c.si - 1, nonsi: r.nonsi / c.nonsi - 1 };
   const worst = Math.abs(off.si) > Math.abs(off.nonsi) ? off.si : off.nonsi;
-  // Each cell: measured [predicted from measured per-call costs | from nominal latencies].
-  const three = (a: number, b: number, x: number, digits: number): string => `${a.toFixed(digits)} [${b.toFixed(digits)} | ${x.toFixed(digits)}]`;
+  // Each cell: measured [predicted from measured per-call costs, from nominal latencies].
+  const three = (a: number, b: number, x: number, digits: number): string => `${a.toFixed(digits)} [${b.toFixed(digits)}, ${x.toFixed(digits)}]`;
   table.push([
     row.name,
     `${profile.target.tpotMs} / ${m.perCall.target.toFixed(1)}, ${profile.drafter.tpotMs} / ${m.perCall.drafter.toFixed(1)}`,
@@ -179,7 +179,7 @@ for (const row of PAPER_PAIRS) {
   );
 }
 console.log(`The paper on processes: ${args.sp} target worker processes per pair, L=${args.lookahead}, ${args.tokens} tokens, ${PROMPTS.length} prompts, real clock.`);
-console.log("Cells: measured [virtual-clock prediction from the measured per-call costs | from the nominal latencies].");
+console.log("Cells: measured [virtual-clock prediction from the measured per-call costs, from the nominal latencies].");
 console.log(table.toString());
 for (const v of verdicts) console.log(v);
 console.log(`CPU: ${cpus()[0]?.model ?? "unknown"} (${cpus().length} cores). Took ${((performance.now() - started) / 1000).toFixed(1)} s.`);

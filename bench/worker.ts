@@ -1,13 +1,14 @@
 /**
  * Round trip of one verification call to a worker on loopback: p50/p99 microseconds and the
- * bytes each call puts on the wire, greedy (tokens back) and rejection (float32
+ * bytes each call puts on the wire, greedy (tokens back) and rejection (float32 or float16
  * distributions back), at vocabularies 512 and 32,000 and contexts 100 and 4,000. The worker
  * is a separate process serving a table-lookup instance (no model time), so what is
  * measured is the RPC: serialisation, loopback, the worker's bookkeeping.
  *
- * Each call is one window of L=5 drafts after the previous window was accepted: the client
- * holds the sequence the worker has and sends only the new tokens, so bytes per call should
- * not depend on the context. Verdicts: p99 < 1000 µs (--target-us) for greedy calls; request
+ * Each call is one window (the last committed token and L=5 drafts) at the same context,
+ * replacing the previous window (as after a rejection at its first draft): the client holds
+ * the sequence the worker has and sends only the new tokens, so bytes per call should not
+ * depend on the context. Verdicts: p99 < 1000 µs (--target-us) for greedy calls; request
  * bytes at context 4000 at most 4 bytes above those at context 100 (positions are varints).
  *
  * Usage: node dist/bench/worker.js [--calls 2000] [--warmup 200] [--target-us 1000]
@@ -60,20 +61,25 @@ if (process.argv[2] === "--serve") {
     const child = spawn(process.execPath, [fileURLToPath(import.meta.url), "--serve", String(vocab)], { stdio: ["pipe", "pipe", "inherit"] });
     const address = await new Promise<string>((resolve) => child.stdout!.once("data", (d: Buffer) => resolve(d.toString().trim())));
     const remote = await RemoteInstance.connect(address);
+    const remote16 = await RemoteInstance.connect(address, { probs: "float16" });
     const bytes: Record<string, number> = {};
-    for (const mode of ["greedy", "dist"] as const) {
+    for (const kind of ["greedy", "dist", "dist16"] as const) {
+      const mode = kind === "greedy" ? "greedy" : "dist";
+      const client = kind === "dist16" ? remote16 : remote;
+      const width = kind === "dist16" ? 2 : 4;
       for (const context of [100, 4000]) {
-        // A sequence of `context` tokens, then windows of L drafts appended after each call.
+        // A sequence of `context` tokens; each call verifies a new window after it (the last
+        // committed token and L drafts), so the context stays `context` for every call.
         const seq = Array.from({ length: context }, (_, i) => (i * 7) % vocab);
         const sampling = mode === "greedy" ? GREEDY : { temperature: 1, topK: 0, topP: 1 };
+        let n = 0;
         const call = async (): Promise<number> => {
-          const from = seq.length;
-          for (let i = 0; i < LOOKAHEAD; i++) seq.push((seq.length * 13) % vocab);
+          seq.length = context - 1;
+          n++;
+          for (let i = 0; i <= LOOKAHEAD; i++) seq.push((n * 13 + i) % vocab);
           const t0 = performance.now();
-          await remote.evaluate({ tokens: seq, from, mode, sampling, seed: 0, stream: 1 });
-          const us = (performance.now() - t0) * 1000;
-          seq.push(1); // the bonus token: the next window starts after it
-          return us;
+          await client.evaluate({ tokens: seq, from: context, mode, sampling, seed: 0, stream: 1 });
+          return (performance.now() - t0) * 1000;
         };
         for (let i = 0; i < args.warmup; i++) await call();
         const times: number[] = [];
@@ -81,20 +87,21 @@ if (process.argv[2] === "--serve") {
         times.sort((a, b) => a - b);
         const q = (f: number): number => times[Math.min(times.length - 1, Math.floor(f * times.length))];
         // Exact wire sizes of one such call, serialised as the client and worker do.
-        const req = service.Evaluate.requestSerialize({ keep: seq.length, append: Array.from({ length: LOOKAHEAD + 1 }, (_, i) => i % vocab), keepHash: 123456789, from: seq.length, mode: mode.toUpperCase(), sampling, seed: 0, stream: 1 }).length;
+        const req = service.Evaluate.requestSerialize({ keep: context - 1, append: Array.from({ length: LOOKAHEAD + 1 }, (_, i) => i % vocab), keepHash: 123456789, from: context, mode: mode.toUpperCase(), sampling, seed: 0, stream: 1, probsFormat: width === 2 ? "FLOAT16" : "FLOAT32" }).length;
         const reply =
           mode === "dist"
-            ? service.Evaluate.responseSerialize({ tokens: [], probs: Buffer.alloc((LOOKAHEAD + 1) * vocab * 4), held: seq.length, heldHash: 123456789 }).length
-            : service.Evaluate.responseSerialize({ tokens: Array.from({ length: LOOKAHEAD + 1 }, (_, i) => (i * 977) % vocab), probs: Buffer.alloc(0), held: seq.length, heldHash: 123456789 }).length;
-        bytes[`${mode} ${context}`] = req;
-        table.push([vocab, mode === "dist" ? "rejection (dist)" : "greedy", context, q(0.5).toFixed(0), q(0.99).toFixed(0), req, reply]);
+            ? service.Evaluate.responseSerialize({ tokens: [], probs: Buffer.alloc((LOOKAHEAD + 1) * vocab * width), held: context + LOOKAHEAD, heldHash: 123456789 }).length
+            : service.Evaluate.responseSerialize({ tokens: Array.from({ length: LOOKAHEAD + 1 }, (_, i) => (i * 977) % vocab), probs: Buffer.alloc(0), held: context + LOOKAHEAD, heldHash: 123456789 }).length;
+        bytes[`${kind} ${context}`] = req;
+        table.push([vocab, { greedy: "greedy", dist: "rejection (float32)", dist16: "rejection (float16)" }[kind], context, q(0.5).toFixed(0), q(0.99).toFixed(0), req, reply]);
         if (mode === "greedy") verdicts.push(`${q(0.99) < args["target-us"] ? "PASS" : "FAIL"} vocab ${vocab}, greedy, context ${context}: p99 ${q(0.99).toFixed(0)} µs per call, target < ${args["target-us"]} µs`);
       }
       // Positions travel as varints: 4000 takes a byte more than 100 in each of keep and from.
-      const grown = bytes[`${mode} 4000`] - bytes[`${mode} 100`];
-      verdicts.push(`${grown <= 4 ? "PASS" : "FAIL"} vocab ${vocab}, ${mode}: request bytes at context 4000 vs 100: ${bytes[`${mode} 4000`]} vs ${bytes[`${mode} 100`]} (target: at most the 4 bytes of wider position varints)`);
+      const grown = bytes[`${kind} 4000`] - bytes[`${kind} 100`];
+      verdicts.push(`${grown <= 4 ? "PASS" : "FAIL"} vocab ${vocab}, ${kind}: request bytes at context 4000 vs 100: ${bytes[`${kind} 4000`]} vs ${bytes[`${kind} 100`]} (target: at most the 4 bytes of wider position varints)`);
     }
     remote.close();
+    remote16.close();
     child.stdin!.end();
     await new Promise((r) => child.once("exit", r));
   }

@@ -99,7 +99,12 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags, sink?:
     temperature: flags.temperature,
     topK: flags.topK,
     topP: flags.topP,
-    latency: backend.realCompute && flags.latency.name !== "none" ? `${flags.latency.name} (added on top of real compute)` : flags.latency.name,
+    latency:
+      backend.name === "cluster"
+        ? "the cluster's (each worker's --latency; the file's for an in-process drafter)"
+        : backend.realCompute && flags.latency.name !== "none"
+          ? `${flags.latency.name} (added on top of real compute)`
+          : flags.latency.name,
     clock: flags.clock,
   };
   const completions: GenerateReport["completions"] = [];

@@ -42,6 +42,20 @@ function profileFlag(v: string): LatencyProfile {
   return p;
 }
 
+/** The synthetic model's flags, the same in generate, worker and cluster. */
+function syntheticFlag(key: "vocab" | "agreement" | "history" | "modelSeed"): Option {
+  switch (key) {
+    case "vocab":
+      return new Option("--vocab <V>", `synthetic: vocabulary size, 2..${SYNTHETIC_MAX_VOCAB}`).argParser(intInRange(2, SYNTHETIC_MAX_VOCAB)).default(SYNTHETIC_DEFAULTS.vocab);
+    case "agreement":
+      return new Option("--agreement <X>", "synthetic: how often the drafter agrees with the target, in [0, 1]").argParser(numberInRange(0, 1)).default(SYNTHETIC_DEFAULTS.agreement);
+    case "history":
+      return new Option("--history <N>", `synthetic: previous tokens the tables condition on, 0..${MAX_SYNTHETIC_CONTEXT}`).argParser(intInRange(0, MAX_SYNTHETIC_CONTEXT)).default(SYNTHETIC_DEFAULTS.context);
+    case "modelSeed":
+      return new Option("--model-seed <N>", `synthetic: seed of the model tables, 0..${MAX_SEED}`).argParser(intInRange(0, MAX_SEED)).default(SYNTHETIC_DEFAULTS.seed);
+  }
+}
+
 /** Most workers `dsi cluster` starts on one machine. */
 const MAX_CLUSTER_TARGETS = 64;
 
@@ -101,10 +115,10 @@ function program(): Command {
     .option("--drafter <file>", "llama: drafter model (GGUF), same vocabulary as the target", nonEmpty("--drafter"))
     .option("--threads <N>", `llama: threads per model instance, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
     .option("--gpu", "llama: use a GPU build of llama.cpp", false)
-    .option("--vocab <V>", `synthetic: vocabulary size, 2..${SYNTHETIC_MAX_VOCAB}`, intInRange(2, SYNTHETIC_MAX_VOCAB), SYNTHETIC_DEFAULTS.vocab)
-    .option("--agreement <X>", "synthetic: how often the drafter agrees with the target, in [0, 1]", numberInRange(0, 1), SYNTHETIC_DEFAULTS.agreement)
-    .option("--history <N>", `synthetic: previous tokens the tables condition on, 0..${MAX_SYNTHETIC_CONTEXT}`, intInRange(0, MAX_SYNTHETIC_CONTEXT), SYNTHETIC_DEFAULTS.context)
-    .option("--model-seed <N>", `synthetic: seed of the model tables, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), SYNTHETIC_DEFAULTS.seed)
+    .addOption(syntheticFlag("vocab"))
+    .addOption(syntheticFlag("agreement"))
+    .addOption(syntheticFlag("history"))
+    .addOption(syntheticFlag("modelSeed"))
     .option("--prompt <text>", 'prompt text (default: "the", or the first letters of a synthetic vocabulary too small for it)')
     .option("--stop <text>", "stop sequence (repeatable, not empty)", collectNonEmpty, [])
     .addOption(
@@ -288,10 +302,10 @@ function program(): Command {
     .option("--model <file>", "llama: the GGUF model this worker serves", nonEmpty("--model"))
     .option("--threads <N>", `llama: threads, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
     .option("--gpu", "llama: use a GPU build of llama.cpp", false)
-    .option("--vocab <V>", `synthetic: vocabulary size, 2..${SYNTHETIC_MAX_VOCAB}`, intInRange(2, SYNTHETIC_MAX_VOCAB), SYNTHETIC_DEFAULTS.vocab)
-    .option("--agreement <X>", "synthetic: how often the drafter agrees with the target, in [0, 1]", numberInRange(0, 1), SYNTHETIC_DEFAULTS.agreement)
-    .option("--history <N>", `synthetic: previous tokens the tables condition on, 0..${MAX_SYNTHETIC_CONTEXT}`, intInRange(0, MAX_SYNTHETIC_CONTEXT), SYNTHETIC_DEFAULTS.context)
-    .option("--model-seed <N>", `synthetic: seed of the model tables, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), SYNTHETIC_DEFAULTS.seed)
+    .addOption(syntheticFlag("vocab"))
+    .addOption(syntheticFlag("agreement"))
+    .addOption(syntheticFlag("history"))
+    .addOption(syntheticFlag("modelSeed"))
     .addOption(
       new Option("--latency <profile>", "latency profile added on top of each evaluation (emulates a device)")
         .argParser(profileFlag)
@@ -318,10 +332,10 @@ function program(): Command {
     .option("--gpus <ids>", "device ids, e.g. 0,1,2,3: worker i gets CUDA_VISIBLE_DEVICES=ids[i mod count] (llama, implies --gpu)", deviceList)
     .option("--threads <N>", `llama: threads per worker, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
     .option("--gpu", "llama: use a GPU build of llama.cpp", false)
-    .option("--vocab <V>", `synthetic: vocabulary size, 2..${SYNTHETIC_MAX_VOCAB}`, intInRange(2, SYNTHETIC_MAX_VOCAB), SYNTHETIC_DEFAULTS.vocab)
-    .option("--agreement <X>", "synthetic: how often the drafter agrees with the target, in [0, 1]", numberInRange(0, 1), SYNTHETIC_DEFAULTS.agreement)
-    .option("--history <N>", `synthetic: previous tokens the tables condition on, 0..${MAX_SYNTHETIC_CONTEXT}`, intInRange(0, MAX_SYNTHETIC_CONTEXT), SYNTHETIC_DEFAULTS.context)
-    .option("--model-seed <N>", `synthetic: seed of the model tables, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), SYNTHETIC_DEFAULTS.seed)
+    .addOption(syntheticFlag("vocab"))
+    .addOption(syntheticFlag("agreement"))
+    .addOption(syntheticFlag("history"))
+    .addOption(syntheticFlag("modelSeed"))
     .addOption(
       new Option("--latency <profile>", "latency profile: workers add its target part, the drafter its drafter part (emulates devices)")
         .argParser(profileFlag)

@@ -70,6 +70,8 @@ export async function runWorker(f: WorkerFlags): Promise<void> {
       process.stdin.resume();
     }
   });
+  // Standard input kept the event loop alive while the worker served; let it go.
+  if (f.exitOnStdinClose) process.stdin.destroy();
   await worker.close();
   await close();
 }

@@ -6,7 +6,7 @@
  */
 import { Server, status, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
 import type { ModelInstance } from "../core/instance.js";
-import { HASH_START, hashStep, MAX_MESSAGE_BYTES, modeFromWire, SERVER_KEEPALIVE, workerService, type EvaluateReplyMsg, type EvaluateRequestMsg, type InfoReply, type WorkerStats } from "../models/remote/protocol.js";
+import { encodeProbs, HASH_START, hashStep, MAX_MESSAGE_BYTES, modeFromWire, SERVER_KEEPALIVE, workerService, type EvaluateReplyMsg, type EvaluateRequestMsg, type InfoReply, type WorkerStats } from "../models/remote/protocol.js";
 import { serverCredentials, tokenChecker, type ServerTls } from "../models/remote/security.js";
 import { isAbortError } from "../runtime/abort.js";
 
@@ -86,12 +86,8 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
         );
         counters.positionsEvaluated += outputs.length;
         const reply: EvaluateReplyMsg = { tokens: [], probs: Buffer.alloc(0), held: held.length, heldHash: hashes[held.length] };
-        if (mode === "dist") {
-          const v = o.instance.vocabSize;
-          const f32 = new Float32Array(outputs.length * v);
-          outputs.forEach((out, i) => f32.set(out.probs!, i * v));
-          reply.probs = Buffer.from(f32.buffer);
-        } else reply.tokens = outputs.map((out) => out.token);
+        if (mode === "dist") reply.probs = encodeProbs(outputs, o.instance.vocabSize, r.probsFormat);
+        else reply.tokens = outputs.map((out) => out.token);
         cb(null, reply);
       } catch (err) {
         if (isAbortError(err)) {
@@ -120,6 +116,18 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
   return {
     address: `${host}:${port}`,
     counters,
-    close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+    // Calls in flight get a second to finish; connections that linger after that (a client
+    // process's idle channel) do not keep the worker from stopping.
+    close: () =>
+      new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 1000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
   };
 }

@@ -69,7 +69,9 @@ test("dsi cluster: starts the workers, writes the cluster file, restarts a dead 
   } finally {
     c.child.kill("SIGTERM");
   }
+  const t0 = performance.now();
   assert.equal(await exited(c.child), 0, c.stderr());
+  assert.ok(performance.now() - t0 < 3000, `stopping took ${performance.now() - t0} ms (the workers needed SIGKILL)`);
   assert.ok(c.pids.every((pid) => !alive(pid)), "every worker stopped");
   assert.match(c.stderr(), /stopping the workers/);
   await assert.rejects(access(c.file), "the cluster file is removed with the workers");

@@ -14,6 +14,7 @@ import { RemoteInstance } from "../../src/models/remote/client.js";
 import { assembleRuntime, syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
 import { profile } from "../helpers/run.js";
+import { stopChildren } from "../helpers/processes.js";
 import { tempDir } from "../helpers/temp.js";
 import { assertFirstTwoTokensFollow } from "../helpers/chi-square.js";
 
@@ -49,16 +50,7 @@ let slow: RemoteInstance;
 
 after(async () => {
   for (const r of [...remotes, slow]) r.close();
-  await Promise.all(
-    children.map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          if (c.exitCode !== null || c.signalCode !== null) return resolve();
-          c.once("exit", () => resolve());
-          c.kill("SIGTERM");
-        }),
-    ),
-  );
+  await stopChildren(children);
   assert.ok(children.every((c) => c.exitCode === 0 || c.signalCode !== null), "workers stop on SIGTERM");
 });
 
@@ -136,6 +128,10 @@ test("bad cluster files: one clear line naming the file and the problem, exit 2"
     ["unreachable", { ...good, targets: [{ address: "127.0.0.1:1" }] }, /worker 127\.0\.0\.1:1: /],
     ["vocabulary", { ...good, drafter: { backend: "synthetic", vocab: 8 } }, /vocabularies differ: drafter 8, targets 127\.0\.0\.1:\d+ 16/],
     ["not-json", "{ drafter", /not JSON/],
+    ["latency", { ...good, drafter: { backend: "synthetic", latency: "fast" } }, /drafter\.latency: unknown latency profile/],
+    ["probs", { ...good, probs: "float8" }, /probs: Invalid option: expected one of "float32"\|"float16"/],
+    ["remote-drafter", { ...good, drafter: { backend: "remote" } }, /drafter\.address: Invalid input: expected string, received undefined/],
+    ["short-token", { ...good, targets: [{ address: remotes[0].address, token: "abc" }] }, /targets\[0\]\.token: Too small/],
   ];
   for (const [name, content, message] of cases) {
     const file = join(dir, `${name}.json`);
@@ -147,6 +143,13 @@ test("bad cluster files: one clear line naming the file and the problem, exit 2"
     assert.match(lines[0], new RegExp(`cluster file ${file.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}`), name);
     assert.match(lines[0], message, name);
   }
+  // YAML: by the file's extension; parse errors say where.
+  const yaml = join(dir, "bad.yaml");
+  await writeFile(yaml, "drafter: { backend: synthetic\ntargets: [");
+  const y = await dsi("generate", "--cluster", yaml, "--max-tokens", "4");
+  assert.equal(y.code, 2);
+  assert.match(y.stderr.trim(), /^error: cluster file .*bad\.yaml: not YAML \(.*line \d+/);
+
   const flag = await dsi("generate", "--cluster", join(dir, "missing.json"), "--sp", "2");
   assert.equal(flag.code, 2);
   assert.match(flag.stderr, /--sp does not apply with --cluster/);
@@ -164,9 +167,8 @@ test("distributions through a worker equal the in-process ones to float32 precis
   }
 });
 
-test("rejection sampling through target workers matches the target's exact joint distribution (chi-square)", { timeout: 120_000 }, async () => {
-  // The first two tokens after the prompt (vocabulary 16: 256 cells), three tokens generated
-  // so both checked positions go through rejection sampling.
+/** The target's exact joint distribution of the first two tokens after [3, 1] (vocabulary 16: 256 cells). */
+function firstTwoTokens() {
   const sampling = { temperature: 1, topK: 0, topP: 1 };
   const prompt = [3, 1];
   const V = 16;
@@ -176,8 +178,45 @@ test("rejection sampling through target workers matches the target's exact joint
     const p2 = pair.distribution("target", [...prompt, a], 3, sampling);
     for (let b = 0; b < V; b++) exact[a * V + b] = p1[a] * p2[b];
   }
+  return { sampling, prompt, V, exact };
+}
+
+test("rejection sampling through target workers matches the target's exact joint distribution (chi-square)", { timeout: 120_000 }, async () => {
+  // The first two tokens after the prompt (vocabulary 16: 256 cells), three tokens generated
+  // so both checked positions go through rejection sampling.
+  const { sampling, prompt, V, exact } = firstTwoTokens();
   const rt = remoteRuntime(3);
   await assertFirstTwoTokensFollow(exact, V, 3000, (seed) => generate("dsi", rt, { prompt, maxTokens: 3, sampling, verify: "rejection", seed, lookahead: 2 }).result);
+});
+
+test("float16 distributions: each probability within float16 rounding of the target's", async () => {
+  const half = await RemoteInstance.connect(remotes[1].address, { probs: "float16" });
+  try {
+    const local = pair.instance("target");
+    const sampling = { temperature: 0.8, topK: 0, topP: 1 };
+    for (const tokens of [[1, 2, 3], [5, 5, 9, 14, 2, 7]]) {
+      const req = { tokens, from: tokens.length - 2, mode: "dist" as const, sampling, seed: 1, stream: 1 };
+      const [mine, theirs] = [await local.evaluate(req), await half.evaluate(req)];
+      mine.forEach((m, i) => {
+        // Relative 2^-11 for normal float16 values, absolute 2^-25 below them; renormalised to sum 1.
+        m.probs!.forEach((p, k) => assert.ok(Math.abs(p - theirs[i].probs![k]) <= 2 ** -11 * p * 1.01 + 2 ** -24, `position ${i} token ${k}: ${p} vs ${theirs[i].probs![k]}`));
+        assert.ok(Math.abs(theirs[i].probs!.reduce((a, b) => a + b, 0) - 1) < 1e-12);
+      });
+    }
+  } finally {
+    half.close();
+  }
+});
+
+test("rejection sampling with float16 distributions from the workers passes the same chi-square test", { timeout: 120_000 }, async () => {
+  const { sampling, prompt, V, exact } = firstTwoTokens();
+  const halves = await Promise.all(remotes.map((r) => RemoteInstance.connect(r.address, { probs: "float16" })));
+  try {
+    const rt = assembleRuntime({ clock: "real", drafter: pair.instance("drafter"), target: (i) => halves[i], vocabSize: 16, eosToken: undefined, sp: 3 });
+    await assertFirstTwoTokensFollow(exact, V, 3000, (seed) => generate("dsi", rt, { prompt, maxTokens: 3, sampling, verify: "rejection", seed, lookahead: 2 }).result);
+  } finally {
+    for (const h of halves) h.close();
+  }
 });
 
 test("worker counters: calls, tokens and positions as the client sent them", async () => {

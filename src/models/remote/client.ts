@@ -10,7 +10,7 @@ import { InstanceLostError, type EvalRequest, type ModelInstance } from "../../c
 import type { PositionOutput } from "../../core/verify.js";
 import { AbortError } from "../../runtime/abort.js";
 import { channelCredentials, tokenMetadata, type ClientTls } from "./security.js";
-import { HASH_START, hashStep, modeToWire, workerClient, type EvaluateReplyMsg, type EvaluateRequestMsg, type InfoReply, type WorkerStats } from "./protocol.js";
+import { decodeProbs, HASH_START, hashStep, modeToWire, probsFormatToWire, workerClient, type ProbsFormat, type EvaluateReplyMsg, type EvaluateRequestMsg, type InfoReply, type WorkerStats } from "./protocol.js";
 
 /** A worker that cannot be reached or failed: the message names it. */
 export class WorkerError extends InstanceLostError {
@@ -48,6 +48,11 @@ export interface RemoteOptions {
   token?: string;
   /** Connect over TLS. */
   tls?: ClientTls;
+  /**
+   * How the worker sends distributions (rejection sampling): float32 (default) or float16,
+   * half the bytes, each probability rounded to float16 (see docs/distributed.md).
+   */
+  probs?: ProbsFormat;
 }
 
 export class RemoteInstance implements ModelInstance {
@@ -67,6 +72,7 @@ export class RemoteInstance implements ModelInstance {
     readonly backend: string,
     private readonly callTimeoutMs: number,
     private readonly token: string | undefined,
+    readonly probsFormat: ProbsFormat,
   ) {}
 
   /** Connects to a worker and reads what it serves. */
@@ -80,7 +86,7 @@ export class RemoteInstance implements ModelInstance {
       client.close();
       throw err;
     });
-    return new RemoteInstance(address, client, reply.label, reply.vocabSize, reply.eosToken < 0 ? undefined : reply.eosToken, reply.backend, o.callTimeoutMs ?? 300_000, o.token);
+    return new RemoteInstance(address, client, reply.label, reply.vocabSize, reply.eosToken < 0 ? undefined : reply.eosToken, reply.backend, o.callTimeoutMs ?? 300_000, o.token, o.probs ?? "float32");
   }
 
   close(): void {
@@ -137,12 +143,9 @@ export class RemoteInstance implements ModelInstance {
     }
     const positions = tokens.length - req.from + 1;
     if (req.mode === "dist") {
-      const v = this.vocabSize;
-      // A received buffer need not be 4-byte aligned in its backing store: copy when it is not.
-      const raw = reply.probs.byteOffset % 4 === 0 ? reply.probs : Buffer.from(reply.probs);
-      const f32 = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
-      if (f32.length !== positions * v) throw new WorkerError(this.address, `returned ${f32.length} probabilities for ${positions} positions of ${v}`);
-      return Array.from({ length: positions }, (_, i) => ({ token: -1, probs: Float64Array.from(f32.subarray(i * v, (i + 1) * v)) }));
+      const probs = decodeProbs(reply.probs, positions, this.vocabSize, this.probsFormat);
+      if (!probs) throw new WorkerError(this.address, `returned ${reply.probs.byteLength} bytes of ${this.probsFormat} probabilities for ${positions} positions of ${this.vocabSize}`);
+      return probs.map((p) => ({ token: -1, probs: p }));
     }
     if (reply.tokens.length !== positions) throw new WorkerError(this.address, `returned ${reply.tokens.length} outputs for ${positions} positions`);
     return reply.tokens.map((token) => ({ token }));
@@ -167,6 +170,7 @@ export class RemoteInstance implements ModelInstance {
       sampling: req.sampling,
       seed: req.seed,
       stream: req.stream,
+      probsFormat: probsFormatToWire(this.probsFormat),
     };
     this.tokensSent += msg.append.length;
     const rpc = this.client as unknown as { evaluate: Unary<EvaluateRequestMsg, EvaluateReplyMsg> };

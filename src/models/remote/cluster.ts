@@ -20,6 +20,7 @@ import { loadLlamaTokenizer } from "../llama.js";
 import { assembleRuntime } from "../runtime.js";
 import { SYNTHETIC_MAX_VOCAB, SyntheticTokenizer } from "../synthetic.js";
 import { RemoteInstance, type RemoteOptions } from "./client.js";
+import { PROBS_FORMATS, type ProbsFormat } from "./protocol.js";
 import { TOKEN_ENV } from "./security.js";
 
 /** A cluster file that cannot be used: the message names the file and what is wrong. */
@@ -58,6 +59,8 @@ const ClusterSchema = z
       z.object({ backend: z.literal("remote"), ...reach, tokenizer: z.string().min(1).optional() }).strict(),
     ]),
     targets: z.array(z.object(reach).strict()).min(1).max(1024),
+    // How workers send distributions for rejection sampling (float16: half the bytes, rounded).
+    probs: z.enum(PROBS_FORMATS).optional(),
   })
   .strict();
 
@@ -95,7 +98,7 @@ export async function loadClusterFile(path: string): Promise<ClusterSpec> {
 }
 
 /** Connection options for a worker entry: its token (else $DSI_TOKEN) and TLS trust. */
-async function reachOptions(r: Reach, file: string): Promise<RemoteOptions> {
+async function reachOptions(r: Reach, file: string, probs: ProbsFormat | undefined): Promise<RemoteOptions> {
   let tls: RemoteOptions["tls"];
   if (r.tls === true) tls = {};
   else if (r.tls) {
@@ -105,12 +108,12 @@ async function reachOptions(r: Reach, file: string): Promise<RemoteOptions> {
       throw new ClusterError(`${file}: ${r.address}: cannot read the TLS CA ${r.tls.ca} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }
   }
-  return { token: r.token ?? (process.env[TOKEN_ENV] || undefined), tls };
+  return { token: r.token ?? (process.env[TOKEN_ENV] || undefined), tls, probs };
 }
 
 /** Connects to every worker entry, or fails naming each one that could not be reached. */
-async function connectAll(entries: Reach[], file: string): Promise<RemoteInstance[]> {
-  const options = await Promise.all(entries.map((r) => reachOptions(r, file)));
+async function connectAll(entries: Reach[], file: string, probs?: ProbsFormat): Promise<RemoteInstance[]> {
+  const options = await Promise.all(entries.map((r) => reachOptions(r, file, probs)));
   const settled = await Promise.allSettled(entries.map((r, i) => RemoteInstance.connect(r.address, options[i])));
   const connected = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
   const failed = settled.flatMap((s) => (s.status === "rejected" ? [(s.reason as Error).message] : []));
@@ -137,7 +140,7 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file"): 
   };
   try {
     if (d.backend === "remote") {
-      const [remote] = await connectAll([d], file);
+      const [remote] = await connectAll([d], file, spec.probs);
       closers.push(() => remote.close());
       drafter = remote;
       if (d.tokenizer !== undefined) {
@@ -162,7 +165,7 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file"): 
       closers.push(opened.close);
       ({ instance: drafter, tokenizer, defaultPrompt } = opened);
     }
-    targets.push(...(await connectAll(spec.targets, file)));
+    targets.push(...(await connectAll(spec.targets, file, spec.probs)));
     closers.push(() => targets.forEach((t) => t.close()));
     const vocabs = new Set([drafter.vocabSize, ...targets.map((t) => t.vocabSize)]);
     if (vocabs.size > 1) {

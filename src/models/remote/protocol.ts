@@ -31,6 +31,97 @@ export interface EvaluateRequestMsg {
   sampling: { temperature: number; topK: number; topP: number };
   seed: number;
   stream: number;
+  probsFormat: ProbsFormatWire;
+}
+
+/** How distributions travel (see proto/worker.proto). */
+export const PROBS_FORMATS = ["float32", "float16"] as const;
+export type ProbsFormat = (typeof PROBS_FORMATS)[number];
+type ProbsFormatWire = "FLOAT32" | "FLOAT16";
+export const probsFormatToWire = (f: ProbsFormat): ProbsFormatWire => (f === "float16" ? "FLOAT16" : "FLOAT32");
+
+/** Encodes `positions` distributions of `vocab` probabilities (little-endian). */
+export function encodeProbs(outputs: readonly { probs?: Float64Array }[], vocab: number, format: ProbsFormatWire): Buffer {
+  if (format === "FLOAT32") {
+    const f32 = new Float32Array(outputs.length * vocab);
+    outputs.forEach((out, i) => f32.set(out.probs!, i * vocab));
+    return Buffer.from(f32.buffer);
+  }
+  const f32 = new Float32Array(outputs.length * vocab);
+  outputs.forEach((out, i) => f32.set(out.probs!, i * vocab));
+  const bits = new Uint32Array(f32.buffer);
+  const half = new Uint16Array(f32.length);
+  for (let i = 0; i < bits.length; i++) half[i] = float32BitsToHalf(bits[i]);
+  return Buffer.from(half.buffer);
+}
+
+/**
+ * IEEE 754 binary32 bits to binary16 bits, rounding to nearest even: a few integer operations
+ * per value (a general float16 library's per-value path costs ~1 µs, which at a vocabulary of
+ * 32,000 made a window's reply slower than sending float32). Checked against that library in
+ * test/models/float16.test.ts.
+ */
+export function float32BitsToHalf(x: number): number {
+  const sign = (x >>> 16) & 0x8000;
+  const abs = x & 0x7fffffff;
+  if (abs >= 0x477ff000) return sign | (abs > 0x7f800000 ? 0x7e00 : 0x7c00); // NaN; >= 65520 is Infinity
+  if (abs < 0x38800000) {
+    // Below the smallest normal float16 (2^-14): a subnormal in units of 2^-24, or zero.
+    if (abs <= 0x33000000) return sign; // at most 2^-25: rounds to 0 (2^-25 itself to even)
+    const shift = 126 - (abs >>> 23);
+    const mant = (abs & 0x7fffff) | 0x800000;
+    let r = mant >>> shift;
+    const rest = mant & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    if (rest > halfway || (rest === halfway && r & 1)) r++;
+    return sign | r;
+  }
+  // Normal: rebias the exponent (127 -> 15) and drop 13 mantissa bits, rounding to even; a
+  // carry into the exponent is the right result.
+  let r = (abs - 0x38000000) >>> 13;
+  const rest = abs & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && r & 1)) r++;
+  return sign | r;
+}
+
+let halfValues: Float64Array | undefined;
+/** Every float16 bit pattern's value (IEEE 754 binary16): decoding is one lookup per probability. */
+export function float16Values(): Float64Array {
+  if (!halfValues) {
+    halfValues = new Float64Array(65536);
+    for (let bits = 0; bits < 65536; bits++) {
+      const sign = bits & 0x8000 ? -1 : 1;
+      const exp = (bits >> 10) & 0x1f;
+      const mant = bits & 0x3ff;
+      halfValues[bits] = sign * (exp === 0 ? mant * 2 ** -24 : exp === 31 ? (mant ? NaN : Infinity) : (1 + mant / 1024) * 2 ** (exp - 15));
+    }
+  }
+  return halfValues;
+}
+
+/**
+ * Decodes what encodeProbs made into one Float64Array per position. Float16 distributions are
+ * renormalised (rounding moves their sum off 1 by up to about 2^-11).
+ */
+export function decodeProbs(raw: Buffer, positions: number, vocab: number, format: ProbsFormat): Float64Array[] | undefined {
+  const width = format === "float16" ? 2 : 4;
+  if (raw.byteLength !== positions * vocab * width) return undefined;
+  if (format === "float32") {
+    // A received buffer need not be 4-byte aligned in its backing store: copy when it is not.
+    const aligned = raw.byteOffset % 4 === 0 ? raw : Buffer.from(raw);
+    const f32 = new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
+    return Array.from({ length: positions }, (_, i) => Float64Array.from(f32.subarray(i * vocab, (i + 1) * vocab)));
+  }
+  const aligned = raw.byteOffset % 2 === 0 ? raw : Buffer.from(raw);
+  const bits = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2);
+  const value = float16Values();
+  return Array.from({ length: positions }, (_, i) => {
+    const probs = new Float64Array(vocab);
+    let sum = 0;
+    for (let k = 0; k < vocab; k++) sum += probs[k] = value[bits[i * vocab + k]];
+    for (let k = 0; k < vocab; k++) probs[k] /= sum;
+    return probs;
+  });
 }
 
 export interface EvaluateReplyMsg {
