@@ -8,6 +8,7 @@ import { makeClock } from "../runtime/clock.js";
 import type { EngineEvent } from "../runtime/events.js";
 import { chromeTrace } from "../present/trace.js";
 import type { Backend } from "../models/backend.js";
+import { TextStreamer } from "../models/text-stream.js";
 import { checkWritable, FLAG_OF, UsageError, writeOutput } from "./flags.js";
 
 export interface GenerateFlags {
@@ -43,32 +44,6 @@ export interface GenerateSink {
   completionStart(index: number, seed: number): void;
   text(chunk: string): void;
   completionEnd(c: GenerateReport["completions"][number]): void;
-}
-
-/**
- * Turns committed tokens into text as they come. Where the tokenizer has per-token pieces the
- * text is their concatenation; otherwise the whole output is decoded again and the new part
- * printed, held back while it ends in an incomplete character (U+FFFD) or rewrites what was
- * printed (bounded by the model's context).
- */
-class TextStreamer {
-  private readonly tokens: number[] = [];
-  private printed = "";
-  constructor(private readonly tokenizer: Backend["tokenizer"]) {}
-  push(token: number): string {
-    this.tokens.push(token);
-    if (this.tokenizer.piece) return this.tokenizer.piece(token);
-    const text = this.tokenizer.decode(this.tokens);
-    if (text.endsWith("\uFFFD") || !text.startsWith(this.printed)) return "";
-    const chunk = text.slice(this.printed.length);
-    this.printed = text;
-    return chunk;
-  }
-  /** What is left once the completion's final text is known. */
-  rest(final: string): string {
-    if (this.tokenizer.piece) return "";
-    return final.startsWith(this.printed) ? final.slice(this.printed.length) : "";
-  }
 }
 
 /** Runs the generations; throws UsageError for bad combinations of flags. */

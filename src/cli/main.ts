@@ -18,6 +18,7 @@ import { runPlan, runTable } from "./paper.js";
 import { runSimulate, type SimulateFlags } from "./simulate.js";
 import { runWorker } from "./worker.js";
 import { runCluster } from "./cluster.js";
+import { checkServeFlags, runServe } from "./serve.js";
 import { ClusterError, clusterBackend, loadClusterFile } from "../models/remote/cluster.js";
 
 /** More target instances than any machine here has; also keeps typos from exhausting memory. */
@@ -348,6 +349,53 @@ function program(): Command {
       const other = o.backend === "llama" ? ["vocab", "agreement", "history", "modelSeed"] : ["target", "drafter", "threads", "gpu", "gpus"];
       for (const key of other) if (given(key)) throw new UsageError(`${flagName(key)} applies to cluster --backend ${o.backend === "llama" ? "synthetic" : "llama"}, not ${o.backend}`);
       await runCluster({ ...o, synthetic: { vocab: o.vocab, agreement: o.agreement, context: o.history, seed: o.modelSeed } });
+    });
+
+  cmd
+    .command("serve")
+    .description("an OpenAI-compatible HTTP server (completions, chat, streaming) whose every response is lossless DSI")
+    .addOption(new Option("--backend <name>", "model backend").choices(BACKENDS).default("synthetic"))
+    .option("--target <file>", "llama: target model (GGUF); default: the generated default pair", nonEmpty("--target"))
+    .option("--drafter <file>", "llama: drafter model (GGUF), same vocabulary as the target", nonEmpty("--drafter"))
+    .option("--threads <N>", `llama: threads per model instance, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
+    .option("--gpu", "llama: use a GPU build of llama.cpp", false)
+    .addOption(syntheticFlag("vocab"))
+    .addOption(syntheticFlag("agreement"))
+    .addOption(syntheticFlag("history"))
+    .addOption(syntheticFlag("modelSeed"))
+    .option("--cluster <file>", "targets in worker processes (a cluster file), instead of --backend", nonEmpty("--cluster"))
+    .addOption(
+      new Option("--latency <profile>", "latency profile added on top of each evaluation (emulates devices)")
+        .argParser(profileFlag)
+        .default(PROFILES.get("none"), "none"),
+    )
+    .option("--host <host>", "address to listen on; beyond loopback an API key is required", nonEmpty("--host"), "127.0.0.1")
+    .option("--port <N>", "port, 0..65535 (0 picks a free one)", intInRange(0, 65_535), 8080)
+    .option("--sp <N>", `target instances shared by all requests, 1..${MAX_SP}`, intInRange(1, MAX_SP), 4)
+    .addOption(new Option("--algo <name>", "default algorithm (a request's dsi.algo overrides it)").choices(["nonsi", "si", "dsi"]).default("dsi"))
+    .option("--lookahead <L>", `default lookahead, 1..${MAX_LOOKAHEAD}`, intInRange(1, MAX_LOOKAHEAD), 5)
+    .option("--max-tokens <N>", `tokens generated when a request gives no max_tokens, 0..${MAX_TOKENS}`, intInRange(0, MAX_TOKENS), 16)
+    .option("--api-key <key>", "requests to /v1/ must send Authorization: Bearer KEY, 16+ characters (default: $DSI_API_KEY)", nonEmpty("--api-key"))
+    .option("--max-concurrent <N>", "generations running at once, 1..4096", intInRange(1, 4096), 64)
+    .option("--max-queue <N>", "requests waiting beyond those (then 429), 0..100000", intInRange(0, 100_000), 256)
+    .option("--shutdown-timeout <s>", "on SIGTERM, seconds running generations may take to finish, 0..3600", intInRange(0, 3600), 10)
+    .action(async (o, command: Command) => {
+      const given = (key: string): boolean => command.getOptionValueSource(key) === "cli";
+      if (o.cluster !== undefined) {
+        for (const key of ["backend", ...LLAMA_ONLY, ...SYNTHETIC_ONLY, "sp", "latency"]) {
+          if (given(key)) throw new UsageError(`${flagName(key)} does not apply with --cluster (the cluster file and its workers set it)`);
+        }
+      }
+      const other = o.backend === "llama" ? SYNTHETIC_ONLY : LLAMA_ONLY;
+      for (const key of other) if (given(key)) throw new UsageError(`${flagName(key)} applies to --backend ${o.backend === "llama" ? "synthetic" : "llama"}, not ${o.backend}`);
+      if (o.algo === "nonsi" && given("lookahead")) throw new UsageError("--lookahead applies to --algo si and dsi (non-SI drafts nothing)");
+      const apiKey = checkServeFlags(o);
+      const backend = await openBackend(o);
+      try {
+        await runServe(backend, o, apiKey);
+      } finally {
+        await backend.close();
+      }
     });
 
   cmd

@@ -33,8 +33,11 @@ export interface Backend {
   contextSize: number | undefined;
   /** Whether the models compute in real time (then only the real clock makes sense). */
   realCompute: boolean;
-  /** A runtime whose pool holds up to `sp` targets, caches emptied, latency added on `clock`. */
-  runtime(clock: Clock, sp: number, profile: LatencyProfile): Promise<Runtime>;
+  /**
+   * A runtime whose pool holds up to `sp` targets, caches emptied, latency added on `clock`;
+   * `events: false` for a long-lived runtime (a server's), whose event log would only grow.
+   */
+  runtime(clock: Clock, sp: number, profile: LatencyProfile, events?: boolean): Promise<Runtime>;
   describe(): string;
   close(): Promise<void>;
 }
@@ -114,7 +117,7 @@ export function syntheticBackend(spec: Partial<SyntheticSpec>): Backend {
     defaultPrompt: tokenizer.defaultPrompt,
     contextSize: undefined,
     realCompute: false,
-    runtime: async (clock, sp, profile) => syntheticRuntime({ pair, clock, sp, profile }),
+    runtime: async (clock, sp, profile, events) => syntheticRuntime({ pair, clock, sp, profile, events }),
     describe: () => `synthetic (vocab ${s.vocab}, context ${s.context}, agreement ${s.agreement}, model seed ${s.seed})`,
     close: async () => undefined,
   };
@@ -134,7 +137,7 @@ export async function llamaBackend(o: LlamaPairOptions): Promise<Backend> {
     defaultPrompt: "the",
     contextSize: pair.contextSize,
     realCompute: true,
-    runtime: async (clock: Clock, sp: number, profile: LatencyProfile): Promise<Runtime> => {
+    runtime: async (clock: Clock, sp: number, profile: LatencyProfile, events?: boolean): Promise<Runtime> => {
       await drafter.reset();
       return assembleRuntime({
         clock,
@@ -149,6 +152,7 @@ export async function llamaBackend(o: LlamaPairOptions): Promise<Backend> {
         eosToken: pair.eosToken,
         sp,
         profile,
+        events,
       });
     },
     describe: () =>

@@ -183,6 +183,11 @@ export class TargetPool {
     return new NoInstanceError(`no target instance left: ${this.losses.join("; ")}`);
   }
 
+  /** Instances evaluating now. */
+  get busy(): number {
+    return this.slots.filter((s) => s === "busy").length;
+  }
+
   /** Idle instances plus those not created yet. */
   free(): number {
     let n = 0;

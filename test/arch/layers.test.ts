@@ -14,7 +14,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   present: ["core", "runtime"],
   sim: ["core", "runtime", "algorithms", "models"],
   worker: ["core", "runtime", "models"],
-  cli: ["core", "runtime", "algorithms", "models", "present", "sim", "worker"],
+  serve: ["core", "runtime", "algorithms", "models"],
+  cli: ["core", "runtime", "algorithms", "models", "present", "sim", "worker", "serve"],
 };
 
 // dist/test/arch -> the repository root

@@ -187,7 +187,7 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file"): 
     realCompute: true,
     // Latency is the cluster's: the file's for an in-process drafter, each worker's own
     // (`dsi worker --latency`) for remote instances.
-    runtime: async (clock: Clock, sp: number, _profile: LatencyProfile): Promise<Runtime> =>
+    runtime: async (clock: Clock, sp: number, _profile: LatencyProfile, events?: boolean): Promise<Runtime> =>
       assembleRuntime({
         clock,
         drafter: withLatency(drafter, clock, drafterLatency),
@@ -195,6 +195,7 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file"): 
         vocabSize: targets[0].vocabSize,
         eosToken: targets[0].eosToken,
         sp: Math.min(sp, targets.length),
+        events,
       }),
     describe: () => `cluster: ${where}, ${targets.length} target worker(s) at ${targets.map((t) => t.address).join(", ")}`,
     close,

@@ -19,14 +19,20 @@ export function isLoopback(host: string): boolean {
 const digest = (s: string): Buffer => createHash("sha256").update(s).digest();
 
 /**
- * A checker of call metadata against `token`: equal-length digests compared with
- * timingSafeEqual, so the time taken says nothing about how much of a guess was right.
+ * A matcher of secrets against `want`: equal-length digests compared with timingSafeEqual, so
+ * the time taken says nothing about how much of a guess was right.
  */
+export function secretMatcher(want: string): (given: string) => boolean {
+  const wanted = digest(want);
+  return (given) => timingSafeEqual(digest(given), wanted);
+}
+
+/** A checker of call metadata against `token` (`authorization: Bearer <token>`). */
 export function tokenChecker(token: string): (md: Metadata) => boolean {
-  const want = digest(`Bearer ${token}`);
+  const matches = secretMatcher(`Bearer ${token}`);
   return (md) => {
     const got = md.get("authorization")[0];
-    return typeof got === "string" && timingSafeEqual(digest(got), want);
+    return typeof got === "string" && matches(got);
   };
 }
 

@@ -1,0 +1,61 @@
+/** `dsi serve`: the OpenAI-compatible HTTP server over one backend and its shared target pool. */
+import type { AlgorithmName } from "../algorithms/options.js";
+import type { Backend } from "../models/backend.js";
+import type { LatencyProfile } from "../models/latency.js";
+import { isLoopback } from "../models/remote/security.js";
+import { ServeMetrics } from "../serve/metrics.js";
+import { buildServer } from "../serve/server.js";
+import { Service } from "../serve/service.js";
+import { UsageError } from "./flags.js";
+
+/** The environment variable `dsi serve` reads its API key from. */
+export const API_KEY_ENV = "DSI_API_KEY";
+
+/** The model id clients name in requests (`/v1/models` lists it). */
+export const MODEL_ID = "dsi";
+
+export interface ServeFlags {
+  host: string;
+  port: number;
+  sp: number;
+  algo: AlgorithmName;
+  lookahead: number;
+  maxTokens: number;
+  apiKey?: string;
+  maxConcurrent: number;
+  maxQueue: number;
+  latency: LatencyProfile;
+  shutdownTimeout: number;
+}
+
+/** Checks the flags that need no model; call before loading one. */
+export function checkServeFlags(f: ServeFlags): string | undefined {
+  const key = f.apiKey ?? (process.env[API_KEY_ENV] || undefined);
+  if (key !== undefined && key.length < 16) throw new UsageError(`${f.apiKey !== undefined ? "--api-key" : API_KEY_ENV}: give at least 16 characters`);
+  if (!isLoopback(f.host) && key === undefined) throw new UsageError(`--host: ${f.host} is not a loopback address; a server reachable from other hosts needs an API key (--api-key or ${API_KEY_ENV})`);
+  return key;
+}
+
+export async function runServe(backend: Backend, f: ServeFlags, apiKey: string | undefined): Promise<void> {
+  const metrics = new ServeMetrics();
+  const service = await Service.open({ backend, sp: f.sp, profile: f.latency, maxConcurrent: f.maxConcurrent, maxQueue: f.maxQueue, metrics });
+  const app = buildServer({ service, metrics, modelId: MODEL_ID, apiKey, algo: f.algo, lookahead: f.lookahead, defaultMaxTokens: f.maxTokens });
+  let address: string;
+  try {
+    address = await app.listen({ host: f.host, port: f.port });
+  } catch (err) {
+    throw new UsageError(`--host/--port: cannot listen on ${f.host}:${f.port} (${(err as Error).message})`);
+  }
+  console.log(`dsi serve: ${backend.describe()}; ${f.algo}${f.algo === "nonsi" ? "" : ` L=${f.lookahead}`}, model "${MODEL_ID}", listening on ${address}`);
+  const signal = await new Promise<string>((resolve) => {
+    for (const s of ["SIGINT", "SIGTERM"] as const) process.once(s, () => resolve(s));
+  });
+  console.log(`dsi serve: ${signal}: finishing ${service.activeCount} generation(s), at most ${f.shutdownTimeout} s`);
+  // Stop accepting connections, let generations finish, abort what is left at the deadline.
+  const closed = app.close();
+  await service.drain(f.shutdownTimeout * 1000);
+  // Connections go idle as their responses end; keep-alive would hold them (and us) 5 s more.
+  const idle = setInterval(() => app.server.closeIdleConnections(), 50);
+  await closed;
+  clearInterval(idle);
+}

@@ -1,0 +1,45 @@
+/**
+ * The server's Prometheus metrics (prom-client): `dsi_` prefix, base units (seconds),
+ * `_total` on counters; speculative-decoding counters named as vLLM and llama.cpp name theirs
+ * (`spec_decode_num_draft_tokens`, `..._num_accepted_tokens`), so existing dashboards fit.
+ */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Stats } from "../algorithms/options.js";
+
+export class ServeMetrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({ name: "dsi_requests_total", help: "HTTP requests by endpoint and status code", labelNames: ["endpoint", "status"], registers: [this.registry] });
+  readonly promptTokens = new Counter({ name: "dsi_prompt_tokens_total", help: "Prompt tokens of completed generations", registers: [this.registry] });
+  readonly generationTokens = new Counter({ name: "dsi_generation_tokens_total", help: "Tokens generated (committed)", registers: [this.registry] });
+  readonly draftTokens = new Counter({ name: "dsi_spec_decode_num_draft_tokens_total", help: "Draft tokens produced by the drafter", registers: [this.registry] });
+  readonly acceptedTokens = new Counter({ name: "dsi_spec_decode_num_accepted_tokens_total", help: "Draft tokens accepted by verification", registers: [this.registry] });
+  readonly preemptions = new Counter({ name: "dsi_preempted_tasks_total", help: "Target tasks and drafter steps preempted (their result could no longer be used)", registers: [this.registry] });
+  readonly targetBusy = new Counter({ name: "dsi_target_busy_seconds_total", help: "Time target instances spent evaluating", registers: [this.registry] });
+  readonly ttft = new Histogram({
+    name: "dsi_time_to_first_token_seconds",
+    help: "Time from the start of a generation to its first committed token",
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly requestDuration = new Histogram({
+    name: "dsi_generation_duration_seconds",
+    help: "Time of a whole generation",
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
+  readonly active = new Gauge({ name: "dsi_active_generations", help: "Generations running now", registers: [this.registry] });
+  readonly queued = new Gauge({ name: "dsi_queue_length", help: "Requests waiting for a generation slot", registers: [this.registry] });
+  readonly busyInstances = new Gauge({ name: "dsi_busy_target_instances", help: "Target instances evaluating now", registers: [this.registry] });
+
+  /** A finished (or aborted) generation's work. */
+  observe(stats: Stats, promptTokens: number): void {
+    this.promptTokens.inc(promptTokens);
+    this.generationTokens.inc(stats.tokens);
+    this.draftTokens.inc(stats.drafted);
+    this.acceptedTokens.inc(stats.accepted);
+    this.preemptions.inc(stats.preemptions);
+    this.targetBusy.inc(stats.targetBusyMs / 1000);
+    if (stats.tokens > 0) this.ttft.observe(stats.ttftMs / 1000);
+    this.requestDuration.observe(stats.timeMs / 1000);
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * The OpenAI API's request bodies as this server accepts them (zod schemas: a field we do not
+ * implement is an error naming it, never ignored), its error bodies, and the chat template.
+ */
+import { z } from "zod";
+
+/** An error as the OpenAI API shapes it: `{error: {message, type, param, code}}` with an HTTP status. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly type: string,
+    readonly param: string | null = null,
+    readonly code: string | null = null,
+  ) {
+    super(message);
+  }
+  body(): { error: { message: string; type: string; param: string | null; code: string | null } } {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
+  }
+}
+
+export const invalid = (param: string, message: string, code: string | null = null): ApiError => new ApiError(400, message, "invalid_request_error", param, code);
+
+/** Most completions one request may ask for (`n`). */
+export const MAX_N = 16;
+
+/** The per-request choice of algorithm and speculation (the `dsi` extension object). */
+const DsiOptions = z
+  .object({
+    algo: z.enum(["nonsi", "si", "dsi"]).optional(),
+    lookahead: z.number().int().min(1).max(1024).optional(),
+    verify: z.enum(["greedy", "rejection", "match"]).optional(),
+  })
+  .strict();
+
+const common = {
+  model: z.string().min(1),
+  temperature: z.number().min(0).max(2).optional(),
+  top_p: z.number().gt(0).max(1).optional(),
+  seed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
+  stop: z.union([z.string().min(1), z.array(z.string().min(1)).min(1).max(4)]).nullable().optional(),
+  n: z.number().int().min(1).max(MAX_N).optional(),
+  stream: z.boolean().nullable().optional(),
+  stream_options: z.object({ include_usage: z.boolean().optional() }).strict().nullable().optional(),
+  max_tokens: z.number().int().min(0).max(1_000_000).nullable().optional(),
+  dsi: DsiOptions.optional(),
+};
+
+export const CompletionRequest = z.object({ ...common, prompt: z.string() }).strict();
+export type CompletionRequest = z.infer<typeof CompletionRequest>;
+
+const Message = z
+  .object({
+    role: z.enum(["system", "user", "assistant"]),
+    content: z.string(),
+    name: z.string().optional(),
+  })
+  .strict();
+
+export const ChatRequest = z
+  .object({
+    ...common,
+    messages: z.array(Message).min(1),
+    max_completion_tokens: z.number().int().min(0).max(1_000_000).nullable().optional(),
+  })
+  .strict();
+export type ChatRequest = z.infer<typeof ChatRequest>;
+
+/** Parses a body with `schema`, or throws the 400 that names the first bad field. */
+export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  if (body === null || typeof body !== "object" || Array.isArray(body)) throw invalid("body", "the request body must be a JSON object");
+  const r = schema.safeParse(body);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  if (issue.code === "unrecognized_keys") {
+    const key = issue.keys[0];
+    const path = [...issue.path, key].join(".");
+    throw invalid(path, `${path} is not supported by this server`, "unsupported_parameter");
+  }
+  const param = issue.path.join(".") || "body";
+  throw invalid(param, `${param}: ${issue.message}`);
+}
+
+/**
+ * The default chat templates (a GGUF's own `tokenizer.chat_template` is not read yet): one
+ * line per message, `role: content`, then `assistant:` for the reply; the synthetic backend's
+ * letters-only vocabulary gets `role content` separated by spaces. Rendered once here and
+ * tokenized once, so drafter and targets see the same tokens.
+ */
+export function renderChat(messages: ChatRequest["messages"], lettersOnly: boolean): string {
+  if (lettersOnly) return `${messages.map((m) => `${m.role} ${m.content}`).join(" ")} assistant`;
+  return `${messages.map((m) => `${m.role}: ${m.content}`).join("\n")}\nassistant:`;
+}

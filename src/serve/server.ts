@@ -1,0 +1,287 @@
+/**
+ * `dsi serve`'s HTTP face (fastify): the OpenAI completions and chat completions endpoints,
+ * streamed as Server-Sent Events when the body says `stream: true` (the official client sends
+ * `Accept: application/json` either way), plus `/v1/models`, `/health` and `/metrics`.
+ * Every response is a lossless generation on the service's shared target pool; a client that
+ * disconnects aborts its generations.
+ */
+import { randomBytes, randomInt } from "node:crypto";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { OptionError, type AlgorithmName, type Completion, type FinishReason } from "../algorithms/options.js";
+import type { SamplingParams } from "../core/sampling.js";
+import type { VerifyRule } from "../core/verify.js";
+import { secretMatcher } from "../models/remote/security.js";
+import { TextStreamer } from "../models/text-stream.js";
+import { isAbortError } from "../runtime/abort.js";
+import { NoInstanceError } from "../runtime/pool.js";
+import type { ServeMetrics } from "./metrics.js";
+import { ApiError, ChatRequest, CompletionRequest, invalid, parseBody, renderChat } from "./openai.js";
+import { QueueFullError, UnavailableError, type Service } from "./service.js";
+
+export interface ServerOptions {
+  service: Service;
+  metrics: ServeMetrics;
+  /** The id `/v1/models` lists and requests must name. */
+  modelId: string;
+  /** Requests to /v1/ must carry `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** Defaults of the `dsi` request object. */
+  algo: AlgorithmName;
+  lookahead: number;
+  /** Tokens generated when a request gives no max_tokens. */
+  defaultMaxTokens: number;
+}
+
+/** Seconds a refused client should wait before retrying (429 Retry-After). */
+const RETRY_AFTER_S = 1;
+
+type Kind = "completion" | "chat";
+
+/** One request, validated and tokenized. */
+interface Plan {
+  kind: Kind;
+  id: string;
+  prompt: number[];
+  n: number;
+  seed: number;
+  maxTokens: number;
+  sampling: SamplingParams;
+  verify: VerifyRule | undefined;
+  algo: AlgorithmName;
+  lookahead: number | undefined;
+  stop: string[];
+  stream: boolean;
+  includeUsage: boolean;
+}
+
+const FINISH: Record<FinishReason, "stop" | "length"> = { eos: "stop", stop: "stop", length: "length" };
+
+export function buildServer(o: ServerOptions): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 16 * 2 ** 20 });
+  const { service, metrics } = o;
+  const tokenizer = service.backend.tokenizer;
+  const allowed = o.apiKey === undefined ? undefined : secretMatcher(`Bearer ${o.apiKey}`);
+  const created = Math.floor(Date.now() / 1000);
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+    if (err instanceof ApiError) {
+      if (err.status === 429) void reply.header("retry-after", String(RETRY_AFTER_S));
+      return reply.status(err.status).send(err.body());
+    }
+    if (err.statusCode === 400 || err.code === "FST_ERR_CTP_EMPTY_JSON_BODY") return reply.status(400).send(invalid("body", `the request body is not valid JSON (${err.message})`).body());
+    if (err.statusCode === 413) return reply.status(413).send(new ApiError(413, err.message, "invalid_request_error", "body").body());
+    if (err.statusCode === 415) return reply.status(415).send(new ApiError(415, "send the body as application/json", "invalid_request_error", "body").body());
+    return reply.status(500).send(new ApiError(500, err.message, "server_error").body());
+  });
+  app.setNotFoundHandler((req, reply) => reply.status(404).send(new ApiError(404, `no route ${req.method} ${req.url}`, "invalid_request_error", null, "not_found").body()));
+  app.addHook("onRequest", async (req) => {
+    if (allowed && req.url.startsWith("/v1/") && !allowed(String(req.headers.authorization ?? ""))) {
+      throw new ApiError(401, "missing or wrong API key (Authorization: Bearer <key>)", "invalid_request_error", null, "invalid_api_key");
+    }
+  });
+  app.addHook("onResponse", async (req, reply) => {
+    if (!reply.sent || req.routeOptions.url === undefined) return;
+    metrics.requests.inc({ endpoint: req.routeOptions.url, status: String(reply.statusCode) });
+  });
+
+  app.get("/health", async (_req, reply) => {
+    const h = service.health();
+    return reply.status(h.ok ? 200 : 503).send(h.ok ? { status: "ok" } : { status: "unavailable", reason: h.reason });
+  });
+  app.get("/metrics", async (_req, reply) => {
+    service.refreshGauges();
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.get("/v1/models", async () => ({ object: "list", data: [{ id: o.modelId, object: "model", created, owned_by: "dsi" }] }));
+
+  /** Validates, tokenizes and fixes every setting of a request. */
+  const plan = (kind: Kind, body: CompletionRequest | ChatRequest): Plan => {
+    if (body.model !== o.modelId) throw new ApiError(404, `the model ${JSON.stringify(body.model)} does not exist; this server serves ${JSON.stringify(o.modelId)}`, "invalid_request_error", "model", "model_not_found");
+    let text: string;
+    let maxTokens = body.max_tokens ?? undefined;
+    if (kind === "chat") {
+      const chat = body as ChatRequest;
+      if (chat.max_tokens != null && chat.max_completion_tokens != null) throw invalid("max_tokens", "give max_tokens or max_completion_tokens, not both");
+      maxTokens = chat.max_completion_tokens ?? maxTokens;
+      text = renderChat(chat.messages, service.backend.name === "synthetic");
+    } else text = (body as CompletionRequest).prompt;
+    const promptParam = kind === "chat" ? "messages" : "prompt";
+    let prompt: number[];
+    try {
+      prompt = tokenizer.encode(text);
+    } catch (err) {
+      throw invalid(promptParam, `${promptParam}: ${(err as Error).message}`);
+    }
+    if (prompt.length === 0) throw invalid(promptParam, `${promptParam}: the prompt has no tokens`);
+    maxTokens ??= o.defaultMaxTokens;
+    const context = service.backend.contextSize;
+    if (context !== undefined && prompt.length + maxTokens > context) {
+      throw invalid(promptParam, `the prompt (${prompt.length} tokens) plus max_tokens (${maxTokens}) exceeds the model's context of ${context} tokens`, "context_length_exceeded");
+    }
+    const temperature = body.temperature ?? 1;
+    const stream = body.stream === true;
+    if (!stream && body.stream_options != null) throw invalid("stream_options", "stream_options applies only with stream: true");
+    const algo = body.dsi?.algo ?? o.algo;
+    if (algo === "nonsi" && body.dsi?.lookahead !== undefined) throw invalid("dsi.lookahead", "dsi.lookahead applies to algo si and dsi (non-SI drafts nothing)");
+    return {
+      kind,
+      id: `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`,
+      prompt,
+      n: body.n ?? 1,
+      seed: body.seed ?? randomInt(0, 2 ** 32 - MAX_SEED_SPAN),
+      maxTokens,
+      sampling: { temperature, topK: 0, topP: body.top_p ?? 1 },
+      verify: body.dsi?.verify,
+      algo,
+      lookahead: algo === "nonsi" ? undefined : (body.dsi?.lookahead ?? o.lookahead),
+      stop: body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop,
+      stream,
+      includeUsage: body.stream_options?.include_usage === true,
+    };
+  };
+
+  /** Runs choice `i` of a plan; `onText` hears its text as tokens commit. */
+  const runChoice = (p: Plan, i: number, signal: AbortSignal, onText?: (chunk: string) => void): Promise<Completion> => {
+    const streamer = new TextStreamer(tokenizer);
+    return service
+      .run(
+        {
+          algo: p.algo,
+          options: {
+            prompt: p.prompt,
+            maxTokens: p.maxTokens,
+            sampling: p.sampling,
+            verify: p.verify,
+            seed: p.seed + i,
+            lookahead: p.lookahead,
+            stopText: { strings: p.stop, decode: (t) => tokenizer.decode(t) },
+          },
+        },
+        signal,
+        onText
+          ? (token) => {
+              const chunk = streamer.push(token);
+              if (chunk) onText(chunk);
+            }
+          : undefined,
+      )
+      .then((c) => {
+        const rest = streamer.rest(tokenizer.decode(c.tokens));
+        if (rest) onText?.(rest);
+        return c;
+      });
+  };
+
+  /** The engine's and service's failures as API errors. */
+  const apiError = (err: unknown): ApiError => {
+    if (err instanceof ApiError) return err;
+    if (err instanceof OptionError) return invalid(`dsi.${err.option}`, err.message);
+    if (err instanceof QueueFullError) return new ApiError(429, `the server is busy: ${err.message}; retry later`, "rate_limit_error", null, "queue_full");
+    if (err instanceof UnavailableError || err instanceof NoInstanceError) return new ApiError(503, err.message, "server_error", null, "unavailable");
+    // Not the client's abort (handled before): the service stopped the generation at shutdown.
+    if (isAbortError(err)) return new ApiError(503, "the server is shutting down", "server_error", null, "unavailable");
+    return new ApiError(500, err instanceof Error ? err.message : String(err), "server_error");
+  };
+
+  const usage = (p: Plan, results: Completion[]) => {
+    const completion = results.reduce((a, c) => a + c.tokens.length, 0);
+    return { prompt_tokens: p.prompt.length, completion_tokens: completion, total_tokens: p.prompt.length + completion };
+  };
+  /** The `dsi` stats object of a response. */
+  const dsiStats = (p: Plan, results: Completion[]) => {
+    const sum = (f: (c: Completion) => number): number => results.reduce((a, c) => a + f(c), 0);
+    const [accepted, rejected] = [sum((c) => c.stats.accepted), sum((c) => c.stats.rejected)];
+    return {
+      algo: p.algo,
+      lookahead: p.lookahead ?? null,
+      drafted: sum((c) => c.stats.drafted),
+      accepted,
+      rejected,
+      acceptance: accepted + rejected > 0 ? accepted / (accepted + rejected) : null,
+      preemptions: sum((c) => c.stats.preemptions),
+      target_busy_seconds: sum((c) => c.stats.targetBusyMs) / 1000,
+    };
+  };
+
+  const handle = async (kind: Kind, req: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    const p = plan(kind, parseBody<CompletionRequest | ChatRequest>(kind === "chat" ? ChatRequest : CompletionRequest, req.body));
+    // A client that goes away (before or during the response) aborts every choice.
+    const controller = new AbortController();
+    reply.raw.on("close", () => {
+      if (!reply.raw.writableFinished) controller.abort();
+    });
+    if (p.stream) return stream(p, reply, controller);
+    let results: Completion[];
+    try {
+      results = await Promise.all(Array.from({ length: p.n }, (_, i) => runChoice(p, i, controller.signal)));
+    } catch (err) {
+      // The client is gone: 499 (client closed request) for the metrics; nobody reads it.
+      if (controller.signal.aborted) return reply.status(499).send();
+      controller.abort(); // the other choices
+      throw apiError(err);
+    }
+    const choices = results.map((c, index) => {
+      const text = tokenizer.decode(c.tokens);
+      const finish_reason = FINISH[c.finishReason];
+      return kind === "chat" ? { index, message: { role: "assistant", content: text }, finish_reason, logprobs: null } : { index, text, finish_reason, logprobs: null };
+    });
+    return { id: p.id, object: kind === "chat" ? "chat.completion" : "text_completion", created: Math.floor(Date.now() / 1000), model: o.modelId, choices, usage: usage(p, results), dsi: dsiStats(p, results) };
+  };
+
+  /** Server-Sent Events: one chunk per piece of text, a last chunk per choice, usage, [DONE]. */
+  const stream = async (p: Plan, reply: FastifyReply, controller: AbortController): Promise<FastifyReply> => {
+    const object = p.kind === "chat" ? "chat.completion.chunk" : "text_completion";
+    const stamp = Math.floor(Date.now() / 1000);
+    const base = { id: p.id, object, created: stamp, model: o.modelId };
+    const choice = (index: number, text: string | undefined, finish: string | null, first = false) =>
+      p.kind === "chat"
+        ? { index, delta: first ? { role: "assistant", content: text ?? "" } : text === undefined ? {} : { content: text }, finish_reason: finish, logprobs: null }
+        : { index, text: text ?? "", finish_reason: finish, logprobs: null };
+    const raw = reply.raw;
+    let started = false;
+    const send = (data: unknown): void => {
+      if (!started) {
+        // Headers only once the first choice is admitted, so a refusal can still be a 429/503.
+        reply.hijack();
+        raw.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive" });
+        started = true;
+      }
+      if (!raw.writableEnded) raw.write(`data: ${JSON.stringify(data)}\n\n`);
+    };
+    const results: Completion[] = [];
+    try {
+      await Promise.all(
+        Array.from({ length: p.n }, async (_, index) => {
+          let first = true;
+          const c = await runChoice(p, index, controller.signal, (text) => {
+            send({ ...base, choices: [choice(index, text, null, first)] });
+            first = false;
+          });
+          send({ ...base, choices: [choice(index, first ? "" : undefined, FINISH[c.finishReason], first)] });
+          results[index] = c;
+        }),
+      );
+    } catch (err) {
+      const clientGone = controller.signal.aborted;
+      controller.abort(); // the other choices
+      if (!started) {
+        if (clientGone) return reply.status(499).send();
+        throw apiError(err);
+      }
+      // Mid-stream: the status is sent; say what happened in an error event, then end.
+      if (!raw.writableEnded && !clientGone) raw.write(`data: ${JSON.stringify(apiError(err).body())}\n\n`);
+      raw.end();
+      return reply;
+    }
+    if (p.includeUsage) send({ ...base, choices: [], usage: usage(p, results), dsi: dsiStats(p, results) });
+    if (!raw.writableEnded) raw.end("data: [DONE]\n\n");
+    return reply;
+  };
+
+  app.post("/v1/completions", (req, reply) => handle("completion", req, reply));
+  app.post("/v1/chat/completions", (req, reply) => handle("chat", req, reply));
+  return app;
+}
+
+/** Seeds of a request's choices are seed..seed+n-1; a random seed leaves room for them. */
+const MAX_SEED_SPAN = 16;

@@ -1,0 +1,248 @@
+/**
+ * `dsi serve` driven by the official `openai` client: completions, chat and streaming equal
+ * the engine's non-SI output; bad requests get OpenAI-shaped errors naming the parameter;
+ * API key, queue limits, client disconnects, concurrency and shutdown.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { after, before, test } from "node:test";
+import OpenAI, { APIError } from "openai";
+import type { FastifyInstance } from "fastify";
+import { generate } from "../../src/algorithms/generate.js";
+import { syntheticBackend } from "../../src/models/backend.js";
+import { resolveProfile } from "../../src/models/latency.js";
+import { syntheticRuntime } from "../../src/models/runtime.js";
+import { SyntheticPair, SyntheticTokenizer } from "../../src/models/synthetic.js";
+import { ServeMetrics } from "../../src/serve/metrics.js";
+import { renderChat } from "../../src/serve/openai.js";
+import { buildServer } from "../../src/serve/server.js";
+import { Service } from "../../src/serve/service.js";
+import { CLI, eventually } from "../helpers/processes.js";
+
+const SPEC = { vocab: 32, seed: 3, agreement: 0.7 };
+const pair = new SyntheticPair(SPEC);
+const tokenizer = new SyntheticTokenizer(SPEC.vocab);
+const servers: FastifyInstance[] = [];
+
+/** A server on a free port over the synthetic pair, with `latency` per evaluation (real clock). */
+async function serve(o: { latency?: string; apiKey?: string; maxConcurrent?: number; maxQueue?: number; sp?: number } = {}) {
+  const metrics = new ServeMetrics();
+  const service = await Service.open({
+    backend: syntheticBackend(SPEC),
+    sp: o.sp ?? 3,
+    profile: resolveProfile(o.latency ?? "none")!,
+    maxConcurrent: o.maxConcurrent ?? 64,
+    maxQueue: o.maxQueue ?? 256,
+    metrics,
+  });
+  const app = buildServer({ service, metrics, modelId: "dsi", apiKey: o.apiKey, algo: "dsi", lookahead: 4, defaultMaxTokens: 16 });
+  const url = await app.listen({ host: "127.0.0.1", port: 0 });
+  servers.push(app);
+  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: o.apiKey ?? "none", maxRetries: 0 });
+  return { url, client, service };
+}
+
+let main: Awaited<ReturnType<typeof serve>>;
+before(async () => {
+  main = await serve({ latency: "2/0.2" });
+});
+after(async () => {
+  for (const s of servers) await s.close();
+});
+
+/** Non-SI's text for a prompt, in process. */
+async function reference(text: string, maxTokens: number, seed = 0): Promise<string> {
+  const r = await generate("nonsi", syntheticRuntime({ pair }), { prompt: tokenizer.encode(text), maxTokens, seed }).result;
+  return tokenizer.decode(r.tokens);
+}
+
+test("completions and chat, streamed and not, greedy: non-SI's text; usage and dsi stats", async () => {
+  const { client } = main;
+  const want = await reference("the cat", 24);
+  const r = await client.completions.create({ model: "dsi", prompt: "the cat", max_tokens: 24, temperature: 0 });
+  assert.equal(r.choices[0].text, want);
+  assert.equal(r.choices[0].finish_reason, "length");
+  assert.deepEqual(r.usage, { prompt_tokens: 7, completion_tokens: 24, total_tokens: 31 });
+  const stats = (r as unknown as { dsi: { algo: string; drafted: number; accepted: number } }).dsi;
+  assert.equal(stats.algo, "dsi");
+  assert.ok(stats.drafted > 0 && stats.accepted <= stats.drafted);
+
+  let streamed = "";
+  let usage: unknown;
+  const s = await client.completions.create({ model: "dsi", prompt: "the cat", max_tokens: 24, temperature: 0, stream: true, stream_options: { include_usage: true } });
+  for await (const chunk of s) {
+    streamed += chunk.choices[0]?.text ?? "";
+    if (chunk.usage) usage = chunk.usage;
+  }
+  assert.equal(streamed, want);
+  assert.deepEqual(usage, { prompt_tokens: 7, completion_tokens: 24, total_tokens: 31 });
+
+  const messages = [{ role: "system" as const, content: "be brief" }, { role: "user" as const, content: "hi there" }];
+  const wantChat = await reference(renderChat(messages, true), 12);
+  const c = await client.chat.completions.create({ model: "dsi", messages, max_completion_tokens: 12, temperature: 0 });
+  assert.equal(c.choices[0].message.content, wantChat);
+  assert.equal(c.choices[0].message.role, "assistant");
+  let chat = "";
+  const cs = await client.chat.completions.create({ model: "dsi", messages, max_tokens: 12, temperature: 0, stream: true });
+  for await (const chunk of cs) chat += chunk.choices[0]?.delta?.content ?? "";
+  assert.equal(chat, wantChat);
+
+  // Every algorithm, chosen per request, gives the same greedy text; n choices each get it.
+  for (const algo of ["nonsi", "si", "dsi"]) {
+    const x = await client.completions.create({ model: "dsi", prompt: "the cat", max_tokens: 24, temperature: 0, n: 2, dsi: { algo } } as never);
+    assert.deepEqual(
+      (x as OpenAI.Completion).choices.map((ch) => [ch.index, ch.text]),
+      [
+        [0, want],
+        [1, want],
+      ],
+    );
+  }
+  const models = await client.models.list();
+  assert.deepEqual(
+    models.data.map((m) => m.id),
+    ["dsi"],
+  );
+});
+
+test("bad requests: status, type, code and the parameter named; the server keeps serving", async () => {
+  const { url } = main;
+  const post = async (path: string, body: unknown, headers: Record<string, string> = { "content-type": "application/json" }) => {
+    const res = await fetch(`${url}${path}`, { method: "POST", headers, body: typeof body === "string" ? body : JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as { error: { message: string; type: string; param: string | null; code: string | null } } };
+  };
+  const ok = { model: "dsi", prompt: "the", max_tokens: 4 };
+  const cases: [string, unknown, number, string | null, string | null][] = [
+    ["/v1/completions", { ...ok, temperature: -1 }, 400, "temperature", null],
+    ["/v1/completions", { ...ok, top_p: 0 }, 400, "top_p", null],
+    ["/v1/completions", { ...ok, max_tokens: -3 }, 400, "max_tokens", null],
+    ["/v1/completions", { ...ok, n: 0 }, 400, "n", null],
+    ["/v1/completions", { ...ok, seed: 1.5 }, 400, "seed", null],
+    ["/v1/completions", { ...ok, stop: ["a", "b", "c", "d", "e"] }, 400, "stop", null],
+    ["/v1/completions", { ...ok, logprobs: 2 }, 400, "logprobs", "unsupported_parameter"],
+    ["/v1/completions", { ...ok, prompt: "the ~" }, 400, "prompt", null],
+    ["/v1/completions", { ...ok, prompt: undefined }, 400, "prompt", null],
+    ["/v1/completions", { ...ok, model: "gpt-4" }, 404, "model", "model_not_found"],
+    ["/v1/completions", { ...ok, stream_options: { include_usage: true } }, 400, "stream_options", null],
+    ["/v1/completions", { ...ok, dsi: { algo: "fast" } }, 400, "dsi.algo", null],
+    ["/v1/completions", { ...ok, dsi: { algo: "nonsi", lookahead: 3 } }, 400, "dsi.lookahead", null],
+    ["/v1/completions", { ...ok, dsi: { sp: 3 } }, 400, "dsi.sp", "unsupported_parameter"],
+    ["/v1/completions", { ...ok, dsi: { verify: "greedy" }, temperature: 0.7 }, 400, "dsi.verify", null],
+    ["/v1/completions", "{ not json", 400, "body", null],
+    ["/v1/chat/completions", { model: "dsi", messages: [] }, 400, "messages", null],
+    ["/v1/chat/completions", { model: "dsi", messages: [{ role: "robot", content: "x" }] }, 400, "messages.0.role", null],
+    ["/v1/chat/completions", { model: "dsi", messages: [{ role: "user", content: "hi" }], max_tokens: 2, max_completion_tokens: 2 }, 400, "max_tokens", null],
+  ];
+  for (const [path, body, status, param, code] of cases) {
+    const r = await post(path, body);
+    assert.equal(r.status, status, `${JSON.stringify(body)}: ${JSON.stringify(r.body)}`);
+    assert.equal(r.body.error.param, param, JSON.stringify(body));
+    assert.equal(r.body.error.type, "invalid_request_error");
+    assert.equal(r.body.error.code, code, JSON.stringify(body));
+    assert.ok(r.body.error.message.length > 0);
+  }
+  const after = await main.client.completions.create({ model: "dsi", prompt: "the", max_tokens: 4, temperature: 0 });
+  assert.equal(after.choices[0].text, await reference("the", 4));
+});
+
+test("an API key: 401 without it or with another; health and metrics stay open", async () => {
+  const key = "sk-test-0123456789abcdef";
+  const { url, client } = await serve({ apiKey: key });
+  const r = await client.completions.create({ model: "dsi", prompt: "the", max_tokens: 3, temperature: 0 });
+  assert.equal(r.choices[0].text.length > 0, true);
+  for (const headers of [{}, { authorization: "Bearer wrong-key-0123456789" }] as Record<string, string>[]) {
+    const res = await fetch(`${url}/v1/models`, { headers });
+    assert.equal(res.status, 401);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, "invalid_api_key");
+  }
+  assert.equal((await fetch(`${url}/health`)).status, 200);
+  assert.equal((await fetch(`${url}/metrics`)).status, 200);
+});
+
+test("a full queue: 429 with Retry-After; the running request is unharmed", async () => {
+  const { client } = await serve({ latency: "100/1", maxConcurrent: 1, maxQueue: 0, sp: 1 });
+  const running = client.completions.create({ model: "dsi", prompt: "the", max_tokens: 4, temperature: 0 });
+  await new Promise((r) => setTimeout(r, 50));
+  await assert.rejects(client.completions.create({ model: "dsi", prompt: "the", max_tokens: 4, temperature: 0 }), (err: unknown) => {
+    assert.ok(err instanceof APIError);
+    assert.equal(err.status, 429);
+    assert.equal(err.headers?.get("retry-after"), "1");
+    assert.equal((err.error as { type: string }).type, "rate_limit_error");
+    return true;
+  });
+  assert.equal((await running).choices[0].text, await reference("the", 4));
+});
+
+/** A metric's value in the Prometheus text format. */
+async function metric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.split(" ")[1]) : NaN;
+}
+
+test("a client that disconnects mid-stream: within a second no generation runs and no instance is busy", async () => {
+  const { url, client } = await serve({ latency: "20/2" });
+  const s = await client.completions.create({ model: "dsi", prompt: "the", max_tokens: 500, temperature: 0, stream: true });
+  let chunks = 0;
+  for await (const _ of s) {
+    if (++chunks === 3) break; // leaving the loop aborts the request
+  }
+  assert.equal(await metric(url, "dsi_active_generations") >= 0, true);
+  const t0 = performance.now();
+  assert.ok(await eventually(async () => (await metric(url, "dsi_active_generations")) === 0 && (await metric(url, "dsi_busy_target_instances")) === 0, 1000), "the generation still runs");
+  assert.ok(performance.now() - t0 < 1000);
+});
+
+test("50 concurrent streaming requests: each gets its solo output, none lost, none mixed", { timeout: 60_000 }, async () => {
+  const prompts = Array.from({ length: 50 }, (_, i) => `the ${"abcdefghij"[i % 10]}${"klmnopqrst"[Math.floor(i / 10)]}`);
+  const wants = await Promise.all(prompts.map((p) => reference(p, 12)));
+  const got = await Promise.all(
+    prompts.map(async (prompt) => {
+      let text = "";
+      const s = await main.client.completions.create({ model: "dsi", prompt, max_tokens: 12, temperature: 0, stream: true });
+      for await (const chunk of s) text += chunk.choices[0]?.text ?? "";
+      return text;
+    }),
+  );
+  assert.deepEqual(got, wants);
+});
+
+test("SIGTERM during a stream: dsi serve finishes it within the deadline and exits", { timeout: 30_000 }, async () => {
+  const child = spawn(process.execPath, [CLI, "serve", "--port", "0", "--latency", "30/3", "--shutdown-timeout", "1", "--vocab", "32"], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+  assert.ok(await eventually(() => /listening on (\S+)/.test(out), 10_000), out);
+  const url = /listening on (\S+)/.exec(out)![1];
+  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "none", maxRetries: 0 });
+  const s = await client.completions.create({ model: "dsi", prompt: "the", max_tokens: 1000, temperature: 0, stream: true });
+  let text = "";
+  let signalled = 0;
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  try {
+    for await (const chunk of s) {
+      text += chunk.choices[0]?.text ?? "";
+      if (!signalled && text.length >= 3) {
+        signalled = performance.now();
+        child.kill("SIGTERM");
+      }
+    }
+  } catch {
+    // The stream may end with an error event: what matters is that it ends.
+  }
+  assert.ok(signalled > 0, out);
+  assert.equal(await exited, 0, out);
+  assert.ok(performance.now() - signalled < 5000, `took ${performance.now() - signalled} ms`);
+  assert.ok(text.length < 1000, "the stream was cut at the deadline, not run to the end");
+});
+
+test("dsi serve refuses a non-loopback host without an API key", async () => {
+  const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const c = spawn(process.execPath, [CLI, "serve", "--host", "0.0.0.0"], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, DSI_API_KEY: "" } });
+    let stderr = "";
+    c.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    c.once("exit", (code) => resolve({ code, stderr }));
+  });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--host: 0\.0\.0\.0 is not a loopback address; a server reachable from other hosts needs an API key/);
+});
