@@ -1,5 +1,6 @@
 /** Per-generation state shared by the three algorithms. */
 import { InstanceLostError, TokenView, type EvalRequest } from "../core/instance.js";
+import { isAbortError } from "../runtime/abort.js";
 import { Stream } from "../core/random.js";
 import { decide, outputModes, type Decision, type Draft, type OutputMode, type PositionOutput } from "../core/verify.js";
 import type { Claim, Lease, PoolMember } from "../runtime/pool.js";
@@ -71,15 +72,19 @@ export class RunContext {
   async verify(lease: Lease, req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
     this.stats.verifications++;
     const t0 = this.rt.clock.now();
-    let ok = false;
+    let outcome: "done" | "preempted" | "failed" = "failed";
     try {
       const outputs = await lease.instance.evaluate(req, signal);
-      ok = true;
+      outcome = "done";
       return outputs;
+    } catch (err) {
+      if (isAbortError(err)) outcome = "preempted";
+      throw err;
     } finally {
       const ms = this.rt.clock.now() - t0;
       this.stats.targetBusyMs += ms;
-      if (ok) this.rt.pool.costs.observe(req.tokens.length - req.from, ms);
+      if (outcome === "done") this.rt.pool.costs.observe(req.tokens.length - req.from, ms);
+      this.rt.observer?.verification?.(ms, req.tokens.length - req.from, outcome);
     }
   }
 

@@ -50,6 +50,7 @@ export async function runSi(ctx: RunContext): Promise<void> {
       if (draft) {
         if (d.accepted) stats.accepted++;
         else stats.rejected++;
+        rt.observer?.draftDecided?.(j, d.accepted);
       }
       if (ctx.commit(d.token, task, epoch, draft ? (d.accepted ? "accepted" : "rejected") : "target")) return;
       if (!d.accepted) break;

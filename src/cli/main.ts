@@ -390,12 +390,7 @@ function program(): Command {
       for (const key of other) if (given(key)) throw new UsageError(`${flagName(key)} applies to --backend ${o.backend === "llama" ? "synthetic" : "llama"}, not ${o.backend}`);
       if (o.algo === "nonsi" && given("lookahead")) throw new UsageError("--lookahead applies to --algo si and dsi (non-SI drafts nothing)");
       const apiKey = checkServeFlags(o);
-      const backend = await openBackend(o);
-      try {
-        await runServe(backend, o, apiKey);
-      } finally {
-        await backend.close();
-      }
+      await runServe(() => openBackend(o), o, apiKey);
     });
 
   cmd

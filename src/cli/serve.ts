@@ -4,7 +4,7 @@ import type { Backend } from "../models/backend.js";
 import type { LatencyProfile } from "../models/latency.js";
 import { isLoopback } from "../models/remote/security.js";
 import { ServeMetrics } from "../serve/metrics.js";
-import { buildServer } from "../serve/server.js";
+import { buildServer, type ServiceSlot } from "../serve/server.js";
 import { Service } from "../serve/service.js";
 import { UsageError } from "./flags.js";
 
@@ -36,26 +36,43 @@ export function checkServeFlags(f: ServeFlags): string | undefined {
   return key;
 }
 
-export async function runServe(backend: Backend, f: ServeFlags, apiKey: string | undefined): Promise<void> {
+/**
+ * Listens at once (`/health` says 503 while the models load), opens the backend, serves until
+ * SIGINT or SIGTERM, then drains: running generations get `--shutdown-timeout` to finish.
+ */
+export async function runServe(open: () => Promise<Backend>, f: ServeFlags, apiKey: string | undefined): Promise<void> {
   const metrics = new ServeMetrics();
-  const service = await Service.open({ backend, sp: f.sp, profile: f.latency, maxConcurrent: f.maxConcurrent, maxQueue: f.maxQueue, metrics });
-  const app = buildServer({ service, metrics, modelId: MODEL_ID, apiKey, algo: f.algo, lookahead: f.lookahead, defaultMaxTokens: f.maxTokens });
+  const slot: ServiceSlot = {};
+  const app = buildServer({ slot, metrics, modelId: MODEL_ID, apiKey, algo: f.algo, lookahead: f.lookahead, defaultMaxTokens: f.maxTokens });
   let address: string;
   try {
     address = await app.listen({ host: f.host, port: f.port });
   } catch (err) {
     throw new UsageError(`--host/--port: cannot listen on ${f.host}:${f.port} (${(err as Error).message})`);
   }
-  console.log(`dsi serve: ${backend.describe()}; ${f.algo}${f.algo === "nonsi" ? "" : ` L=${f.lookahead}`}, model "${MODEL_ID}", listening on ${address}`);
-  const signal = await new Promise<string>((resolve) => {
-    for (const s of ["SIGINT", "SIGTERM"] as const) process.once(s, () => resolve(s));
-  });
-  console.log(`dsi serve: ${signal}: finishing ${service.activeCount} generation(s), at most ${f.shutdownTimeout} s`);
-  // Stop accepting connections, let generations finish, abort what is left at the deadline.
-  const closed = app.close();
-  await service.drain(f.shutdownTimeout * 1000);
-  // Connections go idle as their responses end; keep-alive would hold them (and us) 5 s more.
-  const idle = setInterval(() => app.server.closeIdleConnections(), 50);
-  await closed;
-  clearInterval(idle);
+  console.log(`dsi serve: listening on ${address}; loading the models`);
+  let backend: Backend;
+  try {
+    backend = await open();
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
+  try {
+    slot.service = await Service.open({ backend, sp: f.sp, profile: f.latency, maxConcurrent: f.maxConcurrent, maxQueue: f.maxQueue, metrics });
+    console.log(`dsi serve: ${backend.describe()}; ${f.algo}${f.algo === "nonsi" ? "" : ` L=${f.lookahead}`}, model "${MODEL_ID}", ready on ${address}`);
+    const signal = await new Promise<string>((resolve) => {
+      for (const s of ["SIGINT", "SIGTERM"] as const) process.once(s, () => resolve(s));
+    });
+    console.log(`dsi serve: ${signal}: finishing ${slot.service.activeCount} generation(s), at most ${f.shutdownTimeout} s`);
+    // Stop accepting connections, let generations finish, abort what is left at the deadline.
+    const closed = app.close();
+    await slot.service.drain(f.shutdownTimeout * 1000);
+    // Connections go idle as their responses end; keep-alive would hold them (and us) 5 s more.
+    const idle = setInterval(() => app.server.closeIdleConnections(), 50);
+    await closed;
+    clearInterval(idle);
+  } finally {
+    await backend.close();
+  }
 }

@@ -10,4 +10,14 @@ export interface Runtime {
   /** Target instances; its size is the speculation parallelism (SP) DSI may use. */
   pool: TargetPool;
   events: EventLog;
+  /** Hears what generations do, for metrics (a server's); optional. */
+  observer?: RuntimeObserver;
+}
+
+/** Per-task and per-draft facts for metrics, without the event log's memory. */
+export interface RuntimeObserver {
+  /** A target evaluation ended: how long it ran, how many drafts it verified, how it ended. */
+  verification?(ms: number, drafts: number, outcome: "done" | "preempted" | "failed"): void;
+  /** A draft was decided: its index in its window (0: the first draft), accepted or not. */
+  draftDecided?(index: number, accepted: boolean): void;
 }

@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Stats } from "../algorithms/options.js";
+import type { RuntimeObserver } from "../runtime/runtime.js";
 
 export class ServeMetrics {
   readonly registry = new Registry();
@@ -13,7 +14,19 @@ export class ServeMetrics {
   readonly generationTokens = new Counter({ name: "dsi_generation_tokens_total", help: "Tokens generated (committed)", registers: [this.registry] });
   readonly draftTokens = new Counter({ name: "dsi_spec_decode_num_draft_tokens_total", help: "Draft tokens produced by the drafter", registers: [this.registry] });
   readonly acceptedTokens = new Counter({ name: "dsi_spec_decode_num_accepted_tokens_total", help: "Draft tokens accepted by verification", registers: [this.registry] });
-  readonly preemptions = new Counter({ name: "dsi_preempted_tasks_total", help: "Target tasks and drafter steps preempted (their result could no longer be used)", registers: [this.registry] });
+  readonly acceptedPerPos = new Counter({
+    name: "dsi_spec_decode_num_accepted_tokens_per_pos_total",
+    help: "Accepted drafts by their index in their window (0: a window's first draft)",
+    labelNames: ["position"],
+    registers: [this.registry],
+  });
+  readonly preemptedWindows = new Counter({ name: "dsi_preempted_windows_total", help: "Target tasks preempted (stale after a rejection) or cancelled", registers: [this.registry] });
+  readonly verification = new Histogram({
+    name: "dsi_verification_duration_seconds",
+    help: "Duration of target evaluations that completed (a verification window or a plain step)",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
   readonly targetBusy = new Counter({ name: "dsi_target_busy_seconds_total", help: "Time target instances spent evaluating", registers: [this.registry] });
   readonly ttft = new Histogram({
     name: "dsi_time_to_first_token_seconds",
@@ -31,13 +44,23 @@ export class ServeMetrics {
   readonly queued = new Gauge({ name: "dsi_queue_length", help: "Requests waiting for a generation slot", registers: [this.registry] });
   readonly busyInstances = new Gauge({ name: "dsi_busy_target_instances", help: "Target instances evaluating now", registers: [this.registry] });
 
-  /** A finished (or aborted) generation's work. */
+  /** What the runtime reports per task and per draft (see RuntimeObserver). */
+  readonly observer: RuntimeObserver = {
+    verification: (ms, _drafts, outcome) => {
+      if (outcome === "done") this.verification.observe(ms / 1000);
+      else if (outcome === "preempted") this.preemptedWindows.inc();
+    },
+    draftDecided: (index, accepted) => {
+      if (accepted) this.acceptedPerPos.inc({ position: String(index) });
+    },
+  };
+
+  /** A finished generation's work. */
   observe(stats: Stats, promptTokens: number): void {
     this.promptTokens.inc(promptTokens);
     this.generationTokens.inc(stats.tokens);
     this.draftTokens.inc(stats.drafted);
     this.acceptedTokens.inc(stats.accepted);
-    this.preemptions.inc(stats.preemptions);
     this.targetBusy.inc(stats.targetBusyMs / 1000);
     if (stats.tokens > 0) this.ttft.observe(stats.ttftMs / 1000);
     this.requestDuration.observe(stats.timeMs / 1000);

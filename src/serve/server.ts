@@ -18,8 +18,13 @@ import type { ServeMetrics } from "./metrics.js";
 import { ApiError, ChatRequest, CompletionRequest, invalid, parseBody, renderChat } from "./openai.js";
 import { QueueFullError, UnavailableError, type Service } from "./service.js";
 
+/** Where the server finds its service: empty while the models load (then 503). */
+export interface ServiceSlot {
+  service?: Service;
+}
+
 export interface ServerOptions {
-  service: Service;
+  slot: ServiceSlot;
   metrics: ServeMetrics;
   /** The id `/v1/models` lists and requests must name. */
   modelId: string;
@@ -58,8 +63,12 @@ const FINISH: Record<FinishReason, "stop" | "length"> = { eos: "stop", stop: "st
 
 export function buildServer(o: ServerOptions): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 16 * 2 ** 20 });
-  const { service, metrics } = o;
-  const tokenizer = service.backend.tokenizer;
+  const { slot, metrics } = o;
+  /** The service, or the 503 that says the models are still loading. */
+  const ready = (): Service => {
+    if (!slot.service) throw new ApiError(503, "the models are loading; retry shortly", "server_error", null, "loading");
+    return slot.service;
+  };
   const allowed = o.apiKey === undefined ? undefined : secretMatcher(`Bearer ${o.apiKey}`);
   const created = Math.floor(Date.now() / 1000);
 
@@ -85,17 +94,20 @@ export function buildServer(o: ServerOptions): FastifyInstance {
   });
 
   app.get("/health", async (_req, reply) => {
-    const h = service.health();
+    if (!slot.service) return reply.status(503).send({ status: "loading" });
+    const h = slot.service.health();
     return reply.status(h.ok ? 200 : 503).send(h.ok ? { status: "ok" } : { status: "unavailable", reason: h.reason });
   });
   app.get("/metrics", async (_req, reply) => {
-    service.refreshGauges();
+    slot.service?.refreshGauges();
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   app.get("/v1/models", async () => ({ object: "list", data: [{ id: o.modelId, object: "model", created, owned_by: "dsi" }] }));
 
   /** Validates, tokenizes and fixes every setting of a request. */
   const plan = (kind: Kind, body: CompletionRequest | ChatRequest): Plan => {
+    const service = ready();
+    const tokenizer = service.backend.tokenizer;
     if (body.model !== o.modelId) throw new ApiError(404, `the model ${JSON.stringify(body.model)} does not exist; this server serves ${JSON.stringify(o.modelId)}`, "invalid_request_error", "model", "model_not_found");
     let text: string;
     let maxTokens = body.max_tokens ?? undefined;
@@ -142,6 +154,8 @@ export function buildServer(o: ServerOptions): FastifyInstance {
 
   /** Runs choice `i` of a plan; `onText` hears its text as tokens commit. */
   const runChoice = (p: Plan, i: number, signal: AbortSignal, onText?: (chunk: string) => void): Promise<Completion> => {
+    const service = ready();
+    const tokenizer = service.backend.tokenizer;
     const streamer = new TextStreamer(tokenizer);
     return service
       .run(
@@ -221,7 +235,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
       throw apiError(err);
     }
     const choices = results.map((c, index) => {
-      const text = tokenizer.decode(c.tokens);
+      const text = ready().backend.tokenizer.decode(c.tokens);
       const finish_reason = FINISH[c.finishReason];
       return kind === "chat" ? { index, message: { role: "assistant", content: text }, finish_reason, logprobs: null } : { index, text, finish_reason, logprobs: null };
     });

@@ -53,7 +53,9 @@ export class Service {
 
   static async open(o: ServiceOptions): Promise<Service> {
     const sp = o.backend.targetCount ?? o.sp;
-    return new Service(o, await o.backend.runtime(new RealClock(), sp, o.profile, false));
+    const runtime = await o.backend.runtime(new RealClock(), sp, o.profile, false);
+    runtime.observer = o.metrics.observer;
+    return new Service(o, runtime);
   }
 
   get backend(): Backend {

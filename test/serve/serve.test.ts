@@ -35,7 +35,7 @@ async function serve(o: { latency?: string; apiKey?: string; maxConcurrent?: num
     maxQueue: o.maxQueue ?? 256,
     metrics,
   });
-  const app = buildServer({ service, metrics, modelId: "dsi", apiKey: o.apiKey, algo: "dsi", lookahead: 4, defaultMaxTokens: 16 });
+  const app = buildServer({ slot: { service }, metrics, modelId: "dsi", apiKey: o.apiKey, algo: "dsi", lookahead: 4, defaultMaxTokens: 16 });
   const url = await app.listen({ host: "127.0.0.1", port: 0 });
   servers.push(app);
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: o.apiKey ?? "none", maxRetries: 0 });
@@ -212,8 +212,8 @@ test("SIGTERM during a stream: dsi serve finishes it within the deadline and exi
   let out = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-  assert.ok(await eventually(() => /listening on (\S+)/.test(out), 10_000), out);
-  const url = /listening on (\S+)/.exec(out)![1];
+  assert.ok(await eventually(() => /ready on (\S+)/.test(out), 10_000), out);
+  const url = /ready on (\S+)/.exec(out)![1];
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "none", maxRetries: 0 });
   const s = await client.completions.create({ model: "dsi", prompt: "the", max_tokens: 1000, temperature: 0, stream: true });
   let text = "";
@@ -234,6 +234,55 @@ test("SIGTERM during a stream: dsi serve finishes it within the deadline and exi
   assert.equal(await exited, 0, out);
   assert.ok(performance.now() - signalled < 5000, `took ${performance.now() - signalled} ms`);
   assert.ok(text.length < 1000, "the stream was cut at the deadline, not run to the end");
+});
+
+test("while the models load: /health and the endpoints answer 503, then serve", async () => {
+  const metrics = new ServeMetrics();
+  const slot: { service?: Service } = {};
+  const app = buildServer({ slot, metrics, modelId: "dsi", algo: "dsi", lookahead: 4, defaultMaxTokens: 16 });
+  const url = await app.listen({ host: "127.0.0.1", port: 0 });
+  servers.push(app);
+  const health = await fetch(`${url}/health`);
+  assert.equal(health.status, 503);
+  assert.deepEqual(await health.json(), { status: "loading" });
+  const early = await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "dsi", prompt: "the" }) });
+  assert.equal(early.status, 503);
+  assert.equal(((await early.json()) as { error: { code: string } }).error.code, "loading");
+  slot.service = await Service.open({ backend: syntheticBackend(SPEC), sp: 2, profile: resolveProfile("none")!, maxConcurrent: 4, maxQueue: 4, metrics });
+  assert.equal((await fetch(`${url}/health`)).status, 200);
+  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "none", maxRetries: 0 });
+  assert.equal((await client.completions.create({ model: "dsi", prompt: "the", max_tokens: 5, temperature: 0 })).choices[0].text, await reference("the", 5));
+});
+
+test("metrics: requests by status, tokens, drafts, accepted drafts per window position, verification latency", async () => {
+  const text = await (await fetch(`${main.url}/metrics`)).text();
+  for (const name of [
+    'dsi_requests_total{endpoint="/v1/completions",status="200"}',
+    'dsi_requests_total{endpoint="/v1/completions",status="400"}',
+    "dsi_prompt_tokens_total",
+    "dsi_generation_tokens_total",
+    "dsi_spec_decode_num_draft_tokens_total",
+    "dsi_spec_decode_num_accepted_tokens_total",
+    'dsi_spec_decode_num_accepted_tokens_per_pos_total{position="0"}',
+    "dsi_preempted_windows_total",
+    "dsi_verification_duration_seconds_count",
+    "dsi_time_to_first_token_seconds_count",
+    "dsi_active_generations",
+    "dsi_busy_target_instances",
+    "dsi_queue_length",
+  ]) {
+    const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+    assert.ok(line, `${name} in /metrics`);
+  }
+  const value = (name: string): number => Number(text.split("\n").find((l) => l.startsWith(`${name} `))!.split(" ")[1]);
+  assert.ok(value("dsi_spec_decode_num_accepted_tokens_total") > 0);
+  // Per position, the accepted drafts add up to all accepted drafts.
+  const perPos = text.split("\n").filter((l) => l.startsWith("dsi_spec_decode_num_accepted_tokens_per_pos_total{"));
+  assert.equal(
+    perPos.reduce((a, l) => a + Number(l.split(" ")[1]), 0),
+    value("dsi_spec_decode_num_accepted_tokens_total"),
+  );
+  assert.ok(value("dsi_spec_decode_num_accepted_tokens_total") <= value("dsi_spec_decode_num_draft_tokens_total"));
 });
 
 test("dsi serve refuses a non-loopback host without an API key", async () => {

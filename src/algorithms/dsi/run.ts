@@ -388,6 +388,7 @@ class DsiRun {
         if (draft) {
           if (d.accepted) stats.accepted++;
           else stats.rejected++;
+          ctx.rt.observer?.draftDecided?.(p - task.start, d.accepted);
         }
         this.firstCommitAt ??= ctx.rt.clock.now();
         if (d.accepted) {
