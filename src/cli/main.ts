@@ -18,6 +18,8 @@ import { runPlan, runTable } from "./paper.js";
 import { runSimulate, type SimulateFlags } from "./simulate.js";
 import { runWorker } from "./worker.js";
 import { runCluster } from "./cluster.js";
+import cliProgress from "cli-progress";
+import type { DownloadProgress } from "../models/resolve.js";
 import { checkServeFlags, runServe } from "./serve.js";
 import { ClusterError, clusterBackend, loadClusterFile } from "../models/remote/cluster.js";
 
@@ -426,11 +428,27 @@ async function openBackend(o: BackendFlags): Promise<Backend> {
       ? { backend: "synthetic" as const, vocab: o.vocab, agreement: o.agreement, context: o.history, seed: o.modelSeed }
       : { backend: "llama" as const, target: o.target, drafter: o.drafter, threads: o.threads, gpu: o.gpu };
   try {
-    return await openBackendSpec(spec, (dir) => console.error(`generated the default model pair in ${dir}`));
+    return await openBackendSpec(spec, (dir) => console.error(`generated the default model pair in ${dir}`), downloadBar());
   } catch (err) {
     if (err instanceof BackendSpecError) throw new UsageError(err.message);
     throw err;
   }
+}
+
+/** A progress bar on standard error for each model file being downloaded. */
+function downloadBar(): DownloadProgress {
+  let bar: cliProgress.SingleBar | undefined;
+  let current = "";
+  return (file, downloaded, total) => {
+    if (file !== current) {
+      bar?.stop();
+      current = file;
+      bar = new cliProgress.SingleBar({ format: `downloading ${file} {bar} {percentage}% | {value}/{total} MB`, stream: process.stderr }, cliProgress.Presets.shades_classic);
+      bar.start(Math.ceil(total / 2 ** 20), 0);
+    }
+    bar!.update(Math.floor(downloaded / 2 ** 20));
+    if (downloaded >= total) bar!.stop();
+  };
 }
 
 /** The package's version, for --version. */

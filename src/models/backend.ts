@@ -8,6 +8,7 @@ import type { Runtime } from "../runtime/runtime.js";
 import { DEFAULT_PAIR, defaultCacheDir, ensurePair } from "./gguf/llama-model.js";
 import type { LatencyProfile } from "./latency.js";
 import { LlamaPair, type LlamaInstance, type LlamaPairOptions } from "./llama.js";
+import { resolveModel, type DownloadProgress } from "./resolve.js";
 import { assembleRuntime, syntheticRuntime } from "./runtime.js";
 import { SyntheticPair, SyntheticTokenizer, type SyntheticSpec } from "./synthetic.js";
 
@@ -60,8 +61,11 @@ export class BackendSpecError extends Error {
   override readonly name = "BackendSpecError";
 }
 
-/** Opens the backend a spec describes; `onGenerated` hears where the default pair was made. */
-export async function openBackend(spec: BackendSpec, onGenerated?: (dir: string) => void): Promise<Backend> {
+/**
+ * Opens the backend a spec describes; `onGenerated` hears where the default pair was made,
+ * `onDownload` how far the download of a model given by URI is.
+ */
+export async function openBackend(spec: BackendSpec, onGenerated?: (dir: string) => void, onDownload?: DownloadProgress): Promise<Backend> {
   if (spec.backend === "synthetic") {
     const { backend: _, ...synthetic } = spec;
     return syntheticBackend(synthetic);
@@ -70,7 +74,7 @@ export async function openBackend(spec: BackendSpec, onGenerated?: (dir: string)
     throw new BackendSpecError("--target and --drafter go together (or give neither for the default pair)");
   }
   let files: { target: string; drafter: string };
-  if (spec.target !== undefined && spec.drafter !== undefined) files = { target: spec.target, drafter: spec.drafter };
+  if (spec.target !== undefined && spec.drafter !== undefined) files = { target: await resolveModel(spec.target, onDownload), drafter: await resolveModel(spec.drafter, onDownload) };
   else {
     const dir = defaultCacheDir();
     const pair = await ensurePair(dir, DEFAULT_PAIR);
@@ -98,7 +102,8 @@ export async function openInstance(
     return { instance: pair.instance(role, label), tokenizer, defaultPrompt: tokenizer.defaultPrompt, close: async () => undefined };
   }
   // The pair loader checks the file like any model file; one file serves either role.
-  const pair = await LlamaPair.load({ target: spec.model, drafter: spec.model, threads: spec.threads, gpu: spec.gpu });
+  const model = await resolveModel(spec.model);
+  const pair = await LlamaPair.load({ target: model, drafter: model, threads: spec.threads, gpu: spec.gpu });
   return {
     instance: await pair.instance(role, label),
     tokenizer: { encode: (t) => pair.encode(t), decode: (t) => pair.decode(t) },
