@@ -7,7 +7,7 @@ import type { Clock } from "../runtime/clock.js";
 import type { Runtime } from "../runtime/runtime.js";
 import { DEFAULT_PAIR, defaultCacheDir, ensurePair } from "./gguf/llama-model.js";
 import type { LatencyProfile } from "./latency.js";
-import { LlamaPair, type LlamaInstance, type LlamaPairOptions } from "./llama.js";
+import { LlamaPair, type ChatMessage, type LlamaInstance, type LlamaPairOptions } from "./llama.js";
 import { resolveModel, type DownloadProgress } from "./resolve.js";
 import { assembleRuntime, syntheticRuntime } from "./runtime.js";
 import { SyntheticPair, SyntheticTokenizer, type SyntheticSpec } from "./synthetic.js";
@@ -21,6 +21,8 @@ export interface Tokenizer {
   decode(tokens: readonly number[]): string;
   /** A token's text, where the text of a sequence is always the concatenation of its tokens' texts. */
   piece?(token: number): string;
+  /** A chat rendered with the model's own template, as tokens; undefined without one. */
+  chat?(messages: readonly ChatMessage[]): Promise<number[] | undefined>;
 }
 
 export interface Backend {
@@ -138,7 +140,7 @@ export async function llamaBackend(o: LlamaPairOptions): Promise<Backend> {
   const targets: Promise<LlamaInstance>[] = [];
   return {
     name: "llama",
-    tokenizer: { encode: (t) => pair.encode(t), decode: (t) => pair.decode(t) },
+    tokenizer: { encode: (t) => pair.encode(t), decode: (t) => pair.decode(t), chat: (m) => pair.chatTokens(m) },
     defaultPrompt: "the",
     contextSize: pair.contextSize,
     realCompute: true,

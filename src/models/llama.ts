@@ -11,7 +11,7 @@
  */
 import { open, stat } from "node:fs/promises";
 import { checkGgufStructure, GgufFormatError } from "./gguf/check.js";
-import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
+import type { ChatHistoryItem, ChatWrapper, Llama, LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
 import { keyedUniform } from "../core/random.js";
 import { distributionFromLogits, sampleIndex } from "../core/sampling.js";
 import type { PositionOutput } from "../core/verify.js";
@@ -21,6 +21,12 @@ import type { EvalRequest, ModelInstance } from "../core/instance.js";
 /** A problem with model files or requests that the user can fix; the message says how. */
 export class ModelFileError extends Error {
   override readonly name = "ModelFileError";
+}
+
+/** One message of a chat, as the OpenAI API has them. */
+export interface ChatMessage {
+  role: "system" | "user" | "assistant";
+  content: string;
 }
 
 export interface LlamaPairOptions {
@@ -123,6 +129,24 @@ export class LlamaPair {
 
   get vocabSize(): number {
     return vocabSize(this.target);
+  }
+
+  private chatWrapper: ChatWrapper | undefined;
+
+  /**
+   * A chat rendered with the target's own template (GGUF `tokenizer.chat_template`, through
+   * node-llama-cpp's chat wrappers), ending where the assistant's reply begins, as tokens;
+   * undefined when the GGUF has no template.
+   */
+  async chatTokens(messages: readonly ChatMessage[]): Promise<number[] | undefined> {
+    const metadata = this.target.fileInfo.metadata as { tokenizer?: { chat_template?: unknown } } | undefined;
+    if (typeof metadata?.tokenizer?.chat_template !== "string") return undefined;
+    const { resolveChatWrapper } = await import("node-llama-cpp");
+    this.chatWrapper ??= resolveChatWrapper(this.target);
+    const history: ChatHistoryItem[] = messages.map((m) => (m.role === "assistant" ? { type: "model", response: [m.content] } : { type: m.role, text: m.content }));
+    history.push({ type: "model", response: [] });
+    const { contextText } = this.chatWrapper.generateContextState({ chatHistory: history });
+    return contextText.tokenize(this.target.tokenizer) as number[];
   }
 
   /** Text to tokens with the GGUF's own tokenizer, BOS first unless `bos` is false. */

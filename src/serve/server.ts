@@ -105,23 +105,23 @@ export function buildServer(o: ServerOptions): FastifyInstance {
   app.get("/v1/models", async () => ({ object: "list", data: [{ id: o.modelId, object: "model", created, owned_by: "dsi" }] }));
 
   /** Validates, tokenizes and fixes every setting of a request. */
-  const plan = (kind: Kind, body: CompletionRequest | ChatRequest): Plan => {
+  const plan = async (kind: Kind, body: CompletionRequest | ChatRequest): Promise<Plan> => {
     const service = ready();
     const tokenizer = service.backend.tokenizer;
     if (body.model !== o.modelId) throw new ApiError(404, `the model ${JSON.stringify(body.model)} does not exist; this server serves ${JSON.stringify(o.modelId)}`, "invalid_request_error", "model", "model_not_found");
-    let text: string;
     let maxTokens = body.max_tokens ?? undefined;
-    if (kind === "chat") {
-      const chat = body as ChatRequest;
-      if (chat.max_tokens != null && chat.max_completion_tokens != null) throw invalid("max_tokens", "give max_tokens or max_completion_tokens, not both");
-      maxTokens = chat.max_completion_tokens ?? maxTokens;
-      text = renderChat(chat.messages, service.backend.name === "synthetic");
-    } else text = (body as CompletionRequest).prompt;
     const promptParam = kind === "chat" ? "messages" : "prompt";
-    let prompt: number[];
+    let prompt: number[] | undefined;
     try {
-      prompt = tokenizer.encode(text);
+      if (kind === "chat") {
+        const chat = body as ChatRequest;
+        if (chat.max_tokens != null && chat.max_completion_tokens != null) throw invalid("max_tokens", "give max_tokens or max_completion_tokens, not both");
+        maxTokens = chat.max_completion_tokens ?? maxTokens;
+        // The model's own chat template where its GGUF has one, else the default.
+        prompt = (await tokenizer.chat?.(chat.messages)) ?? tokenizer.encode(renderChat(chat.messages, service.backend.name === "synthetic"));
+      } else prompt = tokenizer.encode((body as CompletionRequest).prompt);
     } catch (err) {
+      if (err instanceof ApiError) throw err;
       throw invalid(promptParam, `${promptParam}: ${(err as Error).message}`);
     }
     if (prompt.length === 0) throw invalid(promptParam, `${promptParam}: the prompt has no tokens`);
@@ -218,7 +218,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
   };
 
   const handle = async (kind: Kind, req: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
-    const p = plan(kind, parseBody<CompletionRequest | ChatRequest>(kind === "chat" ? ChatRequest : CompletionRequest, req.body));
+    const p = await plan(kind, parseBody<CompletionRequest | ChatRequest>(kind === "chat" ? ChatRequest : CompletionRequest, req.body));
     // A client that goes away (before or during the response) aborts every choice.
     const controller = new AbortController();
     reply.raw.on("close", () => {

@@ -10,6 +10,9 @@ import { createServer, type Server } from "node:http";
 import { basename, dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import OpenAI, { APIError } from "openai";
+import { generate } from "../../src/algorithms/generate.js";
+import { LlamaPair } from "../../src/models/llama.js";
+import { assembleRuntime } from "../../src/models/runtime.js";
 import { pairFiles, SMALL_PAIR } from "../helpers/gguf-models.js";
 import { CLI, dsi, eventually, stopChildren } from "../helpers/processes.js";
 import { tempDir } from "../helpers/temp.js";
@@ -108,4 +111,38 @@ test("models by URL: downloaded once; greedy completions equal dsi generate; con
   const second = await serve();
   assert.deepEqual(cached(), before, "not downloaded again");
   second.child.kill("SIGTERM");
+});
+
+test("chat with the GGUF's own template (ChatML here): the prompt is the template's, the reply non-SI's", { timeout: 120_000 }, async () => {
+  const chatml =
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+  const chatFiles = await pairFiles("chatml", { ...SMALL_PAIR, chatTemplate: chatml });
+  const messages = [
+    { role: "system" as const, content: "be brief" },
+    { role: "user" as const, content: "hello" },
+  ];
+  const pair = await LlamaPair.load({ ...chatFiles, threads: 1, gpu: false });
+  let expected: string;
+  let promptTokens: number;
+  try {
+    const tokens = (await pair.chatTokens(messages))!;
+    assert.match(pair.decode(tokens), /<\|im_start\|>system\nbe brief ?<\|im_end\|>\n<\|im_start\|>user\nhello ?<\|im_end\|>\n<\|im_start\|>assistant\n$/);
+    promptTokens = tokens.length;
+    const drafter = await pair.instance("drafter", "drafter");
+    const target = await pair.instance("target", "target");
+    const rt = assembleRuntime({ clock: "real", drafter, target: () => target, vocabSize: pair.vocabSize, eosToken: pair.eosToken, sp: 1 });
+    expected = pair.decode((await generate("nonsi", rt, { prompt: tokens, maxTokens: 10 }).result).tokens);
+  } finally {
+    await pair.dispose();
+  }
+  const child = spawn(process.execPath, [CLI, "serve", "--backend", "llama", "--target", chatFiles.target, "--drafter", chatFiles.drafter, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+  children.push(child);
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  assert.ok(await eventually(() => /ready on (\S+)/.test(out), 60_000), out);
+  const client = new OpenAI({ baseURL: `${/ready on (\S+)/.exec(out)![1]}/v1`, apiKey: "none", maxRetries: 0 });
+  const r = await client.chat.completions.create({ model: "dsi", messages, max_tokens: 10, temperature: 0 });
+  assert.equal(r.usage?.prompt_tokens, promptTokens);
+  assert.equal(r.choices[0].message.content, expected);
 });

@@ -32,6 +32,8 @@ export interface PairSpec {
   /** Standard deviation of the logits (before the final norm's effect). */
   logitScale: number;
   seed: number;
+  /** A Jinja chat template written as `tokenizer.chat_template` (none by default). */
+  chatTemplate?: string;
 }
 
 /** The embedded default: a target ~10x the drafter's compute, acceptance in 0.4..0.9. */
@@ -165,6 +167,7 @@ function metadata(spec: PairSpec, layers: number, name: string): Record<string, 
     "tokenizer.ggml.eos_token_id": { type: "u32", value: vocab.eos },
     "tokenizer.ggml.add_bos_token": { type: "bool", value: true },
     "tokenizer.ggml.add_eos_token": { type: "bool", value: false },
+    ...(spec.chatTemplate !== undefined ? { "tokenizer.chat_template": { type: "string", value: spec.chatTemplate } as GgufValue } : {}),
   };
 }
 
