@@ -128,6 +128,8 @@ export class TargetPool {
   /** When set, every lease and release is appended here, in order. */
   log: PoolEvent[] | undefined;
   private readonly instances: (ModelInstance | undefined)[] = [];
+  /** The member that leased each instance last (instance affinity, see idleFor). */
+  private readonly lastUser: (PoolMember | undefined)[] = [];
   private readonly slots: SlotState[];
   private readonly members = new Set<PoolMember>();
   private memberIds = 0;
@@ -230,7 +232,7 @@ export class TargetPool {
     // Claims waiting before this one, of the same or a higher rank, go first.
     if (this.waiting.some((w) => this.rank(w) <= rank)) return undefined;
     if (!this.grantable(m, claim)) return undefined;
-    const idle = this.slots.indexOf("idle");
+    const idle = this.idleFor(m);
     if (idle >= 0) return this.lease(idle, m, claim);
     // Instances on the way go to waiting claims (serve); this one may start the next.
     if (this.slots.includes("creating")) return undefined;
@@ -296,7 +298,7 @@ export class TargetPool {
       const ready = this.waiting.filter((w) => this.grantable(w.member, w.claim)).sort((a, b) => this.rank(a) - this.rank(b) || a.seq - b.seq);
       const w = ready[0];
       if (!w) return;
-      const idle = this.slots.indexOf("idle");
+      const idle = this.idleFor(w.member);
       if (idle >= 0) {
         this.waiting = this.waiting.filter((x) => x !== w);
         w.resolve(this.lease(idle, w.member, w.claim));
@@ -321,6 +323,25 @@ export class TargetPool {
         );
       }
     }
+  }
+
+  /**
+   * Which idle instance a member gets: the one it used last if idle (its cache holds the
+   * member's sequence, so the call sends and evaluates only new tokens), else the first idle
+   * instance no live member used last, else the first idle one; -1 when none is idle. The
+   * policy above decides who is served; this only decides which instance.
+   */
+  private idleFor(m: PoolMember): number {
+    let fallback = -1;
+    let unclaimed = -1;
+    for (let i = 0; i < this.slots.length; i++) {
+      if (this.slots[i] !== "idle") continue;
+      const last = this.lastUser[i];
+      if (last === m) return i;
+      if (fallback < 0) fallback = i;
+      if (unclaimed < 0 && (last === undefined || !this.members.has(last))) unclaimed = i;
+    }
+    return unclaimed >= 0 ? unclaimed : fallback;
   }
 
   /** Creation failed: the first waiter learns why its instance never came. */
@@ -370,6 +391,7 @@ export class TargetPool {
 
   private lease(index: number, m: PoolMember, claim: Claim): Lease {
     this.slots[index] = "busy";
+    this.lastUser[index] = m;
     if (claim === "frontier") m.frontierLeases++;
     this.log?.push({ type: "lease", instance: index, member: m.id });
     let released = false;
