@@ -33,7 +33,7 @@ export class RunContext {
     this.drafterMode = modes.drafter;
     this.seq = [...opts.prompt];
     this.startedAt = rt.clock.now();
-    this.member = rt.pool.join();
+    this.member = rt.pool.join(opts.sp);
   }
 
   /**

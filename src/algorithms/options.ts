@@ -14,8 +14,8 @@ export const DEFAULT_MAX_TOKENS = 64;
 export const DEFAULT_LOOKAHEAD = 5;
 
 /**
- * A generation's options. Only the prompt is required. The speculation parallelism is not an
- * option: it is the size of the runtime's target pool.
+ * A generation's options. Only the prompt is required. The speculation parallelism is the size
+ * of the runtime's target pool, or less for one generation (`maxInstances`).
  */
 export interface GenerateOptions {
   /** Prompt tokens (at least one). */
@@ -33,6 +33,11 @@ export interface GenerateOptions {
   seed?: number;
   /** Drafts per verification window (si, dsi; an error for nonsi). Defaults to 5 (`DEFAULT_LOOKAHEAD`). */
   lookahead?: number;
+  /**
+   * Most target instances this generation holds at once (dsi; non-SI and SI use one): its
+   * speculation parallelism, at most the pool's size (the default).
+   */
+  maxInstances?: number;
   /** Token sequences that end the generation; they are not part of the output. */
   stop?: readonly (readonly number[])[];
   /**
@@ -54,7 +59,7 @@ export interface GenerateOptions {
 /** Options with every default filled in; what the algorithms read. */
 export type ResolvedOptions = Required<Pick<GenerateOptions, "prompt" | "maxTokens" | "sampling" | "verify" | "seed" | "lookahead">> &
   Omit<GenerateOptions, "prompt" | "maxTokens" | "sampling" | "verify" | "seed" | "lookahead"> & {
-    /** Speculation parallelism: the size of the runtime's target pool. */
+    /** Speculation parallelism: `maxInstances`, else the size of the runtime's target pool. */
     sp: number;
   };
 
@@ -113,6 +118,13 @@ export function resolveOptions(o: GenerateOptions, runtime: Runtime, algo: Algor
   if (algo === "nonsi" && o.lookahead !== undefined) {
     throw new OptionError("lookahead", "lookahead applies to si and dsi; non-SI drafts nothing");
   }
+  if (algo !== "dsi" && o.maxInstances !== undefined) {
+    throw new OptionError("maxInstances", `maxInstances applies to dsi (${algo} verifies on one instance at a time)`);
+  }
+  const size = runtime.pool.size;
+  if (o.maxInstances !== undefined && !(Number.isInteger(o.maxInstances) && o.maxInstances >= 1 && o.maxInstances <= size)) {
+    throw new OptionError("maxInstances", `maxInstances must be an integer in 1..${size} (the pool's size), got ${o.maxInstances}`);
+  }
   const sampling = o.sampling ?? GREEDY;
   const r: ResolvedOptions = {
     ...o,
@@ -121,7 +133,7 @@ export function resolveOptions(o: GenerateOptions, runtime: Runtime, algo: Algor
     verify: o.verify ?? (sampling.temperature === 0 ? "greedy" : "rejection"),
     seed: o.seed ?? 0,
     lookahead: o.lookahead ?? DEFAULT_LOOKAHEAD,
-    sp: runtime.pool.size,
+    sp: o.maxInstances ?? size,
   };
   checkOptions(r, runtime);
   return r;

@@ -86,11 +86,20 @@ interface Waiter {
 export class PoolMember {
   /** Frontier leases this member holds now. */
   frontierLeases = 0;
+  /** Leases of any kind this member holds now. */
+  leases = 0;
   private left = false;
   constructor(
     private readonly pool: TargetPool,
     readonly id: number,
+    /** Most instances this member holds at once (its generation's speculation parallelism). */
+    readonly limit: number,
   ) {}
+
+  /** Whether the member may take one more instance. */
+  get underLimit(): boolean {
+    return this.leases < this.limit;
+  }
 
   /** A lease at once when the policy allows one now; undefined otherwise. Never waits. */
   tryAcquire(claim: Claim): Lease | undefined {
@@ -164,9 +173,13 @@ export class TargetPool {
     return new TargetPool({ size: instances.length, create: (i) => instances[i], vocabSize: instances[0].vocabSize, eosToken: instances[0].eosToken });
   }
 
-  /** Joins the pool: one membership per generation, left when the generation ends. */
-  join(): PoolMember {
-    const m = new PoolMember(this, this.memberIds++);
+  /**
+   * Joins the pool: one membership per generation, left when the generation ends; the
+   * member holds at most `limit` instances at once (default: the whole pool).
+   */
+  join(limit = this.size): PoolMember {
+    if (!(Number.isInteger(limit) && limit >= 1 && limit <= this.size)) throw new RangeError(`a member's instance limit must be an integer in 1..${this.size}, got ${limit}`);
+    const m = new PoolMember(this, this.memberIds++, limit);
     this.members.add(m);
     return m;
   }
@@ -218,19 +231,20 @@ export class TargetPool {
 
   private grantable(m: PoolMember, claim: Claim): boolean {
     const free = this.free();
-    return free > 0 && (this.urgent(m, claim) || free > this.reserveFor(m));
+    return free > 0 && m.underLimit && (this.urgent(m, claim) || free > this.reserveFor(m));
   }
 
   /** @internal */
   availableTo(m: PoolMember): number {
-    return Math.max(0, this.free() - this.reserveFor(m));
+    return Math.max(0, Math.min(this.free() - this.reserveFor(m), m.limit - m.leases));
   }
 
   /** @internal */
   tryAcquireFor(m: PoolMember, claim: Claim): Lease | undefined {
     const rank = this.rank({ member: m, claim });
-    // Claims waiting before this one, of the same or a higher rank, go first.
-    if (this.waiting.some((w) => this.rank(w) <= rank)) return undefined;
+    // Claims waiting before this one, of the same or a higher rank, go first (a member at its
+    // limit waits for its own release, not in anyone's way).
+    if (this.waiting.some((w) => this.rank(w) <= rank && w.member.underLimit)) return undefined;
     if (!this.grantable(m, claim)) return undefined;
     const idle = this.idleFor(m);
     if (idle >= 0) return this.lease(idle, m, claim);
@@ -392,12 +406,14 @@ export class TargetPool {
   private lease(index: number, m: PoolMember, claim: Claim): Lease {
     this.slots[index] = "busy";
     this.lastUser[index] = m;
+    m.leases++;
     if (claim === "frontier") m.frontierLeases++;
     this.log?.push({ type: "lease", instance: index, member: m.id });
     let released = false;
     const end = (): void => {
       if (released) throw new Error(`target instance ${index} released twice`);
       released = true;
+      m.leases--;
       if (claim === "frontier") m.frontierLeases--;
       this.log?.push({ type: "release", instance: index, member: m.id });
     };

@@ -30,6 +30,7 @@ const DsiOptions = z
   .object({
     algo: z.enum(["nonsi", "si", "dsi"]).optional(),
     lookahead: z.number().int().min(1).max(1024).optional(),
+    sp: z.number().int().min(1).max(1024).optional(),
     verify: z.enum(["greedy", "rejection", "match"]).optional(),
   })
   .strict();

@@ -54,6 +54,8 @@ interface Plan {
   verify: VerifyRule | undefined;
   algo: AlgorithmName;
   lookahead: number | undefined;
+  /** Most target instances each choice holds at once (dsi). */
+  sp: number | undefined;
   stop: string[];
   stream: boolean;
   includeUsage: boolean;
@@ -135,6 +137,11 @@ export function buildServer(o: ServerOptions): FastifyInstance {
     if (!stream && body.stream_options != null) throw invalid("stream_options", "stream_options applies only with stream: true");
     const algo = body.dsi?.algo ?? o.algo;
     if (algo === "nonsi" && body.dsi?.lookahead !== undefined) throw invalid("dsi.lookahead", "dsi.lookahead applies to algo si and dsi (non-SI drafts nothing)");
+    const poolSize = service.runtime.pool.size;
+    if (body.dsi?.sp !== undefined) {
+      if (algo !== "dsi") throw invalid("dsi.sp", `dsi.sp applies to algo dsi (${algo} verifies on one instance at a time)`);
+      if (body.dsi.sp > poolSize) throw invalid("dsi.sp", `dsi.sp must be at most ${poolSize}, the server's target instances (--sp)`);
+    }
     return {
       kind,
       id: `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`,
@@ -146,6 +153,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
       verify: body.dsi?.verify,
       algo,
       lookahead: algo === "nonsi" ? undefined : (body.dsi?.lookahead ?? o.lookahead),
+      sp: body.dsi?.sp,
       stop: body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop,
       stream,
       includeUsage: body.stream_options?.include_usage === true,
@@ -168,6 +176,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
             verify: p.verify,
             seed: p.seed + i,
             lookahead: p.lookahead,
+            maxInstances: p.sp,
             stopText: { strings: p.stop, decode: (t) => tokenizer.decode(t) },
           },
         },
@@ -208,6 +217,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
     return {
       algo: p.algo,
       lookahead: p.lookahead ?? null,
+      sp: p.algo === "dsi" ? (p.sp ?? ready().runtime.pool.size) : 1,
       drafted: sum((c) => c.stats.drafted),
       accepted,
       rejected,

@@ -115,3 +115,28 @@ test("with growing verification costs, the pool's observed costs arm the guard r
   assert.equal(second.late, 0, "every position committed no later than non-SI");
   assert.ok(second.guards >= 1, "a guard task beside the first window");
 });
+
+test("maxInstances caps one generation's instances: never more leases at once, same output", async () => {
+  const pair = new SyntheticPair({ vocab: 16, seed: 4, agreement: 0.8 });
+  for (const cap of [1, 2, 3]) {
+    const rt = syntheticRuntime({ pair, profile: PROFILE, sp: 6 });
+    rt.pool.log = [];
+    const others = [1, 2].map((i) => generate("dsi", rt, options(i)));
+    const capped = generate("dsi", rt, { ...options(0), maxInstances: cap });
+    const [r] = await Promise.all([capped.result, ...others.map((g) => g.result)]);
+    assert.deepEqual(r.tokens, (await solo(pair, 0, "nonsi", 1)).tokens);
+    // Member 2 is the capped generation (joined third).
+    let held = 0;
+    let most = 0;
+    for (const e of rt.pool.log) {
+      if (e.member !== 2) continue;
+      held += e.type === "lease" ? 1 : e.type === "release" ? -1 : 0;
+      most = Math.max(most, held);
+    }
+    assert.ok(most <= cap && most >= 1, `cap ${cap}: held ${most} at once`);
+    assertOneTaskPerInstance(rt.pool.log.filter((e) => e.type !== "rejoin"));
+  }
+  const rt = syntheticRuntime({ pair, profile: PROFILE, sp: 2 });
+  assert.throws(() => generate("dsi", rt, { ...options(0), maxInstances: 3 }), /maxInstances must be an integer in 1\.\.2/);
+  assert.throws(() => generate("si", rt, { ...options(0), maxInstances: 1 }), /maxInstances applies to dsi/);
+});

@@ -87,6 +87,11 @@ test("completions and chat, streamed and not, greedy: non-SI's text; usage and d
   for await (const chunk of cs) chat += chunk.choices[0]?.delta?.content ?? "";
   assert.equal(chat, wantChat);
 
+  // dsi.sp caps the instances a request's generation holds at once.
+  const capped = await client.completions.create({ model: "dsi", prompt: "the cat", max_tokens: 24, temperature: 0, dsi: { sp: 1 } } as never);
+  assert.equal((capped as OpenAI.Completion).choices[0].text, want);
+  assert.equal((capped as unknown as { dsi: { sp: number } }).dsi.sp, 1);
+
   // Every algorithm, chosen per request, gives the same greedy text; n choices each get it.
   for (const algo of ["nonsi", "si", "dsi"]) {
     const x = await client.completions.create({ model: "dsi", prompt: "the cat", max_tokens: 24, temperature: 0, n: 2, dsi: { algo } } as never);
@@ -126,7 +131,9 @@ test("bad requests: status, type, code and the parameter named; the server keeps
     ["/v1/completions", { ...ok, stream_options: { include_usage: true } }, 400, "stream_options", null],
     ["/v1/completions", { ...ok, dsi: { algo: "fast" } }, 400, "dsi.algo", null],
     ["/v1/completions", { ...ok, dsi: { algo: "nonsi", lookahead: 3 } }, 400, "dsi.lookahead", null],
-    ["/v1/completions", { ...ok, dsi: { sp: 3 } }, 400, "dsi.sp", "unsupported_parameter"],
+    ["/v1/completions", { ...ok, dsi: { sp: 4 } }, 400, "dsi.sp", null],
+    ["/v1/completions", { ...ok, dsi: { algo: "si", sp: 2 } }, 400, "dsi.sp", null],
+    ["/v1/completions", { ...ok, dsi: { spp: 2 } }, 400, "dsi.spp", "unsupported_parameter"],
     ["/v1/completions", { ...ok, dsi: { verify: "greedy" }, temperature: 0.7 }, 400, "dsi.verify", null],
     ["/v1/completions", "{ not json", 400, "body", null],
     ["/v1/chat/completions", { model: "dsi", messages: [] }, 400, "messages", null],
