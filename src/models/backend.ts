@@ -8,6 +8,7 @@ import type { Runtime } from "../runtime/runtime.js";
 import { DEFAULT_PAIR, defaultCacheDir, ensurePair } from "./gguf/llama-model.js";
 import type { LatencyProfile } from "./latency.js";
 import { LlamaPair, type ChatMessage, type LlamaInstance, type LlamaPairOptions } from "./llama.js";
+import type { WorkerStats } from "./remote/protocol.js";
 import { resolveModel, type DownloadProgress } from "./resolve.js";
 import { assembleRuntime, syntheticRuntime } from "./runtime.js";
 import { SyntheticPair, SyntheticTokenizer, type SyntheticSpec } from "./synthetic.js";
@@ -42,6 +43,8 @@ export interface Backend {
    */
   runtime(clock: Clock, sp: number, profile: LatencyProfile, events?: boolean): Promise<Runtime>;
   describe(): string;
+  /** Counters of the backend's worker processes (clusters), for the server's metrics. */
+  workerStats?(): Promise<{ address: string; stats: WorkerStats | undefined }[]>;
   close(): Promise<void>;
 }
 

@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Stats } from "../algorithms/options.js";
+import type { WorkerStats } from "../models/remote/protocol.js";
 import type { RuntimeObserver } from "../runtime/runtime.js";
 
 export class ServeMetrics {
@@ -54,6 +55,43 @@ export class ServeMetrics {
       if (accepted) this.acceptedPerPos.inc({ position: String(index) });
     },
   };
+
+  /**
+   * Target workers' own counters (a cluster's), read at each scrape: calls, cancelled calls,
+   * positions evaluated, busy seconds, and whether each answers.
+   */
+  watchWorkers(read: () => Promise<{ address: string; stats: WorkerStats | undefined }[]>): void {
+    const names = {
+      calls: ["dsi_worker_calls_total", "Evaluate calls a target worker received"],
+      cancelled: ["dsi_worker_cancelled_calls_total", "Evaluate calls cancelled by the orchestrator (preemption)"],
+      positionsEvaluated: ["dsi_worker_positions_evaluated_total", "Positions a target worker evaluated"],
+      busySeconds: ["dsi_worker_busy_seconds_total", "Time a target worker spent evaluating"],
+    } as const;
+    let last: Promise<{ address: string; stats: WorkerStats | undefined }[]> | undefined;
+    // One read per scrape, shared by the metrics below.
+    const snapshot = (): Promise<{ address: string; stats: WorkerStats | undefined }[]> => (last ??= read().finally(() => setTimeout(() => (last = undefined), 0)));
+    for (const [key, [name, help]] of Object.entries(names) as [keyof typeof names, readonly [string, string]][]) {
+      new Counter({
+        name,
+        help,
+        labelNames: ["worker"],
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          for (const w of await snapshot()) if (w.stats) this.inc({ worker: w.address }, w.stats[key]);
+        },
+      });
+    }
+    new Gauge({
+      name: "dsi_worker_up",
+      help: "1 when a target worker answers, 0 when not",
+      labelNames: ["worker"],
+      registers: [this.registry],
+      async collect() {
+        for (const w of await snapshot()) this.set({ worker: w.address }, w.stats ? 1 : 0);
+      },
+    });
+  }
 
   /** A finished generation's work. */
   observe(stats: Stats, promptTokens: number): void {

@@ -55,6 +55,7 @@ export class Service {
     const sp = o.backend.targetCount ?? o.sp;
     const runtime = await o.backend.runtime(new RealClock(), sp, o.profile, false);
     runtime.observer = o.metrics.observer;
+    if (o.backend.workerStats) o.metrics.watchWorkers(() => o.backend.workerStats!());
     return new Service(o, runtime);
   }
 

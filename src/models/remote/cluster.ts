@@ -198,6 +198,8 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file"): 
         events,
       }),
     describe: () => `cluster: ${where}, ${targets.length} target worker(s) at ${targets.map((t) => t.address).join(", ")}`,
+    // A worker that does not answer has no counters (undefined), not an error.
+    workerStats: () => Promise.all(targets.map(async (t) => ({ address: t.address, stats: await t.stats().catch(() => undefined) }))),
     close,
   };
 }
