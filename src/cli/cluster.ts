@@ -13,6 +13,7 @@ import { stringify as toYaml } from "yaml";
 import type { LatencyProfile } from "../models/latency.js";
 import { RemoteInstance } from "../models/remote/client.js";
 import type { ClusterSpec } from "../models/remote/cluster.js";
+import { TOKEN_ENV } from "../models/remote/security.js";
 import type { SyntheticSpec } from "../models/synthetic.js";
 import { checkWritable, UsageError } from "./flags.js";
 
@@ -84,9 +85,10 @@ export async function runCluster(f: ClusterFlags): Promise<void> {
     return new Promise<string>((resolveAddress, reject) => {
       let stdout = "";
       child.stdout!.on("data", (d: Buffer) => {
+        if (listening) return; // nothing more to read from a worker that serves
         stdout += d.toString();
         const m = /listening on (\S+)/.exec(stdout);
-        if (!m || listening) return;
+        if (!m) return;
         listening = true;
         slot.address ??= m[1];
         resolveAddress(m[1]);
@@ -139,7 +141,7 @@ export async function runCluster(f: ClusterFlags): Promise<void> {
   };
   let signalled: (() => void) | undefined;
   const stopped = new Promise<void>((done) => (signalled = done));
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(sig, () => signalled!());
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => signalled!());
 
   try {
     const timeout = new Promise<never>((_, reject) =>
@@ -150,7 +152,9 @@ export async function runCluster(f: ClusterFlags): Promise<void> {
     });
     const addresses = await Promise.race([Promise.all(slots.map((s) => start(s))), timeout, interrupted]);
     // Healthy: each answers Info over gRPC.
-    await Promise.race([Promise.all(addresses.map(async (a) => (await RemoteInstance.connect(a, { connectTimeoutMs: 10_000 })).close())), timeout, interrupted]);
+    // The workers inherit DSI_TOKEN, if set: then they require it.
+    const token = process.env[TOKEN_ENV] || undefined;
+    await Promise.race([Promise.all(addresses.map(async (a) => (await RemoteInstance.connect(a, { connectTimeoutMs: 10_000, token })).close())), timeout, interrupted]);
 
     const spec: ClusterSpec = {
       drafter:

@@ -51,6 +51,13 @@ export async function runServe(open: () => Promise<Backend>, f: ServeFlags, apiK
     throw new UsageError(`--host/--port: cannot listen on ${f.host}:${f.port} (${(err as Error).message})`);
   }
   console.log(`dsi serve: listening on ${address}; loading the models`);
+  // Heard from now on: a signal while the models load stops the server once they are loaded.
+  const stopped = new Promise<string>((resolve) => {
+    // `on`, not `once`: a signal-exit handler (loaded with node-llama-cpp) re-raises a signal
+    // when no other listener is registered at that moment, and a `once` listener is removed
+    // before it runs (the process then died by SIGTERM instead of draining).
+    for (const s of ["SIGINT", "SIGTERM"] as const) process.on(s, () => resolve(s));
+  });
   let backend: Backend;
   try {
     backend = await open();
@@ -59,11 +66,14 @@ export async function runServe(open: () => Promise<Backend>, f: ServeFlags, apiK
     throw err;
   }
   try {
-    slot.service = await Service.open({ backend, sp: f.sp, profile: f.latency, maxConcurrent: f.maxConcurrent, maxQueue: f.maxQueue, metrics });
+    try {
+      slot.service = await Service.open({ backend, sp: f.sp, profile: f.latency, maxConcurrent: f.maxConcurrent, maxQueue: f.maxQueue, metrics });
+    } catch (err) {
+      await app.close();
+      throw err;
+    }
     console.log(`dsi serve: ${backend.describe()}; ${f.algo}${f.algo === "nonsi" ? "" : ` L=${f.lookahead}`}, model "${MODEL_ID}", ready on ${address}`);
-    const signal = await new Promise<string>((resolve) => {
-      for (const s of ["SIGINT", "SIGTERM"] as const) process.once(s, () => resolve(s));
-    });
+    const signal = await stopped;
     console.log(`dsi serve: ${signal}: finishing ${slot.service.activeCount} generation(s), at most ${f.shutdownTimeout} s`);
     // Stop accepting connections, let generations finish, abort what is left at the deadline.
     const closed = app.close();

@@ -63,8 +63,9 @@ export async function runWorker(f: WorkerFlags): Promise<void> {
   console.log(`dsi worker: ${f.backend} ${f.role} (vocab ${instance.vocabSize}${token !== undefined ? ", token required" : ""}${tls ? ", TLS" : ""}) listening on ${worker.address}`);
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
+    // `on`, not `once`: see cli/serve.ts (signal-exit re-raises signals nobody else hears).
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
     if (f.exitOnStdinClose) {
       process.stdin.on("end", stop).on("close", stop).on("error", stop);
       process.stdin.resume();

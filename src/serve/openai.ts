@@ -55,7 +55,6 @@ const Message = z
   .object({
     role: z.enum(["system", "user", "assistant"]),
     content: z.string(),
-    name: z.string().optional(),
   })
   .strict();
 

@@ -61,6 +61,18 @@ interface Plan {
   includeUsage: boolean;
 }
 
+/** The request field behind each engine option, for the `param` of a 400. */
+const OPTION_PARAMS: Record<string, string> = {
+  prompt: "prompt",
+  maxTokens: "max_tokens",
+  temperature: "temperature",
+  topP: "top_p",
+  seed: "seed",
+  lookahead: "dsi.lookahead",
+  verify: "dsi.verify",
+  maxInstances: "dsi.sp",
+};
+
 const FINISH: Record<FinishReason, "stop" | "length"> = { eos: "stop", stop: "stop", length: "length" };
 
 export function buildServer(o: ServerOptions): FastifyInstance {
@@ -86,7 +98,8 @@ export function buildServer(o: ServerOptions): FastifyInstance {
   });
   app.setNotFoundHandler((req, reply) => reply.status(404).send(new ApiError(404, `no route ${req.method} ${req.url}`, "invalid_request_error", null, "not_found").body()));
   app.addHook("onRequest", async (req) => {
-    if (allowed && req.url.startsWith("/v1/") && !allowed(String(req.headers.authorization ?? ""))) {
+    // The route as matched, not the raw URL (which may be absolute or percent-encoded).
+    if (allowed && req.routeOptions.url?.startsWith("/v1/") && !allowed(String(req.headers.authorization ?? ""))) {
       throw new ApiError(401, "missing or wrong API key (Authorization: Bearer <key>)", "invalid_request_error", null, "invalid_api_key");
     }
   });
@@ -132,6 +145,8 @@ export function buildServer(o: ServerOptions): FastifyInstance {
     if (context !== undefined && prompt.length + maxTokens > context) {
       throw invalid(promptParam, `the prompt (${prompt.length} tokens) plus max_tokens (${maxTokens}) exceeds the model's context of ${context} tokens`, "context_length_exceeded");
     }
+    const n = body.n ?? 1;
+    if (n > service.capacity) throw invalid("n", `n must be at most ${service.capacity}: each choice is a generation, and this server runs and queues that many (--max-concurrent, --max-queue)`);
     const temperature = body.temperature ?? 1;
     const stream = body.stream === true;
     if (!stream && body.stream_options != null) throw invalid("stream_options", "stream_options applies only with stream: true");
@@ -146,7 +161,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
       kind,
       id: `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`,
       prompt,
-      n: body.n ?? 1,
+      n,
       seed: body.seed ?? randomInt(0, 2 ** 32 - MAX_SEED_SPAN),
       maxTokens,
       sampling: { temperature, topK: 0, topP: body.top_p ?? 1 },
@@ -198,7 +213,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
   /** The engine's and service's failures as API errors. */
   const apiError = (err: unknown): ApiError => {
     if (err instanceof ApiError) return err;
-    if (err instanceof OptionError) return invalid(`dsi.${err.option}`, err.message);
+    if (err instanceof OptionError) return invalid(OPTION_PARAMS[err.option] ?? `dsi.${err.option}`, err.message);
     if (err instanceof QueueFullError) return new ApiError(429, `the server is busy: ${err.message}; retry later`, "rate_limit_error", null, "queue_full");
     if (err instanceof UnavailableError || err instanceof NoInstanceError) return new ApiError(503, err.message, "server_error", null, "unavailable");
     // Not the client's abort (handled before): the service stopped the generation at shutdown.
@@ -228,12 +243,13 @@ export function buildServer(o: ServerOptions): FastifyInstance {
   };
 
   const handle = async (kind: Kind, req: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
-    const p = await plan(kind, parseBody<CompletionRequest | ChatRequest>(kind === "chat" ? ChatRequest : CompletionRequest, req.body));
     // A client that goes away (before or during the response) aborts every choice.
     const controller = new AbortController();
     reply.raw.on("close", () => {
       if (!reply.raw.writableFinished) controller.abort();
     });
+    const p = await plan(kind, parseBody<CompletionRequest | ChatRequest>(kind === "chat" ? ChatRequest : CompletionRequest, req.body));
+    if (controller.signal.aborted) return reply.status(499).send();
     if (p.stream) return stream(p, reply, controller);
     let results: Completion[];
     try {

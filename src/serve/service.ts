@@ -24,6 +24,9 @@ export class UnavailableError extends Error {
   override readonly name = "UnavailableError";
 }
 
+/** How long aborted generations get to end at shutdown before the server stops anyway. */
+const ABORT_GRACE_MS = 5000;
+
 export interface ServiceOptions {
   backend: Backend;
   /** Target instances (SP); a cluster's is its number of workers. */
@@ -61,6 +64,11 @@ export class Service {
 
   get backend(): Backend {
     return this.o.backend;
+  }
+
+  /** Most generations running or waiting at once: more choices in one request could never all be admitted. */
+  get capacity(): number {
+    return this.o.maxConcurrent + this.o.maxQueue;
   }
 
   /** Generations running now. */
@@ -102,6 +110,8 @@ export class Service {
       this.o.metrics.observe(result.stats, job.options.prompt.length);
       return result;
     } finally {
+      // Also when onToken threw: the generation must not outlive its request.
+      controller.abort();
       signal.removeEventListener("abort", abort);
       this.running.delete(controller);
       this.active--;
@@ -145,6 +155,8 @@ export class Service {
     const deadline = Date.now() + graceMs;
     while (this.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const c of this.running) c.abort(new UnavailableError("the server is shutting down"));
-    while (this.active > 0) await new Promise((r) => setTimeout(r, 5));
+    // Aborted generations end within a forward pass; do not wait on one that ignores it.
+    const hard = Date.now() + ABORT_GRACE_MS;
+    while (this.active > 0 && Date.now() < hard) await new Promise((r) => setTimeout(r, 5));
   }
 }

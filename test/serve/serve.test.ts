@@ -139,6 +139,7 @@ test("bad requests: status, type, code and the parameter named; the server keeps
     ["/v1/chat/completions", { model: "dsi", messages: [] }, 400, "messages", null],
     ["/v1/chat/completions", { model: "dsi", messages: [{ role: "robot", content: "x" }] }, 400, "messages.0.role", null],
     ["/v1/chat/completions", { model: "dsi", messages: [{ role: "user", content: "hi" }], max_tokens: 2, max_completion_tokens: 2 }, 400, "max_tokens", null],
+    ["/v1/chat/completions", { model: "dsi", messages: [{ role: "user", content: "hi", name: "bob" }] }, 400, "messages.0.name", "unsupported_parameter"],
   ];
   for (const [path, body, status, param, code] of cases) {
     const r = await post(path, body);
@@ -162,12 +163,17 @@ test("an API key: 401 without it or with another; health and metrics stay open",
     assert.equal(res.status, 401);
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, "invalid_api_key");
   }
+  // The route as matched is checked, not the raw URL: a percent-encoded path is no way around it.
+  const encoded = await fetch(`${url}/%761/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "dsi", prompt: "the", max_tokens: 2 }) });
+  assert.equal(encoded.status, 401);
   assert.equal((await fetch(`${url}/health`)).status, 200);
   assert.equal((await fetch(`${url}/metrics`)).status, 200);
 });
 
 test("a full queue: 429 with Retry-After; the running request is unharmed", async () => {
   const { client } = await serve({ latency: "100/1", maxConcurrent: 1, maxQueue: 0, sp: 1 });
+  // More choices than could ever be admitted at once is the request's fault: 400, not 429.
+  await assert.rejects(client.completions.create({ model: "dsi", prompt: "the", max_tokens: 4, n: 2 }), (err: unknown) => err instanceof APIError && err.status === 400 && err.param === "n");
   const running = client.completions.create({ model: "dsi", prompt: "the", max_tokens: 4, temperature: 0 });
   await new Promise((r) => setTimeout(r, 50));
   await assert.rejects(client.completions.create({ model: "dsi", prompt: "the", max_tokens: 4, temperature: 0 }), (err: unknown) => {
