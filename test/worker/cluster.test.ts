@@ -29,10 +29,10 @@ interface Cluster {
 }
 
 /** Starts `dsi cluster` and waits until it printed the cluster file. */
-async function startCluster(...args: string[]): Promise<Cluster> {
+async function startCluster(args: string[], env: Record<string, string> = {}): Promise<Cluster> {
   const dir = await tempDir("dsi-cluster");
   const file = join(dir, "cluster.yaml");
-  const child = spawn(process.execPath, [CLI, "cluster", ...SPEC, "--out", file, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [CLI, "cluster", ...SPEC, "--out", file, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
   const up = await eventually(() => /target worker\(s\) up/.test(stderr) || child.exitCode !== null, 20_000);
@@ -46,7 +46,7 @@ function exited(child: ChildProcess): Promise<number | null> {
 }
 
 test("dsi cluster: starts the workers, writes the cluster file, restarts a dead worker at its address, and SIGTERM leaves no child behind", { timeout: 60_000 }, async () => {
-  const c = await startCluster("--targets", "3", "--latency", "5/1");
+  const c = await startCluster(["--targets", "3", "--latency", "5/1"]);
   const spec = await loadClusterFile(c.file);
   try {
     assert.equal(c.pids.length, 3);
@@ -80,11 +80,26 @@ test("dsi cluster: starts the workers, writes the cluster file, restarts a dead 
 });
 
 test("kill -9 of dsi cluster: its workers stop on their own (their standard input closes)", { timeout: 30_000 }, async () => {
-  const c = await startCluster("--targets", "2");
+  const c = await startCluster(["--targets", "2"]);
   assert.ok(c.pids.every(alive));
   c.child.kill("SIGKILL");
   await exited(c.child);
   assert.ok(await eventually(() => c.pids.every((pid) => !alive(pid)), 5000), "workers still running after their cluster was killed");
+});
+
+test("dsi cluster with DSI_TOKEN: its workers require the token; generate with it works, without it is refused", { timeout: 30_000 }, async () => {
+  const token = "cluster-token-0123456789abcdef";
+  const c = await startCluster(["--targets", "2"], { DSI_TOKEN: token });
+  try {
+    const ok = await dsi(["generate", "--cluster", c.file, "--max-tokens", "8"], { DSI_TOKEN: token });
+    assert.equal(ok.code, 0, ok.stderr);
+    const refused = await dsi(["generate", "--cluster", c.file, "--max-tokens", "8"], { DSI_TOKEN: "" });
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /refused: missing or wrong token/);
+  } finally {
+    c.child.kill("SIGTERM");
+    await exited(c.child);
+  }
 });
 
 test("dsi cluster: bad input is one line and exit 2; a worker that cannot start is named", async () => {
