@@ -59,6 +59,20 @@ function syntheticFlag(key: "vocab" | "agreement" | "history" | "modelSeed"): Op
   }
 }
 
+/** The backend flags of generate and serve: --backend and each backend's own. */
+function withBackendFlags(c: Command): Command {
+  return c
+    .addOption(new Option("--backend <name>", "model backend").choices(BACKENDS).default("synthetic"))
+    .option("--target <file>", "llama: target model (GGUF path, hf:owner/repo/file.gguf or URL); default: the generated default pair", nonEmpty("--target"))
+    .option("--drafter <file>", "llama: drafter model (GGUF path or URI), same vocabulary as the target", nonEmpty("--drafter"))
+    .option("--threads <N>", `llama: threads per model instance, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
+    .option("--gpu", "llama: use a GPU build of llama.cpp", false)
+    .addOption(syntheticFlag("vocab"))
+    .addOption(syntheticFlag("agreement"))
+    .addOption(syntheticFlag("history"))
+    .addOption(syntheticFlag("modelSeed"));
+}
+
 /** Most workers `dsi cluster` starts on one machine. */
 const MAX_CLUSTER_TARGETS = 64;
 
@@ -76,7 +90,8 @@ const SYNTHETIC_ONLY = ["vocab", "agreement", "history", "modelSeed"] as const;
 const flagName = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 /** A flag that does not apply to the chosen backend or algorithm is an error, never ignored. */
-function refuseInapplicable(o: GenerateFlags & BackendFlags, command: Command): void {
+/** Backend flags that do not apply: another backend's, or any with --cluster (generate, serve). */
+function refuseBackendFlags(o: BackendFlags, command: Command): void {
   const given = (key: string): boolean => command.getOptionValueSource(key) === "cli";
   if (o.cluster !== undefined) {
     // The cluster file says where the models are; the workers carry their own latency.
@@ -88,6 +103,11 @@ function refuseInapplicable(o: GenerateFlags & BackendFlags, command: Command): 
   for (const key of other) {
     if (given(key)) throw new UsageError(`${flagName(key)} applies to --backend ${o.backend === "llama" ? "synthetic" : "llama"}, not ${o.backend}`);
   }
+}
+
+function refuseInapplicable(o: GenerateFlags & BackendFlags, command: Command): void {
+  const given = (key: string): boolean => command.getOptionValueSource(key) === "cli";
+  refuseBackendFlags(o, command);
   if (o.algo !== "dsi" && given("sp")) throw new UsageError(`--sp applies to --algo dsi (${o.algo} verifies on one target)`);
   if (o.algo === "nonsi" && given("lookahead")) throw new UsageError("--lookahead applies to --algo si and dsi (non-SI drafts nothing)");
   if (o.seed + o.n - 1 > MAX_SEED) throw new UsageError(`--seed/--n: completions use seeds ${o.seed}..${o.seed + o.n - 1}, past the largest seed ${MAX_SEED}`);
@@ -101,27 +121,20 @@ function program(): Command {
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str.trim().split("\n")[0] + "\n") });
 
-  cmd
-    .command("generate")
-    .description("generate completions with one algorithm")
-    .addOption(new Option("--algo <name>", "algorithm").choices(ALGORITHMS).default("dsi"))
-    .option("--lookahead <L>", `drafts per verification window (si, dsi), 1..${MAX_LOOKAHEAD}`, intInRange(1, MAX_LOOKAHEAD), 5)
-    .option("--sp <N>", `target instances verifying at once (dsi), 1..${MAX_SP}`, intInRange(1, MAX_SP), 4)
-    .option("--max-tokens <N>", `tokens to generate, 0..${MAX_TOKENS}`, intInRange(0, MAX_TOKENS), 64)
-    .option("--temperature <T>", "0 is greedy, in [0, 100]", numberInRange(0, 100), 0)
-    .option("--top-k <K>", "keep the K most likely tokens (0: all), 0..1000000", intInRange(0, 1_000_000), 0)
-    .option("--top-p <P>", "nucleus mass in (0, 1]", numberInRange(0, 1, true), 1)
-    .option("--seed <S>", `seed of the first completion, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), 0)
-    .addOption(new Option("--verify <rule>", "lossless rule (default: greedy at temperature 0, else rejection)").choices(VERIFY_RULES))
-    .addOption(new Option("--backend <name>", "model backend").choices(BACKENDS).default("synthetic"))
-    .option("--target <file>", "llama: target model (GGUF); default: the generated default pair", nonEmpty("--target"))
-    .option("--drafter <file>", "llama: drafter model (GGUF), same vocabulary as the target", nonEmpty("--drafter"))
-    .option("--threads <N>", `llama: threads per model instance, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
-    .option("--gpu", "llama: use a GPU build of llama.cpp", false)
-    .addOption(syntheticFlag("vocab"))
-    .addOption(syntheticFlag("agreement"))
-    .addOption(syntheticFlag("history"))
-    .addOption(syntheticFlag("modelSeed"))
+  withBackendFlags(
+    cmd
+      .command("generate")
+      .description("generate completions with one algorithm")
+      .addOption(new Option("--algo <name>", "algorithm").choices(ALGORITHMS).default("dsi"))
+      .option("--lookahead <L>", `drafts per verification window (si, dsi), 1..${MAX_LOOKAHEAD}`, intInRange(1, MAX_LOOKAHEAD), 5)
+      .option("--sp <N>", `target instances verifying at once (dsi), 1..${MAX_SP}`, intInRange(1, MAX_SP), 4)
+      .option("--max-tokens <N>", `tokens to generate, 0..${MAX_TOKENS}`, intInRange(0, MAX_TOKENS), 64)
+      .option("--temperature <T>", "0 is greedy, in [0, 100]", numberInRange(0, 100), 0)
+      .option("--top-k <K>", "keep the K most likely tokens (0: all), 0..1000000", intInRange(0, 1_000_000), 0)
+      .option("--top-p <P>", "nucleus mass in (0, 1]", numberInRange(0, 1, true), 1)
+      .option("--seed <S>", `seed of the first completion, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), 0)
+      .addOption(new Option("--verify <rule>", "lossless rule (default: greedy at temperature 0, else rejection)").choices(VERIFY_RULES)),
+  )
     .option("--prompt <text>", 'prompt text (default: "the", or the first letters of a synthetic vocabulary too small for it)')
     .option("--stop <text>", "stop sequence (repeatable, not empty)", collectNonEmpty, [])
     .addOption(
@@ -353,18 +366,11 @@ function program(): Command {
       await runCluster({ ...o, synthetic: { vocab: o.vocab, agreement: o.agreement, context: o.history, seed: o.modelSeed } });
     });
 
-  cmd
-    .command("serve")
-    .description("an OpenAI-compatible HTTP server (completions, chat, streaming) whose every response is lossless DSI")
-    .addOption(new Option("--backend <name>", "model backend").choices(BACKENDS).default("synthetic"))
-    .option("--target <file>", "llama: target model (GGUF); default: the generated default pair", nonEmpty("--target"))
-    .option("--drafter <file>", "llama: drafter model (GGUF), same vocabulary as the target", nonEmpty("--drafter"))
-    .option("--threads <N>", `llama: threads per model instance, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
-    .option("--gpu", "llama: use a GPU build of llama.cpp", false)
-    .addOption(syntheticFlag("vocab"))
-    .addOption(syntheticFlag("agreement"))
-    .addOption(syntheticFlag("history"))
-    .addOption(syntheticFlag("modelSeed"))
+  withBackendFlags(
+    cmd
+      .command("serve")
+      .description("an OpenAI-compatible HTTP server (completions, chat, streaming) whose every response is lossless DSI"),
+  )
     .option("--cluster <file>", "targets in worker processes (a cluster file), instead of --backend", nonEmpty("--cluster"))
     .addOption(
       new Option("--latency <profile>", "latency profile added on top of each evaluation (emulates devices)")
@@ -383,13 +389,7 @@ function program(): Command {
     .option("--shutdown-timeout <s>", "on SIGTERM, seconds running generations may take to finish, 0..3600", intInRange(0, 3600), 10)
     .action(async (o, command: Command) => {
       const given = (key: string): boolean => command.getOptionValueSource(key) === "cli";
-      if (o.cluster !== undefined) {
-        for (const key of ["backend", ...LLAMA_ONLY, ...SYNTHETIC_ONLY, "sp", "latency"]) {
-          if (given(key)) throw new UsageError(`${flagName(key)} does not apply with --cluster (the cluster file and its workers set it)`);
-        }
-      }
-      const other = o.backend === "llama" ? SYNTHETIC_ONLY : LLAMA_ONLY;
-      for (const key of other) if (given(key)) throw new UsageError(`${flagName(key)} applies to --backend ${o.backend === "llama" ? "synthetic" : "llama"}, not ${o.backend}`);
+      refuseBackendFlags(o, command);
       if (o.algo === "nonsi" && given("lookahead")) throw new UsageError("--lookahead applies to --algo si and dsi (non-SI drafts nothing)");
       const apiKey = checkServeFlags(o);
       await runServe(() => openBackend(o), o, apiKey);
