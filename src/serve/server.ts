@@ -110,7 +110,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
 
   app.get("/health", async (_req, reply) => {
     if (!slot.service) return reply.status(503).send({ status: "loading" });
-    const h = slot.service.health();
+    const h = await slot.service.health();
     return reply.status(h.ok ? 200 : 503).send(h.ok ? { status: "ok" } : { status: "unavailable", reason: h.reason });
   });
   app.get("/metrics", async (_req, reply) => {

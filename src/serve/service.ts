@@ -76,11 +76,16 @@ export class Service {
     return this.active;
   }
 
-  /** Whether new work is accepted: not draining, and a target instance is left. */
-  health(): { ok: boolean; reason?: string } {
+  /**
+   * Whether new work is accepted: not draining, no target instance lost, and every target
+   * worker (a cluster's) answering now.
+   */
+  async health(): Promise<{ ok: boolean; reason?: string }> {
     if (this.draining) return { ok: false, reason: "shutting down" };
     if (this.runtime.pool.alive === 0) return { ok: false, reason: "no target instance is alive" };
     if (this.runtime.pool.alive < this.runtime.pool.size) return { ok: false, reason: `${this.runtime.pool.size - this.runtime.pool.alive} target instance(s) lost` };
+    const silent = (await this.o.backend.workerStats?.())?.filter((w) => !w.stats).map((w) => w.address) ?? [];
+    if (silent.length > 0) return { ok: false, reason: `target worker(s) not answering: ${silent.join(", ")}` };
     return { ok: true };
   }
 

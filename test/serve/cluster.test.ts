@@ -37,8 +37,13 @@ test("serve on worker processes: their counters in /metrics; all dead: 503 for r
     }
     assert.ok(calls >= 1, "the workers counted the server's calls");
 
+    assert.equal((await fetch(`${url}/health`)).status, 200);
     for (const w of workers) w.child.kill("SIGKILL");
     await Promise.all(workers.map((w) => new Promise((resolve) => (w.child.exitCode !== null || w.child.signalCode !== null ? resolve(null) : w.child.once("exit", resolve)))));
+    // Before any request notices: /health asks every worker.
+    const silent = await fetch(`${url}/health`);
+    assert.equal(silent.status, 503);
+    assert.match(((await silent.json()) as { reason: string }).reason, /target worker\(s\) not answering/);
     await assert.rejects(client.completions.create({ model: "dsi", prompt: "the", max_tokens: 12, temperature: 0 }), (err: unknown) => {
       assert.ok(err instanceof APIError);
       assert.equal(err.status, 503);
