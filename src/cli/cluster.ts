@@ -15,7 +15,7 @@ import { RemoteInstance } from "../models/remote/client.js";
 import type { ClusterSpec } from "../models/remote/cluster.js";
 import { TOKEN_ENV } from "../models/remote/security.js";
 import type { SyntheticSpec } from "../models/synthetic.js";
-import { checkWritable, UsageError } from "./flags.js";
+import { checkWritable, onSignals, UsageError } from "./flags.js";
 
 const CLI = fileURLToPath(new URL("./main.js", import.meta.url));
 
@@ -141,7 +141,7 @@ export async function runCluster(f: ClusterFlags): Promise<void> {
   };
   let signalled: (() => void) | undefined;
   const stopped = new Promise<void>((done) => (signalled = done));
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => signalled!());
+  onSignals(["SIGINT", "SIGTERM", "SIGHUP"], () => signalled!());
 
   try {
     const timeout = new Promise<never>((_, reject) =>

@@ -121,3 +121,13 @@ export async function writeOutput(path: string, data: string | Uint8Array, flag:
     throw pathError(flag, path, err);
   }
 }
+
+/**
+ * Calls `handler` on each of `signals`, with `process.on`, not `once`: a signal-exit handler
+ * (loaded with node-llama-cpp) re-raises a signal when no other listener is registered at that
+ * moment, and a `once` listener is removed before it runs (the process then died by the
+ * signal instead of stopping in order).
+ */
+export function onSignals(signals: readonly NodeJS.Signals[], handler: (signal: NodeJS.Signals) => void): void {
+  for (const s of signals) process.on(s, () => handler(s));
+}

@@ -6,7 +6,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { ALGORITHMS } from "../algorithms/options.js";
 import { VERIFY_RULES } from "../core/verify.js";
 import { PROFILES, profileNames, resolveProfile, type LatencyProfile } from "../models/latency.js";
-import { SYNTHETIC_DEFAULTS, SYNTHETIC_MAX_VOCAB } from "../models/synthetic.js";
+import { SYNTHETIC_DEFAULTS, SYNTHETIC_MAX_VOCAB, type SyntheticSpec } from "../models/synthetic.js";
 import { DEFAULT_PAIR, defaultCacheDir, ensurePair, MIN_VOCAB, writePair, type PairSpec } from "../models/gguf/llama-model.js";
 import { ModelFileError } from "../models/llama.js";
 import { BACKENDS, BackendSpecError, openBackend as openBackendSpec, syntheticBackend, type Backend } from "../models/backend.js";
@@ -61,16 +61,31 @@ function syntheticFlag(key: "vocab" | "agreement" | "history" | "modelSeed"): Op
 
 /** The backend flags of generate and serve: --backend and each backend's own. */
 function withBackendFlags(c: Command): Command {
-  return c
-    .addOption(new Option("--backend <name>", "model backend").choices(BACKENDS).default("synthetic"))
+  c.addOption(new Option("--backend <name>", "model backend").choices(BACKENDS).default("synthetic"))
     .option("--target <file>", "llama: target model (GGUF path, hf:owner/repo/file.gguf or URL); default: the generated default pair", nonEmpty("--target"))
     .option("--drafter <file>", "llama: drafter model (GGUF path or URI), same vocabulary as the target", nonEmpty("--drafter"))
     .option("--threads <N>", `llama: threads per model instance, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
-    .option("--gpu", "llama: use a GPU build of llama.cpp", false)
-    .addOption(syntheticFlag("vocab"))
-    .addOption(syntheticFlag("agreement"))
-    .addOption(syntheticFlag("history"))
-    .addOption(syntheticFlag("modelSeed"));
+    .option("--gpu", "llama: use a GPU build of llama.cpp", false);
+  return withSyntheticFlags(c);
+}
+
+/** The synthetic model's flags (generate, serve, worker, cluster). */
+function withSyntheticFlags(c: Command): Command {
+  for (const key of SYNTHETIC_ONLY) c.addOption(syntheticFlag(key));
+  return c;
+}
+
+/** The synthetic model the flags describe. */
+function syntheticSpec(o: { vocab: number; agreement: number; history: number; modelSeed: number }): Partial<SyntheticSpec> {
+  return { vocab: o.vocab, agreement: o.agreement, context: o.history, seed: o.modelSeed };
+}
+
+/** Flags of the backend not chosen are errors: `llamaKeys` are this command's llama-only flags. */
+function refuseOtherBackend(o: { backend: string }, command: Command, llamaKeys: readonly string[], where: string): void {
+  const given = (key: string): boolean => command.getOptionValueSource(key) === "cli";
+  for (const key of o.backend === "llama" ? SYNTHETIC_ONLY : llamaKeys) {
+    if (given(key)) throw new UsageError(`${flagName(key)} applies to ${where}--backend ${o.backend === "llama" ? "synthetic" : "llama"}, not ${o.backend}`);
+  }
 }
 
 /** Most workers `dsi cluster` starts on one machine. */
@@ -99,10 +114,7 @@ function refuseBackendFlags(o: BackendFlags, command: Command): void {
       if (given(key)) throw new UsageError(`${flagName(key)} does not apply with --cluster (the cluster file and its workers set it)`);
     }
   }
-  const other = o.backend === "llama" ? SYNTHETIC_ONLY : LLAMA_ONLY;
-  for (const key of other) {
-    if (given(key)) throw new UsageError(`${flagName(key)} applies to --backend ${o.backend === "llama" ? "synthetic" : "llama"}, not ${o.backend}`);
-  }
+  refuseOtherBackend(o, command, LLAMA_ONLY, "");
 }
 
 function refuseInapplicable(o: GenerateFlags & BackendFlags, command: Command): void {
@@ -309,19 +321,17 @@ function program(): Command {
       console.log(await runPlan(o));
     });
 
-  cmd
-    .command("worker")
-    .description("serve one model instance to an orchestrator over gRPC (one process per device)")
-    .addOption(new Option("--backend <name>", "model backend").choices(BACKENDS).default("synthetic"))
-    .option("--listen <host:port>", "address to serve on (port 0 picks a free one); beyond loopback a token is required", nonEmpty("--listen"), "127.0.0.1:0")
-    .addOption(new Option("--role <role>", "which model of the pair").choices(["target", "drafter"]).default("target"))
-    .option("--model <file>", "llama: the GGUF model this worker serves", nonEmpty("--model"))
-    .option("--threads <N>", `llama: threads, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
-    .option("--gpu", "llama: use a GPU build of llama.cpp", false)
-    .addOption(syntheticFlag("vocab"))
-    .addOption(syntheticFlag("agreement"))
-    .addOption(syntheticFlag("history"))
-    .addOption(syntheticFlag("modelSeed"))
+  withSyntheticFlags(
+    cmd
+      .command("worker")
+      .description("serve one model instance to an orchestrator over gRPC (one process per device)")
+      .addOption(new Option("--backend <name>", "model backend").choices(BACKENDS).default("synthetic"))
+      .option("--listen <host:port>", "address to serve on (port 0 picks a free one); beyond loopback a token is required", nonEmpty("--listen"), "127.0.0.1:0")
+      .addOption(new Option("--role <role>", "which model of the pair").choices(["target", "drafter"]).default("target"))
+      .option("--model <file>", "llama: the GGUF model this worker serves", nonEmpty("--model"))
+      .option("--threads <N>", `llama: threads, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
+      .option("--gpu", "llama: use a GPU build of llama.cpp", false),
+  )
     .addOption(
       new Option("--latency <profile>", "latency profile added on top of each evaluation (emulates a device)")
         .argParser(profileFlag)
@@ -332,26 +342,22 @@ function program(): Command {
     .option("--tls-key <file>", "the certificate's private key (PEM)", nonEmpty("--tls-key"))
     .option("--exit-on-stdin-close", "stop when standard input closes (how dsi cluster ties workers to itself)", false)
     .action(async (o, command: Command) => {
-      const given = (key: string): boolean => command.getOptionValueSource(key) === "cli";
-      const other = o.backend === "llama" ? ["vocab", "agreement", "history", "modelSeed"] : ["model", "threads", "gpu"];
-      for (const key of other) if (given(key)) throw new UsageError(`${flagName(key)} applies to worker --backend ${o.backend === "llama" ? "synthetic" : "llama"}, not ${o.backend}`);
-      await runWorker({ ...o, synthetic: { vocab: o.vocab, agreement: o.agreement, context: o.history, seed: o.modelSeed } });
+      refuseOtherBackend(o, command, ["model", "threads", "gpu"], "worker ");
+      await runWorker({ ...o, synthetic: syntheticSpec(o) });
     });
 
-  cmd
-    .command("cluster")
-    .description("start N target workers on this machine (one per GPU with --gpus), write the cluster file, stop them on Ctrl-C")
-    .addOption(new Option("--backend <name>", "model backend").choices(BACKENDS).default("synthetic"))
-    .option("--target <file>", "llama: the target GGUF each worker serves", nonEmpty("--target"))
-    .option("--drafter <file>", "llama: the drafter GGUF (runs in the orchestrator)", nonEmpty("--drafter"))
-    .option("--targets <N>", `target workers, 1..${MAX_CLUSTER_TARGETS} (default: one per --gpus entry)`, intInRange(1, MAX_CLUSTER_TARGETS))
-    .option("--gpus <ids>", "device ids, e.g. 0,1,2,3: worker i gets CUDA_VISIBLE_DEVICES=ids[i mod count] (llama, implies --gpu)", deviceList)
-    .option("--threads <N>", `llama: threads per worker, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
-    .option("--gpu", "llama: use a GPU build of llama.cpp", false)
-    .addOption(syntheticFlag("vocab"))
-    .addOption(syntheticFlag("agreement"))
-    .addOption(syntheticFlag("history"))
-    .addOption(syntheticFlag("modelSeed"))
+  withSyntheticFlags(
+    cmd
+      .command("cluster")
+      .description("start N target workers on this machine (one per GPU with --gpus), write the cluster file, stop them on Ctrl-C")
+      .addOption(new Option("--backend <name>", "model backend").choices(BACKENDS).default("synthetic"))
+      .option("--target <file>", "llama: the target GGUF each worker serves", nonEmpty("--target"))
+      .option("--drafter <file>", "llama: the drafter GGUF (runs in the orchestrator)", nonEmpty("--drafter"))
+      .option("--targets <N>", `target workers, 1..${MAX_CLUSTER_TARGETS} (default: one per --gpus entry)`, intInRange(1, MAX_CLUSTER_TARGETS))
+      .option("--gpus <ids>", "device ids, e.g. 0,1,2,3: worker i gets CUDA_VISIBLE_DEVICES=ids[i mod count] (llama, implies --gpu)", deviceList)
+      .option("--threads <N>", `llama: threads per worker, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
+      .option("--gpu", "llama: use a GPU build of llama.cpp", false),
+  )
     .addOption(
       new Option("--latency <profile>", "latency profile: workers add its target part, the drafter its drafter part (emulates devices)")
         .argParser(profileFlag)
@@ -360,10 +366,8 @@ function program(): Command {
     .option("--out <file>", "the cluster file to write (.json, or .yaml/.yml); removed when the cluster stops", nonEmpty("--out"), "dsi-cluster.json")
     .option("--start-timeout <s>", "seconds to wait for every worker to answer, 1..3600", intInRange(1, 3600), 600)
     .action(async (o, command: Command) => {
-      const given = (key: string): boolean => command.getOptionValueSource(key) === "cli";
-      const other = o.backend === "llama" ? ["vocab", "agreement", "history", "modelSeed"] : ["target", "drafter", "threads", "gpu", "gpus"];
-      for (const key of other) if (given(key)) throw new UsageError(`${flagName(key)} applies to cluster --backend ${o.backend === "llama" ? "synthetic" : "llama"}, not ${o.backend}`);
-      await runCluster({ ...o, synthetic: { vocab: o.vocab, agreement: o.agreement, context: o.history, seed: o.modelSeed } });
+      refuseOtherBackend(o, command, ["target", "drafter", "threads", "gpu", "gpus"], "cluster ");
+      await runCluster({ ...o, synthetic: syntheticSpec(o) });
     });
 
   withBackendFlags(
@@ -425,7 +429,7 @@ async function openBackend(o: BackendFlags): Promise<Backend> {
   if (o.cluster !== undefined) return clusterBackend(await loadClusterFile(o.cluster), `cluster file ${o.cluster}`);
   const spec =
     o.backend === "synthetic"
-      ? { backend: "synthetic" as const, vocab: o.vocab, agreement: o.agreement, context: o.history, seed: o.modelSeed }
+      ? { backend: "synthetic" as const, ...syntheticSpec(o) }
       : { backend: "llama" as const, target: o.target, drafter: o.drafter, threads: o.threads, gpu: o.gpu };
   try {
     return await openBackendSpec(spec, (dir) => console.error(`generated the default model pair in ${dir}`), downloadBar());

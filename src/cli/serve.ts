@@ -6,7 +6,7 @@ import { isLoopback } from "../models/remote/security.js";
 import { ServeMetrics } from "../serve/metrics.js";
 import { buildServer, type ServiceSlot } from "../serve/server.js";
 import { Service } from "../serve/service.js";
-import { UsageError } from "./flags.js";
+import { onSignals, UsageError } from "./flags.js";
 
 /** The environment variable `dsi serve` reads its API key from. */
 export const API_KEY_ENV = "DSI_API_KEY";
@@ -52,12 +52,7 @@ export async function runServe(open: () => Promise<Backend>, f: ServeFlags, apiK
   }
   console.log(`dsi serve: listening on ${address}; loading the models`);
   // Heard from now on: a signal while the models load stops the server once they are loaded.
-  const stopped = new Promise<string>((resolve) => {
-    // `on`, not `once`: a signal-exit handler (loaded with node-llama-cpp) re-raises a signal
-    // when no other listener is registered at that moment, and a `once` listener is removed
-    // before it runs (the process then died by SIGTERM instead of draining).
-    for (const s of ["SIGINT", "SIGTERM"] as const) process.on(s, () => resolve(s));
-  });
+  const stopped = new Promise<string>((resolve) => onSignals(["SIGINT", "SIGTERM"], resolve));
   let backend: Backend;
   try {
     backend = await open();

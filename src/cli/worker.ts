@@ -7,7 +7,7 @@ import type { SyntheticSpec } from "../models/synthetic.js";
 import { RealClock } from "../runtime/clock.js";
 import { isLoopback, TOKEN_ENV, type ServerTls } from "../models/remote/security.js";
 import { serveWorker } from "../worker/server.js";
-import { UsageError } from "./flags.js";
+import { onSignals, UsageError } from "./flags.js";
 
 export interface WorkerFlags {
   backend: "synthetic" | "llama";
@@ -63,9 +63,7 @@ export async function runWorker(f: WorkerFlags): Promise<void> {
   console.log(`dsi worker: ${f.backend} ${f.role} (vocab ${instance.vocabSize}${token !== undefined ? ", token required" : ""}${tls ? ", TLS" : ""}) listening on ${worker.address}`);
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
-    // `on`, not `once`: see cli/serve.ts (signal-exit re-raises signals nobody else hears).
-    process.on("SIGINT", stop);
-    process.on("SIGTERM", stop);
+    onSignals(["SIGINT", "SIGTERM"], stop);
     if (f.exitOnStdinClose) {
       process.stdin.on("end", stop).on("close", stop).on("error", stop);
       process.stdin.resume();
