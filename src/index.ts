@@ -14,9 +14,11 @@ export {
   type Completion,
   type FinishReason,
   type GenerateOptions,
+  type Lookahead,
   type Stats,
   type Verifier,
 } from "./algorithms/options.js";
+export { AUTO_MAX_LOOKAHEAD, dsiMsPerToken, siMsPerToken, type CostModel } from "./algorithms/lookahead.js";
 export { GREEDY, type SamplingParams } from "./core/sampling.js";
 export { VERIFY_RULES, type Decision, type Draft, type OutputMode, type PositionOutput, type VerifyRule } from "./core/verify.js";
 
@@ -26,7 +28,7 @@ export { checkRequest, TokenView, type EvalRequest, type ModelInstance, type Tok
 // Runtime: clocks, the target pool, cancellation, events
 export { makeClock, RealClock, VirtualClock, type Clock } from "./runtime/clock.js";
 export { MAX_POOL_SIZE, TargetPool, type Claim, type Lease, type PoolEvent, type TargetPoolOptions } from "./runtime/pool.js";
-export { TaskCosts } from "./runtime/costs.js";
+export { AcceptanceMemory, TaskCosts } from "./runtime/costs.js";
 export { AbortError, isAbortError } from "./runtime/abort.js";
 export { EventLog, type EngineEvent } from "./runtime/events.js";
 export type { Runtime } from "./runtime/runtime.js";

@@ -6,7 +6,8 @@ import { decide, outputModes, type Decision, type Draft, type OutputMode, type P
 import type { Claim, Lease, PoolMember } from "../runtime/pool.js";
 import type { Runtime } from "../runtime/runtime.js";
 import { TokenStream } from "../runtime/token-stream.js";
-import type { ResolvedOptions } from "./options.js";
+import { AdaptiveLookahead, FixedLookahead, type LookaheadPolicy } from "./lookahead.js";
+import type { AlgorithmName, ResolvedOptions } from "./options.js";
 import { Committer, StatsCounter } from "./output.js";
 
 export class RunContext {
@@ -20,11 +21,17 @@ export class RunContext {
   readonly startedAt: number;
   /** This generation's membership in the shared target pool; left when it ends. */
   readonly member: PoolMember;
+  /** The lookahead of each window (si, dsi): fixed, or chosen online (`auto`). */
+  readonly lookahead: LookaheadPolicy;
+  /** Drafter steps and target tasks of this generation running now, and how many ever started. */
+  private active = 0;
+  private started = 0;
 
   constructor(
     readonly rt: Runtime,
     readonly opts: ResolvedOptions,
     readonly stream: TokenStream<number>,
+    algo: AlgorithmName,
   ) {
     this.committer = new Committer(opts, rt.pool.eosToken, stream);
     this.stats = new StatsCounter(rt.clock);
@@ -34,6 +41,43 @@ export class RunContext {
     this.seq = [...opts.prompt];
     this.startedAt = rt.clock.now();
     this.member = rt.pool.join(opts.sp);
+    this.lookahead =
+      opts.lookahead === "auto" && algo !== "nonsi"
+        ? new AdaptiveLookahead(algo, rt.pool.costs, rt.pool.acceptance, () => this.stats.elapsed(), (c) => rt.events.emit({ type: "lookahead", ...c }))
+        : new FixedLookahead(opts.lookahead === "auto" ? 0 : opts.lookahead);
+  }
+
+  /** Marks the start of a drafter step or target task; the returned function marks its end and says whether it ran alone. */
+  private begin(): () => boolean {
+    const before = this.active++;
+    const id = ++this.started;
+    return () => {
+      this.active--;
+      return before === 0 && this.started === id;
+    };
+  }
+
+  /** One drafter step: the drafter's output at `from`, timed for the observed costs. */
+  async draft(tokens: TokenView, from: number, signal?: AbortSignal): Promise<PositionOutput> {
+    const end = this.begin();
+    const t0 = this.rt.clock.now();
+    let ok = false;
+    try {
+      const [out] = await this.rt.drafter.evaluate(this.request(tokens, from, "drafter"), signal);
+      ok = true;
+      return out;
+    } finally {
+      end();
+      if (ok) this.rt.pool.costs.observeDraft(this.rt.clock.now() - t0);
+    }
+  }
+
+  /** A draft was decided: its index in its window (0: the first draft), accepted or not. */
+  decided(index: number, accepted: boolean): void {
+    if (accepted) this.stats.accepted++;
+    else this.stats.rejected++;
+    this.rt.observer?.draftDecided?.(index, accepted);
+    this.lookahead.decided(accepted);
   }
 
   /**
@@ -71,6 +115,10 @@ export class RunContext {
    */
   async verify(lease: Lease, req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
     this.stats.verifications++;
+    const drafts = req.tokens.length - req.from;
+    this.stats.windows[drafts] = (this.stats.windows[drafts] ?? 0) + 1;
+    const end = this.begin();
+    const othersBusy = this.rt.pool.busy > 1;
     const t0 = this.rt.clock.now();
     let outcome: "done" | "preempted" | "failed" = "failed";
     try {
@@ -82,9 +130,10 @@ export class RunContext {
       throw err;
     } finally {
       const ms = this.rt.clock.now() - t0;
+      const alone = end() && !othersBusy && this.rt.pool.busy <= 1;
       this.stats.targetBusyMs += ms;
-      if (outcome === "done") this.rt.pool.costs.observe(req.tokens.length - req.from, ms);
-      this.rt.observer?.verification?.(ms, req.tokens.length - req.from, outcome);
+      if (outcome === "done") this.rt.pool.costs.observe(drafts, ms, alone);
+      this.rt.observer?.verification?.(ms, drafts, outcome);
     }
   }
 

@@ -17,11 +17,12 @@ export class Generation implements AsyncIterable<number> {
 
   constructor(algo: AlgorithmName, runtime: Runtime, options: GenerateOptions) {
     const resolved = resolveOptions(options, runtime, algo);
-    const ctx = new RunContext(runtime, resolved, this.stream);
+    const ctx = new RunContext(runtime, resolved, this.stream, algo);
     this.result = (async () => {
       try {
         if (resolved.maxTokens === 0) ctx.committer.finish("length");
         else await RUNNERS[algo](ctx);
+        ctx.stats.probes = ctx.lookahead.probes;
         const c = completion(ctx.committer, ctx.stats);
         this.stream.end();
         return c;

@@ -10,8 +10,13 @@ export const ALGORITHMS: readonly AlgorithmName[] = ["nonsi", "si", "dsi"];
 
 /** Tokens generated when `maxTokens` is not given. */
 export const DEFAULT_MAX_TOKENS = 64;
-/** Drafts per verification window when `lookahead` is not given (si, dsi). */
-export const DEFAULT_LOOKAHEAD = 5;
+/**
+ * Drafts per verification window when `lookahead` is not given (si, dsi): chosen online per
+ * window (see lookahead.ts), 0 (plain target steps) where speculation does not pay.
+ */
+export const DEFAULT_LOOKAHEAD: Lookahead = "auto";
+/** A fixed number of drafts per window (1 or more), or `"auto"`. */
+export type Lookahead = number | "auto";
 
 /**
  * A generation's options. Only the prompt is required. The speculation parallelism is the size
@@ -31,8 +36,12 @@ export interface GenerateOptions {
   verify?: VerifyRule;
   /** Keys all randomness of the generation (see core/random). Defaults to 0. */
   seed?: number;
-  /** Drafts per verification window (si, dsi; an error for nonsi). Defaults to 5 (`DEFAULT_LOOKAHEAD`). */
-  lookahead?: number;
+  /**
+   * Drafts per verification window (si, dsi; an error for nonsi): a number, or `"auto"` (the
+   * default): per window, the lookahead in 0..8 that minimises the expected time per token
+   * by the observed costs and acceptance.
+   */
+  lookahead?: Lookahead;
   /**
    * Most target instances this generation holds at once (dsi; non-SI and SI use one): its
    * speculation parallelism, at most the pool's size (the default).
@@ -82,6 +91,14 @@ export interface Stats {
   acceptanceRate: number;
   /** Target forward passes started. */
   verifications: number;
+  /**
+   * Target tasks by the number of drafts they verified: `windows[k]` tasks verified k drafts;
+   * `windows[0]` are plain target steps (every step of non-SI; where `auto` found that
+   * speculation did not pay; DSI's frontier tasks before drafts were ready).
+   */
+  windows: number[];
+  /** Windows the adaptive lookahead sent to learn, beyond its model's choice. */
+  probes: number;
   /** Target tasks and drafter steps preempted because their result could no longer be used. */
   preemptions: number;
   /** Sum over target instances of the time they spent evaluating. */
@@ -144,7 +161,9 @@ function checkOptions(o: ResolvedOptions, runtime: Runtime): void {
     if (!(Number.isInteger(v) && v >= min)) throw new OptionError(name, `${name} must be an integer >= ${min}, got ${v}`);
   };
   int("maxTokens", o.maxTokens, 0);
-  int("lookahead", o.lookahead, 1);
+  if (o.lookahead !== "auto" && !(Number.isInteger(o.lookahead) && o.lookahead >= 1)) {
+    throw new OptionError("lookahead", `lookahead must be an integer >= 1 or "auto", got ${o.lookahead}`);
+  }
   int("seed", o.seed, 0);
   if (o.prompt.length === 0) throw new OptionError("prompt", "prompt must hold at least one token");
   const { temperature, topK, topP } = o.sampling;

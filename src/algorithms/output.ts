@@ -143,6 +143,8 @@ export class StatsCounter {
   accepted = 0;
   rejected = 0;
   verifications = 0;
+  windows: number[] = [];
+  probes = 0;
   preemptions = 0;
   targetBusyMs = 0;
   ttftMs = NaN;
@@ -165,6 +167,8 @@ export class StatsCounter {
       rejected: this.rejected,
       acceptanceRate: decided > 0 ? this.accepted / decided : 0,
       verifications: this.verifications,
+      windows: Array.from(this.windows, (n) => n ?? 0),
+      probes: this.probes,
       preemptions: this.preemptions,
       targetBusyMs: this.targetBusyMs,
       ttftMs: Number.isNaN(this.ttftMs) ? 0 : this.ttftMs,
@@ -190,10 +194,18 @@ export function aggregateStats(all: readonly Stats[]): Stats {
     rejected,
     acceptanceRate: accepted + rejected > 0 ? accepted / (accepted + rejected) : 0,
     verifications: sum((s) => s.verifications),
+    windows: sumHistograms(all.map((s) => s.windows)),
+    probes: sum((s) => s.probes),
     preemptions: sum((s) => s.preemptions),
     targetBusyMs: sum((s) => s.targetBusyMs),
     ttftMs: all.length > 0 ? sum((s) => s.ttftMs) / all.length : 0,
     timeMs: sum((s) => s.timeMs),
     clock: all[0]?.clock ?? "real",
   };
+}
+
+function sumHistograms(all: readonly (readonly number[])[]): number[] {
+  const out: number[] = [];
+  for (const h of all) h.forEach((n, k) => (out[k] = (out[k] ?? 0) + n));
+  return Array.from(out, (n) => n ?? 0);
 }

@@ -17,14 +17,14 @@ export async function runSi(ctx: RunContext): Promise<void> {
     const f = seq.length;
     // Nothing is drafted for positions the generation will never reach, nor for the last
     // one it can reach (the target decides that one alone).
-    const k = drafterLost ? 0 : Math.min(opts.lookahead, ctx.limitPos - 1 - f);
+    const k = drafterLost ? 0 : Math.min(ctx.lookahead.next(1), ctx.limitPos - 1 - f);
     const drafts: Draft[] = [];
     const tokens: number[] = [];
     for (let i = 0; i < k; i++) {
       rt.events.emit({ type: "draft-start", pos: f + i, epoch });
       let out: PositionOutput;
       try {
-        [out] = await rt.drafter.evaluate(ctx.request(ctx.view(tokens), f + i, "drafter"), opts.signal);
+        out = await ctx.draft(ctx.view(tokens), f + i, opts.signal);
       } catch (err) {
         if (!(err instanceof InstanceLostError)) throw err;
         rt.events.emit({ type: "drafter-lost", error: err.message });
@@ -41,17 +41,14 @@ export async function runSi(ctx: RunContext): Promise<void> {
       drafts.length = 0;
       tokens.length = 0;
     }
+    ctx.lookahead.dispatched(tokens.length);
     const outs = await ctx.runTask(task, ctx.request(ctx.view(tokens), f, "target"), (instance) =>
       rt.events.emit({ type: "dispatch", task, instance, start: f, drafts: tokens, frontier: f, prefixDrafts: [], epoch }),
     );
-    for (let j = 0; j <= k; j++) {
+    for (let j = 0; j <= drafts.length; j++) {
       const draft = drafts[j];
       const d = ctx.decide(outs[j], draft, f + j);
-      if (draft) {
-        if (d.accepted) stats.accepted++;
-        else stats.rejected++;
-        rt.observer?.draftDecided?.(j, d.accepted);
-      }
+      if (draft) ctx.decided(j, d.accepted);
       if (ctx.commit(d.token, task, epoch, draft ? (d.accepted ? "accepted" : "rejected") : "target")) return;
       if (!d.accepted) break;
     }

@@ -3,7 +3,7 @@
  * DSI, prints the three outputs (identical under greedy), times, speedups, acceptance and
  * the instances used, and draws the three timelines into one SVG.
  */
-import { ALGORITHMS, type AlgorithmName } from "../algorithms/options.js";
+import { ALGORITHMS, type AlgorithmName, type Lookahead } from "../algorithms/options.js";
 import type { LatencyProfile } from "../models/latency.js";
 import { chromeTrace } from "../present/trace.js";
 import { timelineSvg } from "../present/timeline-svg.js";
@@ -13,7 +13,7 @@ import { runGenerate, type GenerateReport } from "./generate.js";
 
 export interface DemoFlags {
   maxTokens: number;
-  lookahead: number;
+  lookahead: Lookahead;
   sp: number;
   prompt: string;
   latency: LatencyProfile;

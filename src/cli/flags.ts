@@ -18,6 +18,19 @@ export function intInRange(min: number, max: number): (v: string) => number {
   };
 }
 
+/** `auto` or an integer in min..max (the lookahead). */
+export function autoOrIntInRange(min: number, max: number): (v: string) => number | "auto" {
+  const int = intInRange(min, max);
+  return (v) => {
+    if (v.trim() === "auto") return "auto";
+    try {
+      return int(v);
+    } catch {
+      throw new InvalidArgumentError(`must be auto or an integer in ${min}..${max}.`);
+    }
+  };
+}
+
 function num(v: string): number {
   const n = v.trim() === "" ? NaN : Number(v);
   if (!Number.isFinite(n)) throw new InvalidArgumentError("must be a number.");

@@ -1,6 +1,6 @@
 /** `dsi generate`: run one algorithm n times and print the completions and stats. */
 import { generate } from "../algorithms/generate.js";
-import { OptionError, type AlgorithmName, type Completion, type GenerateOptions } from "../algorithms/options.js";
+import { OptionError, type AlgorithmName, type Completion, type Lookahead, type GenerateOptions } from "../algorithms/options.js";
 import { aggregateStats } from "../algorithms/output.js";
 import type { VerifyRule } from "../core/verify.js";
 import type { LatencyProfile } from "../models/latency.js";
@@ -13,7 +13,7 @@ import { checkWritable, FLAG_OF, UsageError, writeOutput } from "./flags.js";
 
 export interface GenerateFlags {
   algo: AlgorithmName;
-  lookahead: number;
+  lookahead: Lookahead;
   sp: number;
   maxTokens: number;
   temperature: number;

@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { ALGORITHMS } from "../algorithms/options.js";
+import { AUTO_MAX_LOOKAHEAD } from "../algorithms/lookahead.js";
 import { VERIFY_RULES } from "../core/verify.js";
 import { PROFILES, profileNames, resolveProfile, type LatencyProfile } from "../models/latency.js";
 import { SYNTHETIC_DEFAULTS, SYNTHETIC_MAX_VOCAB, type SyntheticSpec } from "../models/synthetic.js";
@@ -11,7 +12,7 @@ import { DEFAULT_PAIR, defaultCacheDir, ensurePair, MIN_VOCAB, writePair, type P
 import { ModelFileError } from "../models/llama.js";
 import { BACKENDS, BackendSpecError, openBackend as openBackendSpec, syntheticBackend, type Backend } from "../models/backend.js";
 import { runDemo } from "./demo.js";
-import { collectNonEmpty, intInRange, MAX_LATENCY_MS, MAX_SEED, nonEmpty, numberInRange, UsageError } from "./flags.js";
+import { autoOrIntInRange, collectNonEmpty, intInRange, MAX_LATENCY_MS, MAX_SEED, nonEmpty, numberInRange, UsageError } from "./flags.js";
 import { runGenerate, textSink, type GenerateFlags } from "./generate.js";
 import { runHeatmapCommand, type HeatmapFlags } from "./heatmap.js";
 import { runPlan, runTable } from "./paper.js";
@@ -138,7 +139,7 @@ function program(): Command {
       .command("generate")
       .description("generate completions with one algorithm")
       .addOption(new Option("--algo <name>", "algorithm").choices(ALGORITHMS).default("dsi"))
-      .option("--lookahead <L>", `drafts per verification window (si, dsi), 1..${MAX_LOOKAHEAD}`, intInRange(1, MAX_LOOKAHEAD), 5)
+      .option("--lookahead <L>", `drafts per verification window (si, dsi): auto (chosen per window, 0..${AUTO_MAX_LOOKAHEAD}, by the observed costs) or 1..${MAX_LOOKAHEAD}`, autoOrIntInRange(1, MAX_LOOKAHEAD), "auto")
       .option("--sp <N>", `target instances verifying at once (dsi), 1..${MAX_SP}`, intInRange(1, MAX_SP), 4)
       .option("--max-tokens <N>", `tokens to generate, 0..${MAX_TOKENS}`, intInRange(0, MAX_TOKENS), 64)
       .option("--temperature <T>", "0 is greedy, in [0, 100]", numberInRange(0, 100), 0)
@@ -216,7 +217,7 @@ function program(): Command {
     .option("--gpu", "llama: use a GPU build of llama.cpp", false)
     .option("--latency <profile>", "latency profile: synthetic, the modelled latencies (and a paper pair's acceptance; default vicuna-13b/vicuna-68m:cnn-dm); llama, added on top of real compute (default none)")
     .option("--max-tokens <N>", `tokens to generate, 1..${MAX_TOKENS}`, intInRange(1, MAX_TOKENS), 64)
-    .option("--lookahead <L>", `drafts per window, 1..${MAX_LOOKAHEAD}`, intInRange(1, MAX_LOOKAHEAD), 5)
+    .option("--lookahead <L>", `drafts per window: auto (chosen per window, 0..${AUTO_MAX_LOOKAHEAD}) or 1..${MAX_LOOKAHEAD}`, autoOrIntInRange(1, MAX_LOOKAHEAD), "auto")
     .option("--sp <N>", "DSI target instances (default: llama, one per spare core; synthetic, 7)", intInRange(1, MAX_SP))
     .option("--prompt <text>", "prompt text", "the quick brown fox")
     .option("--svg <file>", "timeline picture", nonEmpty("--svg"), "dsi-timeline.svg")
@@ -385,7 +386,7 @@ function program(): Command {
     .option("--port <N>", "port, 0..65535 (0 picks a free one)", intInRange(0, 65_535), 8080)
     .option("--sp <N>", `target instances shared by all requests, 1..${MAX_SP}`, intInRange(1, MAX_SP), 4)
     .addOption(new Option("--algo <name>", "default algorithm (a request's dsi.algo overrides it)").choices(["nonsi", "si", "dsi"]).default("dsi"))
-    .option("--lookahead <L>", `default lookahead, 1..${MAX_LOOKAHEAD}`, intInRange(1, MAX_LOOKAHEAD), 5)
+    .option("--lookahead <L>", `default lookahead: auto (chosen per window, 0..${AUTO_MAX_LOOKAHEAD}) or 1..${MAX_LOOKAHEAD}`, autoOrIntInRange(1, MAX_LOOKAHEAD), "auto")
     .option("--max-tokens <N>", `tokens generated when a request gives no max_tokens, 0..${MAX_TOKENS}`, intInRange(0, MAX_TOKENS), 16)
     .option("--api-key <key>", "requests to /v1/ must send Authorization: Bearer KEY, 16+ characters (default: $DSI_API_KEY)", nonEmpty("--api-key"))
     .option("--max-concurrent <N>", "generations running at once, 1..4096", intInRange(1, 4096), 64)

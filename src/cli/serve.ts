@@ -1,5 +1,5 @@
 /** `dsi serve`: the OpenAI-compatible HTTP server over one backend and its shared target pool. */
-import type { AlgorithmName } from "../algorithms/options.js";
+import type { AlgorithmName, Lookahead } from "../algorithms/options.js";
 import type { Backend } from "../models/backend.js";
 import type { LatencyProfile } from "../models/latency.js";
 import { isLoopback } from "../models/remote/security.js";
@@ -19,7 +19,7 @@ export interface ServeFlags {
   port: number;
   sp: number;
   algo: AlgorithmName;
-  lookahead: number;
+  lookahead: Lookahead;
   maxTokens: number;
   apiKey?: string;
   maxConcurrent: number;

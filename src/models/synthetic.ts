@@ -29,6 +29,12 @@ export interface SyntheticSpec {
   agreement: number;
   /** Token that ends a sequence, if any. */
   eosToken?: number;
+  /**
+   * Agreement that changes with the context: positions come in stretches of `length`, and
+   * stretch i has agreement `values[i mod values.length]` (replaces `agreement`). Models
+   * acceptance that differs by context (code vs prose) for the adaptive lookahead's tests.
+   */
+  stretches?: { length: number; values: number[] };
 }
 
 export const SYNTHETIC_DEFAULTS: SyntheticSpec = { vocab: 32, context: 2, seed: 1, sharpness: 4, agreement: 0.7 };
@@ -48,6 +54,10 @@ export class SyntheticPair {
       throw new RangeError(`synthetic vocabulary must be an integer in 2..${SYNTHETIC_MAX_VOCAB}, got ${vocab}`);
     }
     if (!(agreement >= 0 && agreement <= 1)) throw new RangeError(`agreement must be in [0, 1], got ${agreement}`);
+    const st = this.spec.stretches;
+    if (st && !(Number.isInteger(st.length) && st.length >= 1 && st.values.length > 0 && st.values.every((v) => v >= 0 && v <= 1))) {
+      throw new RangeError("stretches need an integer length >= 1 and agreements in [0, 1]");
+    }
     if (!(Number.isInteger(context) && context >= 0)) throw new RangeError(`context must be an integer >= 0, got ${context}`);
   }
 
@@ -75,10 +85,16 @@ export class SyntheticPair {
     for (let i = 0; i < V; i++) z[i] += 1.5 * (keyedUniform(key, 12, i) - 0.5);
     let max = -Infinity;
     for (let i = 0; i < V; i++) max = Math.max(max, z[i]);
-    const agrees = keyedUniform(key, 13, 0) < this.spec.agreement;
+    const agrees = keyedUniform(key, 13, 0) < this.agreementAt(p);
     const favourite = agrees ? a : (a + 1 + Math.floor(keyedUniform(key, 14, 0) * (V - 1))) % V;
     z[favourite] = max + 0.5;
     return z;
+  }
+
+  /** The drafter's agreement with the target at position p. */
+  agreementAt(p: number): number {
+    const st = this.spec.stretches;
+    return st ? st.values[Math.floor(p / st.length) % st.values.length] : this.spec.agreement;
   }
 
   logits(role: "target" | "drafter", tokens: TokenSequence, p: number): Float64Array {

@@ -1,18 +1,52 @@
 /**
- * Observed durations of target tasks, by the number of drafts they verified. The target pool
- * owns one, so what one generation learned about the instances serves the next from its first
- * token (DSI's slack and guard rules read it).
+ * Observed costs: target tasks by the number of drafts they verified, and drafter steps. The
+ * target pool owns one, so what one generation learned about the instances serves the next
+ * from its first token (DSI's slack and guard rules and the adaptive lookahead read it).
  */
+
+/**
+ * Weight of a new observation in the running means: the last few observations dominate, so
+ * the means follow a machine that gets busier or quieter within a handful of tasks.
+ */
+export const MEAN_WEIGHT = 0.25;
+
+/** A running mean that follows recent values (exponentially weighted). */
+class RunningMean {
+  value: number | undefined;
+  observe(x: number): void {
+    this.value = this.value === undefined ? x : this.value + MEAN_WEIGHT * (x - this.value);
+  }
+}
+
 export class TaskCosts {
   /** Fastest task seen, of any size: the pace of non-SI (one forward pass per token). */
   private fastest = Infinity;
   /** Slowest duration seen per number of drafts. */
   private readonly slowestBySize: number[] = [];
+  /** Recent mean duration per number of drafts. */
+  private readonly meanBySize: RunningMean[] = [];
+  /** Recent mean of one-token tasks that ran alone: what a non-SI step costs. */
+  private readonly solo = new RunningMean();
+  private readonly drafter = new RunningMean();
+  /** Changes with every observation (readers cache what they derive from the costs). */
+  version = 0;
 
-  /** Records a task with `drafts` drafts that took `ms`. */
-  observe(drafts: number, ms: number): void {
+  /**
+   * Records a task with `drafts` drafts that took `ms`; `alone`: nothing else of the runtime
+   * (no other task, no drafter step) ran beside it, so on a shared CPU it ran at full speed.
+   */
+  observe(drafts: number, ms: number, alone = false): void {
+    this.version++;
     this.fastest = Math.min(this.fastest, ms);
     this.slowestBySize[drafts] = Math.max(this.slowestBySize[drafts] ?? 0, ms);
+    (this.meanBySize[drafts] ??= new RunningMean()).observe(ms);
+    if (alone && drafts === 0) this.solo.observe(ms);
+  }
+
+  /** Records one drafter step (one drafted position) that took `ms`. */
+  observeDraft(ms: number): void {
+    this.version++;
+    this.drafter.observe(ms);
   }
 
   /** The fastest task seen; undefined before any. */
@@ -23,6 +57,21 @@ export class TaskCosts {
   /** The slowest task seen with exactly `drafts` drafts; undefined if none was seen. */
   slowestMs(drafts: number): number | undefined {
     return this.slowestBySize[drafts];
+  }
+
+  /** The recent mean duration of tasks with exactly `drafts` drafts; undefined if none was seen. */
+  meanMs(drafts: number): number | undefined {
+    return this.meanBySize[drafts]?.value;
+  }
+
+  /** The recent mean duration of one-token tasks that ran alone; undefined before any. */
+  soloMs(): number | undefined {
+    return this.solo.value;
+  }
+
+  /** The recent mean duration of one drafter step; undefined before any. */
+  drafterMs(): number | undefined {
+    return this.drafter.value;
   }
 
   /**
@@ -40,5 +89,25 @@ export class TaskCosts {
       if (k > 0 && ms !== undefined) slope = Math.max(slope ?? 0, (ms - single) / k);
     });
     return slope === undefined ? undefined : single + slope * drafts;
+  }
+}
+
+/**
+ * The acceptance of drafts seen on this runtime, over many windows (discount 0.99 per draft):
+ * each generation's own estimate starts from it, so a generation does not learn from nothing
+ * what the previous ones already saw of this drafter and target.
+ */
+export class AcceptanceMemory {
+  private accepted = 0;
+  private decided = 0;
+
+  observe(accepted: boolean): void {
+    this.accepted = this.accepted * 0.99 + (accepted ? 1 : 0);
+    this.decided = this.decided * 0.99 + 1;
+  }
+
+  /** The long-run acceptance (with one draft's worth of 0.5 as its own prior); undefined before any draft was decided. */
+  rate(): number | undefined {
+    return this.decided > 0 ? (this.accepted + 0.5) / (this.decided + 1) : undefined;
   }
 }

@@ -32,6 +32,20 @@ export type EngineEvent =
   | { t: number; type: "task-lost"; task: number; instance: number; error: string }
   /** The drafter was lost (its worker died): the generation goes on without drafts, as non-SI. */
   | { t: number; type: "drafter-lost"; error: string }
+  /**
+   * The adaptive lookahead changed its choice (or sent a probe): the lookahead and the
+   * estimates behind it (expected ms per token of the choice and of a plain step).
+   */
+  | {
+      t: number;
+      type: "lookahead";
+      lookahead: number;
+      probe: boolean;
+      acceptance: number;
+      drafterMs: number | undefined;
+      msPerToken: number;
+      plainMsPerToken: number | undefined;
+    }
   /** A position decided: the token, the task whose output decided it (-1: non-SI step), how. */
   | { t: number; type: "commit"; pos: number; token: number; task: number; epoch: number; outcome: "accepted" | "rejected" | "target" };
 

@@ -23,7 +23,7 @@
  */
 import type { ModelInstance } from "../core/instance.js";
 import { AbortError } from "./abort.js";
-import { TaskCosts } from "./costs.js";
+import { AcceptanceMemory, TaskCosts } from "./costs.js";
 
 /** What a task needs an instance for (see the policy above). */
 export type Claim = "frontier" | "window";
@@ -134,6 +134,8 @@ export class TargetPool {
   readonly eosToken: number | undefined;
   /** Observed task durations, kept across generations (DSI's slack and guard rules). */
   readonly costs = new TaskCosts();
+  /** Acceptance of drafts seen by the generations on this pool (the adaptive lookahead's prior). */
+  readonly acceptance = new AcceptanceMemory();
   /** When set, every lease and release is appended here, in order. */
   log: PoolEvent[] | undefined;
   private readonly instances: (ModelInstance | undefined)[] = [];

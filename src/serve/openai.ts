@@ -29,7 +29,7 @@ export const MAX_N = 16;
 const DsiOptions = z
   .object({
     algo: z.enum(["nonsi", "si", "dsi"]).optional(),
-    lookahead: z.number().int().min(1).max(1024).optional(),
+    lookahead: z.union([z.literal("auto"), z.number().int().min(1).max(1024)]).optional(),
     sp: z.number().int().min(1).max(1024).optional(),
     verify: z.enum(["greedy", "rejection", "match"]).optional(),
   })

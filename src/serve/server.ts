@@ -7,7 +7,8 @@
  */
 import { randomBytes, randomInt } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import { OptionError, type AlgorithmName, type Completion, type FinishReason } from "../algorithms/options.js";
+import { OptionError, type AlgorithmName, type Completion, type Lookahead, type FinishReason } from "../algorithms/options.js";
+import { aggregateStats } from "../algorithms/output.js";
 import type { SamplingParams } from "../core/sampling.js";
 import type { VerifyRule } from "../core/verify.js";
 import { secretMatcher } from "../models/remote/security.js";
@@ -32,7 +33,7 @@ export interface ServerOptions {
   apiKey?: string;
   /** Defaults of the `dsi` request object. */
   algo: AlgorithmName;
-  lookahead: number;
+  lookahead: Lookahead;
   /** Tokens generated when a request gives no max_tokens. */
   defaultMaxTokens: number;
 }
@@ -53,7 +54,7 @@ interface Plan {
   sampling: SamplingParams;
   verify: VerifyRule | undefined;
   algo: AlgorithmName;
-  lookahead: number | undefined;
+  lookahead: Lookahead | undefined;
   /** Most target instances each choice holds at once (dsi). */
   sp: number | undefined;
   stop: string[];
@@ -238,6 +239,8 @@ export function buildServer(o: ServerOptions): FastifyInstance {
       rejected,
       acceptance: accepted + rejected > 0 ? accepted / (accepted + rejected) : null,
       preemptions: sum((c) => c.stats.preemptions),
+      windows: aggregateStats(results.map((c) => c.stats)).windows,
+      probes: sum((c) => c.stats.probes),
       target_busy_seconds: sum((c) => c.stats.targetBusyMs) / 1000,
     };
   };

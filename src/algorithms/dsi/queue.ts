@@ -61,11 +61,13 @@ export class WindowQueue {
 
   /**
    * Window rule: the next window once L drafts are ready past its start, or fewer when the
-   * drafter has drafted everything the generation can use; undefined while it is not ready.
+   * drafter has drafted everything the generation can use; undefined while it is not ready
+   * and when L is 0 (the adaptive lookahead found that speculation does not pay).
    * `draftedUpTo` is one past the last drafted position, `lastDraftable` one past the last
    * position worth drafting.
    */
   next(frontier: number, draftedUpTo: number, lookahead: number, lastDraftable: number): TaskPlan | undefined {
+    if (lookahead === 0) return undefined; // no windows: frontier tasks alone (non-SI)
     const start = Math.max(this.nextStart, frontier);
     const ready = draftedUpTo - start;
     if (ready >= lookahead) return { start, drafts: lookahead, rule: "window" };

@@ -49,7 +49,6 @@ class DsiRun {
   private drafts: Draft[] = [];
   private epoch = 0;
   private readonly queue: WindowQueue;
-  private readonly leadLimit: number;
   private readonly running = new Set<Task>();
   /** Finished tasks waiting for the frontier to reach their window. */
   private done: Task[] = [];
@@ -73,7 +72,21 @@ class DsiRun {
 
   constructor(private readonly ctx: RunContext) {
     this.queue = new WindowQueue(ctx.seq.length);
-    this.leadLimit = drafterLeadLimit(ctx.opts.lookahead, ctx.opts.sp);
+  }
+
+  /**
+   * The lookahead of the next window (fixed, or the controller's choice given the instances
+   * this generation can use now); 0 when speculation does not pay.
+   */
+  private lookahead(): number {
+    const instances = Math.min(this.ctx.opts.sp, this.running.size + this.ctx.member.available());
+    return this.ctx.lookahead.next(Math.max(1, instances));
+  }
+
+  /** How far the drafter may run ahead of the frontier (none while the lookahead is 0). */
+  private get leadLimit(): number {
+    const l = this.lookahead();
+    return l === 0 ? 0 : drafterLeadLimit(l, this.ctx.opts.sp);
   }
 
   private get f(): number {
@@ -129,7 +142,7 @@ class DsiRun {
       rt.events.emit({ type: "draft-start", pos, epoch });
       let out: PositionOutput;
       try {
-        [out] = await rt.drafter.evaluate(ctx.request(ctx.view(this.draftTokens()), pos, "drafter"), controller.signal);
+        out = await ctx.draft(ctx.view(this.draftTokens()), pos, controller.signal);
       } catch (err) {
         // Only an abort we asked for is a preemption. A lost drafter ends drafting, not the
         // generation (the target alone decides every position); any other failure ends it.
@@ -181,7 +194,7 @@ class DsiRun {
       now: this.ctx.rt.clock.now(),
       frontier: this.f,
       draftsReady: this.drafts.length,
-      lookahead: this.ctx.opts.lookahead,
+      lookahead: this.lookahead(),
       lastDraftable: this.lastDraftable,
       freeInstances: member.available() + (this.spareLease ? 1 : 0),
       tasks: [...this.running, ...this.done],
@@ -296,6 +309,7 @@ class DsiRun {
     this.cancelSlackTimer();
     this.running.add(task);
     this.queue.dispatched(plan);
+    ctx.lookahead.dispatched(plan.drafts);
     const tokens = this.draftTokens(off + plan.drafts);
     ctx.rt.events.emit({
       type: "dispatch",
@@ -373,7 +387,6 @@ class DsiRun {
 
   private apply(): void {
     const { ctx } = this;
-    const { stats } = ctx;
     while (!this.finished) {
       const f = this.f;
       let task: Task | undefined;
@@ -385,11 +398,7 @@ class DsiRun {
       for (let p = f; p <= end(task); p++) {
         const draft = this.drafts[0]; // the draft at p, if drafted; for p < end(task) it is task.draftList[p - start]
         const d = ctx.decide(task.outputs![p - task.start], draft, p);
-        if (draft) {
-          if (d.accepted) stats.accepted++;
-          else stats.rejected++;
-          ctx.rt.observer?.draftDecided?.(p - task.start, d.accepted);
-        }
+        if (draft) ctx.decided(p - task.start, d.accepted);
         this.firstCommitAt ??= ctx.rt.clock.now();
         if (d.accepted) {
           this.drafts.shift();

@@ -1,0 +1,313 @@
+/**
+ * The lookahead of each window: fixed (a number), or chosen online (`"auto"`).
+ *
+ * Speculation pays only when verifying a window costs about what one target step costs (true
+ * on GPUs, where decoding is memory-bound). On a CPU a window of 6 tokens can cost 4.5 one-token
+ * steps, and then every speculative method loses to plain decoding. So `auto` picks, before
+ * each window, the lookahead k in 0..AUTO_MAX_LOOKAHEAD that minimises the expected time per
+ * committed token, from what the engine observes as it goes:
+ * - t(k): the recent mean duration of a target task verifying k drafts (the pool's TaskCosts,
+ *   measured under the machine's real load, a drafter running beside it included), and t0,
+ *   the recent mean of one-token tasks that ran alone: what a plain (non-SI) step costs;
+ * - d: the recent mean duration of one drafter step;
+ * - a: the acceptance rate of recent drafts (discounted counts: a change of context, code vs
+ *   prose, shows within a few windows).
+ * k = 0 is a plain target step: non-SI. The expected time per token, with the paper's model of
+ * i.i.d. acceptance (a draft is accepted with probability a, the first rejection ends a run):
+ * - SI drafts k, then verifies: (k·d + t(k)) / E(k), E(k) = (1 - a^(k+1)) / (1 - a) tokens per
+ *   window (Leviathan et al.'s formula, with measured instead of assumed costs);
+ * - DSI drafts continuously and verifies windows of k on free instances: an epoch (from one
+ *   rejection to the next) commits 1/(1-a) tokens in expectation and lasts until the task
+ *   deciding the rejected draft finishes; that task's finish time follows from when its
+ *   drafts are ready (the drafter's pace) and when an instance is free (`dsiMsPerToken`).
+ *
+ * Sizes never observed are estimated between observed ones, or linearly beyond the two largest,
+ * so the controller never commits to a cost curve it has not seen. Learning is bounded:
+ * - at the start, one plain step measures t0, then one window of 1 draft measures t(1) and the
+ *   drafter (the cheapest speculation; from there the curve extrapolates);
+ * - later a probe window, one size beyond the largest observed or under an optimistic
+ *   acceptance (the upper confidence bound), goes out only when it could pay and its expected
+ *   regret fits the exploration budget: EXPLORATION_SHARE of the generation's time so far;
+ * - while no drafts are decided (plain steps), the acceptance estimate relaxes towards the
+ *   prior, so a context where drafting pays again is noticed.
+ * The controller changes only what is dispatched, never a decision rule: outputs stay lossless.
+ */
+import type { AcceptanceMemory, TaskCosts } from "../runtime/costs.js";
+
+/** Largest lookahead `auto` considers. */
+export const AUTO_MAX_LOOKAHEAD = 8;
+/** Share of a generation's time that probe windows may cost beyond the model's choice. */
+export const EXPLORATION_SHARE = 0.02;
+/**
+ * Prior acceptance and its weight in drafts: what is assumed before a generation's own drafts
+ * are decided (the runtime's long-run acceptance where it has one, else 0.5).
+ */
+const DEFAULT_PRIOR = 0.5;
+const PRIOR_WEIGHT = 1;
+/** Discount per decided draft: the last ~10 drafts dominate the acceptance estimate. */
+const DECIDED_DISCOUNT = 0.9;
+/** Discount per plain step (no drafts): the estimate relaxes towards the prior. */
+const PLAIN_DISCOUNT = 0.95;
+/** The model's acceptance is capped below 1 (the expected epoch would be endless). */
+const MAX_MODEL_ACCEPTANCE = 0.99;
+/** A lookahead must beat a smaller one by this share to be chosen (noise in measured costs). */
+const PREFERENCE = 0.005;
+
+/** What the expected-time models need. */
+export interface CostModel {
+  /** Acceptance probability per draft. */
+  a: number;
+  /** Drafter cost per draft, ms. */
+  d: number;
+  /** Target task cost with k drafts, ms. */
+  t: (k: number) => number;
+  /** A plain step alone, ms (non-SI's pace). */
+  t0: number;
+}
+
+/** SI: expected ms per committed token with lookahead k (k = 0: a plain step). */
+export function siMsPerToken(k: number, m: CostModel): number {
+  if (k === 0) return m.t0;
+  const a = Math.min(m.a, MAX_MODEL_ACCEPTANCE);
+  const tokens = (1 - a ** (k + 1)) / (1 - a);
+  return (k * m.d + m.t(k)) / tokens;
+}
+
+/**
+ * DSI: expected ms per committed token with lookahead k on `instances` target instances.
+ * Renewal over epochs. With a second instance, the epoch's first position is decided by the
+ * frontier task (no drafts, sent at once; it ends at t(0)). Window i (drafts ik..ik+k-1 after
+ * that) is ready when its drafts are, (i+1)·k·d, starts when an instance is free (the window
+ * `instances` earlier has finished; the frontier task holds one until t(0)), ends t(k) later, and
+ * decides the drafts up to (i+1)k (its last output decides the next window's first draft).
+ */
+export function dsiMsPerToken(k: number, m: CostModel, instances: number): number {
+  if (k === 0) return m.t0;
+  const a = Math.min(m.a, MAX_MODEL_ACCEPTANCE);
+  const tk = m.t(k);
+  const frontier = instances >= 2;
+  // finish[i + 1] is window i's finish time; finish[0] the frontier task's (or 0 without one).
+  const finish: number[] = [frontier ? m.t(0) : 0];
+  let epoch = frontier ? (1 - a) * m.t(0) : 0;
+  for (let i = 0; i < 100_000; i++) {
+    const ready = (i + 1) * k * m.d;
+    const freed = i + 1 - instances >= 0 ? finish[i + 1 - instances] : 0;
+    finish.push(Math.max(ready, freed) + tk);
+    // P(the first rejected draft is one that window i decides)
+    const first = i === 0 ? (frontier ? a : 1) : a ** (i * k + 1);
+    const span = i === 0 && !frontier ? k + 1 : k;
+    epoch += first * (1 - a ** span) * finish[i + 1];
+    if (first < 1e-6) break;
+  }
+  return epoch * (1 - a); // tokens per epoch: 1 / (1 - a)
+}
+
+/** How the lookahead of each window is chosen. */
+export interface LookaheadPolicy {
+  readonly auto: boolean;
+  /** The lookahead of the next window; 0 is a plain target step (non-SI's). */
+  next(instances: number): number;
+  /** A target task went out verifying `drafts` drafts. */
+  dispatched(drafts: number): void;
+  /** A draft was decided. */
+  decided(accepted: boolean): void;
+  /** Windows sent to learn, beyond the model's choice (auto only). */
+  readonly probes: number;
+}
+
+export class FixedLookahead implements LookaheadPolicy {
+  readonly auto = false;
+  readonly probes = 0;
+  constructor(private readonly lookahead: number) {}
+  next(): number {
+    return this.lookahead;
+  }
+  dispatched(): void {}
+  decided(): void {}
+}
+
+/** A choice and the estimates behind it (for the event log). */
+export interface LookaheadChoice {
+  lookahead: number;
+  probe: boolean;
+  acceptance: number;
+  drafterMs: number | undefined;
+  /** Expected ms per token of the choice and of a plain step. */
+  msPerToken: number;
+  plainMsPerToken: number | undefined;
+}
+
+export class AdaptiveLookahead implements LookaheadPolicy {
+  readonly auto = true;
+  probes = 0;
+  /** Discounted counts of decided drafts. */
+  private accepted = 0;
+  private decidedCount = 0;
+  /** A probe chosen and not dispatched yet. */
+  private probing: number | undefined;
+  /** Expected regret of the probes so far, ms. */
+  private explorationMs = 0;
+  private last: number | undefined;
+  /** Changes with every decided draft or plain commit. */
+  private version = 0;
+  private cached: Plan | undefined;
+
+  constructor(
+    private readonly algo: "si" | "dsi",
+    private readonly costs: TaskCosts,
+    private readonly memory: AcceptanceMemory,
+    /** Time since the generation started, ms. */
+    private readonly elapsed: () => number,
+    private readonly onChange?: (c: LookaheadChoice) => void,
+  ) {}
+
+  /** The acceptance estimate: discounted counts with the prior. */
+  acceptance(): number {
+    const prior = this.memory.rate() ?? DEFAULT_PRIOR;
+    return (this.accepted + prior * PRIOR_WEIGHT) / (this.decidedCount + PRIOR_WEIGHT);
+  }
+
+  private optimisticAcceptance(): number {
+    const a = this.acceptance();
+    return Math.min(1, a + Math.sqrt((a * (1 - a)) / (this.decidedCount + PRIOR_WEIGHT)));
+  }
+
+  decided(accepted: boolean): void {
+    this.memory.observe(accepted);
+    this.accepted = this.accepted * DECIDED_DISCOUNT + (accepted ? 1 : 0);
+    this.decidedCount = this.decidedCount * DECIDED_DISCOUNT + 1;
+    this.version++;
+  }
+
+  /** A plain step: no draft is decided, so the acceptance estimate relaxes towards the prior. */
+  private relax(): void {
+    this.accepted *= PLAIN_DISCOUNT;
+    this.decidedCount *= PLAIN_DISCOUNT;
+    this.version++;
+  }
+
+  dispatched(drafts: number): void {
+    if (drafts > 0) this.probing = undefined;
+    else this.relax();
+  }
+
+  next(instances: number): number {
+    const c = this.probing !== undefined ? undefined : this.choose(instances);
+    const k = this.probing ?? c!.lookahead;
+    if (c && (k !== this.last || c.probe)) this.onChange?.(c);
+    this.last = k;
+    return k;
+  }
+
+  private msPerToken(k: number, m: CostModel, instances: number): number {
+    return this.algo === "si" ? siMsPerToken(k, m) : dsiMsPerToken(k, m, instances);
+  }
+
+  /** Observed sizes in increasing order (0 first when seen). */
+  private observed(): number[] {
+    const sizes: number[] = [];
+    for (let k = 0; k <= AUTO_MAX_LOOKAHEAD; k++) if (this.costs.meanMs(k) !== undefined) sizes.push(k);
+    return sizes;
+  }
+
+  /** The model's choice and the probe worth trying, cached while nothing they depend on changed. */
+  private plan(instances: number): Plan {
+    const key = `${this.costs.version}/${this.version}/${instances}`;
+    if (this.cached?.key === key) return this.cached;
+    const a = this.acceptance();
+    const d = this.costs.drafterMs();
+    const sizes = this.observed();
+    const plain = this.costs.soloMs() ?? this.costs.meanMs(0);
+    const base = { key, lookahead: 0, probe: false, acceptance: a, drafterMs: d, plainMsPerToken: plain, probeSize: 0, probeMs: NaN, regret: 0 };
+    // Nothing known of the target: a plain step measures it (and is non-SI's step anyway).
+    if (plain === undefined || sizes[0] !== 0) return (this.cached = { ...base, msPerToken: plain ?? NaN, coldStart: false });
+    const t = (k: number): number => interpolate(this.costs, sizes, k, false);
+    const model: CostModel = { a, d: d ?? 0, t, t0: plain };
+    let best = 0;
+    let bestMs = plain;
+    for (let k = 1; k <= AUTO_MAX_LOOKAHEAD; k++) {
+      if (Number.isNaN(t(k))) continue;
+      const ms = this.msPerToken(k, model, instances);
+      if (ms < bestMs * (1 - PREFERENCE)) [best, bestMs] = [k, ms];
+    }
+    // Exploration: the most promising window under optimism, when it could beat the choice:
+    // one size beyond the largest seen, at its cost (costs do not fall as windows grow); and,
+    // while the choice is plain steps (no drafts decided, so nothing learned of acceptance),
+    // acceptance at its upper confidence bound. Windows of the choice teach acceptance anyway.
+    const top = sizes[sizes.length - 1];
+    const hopeful: CostModel = {
+      a: best === 0 ? this.optimisticAcceptance() : a,
+      d: d ?? 0,
+      t: (k) => interpolate(this.costs, sizes, k, true),
+      t0: plain,
+    };
+    let probe = 0;
+    let probeMs = bestMs;
+    for (let k = 1; k <= Math.min(AUTO_MAX_LOOKAHEAD, top + 1); k++) {
+      if (best > 0 && k <= top) continue;
+      const ms = this.msPerToken(k, hopeful, instances);
+      if (ms < probeMs * (1 - PREFERENCE)) [probe, probeMs] = [k, ms];
+    }
+    let regret = 0;
+    if (probe > 0 && probe !== best) {
+      // Expected regret: the probe's extra time per token by the estimates (flat beyond the
+      // largest size seen where they extrapolate nothing), times the tokens it commits.
+      const am = Math.min(a, MAX_MODEL_ACCEPTANCE);
+      const t2 = (k: number): number => (Number.isNaN(t(k)) ? hopeful.t(k) : t(k));
+      const extra = this.msPerToken(probe, { ...model, t: t2 }, instances) - bestMs;
+      regret = Math.max(0, extra) * ((1 - am ** (probe + 1)) / (1 - am));
+    } else probe = 0;
+    return (this.cached = { ...base, lookahead: best, msPerToken: bestMs, probeSize: probe, probeMs, regret, coldStart: top === 0 });
+  }
+
+  private choose(instances: number): LookaheadChoice {
+    const p = this.plan(instances);
+    if (p.probeSize > 0) {
+      const first = this.probes === 0 && p.coldStart; // the cold start: one window of 1 draft
+      if (first || this.explorationMs + p.regret <= EXPLORATION_SHARE * this.elapsed()) {
+        this.explorationMs += p.regret;
+        this.probes++;
+        this.probing = p.probeSize;
+        return { ...choiceOf(p), lookahead: p.probeSize, probe: true, msPerToken: p.probeMs };
+      }
+    }
+    return choiceOf(p);
+  }
+}
+
+interface Plan extends LookaheadChoice {
+  key: string;
+  probeSize: number;
+  probeMs: number;
+  regret: number;
+  coldStart: boolean;
+}
+
+function choiceOf(p: Plan): LookaheadChoice {
+  return { lookahead: p.lookahead, probe: false, acceptance: p.acceptance, drafterMs: p.drafterMs, msPerToken: p.msPerToken, plainMsPerToken: p.plainMsPerToken };
+}
+
+/**
+ * Target cost with k drafts from the observed sizes: the recent mean where seen, linear between
+ * seen sizes, linear beyond the two largest (slope at least 0); NaN where that is not enough.
+ * `optimistic`: beyond the largest seen size, its cost (costs do not fall as windows grow).
+ */
+function interpolate(costs: TaskCosts, sizes: readonly number[], k: number, optimistic: boolean): number {
+  const seen = costs.meanMs(k);
+  if (seen !== undefined) return seen;
+  let below = -1;
+  let above = -1;
+  for (const s of sizes) {
+    if (s < k) below = s;
+    else if (above < 0) above = s;
+  }
+  if (below < 0) return NaN;
+  const lo = costs.meanMs(below)!;
+  if (above >= 0) return lo + ((costs.meanMs(above)! - lo) * (k - below)) / (above - below);
+  if (optimistic) return lo;
+  const i = sizes.indexOf(below);
+  if (i < 1) return NaN;
+  const prev = sizes[i - 1];
+  const slope = Math.max(0, (lo - costs.meanMs(prev)!) / (below - prev));
+  return lo + slope * (k - below);
+}
