@@ -44,8 +44,14 @@ export const EXPLORATION_SHARE = 0.02;
  */
 const DEFAULT_PRIOR = 0.5;
 const PRIOR_WEIGHT = 1;
-/** Discount per decided draft: the last ~10 drafts dominate the acceptance estimate. */
-const DECIDED_DISCOUNT = 0.9;
+/** Discount per decided draft: the last ~50 drafts make the acceptance estimate (low noise). */
+const DECIDED_DISCOUNT = 0.98;
+/**
+ * A short-memory estimate (last ~5 drafts) watches for a change of context: when it strays
+ * from the long one by more than CHANGE_Z standard errors, the long one restarts from it.
+ */
+const FAST_DISCOUNT = 0.8;
+const CHANGE_Z = 3;
 /** Discount per plain step (no drafts): the estimate relaxes towards the prior. */
 const PLAIN_DISCOUNT = 0.95;
 /** The model's acceptance is capped below 1 (the expected epoch would be endless). */
@@ -143,6 +149,8 @@ export class AdaptiveLookahead implements LookaheadPolicy {
   /** Discounted counts of decided drafts. */
   private accepted = 0;
   private decidedCount = 0;
+  private fastAccepted = 0;
+  private fastDecided = 0;
   /** A probe chosen and not dispatched yet. */
   private probing: number | undefined;
   /** Expected regret of the probes so far, ms. */
@@ -176,6 +184,14 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     this.memory.observe(accepted);
     this.accepted = this.accepted * DECIDED_DISCOUNT + (accepted ? 1 : 0);
     this.decidedCount = this.decidedCount * DECIDED_DISCOUNT + 1;
+    this.fastAccepted = this.fastAccepted * FAST_DISCOUNT + (accepted ? 1 : 0);
+    this.fastDecided = this.fastDecided * FAST_DISCOUNT + 1;
+    const a = this.acceptance();
+    const fast = this.fastAccepted / this.fastDecided;
+    if (Math.abs(fast - a) > CHANGE_Z * Math.sqrt(Math.max(a * (1 - a), 0.01) / this.fastDecided)) {
+      this.accepted = this.fastAccepted;
+      this.decidedCount = this.fastDecided;
+    }
     this.version++;
   }
 
@@ -183,6 +199,8 @@ export class AdaptiveLookahead implements LookaheadPolicy {
   private relax(): void {
     this.accepted *= PLAIN_DISCOUNT;
     this.decidedCount *= PLAIN_DISCOUNT;
+    this.fastAccepted *= PLAIN_DISCOUNT;
+    this.fastDecided *= PLAIN_DISCOUNT;
     this.version++;
   }
 

@@ -72,7 +72,7 @@ test("preemption under sampling (rejection rule) on the real clock", async () =>
       lookahead: 3,
       sp: 3,
       clock: "real",
-      profile: profile(0, 0),
+      profile: profile(2, 0.1), // real time, so windows are in flight while drafts are decided
       sampling: { temperature: 1, topK: 0, topP: 1 },
       verify: "rejection",
       seed,
