@@ -1,0 +1,179 @@
+/**
+ * The adaptive lookahead (`lookahead: "auto"`), in virtual time: it steps aside where
+ * speculation cannot pay, keeps up with the best fixed lookahead where it can, follows
+ * acceptance that changes with the context, and stays lossless.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { generate } from "../../src/algorithms/generate.js";
+import { dsiMsPerToken, siMsPerToken, type CostModel } from "../../src/algorithms/lookahead.js";
+import type { AlgorithmName, Lookahead } from "../../src/algorithms/options.js";
+import type { SamplingParams } from "../../src/core/sampling.js";
+import type { ModelLatency } from "../../src/models/latency.js";
+import { PAPER_PAIRS } from "../../src/models/paper-pairs.js";
+import { syntheticRuntime } from "../../src/models/runtime.js";
+import { SyntheticPair, type SyntheticSpec } from "../../src/models/synthetic.js";
+import { chiSquareTest } from "../helpers/chi-square.js";
+
+const latency = (ms: number, perExtraPositionMs = 0): ModelLatency => ({ ttftMs: ms, tpotMs: ms, perExtraPositionMs });
+
+interface Setup {
+  pair: Partial<SyntheticSpec>;
+  target: ModelLatency;
+  drafter: ModelLatency;
+  sp: number;
+  prompts: number;
+  tokens: number;
+}
+
+interface Totals {
+  ms: number;
+  tokens: number[][];
+  windows: number[];
+  probes: number;
+}
+
+/** `prompts` generations, one after another on one runtime (as a server runs them). */
+async function runAll(algo: AlgorithmName, s: Setup, lookahead?: Lookahead): Promise<Totals> {
+  const rt = syntheticRuntime({
+    pair: new SyntheticPair(s.pair),
+    profile: { name: "test", target: s.target, drafter: s.drafter },
+    clock: "virtual",
+    sp: algo === "dsi" ? s.sp : 1,
+    events: false,
+  });
+  const out: Totals = { ms: 0, tokens: [], windows: [], probes: 0 };
+  for (let i = 0; i < s.prompts; i++) {
+    const prompt = [i % 32, (3 * i + 1) % 32, (7 * i + 2) % 32];
+    const r = await generate(algo, rt, { prompt, maxTokens: s.tokens, ...(algo === "nonsi" ? {} : { lookahead }) }).result;
+    out.ms += r.stats.timeMs;
+    out.tokens.push(r.tokens);
+    out.probes += r.stats.probes;
+    r.stats.windows.forEach((n, k) => (out.windows[k] = (out.windows[k] ?? 0) + n));
+  }
+  return out;
+}
+
+test("expected time per token: SI is (k·d + t(k)) / E(k); k = 0 is a plain step; DSI without acceptance runs at the plain pace", () => {
+  const m: CostModel = { a: 0.8, d: 2, t: (k) => 10 + k, t0: 10 };
+  assert.equal(siMsPerToken(0, m), 10);
+  const e3 = (1 - 0.8 ** 4) / 0.2;
+  assert.ok(Math.abs(siMsPerToken(3, m) - (3 * 2 + 13) / e3) < 1e-12);
+  // No draft is ever accepted: every epoch is the frontier task's one token.
+  assert.ok(Math.abs(dsiMsPerToken(4, { ...m, a: 0 }, 2) - 10) < 1e-12);
+  // Flat costs, cheap drafts, plenty of instances: DSI's windows pay.
+  const flat: CostModel = { a: 0.8, d: 1, t: () => 10, t0: 10 };
+  assert.ok(dsiMsPerToken(2, flat, 8) < 0.5 * 10);
+  // Fewer instances: windows queue, so the same lookahead costs more per token.
+  assert.ok(dsiMsPerToken(1, flat, 2) > dsiMsPerToken(1, flat, 8));
+});
+
+test("costs that grow with the window: auto SI and DSI stay within 1.03x of non-SI over a grid of acceptance and drafter cost", async () => {
+  const worst: Record<string, number> = { si: 0, dsi: 0 };
+  for (const a of [0.3, 0.6, 0.9]) {
+    for (const c of [0.05, 0.2, 0.5]) {
+      // A window of k drafts costs (1 + k·x) passes: with x >= 1 no acceptance lets SI win.
+      for (const x of [1, 1.5]) {
+        const s: Setup = { pair: { vocab: 32, agreement: a, seed: 7 }, target: latency(10, 10 * x), drafter: latency(10 * c), sp: 4, prompts: 4, tokens: 64 };
+        const nonsi = await runAll("nonsi", s);
+        for (const algo of ["si", "dsi"] as const) {
+          const auto = await runAll(algo, s, "auto");
+          assert.deepEqual(auto.tokens, nonsi.tokens, `${algo} a=${a} c=${c} x=${x}: outputs differ`);
+          const ratio = auto.ms / nonsi.ms;
+          worst[algo] = Math.max(worst[algo], ratio);
+          assert.ok(ratio <= 1.03, `${algo} a=${a} c=${c} x=${x}: auto ${ratio.toFixed(3)}x of non-SI's time (windows ${auto.windows})`);
+        }
+      }
+    }
+  }
+  // SI mostly steps aside: at most a few windows per run to learn (worst ratios for the log).
+  assert.ok(worst.si > 1, "SI paid something to learn that speculation loses");
+});
+
+test("the paper's ten pairs (flat costs): auto within 3% of the best fixed lookahead for DSI; SI within 5% (3% on average)", async () => {
+  const siRatios: number[] = [];
+  for (const p of PAPER_PAIRS) {
+    const s: Setup = { pair: { vocab: 32, agreement: p.acceptance, seed: 7 }, target: latency(p.targetMs), drafter: latency(p.drafterMs), sp: 7, prompts: 8, tokens: 100 };
+    for (const algo of ["si", "dsi"] as const) {
+      let best = Infinity;
+      let bestL = 0;
+      for (let L = 1; L <= 8; L++) {
+        const ms = (await runAll(algo, s, L)).ms;
+        if (ms < best) [best, bestL] = [ms, L];
+      }
+      const auto = await runAll(algo, s, "auto");
+      const ratio = auto.ms / best;
+      if (algo === "si") siRatios.push(ratio);
+      assert.ok(ratio <= (algo === "dsi" ? 1.03 : 1.05), `${p.name} ${algo}: auto ${ratio.toFixed(3)}x of the best fixed lookahead (L=${bestL})`);
+    }
+  }
+  const mean = siRatios.reduce((x, y) => x + y, 0) / siRatios.length;
+  assert.ok(mean <= 1.03, `SI: auto ${mean.toFixed(3)}x of the best fixed lookahead on average`);
+});
+
+test("acceptance that alternates between stretches of 0.9 and 0.2: auto SI beats every fixed lookahead by 4%; auto DSI within 1% of the best", async () => {
+  const s: Setup = {
+    pair: { vocab: 32, seed: 7, stretches: { length: 128, values: [0.9, 0.2] } },
+    target: latency(10),
+    drafter: latency(3),
+    sp: 4,
+    prompts: 2,
+    tokens: 256,
+  };
+  for (const algo of ["si", "dsi"] as const) {
+    const fixed: number[] = [];
+    for (let L = 1; L <= 8; L++) fixed.push((await runAll(algo, s, L)).ms);
+    const auto = await runAll(algo, s, "auto");
+    const best = Math.min(...fixed);
+    if (algo === "si") {
+      assert.ok(auto.ms <= 0.96 * best, `SI: auto ${auto.ms.toFixed(0)} ms vs best fixed ${best.toFixed(0)} ms (${fixed.map((x) => x.toFixed(0))})`);
+      // It changed its mind with the context: plain steps in the 0.2 stretches, long windows in the 0.9 ones.
+      assert.ok(auto.windows[0] > 20 && auto.windows.slice(3).some((n) => n > 10), `windows ${auto.windows}`);
+    } else {
+      // DSI's own rules (a frontier task beside every window) already absorb most of it.
+      assert.ok(auto.ms <= 1.01 * best, `DSI: auto ${auto.ms.toFixed(0)} ms vs best fixed ${best.toFixed(0)} ms`);
+    }
+  }
+});
+
+test("greedy: auto SI and DSI equal non-SI token for token, wherever the controller goes", async () => {
+  const setups: Setup[] = [
+    { pair: { vocab: 32, agreement: 0.8, seed: 3 }, target: latency(10), drafter: latency(1), sp: 3, prompts: 3, tokens: 40 },
+    { pair: { vocab: 32, agreement: 0.5, seed: 4 }, target: latency(10, 12), drafter: latency(2), sp: 2, prompts: 3, tokens: 40 },
+    { pair: { vocab: 32, seed: 5, stretches: { length: 16, values: [0.95, 0.1] } }, target: latency(10), drafter: latency(3), sp: 1, prompts: 3, tokens: 60 },
+  ];
+  for (const s of setups) {
+    const nonsi = await runAll("nonsi", s);
+    for (const algo of ["si", "dsi"] as const) assert.deepEqual((await runAll(algo, s, "auto")).tokens, nonsi.tokens, `${algo}: outputs differ`);
+  }
+});
+
+test("sampling: auto SI and DSI (one runtime, so the lookahead varies between samples) match the target's joint distribution of 3 tokens", async () => {
+  const V = 6;
+  const PROMPT = [1, 2];
+  const T1: SamplingParams = { temperature: 1, topK: 0, topP: 1 };
+  const pair = new SyntheticPair({ vocab: V, seed: 77, agreement: 0.5, sharpness: 2.5 });
+  const joint = new Float64Array(V ** 3);
+  const p1 = pair.distribution("target", PROMPT, 2, T1);
+  for (let a = 0; a < V; a++) {
+    const p2 = pair.distribution("target", [...PROMPT, a], 3, T1);
+    for (let b = 0; b < V; b++) {
+      const p3 = pair.distribution("target", [...PROMPT, a, b], 4, T1);
+      for (let c = 0; c < V; c++) joint[a * V * V + b * V + c] = p1[a] * p2[b] * p3[c];
+    }
+  }
+  for (const algo of ["si", "dsi"] as const) {
+    const rt = syntheticRuntime({ pair, profile: { name: "test", target: latency(10), drafter: latency(2) }, clock: "virtual", sp: 2, events: false });
+    const counts = new Float64Array(V ** 3);
+    const windows: number[] = [];
+    for (let seed = 0; seed < 8000; seed++) {
+      const r = await generate(algo, rt, { prompt: PROMPT, maxTokens: 3, sampling: T1, verify: "rejection", seed, lookahead: "auto" }).result;
+      const [a, b, c] = r.tokens;
+      counts[a * V * V + b * V + c]++;
+      r.stats.windows.forEach((n, k) => (windows[k] = (windows[k] ?? 0) + n));
+    }
+    assert.ok(windows.filter((n) => n > 100).length >= 2, `${algo}: the controller sent windows of several sizes: ${windows}`);
+    const chi = chiSquareTest(counts, joint);
+    assert.ok(!chi.rejected, `${algo}: chi-square ${chi.statistic.toFixed(1)} > ${chi.critical.toFixed(1)} (df ${chi.df})`);
+  }
+});
