@@ -26,6 +26,9 @@ export class RunContext {
   /** Drafter steps and target tasks of this generation running now, and how many ever started. */
   private active = 0;
   private started = 0;
+  /** Target instances this generation has evaluated on (their first task reads the context). */
+  private readonly warmInstances = new Set<number>();
+  private drafterWarm = false;
 
   constructor(
     readonly rt: Runtime,
@@ -68,7 +71,8 @@ export class RunContext {
       return out;
     } finally {
       end();
-      if (ok) this.rt.pool.costs.observeDraft(this.rt.clock.now() - t0);
+      if (ok && this.drafterWarm) this.rt.pool.costs.observeDraft(this.rt.clock.now() - t0);
+      if (ok) this.drafterWarm = true;
     }
   }
 
@@ -132,7 +136,11 @@ export class RunContext {
       const ms = this.rt.clock.now() - t0;
       const alone = end() && !othersBusy && this.rt.pool.busy <= 1;
       this.stats.targetBusyMs += ms;
-      if (outcome === "done") this.rt.pool.costs.observe(drafts, ms, alone);
+      const kind = !this.warmInstances.has(lease.index) ? "prefill" : alone ? "alone" : "shared";
+      if (outcome === "done") {
+        this.rt.pool.costs.observe(drafts, ms, kind);
+        this.warmInstances.add(lease.index);
+      }
       this.rt.observer?.verification?.(ms, drafts, outcome);
     }
   }

@@ -188,7 +188,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     this.fastDecided = this.fastDecided * FAST_DISCOUNT + 1;
     const a = this.acceptance();
     const fast = this.fastAccepted / this.fastDecided;
-    if (Math.abs(fast - a) > CHANGE_Z * Math.sqrt(Math.max(a * (1 - a), 0.01) / this.fastDecided)) {
+    if (this.fastDecided >= 4 && Math.abs(fast - a) > CHANGE_Z * Math.sqrt(Math.max(a * (1 - a), 0.01) / this.fastDecided)) {
       this.accepted = this.fastAccepted;
       this.decidedCount = this.fastDecided;
     }

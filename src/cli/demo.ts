@@ -5,11 +5,13 @@
  */
 import { ALGORITHMS, type AlgorithmName, type Lookahead } from "../algorithms/options.js";
 import type { LatencyProfile } from "../models/latency.js";
+import type { EngineEvent } from "../runtime/events.js";
+import { taskCostsBySize } from "../present/spans.js";
 import { chromeTrace } from "../present/trace.js";
 import { timelineSvg } from "../present/timeline-svg.js";
 import type { Backend } from "../models/backend.js";
 import { checkWritable, writeOutput } from "./flags.js";
-import { runGenerate, type GenerateReport } from "./generate.js";
+import { runGenerate, windowsText, type GenerateReport } from "./generate.js";
 
 export interface DemoFlags {
   maxTokens: number;
@@ -24,10 +26,33 @@ export interface DemoFlags {
 
 const NAMES: Record<AlgorithmName, string> = { nonsi: "non-SI", si: "SI", dsi: "DSI" };
 
+/**
+ * What the adaptive lookahead chose and why: the windows SI and DSI sent, and what a window
+ * cost here against one plain step (the largest window timed, from the event logs).
+ */
+function lookaheadReport(si: number[], dsi: number[], costs: (number | undefined)[]): string[] {
+  const lines = [`lookahead auto: windows (drafts:tasks) SI ${windowsText(si)}; DSI ${windowsText(dsi)}`];
+  const plain = costs[0];
+  let k = costs.length - 1;
+  while (k > 0 && costs[k] === undefined) k--;
+  if (plain === undefined || k < 1) return lines;
+  const ratio = costs[k]! / plain;
+  const tasks = (w: number[]): number => w.reduce((a, n) => a + n, 0);
+  const plainShare = (si[0] + dsi[0]) / Math.max(1, tasks(si) + tasks(dsi));
+  const cost = `verifying ${k + 1} tokens costs ${ratio.toFixed(1)}x one token`;
+  lines.push(
+    plainShare > 0.5
+      ? `speculation did not pay on this machine: ${cost}, so SI and DSI mostly made plain target steps`
+      : `speculation paid on this machine: ${cost}`,
+  );
+  return lines;
+}
+
 export async function runDemo(backend: Backend, flags: DemoFlags): Promise<{ text: string; identical: boolean; reports: Map<AlgorithmName, GenerateReport> }> {
   await checkWritable(flags.svg, "--svg");
   if (flags.trace !== undefined) await checkWritable(flags.trace, "--trace");
   const reports = new Map<AlgorithmName, GenerateReport>();
+  const speculative: EngineEvent[][] = [];
   const panels = [];
   for (const algo of ALGORITHMS) {
     const { report, logs } = await runGenerate(backend, {
@@ -47,6 +72,7 @@ export async function runDemo(backend: Backend, flags: DemoFlags): Promise<{ tex
       json: false,
     });
     reports.set(algo, report);
+    if (algo !== "nonsi") speculative.push(...logs);
     const c = report.completions[0];
     const shape = algo === "nonsi" ? "" : algo === "si" ? `, L=${flags.lookahead}` : `, L=${flags.lookahead}, SP=${flags.sp}`;
     panels.push({ title: `${NAMES[algo]}${shape}: ${c.stats.timeMs.toFixed(1)} ms`, events: logs[0] });
@@ -74,6 +100,7 @@ export async function runDemo(backend: Backend, flags: DemoFlags): Promise<{ tex
   }
   lines.push("");
   lines.push(identical ? "outputs identical (lossless)" : "OUTPUTS DIFFER: this is a bug");
+  if (flags.lookahead === "auto") lines.push(...lookaheadReport(si.stats.windows, dsi.stats.windows, taskCostsBySize(speculative)));
   const x = (a: number, b: number): string => `${(a / b).toFixed(2)}x`;
   lines.push(
     `speedup: DSI over non-SI ${x(nonsi.stats.timeMs, dsi.stats.timeMs)}, DSI over SI ${x(si.stats.timeMs, dsi.stats.timeMs)}, SI over non-SI ${x(nonsi.stats.timeMs, si.stats.timeMs)}`,

@@ -157,6 +157,13 @@ export function textSink(write: (s: string) => void): GenerateSink & { finish(r:
 function statsLine(s: Completion["stats"]): string {
   const parts = [`${s.tokens} tokens in ${s.timeMs.toFixed(1)} ms (${s.clock})`, `ttft ${s.ttftMs.toFixed(1)} ms`];
   if (s.drafted > 0) parts.push(`acceptance ${s.acceptanceRate.toFixed(2)} (${s.accepted}/${s.accepted + s.rejected})`, `drafted ${s.drafted}`);
-  parts.push(`verifications ${s.verifications}`, `preemptions ${s.preemptions}`, `target busy ${s.targetBusyMs.toFixed(1)} ms`);
+  parts.push(`verifications ${s.verifications}`);
+  if (s.windows.length > 1 || s.probes > 0) parts.push(`windows ${windowsText(s.windows)}${s.probes > 0 ? ` (${s.probes} to learn)` : ""}`);
+  parts.push(`preemptions ${s.preemptions}`, `target busy ${s.targetBusyMs.toFixed(1)} ms`);
   return parts.join(" | ");
+}
+
+/** Target tasks by drafts verified, as "drafts:tasks" pairs ("0:12 3:5": 12 plain steps, 5 windows of 3). */
+export function windowsText(windows: readonly number[]): string {
+  return windows.flatMap((n, k) => (n > 0 ? [`${k}:${n}`] : [])).join(" ");
 }

@@ -89,3 +89,22 @@ export function spans(events: readonly EngineEvent[]): Spans {
 function taskLabel(d: Dispatch): string {
   return d.drafts.length === 0 ? `${d.start}` : `${d.start}..${d.start + d.drafts.length}`;
 }
+
+/**
+ * Mean duration of the finished target tasks by the number of drafts they verified (index:
+ * drafts; undefined where none finished): what verifying a window costs on the machine that
+ * wrote the log, against one plain step (index 0).
+ */
+export function taskCostsBySize(logs: readonly (readonly EngineEvent[])[]): (number | undefined)[] {
+  const sum: number[] = [];
+  const count: number[] = [];
+  for (const log of logs) {
+    for (const t of spans(log).tasks) {
+      if (t.preempted !== undefined || t.unfinished) continue;
+      const k = t.dispatch.drafts.length;
+      sum[k] = (sum[k] ?? 0) + (t.t1 - t.t0);
+      count[k] = (count[k] ?? 0) + 1;
+    }
+  }
+  return Array.from(sum, (s, k) => (s === undefined ? undefined : s / count[k]));
+}

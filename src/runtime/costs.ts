@@ -32,18 +32,21 @@ export class TaskCosts {
   version = 0;
 
   /**
-   * Records a task with `drafts` drafts that took `ms`; `alone`: nothing else of the runtime
-   * (no other task, no drafter step) ran beside it, so on a shared CPU it ran at full speed.
+   * Records a task with `drafts` drafts that took `ms`. `kind`: `prefill` when the instance
+   * first read the generation's context (a prompt's worth of positions: kept out of the
+   * means), `alone` when nothing else of the generation (no other task, no drafter step) ran
+   * beside it, so on a shared CPU it ran at full speed.
    */
-  observe(drafts: number, ms: number, alone = false): void {
+  observe(drafts: number, ms: number, kind: "prefill" | "alone" | "shared" = "shared"): void {
     this.version++;
     this.fastest = Math.min(this.fastest, ms);
     this.slowestBySize[drafts] = Math.max(this.slowestBySize[drafts] ?? 0, ms);
+    if (kind === "prefill") return;
     (this.meanBySize[drafts] ??= new RunningMean()).observe(ms);
-    if (alone && drafts === 0) this.solo.observe(ms);
+    if (kind === "alone" && drafts === 0) this.solo.observe(ms);
   }
 
-  /** Records one drafter step (one drafted position) that took `ms`. */
+  /** Records one drafter step (one drafted position, not a prefill) that took `ms`. */
   observeDraft(ms: number): void {
     this.version++;
     this.drafter.observe(ms);
