@@ -6,6 +6,10 @@
  * run with the methods interleaved round after round (the machine is shared and noisy;
  * medians and ratios, not absolute numbers, are what to read).
  *
+ * Our SI and DSI run with a fixed lookahead and with `auto` (the adaptive lookahead: each
+ * method keeps one runtime across rounds, so its observed costs carry over as in a server).
+ * Goal: auto DSI at least 0.95x of non-SI's speed, on a CPU where speculation cannot pay.
+ *
  * Usage: node dist/bench/llama.js [--tokens 64] [--rounds 5] [--lookahead 5] [--prompt TEXT]
  */
 import { cpus } from "node:os";
@@ -13,7 +17,8 @@ import { benchArgs } from "./args.js";
 import Table from "cli-table3";
 import { DraftSequenceTokenPredictor, type LlamaContextSequence, type Token } from "node-llama-cpp";
 import { generate } from "../src/algorithms/generate.js";
-import type { AlgorithmName } from "../src/algorithms/options.js";
+import type { AlgorithmName, Lookahead } from "../src/algorithms/options.js";
+import type { Runtime } from "../src/runtime/runtime.js";
 import { GREEDY } from "../src/core/sampling.js";
 import { DEFAULT_PAIR, defaultCacheDir, ensurePair } from "../src/models/gguf/llama-model.js";
 import { LlamaPair } from "../src/models/llama.js";
@@ -48,12 +53,19 @@ interface Sample {
   acceptance?: number;
 }
 
-async function ours(algo: AlgorithmName): Promise<Sample> {
+/** One runtime per method, kept across rounds (the adaptive lookahead's costs carry over). */
+const runtimes = new Map<string, Runtime>();
+
+async function ours(algo: AlgorithmName, lookahead: { lookahead?: Lookahead } = {}): Promise<Sample> {
   await drafter.reset();
   await target.reset();
-  const rt = assembleRuntime({ clock: "real", drafter, target: () => target, vocabSize: pair.vocabSize, eosToken: pair.eosToken, sp: 1, events: false });
+  const key = `${algo}/${lookahead.lookahead}`;
+  let rt = runtimes.get(key);
+  if (!rt) {
+    rt = assembleRuntime({ clock: "real", drafter, target: () => target, vocabSize: pair.vocabSize, eosToken: pair.eosToken, sp: 1, events: false });
+    runtimes.set(key, rt);
+  }
   const t0 = performance.now();
-  const lookahead = algo === "nonsi" ? {} : { lookahead: L };
   const r = await generate(algo, rt, { prompt, maxTokens: TOKENS, sampling: GREEDY, verify: "greedy", seed: 0, ...lookahead, stopAtEos: false }).result;
   return { ms: performance.now() - t0, tokens: r.tokens, acceptance: algo === "nonsi" ? undefined : r.stats.acceptanceRate };
 }
@@ -73,8 +85,10 @@ const METHODS: [string, () => Promise<Sample>][] = [
   ["node-llama-cpp plain loop", () => theirs(plainSeq)],
   ["node-llama-cpp DraftSequenceTokenPredictor (anchor)", () => theirs(anchorSeq)],
   ["dsi non-SI", () => ours("nonsi")],
-  [`dsi SI (L=${L})`, () => ours("si")],
-  [`dsi DSI (L=${L}, SP=1)`, () => ours("dsi")],
+  [`dsi SI (L=${L})`, () => ours("si", { lookahead: L })],
+  [`dsi DSI (L=${L}, SP=1)`, () => ours("dsi", { lookahead: L })],
+  ["dsi SI (auto)", () => ours("si", { lookahead: "auto" })],
+  ["dsi DSI (auto, SP=1)", () => ours("dsi", { lookahead: "auto" })],
 ];
 
 const started = performance.now();
@@ -94,6 +108,7 @@ const median = (xs: number[]): number => {
 };
 const reference = samples.get(METHODS[2][0])![0].tokens.join();
 const anchorMs = median(samples.get(METHODS[1][0])!.map((s) => s.ms));
+const medianOf = (name: string): number => median(samples.get(name)!.map((s) => s.ms));
 const table = new Table({ style: { head: [], border: [] }, head: ["method", "median ms", "tokens/s", "vs anchor", "acceptance", "same tokens as non-SI"] });
 for (const [name] of METHODS) {
   const runs = samples.get(name)!;
@@ -117,6 +132,12 @@ const release = pair.llama.llamaCppRelease;
 console.log(`CPU: ${cpus()[0]?.model ?? "unknown"} (${cpus().length} cores); node-llama-cpp ${release.repo} release ${release.release} (${pair.llama.buildType} build)`);
 console.log(`llama.cpp system info: ${pair.llama.systemInfo.trim()}`);
 console.log(`"vs anchor" = anchor's median time / the method's (>1: faster than node-llama-cpp's speculative decoding). Took ${((performance.now() - started) / 1000).toFixed(1)} s.`);
+const autoVsNonSi = medianOf("dsi non-SI") / medianOf("dsi DSI (auto, SP=1)");
+const bestFixed = Math.min(medianOf(`dsi SI (L=${L})`), medianOf(`dsi DSI (L=${L}, SP=1)`));
+console.log(
+  `auto DSI runs at ${autoVsNonSi.toFixed(2)}x of non-SI's speed (goal >= 0.95): ${autoVsNonSi >= 0.95 ? "PASS" : "FAIL"}; ` +
+    `auto DSI vs the faster fixed-L method ${(bestFixed / medianOf("dsi DSI (auto, SP=1)")).toFixed(2)}x`,
+);
 
 await anchorTarget.dispose();
 await anchorDraft.dispose();
