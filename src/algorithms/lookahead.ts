@@ -33,6 +33,7 @@
  * The controller changes only what is dispatched, never a decision rule: outputs stay lossless.
  */
 import type { AcceptanceMemory, TaskCosts } from "../runtime/costs.js";
+import type { EngineEvent } from "../runtime/events.js";
 
 /** Largest lookahead `auto` considers. */
 export const AUTO_MAX_LOOKAHEAD = 8;
@@ -132,16 +133,8 @@ export class FixedLookahead implements LookaheadPolicy {
   decided(): void {}
 }
 
-/** A choice and the estimates behind it (for the event log). */
-export interface LookaheadChoice {
-  lookahead: number;
-  probe: boolean;
-  acceptance: number;
-  drafterMs: number | undefined;
-  /** Expected ms per token of the choice and of a plain step. */
-  msPerToken: number;
-  plainMsPerToken: number | undefined;
-}
+/** A choice and the estimates behind it: the event log's `lookahead` event. */
+export type LookaheadChoice = Omit<Extract<EngineEvent, { type: "lookahead" }>, "t" | "type">;
 
 export class AdaptiveLookahead implements LookaheadPolicy {
   readonly auto = true;

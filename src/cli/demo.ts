@@ -30,7 +30,7 @@ const NAMES: Record<AlgorithmName, string> = { nonsi: "non-SI", si: "SI", dsi: "
  * What the adaptive lookahead chose and why: the windows SI and DSI sent, and what a window
  * cost here against one plain step (the largest window timed, from the event logs).
  */
-function lookaheadReport(si: number[], dsi: number[], costs: (number | undefined)[]): string[] {
+function lookaheadReport(si: number[], dsi: number[], costs: (number | undefined)[], where: string): string[] {
   const lines = [`lookahead auto: windows (drafts:tasks) SI ${windowsText(si)}; DSI ${windowsText(dsi)}`];
   const plain = costs[0];
   let k = costs.length - 1;
@@ -42,8 +42,8 @@ function lookaheadReport(si: number[], dsi: number[], costs: (number | undefined
   const cost = `verifying ${k + 1} tokens costs ${ratio.toFixed(1)}x one token`;
   lines.push(
     plainShare > 0.5
-      ? `speculation did not pay on this machine: ${cost}, so SI and DSI mostly made plain target steps`
-      : `speculation paid on this machine: ${cost}`,
+      ? `speculation did not pay ${where}: ${cost}, so SI and DSI mostly made plain target steps`
+      : `speculation paid ${where}: ${cost}`,
   );
   return lines;
 }
@@ -100,7 +100,7 @@ export async function runDemo(backend: Backend, flags: DemoFlags): Promise<{ tex
   }
   lines.push("");
   lines.push(identical ? "outputs identical (lossless)" : "OUTPUTS DIFFER: this is a bug");
-  if (flags.lookahead === "auto") lines.push(...lookaheadReport(si.stats.windows, dsi.stats.windows, taskCostsBySize(speculative)));
+  if (flags.lookahead === "auto") lines.push(...lookaheadReport(si.stats.windows, dsi.stats.windows, taskCostsBySize(speculative), flags.clock === "virtual" ? "with these latencies" : "on this machine"));
   const x = (a: number, b: number): string => `${(a / b).toFixed(2)}x`;
   lines.push(
     `speedup: DSI over non-SI ${x(nonsi.stats.timeMs, dsi.stats.timeMs)}, DSI over SI ${x(si.stats.timeMs, dsi.stats.timeMs)}, SI over non-SI ${x(nonsi.stats.timeMs, si.stats.timeMs)}`,

@@ -84,6 +84,12 @@ export function chromeTrace(logs: { name: string; events: readonly EngineEvent[]
         args: { token: e.token, task: e.task, outcome: e.outcome },
       });
     }
+    // The adaptive lookahead's choices and the estimates behind them.
+    for (const e of events) {
+      if (e.type !== "lookahead") continue;
+      const { t, type, ...args } = e;
+      out.push({ name: `lookahead ${e.lookahead}${e.probe ? " (probe)" : ""}`, cat: type, ph: "i", s: "t", pid, tid: ENGINE_TID, ts: us(t), args });
+    }
   });
   return { traceEvents: out, displayTimeUnit: "ms" };
 }

@@ -13,6 +13,7 @@ import type { ModelLatency } from "../../src/models/latency.js";
 import { PAPER_PAIRS } from "../../src/models/paper-pairs.js";
 import { syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair, type SyntheticSpec } from "../../src/models/synthetic.js";
+import { chromeTrace } from "../../src/present/trace.js";
 import { chiSquareTest } from "../helpers/chi-square.js";
 
 const latency = (ms: number, perExtraPositionMs = 0): ModelLatency => ({ ttftMs: ms, tpotMs: ms, perExtraPositionMs });
@@ -176,4 +177,20 @@ test("sampling: auto SI and DSI (one runtime, so the lookahead varies between sa
     const chi = chiSquareTest(counts, joint);
     assert.ok(!chi.rejected, `${algo}: chi-square ${chi.statistic.toFixed(1)} > ${chi.critical.toFixed(1)} (df ${chi.df})`);
   }
+});
+
+test("reporting: windows count every target task by its drafts; the trace carries each choice of the lookahead", async () => {
+  const rt = syntheticRuntime({
+    pair: new SyntheticPair({ vocab: 32, agreement: 0.6, seed: 7 }),
+    profile: { name: "test", target: latency(10, 15), drafter: latency(1) },
+    clock: "virtual",
+    sp: 1,
+  });
+  const r = await generate("si", rt, { prompt: [1, 2, 3], maxTokens: 40, lookahead: "auto" }).result;
+  assert.equal(r.stats.windows.reduce((a, n) => a + n, 0), r.stats.verifications);
+  // Windows cost 2.5x a plain step here: after learning that, SI makes plain steps.
+  assert.ok(r.stats.windows[0] >= 35, `windows ${r.stats.windows}`);
+  const choices = chromeTrace([{ name: "si", events: rt.events.events }]).traceEvents.filter((e) => e.cat === "lookahead");
+  assert.ok(choices.length >= 2, "the first choice and at least one change");
+  assert.ok(choices.every((e) => typeof e.args?.acceptance === "number" && typeof e.args?.lookahead === "number"));
 });
