@@ -72,12 +72,16 @@ export interface CostModel {
   t0: number;
 }
 
+/** Expected tokens a window of k drafts commits: the accepted run plus one of the target's. */
+function windowTokens(k: number, acceptance: number): number {
+  const a = Math.min(acceptance, MAX_MODEL_ACCEPTANCE);
+  return (1 - a ** (k + 1)) / (1 - a);
+}
+
 /** SI: expected ms per committed token with lookahead k (k = 0: a plain step). */
 export function siMsPerToken(k: number, m: CostModel): number {
   if (k === 0) return m.t0;
-  const a = Math.min(m.a, MAX_MODEL_ACCEPTANCE);
-  const tokens = (1 - a ** (k + 1)) / (1 - a);
-  return (k * m.d + m.t(k)) / tokens;
+  return (k * m.d + m.t(k)) / windowTokens(k, m.a);
 }
 
 /**
@@ -111,7 +115,6 @@ export function dsiMsPerToken(k: number, m: CostModel, instances: number): numbe
 
 /** How the lookahead of each window is chosen. */
 export interface LookaheadPolicy {
-  readonly auto: boolean;
   /** The lookahead of the next window; 0 is a plain target step (non-SI's). */
   next(instances: number): number;
   /** A target task went out verifying `drafts` drafts. */
@@ -123,7 +126,6 @@ export interface LookaheadPolicy {
 }
 
 export class FixedLookahead implements LookaheadPolicy {
-  readonly auto = false;
   readonly probes = 0;
   constructor(private readonly lookahead: number) {}
   next(): number {
@@ -137,7 +139,6 @@ export class FixedLookahead implements LookaheadPolicy {
 export type LookaheadChoice = Omit<Extract<EngineEvent, { type: "lookahead" }>, "t" | "type">;
 
 export class AdaptiveLookahead implements LookaheadPolicy {
-  readonly auto = true;
   probes = 0;
   /** Discounted counts of decided drafts. */
   private accepted = 0;
@@ -223,28 +224,28 @@ export class AdaptiveLookahead implements LookaheadPolicy {
 
   /** The model's choice and the probe worth trying, cached while nothing they depend on changed. */
   private plan(instances: number): Plan {
-    const key = `${this.costs.version}/${this.version}/${instances}`;
-    if (this.cached?.key === key) return this.cached;
+    const c = this.cached;
+    if (c && c.costsVersion === this.costs.version && c.version === this.version && c.instances === instances) return c;
+    const key = { costsVersion: this.costs.version, version: this.version, instances };
     const a = this.acceptance();
     const d = this.costs.drafterMs();
     const sizes = this.observed();
     const plain = this.costs.soloMs() ?? this.costs.meanMs(0);
-    const base = { key, lookahead: 0, probe: false, acceptance: a, drafterMs: d, plainMsPerToken: plain, probeSize: 0, probeMs: NaN, regret: 0 };
+    const choice = { lookahead: 0, probe: false, acceptance: a, drafterMs: d, plainMsPerToken: plain, msPerToken: plain ?? NaN };
     // Nothing known of the target: a plain step measures it (and is non-SI's step anyway).
-    if (plain === undefined || sizes[0] !== 0) return (this.cached = { ...base, msPerToken: plain ?? NaN, coldStart: false });
+    if (plain === undefined || sizes[0] !== 0) return (this.cached = { ...key, choice, coldStart: false });
     const t = (k: number): number => interpolate(this.costs, sizes, k, false);
     const model: CostModel = { a, d: d ?? 0, t, t0: plain };
-    let best = 0;
-    let bestMs = plain;
     for (let k = 1; k <= AUTO_MAX_LOOKAHEAD; k++) {
       if (Number.isNaN(t(k))) continue;
       const ms = this.msPerToken(k, model, instances);
-      if (ms < bestMs * (1 - PREFERENCE)) [best, bestMs] = [k, ms];
+      if (ms < choice.msPerToken * (1 - PREFERENCE)) [choice.lookahead, choice.msPerToken] = [k, ms];
     }
     // Exploration: the most promising window under optimism, when it could beat the choice:
     // one size beyond the largest seen, at its cost (costs do not fall as windows grow); and,
     // while the choice is plain steps (no drafts decided, so nothing learned of acceptance),
     // acceptance at its upper confidence bound. Windows of the choice teach acceptance anyway.
+    const best = choice.lookahead;
     const top = sizes[sizes.length - 1];
     const hopeful: CostModel = {
       a: best === 0 ? this.optimisticAcceptance() : a,
@@ -252,50 +253,46 @@ export class AdaptiveLookahead implements LookaheadPolicy {
       t: (k) => interpolate(this.costs, sizes, k, true),
       t0: plain,
     };
-    let probe = 0;
-    let probeMs = bestMs;
+    let probe: Plan["probe"];
     for (let k = 1; k <= Math.min(AUTO_MAX_LOOKAHEAD, top + 1); k++) {
-      if (best > 0 && k <= top) continue;
+      if (k === best || (best > 0 && k <= top)) continue;
       const ms = this.msPerToken(k, hopeful, instances);
-      if (ms < probeMs * (1 - PREFERENCE)) [probe, probeMs] = [k, ms];
+      if (ms < (probe?.ms ?? choice.msPerToken) * (1 - PREFERENCE)) probe = { size: k, ms, regret: 0 };
     }
-    let regret = 0;
-    if (probe > 0 && probe !== best) {
+    if (probe) {
       // Expected regret: the probe's extra time per token by the estimates (flat beyond the
       // largest size seen where they extrapolate nothing), times the tokens it commits.
-      const am = Math.min(a, MAX_MODEL_ACCEPTANCE);
       const t2 = (k: number): number => (Number.isNaN(t(k)) ? hopeful.t(k) : t(k));
-      const extra = this.msPerToken(probe, { ...model, t: t2 }, instances) - bestMs;
-      regret = Math.max(0, extra) * ((1 - am ** (probe + 1)) / (1 - am));
-    } else probe = 0;
-    return (this.cached = { ...base, lookahead: best, msPerToken: bestMs, probeSize: probe, probeMs, regret, coldStart: top === 0 });
+      const extra = this.msPerToken(probe.size, { ...model, t: t2 }, instances) - choice.msPerToken;
+      probe.regret = Math.max(0, extra) * windowTokens(probe.size, a);
+    }
+    return (this.cached = { ...key, choice, probe, coldStart: top === 0 });
   }
 
   private choose(instances: number): LookaheadChoice {
-    const p = this.plan(instances);
-    if (p.probeSize > 0) {
-      const first = this.probes === 0 && p.coldStart; // the cold start: one window of 1 draft
-      if (first || this.explorationMs + p.regret <= EXPLORATION_SHARE * this.elapsed()) {
-        this.explorationMs += p.regret;
+    const { choice, probe, coldStart } = this.plan(instances);
+    if (probe) {
+      const first = this.probes === 0 && coldStart; // the cold start: one window of 1 draft
+      if (first || this.explorationMs + probe.regret <= EXPLORATION_SHARE * this.elapsed()) {
+        this.explorationMs += probe.regret;
         this.probes++;
-        this.probing = p.probeSize;
-        return { ...choiceOf(p), lookahead: p.probeSize, probe: true, msPerToken: p.probeMs };
+        this.probing = probe.size;
+        return { ...choice, lookahead: probe.size, probe: true, msPerToken: probe.ms };
       }
     }
-    return choiceOf(p);
+    return choice;
   }
 }
 
-interface Plan extends LookaheadChoice {
-  key: string;
-  probeSize: number;
-  probeMs: number;
-  regret: number;
+/** The model's choice for some inputs (the versions of what it read), and the probe worth trying. */
+interface Plan {
+  costsVersion: number;
+  version: number;
+  instances: number;
+  choice: LookaheadChoice;
+  probe?: { size: number; ms: number; regret: number };
+  /** Only plain steps have been observed. */
   coldStart: boolean;
-}
-
-function choiceOf(p: Plan): LookaheadChoice {
-  return { lookahead: p.lookahead, probe: false, acceptance: p.acceptance, drafterMs: p.drafterMs, msPerToken: p.msPerToken, plainMsPerToken: p.plainMsPerToken };
 }
 
 /**

@@ -204,7 +204,8 @@ export function aggregateStats(all: readonly Stats[]): Stats {
   };
 }
 
-function sumHistograms(all: readonly (readonly number[])[]): number[] {
+/** Histograms added bin by bin (as `Stats.windows`). */
+export function sumHistograms(all: readonly (readonly number[])[]): number[] {
   const out: number[] = [];
   for (const h of all) h.forEach((n, k) => (out[k] = (out[k] ?? 0) + n));
   return Array.from(out, (n) => n ?? 0);

@@ -11,6 +11,7 @@ import { chromeTrace } from "../present/trace.js";
 import { timelineSvg } from "../present/timeline-svg.js";
 import type { Backend } from "../models/backend.js";
 import { checkWritable, writeOutput } from "./flags.js";
+import { sumHistograms } from "../algorithms/output.js";
 import { runGenerate, windowsText, type GenerateReport } from "./generate.js";
 
 export interface DemoFlags {
@@ -27,24 +28,25 @@ export interface DemoFlags {
 const NAMES: Record<AlgorithmName, string> = { nonsi: "non-SI", si: "SI", dsi: "DSI" };
 
 /**
- * What the adaptive lookahead chose and why: the windows SI and DSI sent, and what a window
- * cost here against one plain step (the largest window timed, from the event logs).
+ * What the adaptive lookahead chose and why: the windows SI and DSI sent, whether each mostly
+ * speculated or mostly made plain steps, and what the window size they sent most cost here
+ * against one plain step (mean task times from the event logs).
  */
-function lookaheadReport(si: number[], dsi: number[], costs: (number | undefined)[], where: string): string[] {
-  const lines = [`lookahead auto: windows (drafts:tasks) SI ${windowsText(si)}; DSI ${windowsText(dsi)}`];
+function lookaheadReport(windows: { si: number[]; dsi: number[] }, costs: (number | undefined)[], where: string): string[] {
+  const lines = [`lookahead auto: windows (drafts:tasks) SI ${windowsText(windows.si)}; DSI ${windowsText(windows.dsi)}`];
+  const both = sumHistograms([windows.si, windows.dsi]);
+  let k = 0;
+  both.forEach((n, size) => {
+    if (size > 0 && costs[size] !== undefined && n >= (both[k] ?? 0)) k = size;
+  });
   const plain = costs[0];
-  let k = costs.length - 1;
-  while (k > 0 && costs[k] === undefined) k--;
-  if (plain === undefined || k < 1) return lines;
-  const ratio = costs[k]! / plain;
-  const tasks = (w: number[]): number => w.reduce((a, n) => a + n, 0);
-  const plainShare = (si[0] + dsi[0]) / Math.max(1, tasks(si) + tasks(dsi));
-  const cost = `verifying ${k + 1} tokens costs ${ratio.toFixed(1)}x one token`;
-  lines.push(
-    plainShare > 0.5
-      ? `speculation did not pay ${where}: ${cost}, so SI and DSI mostly made plain target steps`
-      : `speculation paid ${where}: ${cost}`,
-  );
+  if (plain === undefined || k === 0) return lines;
+  const cost = `verifying ${k + 1} tokens costs ${(costs[k]! / plain).toFixed(1)}x one token`;
+  const stepsAside = (w: number[]): boolean => 2 * (w[0] ?? 0) > w.reduce((a, n) => a + n, 0);
+  const [si, dsi] = [stepsAside(windows.si), stepsAside(windows.dsi)];
+  if (si && dsi) lines.push(`speculation did not pay ${where}: ${cost}, so SI and DSI mostly made plain target steps`);
+  else if (!si && !dsi) lines.push(`speculation paid ${where}: ${cost}`);
+  else lines.push(`speculation paid ${where} for ${si ? "DSI" : "SI"}, not for ${si ? "SI" : "DSI"} (mostly plain target steps): ${cost}`);
   return lines;
 }
 
@@ -100,7 +102,7 @@ export async function runDemo(backend: Backend, flags: DemoFlags): Promise<{ tex
   }
   lines.push("");
   lines.push(identical ? "outputs identical (lossless)" : "OUTPUTS DIFFER: this is a bug");
-  if (flags.lookahead === "auto") lines.push(...lookaheadReport(si.stats.windows, dsi.stats.windows, taskCostsBySize(speculative), flags.clock === "virtual" ? "with these latencies" : "on this machine"));
+  if (flags.lookahead === "auto") lines.push(...lookaheadReport({ si: si.stats.windows, dsi: dsi.stats.windows }, taskCostsBySize(speculative), flags.clock === "virtual" ? "with these latencies" : "on this machine"));
   const x = (a: number, b: number): string => `${(a / b).toFixed(2)}x`;
   lines.push(
     `speedup: DSI over non-SI ${x(nonsi.stats.timeMs, dsi.stats.timeMs)}, DSI over SI ${x(si.stats.timeMs, dsi.stats.timeMs)}, SI over non-SI ${x(nonsi.stats.timeMs, si.stats.timeMs)}`,

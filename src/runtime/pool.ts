@@ -202,7 +202,9 @@ export class TargetPool {
 
   /** Instances evaluating now. */
   get busy(): number {
-    return this.slots.filter((s) => s === "busy").length;
+    let n = 0;
+    for (const s of this.slots) if (s === "busy") n++;
+    return n;
   }
 
   /** Idle instances plus those not created yet. */

@@ -8,7 +8,7 @@
 import { randomBytes, randomInt } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { OptionError, type AlgorithmName, type Completion, type Lookahead, type FinishReason } from "../algorithms/options.js";
-import { aggregateStats } from "../algorithms/output.js";
+import { sumHistograms } from "../algorithms/output.js";
 import type { SamplingParams } from "../core/sampling.js";
 import type { VerifyRule } from "../core/verify.js";
 import { secretMatcher } from "../models/remote/security.js";
@@ -239,7 +239,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
       rejected,
       acceptance: accepted + rejected > 0 ? accepted / (accepted + rejected) : null,
       preemptions: sum((c) => c.stats.preemptions),
-      windows: aggregateStats(results.map((c) => c.stats)).windows,
+      windows: sumHistograms(results.map((c) => c.stats.windows)),
       probes: sum((c) => c.stats.probes),
       target_busy_seconds: sum((c) => c.stats.targetBusyMs) / 1000,
     };

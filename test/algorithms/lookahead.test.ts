@@ -14,7 +14,7 @@ import { PAPER_PAIRS } from "../../src/models/paper-pairs.js";
 import { syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair, type SyntheticSpec } from "../../src/models/synthetic.js";
 import { chromeTrace } from "../../src/present/trace.js";
-import { chiSquareTest } from "../helpers/chi-square.js";
+import { chiSquareTest, targetJoint } from "../helpers/chi-square.js";
 
 const latency = (ms: number, perExtraPositionMs = 0): ModelLatency => ({ ttftMs: ms, tpotMs: ms, perExtraPositionMs });
 
@@ -154,15 +154,7 @@ test("sampling: auto SI and DSI (one runtime, so the lookahead varies between sa
   const PROMPT = [1, 2];
   const T1: SamplingParams = { temperature: 1, topK: 0, topP: 1 };
   const pair = new SyntheticPair({ vocab: V, seed: 77, agreement: 0.5, sharpness: 2.5 });
-  const joint = new Float64Array(V ** 3);
-  const p1 = pair.distribution("target", PROMPT, 2, T1);
-  for (let a = 0; a < V; a++) {
-    const p2 = pair.distribution("target", [...PROMPT, a], 3, T1);
-    for (let b = 0; b < V; b++) {
-      const p3 = pair.distribution("target", [...PROMPT, a, b], 4, T1);
-      for (let c = 0; c < V; c++) joint[a * V * V + b * V + c] = p1[a] * p2[b] * p3[c];
-    }
-  }
+  const joint = targetJoint(pair, PROMPT, 3, T1);
   for (const algo of ["si", "dsi"] as const) {
     const rt = syntheticRuntime({ pair, profile: { name: "test", target: latency(10), drafter: latency(2) }, clock: "virtual", sp: 2, events: false });
     const counts = new Float64Array(V ** 3);

@@ -9,7 +9,7 @@ import type { AlgorithmName, GenerateOptions } from "../../src/algorithms/option
 import type { SamplingParams } from "../../src/core/sampling.js";
 import type { VerifyRule } from "../../src/core/verify.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
-import { chiSquareTest } from "../helpers/chi-square.js";
+import { chiSquareTest, targetJoint } from "../helpers/chi-square.js";
 import { profile, run } from "../helpers/run.js";
 
 const V = 6;
@@ -18,18 +18,7 @@ const SAMPLES = 20_000;
 const pair = new SyntheticPair({ vocab: V, seed: 77, agreement: 0.5, sharpness: 2.5 });
 
 /** Exact P(x1, x2, x3 | prompt) under the target, indexed x1*V*V + x2*V + x3. */
-function exactJoint(sampling: SamplingParams): Float64Array {
-  const joint = new Float64Array(V ** 3);
-  const p1 = pair.distribution("target", PROMPT, 2, sampling);
-  for (let a = 0; a < V; a++) {
-    const p2 = pair.distribution("target", [...PROMPT, a], 3, sampling);
-    for (let b = 0; b < V; b++) {
-      const p3 = pair.distribution("target", [...PROMPT, a, b], 4, sampling);
-      for (let c = 0; c < V; c++) joint[a * V * V + b * V + c] = p1[a] * p2[b] * p3[c];
-    }
-  }
-  return joint;
-}
+const exactJoint = (sampling: SamplingParams): Float64Array => targetJoint(pair, PROMPT, 3, sampling);
 
 async function sampleCounts(algo: AlgorithmName, verify: VerifyRule, sampling: SamplingParams, extra: Partial<GenerateOptions> = {}) {
   const counts = new Float64Array(V ** 3);

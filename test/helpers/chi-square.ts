@@ -1,5 +1,7 @@
 /** Pearson's chi-square goodness-of-fit, pooling cells with small expected counts. */
 import assert from "node:assert/strict";
+import type { SamplingParams } from "../../src/core/sampling.js";
+import type { SyntheticPair } from "../../src/models/synthetic.js";
 
 /** Upper critical value of chi-square at alpha 0.001 (Wilson-Hilferty; within ~0.5% for df >= 3). */
 export function chiSquareCritical001(df: number): number {
@@ -68,4 +70,23 @@ export async function assertFirstTwoTokensFollow(
   const chi = chiSquareTest(counts, exact);
   assert.ok(chi.df >= 30, `df ${chi.df}`);
   assert.ok(!chi.rejected, `chi-square ${chi.statistic.toFixed(1)} > ${chi.critical.toFixed(1)} (df ${chi.df})`);
+}
+
+/**
+ * The target's exact joint distribution of the next `count` tokens after `prompt`, indexed
+ * x1·V^(count-1) + ... + x_count (what the chi-square tests compare sampled outputs with).
+ */
+export function targetJoint(pair: SyntheticPair, prompt: readonly number[], count: number, sampling: SamplingParams): Float64Array {
+  const V = pair.spec.vocab;
+  const joint = new Float64Array(V ** count);
+  const fill = (prefix: number[], index: number, p: number): void => {
+    if (prefix.length === prompt.length + count) {
+      joint[index] = p;
+      return;
+    }
+    const dist = pair.distribution("target", prefix, prefix.length, sampling);
+    for (let x = 0; x < V; x++) fill([...prefix, x], index * V + x, p * dist[x]);
+  };
+  fill([...prompt], 0, 1);
+  return joint;
 }

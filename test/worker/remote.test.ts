@@ -16,7 +16,7 @@ import { SyntheticPair } from "../../src/models/synthetic.js";
 import { profile } from "../helpers/run.js";
 import { stopChildren } from "../helpers/processes.js";
 import { tempDir } from "../helpers/temp.js";
-import { assertFirstTwoTokensFollow } from "../helpers/chi-square.js";
+import { assertFirstTwoTokensFollow, targetJoint } from "../helpers/chi-square.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 const SPEC = ["--vocab", "16", "--model-seed", "5", "--agreement", "0.7"];
@@ -172,13 +172,7 @@ function firstTwoTokens() {
   const sampling = { temperature: 1, topK: 0, topP: 1 };
   const prompt = [3, 1];
   const V = 16;
-  const exact = new Float64Array(V * V);
-  const p1 = pair.distribution("target", prompt, 2, sampling);
-  for (let a = 0; a < V; a++) {
-    const p2 = pair.distribution("target", [...prompt, a], 3, sampling);
-    for (let b = 0; b < V; b++) exact[a * V + b] = p1[a] * p2[b];
-  }
-  return { sampling, prompt, V, exact };
+  return { sampling, prompt, V, exact: targetJoint(pair, prompt, 2, sampling) };
 }
 
 test("rejection sampling through target workers matches the target's exact joint distribution (chi-square)", { timeout: 120_000 }, async () => {
