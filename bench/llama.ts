@@ -50,7 +50,8 @@ const plainSeq = plainContext.getSequence();
 interface Sample {
   ms: number;
   tokens: number[];
-  acceptance?: number;
+  /** Drafts decided: accepted and rejected (ours, SI and DSI). */
+  decided?: { accepted: number; rejected: number };
 }
 
 /** One runtime per method, kept across rounds (the adaptive lookahead's costs carry over). */
@@ -67,7 +68,7 @@ async function ours(algo: AlgorithmName, lookahead: { lookahead?: Lookahead } = 
   }
   const t0 = performance.now();
   const r = await generate(algo, rt, { prompt, maxTokens: TOKENS, sampling: GREEDY, verify: "greedy", seed: 0, ...lookahead, stopAtEos: false }).result;
-  return { ms: performance.now() - t0, tokens: r.tokens, acceptance: algo === "nonsi" ? undefined : r.stats.acceptanceRate };
+  return { ms: performance.now() - t0, tokens: r.tokens, decided: algo === "nonsi" ? undefined : { accepted: r.stats.accepted, rejected: r.stats.rejected } };
 }
 
 async function theirs(seq: LlamaContextSequence): Promise<Sample> {
@@ -113,13 +114,16 @@ const table = new Table({ style: { head: [], border: [] }, head: ["method", "med
 for (const [name] of METHODS) {
   const runs = samples.get(name)!;
   const ms = median(runs.map((s) => s.ms));
-  const acc = runs[0].acceptance;
+  // Pooled over the rounds (auto may decide few drafts, or none, in one round).
+  const accepted = runs.reduce((a, s) => a + (s.decided?.accepted ?? 0), 0);
+  const decided = runs.reduce((a, s) => a + (s.decided ? s.decided.accepted + s.decided.rejected : 0), 0);
+  const acc = runs[0].decided === undefined ? "" : decided === 0 ? "no drafts" : (accepted / decided).toFixed(2);
   table.push([
     name,
     ms.toFixed(1),
     ((1000 * TOKENS) / ms).toFixed(1),
     `${(anchorMs / ms).toFixed(2)}x`,
-    acc === undefined ? "" : acc.toFixed(2),
+    acc,
     runs.every((s) => s.tokens.join() === reference) ? "yes" : "NO",
   ]);
 }

@@ -29,7 +29,10 @@
  *   acceptance (the upper confidence bound), goes out only when it could pay and its expected
  *   regret fits the exploration budget: EXPLORATION_SHARE of the generation's time so far;
  * - while no drafts are decided (plain steps), the acceptance estimate relaxes towards the
- *   prior, so a context where drafting pays again is noticed.
+ *   prior, so a context where drafting pays again is noticed;
+ * - speculation must beat plain steps by 3% (a near tie is within the model's error).
+ * SI re-measures the plain step now and then while speculating (DSI's frontier tasks run
+ * beside windows, so DSI keeps the plain cost it measured last).
  * The controller changes only what is dispatched, never a decision rule: outputs stay lossless.
  */
 import type { AcceptanceMemory, TaskCosts } from "../runtime/costs.js";
@@ -59,6 +62,17 @@ const PLAIN_DISCOUNT = 0.95;
 const MAX_MODEL_ACCEPTANCE = 0.99;
 /** A lookahead must beat a smaller one by this share to be chosen (noise in measured costs). */
 const PREFERENCE = 0.005;
+/**
+ * Speculating must beat plain steps by this share: near a tie the i.i.d. model's small
+ * advantage is within what it gets wrong (end of generation, acceptance that varies by
+ * position), and on a GPU, where speculation pays, the margin is far larger.
+ */
+const SPECULATION_HURDLE = 0.03;
+/**
+ * While speculating, the plain step's cost is re-measured (one plain step, a probe) once this
+ * many tasks ran since it was last measured alone: the machine's load changes.
+ */
+const PLAIN_STALE_TASKS = 40;
 
 /** What the expected-time models need. */
 export interface CostModel {
@@ -199,8 +213,8 @@ export class AdaptiveLookahead implements LookaheadPolicy {
   }
 
   dispatched(drafts: number): void {
-    if (drafts > 0) this.probing = undefined;
-    else this.relax();
+    if (this.probing !== undefined && (drafts > 0 || this.probing === 0)) this.probing = undefined;
+    if (drafts === 0) this.relax();
   }
 
   next(instances: number): number {
@@ -239,7 +253,8 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     for (let k = 1; k <= AUTO_MAX_LOOKAHEAD; k++) {
       if (Number.isNaN(t(k))) continue;
       const ms = this.msPerToken(k, model, instances);
-      if (ms < choice.msPerToken * (1 - PREFERENCE)) [choice.lookahead, choice.msPerToken] = [k, ms];
+      const margin = choice.lookahead === 0 ? SPECULATION_HURDLE : PREFERENCE;
+      if (ms < choice.msPerToken * (1 - margin)) [choice.lookahead, choice.msPerToken] = [k, ms];
     }
     // Exploration: the most promising window under optimism, when it could beat the choice:
     // one size beyond the largest seen, at its cost (costs do not fall as windows grow); and,
@@ -253,13 +268,16 @@ export class AdaptiveLookahead implements LookaheadPolicy {
       t: (k) => interpolate(this.costs, sizes, k, true),
       t0: plain,
     };
-    let probe: Plan["probe"];
-    for (let k = 1; k <= Math.min(AUTO_MAX_LOOKAHEAD, top + 1); k++) {
+    // SI: a plain step when its measured cost is stale; its regret is one token at the plain
+    // pace. (In DSI a plain step would also stall the windows in flight: not worth it there.)
+    const stale = this.algo === "si" && best > 0 && this.costs.tasksSinceSolo() >= PLAIN_STALE_TASKS;
+    let probe: Plan["probe"] = stale ? { size: 0, ms: plain, regret: Math.max(0, plain - choice.msPerToken) } : undefined;
+    for (let k = 1; !stale && k <= Math.min(AUTO_MAX_LOOKAHEAD, top + 1); k++) {
       if (k === best || (best > 0 && k <= top)) continue;
       const ms = this.msPerToken(k, hopeful, instances);
       if (ms < (probe?.ms ?? choice.msPerToken) * (1 - PREFERENCE)) probe = { size: k, ms, regret: 0 };
     }
-    if (probe) {
+    if (probe && probe.size > 0) {
       // Expected regret: the probe's extra time per token by the estimates (flat beyond the
       // largest size seen where they extrapolate nothing), times the tokens it commits.
       const t2 = (k: number): number => (Number.isNaN(t(k)) ? hopeful.t(k) : t(k));

@@ -27,6 +27,9 @@ export class TaskCosts {
   private readonly meanBySize: RunningMean[] = [];
   /** Recent mean of one-token tasks that ran alone: what a non-SI step costs. */
   private readonly solo = new RunningMean();
+  /** Tasks observed, and how many there were when a one-token task last ran alone. */
+  private tasks = 0;
+  private soloAt = 0;
   private readonly drafter = new RunningMean();
   /** Changes with every observation (readers cache what they derive from the costs). */
   version = 0;
@@ -43,7 +46,11 @@ export class TaskCosts {
     this.slowestBySize[drafts] = Math.max(this.slowestBySize[drafts] ?? 0, ms);
     if (kind === "prefill") return;
     (this.meanBySize[drafts] ??= new RunningMean()).observe(ms);
-    if (kind === "alone" && drafts === 0) this.solo.observe(ms);
+    this.tasks++;
+    if (kind === "alone" && drafts === 0) {
+      this.solo.observe(ms);
+      this.soloAt = this.tasks;
+    }
   }
 
   /** Records one drafter step (one drafted position, not a prefill) that took `ms`. */
@@ -70,6 +77,11 @@ export class TaskCosts {
   /** The recent mean duration of one-token tasks that ran alone; undefined before any. */
   soloMs(): number | undefined {
     return this.solo.value;
+  }
+
+  /** Tasks observed since a one-token task last ran alone (how stale `soloMs` is). */
+  tasksSinceSolo(): number {
+    return this.tasks - this.soloAt;
   }
 
   /** The recent mean duration of one drafter step; undefined before any. */
