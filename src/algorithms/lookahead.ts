@@ -30,7 +30,8 @@
  *   regret fits the exploration budget: EXPLORATION_SHARE of the generation's time so far;
  * - while no drafts are decided (plain steps), the acceptance estimate relaxes towards the
  *   prior, so a context where drafting pays again is noticed;
- * - speculation must beat plain steps by 3% (a near tie is within the model's error).
+ * - speculation must beat plain steps by 5% (a near tie is within the model's error and the
+ *   machine's noise).
  * SI re-measures the plain step now and then while speculating (DSI's frontier tasks run
  * beside windows, so DSI keeps the plain cost it measured last).
  * The controller changes only what is dispatched, never a decision rule: outputs stay lossless.
@@ -67,7 +68,7 @@ const PREFERENCE = 0.005;
  * advantage is within what it gets wrong (end of generation, acceptance that varies by
  * position), and on a GPU, where speculation pays, the margin is far larger.
  */
-const SPECULATION_HURDLE = 0.03;
+const SPECULATION_HURDLE = 0.05;
 /**
  * While speculating, the plain step's cost is re-measured (one plain step, a probe) once this
  * many tasks ran since it was last measured alone: the machine's load changes.

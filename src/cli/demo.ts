@@ -35,9 +35,9 @@ const NAMES: Record<AlgorithmName, string> = { nonsi: "non-SI", si: "SI", dsi: "
 function lookaheadReport(windows: { si: number[]; dsi: number[] }, costs: (number | undefined)[], where: string): string[] {
   const lines = [`lookahead auto: windows (drafts:tasks) SI ${windowsText(windows.si)}; DSI ${windowsText(windows.dsi)}`];
   const both = sumHistograms([windows.si, windows.dsi]);
-  let k = 0;
+  let k = 0; // the window size sent most (the larger on a tie), with a measured cost
   both.forEach((n, size) => {
-    if (size > 0 && costs[size] !== undefined && n >= (both[k] ?? 0)) k = size;
+    if (size > 0 && n > 0 && costs[size] !== undefined && (k === 0 || n >= both[k])) k = size;
   });
   const plain = costs[0];
   if (plain === undefined || k === 0) return lines;

@@ -10,6 +10,7 @@ import type { LatencyProfile } from "./latency.js";
 import { LlamaPair, type ChatMessage, type LlamaInstance, type LlamaPairOptions } from "./llama.js";
 import type { WorkerStats } from "./remote/protocol.js";
 import { resolveModel, type DownloadProgress } from "./resolve.js";
+import { newLearned, type Learned } from "../runtime/costs.js";
 import { assembleRuntime, syntheticRuntime } from "./runtime.js";
 import { SyntheticPair, SyntheticTokenizer, type SyntheticSpec } from "./synthetic.js";
 
@@ -117,8 +118,23 @@ export async function openInstance(
   };
 }
 
+/**
+ * One `Learned` per clock kind and latency profile: runtimes a backend builds over the same
+ * instances share what they observed (costs differ with the profile and with the clock).
+ */
+function learnedByRun(): (clock: Clock, profile: LatencyProfile) => Learned {
+  const all = new Map<string, Learned>();
+  return (clock, profile) => {
+    const key = `${clock.kind}/${profile.name}`;
+    let l = all.get(key);
+    if (!l) all.set(key, (l = newLearned()));
+    return l;
+  };
+}
+
 export function syntheticBackend(spec: Partial<SyntheticSpec>): Backend {
   const pair = new SyntheticPair(spec);
+  const learned = learnedByRun();
   const s = pair.spec;
   const tokenizer = new SyntheticTokenizer(s.vocab);
   return {
@@ -127,7 +143,7 @@ export function syntheticBackend(spec: Partial<SyntheticSpec>): Backend {
     defaultPrompt: tokenizer.defaultPrompt,
     contextSize: undefined,
     realCompute: false,
-    runtime: async (clock, sp, profile, events) => syntheticRuntime({ pair, clock, sp, profile, events }),
+    runtime: async (clock, sp, profile, events) => syntheticRuntime({ pair, clock, sp, profile, events, learned: learned(clock, profile) }),
     describe: () => `synthetic (vocab ${s.vocab}, context ${s.context}, agreement ${s.agreement}, model seed ${s.seed})`,
     close: async () => undefined,
   };
@@ -141,6 +157,7 @@ export async function llamaBackend(o: LlamaPairOptions): Promise<Backend> {
   const pair = await LlamaPair.load(o);
   const drafter = await pair.instance("drafter", "drafter");
   const targets: Promise<LlamaInstance>[] = [];
+  const learned = learnedByRun();
   return {
     name: "llama",
     tokenizer: { encode: (t) => pair.encode(t), decode: (t) => pair.decode(t), chat: (m) => pair.chatTokens(m) },
@@ -163,6 +180,7 @@ export async function llamaBackend(o: LlamaPairOptions): Promise<Backend> {
         sp,
         profile,
         events,
+        learned: learned(clock, profile),
       });
     },
     describe: () =>

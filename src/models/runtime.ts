@@ -5,6 +5,7 @@
  */
 import type { ModelInstance } from "../core/instance.js";
 import { makeClock, type Clock } from "../runtime/clock.js";
+import type { Learned } from "../runtime/costs.js";
 import { EventLog } from "../runtime/events.js";
 import { TargetPool } from "../runtime/pool.js";
 import type { Runtime } from "../runtime/runtime.js";
@@ -26,6 +27,8 @@ export interface RuntimeParts {
   profile?: LatencyProfile;
   /** Record the event log. Defaults to true. */
   events?: boolean;
+  /** What earlier runtimes over the same instances observed (see runtime/costs.ts). */
+  learned?: Learned;
 }
 
 export function assembleRuntime(o: RuntimeParts): Runtime {
@@ -36,6 +39,7 @@ export function assembleRuntime(o: RuntimeParts): Runtime {
     size: o.sp,
     vocabSize: o.vocabSize,
     eosToken: o.eosToken,
+    learned: o.learned,
     create: (index) => {
       const made = o.target(index);
       return made instanceof Promise ? made.then(wrap) : wrap(made);
@@ -53,6 +57,7 @@ export interface SyntheticRuntimeOptions {
   sp?: number;
   /** Record the event log. Defaults to true. */
   events?: boolean;
+  learned?: Learned;
 }
 
 /** Synthetic target and drafter (exact distributions) behind an optional latency profile. */
@@ -66,5 +71,6 @@ export function syntheticRuntime(o: SyntheticRuntimeOptions): Runtime {
     sp: o.sp ?? 1,
     profile: o.profile,
     events: o.events,
+    learned: o.learned,
   });
 }

@@ -126,3 +126,17 @@ export class AcceptanceMemory {
     return this.decided > 0 ? (this.accepted + 0.5) / (this.decided + 1) : undefined;
   }
 }
+
+/**
+ * What pools learn about their instances: task costs and acceptance. A backend passes one to
+ * every runtime it builds over the same instances, so a new runtime starts from what the
+ * earlier ones observed (the adaptive lookahead needs no cold start for each).
+ */
+export interface Learned {
+  costs: TaskCosts;
+  acceptance: AcceptanceMemory;
+}
+
+export function newLearned(): Learned {
+  return { costs: new TaskCosts(), acceptance: new AcceptanceMemory() };
+}

@@ -23,7 +23,7 @@
  */
 import type { ModelInstance } from "../core/instance.js";
 import { AbortError } from "./abort.js";
-import { AcceptanceMemory, TaskCosts } from "./costs.js";
+import { newLearned, type AcceptanceMemory, type Learned, type TaskCosts } from "./costs.js";
 
 /** What a task needs an instance for (see the policy above). */
 export type Claim = "frontier" | "window";
@@ -59,6 +59,8 @@ export interface TargetPoolOptions {
    * serves again, in milliseconds. Defaults to 1000.
    */
   reviveIntervalMs?: number;
+  /** Costs and acceptance observed by earlier pools over the same instances; default: none yet. */
+  learned?: Learned;
 }
 
 /** A pool event: an instance leased, handed back, or back after it was lost (for tests and traces). */
@@ -132,10 +134,10 @@ export class TargetPool {
   readonly size: number;
   readonly vocabSize: number;
   readonly eosToken: number | undefined;
-  /** Observed task durations, kept across generations (DSI's slack and guard rules). */
-  readonly costs = new TaskCosts();
+  /** Observed task durations, kept across generations (DSI's slack and guard rules, the adaptive lookahead). */
+  readonly costs: TaskCosts;
   /** Acceptance of drafts seen by the generations on this pool (the adaptive lookahead's prior). */
-  readonly acceptance = new AcceptanceMemory();
+  readonly acceptance: AcceptanceMemory;
   /** When set, every lease and release is appended here, in order. */
   log: PoolEvent[] | undefined;
   private readonly instances: (ModelInstance | undefined)[] = [];
@@ -161,6 +163,7 @@ export class TargetPool {
     this.vocabSize = o.vocabSize;
     this.eosToken = o.eosToken;
     this.reviveIntervalMs = o.reviveIntervalMs ?? 1000;
+    ({ costs: this.costs, acceptance: this.acceptance } = o.learned ?? newLearned());
     this.slots = new Array<SlotState>(o.size).fill("empty");
   }
 
