@@ -138,10 +138,13 @@ export interface LookaheadPolicy {
   decided(accepted: boolean): void;
   /** Windows sent to learn, beyond the model's choice (auto only). */
   readonly probes: number;
+  /** Whether the current answer is a probe (one window to learn from, not a pace to keep). */
+  readonly probing: boolean;
 }
 
 export class FixedLookahead implements LookaheadPolicy {
   readonly probes = 0;
+  readonly probing = false;
   constructor(private readonly lookahead: number) {}
   next(): number {
     return this.lookahead;
@@ -161,7 +164,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
   private fastAccepted = 0;
   private fastDecided = 0;
   /** A probe chosen and not dispatched yet. */
-  private probing: number | undefined;
+  private probe: number | undefined;
   /** Expected regret of the probes so far, ms. */
   private explorationMs = 0;
   private last: number | undefined;
@@ -214,13 +217,17 @@ export class AdaptiveLookahead implements LookaheadPolicy {
   }
 
   dispatched(drafts: number): void {
-    if (this.probing !== undefined && (drafts > 0 || this.probing === 0)) this.probing = undefined;
+    if (this.probe !== undefined && (drafts > 0 || this.probe === 0)) this.probe = undefined;
     if (drafts === 0) this.relax();
   }
 
+  get probing(): boolean {
+    return this.probe !== undefined;
+  }
+
   next(instances: number): number {
-    const c = this.probing !== undefined ? undefined : this.choose(instances);
-    const k = this.probing ?? c!.lookahead;
+    const c = this.probe !== undefined ? undefined : this.choose(instances);
+    const k = this.probe ?? c!.lookahead;
     if (c && (k !== this.last || c.probe)) this.onChange?.(c);
     this.last = k;
     return k;
@@ -295,7 +302,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
       if (first || this.explorationMs + probe.regret <= EXPLORATION_SHARE * this.elapsed()) {
         this.explorationMs += probe.regret;
         this.probes++;
-        this.probing = probe.size;
+        this.probe = probe.size;
         return { ...choice, lookahead: probe.size, probe: true, msPerToken: probe.ms };
       }
     }
