@@ -47,7 +47,7 @@ export class RunContext {
     this.lookahead =
       opts.lookahead === "auto" && algo !== "nonsi"
         ? new AdaptiveLookahead(algo, rt.pool.costs, rt.pool.acceptance, () => this.stats.elapsed(), (c) => rt.events.emit({ type: "lookahead", ...c }))
-        : new FixedLookahead(opts.lookahead === "auto" ? 0 : opts.lookahead);
+        : new FixedLookahead(opts.lookahead === "auto" ? 0 : opts.lookahead); // non-SI never asks
   }
 
   /** Marks the start of a drafter step or target task; the returned function marks its end and says whether it ran alone. */

@@ -3,7 +3,8 @@
  * - windows go out in position order, each starting where the last one ended (the earliest
  *   window is the one every later window depends on), while instances are free; while all
  *   are busy, the ready windows wait, first in position order;
- * - the drafter runs at most `drafterLeadLimit` drafts ahead of the frontier, and never drafts
+ * - the drafter runs at most `drafterLeadLimit` drafts ahead of the frontier (none while the
+ *   lookahead is 0, one window for a probe), and never drafts
  *   the last position the generation can commit (the target decides that one alone);
  * - on the shared pool, frontier and guard tasks claim an instance as `frontier`, windows as
  *   `window` (frontier claims of any generation are served first);
@@ -17,9 +18,11 @@ import type { Claim } from "../../runtime/pool.js";
 /**
  * How far the drafter may run ahead of the frontier: SP windows in flight, one ready, and the
  * draft that the last window's final output decides. Drafts further out could not be verified
- * before those are.
+ * before those are. None while the lookahead is 0 (plain steps); one window for a probe of the
+ * adaptive lookahead (drafting further would only compete with the targets for the machine).
  */
-export function drafterLeadLimit(lookahead: number, sp: number): number {
+export function drafterLeadLimit(lookahead: number, sp: number, probe = false): number {
+  if (lookahead === 0 || probe) return lookahead;
   return lookahead * (sp + 1) + 1;
 }
 

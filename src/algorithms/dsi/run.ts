@@ -83,13 +83,9 @@ class DsiRun {
     return this.ctx.lookahead.next(Math.max(1, instances));
   }
 
-  /**
-   * How far the drafter may run ahead of the frontier: none while the lookahead is 0, one
-   * window for a probe (drafting further would only compete with the targets for the machine).
-   */
+  /** How far the drafter may run ahead of the frontier (queue.ts). */
   private get leadLimit(): number {
-    const l = this.lookahead();
-    return l === 0 || this.ctx.lookahead.probing ? l : drafterLeadLimit(l, this.ctx.opts.sp);
+    return drafterLeadLimit(this.lookahead(), this.ctx.opts.sp, this.ctx.lookahead.probing);
   }
 
   private get f(): number {
