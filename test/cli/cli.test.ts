@@ -21,6 +21,7 @@ function dsi(...args: string[]): Promise<{ code: number; stdout: string; stderr:
 const BAD: [string[], RegExp][] = [
   [["--lookahead", "0"], /--lookahead.*integer in 1\.\.1024/],
   [["--lookahead", "x"], /--lookahead.*integer in 1\.\.1024/],
+  [["--lookahead", "auto5"], /--lookahead.*must be auto or an integer in 1\.\.1024/],
   [["--sp", "0"], /--sp.*integer in 1..1024/],
   [["--temperature", "-0.5"], /--temperature.*\[0, 100\]/],
   [["--top-p", "0"], /--top-p.*\(0, 1\]/],
@@ -89,6 +90,13 @@ test("generate --json: one object with completions, seeds S, S+1, ... and aggreg
     assert.equal(typeof c.text, "string");
     assert.equal(c.stats.clock, "virtual");
   }
+  assert.equal(out.config.lookahead, "auto");
+  // The windows the adaptive lookahead sent: every verification, by drafts; summed over completions.
+  for (const c of out.completions) assert.equal(c.stats.windows.reduce((a: number, n: number) => a + n, 0), c.stats.verifications);
+  assert.deepEqual(
+    out.stats.windows,
+    out.completions.reduce((acc: number[], c: { stats: { windows: number[] } }) => c.stats.windows.map((n, k) => n + (acc[k] ?? 0)).concat(acc.slice(c.stats.windows.length)), []),
+  );
   assert.equal(out.stats.tokens, 36);
   assert.equal(out.stats.clock, "virtual");
   const sum = out.completions.reduce((a: number, c: { stats: { timeMs: number } }) => a + c.stats.timeMs, 0);

@@ -38,6 +38,8 @@ const BAD: [string[], RegExp][] = [
   [["simulate", "--latency", "10/0"], /--latency: needs 0 < drafter <= target latency/],
   [["simulate", "--latency", "10/12"], /--latency: needs 0 < drafter <= target latency/],
   [["simulate", "--lookahead", "0"], /--lookahead.*1\.\.1024/],
+  // The simulator reproduces fixed-lookahead experiments: auto is not one of them.
+  [["simulate", "--lookahead", "auto"], /--lookahead.*must be an integer in 1\.\.1024/],
   [["simulate", "--latency", "10/1", "--lookahead", "2", "--sp", "2"], /--sp: the time-unit model needs SP >= ceil\(1\/\(L\*c\)\) = 5.*--engine/],
   [["heatmap", "--ndim", "1"], /--ndim.*2\.\.100/],
   [["heatmap", "--sp", "0"], /--sp.*1..1024/],

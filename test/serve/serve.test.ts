@@ -131,6 +131,8 @@ test("bad requests: status, type, code and the parameter named; the server keeps
     ["/v1/completions", { ...ok, stream_options: { include_usage: true } }, 400, "stream_options", null],
     ["/v1/completions", { ...ok, dsi: { algo: "fast" } }, 400, "dsi.algo", null],
     ["/v1/completions", { ...ok, dsi: { algo: "nonsi", lookahead: 3 } }, 400, "dsi.lookahead", null],
+    ["/v1/completions", { ...ok, dsi: { lookahead: "fast" } }, 400, "dsi.lookahead", null],
+    ["/v1/completions", { ...ok, dsi: { lookahead: 0 } }, 400, "dsi.lookahead", null],
     ["/v1/completions", { ...ok, dsi: { sp: 4 } }, 400, "dsi.sp", null],
     ["/v1/completions", { ...ok, dsi: { algo: "si", sp: 2 } }, 400, "dsi.sp", null],
     ["/v1/completions", { ...ok, dsi: { spp: 2 } }, 400, "dsi.spp", "unsupported_parameter"],
@@ -151,6 +153,13 @@ test("bad requests: status, type, code and the parameter named; the server keeps
   }
   const after = await main.client.completions.create({ model: "dsi", prompt: "the", max_tokens: 4, temperature: 0 });
   assert.equal(after.choices[0].text, await reference("the", 4));
+  // The adaptive lookahead by name; the response reports the windows it sent.
+  const res = await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...ok, temperature: 0, dsi: { lookahead: "auto" } }) });
+  const auto = (await res.json()) as { choices: { text: string }[]; dsi: { lookahead: unknown; windows: number[]; probes: number } };
+  assert.equal(res.status, 200);
+  assert.equal(auto.choices[0].text, await reference("the", 4));
+  assert.equal(auto.dsi.lookahead, "auto");
+  assert.ok(auto.dsi.windows.reduce((a, n) => a + n, 0) > 0 && Number.isInteger(auto.dsi.probes), JSON.stringify(auto.dsi));
 });
 
 test("an API key: 401 without it or with another; health and metrics stay open", async () => {
