@@ -75,6 +75,11 @@ const SPECULATION_HURDLE = 0.05;
  */
 const PLAIN_STALE_TASKS = 40;
 
+/** Plain tasks that may go out while a probe waits for its drafts before it is given up. */
+const PROBE_PATIENCE = 3;
+/** Probes of a size never observed that may come out smaller before the size is given up. */
+const SIZE_PROBE_ATTEMPTS = 2;
+
 /** What the expected-time models need. */
 export interface CostModel {
   /** Acceptance probability per draft. */
@@ -101,7 +106,7 @@ export function siMsPerToken(k: number, m: CostModel): number {
 
 /**
  * DSI: expected ms per committed token with lookahead k on `instances` target instances.
- * Renewal over epochs. With a second instance, the epoch's first position is decided by the
+ * Renewal over epochs. With two or more instances, the epoch's first position is decided by the
  * frontier task (no drafts, sent at once; it ends at t(0)). Window i (drafts ik..ik+k-1 after
  * that) is ready when its drafts are, (i+1)·k·d, starts when an instance is free (the window
  * `instances` earlier has finished; the frontier task holds one until t(0)), ends t(k) later, and
@@ -109,23 +114,54 @@ export function siMsPerToken(k: number, m: CostModel): number {
  */
 export function dsiMsPerToken(k: number, m: CostModel, instances: number): number {
   if (k === 0) return m.t0;
+  if (instances < 2) return Math.min(dsiOneInstanceMsPerToken(k, m, true), dsiOneInstanceMsPerToken(k, m, false));
   const a = Math.min(m.a, MAX_MODEL_ACCEPTANCE);
   const tk = m.t(k);
-  const frontier = instances >= 2;
-  // finish[i + 1] is window i's finish time; finish[0] the frontier task's (or 0 without one).
-  const finish: number[] = [frontier ? m.t(0) : 0];
-  let epoch = frontier ? (1 - a) * m.t(0) : 0;
+  // finish[i + 1] is window i's finish time; finish[0] the frontier task's.
+  const finish: number[] = [m.t(0)];
+  let epoch = (1 - a) * m.t(0);
   for (let i = 0; i < 100_000; i++) {
     const ready = (i + 1) * k * m.d;
     const freed = i + 1 - instances >= 0 ? finish[i + 1 - instances] : 0;
     finish.push(Math.max(ready, freed) + tk);
     // P(the first rejected draft is one that window i decides)
-    const first = i === 0 ? (frontier ? a : 1) : a ** (i * k + 1);
-    const span = i === 0 && !frontier ? k + 1 : k;
-    epoch += first * (1 - a ** span) * finish[i + 1];
+    const first = i === 0 ? a : a ** (i * k + 1);
+    epoch += first * (1 - a ** k) * finish[i + 1];
     if (first < 1e-6) break;
   }
   return epoch * (1 - a); // tokens per epoch: 1 / (1 - a)
+}
+
+/**
+ * DSI on one instance: every task is a frontier task (SI's window: up to k drafts, deciding one
+ * position more), and the drafter drafts while it runs, up to the queue's lead limit (2k + 1
+ * drafts ahead of the frontier). `patient`: a task waits until k drafts are ready (the slack
+ * rule at its longest); otherwise it goes as soon as the instance is free, with the drafts
+ * made meanwhile (after a rejection: none, a plain step). Renewal over cycles that start with
+ * no drafts ready: after a task of j drafts, the drafts made beyond the position its last
+ * output decides carry over when that draft exists and all j + 1 are accepted; otherwise (a
+ * rejection, or the target passed the drafter) the drafter starts afresh.
+ */
+export function dsiOneInstanceMsPerToken(k: number, m: CostModel, patient: boolean): number {
+  const a = Math.min(m.a, MAX_MODEL_ACCEPTANCE);
+  const lead = 2 * k + 1;
+  let reach = 1; // P(this task is part of the cycle)
+  let ready = 0; // drafts ahead of the frontier when the task is sent (fractional: one in progress)
+  let ms = 0;
+  let tokens = 0;
+  for (let n = 0; n < 10_000 && reach > 1e-6; n++) {
+    let wait = 0;
+    if (patient && ready < k) [wait, ready] = [(k - ready) * m.d, k];
+    const j = Math.min(k, Math.floor(ready + 1e-9));
+    const tj = m.t(j);
+    ms += reach * (wait + tj);
+    tokens += reach * windowTokens(j, a);
+    const drafted = m.d > 0 ? Math.min(lead, ready + tj / m.d) : lead;
+    if (drafted < j + 1) break; // the next position was not drafted: a fresh start
+    reach *= a ** (j + 1);
+    ready = drafted - j - 1;
+  }
+  return ms / tokens;
 }
 
 /** How the lookahead of each window is chosen. */
@@ -140,11 +176,17 @@ export interface LookaheadPolicy {
   readonly probes: number;
   /** Whether the current answer is a probe (one window to learn from, not a pace to keep). */
   readonly probing: boolean;
+  /**
+   * Whether a frontier task with fewer drafts than the lookahead may wait for more (DSI's slack
+   * rule); no when sending what is ready at once pays more (one instance, cheap drafts).
+   */
+  readonly patient: boolean;
 }
 
 export class FixedLookahead implements LookaheadPolicy {
   readonly probes = 0;
   readonly probing = false;
+  readonly patient = true;
   constructor(private readonly lookahead: number) {}
   next(): number {
     return this.lookahead;
@@ -163,8 +205,11 @@ export class AdaptiveLookahead implements LookaheadPolicy {
   private decidedCount = 0;
   private fastAccepted = 0;
   private fastDecided = 0;
-  /** A probe chosen and not dispatched yet. */
+  /** A probe chosen and not dispatched yet, and the plain tasks that went out meanwhile. */
   private probe: number | undefined;
+  private probeWaits = 0;
+  /** Probes per size that went out with fewer drafts (DSI's slack rule did not wait for all). */
+  private readonly probeMisses = new Map<number, number>();
   /** Expected regret of the probes so far, ms. */
   private explorationMs = 0;
   private last: number | undefined;
@@ -217,12 +262,22 @@ export class AdaptiveLookahead implements LookaheadPolicy {
   }
 
   dispatched(drafts: number): void {
-    if (this.probe !== undefined && (drafts > 0 || this.probe === 0)) this.probe = undefined;
+    if (this.probe !== undefined) {
+      if (drafts > 0 && drafts < this.probe) this.probeMisses.set(this.probe, (this.probeMisses.get(this.probe) ?? 0) + 1);
+      // Done; or given up when plain tasks keep going out first (in DSI a drafter slower than
+      // the target never gets a draft ahead of the frontier).
+      if (drafts > 0 || this.probe === 0 || ++this.probeWaits >= PROBE_PATIENCE) this.probe = undefined;
+    }
     if (drafts === 0) this.relax();
   }
 
   get probing(): boolean {
     return this.probe !== undefined;
+  }
+
+  /** Patient unless the last plan found sending at once better (a probe waits for its window). */
+  get patient(): boolean {
+    return this.probe !== undefined || (this.cached?.patient ?? true);
   }
 
   next(instances: number): number {
@@ -233,8 +288,10 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     return k;
   }
 
-  private msPerToken(k: number, m: CostModel, instances: number): number {
-    return this.algo === "si" ? siMsPerToken(k, m) : dsiMsPerToken(k, m, instances);
+  /** `patient`: as a probe runs (DSI on one instance: waiting for its drafts). */
+  private msPerToken(k: number, m: CostModel, instances: number, patient = false): number {
+    if (this.algo === "si") return siMsPerToken(k, m);
+    return patient && instances < 2 && k > 0 ? dsiOneInstanceMsPerToken(k, m, true) : dsiMsPerToken(k, m, instances);
   }
 
   /** Observed sizes in increasing order (0 first when seen). */
@@ -255,7 +312,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     const plain = this.costs.soloMs() ?? this.costs.meanMs(0);
     const choice = { lookahead: 0, probe: false, acceptance: a, drafterMs: d, plainMsPerToken: plain, msPerToken: plain ?? NaN };
     // Nothing known of the target: a plain step measures it (and is non-SI's step anyway).
-    if (plain === undefined || sizes[0] !== 0) return (this.cached = { ...key, choice, coldStart: false });
+    if (plain === undefined || sizes[0] !== 0) return (this.cached = { ...key, choice, coldStart: false, patient: true });
     const t = (k: number): number => interpolate(this.costs, sizes, k, false);
     const model: CostModel = { a, d: d ?? 0, t, t0: plain };
     for (let k = 1; k <= AUTO_MAX_LOOKAHEAD; k++) {
@@ -282,6 +339,8 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     let probe: Plan["probe"] = stale ? { size: 0, ms: plain, regret: Math.max(0, plain - choice.msPerToken) } : undefined;
     for (let k = 1; !stale && k <= Math.min(AUTO_MAX_LOOKAHEAD, top + 1); k++) {
       if (k === best || (best > 0 && k <= top)) continue;
+      // A size that probes did not get (DSI's slack rule sent fewer drafts) is not tried again.
+      if (this.costs.meanMs(k) === undefined && (this.probeMisses.get(k) ?? 0) >= SIZE_PROBE_ATTEMPTS) continue;
       const ms = this.msPerToken(k, hopeful, instances);
       if (ms < (probe?.ms ?? choice.msPerToken) * (1 - PREFERENCE)) probe = { size: k, ms, regret: 0 };
     }
@@ -289,10 +348,12 @@ export class AdaptiveLookahead implements LookaheadPolicy {
       // Expected regret: the probe's extra time per token by the estimates (flat beyond the
       // largest size seen where they extrapolate nothing), times the tokens it commits.
       const t2 = (k: number): number => (Number.isNaN(t(k)) ? hopeful.t(k) : t(k));
-      const extra = this.msPerToken(probe.size, { ...model, t: t2 }, instances) - choice.msPerToken;
+      const extra = this.msPerToken(probe.size, { ...model, t: t2 }, instances, true) - choice.msPerToken;
       probe.regret = Math.max(0, extra) * windowTokens(probe.size, a);
     }
-    return (this.cached = { ...key, choice, probe, coldStart: top === 0 });
+    // DSI on one instance: whether the choice pays more waiting for its drafts or going at once.
+    const patient = this.algo === "si" || instances >= 2 || best === 0 || dsiOneInstanceMsPerToken(best, model, true) <= dsiOneInstanceMsPerToken(best, model, false);
+    return (this.cached = { ...key, choice, probe, coldStart: top === 0, patient });
   }
 
   private choose(instances: number): LookaheadChoice {
@@ -303,6 +364,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
         this.explorationMs += probe.regret;
         this.probes++;
         this.probe = probe.size;
+        this.probeWaits = 0;
         return { ...choice, lookahead: probe.size, probe: true, msPerToken: probe.ms };
       }
     }
@@ -319,6 +381,8 @@ interface Plan {
   probe?: { size: number; ms: number; regret: number };
   /** Only plain steps have been observed. */
   coldStart: boolean;
+  /** See LookaheadPolicy.patient. */
+  patient: boolean;
 }
 
 /**

@@ -4,7 +4,7 @@
  *   window is the one every later window depends on), while instances are free; while all
  *   are busy, the ready windows wait, first in position order;
  * - the drafter runs at most `drafterLeadLimit` drafts ahead of the frontier (none while the
- *   lookahead is 0, one window for a probe), and never drafts
+ *   lookahead is 0, one window and the draft past it for a probe), and never drafts
  *   the last position the generation can commit (the target decides that one alone);
  * - on the shared pool, frontier and guard tasks claim an instance as `frontier`, windows as
  *   `window` (frontier claims of any generation are served first);
@@ -18,11 +18,14 @@ import type { Claim } from "../../runtime/pool.js";
 /**
  * How far the drafter may run ahead of the frontier: SP windows in flight, one ready, and the
  * draft that the last window's final output decides. Drafts further out could not be verified
- * before those are. None while the lookahead is 0 (plain steps); one window for a probe of the
- * adaptive lookahead (drafting further would only compete with the targets for the machine).
+ * before those are. None while the lookahead is 0 (plain steps). For a probe of the adaptive
+ * lookahead, one window and the draft past it: the frontier task running when the probe is
+ * chosen decides the first draft, so a lead of one window alone could leave none to probe
+ * with; drafting further would only compete with the targets for the machine.
  */
 export function drafterLeadLimit(lookahead: number, sp: number, probe = false): number {
-  if (lookahead === 0 || probe) return lookahead;
+  if (lookahead === 0) return 0;
+  if (probe) return lookahead + 1;
   return lookahead * (sp + 1) + 1;
 }
 

@@ -10,7 +10,9 @@
  *    drafts while more can come, it waits for a fuller window, but only as long as it still
  *    finishes by the time non-SI would commit f (non-SI's pace from the fastest task seen,
  *    the window's cost from the slowest full window seen). With one instance this makes DSI
- *    do SI's work with drafting overlapped, without losing the non-SI bound.
+ *    do SI's work with drafting overlapped, without losing the non-SI bound. The adaptive
+ *    lookahead may turn it off (`patient`): where sending the drafts made during the last task
+ *    at once pays more than waiting for a full window.
  * 3. Guard rule: when f is covered only by running windows that the observed costs say will
  *    finish later than a fresh one-token pass would, a free instance takes a one-token task
  *    on f (the windows go on). It never fires with flat costs; costs not yet observed count
@@ -42,6 +44,8 @@ export interface FrontierView {
   /** Drafts ready at frontier, frontier+1, ... */
   draftsReady: number;
   lookahead: number;
+  /** Whether a short frontier task may wait for more drafts (the lookahead policy's say). */
+  patient: boolean;
   /** One past the last position worth drafting (see queue.ts). */
   lastDraftable: number;
   /** Instances this generation could take right now. */
@@ -62,7 +66,7 @@ export function frontierRule(v: FrontierView): TaskPlan | undefined {
 
 /** Slack rule: until when a short frontier task may wait for more drafts; undefined: go now. */
 export function slackRule(v: FrontierView, plan: TaskPlan): number | undefined {
-  if (plan.drafts >= v.lookahead || v.freeInstances !== 1) return undefined;
+  if (!v.patient || plan.drafts >= v.lookahead || v.freeInstances !== 1) return undefined;
   if (v.frontier + v.draftsReady >= v.lastDraftable) return undefined; // no more drafts will come
   const window = v.costs.slowestMs(v.lookahead);
   const deadline = v.nonSiCommitAt(v.frontier);

@@ -76,10 +76,11 @@ class DsiRun {
 
   /**
    * The lookahead of the next window (fixed, or the controller's choice given the instances
-   * this generation can use now); 0 when speculation does not pay.
+   * this generation can use now: those it holds, preempted tasks' included, as they come back
+   * at once, and the free ones it may take); 0 when speculation does not pay.
    */
   private lookahead(): number {
-    const instances = Math.min(this.ctx.opts.sp, this.running.size + this.ctx.member.available());
+    const instances = Math.min(this.ctx.opts.sp, this.ctx.member.leases + this.ctx.member.available());
     return this.ctx.lookahead.next(Math.max(1, instances));
   }
 
@@ -194,6 +195,7 @@ class DsiRun {
       frontier: this.f,
       draftsReady: this.drafts.length,
       lookahead: this.lookahead(),
+      patient: this.ctx.lookahead.patient,
       lastDraftable: this.lastDraftable,
       freeInstances: member.available() + (this.spareLease ? 1 : 0),
       tasks: [...this.running, ...this.done],
