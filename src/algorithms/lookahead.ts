@@ -20,6 +20,10 @@
  *   rejection to the next) commits 1/(1-a) tokens in expectation and lasts until the task
  *   deciding the rejected draft finishes; that task's finish time follows from when its
  *   drafts are ready (the drafter's pace) and when an instance is free (`dsiMsPerToken`).
+ *   On one instance every task is a frontier task, SI's window with drafting overlapped: the
+ *   model (`dsiOneInstanceMsPerToken`) weighs waiting for k drafts (the slack rule) against
+ *   going at once with the drafts made during the last task, and the choice tells the slack
+ *   rule which (`patient`).
  *
  * Sizes never observed are estimated between observed ones, or linearly beyond the two largest,
  * so the controller never commits to a cost curve it has not seen. Learning is bounded:
@@ -30,10 +34,10 @@
  *   regret fits the exploration budget: EXPLORATION_SHARE of the generation's time so far;
  * - while no drafts are decided (plain steps), the acceptance estimate relaxes towards the
  *   prior, so a context where drafting pays again is noticed;
- * - speculation must beat plain steps by 5% (a near tie is within the model's error and the
- *   machine's noise).
- * SI re-measures the plain step now and then while speculating (DSI's frontier tasks run
- * beside windows, so DSI keeps the plain cost it measured last).
+ * - leaving plain steps takes a 5% expected gain (a near tie is within the model's error and
+ *   the machine's noise); going back to them, only that they are expected to be faster.
+ * SI re-measures the plain step now and then while speculating pays less than 30% (DSI's
+ * frontier tasks run beside windows, so DSI keeps the plain cost it measured last).
  * The controller changes only what is dispatched, never a decision rule: outputs stay lossless.
  */
 import type { AcceptanceMemory, TaskCosts } from "../runtime/costs.js";
@@ -74,6 +78,11 @@ const SPECULATION_HURDLE = 0.05;
  * many tasks ran since it was last measured alone: the machine's load changes.
  */
 const PLAIN_STALE_TASKS = 40;
+/**
+ * ... and only while the choice beats plain steps by less than this share: a wider margin a
+ * change of load would not close (it moves windows' costs too, which are measured anyway).
+ */
+const STALE_MARGIN = 0.3;
 
 /** Plain tasks that may go out while a probe waits for its drafts before it is given up. */
 const PROBE_PATIENCE = 3;
@@ -318,7 +327,8 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     for (let k = 1; k <= AUTO_MAX_LOOKAHEAD; k++) {
       if (Number.isNaN(t(k))) continue;
       const ms = this.msPerToken(k, model, instances);
-      const margin = choice.lookahead === 0 ? SPECULATION_HURDLE : PREFERENCE;
+      // Hysteresis: the hurdle is for leaving plain steps, not for staying with speculation.
+      const margin = choice.lookahead > 0 ? PREFERENCE : this.last === 0 || this.last === undefined ? SPECULATION_HURDLE : 0;
       if (ms < choice.msPerToken * (1 - margin)) [choice.lookahead, choice.msPerToken] = [k, ms];
     }
     // Exploration: the most promising window under optimism, when it could beat the choice:
@@ -335,7 +345,8 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     };
     // SI: a plain step when its measured cost is stale; its regret is one token at the plain
     // pace. (In DSI a plain step would also stall the windows in flight: not worth it there.)
-    const stale = this.algo === "si" && best > 0 && this.costs.tasksSinceSolo() >= PLAIN_STALE_TASKS;
+    const stale =
+      this.algo === "si" && best > 0 && this.costs.tasksSinceSolo() >= PLAIN_STALE_TASKS && choice.msPerToken > (1 - STALE_MARGIN) * plain;
     let probe: Plan["probe"] = stale ? { size: 0, ms: plain, regret: Math.max(0, plain - choice.msPerToken) } : undefined;
     for (let k = 1; !stale && k <= Math.min(AUTO_MAX_LOOKAHEAD, top + 1); k++) {
       if (k === best || (best > 0 && k <= top)) continue;
