@@ -49,10 +49,13 @@ export const AUTO_MAX_LOOKAHEAD = 8;
 export const EXPLORATION_SHARE = 0.02;
 /**
  * Prior acceptance and its weight in drafts: what is assumed before a generation's own drafts
- * are decided (the runtime's long-run acceptance where it has one, else 0.5).
+ * are decided. The runtime's long-run acceptance where it has one, worth MEMORY_WEIGHT drafts
+ * (most likely the same workload: it steadies the first windows of every generation) until
+ * a change of context is detected; else 0.5, worth one draft.
  */
 const DEFAULT_PRIOR = 0.5;
-const PRIOR_WEIGHT = 1;
+const DEFAULT_WEIGHT = 1;
+const MEMORY_WEIGHT = 20;
 /** Discount per decided draft: the last ~50 drafts make the acceptance estimate (low noise). */
 const DECIDED_DISCOUNT = 0.98;
 /**
@@ -214,6 +217,8 @@ export class AdaptiveLookahead implements LookaheadPolicy {
   private decidedCount = 0;
   private fastAccepted = 0;
   private fastDecided = 0;
+  /** A change of context was detected: the long-run prior no longer speaks for this one. */
+  private contextChanged = false;
   /** A probe chosen and not dispatched yet, and the plain tasks that went out meanwhile. */
   private probe: number | undefined;
   private probeWaits = 0;
@@ -238,12 +243,16 @@ export class AdaptiveLookahead implements LookaheadPolicy {
   /** The acceptance estimate: discounted counts with the prior. */
   acceptance(): number {
     const prior = this.memory.rate() ?? DEFAULT_PRIOR;
-    return (this.accepted + prior * PRIOR_WEIGHT) / (this.decidedCount + PRIOR_WEIGHT);
+    return (this.accepted + prior * this.priorWeight()) / (this.decidedCount + this.priorWeight());
+  }
+
+  private priorWeight(): number {
+    return this.memory.rate() === undefined || this.contextChanged ? DEFAULT_WEIGHT : MEMORY_WEIGHT;
   }
 
   private optimisticAcceptance(): number {
     const a = this.acceptance();
-    return Math.min(1, a + Math.sqrt((a * (1 - a)) / (this.decidedCount + PRIOR_WEIGHT)));
+    return Math.min(1, a + Math.sqrt((a * (1 - a)) / (this.decidedCount + this.priorWeight())));
   }
 
   decided(accepted: boolean): void {
@@ -257,6 +266,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     if (this.fastDecided >= 4 && Math.abs(fast - a) > CHANGE_Z * Math.sqrt(Math.max(a * (1 - a), 0.01) / this.fastDecided)) {
       this.accepted = this.fastAccepted;
       this.decidedCount = this.fastDecided;
+      this.contextChanged = true;
     }
     this.version++;
   }

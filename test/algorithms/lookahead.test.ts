@@ -100,25 +100,23 @@ test("costs that grow with the window: auto SI and DSI stay within 1.03x of non-
   assert.ok(worst.si > 1, "SI paid something to learn that speculation loses");
 });
 
-test("the paper's ten pairs (flat costs): auto within 3% of the best fixed lookahead for DSI; SI within 5% (3% on average)", async () => {
-  const siRatios: number[] = [];
-  for (const p of PAPER_PAIRS) {
-    const s: Setup = { pair: { vocab: 32, agreement: p.acceptance, seed: 7 }, target: latency(p.targetMs), drafter: latency(p.drafterMs), sp: 7, prompts: 8, tokens: 100 };
-    for (const algo of ["si", "dsi"] as const) {
-      let best = Infinity;
-      let bestL = 0;
-      for (let L = 1; L <= 8; L++) {
-        const ms = (await runAll(algo, s, L)).ms;
-        if (ms < best) [best, bestL] = [ms, L];
+test("the paper's ten pairs (flat costs): auto within 3% of the best fixed lookahead on every pair", async () => {
+  // A pair's workload: 8 prompts x 100 tokens on each of several synthetic realisations (seeds)
+  // of its acceptance; the best fixed lookahead is the one best on the whole workload (one
+  // picked per realisation with hindsight also profits from that realisation's noise).
+  for (const [algo, seeds] of [["si", 8], ["dsi", 1]] as const) {
+    for (const p of PAPER_PAIRS) {
+      const fixed: number[] = new Array<number>(8).fill(0);
+      let auto = 0;
+      for (let seed = 1; seed <= seeds; seed++) {
+        const s: Setup = { pair: { vocab: 32, agreement: p.acceptance, seed }, target: latency(p.targetMs), drafter: latency(p.drafterMs), sp: 7, prompts: 8, tokens: 100 };
+        for (let L = 1; L <= 8; L++) fixed[L - 1] += (await runAll(algo, s, L)).ms;
+        auto += (await runAll(algo, s, "auto")).ms;
       }
-      const auto = await runAll(algo, s, "auto");
-      const ratio = auto.ms / best;
-      if (algo === "si") siRatios.push(ratio);
-      assert.ok(ratio <= (algo === "dsi" ? 1.03 : 1.05), `${p.name} ${algo}: auto ${ratio.toFixed(3)}x of the best fixed lookahead (L=${bestL})`);
+      const best = Math.min(...fixed);
+      assert.ok(auto <= 1.03 * best, `${p.name} ${algo}: auto ${(auto / best).toFixed(3)}x of the best fixed lookahead (L=${fixed.indexOf(best) + 1})`);
     }
   }
-  const mean = siRatios.reduce((x, y) => x + y, 0) / siRatios.length;
-  assert.ok(mean <= 1.03, `SI: auto ${mean.toFixed(3)}x of the best fixed lookahead on average`);
 });
 
 test("acceptance that alternates between stretches of 0.9 and 0.2: auto beats every fixed lookahead (SI and one-instance DSI by 5%, DSI on two by 1%)", async () => {
