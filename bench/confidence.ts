@@ -9,13 +9,23 @@
  * the target's token) by the drafter's top probability, and what a cut at each threshold
  * would keep: the share of positions drafted and their acceptance.
  *
+ * Then what a cut would gain SI: the target's cost of a window of k drafts and the drafter's
+ * step are measured on the same contexts, and SI's expected time per token (the adaptive
+ * lookahead's model, positions independent) is compared with and without a cut at each
+ * threshold, each at its best lookahead: with the costs measured here, with flat costs (a
+ * window costs one step, as on a GPU where decoding is memory-bound), and with flat costs and
+ * a drafter at a third of a step (the paper's starcoder pair): a cut saves drafter steps and
+ * verification, so it pays most where those are dear.
+ *
  * Usage: node dist/bench/confidence.js [--tokens 64]
  */
 import { cpus } from "node:os";
+import { performance } from "node:perf_hooks";
 import Table from "cli-table3";
 import { benchArgs } from "./args.js";
 import { GREEDY } from "../src/core/sampling.js";
 import { Stream } from "../src/core/random.js";
+import { AUTO_MAX_LOOKAHEAD, siMsPerToken, type CostModel } from "../src/algorithms/lookahead.js";
 import { DEFAULT_PAIR, defaultCacheDir, ensurePair } from "../src/models/gguf/llama-model.js";
 import { LlamaPair } from "../src/models/llama.js";
 
@@ -29,6 +39,22 @@ const target = await pair.instance("target", "target-0");
 
 /** Per position: the drafter's top probability and whether its argmax is the target's token. */
 const samples: { confidence: number; accepted: boolean }[] = [];
+/** Measured ms of a target window of k drafts (index k) and of a drafter step. */
+const windowMs: number[][] = Array.from({ length: AUTO_MAX_LOOKAHEAD + 1 }, () => []);
+const draftMs: number[] = [];
+const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+
+/**
+ * ms of evaluating `tokens` from `from` with the cache holding the first `cached` tokens: the
+ * untimed call leaves exactly those in the instance's cache (as after a commit).
+ */
+async function timed(instance: typeof target, tokens: number[], cached: number, from: number): Promise<number> {
+  const base = tokens.slice(0, cached);
+  await instance.evaluate({ tokens: base, from: cached, mode: "greedy", sampling: GREEDY, seed: 0, stream: Stream.target });
+  const t0 = performance.now();
+  await instance.evaluate({ tokens, from, mode: "greedy", sampling: GREEDY, seed: 0, stream: Stream.target });
+  return performance.now() - t0;
+}
 for (const text of PROMPTS) {
   await drafter.reset();
   await target.reset();
@@ -45,6 +71,12 @@ for (const text of PROMPTS) {
     let best = 0;
     for (let v = 1; v < probs.length; v++) if (probs[v] > probs[best]) best = v;
     samples.push({ confidence: probs[best], accepted: best === seq[prompt.length + i] });
+  }
+  // Costs, every 8th position: a window of k drafts at p evaluates the last committed token and
+  // k drafts (k + 1 outputs); a drafter step evaluates one token.
+  for (let p = prompt.length + 4; p + AUTO_MAX_LOOKAHEAD <= seq.length; p += 8) {
+    for (let k = 0; k <= AUTO_MAX_LOOKAHEAD; k++) windowMs[k].push(await timed(target, seq.slice(0, p + k), p - 1, p));
+    draftMs.push(await timed(drafter, seq.slice(0, p), p - 1, p));
   }
 }
 await pair.dispose();
@@ -63,4 +95,66 @@ for (const threshold of [0, 0.2, 0.3, 0.4, 0.5, 0.6]) {
 console.log(`Drafter confidence vs acceptance, generated GGUF pair, ${PROMPTS.length} prompts x ${values.tokens} target-greedy tokens (teacher forcing), ${samples.length} positions; acceptance overall ${rate(samples)}.`);
 console.log(byBucket.toString());
 console.log(cuts.toString());
+
+/**
+ * SI's expected ms per token with lookahead k and a cut at confidence θ, positions independent:
+ * a share h of drafts have confidence >= θ and acceptance aHigh, the others aLow. `keep`: the
+ * window ends with the first draft below θ (verified); otherwise that draft is dropped (its
+ * drafter step is paid all the same). With h = 1 this is siMsPerToken.
+ */
+function cutMsPerToken(k: number, m: CostModel, h: number, aHigh: number, aLow: number, keep: boolean): number {
+  if (k === 0) return m.t0;
+  const a = h * aHigh + (1 - h) * aLow;
+  let tokens = 1;
+  let steps = 0;
+  let verify = 0;
+  for (let j = 1; j <= k; j++) {
+    steps += h ** (j - 1); // the drafter makes draft j when drafts 1..j-1 were all confident
+    tokens += keep ? (h * aHigh) ** (j - 1) * a : (h * aHigh) ** j;
+    // Window size j: (keep) draft j is the first below θ, or the k-th; (drop) draft j+1 is.
+    const size = keep ? (j < k ? h ** (j - 1) * (1 - h) : h ** (k - 1)) : j < k ? h ** j * (1 - h) : h ** k;
+    verify += size * m.t(j);
+  }
+  if (!keep) verify += (1 - h) * m.t0; // the first draft below θ: a window of none
+  return (steps * m.d + verify) / tokens;
+}
+
+const t = windowMs.map(median);
+const d = median(draftMs);
+const overall = samples.filter((s) => s.accepted).length / samples.length;
+const plans = new Table({ style: { head: [], border: [] }, head: ["costs", "no cut: best L, ms/token", "best cut: θ, L, ms/token", "cut vs no cut"] });
+for (const [name, cost, drafterMs] of [
+  ["measured", (k: number) => t[k], d],
+  ["flat (a window = one step)", () => t[0], d],
+  ["flat, drafter at 1/3 of a step", () => t[0], t[0] / 3],
+] as const) {
+  const m: CostModel = { a: overall, d: drafterMs, t: cost, t0: t[0] };
+  const best = (f: (k: number) => number): [number, number] => {
+    let [bk, bms] = [0, f(0)];
+    for (let k = 1; k <= AUTO_MAX_LOOKAHEAD; k++) if (f(k) < bms) [bk, bms] = [k, f(k)];
+    return [bk, bms];
+  };
+  const [k0, ms0] = best((k) => siMsPerToken(k, m));
+  let cut = { theta: 0, k: k0, ms: ms0, keep: true };
+  for (const theta of [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]) {
+    const high = samples.filter((s) => s.confidence >= theta);
+    const low = samples.filter((s) => s.confidence < theta);
+    if (high.length === 0 || low.length === 0) continue;
+    const rate = (xs: typeof samples): number => xs.filter((s) => s.accepted).length / xs.length;
+    for (const keep of [true, false]) {
+      const [k, ms] = best((k) => cutMsPerToken(k, m, high.length / samples.length, rate(high), rate(low), keep));
+      if (ms < cut.ms) cut = { theta, k, ms, keep };
+    }
+  }
+  plans.push([
+    name,
+    `L=${k0}${k0 === 0 ? " (plain steps)" : ""}, ${ms0.toFixed(2)}`,
+    cut.theta === 0 ? "none better" : `θ=${cut.theta} (${cut.keep ? "verify" : "drop"} the first below), L=${cut.k}, ${cut.ms.toFixed(2)}`,
+    `${(ms0 / cut.ms).toFixed(3)}x`,
+  ]);
+}
+console.log(
+  `Measured: target window of k drafts ${t.map((x, k) => `${k}:${x.toFixed(1)}`).join(" ")} ms; drafter step ${d.toFixed(2)} ms (medians over ${draftMs.length} contexts). SI's expected ms per token (positions independent):`,
+);
+console.log(plans.toString());
 console.log(`CPU: ${cpus()[0]?.model ?? "unknown"} (${cpus().length} cores); llama.cpp ${pair.llama.llamaCppRelease.release} (${pair.llama.buildType} build)`);
