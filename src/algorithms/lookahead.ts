@@ -19,7 +19,8 @@
  * - DSI drafts continuously and verifies windows of k on free instances: an epoch (from one
  *   rejection to the next) commits 1/(1-a) tokens in expectation and lasts until the task
  *   deciding the rejected draft finishes; that task's finish time follows from when its
- *   drafts are ready (the drafter's pace) and when an instance is free (`dsiMsPerToken`).
+ *   drafts are ready (the drafter's pace) and when an instance is free, and from the guard
+ *   rule's one-token passes where windows cost more than a step (`dsiMsPerToken`).
  *   On one instance every task is a frontier task, SI's window with drafting overlapped: the
  *   model (`dsiOneInstanceMsPerToken`) weighs waiting for k drafts (the slack rule) against
  *   going at once with the drafts made during the last task, and the choice tells the slack
@@ -66,6 +67,8 @@ const FAST_DISCOUNT = 0.8;
 const CHANGE_Z = 3;
 /** Discount per plain step (no drafts): the estimate relaxes towards the prior. */
 const PLAIN_DISCOUNT = 0.95;
+/** The DSI model follows an epoch's windows until this probability is left (then a tail). */
+const TAIL_MASS = 1e-3;
 /** The model's acceptance is capped below 1 (the expected epoch would be endless). */
 const MAX_MODEL_ACCEPTANCE = 0.99;
 /** A lookahead must beat a smaller one by this share to be chosen (noise in measured costs). */
@@ -120,26 +123,85 @@ export function siMsPerToken(k: number, m: CostModel): number {
  * DSI: expected ms per committed token with lookahead k on `instances` target instances.
  * Renewal over epochs. With two or more instances, the epoch's first position is decided by the
  * frontier task (no drafts, sent at once; it ends at t(0)). Window i (drafts ik..ik+k-1 after
- * that) is ready when its drafts are, (i+1)·k·d, starts when an instance is free (the window
- * `instances` earlier has finished; the frontier task holds one until t(0)), ends t(k) later, and
- * decides the drafts up to (i+1)k (its last output decides the next window's first draft).
+ * that) is ready when its drafts are, (i+1)·k·d, starts on the instance free first (the frontier
+ * task holds one until t(0)), ends t(k) later, and decides the drafts up to (i+1)k (its last
+ * output decides the next window's first draft). The guard rule is part of the timeline: when
+ * the frontier reaches a window that would finish later than a fresh one-token pass, and an
+ * instance is free, such passes decide its first drafts (and hold that instance), which is
+ * what windows that cost more than a step lose on. The timeline becomes periodic after a few
+ * windows; from there the rest of the epoch is a geometric series.
  */
 export function dsiMsPerToken(k: number, m: CostModel, instances: number): number {
   if (k === 0) return m.t0;
   if (instances < 2) return Math.min(dsiOneInstanceMsPerToken(k, m, true), dsiOneInstanceMsPerToken(k, m, false));
   const a = Math.min(m.a, MAX_MODEL_ACCEPTANCE);
   const tk = m.t(k);
-  // finish[i + 1] is window i's finish time; finish[0] the frontier task's.
-  const finish: number[] = [m.t(0)];
-  let epoch = (1 - a) * m.t(0);
-  for (let i = 0; i < 100_000; i++) {
-    const ready = (i + 1) * k * m.d;
-    const freed = i + 1 - instances >= 0 ? finish[i + 1 - instances] : 0;
-    finish.push(Math.max(ready, freed) + tk);
-    // P(the first rejected draft is one that window i decides)
-    const first = i === 0 ? a : a ** (i * k + 1);
-    epoch += first * (1 - a ** k) * finish[i + 1];
-    if (first < 1e-6) break;
+  const t0 = m.t(0);
+  // The epoch's timeline while nothing is rejected: windows go out in order, each on the
+  // instance free first, once its drafts are ready; the frontier task holds one until t(0).
+  const free: number[] = new Array<number>(instances).fill(0);
+  free[0] = t0;
+  const earliest = (): number => {
+    let j = 0;
+    for (let x = 1; x < free.length; x++) if (free[x] < free[j]) j = x;
+    return j;
+  };
+  const finish: number[] = [];
+  const startOf = (i: number): number => Math.max((i + 1) * k * m.d, free[earliest()]);
+  const place = (): void => {
+    const start = startOf(finish.length);
+    free[earliest()] = start + tk;
+    finish.push(start + tk);
+  };
+  let epoch = (1 - a) * t0;
+  let reach = a; // P(no rejection before window i)
+  // Per window: its share of the epoch's expected length, the probability that the epoch ends
+  // in it, and when it decides each draft relative to its finish (the guard rule's pattern).
+  const share: number[] = [];
+  const ends: number[] = [];
+  const offsets: number[][] = [];
+  for (let i = 0; reach > TAIL_MASS; i++) {
+    // When the frontier reaches window i: the frontier task's or window i - 1's finish.
+    let at = i === 0 ? t0 : finish[i - 1];
+    // Windows that could start before then go first (at the same instant the guard rule does).
+    while (finish.length <= i || startOf(finish.length) < at - 1e-9) place();
+    // Guard rule: while window i would finish later than a fresh one-token pass on a free
+    // instance, such a pass decides the frontier position first.
+    let e = 0;
+    const off: number[] = [];
+    for (let j = 0; j < k; j++) {
+      let decided = finish[i];
+      const g = earliest();
+      if (finish[i] > at + t0 + 1e-9 && free[g] <= at + 1e-9) {
+        free[g] = at + t0;
+        at += t0;
+        decided = at;
+      }
+      off.push(decided - finish[i]);
+      e += reach * a ** j * (1 - a) * decided; // the first rejection at window i's j-th draft
+    }
+    share.push(e);
+    ends.push(reach * (1 - a ** k));
+    offsets.push(off);
+    epoch += e;
+    reach *= a ** k;
+    // Once the timeline repeats with a period of p windows (the same spacing and guard
+    // pattern), the rest is a geometric series: each period later, times shift by the
+    // period's length and probabilities shrink by a^(kp).
+    const p = period(finish, offsets, i, instances);
+    if (p > 0) {
+      const r = a ** (k * p);
+      const length = finish[i] - finish[i - p];
+      for (let w = i - p + 1; w <= i; w++) epoch += (share[w] * r) / (1 - r) + (length * ends[w] * r) / (1 - r) ** 2;
+      return epoch * (1 - a);
+    }
+  }
+  // What is left (probability below TAIL_MASS): later windows at the pace of the last ones.
+  if (reach > 0) {
+    if (finish.length === 0) place();
+    const n = finish.length;
+    const pace = n >= 2 ? finish[n - 1] - finish[n - 2] : tk;
+    epoch += reach * (finish[n - 1] + pace / (1 - a ** k));
   }
   return epoch * (1 - a); // tokens per epoch: 1 / (1 - a)
 }
@@ -174,6 +236,25 @@ export function dsiOneInstanceMsPerToken(k: number, m: CostModel, patient: boole
     ready = drafted - j - 1;
   }
   return ms / tokens;
+}
+
+/**
+ * The smallest p (1..instances) with which the last 2·instances windows repeat (the same
+ * spacing of finishes and the same guard pattern, p windows apart); 0 when none does yet.
+ * Over fewer windows a start-up transient could pass for a period.
+ */
+function period(finish: readonly number[], offsets: readonly number[][], i: number, instances: number): number {
+  const same = (x: number, y: number): boolean => Math.abs(x - y) <= 1e-6 * Math.max(1, Math.abs(x));
+  const span = 2 * instances;
+  for (let p = 1; p <= instances; p++) {
+    if (i - span - p < 1) break;
+    let repeats = true;
+    for (let w = i; w > i - span && repeats; w--) {
+      repeats = same(finish[w] - finish[w - 1], finish[w - p] - finish[w - p - 1]) && offsets[w].every((o, j) => same(o, offsets[w - p][j]));
+    }
+    if (repeats) return p;
+  }
+  return 0;
 }
 
 /** How the lookahead of each window is chosen. */
