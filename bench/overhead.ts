@@ -4,7 +4,7 @@
  * top of the models, and whether that cost stays flat as the output grows.
  *
  * For each output length (500 and 8000 tokens by default) and each algorithm (non-SI; SI
- * L=5; DSI L=5 SP=4), a generation is run a few times after a warm-up, with the event log
+ * L=5; DSI L=5 SP=4; SI and DSI SP=4 with the adaptive lookahead), a generation is run a few times after a warm-up, with the event log
  * on (as the CLI runs). The models' own share of each run is measured by replaying, without
  * the engine, exactly the evaluate() calls that run made (recorded as it ran: on the real
  * clock DSI's slack and guard rules read measured costs, so two runs may make different
@@ -26,7 +26,7 @@
  */
 import { benchArgs } from "./args.js";
 import Table from "cli-table3";
-import { GREEDY, generate, type AlgorithmName, type EvalRequest, type ModelInstance, type PositionOutput } from "../src/index.js";
+import { GREEDY, generate, type AlgorithmName, type EvalRequest, type Lookahead, type ModelInstance, type PositionOutput } from "../src/index.js";
 import { Rng } from "../src/core/random.js";
 import { assembleRuntime } from "../src/models/runtime.js";
 
@@ -105,13 +105,15 @@ function runtime(sp: number, events: boolean, wrap: (i: ModelInstance, role: Cal
 interface Config {
   label: string;
   algo: AlgorithmName;
-  lookahead?: number;
+  lookahead?: Lookahead;
   sp: number;
 }
 const CONFIGS: Config[] = [
   { label: "nonsi", algo: "nonsi", sp: 1 },
   { label: "si L=5", algo: "si", lookahead: 5, sp: 1 },
   { label: "dsi L=5 SP=4", algo: "dsi", lookahead: 5, sp: 4 },
+  { label: "si auto", algo: "si", lookahead: "auto", sp: 1 },
+  { label: "dsi auto SP=4", algo: "dsi", lookahead: "auto", sp: 4 },
 ];
 
 const options = (c: Config, tokens: number) => ({ prompt: PROMPT, maxTokens: tokens, sampling: GREEDY, verify: "greedy" as const, seed: SEED, lookahead: c.lookahead });
