@@ -85,8 +85,8 @@ const SPECULATION_HURDLE = 0.05;
  */
 const PLAIN_STALE_TASKS = 40;
 /**
- * ... and only while the choice beats plain steps by less than this share: a wider margin a
- * change of load would not close (it moves windows' costs too, which are measured anyway).
+ * SI re-measures it only while its choice beats plain steps by less than this share: a wider
+ * margin a change of load would not close (it moves windows' costs too, measured anyway).
  */
 const STALE_MARGIN = 0.3;
 
@@ -308,6 +308,8 @@ export class AdaptiveLookahead implements LookaheadPolicy {
   /** Expected regret of the probes so far, ms. */
   private explorationMs = 0;
   private last: number | undefined;
+  /** Whether the last choice (not a probe) was to speculate. */
+  private speculating = false;
   /** Changes with every decided draft or plain commit. */
   private version = 0;
   private cached: Plan | undefined;
@@ -385,6 +387,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     const k = this.probe ?? c!.lookahead;
     if (c && (k !== this.last || c.probe)) this.onChange?.(c);
     this.last = k;
+    if (c && !c.probe) this.speculating = c.lookahead > 0;
     return k;
   }
 
@@ -419,7 +422,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
       if (Number.isNaN(t(k))) continue;
       const ms = this.msPerToken(k, model, instances);
       // Hysteresis: the hurdle is for leaving plain steps, not for staying with speculation.
-      const margin = choice.lookahead > 0 ? PREFERENCE : this.last === 0 || this.last === undefined ? SPECULATION_HURDLE : 0;
+      const margin = choice.lookahead > 0 ? PREFERENCE : this.speculating ? 0 : SPECULATION_HURDLE;
       if (ms < choice.msPerToken * (1 - margin)) [choice.lookahead, choice.msPerToken] = [k, ms];
     }
     // Exploration: the most promising window under optimism, when it could beat the choice:
