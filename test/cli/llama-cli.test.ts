@@ -129,7 +129,7 @@ test("demo (the main job): generates the default pair on first use, identical ou
   assert.match(r.stderr, /generated the default model pair/);
   assert.match(r.stdout, /outputs identical \(lossless\)/);
   // With the default lookahead (auto) DSI may find that speculation does not pay here.
-  assert.match(r.stdout, /^DSI .* (acceptance [01]\.\d\d|no drafts) +1 drafter \+ 1 target$/m);
+  assert.match(r.stdout, /^DSI .* (acceptance [01]\.\d\d|no drafts( used)?) +1 drafter \+ 1 target$/m);
   assert.match(r.stdout, /^lookahead auto: windows \(drafts:tasks\) SI (\d+:\d+ ?)+; DSI (\d+:\d+ ?)+$/m);
   const picture = await readFile(svg, "utf8");
   for (const lane of ["drafter", "target-0", "commits"]) assert.ok(picture.includes(`>${lane}</text>`), lane);
