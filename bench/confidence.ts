@@ -23,6 +23,7 @@ import { cpus } from "node:os";
 import { performance } from "node:perf_hooks";
 import Table from "cli-table3";
 import { benchArgs } from "./args.js";
+import { median } from "./stats.js";
 import { GREEDY } from "../src/core/sampling.js";
 import { Stream } from "../src/core/random.js";
 import { AUTO_MAX_LOOKAHEAD, siMsPerToken, type CostModel } from "../src/algorithms/lookahead.js";
@@ -42,7 +43,6 @@ const samples: { confidence: number; accepted: boolean }[] = [];
 /** Measured ms of a target window of k drafts (index k) and of a drafter step. */
 const windowMs: number[][] = Array.from({ length: AUTO_MAX_LOOKAHEAD + 1 }, () => []);
 const draftMs: number[] = [];
-const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 
 /**
  * ms of evaluating `tokens` from `from` with the cache holding the first `cached` tokens: the
@@ -81,7 +81,9 @@ for (const text of PROMPTS) {
 }
 await pair.dispose();
 
-const rate = (xs: typeof samples): string => (xs.length === 0 ? "" : (xs.filter((s) => s.accepted).length / xs.length).toFixed(2));
+/** The share of accepted drafts among `xs`. */
+const acceptanceOf = (xs: typeof samples): number => xs.filter((s) => s.accepted).length / xs.length;
+const rate = (xs: typeof samples): string => (xs.length === 0 ? "" : acceptanceOf(xs).toFixed(2));
 const byBucket = new Table({ style: { head: [], border: [] }, head: ["drafter top probability", "positions", "acceptance"] });
 for (let b = 0; b < 10; b++) {
   const inBucket = samples.filter((s) => Math.min(9, Math.floor(s.confidence * 10)) === b);
@@ -121,7 +123,19 @@ function cutMsPerToken(k: number, m: CostModel, h: number, aHigh: number, aLow: 
 
 const t = windowMs.map(median);
 const d = median(draftMs);
-const overall = samples.filter((s) => s.accepted).length / samples.length;
+const overall = acceptanceOf(samples);
+/** Each threshold's split of the positions: the share at or above it and both acceptances. */
+const splits = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8].flatMap((theta) => {
+  const high = samples.filter((s) => s.confidence >= theta);
+  const low = samples.filter((s) => s.confidence < theta);
+  return high.length === 0 || low.length === 0 ? [] : [{ theta, h: high.length / samples.length, aHigh: acceptanceOf(high), aLow: acceptanceOf(low) }];
+});
+/** The best lookahead (0..AUTO_MAX_LOOKAHEAD) by a time-per-token function, and its time. */
+const best = (f: (k: number) => number): [number, number] => {
+  let [bk, bms] = [0, f(0)];
+  for (let k = 1; k <= AUTO_MAX_LOOKAHEAD; k++) if (f(k) < bms) [bk, bms] = [k, f(k)];
+  return [bk, bms];
+};
 const plans = new Table({ style: { head: [], border: [] }, head: ["costs", "no cut: best L, ms/token", "best cut: θ, L, ms/token", "cut vs no cut"] });
 for (const [name, cost, drafterMs] of [
   ["measured", (k: number) => t[k], d],
@@ -129,20 +143,11 @@ for (const [name, cost, drafterMs] of [
   ["flat, drafter at 1/3 of a step", () => t[0], t[0] / 3],
 ] as const) {
   const m: CostModel = { a: overall, d: drafterMs, t: cost, t0: t[0] };
-  const best = (f: (k: number) => number): [number, number] => {
-    let [bk, bms] = [0, f(0)];
-    for (let k = 1; k <= AUTO_MAX_LOOKAHEAD; k++) if (f(k) < bms) [bk, bms] = [k, f(k)];
-    return [bk, bms];
-  };
   const [k0, ms0] = best((k) => siMsPerToken(k, m));
   let cut = { theta: 0, k: k0, ms: ms0, keep: true };
-  for (const theta of [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]) {
-    const high = samples.filter((s) => s.confidence >= theta);
-    const low = samples.filter((s) => s.confidence < theta);
-    if (high.length === 0 || low.length === 0) continue;
-    const rate = (xs: typeof samples): number => xs.filter((s) => s.accepted).length / xs.length;
+  for (const { theta, h, aHigh, aLow } of splits) {
     for (const keep of [true, false]) {
-      const [k, ms] = best((k) => cutMsPerToken(k, m, high.length / samples.length, rate(high), rate(low), keep));
+      const [k, ms] = best((k) => cutMsPerToken(k, m, h, aHigh, aLow, keep));
       if (ms < cut.ms) cut = { theta, k, ms, keep };
     }
   }

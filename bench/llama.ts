@@ -14,6 +14,7 @@
  */
 import { cpus } from "node:os";
 import { benchArgs } from "./args.js";
+import { median } from "./stats.js";
 import Table from "cli-table3";
 import { DraftSequenceTokenPredictor, type LlamaContextSequence, type Token } from "node-llama-cpp";
 import { generate } from "../src/algorithms/generate.js";
@@ -103,17 +104,13 @@ for (let r = 0; r < ROUNDS; r++) {
   }
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const reference = samples.get(METHODS[2][0])![0].tokens.join();
-const anchorMs = median(samples.get(METHODS[1][0])!.map((s) => s.ms));
 const medianOf = (name: string): number => median(samples.get(name)!.map((s) => s.ms));
+const anchorMs = medianOf(METHODS[1][0]);
 const table = new Table({ style: { head: [], border: [] }, head: ["method", "median ms", "tokens/s", "vs anchor", "acceptance", "same tokens as non-SI"] });
 for (const [name] of METHODS) {
   const runs = samples.get(name)!;
-  const ms = median(runs.map((s) => s.ms));
+  const ms = medianOf(name);
   // Pooled over the rounds (auto may decide few drafts, or none, in one round).
   const accepted = runs.reduce((a, s) => a + (s.decided?.accepted ?? 0), 0);
   const decided = runs.reduce((a, s) => a + (s.decided ? s.decided.accepted + s.decided.rejected : 0), 0);

@@ -25,6 +25,7 @@
  * Usage: node dist/bench/overhead.js [--short 500] [--tokens 8000] [--long 80000] [--runs 5] [--warmup 2] [--warmup-tokens 20000]
  */
 import { benchArgs } from "./args.js";
+import { median } from "./stats.js";
 import Table from "cli-table3";
 import { GREEDY, generate, type AlgorithmName, type EvalRequest, type Lookahead, type ModelInstance, type PositionOutput } from "../src/index.js";
 import { Rng } from "../src/core/random.js";
@@ -118,11 +119,6 @@ const CONFIGS: Config[] = [
 
 const options = (c: Config, tokens: number) => ({ prompt: PROMPT, maxTokens: tokens, sampling: GREEDY, verify: "greedy" as const, seed: SEED, lookahead: c.lookahead });
 
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 // ---- recording the model calls of one generation (untimed) ----
 

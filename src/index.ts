@@ -28,7 +28,7 @@ export { checkRequest, TokenView, type EvalRequest, type ModelInstance, type Tok
 // Runtime: clocks, the target pool, cancellation, events
 export { makeClock, RealClock, VirtualClock, type Clock } from "./runtime/clock.js";
 export { MAX_POOL_SIZE, TargetPool, type Claim, type Lease, type PoolEvent, type TargetPoolOptions } from "./runtime/pool.js";
-export { AcceptanceMemory, TaskCosts } from "./runtime/costs.js";
+export { AcceptanceMemory, TaskCosts, newLearned, type Learned } from "./runtime/costs.js";
 export { AbortError, isAbortError } from "./runtime/abort.js";
 export { EventLog, type EngineEvent } from "./runtime/events.js";
 export type { Runtime } from "./runtime/runtime.js";

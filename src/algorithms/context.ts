@@ -81,6 +81,7 @@ export class RunContext {
     if (accepted) this.stats.accepted++;
     else this.stats.rejected++;
     this.rt.observer?.draftDecided?.(index, accepted);
+    this.rt.pool.acceptance.observe(accepted); // every generation's drafts, fixed lookahead or not
     this.lookahead.decided(accepted);
   }
 

@@ -41,13 +41,13 @@
  * frontier tasks run beside windows, so DSI keeps the plain cost it measured last).
  * The controller changes only what is dispatched, never a decision rule: outputs stay lossless.
  */
-import type { AcceptanceMemory, TaskCosts } from "../runtime/costs.js";
+import { DiscountedCounts, type AcceptanceMemory, type TaskCosts } from "../runtime/costs.js";
 import type { EngineEvent } from "../runtime/events.js";
 
 /** Largest lookahead `auto` considers. */
 export const AUTO_MAX_LOOKAHEAD = 8;
 /** Share of a generation's time that probe windows may cost beyond the model's choice. */
-export const EXPLORATION_SHARE = 0.02;
+const EXPLORATION_SHARE = 0.02;
 /**
  * Prior acceptance and its weight in drafts: what is assumed before a generation's own drafts
  * are decided. The runtime's long-run acceptance where it has one, worth MEMORY_WEIGHT drafts
@@ -289,15 +289,13 @@ export class FixedLookahead implements LookaheadPolicy {
 }
 
 /** A choice and the estimates behind it: the event log's `lookahead` event. */
-export type LookaheadChoice = Omit<Extract<EngineEvent, { type: "lookahead" }>, "t" | "type">;
+type LookaheadChoice = Omit<Extract<EngineEvent, { type: "lookahead" }>, "t" | "type">;
 
 export class AdaptiveLookahead implements LookaheadPolicy {
   probes = 0;
-  /** Discounted counts of decided drafts. */
-  private accepted = 0;
-  private decidedCount = 0;
-  private fastAccepted = 0;
-  private fastDecided = 0;
+  /** The generation's decided drafts: the estimate (~50 drafts) and the change watch (~5). */
+  private readonly recent = new DiscountedCounts(DECIDED_DISCOUNT);
+  private readonly fast = new DiscountedCounts(FAST_DISCOUNT);
   /** A change of context was detected: the long-run prior no longer speaks for this one. */
   private contextChanged = false;
   /** A probe chosen and not dispatched yet, and the plain tasks that went out meanwhile. */
@@ -326,7 +324,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
   /** The acceptance estimate: discounted counts with the prior. */
   acceptance(): number {
     const prior = this.memory.rate() ?? DEFAULT_PRIOR;
-    return (this.accepted + prior * this.priorWeight()) / (this.decidedCount + this.priorWeight());
+    return (this.recent.accepted + prior * this.priorWeight()) / (this.recent.decided + this.priorWeight());
   }
 
   private priorWeight(): number {
@@ -335,20 +333,16 @@ export class AdaptiveLookahead implements LookaheadPolicy {
 
   private optimisticAcceptance(): number {
     const a = this.acceptance();
-    return Math.min(1, a + Math.sqrt((a * (1 - a)) / (this.decidedCount + this.priorWeight())));
+    return Math.min(1, a + Math.sqrt((a * (1 - a)) / (this.recent.decided + this.priorWeight())));
   }
 
   decided(accepted: boolean): void {
-    this.memory.observe(accepted);
-    this.accepted = this.accepted * DECIDED_DISCOUNT + (accepted ? 1 : 0);
-    this.decidedCount = this.decidedCount * DECIDED_DISCOUNT + 1;
-    this.fastAccepted = this.fastAccepted * FAST_DISCOUNT + (accepted ? 1 : 0);
-    this.fastDecided = this.fastDecided * FAST_DISCOUNT + 1;
+    this.recent.observe(accepted);
+    this.fast.observe(accepted);
     const a = this.acceptance();
-    const fast = this.fastAccepted / this.fastDecided;
-    if (this.fastDecided >= 4 && Math.abs(fast - a) > CHANGE_Z * Math.sqrt(Math.max(a * (1 - a), 0.01) / this.fastDecided)) {
-      this.accepted = this.fastAccepted;
-      this.decidedCount = this.fastDecided;
+    const { decided } = this.fast;
+    if (decided >= 4 && Math.abs(this.fast.accepted / decided - a) > CHANGE_Z * Math.sqrt(Math.max(a * (1 - a), 0.01) / decided)) {
+      this.recent.restartFrom(this.fast);
       this.contextChanged = true;
     }
     this.version++;
@@ -356,10 +350,8 @@ export class AdaptiveLookahead implements LookaheadPolicy {
 
   /** A plain step: no draft is decided, so the acceptance estimate relaxes towards the prior. */
   private relax(): void {
-    this.accepted *= PLAIN_DISCOUNT;
-    this.decidedCount *= PLAIN_DISCOUNT;
-    this.fastAccepted *= PLAIN_DISCOUNT;
-    this.fastDecided *= PLAIN_DISCOUNT;
+    this.recent.fade(PLAIN_DISCOUNT);
+    this.fast.fade(PLAIN_DISCOUNT);
     this.version++;
   }
 
@@ -416,7 +408,11 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     const choice = { lookahead: 0, probe: false, acceptance: a, drafterMs: d, plainMsPerToken: plain, msPerToken: plain ?? NaN };
     // Nothing known of the target: a plain step measures it (and is non-SI's step anyway).
     if (plain === undefined || sizes[0] !== 0) return (this.cached = { ...key, choice, coldStart: false, patient: true });
-    const t = (k: number): number => interpolate(this.costs, sizes, k, false);
+    // Costs by size, worked out once per plan (the models read them in their inner loops).
+    const table = (optimistic: boolean): number[] =>
+      Array.from({ length: AUTO_MAX_LOOKAHEAD + 1 }, (_, k) => interpolate(this.costs, sizes, k, optimistic));
+    const [estimated, optimistic] = [table(false), table(true)];
+    const t = (k: number): number => estimated[k];
     const model: CostModel = { a, d: d ?? 0, t, t0: plain };
     for (let k = 1; k <= AUTO_MAX_LOOKAHEAD; k++) {
       if (Number.isNaN(t(k))) continue;
@@ -434,7 +430,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     const hopeful: CostModel = {
       a: best === 0 ? this.optimisticAcceptance() : a,
       d: d ?? 0,
-      t: (k) => interpolate(this.costs, sizes, k, true),
+      t: (k) => optimistic[k],
       t0: plain,
     };
     // SI: a plain step when its measured cost is stale; its regret is one token at the plain

@@ -17,6 +17,8 @@ export const DEFAULT_MAX_TOKENS = 64;
 export const DEFAULT_LOOKAHEAD: Lookahead = "auto";
 /** A fixed number of drafts per window (1 or more), or `"auto"`. */
 export type Lookahead = number | "auto";
+/** Largest fixed lookahead the CLI and the HTTP API accept: longer windows only waste drafting. */
+export const MAX_LOOKAHEAD = 1024;
 
 /**
  * A generation's options. Only the prompt is required. The speculation parallelism is the size

@@ -158,7 +158,7 @@ function statsLine(s: Completion["stats"]): string {
   const parts = [`${s.tokens} tokens in ${s.timeMs.toFixed(1)} ms (${s.clock})`, `ttft ${s.ttftMs.toFixed(1)} ms`];
   if (s.drafted > 0) parts.push(`acceptance ${s.acceptanceRate.toFixed(2)} (${s.accepted}/${s.accepted + s.rejected})`, `drafted ${s.drafted}`);
   parts.push(`verifications ${s.verifications}`);
-  if (s.windows.length > 1 || s.probes > 0) parts.push(`windows ${windowsText(s.windows)}${s.probes > 0 ? ` (${s.probes} to learn)` : ""}`);
+  if (s.windows.length > 1 || s.probes > 0) parts.push(`windows ${windowsText(s.windows)}${s.probes > 0 ? `, probes ${s.probes}` : ""}`);
   parts.push(`preemptions ${s.preemptions}`, `target busy ${s.targetBusyMs.toFixed(1)} ms`);
   return parts.join(" | ");
 }

@@ -3,7 +3,7 @@
 import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { ALGORITHMS } from "../algorithms/options.js";
+import { ALGORITHMS, MAX_LOOKAHEAD } from "../algorithms/options.js";
 import { AUTO_MAX_LOOKAHEAD } from "../algorithms/lookahead.js";
 import { VERIFY_RULES } from "../core/verify.js";
 import { PROFILES, profileNames, resolveProfile, type LatencyProfile } from "../models/latency.js";
@@ -28,8 +28,6 @@ import { ClusterError, clusterBackend, loadClusterFile } from "../models/remote/
 const MAX_SP = 1024;
 /** Most tokens one completion may ask for (a llama model's context bounds it further). */
 const MAX_TOKENS = 1_000_000;
-/** Largest lookahead: windows longer than this only waste drafting. */
-const MAX_LOOKAHEAD = 1024;
 /** Most repeats of a simulated configuration. */
 const MAX_REPEATS = 100_000;
 /** Most threads per llama.cpp instance. */
@@ -105,7 +103,6 @@ const LLAMA_ONLY = ["target", "drafter", "threads", "gpu"] as const;
 const SYNTHETIC_ONLY = ["vocab", "agreement", "history", "modelSeed"] as const;
 const flagName = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
-/** A flag that does not apply to the chosen backend or algorithm is an error, never ignored. */
 /** Backend flags that do not apply: another backend's, or any with --cluster (generate, serve). */
 function refuseBackendFlags(o: BackendFlags, command: Command): void {
   const given = (key: string): boolean => command.getOptionValueSource(key) === "cli";
@@ -118,6 +115,7 @@ function refuseBackendFlags(o: BackendFlags, command: Command): void {
   refuseOtherBackend(o, command, LLAMA_ONLY, "");
 }
 
+/** A flag that does not apply to the chosen backend or algorithm is an error, never ignored. */
 function refuseInapplicable(o: GenerateFlags & BackendFlags, command: Command): void {
   const given = (key: string): boolean => command.getOptionValueSource(key) === "cli";
   refuseBackendFlags(o, command);

@@ -122,7 +122,7 @@ export async function openInstance(
  * One `Learned` per clock kind and latency profile: runtimes a backend builds over the same
  * instances share what they observed (costs differ with the profile and with the clock).
  */
-function learnedByRun(): (clock: Clock, profile: LatencyProfile) => Learned {
+export function learnedByRun(): (clock: Clock, profile: LatencyProfile) => Learned {
   const all = new Map<string, Learned>();
   return (clock, profile) => {
     const key = `${clock.kind}/${profile.name}`;

@@ -8,7 +8,7 @@
  * Weight of a new observation in the running means: the last few observations dominate, so
  * the means follow a machine that gets busier or quieter within a handful of tasks.
  */
-export const MEAN_WEIGHT = 0.25;
+const MEAN_WEIGHT = 0.25;
 
 /** A running mean that follows recent values (exponentially weighted). */
 class RunningMean {
@@ -108,22 +108,48 @@ export class TaskCosts {
 }
 
 /**
+ * Decided drafts as discounted counts: each new one counts 1, and every earlier one `discount`
+ * times less per draft decided since (the last ~1/(1-discount) drafts make the rate).
+ */
+export class DiscountedCounts {
+  accepted = 0;
+  decided = 0;
+  constructor(private readonly discount: number) {}
+
+  observe(accepted: boolean): void {
+    this.accepted = this.accepted * this.discount + (accepted ? 1 : 0);
+    this.decided = this.decided * this.discount + 1;
+  }
+
+  /** Keeps only `share` of the evidence (the rate stays, its weight shrinks). */
+  fade(share: number): void {
+    this.accepted *= share;
+    this.decided *= share;
+  }
+
+  /** Takes over another's counts (keeping this one's discount). */
+  restartFrom(other: DiscountedCounts): void {
+    this.accepted = other.accepted;
+    this.decided = other.decided;
+  }
+}
+
+/**
  * The acceptance of drafts seen on this runtime, over many windows (discount 0.99 per draft):
  * each generation's own estimate starts from it, so a generation does not learn from nothing
  * what the previous ones already saw of this drafter and target.
  */
 export class AcceptanceMemory {
-  private accepted = 0;
-  private decided = 0;
+  private readonly counts = new DiscountedCounts(0.99);
 
   observe(accepted: boolean): void {
-    this.accepted = this.accepted * 0.99 + (accepted ? 1 : 0);
-    this.decided = this.decided * 0.99 + 1;
+    this.counts.observe(accepted);
   }
 
   /** The long-run acceptance (with one draft's worth of 0.5 as its own prior); undefined before any draft was decided. */
   rate(): number | undefined {
-    return this.decided > 0 ? (this.accepted + 0.5) / (this.decided + 1) : undefined;
+    const { accepted, decided } = this.counts;
+    return decided > 0 ? (accepted + 0.5) / (decided + 1) : undefined;
   }
 }
 

@@ -3,6 +3,7 @@
  * implement is an error naming it, never ignored), its error bodies, and the chat template.
  */
 import { z } from "zod";
+import { MAX_LOOKAHEAD } from "../algorithms/options.js";
 
 /** An error as the OpenAI API shapes it: `{error: {message, type, param, code}}` with an HTTP status. */
 export class ApiError extends Error {
@@ -29,7 +30,9 @@ export const MAX_N = 16;
 const DsiOptions = z
   .object({
     algo: z.enum(["nonsi", "si", "dsi"]).optional(),
-    lookahead: z.union([z.literal("auto"), z.number().int().min(1).max(1024)]).optional(),
+    lookahead: z
+      .union([z.literal("auto"), z.number().int().min(1).max(MAX_LOOKAHEAD)], { error: `must be "auto" or an integer in 1..${MAX_LOOKAHEAD}` })
+      .optional(),
     sp: z.number().int().min(1).max(1024).optional(),
     verify: z.enum(["greedy", "rejection", "match"]).optional(),
   })

@@ -8,7 +8,7 @@
 import { randomBytes, randomInt } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { OptionError, type AlgorithmName, type Completion, type Lookahead, type FinishReason } from "../algorithms/options.js";
-import { sumHistograms } from "../algorithms/output.js";
+import { aggregateStats } from "../algorithms/output.js";
 import type { SamplingParams } from "../core/sampling.js";
 import type { VerifyRule } from "../core/verify.js";
 import { secretMatcher } from "../models/remote/security.js";
@@ -228,20 +228,19 @@ export function buildServer(o: ServerOptions): FastifyInstance {
   };
   /** The `dsi` stats object of a response. */
   const dsiStats = (p: Plan, results: Completion[]) => {
-    const sum = (f: (c: Completion) => number): number => results.reduce((a, c) => a + f(c), 0);
-    const [accepted, rejected] = [sum((c) => c.stats.accepted), sum((c) => c.stats.rejected)];
+    const s = aggregateStats(results.map((c) => c.stats));
     return {
       algo: p.algo,
       lookahead: p.lookahead ?? null,
       sp: p.algo === "dsi" ? (p.sp ?? ready().runtime.pool.size) : 1,
-      drafted: sum((c) => c.stats.drafted),
-      accepted,
-      rejected,
-      acceptance: accepted + rejected > 0 ? accepted / (accepted + rejected) : null,
-      preemptions: sum((c) => c.stats.preemptions),
-      windows: sumHistograms(results.map((c) => c.stats.windows)),
-      probes: sum((c) => c.stats.probes),
-      target_busy_seconds: sum((c) => c.stats.targetBusyMs) / 1000,
+      drafted: s.drafted,
+      accepted: s.accepted,
+      rejected: s.rejected,
+      acceptance: s.accepted + s.rejected > 0 ? s.acceptanceRate : null,
+      preemptions: s.preemptions,
+      windows: s.windows,
+      probes: s.probes,
+      target_busy_seconds: s.targetBusyMs / 1000,
     };
   };
 

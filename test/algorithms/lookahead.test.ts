@@ -8,15 +8,16 @@ import { test } from "node:test";
 import { generate } from "../../src/algorithms/generate.js";
 import { dsiMsPerToken, dsiOneInstanceMsPerToken, siMsPerToken, type CostModel } from "../../src/algorithms/lookahead.js";
 import type { AlgorithmName, Lookahead } from "../../src/algorithms/options.js";
+import { sumHistograms } from "../../src/algorithms/output.js";
 import type { SamplingParams } from "../../src/core/sampling.js";
-import type { ModelLatency } from "../../src/models/latency.js";
+import { flatLatency, type ModelLatency } from "../../src/models/latency.js";
 import { PAPER_PAIRS } from "../../src/models/paper-pairs.js";
 import { syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair, type SyntheticSpec } from "../../src/models/synthetic.js";
 import { chromeTrace } from "../../src/present/trace.js";
 import { chiSquareTest, targetJoint } from "../helpers/chi-square.js";
 
-const latency = (ms: number, perExtraPositionMs = 0): ModelLatency => ({ ttftMs: ms, tpotMs: ms, perExtraPositionMs });
+const latency = (ms: number, perExtraPositionMs = 0): ModelLatency => ({ ...flatLatency(ms), perExtraPositionMs });
 
 interface Setup {
   pair: Partial<SyntheticSpec>;
@@ -50,7 +51,7 @@ async function runAll(algo: AlgorithmName, s: Setup, lookahead?: Lookahead): Pro
     out.ms += r.stats.timeMs;
     out.tokens.push(r.tokens);
     out.probes += r.stats.probes;
-    r.stats.windows.forEach((n, k) => (out.windows[k] = (out.windows[k] ?? 0) + n));
+    out.windows = sumHistograms([out.windows, r.stats.windows]);
   }
   return out;
 }
@@ -79,7 +80,7 @@ test("expected time per token: SI is (k·d + t(k)) / E(k); k = 0 is a plain step
 });
 
 test("costs that grow with the window: auto SI and DSI stay within 1.03x of non-SI over a grid of acceptance and drafter cost", async () => {
-  const worst: Record<string, number> = { si: 0, dsi: 0 };
+  let worstSi = 0;
   for (const a of [0.3, 0.6, 0.9]) {
     for (const c of [0.05, 0.2, 0.5]) {
       // A window of k drafts costs (1 + k·x) passes: with x >= 1 no acceptance lets SI win.
@@ -90,14 +91,14 @@ test("costs that grow with the window: auto SI and DSI stay within 1.03x of non-
           const auto = await runAll(algo, s, "auto");
           assert.deepEqual(auto.tokens, nonsi.tokens, `${algo} a=${a} c=${c} x=${x}: outputs differ`);
           const ratio = auto.ms / nonsi.ms;
-          worst[algo] = Math.max(worst[algo], ratio);
+          if (algo === "si") worstSi = Math.max(worstSi, ratio);
           assert.ok(ratio <= 1.03, `${algo} a=${a} c=${c} x=${x}: auto ${ratio.toFixed(3)}x of non-SI's time (windows ${auto.windows})`);
         }
       }
     }
   }
-  // SI mostly steps aside: at most a few windows per run to learn (worst ratios for the log).
-  assert.ok(worst.si > 1, "SI paid something to learn that speculation loses");
+  // SI mostly steps aside, after a few windows to learn that speculation loses.
+  assert.ok(worstSi > 1, "SI paid something to learn that speculation loses");
 });
 
 test("costs that grow with the window, several instances (speculation pays, DSI's guard rule at work): auto DSI within 4% of the best fixed lookahead", async () => {
@@ -197,12 +198,12 @@ test("sampling: auto SI and DSI (one runtime, so the lookahead varies between sa
   for (const algo of ["si", "dsi"] as const) {
     const rt = syntheticRuntime({ pair, profile: { name: "test", target: latency(10), drafter: latency(2) }, clock: "virtual", sp: 2, events: false });
     const counts = new Float64Array(V ** 3);
-    const windows: number[] = [];
+    let windows: number[] = [];
     for (let seed = 0; seed < 8000; seed++) {
       const r = await generate(algo, rt, { prompt: PROMPT, maxTokens: 3, sampling: T1, verify: "rejection", seed, lookahead: "auto" }).result;
       const [a, b, c] = r.tokens;
       counts[a * V * V + b * V + c]++;
-      r.stats.windows.forEach((n, k) => (windows[k] = (windows[k] ?? 0) + n));
+      windows = sumHistograms([windows, r.stats.windows]);
     }
     assert.ok(windows.filter((n) => n > 100).length >= 2, `${algo}: the controller sent windows of several sizes: ${windows}`);
     const chi = chiSquareTest(counts, joint);
@@ -218,7 +219,9 @@ test("reporting: windows count every target task by its drafts; the trace carrie
     sp: 1,
   });
   const r = await generate("si", rt, { prompt: [1, 2, 3], maxTokens: 40, lookahead: "auto" }).result;
-  assert.equal(r.stats.windows.reduce((a, n) => a + n, 0), r.stats.verifications);
+  // The histogram agrees with the tasks the event log saw go out.
+  const dispatched = sumHistograms(rt.events.events.flatMap((e) => (e.type === "dispatch" ? [[...new Array<number>(e.drafts.length).fill(0), 1]] : [])));
+  assert.deepEqual(r.stats.windows, dispatched);
   // Windows cost 2.5x a plain step here: after learning that, SI makes plain steps.
   assert.ok(r.stats.windows[0] >= 35, `windows ${r.stats.windows}`);
   const choices = chromeTrace([{ name: "si", events: rt.events.events }]).traceEvents.filter((e) => e.cat === "lookahead");

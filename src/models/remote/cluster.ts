@@ -14,7 +14,7 @@ import { z } from "zod";
 import type { ModelInstance } from "../../core/instance.js";
 import type { Clock } from "../../runtime/clock.js";
 import type { Runtime } from "../../runtime/runtime.js";
-import { openInstance, type Backend, type Tokenizer } from "../backend.js";
+import { learnedByRun, openInstance, type Backend, type Tokenizer } from "../backend.js";
 import { NO_LATENCY, resolveProfile, withLatency, type LatencyProfile } from "../latency.js";
 import { loadLlamaTokenizer } from "../llama.js";
 import { assembleRuntime } from "../runtime.js";
@@ -178,6 +178,7 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file"): 
   }
   const where = d.backend === "remote" ? `remote drafter at ${d.address}` : `${d.backend} drafter here${d.latency ? ` (latency ${d.latency})` : ""}`;
   const drafterLatency = d.backend === "remote" || d.latency === undefined ? NO_LATENCY.drafter : resolveProfile(d.latency)!.drafter;
+  const learned = learnedByRun();
   return {
     name: "cluster",
     targetCount: targets.length,
@@ -187,7 +188,7 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file"): 
     realCompute: true,
     // Latency is the cluster's: the file's for an in-process drafter, each worker's own
     // (`dsi worker --latency`) for remote instances.
-    runtime: async (clock: Clock, sp: number, _profile: LatencyProfile, events?: boolean): Promise<Runtime> =>
+    runtime: async (clock: Clock, sp: number, profile: LatencyProfile, events?: boolean): Promise<Runtime> =>
       assembleRuntime({
         clock,
         drafter: withLatency(drafter, clock, drafterLatency),
@@ -196,6 +197,7 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file"): 
         eosToken: targets[0].eosToken,
         sp: Math.min(sp, targets.length),
         events,
+        learned: learned(clock, profile),
       }),
     describe: () => `cluster: ${where}, ${targets.length} target worker(s) at ${targets.map((t) => t.address).join(", ")}`,
     // A worker that does not answer has no counters (undefined), not an error.
