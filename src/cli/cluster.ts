@@ -26,6 +26,8 @@ export interface ClusterFlags {
   drafter?: string;
   threads: number;
   gpu: boolean;
+  /** Tokens per forward pass of each worker; default: the batch-invariance self-test's. */
+  evalChunk?: number;
   /** synthetic */
   synthetic: Partial<SyntheticSpec>;
   targets?: number;
@@ -43,7 +45,7 @@ const MAX_RESTARTS_PER_MINUTE = 5;
 /** What a slot's worker is started with: `dsi worker` arguments and extra environment. */
 export function workerLaunch(f: ClusterFlags, slot: Pick<Slot, "gpu" | "address">): { args: string[]; env: Record<string, string> } {
   const args = ["worker", "--listen", slot.address ?? "127.0.0.1:0", "--role", "target", "--latency", f.latency.name, "--exit-on-stdin-close", "--backend", f.backend];
-  if (f.backend === "llama") args.push("--model", resolve(f.target!), "--threads", String(f.threads), ...(f.gpu || f.gpus ? ["--gpu"] : []));
+  if (f.backend === "llama") args.push("--model", resolve(f.target!), "--threads", String(f.threads), ...(f.gpu || f.gpus ? ["--gpu"] : []), ...(f.evalChunk !== undefined ? ["--eval-chunk", String(f.evalChunk)] : []));
   else {
     const s = f.synthetic;
     for (const [flag, v] of [["--vocab", s.vocab], ["--agreement", s.agreement], ["--history", s.context], ["--model-seed", s.seed]] as const) if (v !== undefined) args.push(flag, String(v));

@@ -81,6 +81,8 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags, sink?:
           ? `${flags.latency.name} (added on top of real compute)`
           : flags.latency.name,
     clock: flags.clock,
+    // Real kernels: tokens per forward pass (batch invariance) of each model and how it was found.
+    ...(backend.evalChunk ? { evalChunk: backend.evalChunk } : {}),
   };
   const completions: GenerateReport["completions"] = [];
   const logs: EngineEvent[][] = [];

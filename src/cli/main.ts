@@ -32,6 +32,8 @@ const MAX_TOKENS = 1_000_000;
 const MAX_REPEATS = 100_000;
 /** Most threads per llama.cpp instance. */
 const MAX_THREADS = 256;
+/** Largest forward pass `--eval-chunk` may ask for (node-llama-cpp's default batch size). */
+const MAX_EVAL_CHUNK = 512;
 /** Most previous tokens the synthetic tables condition on. */
 const MAX_SYNTHETIC_CONTEXT = 64;
 
@@ -64,7 +66,8 @@ function withBackendFlags(c: Command): Command {
     .option("--target <file>", "llama: target model (GGUF path, hf:owner/repo/file.gguf or URL); default: the generated default pair", nonEmpty("--target"))
     .option("--drafter <file>", "llama: drafter model (GGUF path or URI), same vocabulary as the target", nonEmpty("--drafter"))
     .option("--threads <N>", `llama: threads per model instance, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
-    .option("--gpu", "llama: use a GPU build of llama.cpp", false);
+    .option("--gpu", "llama: use a GPU build of llama.cpp", false)
+    .option("--eval-chunk <N>", `llama: tokens per forward pass, 1..${MAX_EVAL_CHUNK} (default: the largest whose outputs match one token at a time, found by a self-test at load)`, intInRange(1, MAX_EVAL_CHUNK));
   return withSyntheticFlags(c);
 }
 
@@ -99,7 +102,7 @@ function deviceList(v: string): number[] {
 }
 
 /** Flags of `generate` that only some backends or algorithms read. */
-const LLAMA_ONLY = ["target", "drafter", "threads", "gpu"] as const;
+const LLAMA_ONLY = ["target", "drafter", "threads", "gpu", "evalChunk"] as const;
 const SYNTHETIC_ONLY = ["vocab", "agreement", "history", "modelSeed"] as const;
 const flagName = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
@@ -213,6 +216,7 @@ function program(): Command {
     .option("--drafter <file>", "llama: drafter model", nonEmpty("--drafter"))
     .option("--threads <N>", `llama: threads per model instance, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
     .option("--gpu", "llama: use a GPU build of llama.cpp", false)
+    .option("--eval-chunk <N>", `llama: tokens per forward pass, 1..${MAX_EVAL_CHUNK} (default: the largest whose outputs match one token at a time, found by a self-test at load)`, intInRange(1, MAX_EVAL_CHUNK))
     .option("--latency <profile>", "latency profile: synthetic, the modelled latencies (and a paper pair's acceptance; default vicuna-13b/vicuna-68m:cnn-dm); llama, added on top of real compute (default none)")
     .option("--max-tokens <N>", `tokens to generate, 1..${MAX_TOKENS}`, intInRange(1, MAX_TOKENS), 64)
     .option("--lookahead <L>", `drafts per window: auto (chosen per window, 0..${AUTO_MAX_LOOKAHEAD}) or 1..${MAX_LOOKAHEAD}`, autoOrIntInRange(1, MAX_LOOKAHEAD), "auto")
@@ -224,7 +228,7 @@ function program(): Command {
       const synthetic = o.backend === "synthetic";
       const given = (key: string): boolean => command.getOptionValueSource(key) === "cli";
       // The synthetic demo is the paper's setting: fixed prompt, the profile's latencies.
-      const inapplicable = synthetic ? ["prompt", "target", "drafter", "threads", "gpu"] : [];
+      const inapplicable = synthetic ? ["prompt", "target", "drafter", "threads", "gpu", "evalChunk"] : [];
       for (const key of inapplicable) if (given(key)) throw new UsageError(`${flagName(key)} applies to demo --backend ${synthetic ? "llama" : "synthetic"}, not ${o.backend}`);
       const profile = resolveProfile(o.latency ?? (synthetic ? "vicuna-13b/vicuna-68m:cnn-dm" : "none"));
       if (!profile) throw new UsageError(`--latency: unknown latency profile; allowed: ${profileNames().join(", ")}, or TARGET_MS/DRAFTER_MS (e.g. 30/3)`);
@@ -329,7 +333,8 @@ function program(): Command {
       .addOption(new Option("--role <role>", "which model of the pair").choices(["target", "drafter"]).default("target"))
       .option("--model <file>", "llama: the GGUF model this worker serves", nonEmpty("--model"))
       .option("--threads <N>", `llama: threads, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
-      .option("--gpu", "llama: use a GPU build of llama.cpp", false),
+      .option("--gpu", "llama: use a GPU build of llama.cpp", false)
+      .option("--eval-chunk <N>", `llama: tokens per forward pass, 1..${MAX_EVAL_CHUNK} (default: the largest whose outputs match one token at a time, found by a self-test at load)`, intInRange(1, MAX_EVAL_CHUNK)),
   )
     .addOption(
       new Option("--latency <profile>", "latency profile added on top of each evaluation (emulates a device)")
@@ -341,7 +346,7 @@ function program(): Command {
     .option("--tls-key <file>", "the certificate's private key (PEM)", nonEmpty("--tls-key"))
     .option("--exit-on-stdin-close", "stop when standard input closes (how dsi cluster ties workers to itself)", false)
     .action(async (o, command: Command) => {
-      refuseOtherBackend(o, command, ["model", "threads", "gpu"], "worker ");
+      refuseOtherBackend(o, command, ["model", "threads", "gpu", "evalChunk"], "worker ");
       await runWorker({ ...o, synthetic: syntheticSpec(o) });
     });
 
@@ -355,7 +360,8 @@ function program(): Command {
       .option("--targets <N>", `target workers, 1..${MAX_CLUSTER_TARGETS} (default: one per --gpus entry)`, intInRange(1, MAX_CLUSTER_TARGETS))
       .option("--gpus <ids>", "device ids, e.g. 0,1,2,3: worker i gets CUDA_VISIBLE_DEVICES=ids[i mod count] (llama, implies --gpu)", deviceList)
       .option("--threads <N>", `llama: threads per worker, 1..${MAX_THREADS}`, intInRange(1, MAX_THREADS), 1)
-      .option("--gpu", "llama: use a GPU build of llama.cpp", false),
+      .option("--gpu", "llama: use a GPU build of llama.cpp", false)
+      .option("--eval-chunk <N>", `llama: tokens per forward pass, 1..${MAX_EVAL_CHUNK} (default: the largest whose outputs match one token at a time, found by a self-test at load)`, intInRange(1, MAX_EVAL_CHUNK)),
   )
     .addOption(
       new Option("--latency <profile>", "latency profile: workers add its target part, the drafter its drafter part (emulates devices)")
@@ -365,7 +371,7 @@ function program(): Command {
     .option("--out <file>", "the cluster file to write (.json, or .yaml/.yml); removed when the cluster stops", nonEmpty("--out"), "dsi-cluster.json")
     .option("--start-timeout <s>", "seconds to wait for every worker to answer, 1..3600", intInRange(1, 3600), 600)
     .action(async (o, command: Command) => {
-      refuseOtherBackend(o, command, ["target", "drafter", "threads", "gpu", "gpus"], "cluster ");
+      refuseOtherBackend(o, command, ["target", "drafter", "threads", "gpu", "gpus", "evalChunk"], "cluster ");
       await runCluster({ ...o, synthetic: syntheticSpec(o) });
     });
 
@@ -422,6 +428,7 @@ interface BackendFlags {
   drafter?: string;
   threads: number;
   gpu: boolean;
+  evalChunk?: number;
 }
 
 async function openBackend(o: BackendFlags): Promise<Backend> {
@@ -429,7 +436,7 @@ async function openBackend(o: BackendFlags): Promise<Backend> {
   const spec =
     o.backend === "synthetic"
       ? { backend: "synthetic" as const, ...syntheticSpec(o) }
-      : { backend: "llama" as const, target: o.target, drafter: o.drafter, threads: o.threads, gpu: o.gpu };
+      : { backend: "llama" as const, target: o.target, drafter: o.drafter, threads: o.threads, gpu: o.gpu, evalChunk: o.evalChunk };
   try {
     return await openBackendSpec(spec, (dir) => console.error(`generated the default model pair in ${dir}`), downloadBar());
   } catch (err) {

@@ -18,6 +18,8 @@ export interface WorkerFlags {
   model?: string;
   threads: number;
   gpu: boolean;
+  /** Tokens per forward pass; default: the batch-invariance self-test's. */
+  evalChunk?: number;
   /** synthetic */
   synthetic: Partial<SyntheticSpec>;
   /** The token calls must carry (else DSI_TOKEN, else none). */
@@ -52,7 +54,7 @@ export async function runWorker(f: WorkerFlags): Promise<void> {
   if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) throw new UsageError("--tls-cert and --tls-key go together");
   const tls: ServerTls | undefined = f.tlsCert !== undefined ? { cert: await readPem("--tls-cert", f.tlsCert), key: await readPem("--tls-key", f.tlsKey!) } : undefined;
   if (f.backend === "llama" && !f.model) throw new UsageError("--model: give the GGUF file this worker serves");
-  const spec: InstanceSpec = f.backend === "synthetic" ? { backend: "synthetic", ...f.synthetic } : { backend: "llama", model: f.model!, threads: f.threads, gpu: f.gpu };
+  const spec: InstanceSpec = f.backend === "synthetic" ? { backend: "synthetic", ...f.synthetic } : { backend: "llama", model: f.model!, threads: f.threads, gpu: f.gpu, evalChunk: f.evalChunk };
   const { instance, close } = await openInstance(spec, f.role, f.role);
   const latency = f.role === "target" ? f.latency.target : f.latency.drafter;
   const worker = await serveWorker({ instance: withLatency(instance, new RealClock(), latency), listen: f.listen, backend: f.backend, role: f.role, token, tls }).catch(async (err: Error) => {

@@ -66,6 +66,15 @@ export interface ModelInstance {
   readonly vocabSize: number;
   /** End-of-sequence token, if the model has one. */
   readonly eosToken: number | undefined;
+  /** Tokens a sequence may hold (the model's context), if limited. */
+  readonly contextSize?: number;
+  /**
+   * Real kernels only: the most tokens this instance evaluates in one forward pass, the largest
+   * chunk whose outputs are bit-identical to evaluating one token at a time (found by a
+   * self-test when the model loads). Every evaluation is split into chunks no larger, so how
+   * a context was built never changes an output.
+   */
+  readonly evalChunk?: number;
   /**
    * Requires: 0 <= req.from <= req.tokens.length.
    * Returns tokens.length - from + 1 outputs; output i is the next-token output after
@@ -92,6 +101,15 @@ export interface ModelInstance {
  */
 export class InstanceLostError extends Error {
   override readonly name: string = "InstanceLostError";
+}
+
+/**
+ * A request the instance refuses (too long for its context, a token outside its vocabulary,
+ * a bad mode): the caller's fault, not the instance's. The request fails with this error and
+ * the instance stays in the pool.
+ */
+export class InvalidRequestError extends Error {
+  override readonly name: string = "InvalidRequestError";
 }
 
 /** Checks the request's shape; backends call it first. */

@@ -7,6 +7,7 @@ import type { Clock } from "../runtime/clock.js";
 import type { Runtime } from "../runtime/runtime.js";
 import { DEFAULT_PAIR, defaultCacheDir, ensurePair } from "./gguf/llama-model.js";
 import type { LatencyProfile } from "./latency.js";
+import type { EvalChunk } from "./batch-invariance.js";
 import { LlamaPair, type ChatMessage, type LlamaInstance, type LlamaPairOptions } from "./llama.js";
 import type { WorkerStats } from "./remote/protocol.js";
 import { resolveModel, type DownloadProgress } from "./resolve.js";
@@ -44,6 +45,11 @@ export interface Backend {
    */
   runtime(clock: Clock, sp: number, profile: LatencyProfile, events?: boolean): Promise<Runtime>;
   describe(): string;
+  /**
+   * Tokens per forward pass of the target and drafter instances (real kernels: the
+   * batch-invariant chunk size); undefined where not applicable (synthetic) or not known.
+   */
+  evalChunk?: { target?: EvalChunk; drafter?: EvalChunk };
   /** Counters of the backend's worker processes (clusters), for the server's metrics. */
   workerStats?(): Promise<{ address: string; stats: WorkerStats | undefined }[]>;
   close(): Promise<void>;
@@ -60,6 +66,8 @@ export type BackendSpec =
       threads: number;
       gpu: boolean;
       contextSize?: number;
+      /** Tokens per forward pass (`--eval-chunk`); default: found by the batch-invariance self-test. */
+      evalChunk?: number;
     };
 
 /** A user error in a backend description (e.g. only one of target and drafter). */
@@ -87,13 +95,13 @@ export async function openBackend(spec: BackendSpec, onGenerated?: (dir: string)
     if (pair.generated) onGenerated?.(dir);
     files = pair;
   }
-  return llamaBackend({ ...files, threads: spec.threads, gpu: spec.gpu, contextSize: spec.contextSize });
+  return llamaBackend({ ...files, threads: spec.threads, gpu: spec.gpu, contextSize: spec.contextSize, evalChunk: spec.evalChunk });
 }
 
 /** One model of a pair, alone: what a worker serves, or a cluster's in-process drafter. */
 export type InstanceSpec =
   | ({ backend: "synthetic" } & Partial<SyntheticSpec>)
-  | { backend: "llama"; /** One GGUF file. */ model: string; threads: number; gpu: boolean };
+  | { backend: "llama"; /** One GGUF file. */ model: string; threads: number; gpu: boolean; evalChunk?: number };
 
 /** Opens one instance of `role` with its tokenizer; `close` frees what it loaded. */
 export async function openInstance(
@@ -109,7 +117,7 @@ export async function openInstance(
   }
   // The pair loader checks the file like any model file; one file serves either role.
   const model = await resolveModel(spec.model);
-  const pair = await LlamaPair.load({ target: model, drafter: model, threads: spec.threads, gpu: spec.gpu });
+  const pair = await LlamaPair.load({ target: model, drafter: model, threads: spec.threads, gpu: spec.gpu, evalChunk: spec.evalChunk });
   return {
     instance: await pair.instance(role, label),
     tokenizer: { encode: (t) => pair.encode(t), decode: (t) => pair.decode(t) },
@@ -163,6 +171,7 @@ export async function llamaBackend(o: LlamaPairOptions): Promise<Backend> {
     tokenizer: { encode: (t) => pair.encode(t), decode: (t) => pair.decode(t), chat: (m) => pair.chatTokens(m) },
     defaultPrompt: "the",
     contextSize: pair.contextSize,
+    evalChunk: pair.evalChunks,
     realCompute: true,
     runtime: async (clock: Clock, sp: number, profile: LatencyProfile, events?: boolean): Promise<Runtime> => {
       await drafter.reset();
@@ -184,7 +193,13 @@ export async function llamaBackend(o: LlamaPairOptions): Promise<Backend> {
       });
     },
     describe: () =>
-      `llama.cpp ${o.gpu ? "GPU" : "CPU"} (${o.threads} thread${o.threads > 1 ? "s" : ""} per instance, vocab ${pair.vocabSize}, context ${pair.contextSize})`,
+      `llama.cpp ${o.gpu ? "GPU" : "CPU"} (${o.threads} thread${o.threads > 1 ? "s" : ""} per instance, vocab ${pair.vocabSize}, context ${pair.contextSize}, ${evalChunkSummary(pair.evalChunks)})`,
     close: () => pair.dispose(),
   };
+}
+
+/** "eval chunk 32", or per model when target and drafter differ. */
+export function evalChunkSummary(e: { target?: EvalChunk; drafter?: EvalChunk }): string {
+  if (e.target?.chunk === e.drafter?.chunk) return `eval chunk ${e.target?.chunk ?? "?"}`;
+  return `eval chunk ${e.target?.chunk ?? "?"}/${e.drafter?.chunk ?? "?"} (target/drafter)`;
 }

@@ -11,12 +11,14 @@
  */
 import { open, stat } from "node:fs/promises";
 import { checkGgufStructure, GgufFormatError } from "./gguf/check.js";
+import { defaultCacheDir } from "./gguf/llama-model.js";
+import { measureEvalChunk, PROBE_LENGTH, probePath, type EvalChunk, type ProbeOutput, type ProbeRunner } from "./batch-invariance.js";
 import type { ChatHistoryItem, ChatWrapper, Llama, LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
 import { keyedUniform } from "../core/random.js";
 import { distributionFromLogits, sampleIndex } from "../core/sampling.js";
 import type { PositionOutput } from "../core/verify.js";
 import { AbortError } from "../runtime/abort.js";
-import type { EvalRequest, ModelInstance } from "../core/instance.js";
+import { InvalidRequestError, type EvalRequest, type ModelInstance } from "../core/instance.js";
 
 /** A problem with model files or requests that the user can fix; the message says how. */
 export class ModelFileError extends Error {
@@ -38,6 +40,15 @@ export interface LlamaPairOptions {
   gpu: boolean;
   /** KV cache size per instance; default: the target's training context. */
   contextSize?: number;
+  /**
+   * Tokens per forward pass for every evaluation (`--eval-chunk`); default: the largest size
+   * whose outputs are bit-identical to one token at a time, by the self-test at load.
+   */
+  evalChunk?: number;
+  /** Folder of the self-test's cache; default `$DSI_CACHE_DIR` (or ~/.cache/dsi); false: none. */
+  cacheDir?: string | false;
+  /** Hears warnings (an unreadable cache); default: stderr. */
+  warn?: (message: string) => void;
 }
 
 /** Checks that a path is a readable, structurally sound GGUF model file; throws ModelFileError otherwise. */
@@ -99,6 +110,8 @@ export class LlamaPair {
     readonly drafter: LlamaModel,
     readonly contextSize: number,
     private readonly threads: number,
+    /** Tokens per forward pass of each model, and how that was found. */
+    readonly evalChunks: { target: EvalChunk; drafter: EvalChunk },
   ) {}
 
   static async load(o: LlamaPairOptions): Promise<LlamaPair> {
@@ -124,7 +137,17 @@ export class LlamaPair {
       throw err;
     }
     const contextSize = o.contextSize ?? target.trainContextSize;
-    return new LlamaPair(llama, target, drafter, contextSize, o.threads);
+    let evalChunks;
+    try {
+      const chunkOf = (model: LlamaModel, path: string): Promise<EvalChunk> => evalChunkOf(llama, model, path, contextSize, o);
+      const t = await chunkOf(target, o.target);
+      evalChunks = { target: t, drafter: o.drafter === o.target ? t : await chunkOf(drafter, o.drafter) };
+    } catch (err) {
+      await target.dispose();
+      await drafter.dispose();
+      throw err;
+    }
+    return new LlamaPair(llama, target, drafter, contextSize, o.threads, evalChunks);
   }
 
   get vocabSize(): number {
@@ -168,7 +191,7 @@ export class LlamaPair {
   async instance(role: "target" | "drafter", label: string): Promise<LlamaInstance> {
     const model = role === "target" ? this.target : this.drafter;
     const context = await model.createContext({ contextSize: this.contextSize, threads: this.threads, sequences: 1 });
-    const inst = new LlamaInstance(label, context, context.getSequence(), vocabSize(this.target), this.eosToken);
+    const inst = new LlamaInstance(label, context, context.getSequence(), vocabSize(this.target), this.eosToken, this.evalChunks[role].chunk);
     this.instances.push(inst);
     return inst;
   }
@@ -178,6 +201,45 @@ export class LlamaPair {
     await this.target.dispose();
     await this.drafter.dispose();
   }
+}
+
+/**
+ * A model's batch-invariant chunk size: given (`--eval-chunk`), cached, or measured by the
+ * self-test on a context of its own (`batch-invariance.ts`).
+ */
+async function evalChunkOf(llama: Llama, model: LlamaModel, modelPath: string, contextSize: number, o: LlamaPairOptions): Promise<EvalChunk> {
+  if (o.evalChunk !== undefined) return { chunk: o.evalChunk, source: "flag" };
+  const probeLength = Math.min(PROBE_LENGTH, contextSize, model.trainContextSize);
+  const run: ProbeRunner = async (path, sizes) => {
+    const context = await model.createContext({ contextSize: probeLength, threads: o.threads, sequences: 1 });
+    try {
+      const sequence = context.getSequence();
+      const next = { generateNext: { token: true, confidence: true, options: { temperature: 0 } } } as const;
+      const outputs: ProbeOutput[] = [];
+      for (let at = 0, k = 0; at < path.length; k++) {
+        const size = sizes[k % sizes.length];
+        const results = await sequence.controlledEvaluate(path.slice(at, at + size).map((t) => [t, next] as const) as never);
+        for (const r of results as { next?: { token?: number; confidence?: number } }[]) outputs.push({ token: r.next?.token ?? -1, confidence: r.next?.confidence ?? NaN });
+        at += size;
+      }
+      return outputs;
+    } finally {
+      await context.dispose();
+    }
+  };
+  const release = llama.llamaCppRelease;
+  return measureEvalChunk({
+    modelPath,
+    kernels: {
+      build: `${llama.buildType} ${release.repo}@${release.release} ${llama.systemInfo}`,
+      device: llama.gpu === false ? "cpu" : `${llama.gpu}`,
+      threads: o.threads,
+    },
+    cacheDir: o.cacheDir === false ? undefined : (o.cacheDir ?? defaultCacheDir()),
+    run,
+    path: probePath(vocabSize(model), probeLength, model.tokens.bos ?? undefined),
+    warn: o.warn ?? ((m) => process.stderr.write(`dsi: warning: ${m}\n`)),
+  });
 }
 
 /**
@@ -234,6 +296,9 @@ export class LlamaInstance implements ModelInstance {
   /** Tokens whose keys and values are in this instance's cache. */
   private cached: number[] = [];
   private queue: Promise<unknown> = Promise.resolve();
+  get contextSize(): number {
+    return this.context.contextSize;
+  }
   /** Forward passes (decode calls) and tokens evaluated, for stats and tests. */
   decodes = 0;
   tokensEvaluated = 0;
@@ -244,6 +309,8 @@ export class LlamaInstance implements ModelInstance {
     private readonly sequence: LlamaContextSequence,
     readonly vocabSize: number,
     readonly eosToken: number | undefined,
+    /** Most tokens per forward pass: the model's batch-invariant chunk size. */
+    readonly evalChunk: number,
   ) {}
 
   evaluate(req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
@@ -271,7 +338,7 @@ export class LlamaInstance implements ModelInstance {
     if (signal?.aborted) throw new AbortError();
     if (req.from < 1 || req.from > tokens.length) throw new RangeError(`evaluate: from=${req.from} outside 1..${tokens.length}`);
     if (tokens.length > this.context.contextSize) {
-      throw new ModelFileError(`the sequence (${tokens.length} tokens) does not fit the model context of ${this.context.contextSize} tokens`);
+      throw new InvalidRequestError(`the sequence (${tokens.length} tokens) does not fit the model context of ${this.context.contextSize} tokens`);
     }
     // The output at position p comes from evaluating token p-1, so re-evaluate from `from - 1`.
     let keep = 0;
@@ -284,10 +351,19 @@ export class LlamaInstance implements ModelInstance {
     const next: GenerateNext =
       req.mode === "greedy" ? { token: true, options: { temperature: 0 } } : { probabilities: true, options: { temperature: 0 } };
     const items = tokens.slice(keep).map((t, i) => (keep + i >= req.from - 1 ? ([t, { generateNext: next }] as const) : t));
-    const results = await this.sequence.controlledEvaluate(items as never);
-    this.decodes++;
-    this.tokensEvaluated += items.length;
-    this.cached.push(...tokens.slice(keep));
+    // Never more than `evalChunk` tokens in one pass: then the cache and the outputs are the
+    // same bits however the context is read (one token at a time, windows, a catch-up).
+    const results: { next?: { token?: number; probabilities?: Map<number, number> } }[] = [];
+    for (let at = 0; at < items.length; at += this.evalChunk) {
+      if (at > 0 && signal?.aborted) throw new AbortError(); // preempted catch-up: stop between passes
+      const chunk = items.slice(at, at + this.evalChunk);
+      const got = (await this.sequence.controlledEvaluate(chunk as never)) as typeof results;
+      // One entry per item (the result leaves out the items after the last one asked about).
+      for (let i = 0; i < chunk.length; i++) results.push(got[i]);
+      this.decodes++;
+      this.tokensEvaluated += chunk.length;
+      this.cached.push(...tokens.slice(keep + at, keep + at + chunk.length));
+    }
     const outputs: PositionOutput[] = [];
     for (let i = req.from - 1 - keep; i < results.length; i++) {
       const p = keep + i + 1;

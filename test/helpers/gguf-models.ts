@@ -1,6 +1,5 @@
 /** Small generated GGUF pairs for tests, written once per process into a temporary directory. */
-
-
+import "./isolated-cache.js";
 import { join } from "node:path";
 import { writePair, type PairSpec } from "../../src/models/gguf/llama-model.js";
 import { tempDir } from "./temp.js";
@@ -13,6 +12,12 @@ export const SMALL_PAIR: PairSpec = {
   logitScale: 3,
   seed: 11,
 };
+
+/**
+ * SMALL_PAIR with room for 500-token sequences: long paths on random weights (near ties
+ * everywhere), where how a context was read would show in the outputs.
+ */
+export const LONG_PAIR: PairSpec = { ...SMALL_PAIR, target: { ...SMALL_PAIR.target, context: 512 } };
 
 /** A 12-token character vocabulary, so exact distributions over a few positions are cheap. */
 export const TINY_PAIR: PairSpec = {

@@ -1,4 +1,5 @@
 /** `dsi` commands as child processes: one-shot runs, and workers stopped when the test file ends. */
+import "./isolated-cache.js";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { after } from "node:test";
 import { fileURLToPath } from "node:url";
