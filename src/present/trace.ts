@@ -90,6 +90,11 @@ export function chromeTrace(logs: { name: string; events: readonly EngineEvent[]
       const { t, type, ...args } = e;
       out.push({ name: `lookahead ${e.lookahead}${e.probe ? " (probe)" : ""}`, cat: type, ph: "i", s: "t", pid, tid: ENGINE_TID, ts: us(t), args });
     }
+    // Instances lost under a task (a worker that died or missed its deadline): the task runs again.
+    for (const e of events) {
+      if (e.type !== "task-lost") continue;
+      out.push({ name: `task ${e.task} lost on instance ${e.instance}`, cat: e.type, ph: "i", s: "t", pid, tid: ENGINE_TID, ts: us(e.t), args: { error: e.error } });
+    }
   });
   return { traceEvents: out, displayTimeUnit: "ms" };
 }
