@@ -302,6 +302,8 @@ export class LlamaInstance implements ModelInstance {
   /** Forward passes (decode calls) and tokens evaluated, for stats and tests. */
   decodes = 0;
   tokensEvaluated = 0;
+  /** Most tokens one evaluation read (a catch-up, a prefill, a re-read after a switch). */
+  longestRead = 0;
 
   constructor(
     readonly label: string,
@@ -353,6 +355,7 @@ export class LlamaInstance implements ModelInstance {
     const items = tokens.slice(keep).map((t, i) => (keep + i >= req.from - 1 ? ([t, { generateNext: next }] as const) : t));
     // Never more than `evalChunk` tokens in one pass: then the cache and the outputs are the
     // same bits however the context is read (one token at a time, windows, a catch-up).
+    this.longestRead = Math.max(this.longestRead, items.length);
     const results: { next?: { token?: number; probabilities?: Map<number, number> } }[] = [];
     for (let at = 0; at < items.length; at += this.evalChunk) {
       if (at > 0 && signal?.aborted) throw new AbortError(); // preempted catch-up: stop between passes

@@ -12,9 +12,7 @@ import { TokenView } from "../../src/core/instance.js";
 import { GREEDY, type SamplingParams } from "../../src/core/sampling.js";
 import type { PositionOutput } from "../../src/core/verify.js";
 import { measureEvalChunk, probePath, selfTestEvalChunk, type ProbeOutput, type ProbeRunner } from "../../src/models/batch-invariance.js";
-import { llamaBackend } from "../../src/models/backend.js";
-import { PROFILES } from "../../src/models/latency.js";
-import { makeClock } from "../../src/runtime/clock.js";
+import { assembleRuntime } from "../../src/models/runtime.js";
 import { LlamaPair, type LlamaInstance } from "../../src/models/llama.js";
 import { LONG_PAIR, pairFiles, SMALL_PAIR } from "../helpers/gguf-models.js";
 import { tempDir } from "../helpers/temp.js";
@@ -182,13 +180,18 @@ describe("llama.cpp outputs do not depend on how the context was read", () => {
 });
 
 describe("DSI over seven llama targets, 300 tokens: instances catch up on long stretches", () => {
-  test("greedy DSI and SI equal non-SI token for token", async () => {
+  test("greedy DSI and SI equal non-SI token for token, with catch-ups longer than the chunk", async () => {
     const files = await pairFiles("long", LONG_PAIR);
-    const backend = await llamaBackend({ ...files, threads: 1, gpu: false });
+    const pair = await LlamaPair.load({ ...files, threads: 1, gpu: false });
     try {
+      const drafter = await pair.instance("drafter", "drafter");
+      const targets: LlamaInstance[] = [];
+      for (let i = 0; i < 7; i++) targets.push(await pair.instance("target", `target-${i}`));
+      const prompt = pair.encode("the quick brown fox");
       const run = async (algo: "nonsi" | "si" | "dsi", sp: number, lookahead?: number | "auto"): Promise<number[]> => {
-        const rt = await backend.runtime(makeClock("real"), sp, PROFILES.get("none")!);
-        const gen = generate(algo, rt, { prompt: backend.tokenizer.encode("the quick brown fox"), maxTokens: 300, sampling: GREEDY, verify: "greedy", seed: 0, ...(algo === "nonsi" ? {} : { lookahead }) });
+        // Caches are kept between runs: an instance resumes from whatever it held.
+        const rt = assembleRuntime({ clock: "real", drafter, target: (i) => targets[i], vocabSize: pair.vocabSize, eosToken: pair.eosToken, sp });
+        const gen = generate(algo, rt, { prompt, maxTokens: 300, sampling: GREEDY, verify: "greedy", seed: 0, ...(algo === "nonsi" ? {} : { lookahead }) });
         return (await gen.result).tokens;
       };
       const reference = await run("nonsi", 1);
@@ -196,8 +199,11 @@ describe("DSI over seven llama targets, 300 tokens: instances catch up on long s
       assert.deepEqual(await run("dsi", 7, 3), reference);
       assert.deepEqual(await run("dsi", 7, "auto"), reference);
       assert.deepEqual(await run("si", 1, 5), reference);
+      assert.deepEqual(await run("dsi", 3, 8), reference);
+      const longest = Math.max(...targets.map((t) => t.longestRead));
+      assert.ok(longest > pair.evalChunks.target.chunk, `some instance read ${longest} tokens at once, more than one chunk of ${pair.evalChunks.target.chunk}`);
     } finally {
-      await backend.close();
+      await pair.dispose();
     }
   });
 });
