@@ -2,6 +2,8 @@
  * Latency profiles: wrap any instance so that each evaluation also takes modelled time on
  * whichever clock runs. On the virtual clock this turns zero-cost synthetic models into
  * the paper's setting; on the real clock it adds a pair's latency on top of real compute.
+ * The wrapper mirrors what the instance's cache holds, so a long prompt, or a sequence the
+ * instance has not seen, costs its prefill every time it is read, as on a real model.
  */
 import type { PositionOutput } from "../core/verify.js";
 import type { Clock } from "../runtime/clock.js";
@@ -10,12 +12,38 @@ import { PAPER_PAIRS } from "./paper-pairs.js";
 
 /** The cost model of one model (all milliseconds). */
 export interface ModelLatency {
-  /** Time to first token: the first evaluation of an instance (prompt prefill). */
+  /** The first evaluation of an instance (a short prompt's prefill, warm-up): it takes this instead of `tpotMs`. */
   ttftMs: number;
   /** Time per output token: every later forward pass. */
   tpotMs: number;
   /** Extra time per additional position in one forward pass (a window of k drafts has k+1). */
   perExtraPositionMs: number;
+  /**
+   * Time per token a pass reads that is not in the instance's cache, once there are more of
+   * them than one step's time covers (see `passMs`): a long prompt, an instance catching up
+   * or switching to another sequence. Default: `tpotMs / PREFILL_TOKENS_PER_STEP`.
+   */
+  prefillPerTokenMs?: number;
+}
+
+/**
+ * How many tokens a forward pass reads in the time of one step, by default. A step is bound
+ * by reading the weights, a prefill by compute: on an A100 a 7-15B model prefills at about
+ * 0.1-0.15 ms per token against 20-50 ms per step, so up to a few hundred tokens ride along
+ * in a step and a 2,000-token prompt costs about 8 steps.
+ */
+export const PREFILL_TOKENS_PER_STEP = 256;
+
+/**
+ * Modelled duration of one forward pass: `outputs` positions verified, `read` tokens fed (the
+ * outputs' positions plus whatever before them the cache lacked), `first` on a fresh instance.
+ * The larger of the step's cost and the cost of reading: ordinary steps, windows and short
+ * catch-ups cost what they always did, a long read grows with its length.
+ */
+export function passMs(latency: ModelLatency, outputs: number, read: number, first = false): number {
+  const step = (first ? latency.ttftMs : latency.tpotMs) + latency.perExtraPositionMs * Math.max(0, outputs - 1);
+  const perToken = latency.prefillPerTokenMs ?? latency.tpotMs / PREFILL_TOKENS_PER_STEP;
+  return Math.max(step, perToken * read);
 }
 
 export interface LatencyProfile {
@@ -26,7 +54,10 @@ export interface LatencyProfile {
   acceptance?: number;
 }
 
-/** The paper's setting: a forward pass costs its TPOT whatever the window size; TTFT is not reported, so it equals TPOT. */
+/**
+ * The paper's setting: a forward pass costs its TPOT whatever the window size; TTFT is not
+ * reported, so it equals TPOT (a long read still costs its prefill, `passMs`).
+ */
 export function flatLatency(ms: number): ModelLatency {
   return { ttftMs: ms, tpotMs: ms, perExtraPositionMs: 0 };
 }
@@ -74,6 +105,8 @@ export class LatencyInstance implements ModelInstance {
   readonly vocabSize: number;
   readonly eosToken: number | undefined;
   private warm = false;
+  /** The tokens the modelled cache holds (what the last evaluation read), to charge what a request adds. */
+  private readonly cached: number[] = [];
   constructor(
     private readonly inner: ModelInstance,
     private readonly clock: Clock,
@@ -82,26 +115,47 @@ export class LatencyInstance implements ModelInstance {
     this.label = inner.label;
     this.vocabSize = inner.vocabSize;
     this.eosToken = inner.eosToken;
-    if (inner.probe) this.probe = () => inner.probe!();
+    if (inner.probe) {
+      this.probe = async () => {
+        const back = await inner.probe!();
+        if (back) this.cached.length = 0; // a restarted instance holds nothing
+        return back;
+      };
+    }
   }
 
   readonly probe?: () => Promise<boolean>;
 
-  /** Modelled duration of an evaluation producing `positions` outputs. */
-  cost(positions: number): number {
-    const base = this.warm ? this.latency.tpotMs : this.latency.ttftMs;
-    return base + this.latency.perExtraPositionMs * Math.max(0, positions - 1);
+  /** Modelled duration of an evaluation producing `positions` outputs that reads `read` tokens (default: just those). */
+  cost(positions: number, read = positions): number {
+    return passMs(this.latency, positions, Math.max(read, positions), !this.warm);
   }
 
   async evaluate(req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
     const outputs = await this.inner.evaluate(req, signal);
-    const ms = this.cost(outputs.length);
+    const ms = this.cost(outputs.length, this.read(req.tokens, req.from));
     this.warm = true;
     await this.clock.sleep(ms, signal);
     return outputs;
   }
+
+  /**
+   * Tokens the pass for a request feeds, and the cache afterwards: from `from - 1` on (the
+   * first output follows tokens[0..from)) plus what the cache lacks before that. The cache is
+   * updated at once, also for a call aborted later (a pass that started reads anyway), so
+   * calls that overlap, as on a drafter shared by generations, each see the one before.
+   */
+  private read(tokens: EvalRequest["tokens"], from: number): number {
+    const limit = Math.min(this.cached.length, tokens.length);
+    let common = 0;
+    while (common < limit && this.cached[common] === tokens.at(common)) common++;
+    this.cached.length = common;
+    for (let i = common; i < tokens.length; i++) this.cached.push(tokens.at(i)!);
+    return tokens.length - Math.min(common, Math.max(0, from - 1));
+  }
 }
 
 export function withLatency(inner: ModelInstance, clock: Clock, latency: ModelLatency): ModelInstance {
-  return latency.ttftMs === 0 && latency.tpotMs === 0 && latency.perExtraPositionMs === 0 ? inner : new LatencyInstance(inner, clock, latency);
+  const none = latency.ttftMs === 0 && latency.tpotMs === 0 && latency.perExtraPositionMs === 0 && !latency.prefillPerTokenMs;
+  return none ? inner : new LatencyInstance(inner, clock, latency);
 }

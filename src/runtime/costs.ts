@@ -2,6 +2,16 @@
  * Observed costs: target tasks by the number of drafts they verified, and drafter steps. The
  * target pool owns one, so what one generation learned about the instances serves the next
  * from its first token (DSI's slack and guard rules and the adaptive lookahead read it).
+ * Prefill tasks (an instance's first read of a generation's context) cost what the context's
+ * length makes them cost, not what a step costs: they are kept out of the means and of the
+ * rules' estimates, where they only stand in for a size not seen lately, in the direction
+ * that keeps the rules' bounds (see each estimate).
+ *
+ * The rules' estimates are recent extremes, not all-time ones: the quickest or slowest of the
+ * last `RECENT_TASKS` tasks of a size. A recent min (max) follows a change in the safe
+ * direction at once (a quicker step, a slower window) and forgets an outlier (a slow spell,
+ * a misclassified task) after `RECENT_TASKS` tasks of its size, or `RECENT_HORIZON` tasks of
+ * any size: on a long-running pool nothing that happened once decides the rules for good.
  */
 
 /**
@@ -9,6 +19,11 @@
  * the means follow a machine that gets busier or quieter within a handful of tasks.
  */
 const MEAN_WEIGHT = 0.25;
+
+/** The bounds per size read the last this many tasks of that size... */
+export const RECENT_TASKS = 16;
+/** ...seen within the last this many tasks of any size (a size not used lately is unknown again). */
+export const RECENT_HORIZON = 256;
 
 /** A running mean that follows recent values (exponentially weighted). */
 class RunningMean {
@@ -18,18 +33,40 @@ class RunningMean {
   }
 }
 
+/** The last `RECENT_TASKS` durations of one size, each with its stamp (tasks observed when it was seen). */
+class Recent {
+  private readonly ms: number[] = [];
+  private readonly at: number[] = [];
+  private next = 0;
+  observe(ms: number, at: number): void {
+    this.ms[this.next] = ms;
+    this.at[this.next] = at;
+    this.next = (this.next + 1) % RECENT_TASKS;
+  }
+  /** The smallest (`sign` 1) or largest (`sign` -1) duration stamped after `since`; undefined if none. */
+  extreme(since: number, sign: 1 | -1): number | undefined {
+    let best: number | undefined;
+    this.ms.forEach((ms, i) => {
+      if (this.at[i] > since && (best === undefined || sign * ms < sign * best)) best = ms;
+    });
+    return best;
+  }
+}
+
 export class TaskCosts {
-  /** Fastest task seen, of any size: the pace of non-SI (one forward pass per token). */
-  private fastest = Infinity;
-  /** Slowest duration seen per number of drafts. */
-  private readonly slowestBySize: number[] = [];
+  /** Recent durations per number of drafts (prefill kept out): what DSI's slack and guard rules read. */
+  private readonly recentBySize: Recent[] = [];
+  /** Recent prefill tasks per number of drafts: an upper estimate where no other task was seen lately. */
+  private readonly prefillBySize: Recent[] = [];
   /** Recent mean duration per number of drafts. */
   private readonly meanBySize: RunningMean[] = [];
   /** Recent mean of one-token tasks that ran alone: what a non-SI step costs. */
   private readonly solo = new RunningMean();
-  /** Tasks observed, and how many there were when a one-token task last ran alone. */
+  /** Tasks observed (prefill kept out), and how many there were when a one-token task last ran alone. */
   private tasks = 0;
   private soloAt = 0;
+  /** Every task observed, prefill included: the clock of `RECENT_HORIZON`. */
+  private stamp = 0;
   private readonly drafter = new RunningMean();
   /** Changes with every observation (readers cache what they derive from the costs). */
   version = 0;
@@ -37,16 +74,20 @@ export class TaskCosts {
   /**
    * Records a task with `drafts` drafts that took `ms`. `kind`: `prefill` when the instance
    * first read the generation's context (a prompt's worth of positions: kept out of the
-   * means), `alone` when nothing else of the generation (no other task, no drafter step) ran
-   * beside it, so on a shared CPU it ran at full speed.
+   * means and of the rules' estimates, where it only stands in for a size not seen lately),
+   * `alone` when nothing else of the generation (no other task, no drafter step) ran beside
+   * it, so on a shared CPU it ran at full speed.
    */
   observe(drafts: number, ms: number, kind: "prefill" | "alone" | "shared" = "shared"): void {
     this.version++;
-    this.fastest = Math.min(this.fastest, ms);
-    this.slowestBySize[drafts] = Math.max(this.slowestBySize[drafts] ?? 0, ms);
-    if (kind === "prefill") return;
-    (this.meanBySize[drafts] ??= new RunningMean()).observe(ms);
+    this.stamp++;
+    if (kind === "prefill") {
+      (this.prefillBySize[drafts] ??= new Recent()).observe(ms, this.stamp);
+      return;
+    }
     this.tasks++;
+    (this.meanBySize[drafts] ??= new RunningMean()).observe(ms);
+    (this.recentBySize[drafts] ??= new Recent()).observe(ms, this.stamp);
     if (kind === "alone" && drafts === 0) {
       this.solo.observe(ms);
       this.soloAt = this.tasks;
@@ -59,14 +100,46 @@ export class TaskCosts {
     this.drafter.observe(ms);
   }
 
-  /** The fastest task seen; undefined before any. */
-  fastestMs(): number | undefined {
-    return Number.isFinite(this.fastest) ? this.fastest : undefined;
+  /**
+   * The quickest of the recent tasks with exactly `drafts` drafts (the last `RECENT_TASKS` of
+   * that size within the last `RECENT_HORIZON` tasks), prefill kept out; undefined if none.
+   */
+  quickestMs(drafts: number): number | undefined {
+    return this.recentBySize[drafts]?.extreme(this.stamp - RECENT_HORIZON, 1);
   }
 
-  /** The slowest task seen with exactly `drafts` drafts; undefined if none was seen. */
+  /**
+   * A lower estimate of non-SI's step now (the slack rule's deadline): the quickest recent
+   * one-token pass. Before one was seen lately (a fresh pool: every first task of a generation
+   * on an instance is a prefill), the quickest recent one-token prefill, if it was no slower
+   * than every recent task of any size: with flat costs a step exactly, else off by at most
+   * what a window costs more than a step (as the rules allow for what was not observed yet).
+   * A long prompt's prefill costs more than a window and never stands in.
+   */
+  stepMs(): number | undefined {
+    const step = this.quickestMs(0);
+    if (step !== undefined) return step;
+    const since = this.stamp - RECENT_HORIZON;
+    const prefill = this.prefillBySize[0]?.extreme(since, 1);
+    if (prefill === undefined) return undefined;
+    let quickest: number | undefined;
+    for (const r of this.recentBySize) {
+      const ms = r?.extreme(since, 1);
+      if (ms !== undefined) quickest = Math.min(quickest ?? ms, ms);
+    }
+    // (Within rounding: durations are differences of clock readings.)
+    return quickest !== undefined && prefill <= quickest * (1 + 1e-9) ? prefill : undefined;
+  }
+
+  /**
+   * An upper estimate of a task with `drafts` drafts now: the slowest of the recent ones (as
+   * `quickestMs`), else the quickest recent prefill task of that size (it read at least what
+   * such a task reads: a short prompt's costs about as much, a long one's only more); undefined
+   * if neither was seen lately.
+   */
   slowestMs(drafts: number): number | undefined {
-    return this.slowestBySize[drafts];
+    const since = this.stamp - RECENT_HORIZON;
+    return this.recentBySize[drafts]?.extreme(since, -1) ?? this.prefillBySize[drafts]?.extreme(since, 1);
   }
 
   /** The recent mean duration of tasks with exactly `drafts` drafts; undefined if none was seen. */
@@ -90,19 +163,21 @@ export class TaskCosts {
   }
 
   /**
-   * Expected (pessimistic) duration of a task with `drafts` drafts: the slowest observed for
-   * that size, else linear from the one-token cost with the steepest slope observed; undefined
-   * while neither a one-token task nor a larger one has been seen.
+   * Expected (pessimistic) duration of a task with `drafts` drafts: `slowestMs` of that size,
+   * else linear from the one-token cost with the steepest slope seen lately; undefined while
+   * neither a one-token task nor a larger one has been seen lately.
    */
   estimateMs(drafts: number): number | undefined {
-    const seen = this.slowestBySize[drafts];
+    const seen = this.slowestMs(drafts);
     if (seen !== undefined) return seen;
-    const single = this.slowestBySize[0];
+    const single = this.slowestMs(0);
     if (single === undefined) return undefined;
     let slope: number | undefined;
-    this.slowestBySize.forEach((ms, k) => {
-      if (k > 0 && ms !== undefined) slope = Math.max(slope ?? 0, (ms - single) / k);
-    });
+    const sizes = Math.max(this.recentBySize.length, this.prefillBySize.length);
+    for (let k = 1; k < sizes; k++) {
+      const ms = this.slowestMs(k);
+      if (ms !== undefined) slope = Math.max(slope ?? 0, (ms - single) / k);
+    }
     return slope === undefined ? undefined : single + slope * drafts;
   }
 }

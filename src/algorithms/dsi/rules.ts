@@ -8,16 +8,31 @@
  *    drafts ready there (up to L, possibly none), unless the slack rule holds it.
  * 2. Slack rule: when that task would take the last free instance and carries fewer than L
  *    drafts while more can come, it waits for a fuller window, but only as long as it still
- *    finishes by the time non-SI would commit f (non-SI's pace from the fastest task seen,
- *    the window's cost from the slowest full window seen). With one instance this makes DSI
- *    do SI's work with drafting overlapped, without losing the non-SI bound. The adaptive
- *    lookahead may turn it off (`patient`): where sending the drafts made during the last task
- *    at once pays more than waiting for a full window.
+ *    finishes by the time non-SI would commit f. With one instance this makes DSI do SI's
+ *    work with drafting overlapped, without losing the non-SI bound. The adaptive lookahead
+ *    may turn it off (`patient`): where sending the drafts made during the last task at once
+ *    pays more than waiting for a full window.
  * 3. Guard rule: when f is covered only by running windows that the observed costs say will
  *    finish later than a fresh one-token pass would, a free instance takes a one-token task
  *    on f (the windows go on). It never fires with flat costs; costs not yet observed count
  *    as flat.
  * 4. Otherwise the window rule of the queue policy (queue.ts) applies.
+ *
+ * Costs (runtime/costs.ts): the rules read recent extremes per size on the pool (the last 16
+ * tasks of a size, within the last 256 tasks), not all-time ones, and leave prefill tasks
+ * out, so one long prompt, a slow spell or a size not used lately does not stay in them.
+ * - Slack: a window sent at `until` must finish by non-SI's commit time of f, so it needs a
+ *   lower estimate of non-SI's step (`stepMs`: the quickest recent one-token pass) and an
+ *   upper one of the window (`slowestMs(L)`: the slowest recent full window). A recent min
+ *   and max follow a change in the safe direction at once (a quicker step, a slower window)
+ *   and forget an outlier after 16 tasks of its size. Either unknown: no waiting (DESIGN.md's
+ *   frontier rule). On a fresh pool a short prompt's one-token prefill stands in for the step
+ *   when it is no slower than any window (flat costs: exactly a step); a long prompt's never.
+ * - Guard: compares two upper estimates, the slowest recent of each size (a covering window,
+ *   a fresh one-token pass), like against like, so it fires on windows that cost more than
+ *   passes and not on noise. For a size not seen lately the quickest recent prefill of that
+ *   size stands in (it costs at least such a task: for a window the guard fires sooner, for
+ *   the pass later, never on a cost nothing showed).
  *
  * Together: never slower than non-SI (exactly with flat costs, within the cost of what was
  * not observed yet otherwise); with SP >= ceil(target / (L * drafter)) never slower than SI

@@ -205,11 +205,12 @@ class DsiRun {
   }
 
   /**
-   * When non-SI would commit position p: one fastest pass per token after the first commit
-   * (or after the start, before it). Undefined while no task was observed.
+   * When non-SI would commit position p, at the earliest: one quickest recent one-token pass
+   * per token after the first commit (or after the start, before it). Undefined while no
+   * one-token pass has been observed lately (rules.ts says why a lower estimate).
    */
   private nonSiCommitAt(p: number): number | undefined {
-    const fastest = this.ctx.rt.pool.costs.fastestMs();
+    const fastest = this.ctx.rt.pool.costs.stepMs();
     if (fastest === undefined) return undefined;
     const n = p - this.ctx.opts.prompt.length; // tokens non-SI commits before p
     return this.firstCommitAt !== undefined ? this.firstCommitAt + n * fastest : this.ctx.startedAt + (n + 1) * fastest;
