@@ -104,6 +104,12 @@ export class LatencyInstance implements ModelInstance {
   readonly label: string;
   readonly vocabSize: number;
   readonly eosToken: number | undefined;
+  get contextSize(): number | undefined {
+    return this.inner.contextSize;
+  }
+  get evalChunk(): number | undefined {
+    return this.inner.evalChunk;
+  }
   private warm = false;
   /** The tokens the modelled cache holds (what the last evaluation read), to charge what a request adds. */
   private readonly cached: number[] = [];
