@@ -21,8 +21,8 @@ import { runWorker } from "./worker.js";
 import { runCluster } from "./cluster.js";
 import cliProgress from "cli-progress";
 import type { DownloadProgress } from "../models/resolve.js";
-import { checkServeFlags, runServe } from "./serve.js";
-import { ClusterError, clusterBackend, loadClusterFile } from "../models/remote/cluster.js";
+import { checkServeFlags, runServe, SERVE_DEFAULTS } from "./serve.js";
+import { ClusterError, clusterBackend, loadClusterFile, type ClusterOptions } from "../models/remote/cluster.js";
 
 /** More target instances than any machine here has; also keeps typos from exhausting memory. */
 const MAX_SP = 1024;
@@ -54,9 +54,21 @@ function syntheticFlag(key: "vocab" | "agreement" | "history" | "modelSeed"): Op
     case "agreement":
       return new Option("--agreement <X>", "synthetic: how often the drafter agrees with the target, in [0, 1]").argParser(numberInRange(0, 1)).default(SYNTHETIC_DEFAULTS.agreement);
     case "history":
-      return new Option("--history <N>", `synthetic: previous tokens the tables condition on, 0..${MAX_SYNTHETIC_CONTEXT}`).argParser(intInRange(0, MAX_SYNTHETIC_CONTEXT)).default(SYNTHETIC_DEFAULTS.context);
+      return new Option("--history <N|all>", `synthetic: previous tokens the tables condition on, 0..${MAX_SYNTHETIC_CONTEXT}, or all (the whole prefix: every output depends on every earlier token)`)
+        .argParser(historyFlag)
+        .default(SYNTHETIC_DEFAULTS.context);
     case "modelSeed":
       return new Option("--model-seed <N>", `synthetic: seed of the model tables, 0..${MAX_SEED}`).argParser(intInRange(0, MAX_SEED)).default(SYNTHETIC_DEFAULTS.seed);
+  }
+}
+
+/** `--history`: a number of previous tokens, or `all`. */
+function historyFlag(v: string): number | "all" {
+  if (v.trim() === "all") return "all";
+  try {
+    return intInRange(0, MAX_SYNTHETIC_CONTEXT)(v);
+  } catch {
+    throw new InvalidArgumentError(`must be all or an integer in 0..${MAX_SYNTHETIC_CONTEXT}.`);
   }
 }
 
@@ -78,7 +90,7 @@ function withSyntheticFlags(c: Command): Command {
 }
 
 /** The synthetic model the flags describe. */
-function syntheticSpec(o: { vocab: number; agreement: number; history: number; modelSeed: number }): Partial<SyntheticSpec> {
+function syntheticSpec(o: { vocab: number; agreement: number; history: number | "all"; modelSeed: number }): Partial<SyntheticSpec> {
   return { vocab: o.vocab, agreement: o.agreement, context: o.history, seed: o.modelSeed };
 }
 
@@ -391,7 +403,10 @@ function program(): Command {
     .option("--sp <N>", `target instances shared by all requests, 1..${MAX_SP}`, intInRange(1, MAX_SP), 4)
     .addOption(new Option("--algo <name>", "default algorithm (a request's dsi.algo overrides it)").choices(["nonsi", "si", "dsi"]).default("dsi"))
     .option("--lookahead <L>", `default lookahead: auto (chosen per window, 0..${AUTO_MAX_LOOKAHEAD}) or 1..${MAX_LOOKAHEAD}`, autoOrIntInRange(1, MAX_LOOKAHEAD), "auto")
-    .option("--max-tokens <N>", `tokens generated when a request gives no max_tokens, 0..${MAX_TOKENS}`, intInRange(0, MAX_TOKENS), 16)
+    .option("--max-tokens <N>", `tokens generated when a request gives no max_tokens, 0..${MAX_TOKENS} (at most --max-tokens-limit)`, intInRange(0, MAX_TOKENS), 16)
+    .option("--max-tokens-limit <N>", `most tokens a request may ask for (max_tokens, per choice), 1..${MAX_TOKENS}`, intInRange(1, MAX_TOKENS), SERVE_DEFAULTS.maxTokensLimit)
+    .option("--request-timeout <s>", "seconds a client has to send a whole request, headers and body (then 408), 1..3600", intInRange(1, 3600), SERVE_DEFAULTS.requestTimeoutS)
+    .option("--headers-timeout <s>", "seconds a client has to send a request's headers (then 408), 1..3600, at most --request-timeout", intInRange(1, 3600), SERVE_DEFAULTS.headersTimeoutS)
     .option("--api-key <key>", "requests to /v1/ must send Authorization: Bearer KEY, 16+ characters (default: $DSI_API_KEY)", nonEmpty("--api-key"))
     .option("--max-concurrent <N>", "generations running at once, 1..4096", intInRange(1, 4096), 64)
     .option("--max-queue <N>", "requests waiting beyond those (then 429), 0..100000", intInRange(0, 100_000), 256)
@@ -401,7 +416,8 @@ function program(): Command {
       refuseBackendFlags(o, command);
       if (o.algo === "nonsi" && given("lookahead")) throw new UsageError("--lookahead applies to --algo si and dsi (non-SI drafts nothing)");
       const apiKey = checkServeFlags(o);
-      await runServe(() => openBackend(o), o, apiKey);
+      // A server waits for its target workers (503 until one answers); generate needs one now.
+      await runServe(() => openBackend(o, { waitForTargets: true }), o, apiKey);
     });
 
   cmd
@@ -422,7 +438,7 @@ interface BackendFlags {
   backend: string;
   vocab: number;
   agreement: number;
-  history: number;
+  history: number | "all";
   modelSeed: number;
   target?: string;
   drafter?: string;
@@ -431,8 +447,9 @@ interface BackendFlags {
   evalChunk?: number;
 }
 
-async function openBackend(o: BackendFlags): Promise<Backend> {
-  if (o.cluster !== undefined) return clusterBackend(await loadClusterFile(o.cluster), `cluster file ${o.cluster}`);
+async function openBackend(o: BackendFlags, cluster: ClusterOptions = {}): Promise<Backend> {
+  // Workers missing at start, added later, lost and back: one line each on standard error.
+  if (o.cluster !== undefined) return clusterBackend(await loadClusterFile(o.cluster), `cluster file ${o.cluster}`, { log: (line) => console.error(`dsi: ${line}`), ...cluster });
   const spec =
     o.backend === "synthetic"
       ? { backend: "synthetic" as const, ...syntheticSpec(o) }

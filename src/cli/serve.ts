@@ -3,10 +3,14 @@ import type { AlgorithmName, Lookahead } from "../algorithms/options.js";
 import type { Backend } from "../models/backend.js";
 import type { LatencyProfile } from "../models/latency.js";
 import { isLoopback } from "../models/remote/security.js";
+import { HTTP_DEFAULTS } from "../serve/http.js";
 import { ServeMetrics } from "../serve/metrics.js";
 import { buildServer, type ServiceSlot } from "../serve/server.js";
 import { Service } from "../serve/service.js";
 import { onSignals, UsageError } from "./flags.js";
+
+/** The defaults of the flags that bound a request in time and size. */
+export const SERVE_DEFAULTS = HTTP_DEFAULTS;
 
 /** The environment variable `dsi serve` reads its API key from. */
 export const API_KEY_ENV = "DSI_API_KEY";
@@ -21,6 +25,11 @@ export interface ServeFlags {
   algo: AlgorithmName;
   lookahead: Lookahead;
   maxTokens: number;
+  /** Most tokens a request may ask for, per choice. */
+  maxTokensLimit: number;
+  /** Seconds a client has to send a whole request, and its headers. */
+  requestTimeout: number;
+  headersTimeout: number;
   apiKey?: string;
   maxConcurrent: number;
   maxQueue: number;
@@ -32,6 +41,8 @@ export interface ServeFlags {
 export function checkServeFlags(f: ServeFlags): string | undefined {
   const key = f.apiKey ?? (process.env[API_KEY_ENV] || undefined);
   if (key !== undefined && key.length < 16) throw new UsageError(`${f.apiKey !== undefined ? "--api-key" : API_KEY_ENV}: give at least 16 characters`);
+  if (f.maxTokens > f.maxTokensLimit) throw new UsageError(`--max-tokens: ${f.maxTokens} exceeds --max-tokens-limit (${f.maxTokensLimit}), the most a request may ask for`);
+  if (f.headersTimeout > f.requestTimeout) throw new UsageError(`--headers-timeout: ${f.headersTimeout} s exceeds --request-timeout (${f.requestTimeout} s), which includes the headers`);
   if (!isLoopback(f.host) && key === undefined) throw new UsageError(`--host: ${f.host} is not a loopback address; a server reachable from other hosts needs an API key (--api-key or ${API_KEY_ENV})`);
   return key;
 }
@@ -43,7 +54,18 @@ export function checkServeFlags(f: ServeFlags): string | undefined {
 export async function runServe(open: () => Promise<Backend>, f: ServeFlags, apiKey: string | undefined): Promise<void> {
   const metrics = new ServeMetrics();
   const slot: ServiceSlot = {};
-  const app = buildServer({ slot, metrics, modelId: MODEL_ID, apiKey, algo: f.algo, lookahead: f.lookahead, defaultMaxTokens: f.maxTokens });
+  const app = buildServer({
+    slot,
+    metrics,
+    modelId: MODEL_ID,
+    apiKey,
+    algo: f.algo,
+    lookahead: f.lookahead,
+    defaultMaxTokens: f.maxTokens,
+    maxTokensLimit: f.maxTokensLimit,
+    requestTimeoutMs: f.requestTimeout * 1000,
+    headersTimeoutMs: f.headersTimeout * 1000,
+  });
   let address: string;
   try {
     address = await app.listen({ host: f.host, port: f.port });

@@ -44,6 +44,17 @@ export class ServeMetrics {
   readonly active = new Gauge({ name: "dsi_active_generations", help: "Generations running now", registers: [this.registry] });
   readonly queued = new Gauge({ name: "dsi_queue_length", help: "Requests waiting for a generation slot", registers: [this.registry] });
   readonly busyInstances = new Gauge({ name: "dsi_busy_target_instances", help: "Target instances evaluating now", registers: [this.registry] });
+  readonly poolQueued = new Gauge({
+    name: "dsi_pool_queued_generations",
+    help: "Generations waiting for a target instance of their own (at most one running generation per instance)",
+    registers: [this.registry],
+  });
+  readonly evalChunk = new Gauge({
+    name: "dsi_eval_chunk_tokens",
+    help: "Most tokens per forward pass (real kernels: the largest chunk whose outputs match one token at a time), by model",
+    labelNames: ["model"],
+    registers: [this.registry],
+  });
 
   /** What the runtime reports per task and per draft (see RuntimeObserver). */
   readonly observer: RuntimeObserver = {
@@ -91,6 +102,25 @@ export class ServeMetrics {
         for (const w of await snapshot()) this.set({ worker: w.address }, w.stats ? 1 : 0);
       },
     });
+  }
+
+  /** Target instances configured and live now (see Service.targets), read at each scrape. */
+  watchTargets(read: () => Promise<{ configured: number; live: number }>): void {
+    let last: Promise<{ configured: number; live: number }> | undefined;
+    const snapshot = (): Promise<{ configured: number; live: number }> => (last ??= read().finally(() => setTimeout(() => (last = undefined), 0)));
+    for (const [name, help, key] of [
+      ["dsi_target_instances_configured", "Target instances the server was started with (a cluster's target workers)", "configured"],
+      ["dsi_target_instances_live", "Target instances serving now: not lost and, for a cluster, answering", "live"],
+    ] as const) {
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        async collect() {
+          this.set((await snapshot())[key]);
+        },
+      });
+    }
   }
 
   /** A finished generation's work. */

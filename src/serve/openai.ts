@@ -26,6 +26,18 @@ export const invalid = (param: string, message: string, code: string | null = nu
 /** Most completions one request may ask for (`n`). */
 export const MAX_N = 16;
 
+/** Seeds are 32-bit keys of the randomness (core/random): every accepted value is used as given. */
+export const MAX_SEED = 2 ** 32 - 1;
+
+/**
+ * An integer in min..max, with one message for every way a value can miss (not a number, a
+ * fraction, beyond a safe integer, out of range) that names the real range.
+ */
+const intIn = (min: number, max: number, why = ""): z.ZodNumber => {
+  const error = `must be an integer in ${min}..${max}${why}`;
+  return z.number({ error }).int().min(min).max(max);
+};
+
 /** The per-request choice of algorithm and speculation (the `dsi` extension object). */
 const DsiOptions = z
   .object({
@@ -33,26 +45,10 @@ const DsiOptions = z
     lookahead: z
       .union([z.literal("auto"), z.number().int().min(1).max(MAX_LOOKAHEAD)], { error: `must be "auto" or an integer in 1..${MAX_LOOKAHEAD}` })
       .optional(),
-    sp: z.number().int().min(1).max(1024).optional(),
+    sp: intIn(1, 1024).optional(),
     verify: z.enum(["greedy", "rejection", "match"]).optional(),
   })
   .strict();
-
-const common = {
-  model: z.string().min(1),
-  temperature: z.number().min(0).max(2).optional(),
-  top_p: z.number().gt(0).max(1).optional(),
-  seed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
-  stop: z.union([z.string().min(1), z.array(z.string().min(1)).min(1).max(4)]).nullable().optional(),
-  n: z.number().int().min(1).max(MAX_N).optional(),
-  stream: z.boolean().nullable().optional(),
-  stream_options: z.object({ include_usage: z.boolean().optional() }).strict().nullable().optional(),
-  max_tokens: z.number().int().min(0).max(1_000_000).nullable().optional(),
-  dsi: DsiOptions.optional(),
-};
-
-export const CompletionRequest = z.object({ ...common, prompt: z.string() }).strict();
-export type CompletionRequest = z.infer<typeof CompletionRequest>;
 
 const Message = z
   .object({
@@ -61,14 +57,32 @@ const Message = z
   })
   .strict();
 
-export const ChatRequest = z
-  .object({
-    ...common,
-    messages: z.array(Message).min(1),
-    max_completion_tokens: z.number().int().min(0).max(1_000_000).nullable().optional(),
-  })
-  .strict();
-export type ChatRequest = z.infer<typeof ChatRequest>;
+/**
+ * The request bodies of a server whose requests may ask for at most `maxTokensLimit` tokens
+ * per choice (`--max-tokens-limit`).
+ */
+export function requestSchemas(maxTokensLimit: number) {
+  const maxTokens = intIn(0, maxTokensLimit, " (this server's --max-tokens-limit)").nullable().optional();
+  const common = {
+    model: z.string().min(1),
+    temperature: z.number().min(0).max(2).optional(),
+    top_p: z.number().gt(0).max(1).optional(),
+    seed: intIn(0, MAX_SEED).optional(),
+    stop: z.union([z.string().min(1), z.array(z.string().min(1)).min(1).max(4)]).nullable().optional(),
+    n: intIn(1, MAX_N).optional(),
+    stream: z.boolean().nullable().optional(),
+    stream_options: z.object({ include_usage: z.boolean().optional() }).strict().nullable().optional(),
+    max_tokens: maxTokens,
+    dsi: DsiOptions.optional(),
+  };
+  return {
+    completion: z.object({ ...common, prompt: z.string() }).strict(),
+    chat: z.object({ ...common, messages: z.array(Message).min(1), max_completion_tokens: maxTokens }).strict(),
+  };
+}
+type Schemas = ReturnType<typeof requestSchemas>;
+export type CompletionRequest = z.infer<Schemas["completion"]>;
+export type ChatRequest = z.infer<Schemas["chat"]>;
 
 /** Parses a body with `schema`, or throws the 400 that names the first bad field. */
 export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {

@@ -15,8 +15,10 @@ import { secretMatcher } from "../models/remote/security.js";
 import { TextStreamer } from "../models/text-stream.js";
 import { isAbortError } from "../runtime/abort.js";
 import { NoInstanceError } from "../runtime/pool.js";
+import { clientErrorHandler, frameworkError, HTTP_DEFAULTS, serverOptions } from "./http.js";
 import type { ServeMetrics } from "./metrics.js";
-import { ApiError, ChatRequest, CompletionRequest, invalid, parseBody, renderChat } from "./openai.js";
+import { ApiError, invalid, MAX_SEED, parseBody, renderChat, requestSchemas, type ChatRequest, type CompletionRequest } from "./openai.js";
+import { encodeText } from "./prompt.js";
 import { QueueFullError, UnavailableError, type Service } from "./service.js";
 
 /** Where the server finds its service: empty while the models load (then 503). */
@@ -36,12 +38,24 @@ export interface ServerOptions {
   lookahead: Lookahead;
   /** Tokens generated when a request gives no max_tokens. */
   defaultMaxTokens: number;
+  /** Most tokens a request may ask for, per choice (`--max-tokens-limit`); default HTTP_DEFAULTS.maxTokensLimit. */
+  maxTokensLimit?: number;
+  /** Milliseconds a client has to send a whole request (`--request-timeout`); default HTTP_DEFAULTS. */
+  requestTimeoutMs?: number;
+  /** Milliseconds a client has to send a request's headers (`--headers-timeout`); default HTTP_DEFAULTS. */
+  headersTimeoutMs?: number;
 }
 
 /** Seconds a refused client should wait before retrying (429 Retry-After). */
 const RETRY_AFTER_S = 1;
 
 type Kind = "completion" | "chat";
+
+/** Every error the server answers, in the OpenAI shape (429 with Retry-After). */
+function sendError(reply: FastifyReply, e: ApiError): FastifyReply {
+  if (e.status === 429) void reply.header("retry-after", String(RETRY_AFTER_S));
+  return reply.status(e.status).send(e.body());
+}
 
 /** One request, validated and tokenized. */
 interface Plan {
@@ -76,8 +90,33 @@ const OPTION_PARAMS: Record<string, string> = {
 
 const FINISH: Record<FinishReason, "stop" | "length"> = { eos: "stop", stop: "stop", length: "length" };
 
+/**
+ * Choice i's seed: the request's seed XOR (i times an odd constant, mod 2^32). Choice 0 keeps
+ * the seed (n = 1 is unchanged); the map is one-to-one in i, so a request's choices never
+ * share a seed; and every result is a seed in 0..2^32-1 as given (seed + i wrapped at 2^32:
+ * seed 2^32-1's choice 1 was seed 0's choice 0, and seeds s and s+1 shared choices).
+ */
+export function choiceSeed(seed: number, i: number): number {
+  return (seed ^ Math.imul(i, 0x9e3779b9)) >>> 0;
+}
+
 export function buildServer(o: ServerOptions): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 16 * 2 ** 20 });
+  const limits = {
+    requestTimeoutMs: o.requestTimeoutMs ?? HTTP_DEFAULTS.requestTimeoutS * 1000,
+    headersTimeoutMs: o.headersTimeoutMs ?? HTTP_DEFAULTS.headersTimeoutS * 1000,
+  };
+  const maxTokensLimit = o.maxTokensLimit ?? HTTP_DEFAULTS.maxTokensLimit;
+  if (o.defaultMaxTokens > maxTokensLimit) throw new RangeError(`the default max_tokens (${o.defaultMaxTokens}) exceeds the limit (${maxTokensLimit})`);
+  const schemas = requestSchemas(maxTokensLimit);
+  const app = Fastify({
+    logger: false,
+    ...serverOptions(limits),
+    // Errors before a route (a bad URL) and errors of Node's HTTP parser: the OpenAI shape too.
+    frameworkErrors: (err, req, reply) => sendError(reply, frameworkError(err, req.headers["content-type"])),
+    clientErrorHandler: clientErrorHandler(limits),
+  });
+  // fastify parses text/plain into a string by default; the API takes JSON only (415).
+  app.removeContentTypeParser("text/plain");
   const { slot, metrics } = o;
   /** The service, or the 503 that says the models are still loading. */
   const ready = (): Service => {
@@ -87,18 +126,14 @@ export function buildServer(o: ServerOptions): FastifyInstance {
   const allowed = o.apiKey === undefined ? undefined : secretMatcher(`Bearer ${o.apiKey}`);
   const created = Math.floor(Date.now() / 1000);
 
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
-    if (err instanceof ApiError) {
-      if (err.status === 429) void reply.header("retry-after", String(RETRY_AFTER_S));
-      return reply.status(err.status).send(err.body());
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => sendError(reply, frameworkError(err, req.headers["content-type"])));
+  app.setNotFoundHandler((req, reply) => sendError(reply, new ApiError(404, `no route ${req.method} ${req.url}`, "invalid_request_error", null, "not_found")));
+  app.addHook("onRequest", async (req, reply) => {
+    // Node's own check (requireHostHeader) would answer with an empty body.
+    if (req.raw.httpVersion === "1.1" && !req.headers.host) {
+      void reply.header("connection", "close");
+      throw new ApiError(400, "an HTTP/1.1 request must send a Host header", "invalid_request_error", null, "malformed_request");
     }
-    if (err.statusCode === 400 || err.code === "FST_ERR_CTP_EMPTY_JSON_BODY") return reply.status(400).send(invalid("body", `the request body is not valid JSON (${err.message})`).body());
-    if (err.statusCode === 413) return reply.status(413).send(new ApiError(413, err.message, "invalid_request_error", "body").body());
-    if (err.statusCode === 415) return reply.status(415).send(new ApiError(415, "send the body as application/json", "invalid_request_error", "body").body());
-    return reply.status(500).send(new ApiError(500, err.message, "server_error").body());
-  });
-  app.setNotFoundHandler((req, reply) => reply.status(404).send(new ApiError(404, `no route ${req.method} ${req.url}`, "invalid_request_error", null, "not_found").body()));
-  app.addHook("onRequest", async (req) => {
     // The route as matched, not the raw URL (which may be absolute or percent-encoded).
     if (allowed && req.routeOptions.url?.startsWith("/v1/") && !allowed(String(req.headers.authorization ?? ""))) {
       throw new ApiError(401, "missing or wrong API key (Authorization: Bearer <key>)", "invalid_request_error", null, "invalid_api_key");
@@ -111,8 +146,8 @@ export function buildServer(o: ServerOptions): FastifyInstance {
 
   app.get("/health", async (_req, reply) => {
     if (!slot.service) return reply.status(503).send({ status: "loading" });
-    const h = await slot.service.health();
-    return reply.status(h.ok ? 200 : 503).send(h.ok ? { status: "ok" } : { status: "unavailable", reason: h.reason });
+    const { ok, ...body } = await slot.service.health();
+    return reply.status(ok ? 200 : 503).send(body);
   });
   app.get("/metrics", async (_req, reply) => {
     slot.service?.refreshGauges();
@@ -121,28 +156,42 @@ export function buildServer(o: ServerOptions): FastifyInstance {
   app.get("/v1/models", async () => ({ object: "list", data: [{ id: o.modelId, object: "model", created, owned_by: "dsi" }] }));
 
   /** Validates, tokenizes and fixes every setting of a request. */
-  const plan = async (kind: Kind, body: CompletionRequest | ChatRequest): Promise<Plan> => {
+  const plan = async (kind: Kind, body: CompletionRequest | ChatRequest, signal: AbortSignal): Promise<Plan> => {
     const service = ready();
     const tokenizer = service.backend.tokenizer;
     if (body.model !== o.modelId) throw new ApiError(404, `the model ${JSON.stringify(body.model)} does not exist; this server serves ${JSON.stringify(o.modelId)}`, "invalid_request_error", "model", "model_not_found");
     let maxTokens = body.max_tokens ?? undefined;
-    const promptParam = kind === "chat" ? "messages" : "prompt";
+    const chat = kind === "chat" ? (body as ChatRequest) : undefined;
+    if (chat) {
+      if (chat.max_tokens != null && chat.max_completion_tokens != null) throw invalid("max_tokens", "give max_tokens or max_completion_tokens, not both");
+      maxTokens = chat.max_completion_tokens ?? maxTokens;
+    }
+    maxTokens ??= o.defaultMaxTokens;
+    const promptParam = chat ? "messages" : "prompt";
+    const context = service.backend.contextSize;
+    if (context !== undefined && service.tokenBytes !== undefined) {
+      // Refused by its size before it is tokenized (seconds for megabytes, on this thread).
+      // A chat template may trim its messages' contents, never shorten them further.
+      const bytes = chat ? chat.messages.reduce((a, m) => a + Buffer.byteLength(m.content.trim()), 0) : Buffer.byteLength((body as CompletionRequest).prompt);
+      const least = Math.ceil(bytes / service.tokenBytes);
+      if (least + maxTokens > context) {
+        throw invalid(
+          promptParam,
+          `the prompt (${bytes} bytes, so at least ${least} tokens: no token of this model stands for more than ${service.tokenBytes} bytes) plus max_tokens (${maxTokens}) exceeds the model's context of ${context} tokens`,
+          "context_length_exceeded",
+        );
+      }
+    }
     let prompt: number[] | undefined;
     try {
-      if (kind === "chat") {
-        const chat = body as ChatRequest;
-        if (chat.max_tokens != null && chat.max_completion_tokens != null) throw invalid("max_tokens", "give max_tokens or max_completion_tokens, not both");
-        maxTokens = chat.max_completion_tokens ?? maxTokens;
-        // The model's own chat template where its GGUF has one, else the default.
-        prompt = (await tokenizer.chat?.(chat.messages)) ?? tokenizer.encode(renderChat(chat.messages, service.backend.name === "synthetic"));
-      } else prompt = tokenizer.encode((body as CompletionRequest).prompt);
+      // The model's own chat template where its GGUF has one, else the default.
+      if (chat) prompt = (await tokenizer.chat?.(chat.messages)) ?? (await encodeText(tokenizer, renderChat(chat.messages, service.backend.name === "synthetic"), signal));
+      else prompt = await encodeText(tokenizer, (body as CompletionRequest).prompt, signal);
     } catch (err) {
-      if (err instanceof ApiError) throw err;
+      if (err instanceof ApiError || isAbortError(err)) throw err;
       throw invalid(promptParam, `${promptParam}: ${(err as Error).message}`);
     }
     if (prompt.length === 0) throw invalid(promptParam, `${promptParam}: the prompt has no tokens`);
-    maxTokens ??= o.defaultMaxTokens;
-    const context = service.backend.contextSize;
     if (context !== undefined && prompt.length + maxTokens > context) {
       throw invalid(promptParam, `the prompt (${prompt.length} tokens) plus max_tokens (${maxTokens}) exceeds the model's context of ${context} tokens`, "context_length_exceeded");
     }
@@ -163,7 +212,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
       id: `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`,
       prompt,
       n,
-      seed: body.seed ?? randomInt(0, 2 ** 32 - MAX_SEED_SPAN),
+      seed: body.seed ?? randomInt(0, MAX_SEED + 1),
       maxTokens,
       sampling: { temperature, topK: 0, topP: body.top_p ?? 1 },
       verify: body.dsi?.verify,
@@ -190,7 +239,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
             maxTokens: p.maxTokens,
             sampling: p.sampling,
             verify: p.verify,
-            seed: p.seed + i,
+            seed: choiceSeed(p.seed, i),
             lookahead: p.lookahead,
             maxInstances: p.sp,
             stopText: { strings: p.stop, decode: (t) => tokenizer.decode(t) },
@@ -250,7 +299,13 @@ export function buildServer(o: ServerOptions): FastifyInstance {
     reply.raw.on("close", () => {
       if (!reply.raw.writableFinished) controller.abort();
     });
-    const p = await plan(kind, parseBody<CompletionRequest | ChatRequest>(kind === "chat" ? ChatRequest : CompletionRequest, req.body));
+    let p: Plan;
+    try {
+      p = await plan(kind, parseBody<CompletionRequest | ChatRequest>(kind === "chat" ? schemas.chat : schemas.completion, req.body), controller.signal);
+    } catch (err) {
+      if (controller.signal.aborted) return reply.status(499).send();
+      throw err;
+    }
     if (controller.signal.aborted) return reply.status(499).send();
     if (p.stream) return stream(p, reply, controller);
     let results: Completion[];
@@ -285,7 +340,9 @@ export function buildServer(o: ServerOptions): FastifyInstance {
       if (!started) {
         // Headers only once the first choice is admitted, so a refusal can still be a 429/503.
         reply.hijack();
-        raw.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive" });
+        // No Connection header of our own: Node keeps the connection or closes it after the
+        // stream as the client asked (`Connection: close`).
+        raw.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
         started = true;
       }
       if (!raw.writableEnded) raw.write(`data: ${JSON.stringify(data)}\n\n`);
@@ -324,6 +381,3 @@ export function buildServer(o: ServerOptions): FastifyInstance {
   app.post("/v1/chat/completions", (req, reply) => handle("chat", req, reply));
   return app;
 }
-
-/** Seeds of a request's choices are seed..seed+n-1; a random seed leaves room for them. */
-const MAX_SEED_SPAN = 16;

@@ -12,7 +12,10 @@ import type { LatencyProfile } from "../models/latency.js";
 import { AbortError } from "../runtime/abort.js";
 import { RealClock } from "../runtime/clock.js";
 import type { Runtime } from "../runtime/runtime.js";
+import { InvalidRequestError } from "../core/instance.js";
 import type { ServeMetrics } from "./metrics.js";
+import { ApiError } from "./openai.js";
+import { maxTokenBytes } from "./prompt.js";
 
 /** The queue is full: the client should retry later (HTTP 429). */
 export class QueueFullError extends Error {
@@ -38,6 +41,15 @@ export interface ServiceOptions {
   metrics: ServeMetrics;
 }
 
+/** What `/health` says: ok (200), degraded (200: serving with fewer targets), unavailable (503). */
+export interface Health {
+  ok: boolean;
+  status: "ok" | "degraded" | "unavailable";
+  reason?: string;
+  /** Target instances configured, and live now (in the pool and, for a cluster, answering). */
+  targets?: { live: number; configured: number };
+}
+
 export interface Job {
   algo: AlgorithmName;
   options: Omit<GenerateOptions, "signal">;
@@ -52,6 +64,11 @@ export class Service {
   private constructor(
     private readonly o: ServiceOptions,
     readonly runtime: Runtime,
+    /**
+     * With a context: the most bytes of text one token stands for (`maxTokenBytes`), so that
+     * a prompt that cannot fit is refused by its size, before it is tokenized.
+     */
+    readonly tokenBytes: number | undefined,
   ) {}
 
   static async open(o: ServiceOptions): Promise<Service> {
@@ -59,7 +76,10 @@ export class Service {
     const runtime = await o.backend.runtime(new RealClock(), sp, o.profile, false);
     runtime.observer = o.metrics.observer;
     if (o.backend.workerStats) o.metrics.watchWorkers(() => o.backend.workerStats!());
-    return new Service(o, runtime);
+    const tokenBytes = o.backend.contextSize === undefined ? undefined : maxTokenBytes(o.backend.tokenizer, runtime.pool.vocabSize);
+    const service = new Service(o, runtime, tokenBytes);
+    o.metrics.watchTargets(() => service.targets());
+    return service;
   }
 
   get backend(): Backend {
@@ -77,16 +97,31 @@ export class Service {
   }
 
   /**
-   * Whether new work is accepted: not draining, no target instance lost, and every target
-   * worker (a cluster's) answering now.
+   * Target instances configured and live now: in the pool (not lost) and, for a cluster,
+   * answering; `silent` names each worker that does not answer, and why.
    */
-  async health(): Promise<{ ok: boolean; reason?: string }> {
-    if (this.draining) return { ok: false, reason: "shutting down" };
-    if (this.runtime.pool.alive === 0) return { ok: false, reason: "no target instance is alive" };
-    if (this.runtime.pool.alive < this.runtime.pool.size) return { ok: false, reason: `${this.runtime.pool.size - this.runtime.pool.alive} target instance(s) lost` };
-    const silent = (await this.o.backend.workerStats?.())?.filter((w) => !w.stats).map((w) => w.address) ?? [];
-    if (silent.length > 0) return { ok: false, reason: `target worker(s) not answering: ${silent.join(", ")}` };
-    return { ok: true };
+  async targets(): Promise<{ configured: number; live: number; silent: string[] }> {
+    const pool = this.runtime.pool;
+    // A cluster's entries also say why a worker does not answer (`error`, beyond Backend's type).
+    const workers: { address: string; stats: unknown; error?: string }[] | undefined = await this.o.backend.workerStats?.();
+    if (!workers) return { configured: pool.size, live: pool.alive, silent: [] };
+    const silent = workers.filter((w) => !w.stats).map((w) => `${w.address} (${w.error ?? "not answering"})`);
+    return { configured: pool.size, live: Math.min(pool.alive, workers.length - silent.length), silent };
+  }
+
+  /**
+   * Whether new work is accepted: unavailable while draining or with no live target; degraded
+   * (serving) while some targets are lost or do not answer (a cluster's workers).
+   */
+  async health(): Promise<Health> {
+    if (this.draining) return { ok: false, status: "unavailable", reason: "shutting down" };
+    const t = await this.targets();
+    const targets = { live: t.live, configured: t.configured };
+    const silent = t.silent.length > 0 ? `: target worker(s) not answering: ${t.silent.join(", ")}` : "";
+    if (this.runtime.pool.alive === 0) return { ok: false, status: "unavailable", reason: `no target instance is alive${silent}`, targets };
+    if (t.live === 0) return { ok: false, status: "unavailable", reason: `no target instance is live${silent}`, targets };
+    if (t.live < t.configured) return { ok: true, status: "degraded", reason: `${t.configured - t.live} of ${t.configured} target instances not serving${silent}`, targets };
+    return { ok: true, status: "ok", targets };
   }
 
   /** Updates the gauges that are read, not counted. */
@@ -94,6 +129,12 @@ export class Service {
     this.o.metrics.active.set(this.active);
     this.o.metrics.queued.set(this.waiting.length);
     this.o.metrics.busyInstances.set(this.runtime.pool.busy);
+    this.o.metrics.poolQueued.set(this.runtime.pool.queuedMembers);
+    const chunks = this.o.backend.evalChunk;
+    for (const model of ["target", "drafter"] as const) {
+      const c = chunks?.[model]?.chunk;
+      if (c !== undefined) this.o.metrics.evalChunk.set({ model }, c);
+    }
   }
 
   /**
@@ -102,7 +143,11 @@ export class Service {
    */
   async run(job: Job, signal: AbortSignal, onToken?: (token: number) => void): Promise<Completion> {
     if (this.draining) throw new UnavailableError("the server is shutting down");
-    if (this.runtime.pool.alive === 0) throw new UnavailableError("no target instance is alive");
+    if (this.runtime.pool.alive === 0) {
+      // Lost instances are probed and rejoin when they answer; until then, say which and why.
+      const silent = (await this.targets()).silent;
+      throw new UnavailableError(`no target instance is alive${silent.length > 0 ? `: target worker(s) not answering: ${silent.join(", ")}` : ""}`);
+    }
     await this.admit(signal);
     const controller = new AbortController();
     const abort = (): void => controller.abort(signal.reason);
@@ -114,6 +159,11 @@ export class Service {
       const result = await gen.result;
       this.o.metrics.observe(result.stats, job.options.prompt.length);
       return result;
+    } catch (err) {
+      // A request an instance refused (a worker's context, a token it does not have) is the
+      // client's fault: 400, and the instance stays in the pool.
+      if (err instanceof InvalidRequestError) throw new ApiError(400, err.message, "invalid_request_error", null, "invalid_request");
+      throw err;
     } finally {
       // Also when onToken threw: the generation must not outlive its request.
       controller.abort();

@@ -9,6 +9,7 @@ import { after, before, test } from "node:test";
 import OpenAI, { APIError } from "openai";
 import type { FastifyInstance } from "fastify";
 import { generate } from "../../src/algorithms/generate.js";
+import type { SamplingParams } from "../../src/core/sampling.js";
 import { syntheticBackend } from "../../src/models/backend.js";
 import { resolveProfile } from "../../src/models/latency.js";
 import { syntheticRuntime } from "../../src/models/runtime.js";
@@ -50,9 +51,9 @@ after(async () => {
   for (const s of servers) await s.close();
 });
 
-/** Non-SI's text for a prompt, in process. */
-async function reference(text: string, maxTokens: number, seed = 0): Promise<string> {
-  const r = await generate("nonsi", syntheticRuntime({ pair }), { prompt: tokenizer.encode(text), maxTokens, seed }).result;
+/** Non-SI's text for a prompt, in process (greedy unless `sampling` says otherwise). */
+async function reference(text: string, maxTokens: number, seed = 0, sampling?: SamplingParams): Promise<string> {
+  const r = await generate("nonsi", syntheticRuntime({ pair }), { prompt: tokenizer.encode(text), maxTokens, seed, sampling }).result;
   return tokenizer.decode(r.tokens);
 }
 
@@ -151,6 +152,22 @@ test("bad requests: status, type, code and the parameter named; the server keeps
     assert.equal(r.body.error.code, code, JSON.stringify(body));
     assert.ok(r.body.error.message.length > 0);
   }
+  // Integers out of range name the real range (zod's "<= 9007199254740991" was the message
+  // for 1e20), and max_tokens is bounded on every backend (--max-tokens-limit, default 4096).
+  for (const [path, body, param, range] of [
+    ["/v1/completions", { ...ok, seed: 1e20 }, "seed", "0..4294967295"],
+    ["/v1/completions", { ...ok, seed: 2 ** 32 }, "seed", "0..4294967295"],
+    ["/v1/completions", { ...ok, max_tokens: 1e6 }, "max_tokens", "0..4096 (this server's --max-tokens-limit)"],
+    ["/v1/completions", { ...ok, max_tokens: 4097 }, "max_tokens", "0..4096 (this server's --max-tokens-limit)"],
+    ["/v1/chat/completions", { model: "dsi", messages: [{ role: "user", content: "hi" }], max_completion_tokens: 1e6 }, "max_completion_tokens", "0..4096 (this server's --max-tokens-limit)"],
+    ["/v1/completions", { ...ok, n: 1e20 }, "n", "1..16"],
+    ["/v1/completions", { ...ok, dsi: { sp: 1e20 } }, "dsi.sp", "1..1024"],
+  ] as [string, unknown, string, string][]) {
+    const r = await post(path, body);
+    assert.equal(r.status, 400, JSON.stringify(body));
+    assert.equal(r.body.error.param, param);
+    assert.equal(r.body.error.message, `${param}: must be an integer in ${range}`);
+  }
   const after = await main.client.completions.create({ model: "dsi", prompt: "the", max_tokens: 4, temperature: 0 });
   assert.equal(after.choices[0].text, await reference("the", 4));
   // The adaptive lookahead by name; the response reports the windows it sent.
@@ -160,6 +177,30 @@ test("bad requests: status, type, code and the parameter named; the server keeps
   assert.equal(auto.choices[0].text, await reference("the", 4));
   assert.equal(auto.dsi.lookahead, "auto");
   assert.ok(auto.dsi.windows.reduce((a, n) => a + n, 0) > 0 && Number.isInteger(auto.dsi.probes), JSON.stringify(auto.dsi));
+});
+
+test("per-choice seeds: distinct within a request, no wrap at 2^32, none shared with a neighbouring seed; n = 1 keeps its output", async () => {
+  const sampling = { temperature: 1, topK: 0, topP: 1 };
+  const sampled = async (seed: number, n: number): Promise<string[]> => {
+    const r = await main.client.completions.create({ model: "dsi", prompt: "the", max_tokens: 24, temperature: 1, seed, n, dsi: { algo: "nonsi" } } as never);
+    return (r as OpenAI.Completion).choices.map((c) => c.text);
+  };
+  // The audit's request. Before: choice i used seed + i, which wrapped at 2^32, so seed
+  // 2^32-1's choices 1 and 2 were seed 0's choices 0 and 1.
+  const top = await sampled(2 ** 32 - 1, 3);
+  const zero = await sampled(0, 2);
+  assert.notEqual(top[1], zero[0]);
+  assert.notEqual(top[2], zero[1]);
+  assert.equal(new Set([...top, ...zero]).size, 5);
+  // Nor did it take a wrap: seed s's choice 1 was seed s+1's choice 0.
+  const five = await sampled(5, 2);
+  const six = await sampled(6, 1);
+  assert.notEqual(five[1], six[0]);
+  // Choice 0 (so every n = 1 request) is the seed's own output, as before.
+  assert.equal(six[0], await reference("the", 24, 6, sampling));
+  assert.equal(five[0], await reference("the", 24, 5, sampling));
+  assert.equal(zero[0], await reference("the", 24, 0, sampling));
+  assert.equal(top[0], await reference("the", 24, 2 ** 32 - 1, sampling));
 });
 
 test("an API key: 401 without it or with another; health and metrics stay open", async () => {
