@@ -57,12 +57,23 @@ export async function runWorker(f: WorkerFlags): Promise<void> {
   const spec: InstanceSpec = f.backend === "synthetic" ? { backend: "synthetic", ...f.synthetic } : { backend: "llama", model: f.model!, threads: f.threads, gpu: f.gpu, evalChunk: f.evalChunk };
   const { instance, close } = await openInstance(spec, f.role, f.role);
   const latency = f.role === "target" ? f.latency.target : f.latency.drafter;
-  const worker = await serveWorker({ instance: withLatency(instance, new RealClock(), latency), listen: f.listen, backend: f.backend, role: f.role, token, tls }).catch(async (err: Error) => {
+  const worker = await serveWorker({
+    instance: withLatency(instance, new RealClock(), latency),
+    // The model's own limits, which Info reports and the worker enforces (the latency wrapper does not carry them).
+    contextSize: instance.contextSize,
+    evalChunk: instance.evalChunk,
+    listen: f.listen,
+    backend: f.backend,
+    role: f.role,
+    token,
+    tls,
+  }).catch(async (err: Error) => {
     await close();
     throw new UsageError(`--listen: cannot serve on ${f.listen} (${err.message})`);
   });
   if (!isLoopback(host) && !tls) console.error(`dsi worker: warning: without TLS the token and the tokens travel in clear text on ${host}`);
-  console.log(`dsi worker: ${f.backend} ${f.role} (vocab ${instance.vocabSize}${token !== undefined ? ", token required" : ""}${tls ? ", TLS" : ""}) listening on ${worker.address}`);
+  const limits = `${instance.contextSize !== undefined ? `, context ${instance.contextSize}` : ""}${instance.evalChunk !== undefined ? `, eval chunk ${instance.evalChunk}` : ""}`;
+  console.log(`dsi worker: ${f.backend} ${f.role} (vocab ${instance.vocabSize}${limits}${token !== undefined ? ", token required" : ""}${tls ? ", TLS" : ""}) listening on ${worker.address}`);
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
     onSignals(["SIGINT", "SIGTERM"], stop);

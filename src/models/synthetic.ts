@@ -4,7 +4,10 @@
  *
  * The target is an n-gram-style table: its logits at position p are a seeded function of
  * the previous `context` tokens and of p itself (the position keeps greedy generations
- * from cycling, so acceptance behaves like the paper's i.i.d. per-token model).
+ * from cycling, so acceptance behaves like the paper's i.i.d. per-token model). With
+ * `context: "all"` they are a function of a rolling hash of the whole prefix instead: any
+ * token that differs anywhere before p changes the output at p, so a test can see an
+ * evaluation on a wrong prefix (a short history sees only its last few tokens).
  * The drafter is the target's logits plus noise, then either pushed to agree with the
  * target's argmax (with probability `agreement`, drawn per context) or to a different
  * token. Greedy acceptance therefore equals `agreement` in expectation, and under sampling
@@ -19,8 +22,11 @@ import { checkRequest, type EvalRequest, type ModelInstance, type TokenSequence 
 export interface SyntheticSpec {
   /** Vocabulary size, 2..64. */
   vocab: number;
-  /** How many previous tokens the tables condition on. */
-  context: number;
+  /**
+   * How many previous tokens the tables condition on, or "all": the whole prefix (through a
+   * rolling hash), so the output at a position depends on every earlier token.
+   */
+  context: number | "all";
   /** Seed of the tables. */
   seed: number;
   /** Spread of the target's logits: higher is more peaked. */
@@ -58,28 +64,31 @@ export class SyntheticPair {
     if (st && !(Number.isInteger(st.length) && st.length >= 1 && st.values.length > 0 && st.values.every((v) => v >= 0 && v <= 1))) {
       throw new RangeError("stretches need an integer length >= 1 and agreements in [0, 1]");
     }
-    if (!(Number.isInteger(context) && context >= 0)) throw new RangeError(`context must be an integer >= 0, got ${context}`);
+    if (!(context === "all" || (Number.isInteger(context) && context >= 0))) throw new RangeError(`context must be an integer >= 0 or "all", got ${context}`);
   }
 
-  private contextKey(tokens: TokenSequence, p: number): number {
+  /**
+   * The table key of position p given tokens[0..p). `prefix`: the whole-context mode's
+   * rolling hash of tokens[0..p), when the caller has it (evaluate walks positions in order).
+   */
+  contextKey(tokens: TokenSequence, p: number, prefix?: number): number {
     const { seed, context } = this.spec;
     let key = hash32(seed, p);
+    if (context === "all") return hash32(key, prefix ?? prefixHash(tokens, p));
     for (let j = 1; j <= context; j++) key = hash32(key, p - j >= 0 ? tokens.at(p - j)! : -1);
     return key;
   }
 
   /** Target logits for the token at position p given tokens[0..p). */
-  targetLogits(tokens: TokenSequence, p: number): Float64Array {
-    const key = this.contextKey(tokens, p);
+  targetLogits(tokens: TokenSequence, p: number, key = this.contextKey(tokens, p)): Float64Array {
     const z = new Float64Array(this.spec.vocab);
     for (let i = 0; i < z.length; i++) z[i] = this.spec.sharpness * keyedUniform(key, 11, i);
     return z;
   }
 
   /** Drafter logits for the token at position p given tokens[0..p). */
-  drafterLogits(tokens: TokenSequence, p: number): Float64Array {
-    const key = this.contextKey(tokens, p);
-    const z = this.targetLogits(tokens, p);
+  drafterLogits(tokens: TokenSequence, p: number, key = this.contextKey(tokens, p)): Float64Array {
+    const z = this.targetLogits(tokens, p, key);
     const V = z.length;
     const a = argmax(z);
     for (let i = 0; i < V; i++) z[i] += 1.5 * (keyedUniform(key, 12, i) - 0.5);
@@ -97,8 +106,8 @@ export class SyntheticPair {
     return st ? st.values[Math.floor(p / st.length) % st.values.length] : this.spec.agreement;
   }
 
-  logits(role: "target" | "drafter", tokens: TokenSequence, p: number): Float64Array {
-    return role === "target" ? this.targetLogits(tokens, p) : this.drafterLogits(tokens, p);
+  logits(role: "target" | "drafter", tokens: TokenSequence, p: number, key = this.contextKey(tokens, p)): Float64Array {
+    return role === "target" ? this.targetLogits(tokens, p, key) : this.drafterLogits(tokens, p, key);
   }
 
   /** Exact next-token distribution of a role under sampling settings (for tests). */
@@ -127,8 +136,12 @@ class SyntheticInstance implements ModelInstance {
     checkRequest(req);
     if (signal?.aborted) throw new AbortError();
     const out: PositionOutput[] = [];
+    // Whole-context mode: the prefix hash up to `from` once, then one step per position.
+    const whole = this.pair.spec.context === "all";
+    let prefix = whole ? prefixHash(req.tokens, req.from) : 0;
     for (let p = req.from; p <= req.tokens.length; p++) {
-      const logits = this.pair.logits(this.role, req.tokens, p);
+      const logits = this.pair.logits(this.role, req.tokens, p, this.pair.contextKey(req.tokens, p, whole ? prefix : undefined));
+      if (whole && p < req.tokens.length) prefix = hash32(prefix, req.tokens.at(p)!);
       if (req.mode === "greedy") {
         out.push({ token: argmax(logits) });
         continue;
@@ -140,6 +153,14 @@ class SyntheticInstance implements ModelInstance {
     return out;
   }
 }
+
+/** Rolling hash of tokens[0..p) (the whole-context mode): h0 fixed, h(i+1) = hash32(h(i), token i). */
+function prefixHash(tokens: TokenSequence, p: number): number {
+  let h = PREFIX_START;
+  for (let i = 0; i < p; i++) h = hash32(h, tokens.at(i)!);
+  return h;
+}
+const PREFIX_START = 0x2545f491;
 
 /** Text <-> tokens for synthetic vocabularies: one character per token. */
 export class SyntheticTokenizer {

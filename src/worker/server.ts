@@ -3,10 +3,26 @@
  * sequence it was last asked about (the instance keeps its own cache of it), applies each
  * request's `keep`/`append` to it after checking the prefix hash, and cancels the
  * evaluation when the caller cancels the call. Evaluations run one at a time, in order.
+ * A request it refuses (INVALID_ARGUMENT, OUT_OF_RANGE) leaves what it holds unchanged and
+ * tells the client the request was at fault, not the worker (see proto/worker.proto).
  */
-import { Server, status, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
-import type { ModelInstance } from "../core/instance.js";
-import { encodeProbs, HASH_START, hashStep, MAX_MESSAGE_BYTES, modeFromWire, SERVER_KEEPALIVE, workerService, type EvaluateReplyMsg, type EvaluateRequestMsg, type InfoReply, type WorkerStats } from "../models/remote/protocol.js";
+import { Metadata, Server, status, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
+import { InvalidRequestError, type ModelInstance } from "../core/instance.js";
+import {
+  encodeProbs,
+  HASH_START,
+  hashStep,
+  MAX_MESSAGE_BYTES,
+  modeFromWire,
+  MODEL_ERROR_KEY,
+  MODEL_ERROR_VALUE,
+  SERVER_KEEPALIVE,
+  workerService,
+  type EvaluateReplyMsg,
+  type EvaluateRequestMsg,
+  type InfoReply,
+  type WorkerStats,
+} from "../models/remote/protocol.js";
 import { serverCredentials, tokenChecker, type ServerTls } from "../models/remote/security.js";
 import { isAbortError } from "../runtime/abort.js";
 
@@ -22,6 +38,12 @@ export interface WorkerOptions {
   token?: string;
   /** Serve over TLS with this certificate. */
   tls?: ServerTls;
+  /**
+   * The model's context and forward-pass size, when `instance` is a wrapper that does not
+   * carry them (a latency-emulating one); default: the instance's own.
+   */
+  contextSize?: number;
+  evalChunk?: number;
 }
 
 export interface RunningWorker {
@@ -46,9 +68,42 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
     return true;
   };
 
+  const contextSize = o.contextSize ?? o.instance.contextSize;
   const info = (call: ServerUnaryCall<object, InfoReply>, cb: sendUnaryData<InfoReply>): void => {
     if (refused(call, cb)) return;
-    cb(null, { label, vocabSize: o.instance.vocabSize, eosToken: o.instance.eosToken ?? -1, backend: o.backend });
+    cb(null, {
+      label,
+      vocabSize: o.instance.vocabSize,
+      eosToken: o.instance.eosToken ?? -1,
+      backend: o.backend,
+      contextSize: contextSize ?? 0,
+      evalChunk: o.evalChunk ?? o.instance.evalChunk ?? 0,
+    });
+  };
+
+  /**
+   * Why the worker refuses a request, before touching what it holds; undefined when it takes
+   * it. A refusal is the request's fault (the client fails that request, not this worker).
+   */
+  const refusal = (r: EvaluateRequestMsg): { code: status; details: string } | undefined => {
+    const vocab = o.instance.vocabSize;
+    const bad = r.append.find((t) => !(Number.isInteger(t) && t >= 0 && t < vocab));
+    if (bad !== undefined) return { code: status.INVALID_ARGUMENT, details: `token ${bad} is outside the vocabulary of ${vocab}` };
+    const length = r.keep + r.append.length;
+    if (modeFromWire(r.mode) === undefined) return { code: status.INVALID_ARGUMENT, details: `unknown output mode ${r.mode}` };
+    if (!(r.from >= 0 && r.from <= length)) return { code: status.INVALID_ARGUMENT, details: `from ${r.from} is outside 0..${length} (the sequence's length)` };
+    // The sequence and the token it predicts must fit: llama.cpp keeps one slot free and, full,
+    // would drop the oldest tokens (a wrong prefix, silently).
+    if (contextSize !== undefined && length >= contextSize) {
+      return { code: status.OUT_OF_RANGE, details: `the sequence (${length} tokens) plus the token it predicts exceeds the model context of ${contextSize} tokens` };
+    }
+    return undefined;
+  };
+  /** An error the model raised: marked, so the client does not take it for a broken connection. */
+  const modelError = (details: string): { code: status; details: string; metadata: Metadata } => {
+    const metadata = new Metadata();
+    metadata.set(MODEL_ERROR_KEY, MODEL_ERROR_VALUE);
+    return { code: status.INTERNAL, details, metadata };
   };
 
   const evaluate = (call: ServerUnaryCall<EvaluateRequestMsg, EvaluateReplyMsg>, cb: sendUnaryData<EvaluateReplyMsg>): void => {
@@ -63,18 +118,16 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
       if (r.keep > held.length || hashes[r.keep] !== r.keepHash) {
         return cb({ code: status.FAILED_PRECONDITION, details: `the worker holds ${held.length} tokens; the request's first ${r.keep} do not match them` });
       }
+      const refusedWhy = refusal(r);
+      if (refusedWhy) return cb(refusedWhy);
       held.length = r.keep;
       hashes.length = r.keep + 1;
       for (const t of r.append) {
-        if (!(Number.isInteger(t) && t < o.instance.vocabSize)) return cb({ code: status.INVALID_ARGUMENT, details: `token ${t} is outside the vocabulary of ${o.instance.vocabSize}` });
         hashes.push(hashStep(hashes[held.length], t));
         held.push(t);
       }
       counters.tokensReceived += r.append.length;
       const mode = modeFromWire(r.mode);
-      if (mode === undefined || !(r.from >= 0 && r.from <= held.length)) {
-        return cb({ code: status.INVALID_ARGUMENT, details: `bad request: mode ${r.mode}, from ${r.from} with ${held.length} tokens` });
-      }
       const controller = new AbortController();
       const onCancel = (): void => controller.abort();
       call.on("cancelled", onCancel);
@@ -93,7 +146,8 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
         if (isAbortError(err)) {
           counters.cancelled++;
           cb({ code: status.CANCELLED, details: "cancelled" });
-        } else cb({ code: status.INTERNAL, details: err instanceof Error ? err.message : String(err) });
+        } else if (err instanceof InvalidRequestError) cb({ code: status.INVALID_ARGUMENT, details: err.message });
+        else cb(modelError(err instanceof Error ? err.message : String(err)));
       } finally {
         counters.busySeconds += (performance.now() - t0) / 1000;
         call.removeListener("cancelled", onCancel);

@@ -18,8 +18,10 @@ import { SyntheticPair } from "../../src/models/synthetic.js";
 import { alive, CLI, dsi, eventually, startWorker, stopChildren } from "../helpers/processes.js";
 import { tempDir } from "../helpers/temp.js";
 
-const SPEC = ["--vocab", "16", "--model-seed", "5", "--agreement", "0.7"];
-const pair = new SyntheticPair({ vocab: 16, seed: 5, agreement: 0.7 });
+// Whole-context models (history all): every test here checks outputs through faults, and only
+// then does an evaluation on a wrong prefix change an output (test/worker/faults.test.ts).
+const SPEC = ["--vocab", "16", "--model-seed", "5", "--agreement", "0.7", "--history", "all"];
+const pair = new SyntheticPair({ vocab: 16, seed: 5, agreement: 0.7, context: "all" });
 
 interface Cluster {
   child: ChildProcess;
@@ -51,7 +53,7 @@ test("dsi cluster: starts the workers, writes the cluster file, restarts a dead 
   try {
     assert.equal(c.pids.length, 3);
     assert.equal(spec.targets.length, 3);
-    assert.deepEqual(spec.drafter, { backend: "synthetic", vocab: 16, agreement: 0.7, history: 2, modelSeed: 5, latency: "5/1" });
+    assert.deepEqual(spec.drafter, { backend: "synthetic", vocab: 16, agreement: 0.7, history: "all", modelSeed: 5, latency: "5/1" });
 
     const reference = JSON.parse((await dsi(["generate", "--algo", "nonsi", ...SPEC, "--max-tokens", "24", "--json"])).stdout).completions[0].tokens;
     const run = async (): Promise<number[]> => {

@@ -281,13 +281,15 @@ test("a worker that dies: its calls fail with a message naming it, within a few 
 });
 
 test("kill -9 of a target worker mid-generation: the generation completes with non-SI's tokens; the log shows the re-dispatch", { timeout: 60_000 }, async () => {
-  const addresses = await Promise.all([startWorker("--latency", "20/1"), startWorker("--latency", "20/1"), startWorker("--latency", "20/1")]);
+  // Whole-context models: an evaluation on a wrong prefix after the re-dispatch would show.
+  const whole = new SyntheticPair({ vocab: 16, seed: 5, agreement: 0.7, context: "all" });
+  const addresses = await Promise.all([0, 1, 2].map(() => startWorker("--latency", "20/1", "--history", "all")));
   const victims = children.slice(-3);
   const targets = await Promise.all(addresses.map((a) => RemoteInstance.connect(a)));
   try {
-    const rt = assembleRuntime({ clock: "real", drafter: pair.instance("drafter"), target: (i) => targets[i], vocabSize: 16, eosToken: undefined, sp: 3, profile: profile(0, 2) });
+    const rt = assembleRuntime({ clock: "real", drafter: whole.instance("drafter"), target: (i) => targets[i], vocabSize: 16, eosToken: undefined, sp: 3, profile: profile(0, 2) });
     const o = { prompt: [2, 7, 1], maxTokens: 60, seed: 0 };
-    const reference = (await generate("nonsi", syntheticRuntime({ pair }), o).result).tokens;
+    const reference = (await generate("nonsi", syntheticRuntime({ pair: whole }), o).result).tokens;
     const gen = generate("dsi", rt, { ...o, lookahead: 3 });
     setTimeout(() => victims[1].kill("SIGKILL"), 300);
     const r = await gen.result;

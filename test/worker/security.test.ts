@@ -83,7 +83,7 @@ test("TLS: a client that trusts the worker's certificate is served; a plain-text
   assert.deepEqual(JSON.parse(viaCluster.stdout).completions[0].tokens, JSON.parse(local.stdout).completions[0].tokens);
   const noToken = await dsi(["generate", "--cluster", file, "--max-tokens", "4"], { DSI_TOKEN: "" });
   assert.equal(noToken.code, 2);
-  assert.match(noToken.stderr, /^error: cluster file .*cluster\.yaml: worker 127\.0\.0\.1:\d+: refused: missing or wrong token/);
+  assert.match(noToken.stderr, /^error: cluster file .*cluster\.yaml: no target worker answers: worker 127\.0\.0\.1:\d+: refused: missing or wrong token/);
 });
 
 test("TLS flags: both files, readable PEM", async () => {

@@ -6,12 +6,17 @@
  *   drafter: { backend: synthetic, vocab: 16 }      # or llama with model, or remote with address
  *   targets:
  *     - address: 127.0.0.1:7001                      # token: ..., tls: true | { ca: ca.pem }
+ *   timeouts: { connect: 5, call: 300 }              # seconds (optional)
+ *
+ * The cluster starts with the targets that answer: the others are asked again every second
+ * and join when they answer with the same vocabulary (docs/distributed.md).
  */
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import type { ModelInstance } from "../../core/instance.js";
+import type { EvalChunk } from "../batch-invariance.js";
 import type { Clock } from "../../runtime/clock.js";
 import type { Runtime } from "../../runtime/runtime.js";
 import { learnedByRun, openInstance, type Backend, type Tokenizer } from "../backend.js";
@@ -19,7 +24,7 @@ import { NO_LATENCY, resolveProfile, withLatency, type LatencyProfile } from "..
 import { loadLlamaTokenizer } from "../llama.js";
 import { assembleRuntime } from "../runtime.js";
 import { SYNTHETIC_MAX_VOCAB, SyntheticTokenizer } from "../synthetic.js";
-import { RemoteInstance, type RemoteOptions } from "./client.js";
+import { RemoteInstance, WorkerError, type RemoteOptions } from "./client.js";
 import { PROBS_FORMATS, type ProbsFormat } from "./protocol.js";
 import { TOKEN_ENV } from "./security.js";
 
@@ -48,7 +53,8 @@ const ClusterSchema = z
           backend: z.literal("synthetic"),
           vocab: z.number().int().min(2).max(SYNTHETIC_MAX_VOCAB).optional(),
           agreement: z.number().min(0).max(1).optional(),
-          history: z.number().int().min(0).max(64).optional(),
+          // A number of previous tokens, or "all" (the whole prefix).
+          history: z.union([z.number().int().min(0).max(64), z.literal("all")], { error: 'expected an integer in 0..64 or "all"' }).optional(),
           modelSeed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
           latency,
         })
@@ -61,6 +67,12 @@ const ClusterSchema = z
     targets: z.array(z.object(reach).strict()).min(1).max(1024),
     // How workers send distributions for rejection sampling (float16: half the bytes, rounded).
     probs: z.enum(PROBS_FORMATS).optional(),
+    // Seconds: to answer Info when connecting or probing (default 5), and each evaluation call's
+    // deadline (default 300), past which the worker is lost.
+    timeouts: z
+      .object({ connect: z.number().positive().max(3600).optional(), call: z.number().positive().max(86_400).optional() })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -97,8 +109,8 @@ export async function loadClusterFile(path: string): Promise<ClusterSpec> {
   return parsed.data;
 }
 
-/** Connection options for a worker entry: its token (else $DSI_TOKEN) and TLS trust. */
-async function reachOptions(r: Reach, file: string, probs: ProbsFormat | undefined): Promise<RemoteOptions> {
+/** Connection options for a worker entry: its token (else $DSI_TOKEN), TLS trust and timeouts. */
+async function reachOptions(r: Reach, file: string, probs: ProbsFormat | undefined, timeouts: ClusterSpec["timeouts"]): Promise<RemoteOptions> {
   let tls: RemoteOptions["tls"];
   if (r.tls === true) tls = {};
   else if (r.tls) {
@@ -108,39 +120,58 @@ async function reachOptions(r: Reach, file: string, probs: ProbsFormat | undefin
       throw new ClusterError(`${file}: ${r.address}: cannot read the TLS CA ${r.tls.ca} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }
   }
-  return { token: r.token ?? (process.env[TOKEN_ENV] || undefined), tls, probs };
+  return {
+    token: r.token ?? (process.env[TOKEN_ENV] || undefined),
+    tls,
+    probs,
+    connectTimeoutMs: timeouts?.connect !== undefined ? timeouts.connect * 1000 : undefined,
+    callTimeoutMs: timeouts?.call !== undefined ? timeouts.call * 1000 : undefined,
+  };
 }
 
-/** Connects to every worker entry, or fails naming each one that could not be reached. */
-async function connectAll(entries: Reach[], file: string, probs?: ProbsFormat): Promise<RemoteInstance[]> {
-  const options = await Promise.all(entries.map((r) => reachOptions(r, file, probs)));
+/** Connects to every worker entry: each one's instance, or why it did not answer. */
+async function connectEach(entries: Reach[], options: RemoteOptions[]): Promise<(RemoteInstance | WorkerError)[]> {
   const settled = await Promise.allSettled(entries.map((r, i) => RemoteInstance.connect(r.address, options[i])));
-  const connected = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
-  const failed = settled.flatMap((s) => (s.status === "rejected" ? [(s.reason as Error).message] : []));
-  if (failed.length > 0) {
-    for (const c of connected) c.close();
-    throw new ClusterError(`${file}: ${failed.join("; ")}`);
-  }
-  return connected;
+  return settled.map((s, i) => (s.status === "fulfilled" ? s.value : s.reason instanceof WorkerError ? s.reason : new WorkerError(entries[i].address, String((s.reason as Error).message))));
+}
+
+export interface ClusterOptions {
+  /** Hears, one line each, what happens to the target workers: missing at start, added later, lost, back. */
+  log?: (line: string) => void;
+  /**
+   * When no target worker answers at start: wait for them (a server: it answers 503 until one
+   * does) instead of failing with a ClusterError naming each and why (the default).
+   */
+  waitForTargets?: boolean;
+  /** How often a worker that has not answered yet is asked again, in milliseconds. Default 1000. */
+  probeIntervalMs?: number;
 }
 
 /**
- * A backend over a cluster: the drafter in this process, the targets in their workers (all
- * connected up front; the pool's size is the number of targets). Real time only.
+ * A backend over a cluster: the drafter in this process (or its own worker), the targets in
+ * their workers; the pool's size is the number of targets. It starts with the targets that
+ * answer, asks the others again every `probeIntervalMs` and adds each when it answers with the
+ * cluster's vocabulary and EOS; a ClusterError only when none answers (unless
+ * `waitForTargets`). Real time only.
  */
-export async function clusterBackend(spec: ClusterSpec, file = "cluster file"): Promise<Backend> {
+export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o: ClusterOptions = {}): Promise<Backend> {
+  const log = o.log ?? (() => undefined);
   const d = spec.drafter;
   let drafter: ModelInstance;
   let tokenizer: Tokenizer;
   let defaultPrompt: string;
   const closers: (() => Promise<void> | void)[] = [];
   const targets: RemoteInstance[] = [];
+  let closed = false;
   const close = async (): Promise<void> => {
+    closed = true;
     for (const c of closers.splice(0).reverse()) await c();
   };
   try {
     if (d.backend === "remote") {
-      const [remote] = await connectAll([d], file, spec.probs);
+      // The drafter's worker must answer: it says what the vocabulary is and tokenizes nothing without it.
+      const [remote] = await connectEach([d], [await reachOptions(d, file, spec.probs, spec.timeouts)]);
+      if (remote instanceof WorkerError) throw new ClusterError(`${file}: drafter: ${remote.message}`);
       closers.push(() => remote.close());
       drafter = remote;
       if (d.tokenizer !== undefined) {
@@ -165,43 +196,98 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file"): 
       closers.push(opened.close);
       ({ instance: drafter, tokenizer, defaultPrompt } = opened);
     }
-    targets.push(...(await connectAll(spec.targets, file, spec.probs)));
-    closers.push(() => targets.forEach((t) => t.close()));
-    const vocabs = new Set([drafter.vocabSize, ...targets.map((t) => t.vocabSize)]);
+    const options = await Promise.all(spec.targets.map((r) => reachOptions(r, file, spec.probs, spec.timeouts)));
+    const answers = await connectEach(spec.targets, options);
+    const live = answers.filter((a): a is RemoteInstance => a instanceof RemoteInstance);
+    const silent = answers.filter((a): a is WorkerError => a instanceof WorkerError);
+    closers.push(() => (targets.length > 0 ? targets : live).forEach((t) => t.close()));
+    if (live.length === 0 && !o.waitForTargets) throw new ClusterError(`${file}: no target worker answers: ${silent.map((e) => e.message).join("; ")}`);
+    const vocabs = new Set([drafter.vocabSize, ...live.map((t) => t.vocabSize)]);
     if (vocabs.size > 1) {
-      const list = targets.map((t) => `${t.address} ${t.vocabSize}`).join(", ");
+      const list = live.map((t) => `${t.address} ${t.vocabSize}`).join(", ");
       throw new ClusterError(`${file}: vocabularies differ: drafter ${drafter.vocabSize}, targets ${list}; every model must share one vocabulary`);
+    }
+    // A target that did not answer joins later, when it serves what the others (else the drafter) serve.
+    const expected = { vocabSize: drafter.vocabSize, eosToken: live.length > 0 ? live[0].eosToken : drafter.eosToken };
+    targets.push(...answers.map((a, i) => (a instanceof RemoteInstance ? a : RemoteInstance.pending(a.address, options[i], expected, a.reason))));
+    if (silent.length > 0) {
+      const why = silent.map((e) => e.message).join("; ");
+      log(`${file}: ${silent.length} of ${targets.length} target workers did not answer (${why}); ${live.length > 0 ? `going on with ${live.length}` : "waiting for them"}, asking again every ${(o.probeIntervalMs ?? 1000) / 1000} s`);
     }
   } catch (err) {
     await close();
     throw err;
   }
+  const answering = (): number => targets.filter((t) => t.notAnswered === undefined).length;
+  // Workers that have not answered yet: asked until they do (or turn out to serve another model).
+  const watch = async (t: RemoteInstance): Promise<void> => {
+    while (!closed && t.notAnswered !== undefined) {
+      await new Promise((r) => setTimeout(r, o.probeIntervalMs ?? 1000).unref());
+      if (closed || t.notAnswered === undefined) return; // closed, or the pool's own probe found it
+      try {
+        if (await t.probe()) log(`worker ${t.address} answered: added (${answering()} of ${targets.length} target workers answering)`);
+      } catch (err) {
+        if (!closed) log(`${(err as Error).message}; not adding it`);
+        return;
+      }
+    }
+  };
+  for (const t of targets) if (t.notAnswered !== undefined) void watch(t);
   const where = d.backend === "remote" ? `remote drafter at ${d.address}` : `${d.backend} drafter here${d.latency ? ` (latency ${d.latency})` : ""}`;
   const drafterLatency = d.backend === "remote" || d.latency === undefined ? NO_LATENCY.drafter : resolveProfile(d.latency)!.drafter;
   const learned = learnedByRun();
+  const drafterContext = drafter.contextSize;
   return {
     name: "cluster",
     targetCount: targets.length,
     tokenizer,
     defaultPrompt,
-    contextSize: undefined,
+    // The smallest context of the drafter and the targets that answered: what every request
+    // must fit, checked before it is sent (as for a local model).
+    get contextSize(): number | undefined {
+      const sizes = [drafterContext, ...targets.map((t) => t.contextSize)].filter((c): c is number => c !== undefined);
+      return sizes.length > 0 ? Math.min(...sizes) : undefined;
+    },
+    get evalChunk(): { target?: EvalChunk } | undefined {
+      const chunks = targets.map((t) => t.evalChunk).filter((c): c is number => c !== undefined);
+      return chunks.length > 0 ? { target: { chunk: Math.min(...chunks), source: "worker" } } : undefined;
+    },
     realCompute: true,
     // Latency is the cluster's: the file's for an in-process drafter, each worker's own
     // (`dsi worker --latency`) for remote instances.
-    runtime: async (clock: Clock, sp: number, profile: LatencyProfile, events?: boolean): Promise<Runtime> =>
-      assembleRuntime({
+    runtime: async (clock: Clock, sp: number, profile: LatencyProfile, events?: boolean): Promise<Runtime> => {
+      const rt = assembleRuntime({
         clock,
         drafter: withLatency(drafter, clock, drafterLatency),
         target: (i) => targets[i],
-        vocabSize: targets[0].vocabSize,
-        eosToken: targets[0].eosToken,
+        vocabSize: drafter.vocabSize,
+        eosToken: targets.find((t) => t.notAnswered === undefined)?.eosToken ?? drafter.eosToken,
         sp: Math.min(sp, targets.length),
         events,
         learned: learned(clock, profile),
-      }),
-    describe: () => `cluster: ${where}, ${targets.length} target worker(s) at ${targets.map((t) => t.address).join(", ")}`,
-    // A worker that does not answer has no counters (undefined), not an error.
-    workerStats: () => Promise.all(targets.map(async (t) => ({ address: t.address, stats: await t.stats().catch(() => undefined) }))),
+      });
+      rt.pool.onLossOrReturn = (e, label) => {
+        // A worker that never answered was reported at start; its retirement is no news.
+        if (e.type === "retire" && targets[e.instance]?.notAnswered !== undefined) return;
+        log(e.type === "retire" ? `target ${label} lost (${e.why}); asking it again every second` : `target ${label} is back in the pool`);
+      };
+      return rt;
+    },
+    describe: () => {
+      const missing = targets.length - answering();
+      return `cluster: ${where}, ${targets.length} target worker(s) at ${targets.map((t) => t.address).join(", ")}${missing > 0 ? ` (${missing} not answering yet)` : ""}`;
+    },
+    // A worker that does not answer has no counters (undefined) and says why (`error`), not an error.
+    workerStats: () =>
+      Promise.all(
+        targets.map(async (t) => {
+          try {
+            return { address: t.address, stats: await t.stats() };
+          } catch (err) {
+            return { address: t.address, stats: undefined, error: err instanceof WorkerError ? err.reason : (err as Error).message };
+          }
+        }),
+      ),
     close,
   };
 }

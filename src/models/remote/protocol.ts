@@ -20,7 +20,18 @@ export interface InfoReply {
   vocabSize: number;
   eosToken: number;
   backend: string;
+  /** 0: unlimited. */
+  contextSize: number;
+  /** 0: not applicable. */
+  evalChunk: number;
 }
+
+/**
+ * The trailer a worker puts on an error its model raised (INTERNAL), so the client can tell it
+ * from an INTERNAL status made by the transport (a connection that broke mid-call).
+ */
+export const MODEL_ERROR_KEY = "dsi-error";
+export const MODEL_ERROR_VALUE = "model";
 
 export interface EvaluateRequestMsg {
   keep: number;
