@@ -17,8 +17,8 @@ export class RunContext {
   readonly drafterMode: OutputMode;
   /** Prompt plus committed tokens. Append-only, so `TokenView`s over it stay valid. */
   readonly seq: number[];
-  /** When the generation started, on the runtime's clock. */
-  readonly startedAt: number;
+  /** When the generation could start: admitted by the pool (its bounds count from here). */
+  startedAt: number;
   /** This generation's membership in the shared target pool; left when it ends. */
   readonly member: PoolMember;
   /** The lookahead of each window (si, dsi): fixed, or chosen online (`auto`). */
@@ -48,6 +48,11 @@ export class RunContext {
       opts.lookahead === "auto" && algo !== "nonsi"
         ? new AdaptiveLookahead(algo, rt.pool.costs, rt.pool.acceptance, () => this.stats.elapsed(), (c) => rt.events.emit({ type: "lookahead", ...c }))
         : new FixedLookahead(opts.lookahead === "auto" ? 0 : opts.lookahead); // non-SI never asks
+  }
+
+  /** The pool admitted the generation: the time non-SI's pace is counted from. */
+  admitted(): void {
+    this.startedAt = this.rt.clock.now();
   }
 
   /** Marks the start of a drafter step or target task; the returned function marks its end and says whether it ran alone. */

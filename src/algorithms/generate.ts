@@ -21,7 +21,12 @@ export class Generation implements AsyncIterable<number> {
     this.result = (async () => {
       try {
         if (resolved.maxTokens === 0) ctx.committer.finish("length");
-        else await RUNNERS[algo](ctx);
+        else {
+          // No more generations run than the pool has instances: wait for a turn (pool admission).
+          await ctx.member.admission(resolved.signal);
+          ctx.admitted();
+          await RUNNERS[algo](ctx);
+        }
         ctx.stats.probes = ctx.lookahead.probes;
         const c = completion(ctx.committer, ctx.stats);
         this.stream.end();

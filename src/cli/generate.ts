@@ -88,7 +88,9 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags, sink?:
   const logs: EngineEvent[][] = [];
   for (let i = 0; i < flags.n; i++) {
     const clock = makeClock(flags.clock);
-    const rt = await backend.runtime(clock, flags.algo === "dsi" ? (backend.targetCount ?? flags.sp) : 1, flags.latency);
+    // A cluster's pool holds every worker whatever the algorithm: non-SI and SI use one at a
+    // time, and the others take over when it is lost.
+    const rt = await backend.runtime(clock, backend.targetCount ?? (flags.algo === "dsi" ? flags.sp : 1), flags.latency);
     const options: GenerateOptions = {
       prompt,
       maxTokens: flags.maxTokens,

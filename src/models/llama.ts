@@ -339,8 +339,10 @@ export class LlamaInstance implements ModelInstance {
   private async run(tokens: number[], req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
     if (signal?.aborted) throw new AbortError();
     if (req.from < 1 || req.from > tokens.length) throw new RangeError(`evaluate: from=${req.from} outside 1..${tokens.length}`);
-    if (tokens.length > this.context.contextSize) {
-      throw new InvalidRequestError(`the sequence (${tokens.length} tokens) does not fit the model context of ${this.context.contextSize} tokens`);
+    // node-llama-cpp keeps one cell free and, on a full context, silently drops early tokens
+    // (a context shift): the cache would no longer hold `tokens`. Refuse instead.
+    if (tokens.length >= this.context.contextSize) {
+      throw new InvalidRequestError(`the sequence (${tokens.length} tokens) plus the token it predicts exceeds the model context of ${this.context.contextSize} tokens`);
     }
     // The output at position p comes from evaluating token p-1, so re-evaluate from `from - 1`.
     let keep = 0;

@@ -17,6 +17,12 @@
  * So with at least one instance per active generation, every generation's frontier claim is
  * served at once and keeps DSI's never-slower-than-non-SI bound; speculation uses the rest.
  * A lone generation has the whole pool, exactly as if it were its own.
+ * - Admission: at most as many generations run as the pool has live instances; the others
+ *   wait, first come first served, until one ends (`PoolMember.admission`, awaited by every
+ *   generation before its first step; the reserve counts admitted members). Each running
+ *   generation then keeps an instance whose cache holds its sequence. Without this, more
+ *   generations than instances take turns on the instances at every step, and each turn
+ *   re-reads a whole context: throughput fell to a tenth of one generation at a time.
  *
  * Instances are created lazily, the first time that many are wanted at once, and never more
  * than `size`: a generation that can use two instances never pays for a thousand.
@@ -59,16 +65,24 @@ export interface TargetPoolOptions {
    * serves again, in milliseconds. Defaults to 1000.
    */
   reviveIntervalMs?: number;
+  /**
+   * When every instance is lost but some can come back (they have `probe`: a worker that is
+   * restarting), claims wait this long for one to rejoin before failing with NoInstanceError,
+   * in milliseconds. Defaults to 5000.
+   */
+  rejoinGraceMs?: number;
   /** Costs and acceptance observed by earlier pools over the same instances; default: none yet. */
   learned?: Learned;
 }
 
-/** A pool event: an instance leased, handed back, or back after it was lost (for tests and traces). */
+/** A pool event: an instance leased, handed back, retired (lost), or back after it was lost (for tests and traces). */
 export interface PoolEvent {
-  type: "lease" | "release" | "rejoin";
+  type: "lease" | "release" | "retire" | "rejoin";
   instance: number;
   /** The member (generation) that leased it, numbered from 0 in joining order; -1 for a rejoin. */
   member: number;
+  /** A retirement's cause. */
+  why?: string;
 }
 
 /** Upper bound on `size` (1024 targets is already far past any machine's devices). */
@@ -86,6 +100,8 @@ interface Waiter {
 
 /** A generation's membership in the pool: how it leases instances. */
 export class PoolMember {
+  /** Whether the member may run: admitted at join, or later when a running generation ends. */
+  admitted = false;
   /** Frontier leases this member holds now. */
   frontierLeases = 0;
   /** Leases of any kind this member holds now. */
@@ -101,6 +117,15 @@ export class PoolMember {
   /** Whether the member may take one more instance. */
   get underLimit(): boolean {
     return this.leases < this.limit;
+  }
+
+  /**
+   * Resolves once the member is admitted (at once when it was at join): at most as many
+   * generations run as there are live instances. Rejects with an AbortError if `signal`
+   * aborts first (the member leaves the queue), or a NoInstanceError when every instance is lost.
+   */
+  admission(signal?: AbortSignal): Promise<void> {
+    return this.pool.admissionOf(this, signal);
   }
 
   /** A lease at once when the policy allows one now; undefined otherwise. Never waits. */
@@ -140,11 +165,17 @@ export class TargetPool {
   readonly acceptance: AcceptanceMemory;
   /** When set, every lease and release is appended here, in order. */
   log: PoolEvent[] | undefined;
+  /** When set, hears each retirement and rejoin as it happens (a long-lived process logs them). */
+  onLossOrReturn: ((e: PoolEvent, label: string) => void) | undefined;
   private readonly instances: (ModelInstance | undefined)[] = [];
   /** The member that leased each instance last (instance affinity, see idleFor). */
   private readonly lastUser: (PoolMember | undefined)[] = [];
   private readonly slots: SlotState[];
   private readonly members = new Set<PoolMember>();
+  /** Members waiting to be admitted, in joining order, with their waiters once they wait. */
+  private readonly admissionQueue: PoolMember[] = [];
+  private readonly admissionWaiters = new Map<PoolMember, { resolve: () => void; reject: (err: unknown) => void }>();
+  private running = 0;
   private memberIds = 0;
   private waiting: Waiter[] = [];
   private waiterSeq = 0;
@@ -152,6 +183,12 @@ export class TargetPool {
   private readonly losses: string[] = [];
   private readonly create: TargetPoolOptions["create"];
   private readonly reviveIntervalMs: number;
+  private readonly rejoinGraceMs: number;
+  /** Lost instances being probed (they may come back). */
+  private readonly returning = new Set<number>();
+  /** When the last live instance was lost (the rejoin grace counts from here), and its timer. */
+  private noneSince = 0;
+  private graceTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
 
   constructor(o: TargetPoolOptions) {
@@ -163,6 +200,7 @@ export class TargetPool {
     this.vocabSize = o.vocabSize;
     this.eosToken = o.eosToken;
     this.reviveIntervalMs = o.reviveIntervalMs ?? 1000;
+    this.rejoinGraceMs = o.rejoinGraceMs ?? 5000;
     ({ costs: this.costs, acceptance: this.acceptance } = o.learned ?? newLearned());
     this.slots = new Array<SlotState>(o.size).fill("empty");
   }
@@ -170,6 +208,7 @@ export class TargetPool {
   /** Stops asking lost instances whether they are back. Idempotent. */
   close(): void {
     this.closed = true;
+    clearTimeout(this.graceTimer);
   }
 
   /** A pool over existing instances (the first one's vocabulary and EOS). */
@@ -186,7 +225,56 @@ export class TargetPool {
     if (!(Number.isInteger(limit) && limit >= 1 && limit <= this.size)) throw new RangeError(`a member's instance limit must be an integer in 1..${this.size}, got ${limit}`);
     const m = new PoolMember(this, this.memberIds++, limit);
     this.members.add(m);
+    this.admissionQueue.push(m);
+    this.admit();
     return m;
+  }
+
+  /** Generations admitted and running now (at most the live instances, see admission). */
+  get runningMembers(): number {
+    return this.running;
+  }
+
+  /** Generations waiting to be admitted. */
+  get queuedMembers(): number {
+    return this.admissionQueue.length;
+  }
+
+  /** Admits waiting members, oldest first, while fewer run than instances are alive. */
+  private admit(): void {
+    while (this.admissionQueue.length > 0 && this.running < this.alive) {
+      const m = this.admissionQueue.shift()!;
+      m.admitted = true;
+      this.running++;
+      this.admissionWaiters.get(m)?.resolve();
+      this.admissionWaiters.delete(m);
+    }
+  }
+
+  /** @internal */
+  admissionOf(m: PoolMember, signal?: AbortSignal): Promise<void> {
+    if (m.admitted) return Promise.resolve();
+    if (signal?.aborted) return Promise.reject(new AbortError());
+    if (this.hopeless()) return Promise.reject(this.noneLeft());
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        if (!this.admissionWaiters.has(m)) return;
+        this.admissionWaiters.delete(m);
+        reject(new AbortError());
+      };
+      this.admissionWaiters.set(m, {
+        resolve: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
+        reject: (err) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(err);
+        },
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.failIfHopeless(); // no instance now: wait for a rejoin, within the grace
+    });
   }
 
   /** Instances created so far (lost ones included). */
@@ -201,6 +289,34 @@ export class TargetPool {
 
   private noneLeft(): NoInstanceError {
     return new NoInstanceError(`no target instance left: ${this.losses.join("; ")}`);
+  }
+
+  /**
+   * No live instance: whether claims must fail now (nothing can come back, or the rejoin grace
+   * is over) rather than wait for a lost instance to rejoin.
+   */
+  private hopeless(): boolean {
+    return this.alive === 0 && (this.returning.size === 0 || this.closed || Date.now() - this.noneSince >= this.rejoinGraceMs);
+  }
+
+  /** Fails every waiting claim and admission when no instance is left and none may come back in time. */
+  private failIfHopeless(): void {
+    if (this.alive > 0) return;
+    if (!this.hopeless()) {
+      if (this.graceTimer === undefined && (this.waiting.length > 0 || this.admissionWaiters.size > 0)) {
+        this.graceTimer = setTimeout(() => {
+          this.graceTimer = undefined;
+          this.failIfHopeless();
+        }, this.noneSince + this.rejoinGraceMs - Date.now());
+      }
+      return;
+    }
+    clearTimeout(this.graceTimer);
+    this.graceTimer = undefined;
+    const err = this.noneLeft();
+    for (const w of this.waiting.splice(0)) w.reject(err);
+    for (const w of this.admissionWaiters.values()) w.reject(err);
+    this.admissionWaiters.clear();
   }
 
   /** Instances evaluating now. */
@@ -222,7 +338,7 @@ export class TargetPool {
   /** Instances kept for the other members' frontier claims. */
   private reserveFor(m: PoolMember): number {
     let n = 0;
-    for (const o of this.members) if (o !== m && o.frontierLeases === 0) n++;
+    for (const o of this.members) if (o !== m && o.admitted && o.frontierLeases === 0) n++;
     return n;
   }
 
@@ -273,7 +389,7 @@ export class TargetPool {
   /** @internal */
   acquireFor(m: PoolMember, claim: Claim, signal?: AbortSignal): Promise<Lease> {
     if (signal?.aborted) return Promise.reject(new AbortError());
-    if (this.alive === 0) return Promise.reject(this.noneLeft());
+    if (this.hopeless()) return Promise.reject(this.noneLeft());
     try {
       const now = this.tryAcquireFor(m, claim);
       if (now) return Promise.resolve(now);
@@ -304,12 +420,20 @@ export class TargetPool {
       signal?.addEventListener("abort", onAbort, { once: true });
       this.waiting.push(waiter);
       this.serve();
+      this.failIfHopeless(); // no instance now: wait for a rejoin, within the grace
     });
   }
 
   /** @internal */
   remove(m: PoolMember): void {
     this.members.delete(m);
+    if (m.admitted) this.running--;
+    else {
+      this.admissionQueue.splice(this.admissionQueue.indexOf(m), 1);
+      this.admissionWaiters.get(m)?.reject(new AbortError());
+      this.admissionWaiters.delete(m);
+    }
+    this.admit();
     this.serve(); // its reserve is free for the others now
   }
 
@@ -437,12 +561,13 @@ export class TargetPool {
         this.slots[index] = "lost";
         const loss = `${this.instances[index]!.label}: ${why}`;
         this.losses.push(loss);
-        if (this.alive === 0) {
-          const err = this.noneLeft();
-          for (const w of this.waiting.splice(0)) w.reject(err);
-        }
-        this.serve();
+        const e: PoolEvent = { type: "retire", instance: index, member: m.id, why };
+        this.log?.push(e);
+        this.onLossOrReturn?.(e, this.instances[index]!.label);
         this.watchForReturn(index, loss);
+        if (this.alive === 0) this.noneSince = Date.now();
+        this.failIfHopeless();
+        this.serve();
       },
     };
   }
@@ -454,6 +579,7 @@ export class TargetPool {
   private watchForReturn(index: number, loss: string): void {
     const instance = this.instances[index]!;
     if (!instance.probe) return;
+    this.returning.add(index);
     const check = (): void => {
       if (this.closed) return;
       instance.probe!().then(
@@ -461,11 +587,21 @@ export class TargetPool {
           if (this.closed || this.slots[index] !== "lost") return;
           if (!back) return void setTimeout(check, this.reviveIntervalMs).unref();
           this.slots[index] = "idle";
+          this.returning.delete(index);
+          clearTimeout(this.graceTimer);
+          this.graceTimer = undefined;
           this.losses.splice(this.losses.indexOf(loss), 1);
-          this.log?.push({ type: "rejoin", instance: index, member: -1 });
+          const e: PoolEvent = { type: "rejoin", instance: index, member: -1 };
+          this.log?.push(e);
+          this.onLossOrReturn?.(e, instance.label);
+          this.admit();
           this.serve();
         },
-        () => undefined, // it will not come back: stays lost
+        () => {
+          // It will not come back: stays lost, and claims stop waiting for it.
+          this.returning.delete(index);
+          this.failIfHopeless();
+        },
       );
     };
     setTimeout(check, this.reviveIntervalMs).unref();
