@@ -7,8 +7,9 @@
  * The drafter runs in the orchestrator here (the cluster file's llama drafter), so only targets
  * are killed.
  *
- * Prints: kills, pauses, restarts, re-dispatches (tasks lost under a run and dispatched again,
- * from each run's trace), outputs that differed (goal: none), runs that failed, and the time
+ * Prints: kills, pauses, restarts, rejoins (a lost worker taken back into a running
+ * generation's pool), re-dispatches (tasks lost under a run and dispatched again, from each
+ * run's trace), outputs that differed (goal: none), runs that failed, and the time
  * lost per kill (mean run time under chaos minus the mean without faults, per kill).
  *
  * Usage: node dist/bench/faults.js [--runs 10] [--targets 3] [--tokens 128] [--call-timeout 3] [--seed 1]
@@ -40,6 +41,8 @@ interface Run {
   tokens: number[] | undefined;
   ms: number;
   lost: number;
+  /** Lost targets taken back into the run's pool (its stderr: "is back in the pool"). */
+  rejoins: number;
   stderr: string;
 }
 
@@ -97,10 +100,11 @@ try {
     const t0 = performance.now();
     const r = await dsi(["generate", "--cluster", clusterFile, "--algo", "dsi", "--lookahead", i % 2 === 0 ? "3" : "auto", "--prompt", prompt, "--max-tokens", String(args.tokens), "--temperature", "0", "--json", "--trace", trace]);
     const ms = performance.now() - t0;
-    if (r.code !== 0) return { code: r.code, tokens: undefined, ms, lost: 0, stderr: r.stderr };
+    const rejoins = (r.stderr.match(/is back in the pool/g) ?? []).length;
+    if (r.code !== 0) return { code: r.code, tokens: undefined, ms, lost: 0, rejoins, stderr: r.stderr };
     const tokens = (JSON.parse(r.stdout) as { completions: { tokens: number[] }[] }).completions[0].tokens;
     const events = (JSON.parse(await readFile(trace, "utf8")) as { traceEvents: { cat?: string }[] }).traceEvents;
-    return { code: 0, tokens, ms, lost: events.filter((e) => e.cat === "task-lost").length, stderr: r.stderr };
+    return { code: 0, tokens, ms, lost: events.filter((e) => e.cat === "task-lost").length, rejoins, stderr: r.stderr };
   };
   const same = (i: number, run: Run): boolean => JSON.stringify(run.tokens) === JSON.stringify(reference.get(PROMPTS[i % PROMPTS.length]));
 
@@ -146,7 +150,7 @@ try {
   console.log(`faults: ${args.runs} dsi generate --cluster runs of ${args.tokens} tokens over ${args.targets} llama target workers (default pair), greedy, call deadline ${args["call-timeout"]} s`);
   console.log(`eval chunk: ${evalChunk}`);
   console.log(`without faults: ${calm.length} runs, median ${calmMs.toFixed(0)} ms, outputs that differed ${calmDiffered}`);
-  console.log(`chaos: kills ${kills}, pauses ${pauses}, restarts ${restarts}, re-dispatches ${chaos.reduce((s, r) => s + r.lost, 0)}`);
+  console.log(`chaos: kills ${kills}, pauses ${pauses}, restarts ${restarts} (dsi cluster), rejoins ${chaos.reduce((s, r) => s + r.rejoins, 0)} (into a running generation's pool), re-dispatches ${chaos.reduce((s, r) => s + r.lost, 0)}`);
   console.log(`outputs that differed from non-SI: ${differed.length} of ${chaos.length - failed.length} (goal: none); runs that failed: ${failed.length}`);
   for (const f of failed) console.log(`  exit ${f.code}: ${f.stderr.trim().split("\n").at(-1)}`);
   console.log(`time lost per kill or pause: ${kills + pauses > 0 ? (((chaosMs - calmMean) * chaos.length) / (kills + pauses)).toFixed(0) : "-"} ms (mean run ${chaosMs.toFixed(0)} ms under chaos, ${calmMean.toFixed(0)} ms without)`);

@@ -429,7 +429,8 @@ export class TargetPool {
     this.members.delete(m);
     if (m.admitted) this.running--;
     else {
-      this.admissionQueue.splice(this.admissionQueue.indexOf(m), 1);
+      const at = this.admissionQueue.indexOf(m);
+      if (at >= 0) this.admissionQueue.splice(at, 1);
       this.admissionWaiters.get(m)?.reject(new AbortError());
       this.admissionWaiters.delete(m);
     }

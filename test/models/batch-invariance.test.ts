@@ -8,7 +8,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { generate } from "../../src/algorithms/generate.js";
-import { TokenView } from "../../src/core/instance.js";
+import { InvalidRequestError, TokenView } from "../../src/core/instance.js";
 import { GREEDY, type SamplingParams } from "../../src/core/sampling.js";
 import type { PositionOutput } from "../../src/core/verify.js";
 import { measureEvalChunk, probePath, selfTestEvalChunk, type ProbeOutput, type ProbeRunner } from "../../src/models/batch-invariance.js";
@@ -202,6 +202,26 @@ describe("DSI over seven llama targets, 300 tokens: instances catch up on long s
       assert.deepEqual(await run("dsi", 3, 8), reference);
       const longest = Math.max(...targets.map((t) => t.longestRead));
       assert.ok(longest > pair.evalChunks.target.chunk, `some instance read ${longest} tokens at once, more than one chunk of ${pair.evalChunks.target.chunk}`);
+    } finally {
+      await pair.dispose();
+    }
+  });
+});
+
+describe("a sequence that fills the context", () => {
+  test("is refused (node-llama-cpp would shift the cache silently) and the instance stays exact", async () => {
+    const files = await pairFiles("small", SMALL_PAIR);
+    const pair = await LlamaPair.load({ ...files, threads: 1, gpu: false });
+    try {
+      const inst = await pair.instance("target", "target");
+      const fresh = await pair.instance("target", "fresh");
+      const n = pair.contextSize;
+      const path = probePath(pair.vocabSize, n, 1);
+      const ask = (i: LlamaInstance, len: number) => i.evaluate({ tokens: path.slice(0, len), from: len, mode: "greedy", sampling: GREEDY, seed: 0, stream: 0 });
+      await ask(inst, n - 1); // the longest sequence that fits: it and the token it predicts
+      await assert.rejects(ask(inst, n), (err: Error) => err instanceof InvalidRequestError && /exceeds the model context of 256 tokens/.test(err.message));
+      assert.deepEqual(await ask(inst, 40), await ask(fresh, 40));
+      assert.deepEqual(await ask(inst, n - 1), await ask(fresh, n - 1));
     } finally {
       await pair.dispose();
     }

@@ -136,3 +136,60 @@ test("the log records every lease and release in order, with the member", () => 
     { type: "release", instance: 1, member: 0 },
   ]);
 });
+
+test("admission: at most one running generation per live instance; the others wait in order, or leave when aborted", async () => {
+  const p = pool(2);
+  const [a, b, c, d] = [p.join(), p.join(), p.join(), p.join()];
+  assert.deepEqual([a.admitted, b.admitted, c.admitted, d.admitted], [true, true, false, false]);
+  assert.equal(p.queuedMembers, 2);
+  const order: string[] = [];
+  const cWaits = c.admission().then(() => order.push("c"));
+  const abort = new AbortController();
+  const dWaits = d.admission(abort.signal);
+  abort.abort();
+  await assert.rejects(dWaits, { name: "AbortError" });
+  d.leave();
+  assert.equal(p.queuedMembers, 1);
+  // Running generations lease as before; the queued one gets nothing until one ends.
+  const fa = a.tryAcquire("frontier")!;
+  const fb = b.tryAcquire("frontier")!;
+  assert.deepEqual([fa.index, fb.index].sort(), [0, 1]);
+  fa.release();
+  fb.release();
+  b.leave();
+  await cWaits;
+  assert.deepEqual(order, ["c"]);
+  assert.equal(p.runningMembers, 2);
+  const e = p.join();
+  assert.equal(e.admitted, false);
+  a.leave();
+  await e.admission();
+});
+
+test("no instance left: queued generations and claims fail, unless a lost instance may come back within the grace", async () => {
+  // Instances that cannot come back: at once.
+  const p = pool(1);
+  const [a, b] = [p.join(), p.join()];
+  const lease = await a.acquire("frontier");
+  const waiting = b.admission();
+  lease.retire("gone");
+  await assert.rejects(waiting, { name: "NoInstanceError" });
+  // One that is restarting: a claim waits and gets it when it rejoins.
+  let back = false;
+  const inst = Object.assign(pair.instance("target", "restarting"), { probe: async () => back });
+  const q = new TargetPool({ size: 1, vocabSize: 16, eosToken: undefined, create: () => inst, reviveIntervalMs: 20, rejoinGraceMs: 2000 });
+  const m = q.join();
+  (await m.acquire("frontier")).retire("worker died");
+  const claim = m.acquire("frontier");
+  setTimeout(() => (back = true), 100);
+  const again = await claim;
+  assert.equal(again.instance, inst);
+  again.release();
+  // Past the grace, the claim fails naming the loss.
+  const r = new TargetPool({ size: 1, vocabSize: 16, eosToken: undefined, create: () => Object.assign(pair.instance("target", "t"), { probe: async () => false }), reviveIntervalMs: 20, rejoinGraceMs: 150 });
+  const n = r.join();
+  (await n.acquire("frontier")).retire("worker died");
+  await assert.rejects(n.acquire("frontier"), /no target instance left: t: worker died/);
+  r.close();
+  q.close();
+});
