@@ -3,6 +3,7 @@
  * (`import ... from "dsi"`, types from the package's declarations) and run; where the README
  * shows an output, the example must print exactly that.
  */
+import "./helpers/isolated-cache.js";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
