@@ -8,8 +8,10 @@
  * client sends 4 requests, so every run is whole rounds of 4 generations (no tail where
  * instances idle at the end). The server is warm (one warm-up request; the models loaded
  * once): a serving figure, not a first-command one.
- * Verdict: for every algorithm, requests per second at 5, 8 and 16 clients at least 0.9x what
- * 4 clients give (the 10% is this shared machine's run-to-run noise).
+ * Verdict: for every algorithm, requests per second at 5, 8 and 16 clients at least 0.8x what
+ * 4 clients give. The margin is this machine's run-to-run noise with six busy threads on two
+ * cores (0.83x-1.19x seen between runs of the same code); the collapse it guards against was
+ * 0.13x (8 requests at 0.06 req/s where one at a time gave 0.46).
  *
  * Usage: node dist/bench/oversubscribed.js [--tokens 32] [--context 96]
  */
@@ -97,9 +99,9 @@ let pass = true;
 for (const algo of ALGOS) {
   const base = rps.get(`${algo}/${SP}`)!;
   const worst = Math.min(...CLIENTS.filter((c) => c > SP).map((c) => rps.get(`${algo}/${c}`)!));
-  const ok = worst >= 0.9 * base;
+  const ok = worst >= 0.8 * base;
   pass &&= ok;
-  console.log(`${ok ? "PASS" : "FAIL"} ${algo}: the lowest req/s beyond ${SP} clients is ${(worst / base).toFixed(2)}x what ${SP} clients give (goal >= 0.9)`);
+  console.log(`${ok ? "PASS" : "FAIL"} ${algo}: the lowest req/s beyond ${SP} clients is ${(worst / base).toFixed(2)}x what ${SP} clients give (goal >= 0.8)`);
 }
 console.log(`verdict: ${pass ? "PASS" : "FAIL"}`);
 console.log(`CPU: ${cpus()[0]?.model ?? "unknown"} (${cpus().length} cores). Took ${((performance.now() - started) / 1000).toFixed(1)} s.`);

@@ -44,6 +44,22 @@ test("make-model writes a pair that generate runs; greedy outputs agree across a
   assert.deepEqual(texts, [texts[0], texts[0], texts[0]]);
 });
 
+test("generate --json reports the eval chunk and how it was found; --eval-chunk overrides it; bad values and synthetic exit 2", async () => {
+  const args = ["generate", "--backend", "llama", "--target", target, "--drafter", drafter, "--max-tokens", "4", "--prompt", "hello", "--json"];
+  const measured = JSON.parse((await dsi(...args)).stdout).config.evalChunk;
+  assert.ok(["self-test", "cache"].includes(measured.target.source), JSON.stringify(measured));
+  assert.ok(measured.target.chunk >= 1 && measured.target.chunk <= measured.target.invariantUpTo, JSON.stringify(measured));
+  const again = JSON.parse((await dsi(...args)).stdout).config.evalChunk;
+  assert.equal(again.target.source, "cache", "the second load reads the cache");
+  assert.equal(again.target.chunk, measured.target.chunk);
+  const given = JSON.parse((await dsi(...args, "--eval-chunk", "8")).stdout).config.evalChunk;
+  assert.deepEqual(given.target, { chunk: 8, source: "flag" });
+  for (const bad of [["--eval-chunk", "0"], ["--eval-chunk", "513"], ["--eval-chunk", "x"]]) assert.equal((await dsi(...args, ...bad)).code, 2, bad.join(" "));
+  const synthetic = await dsi("generate", "--eval-chunk", "8", "--max-tokens", "2");
+  assert.equal(synthetic.code, 2);
+  assert.match(synthetic.stderr, /--eval-chunk applies to --backend llama/);
+});
+
 test("--stop matches the decoded text, whatever the tokenization", async () => {
   const base = ["generate", "--backend", "llama", "--target", target, "--drafter", drafter, "--max-tokens", "40", "--prompt", "hello", "--json"];
   const full = JSON.parse((await dsi(...base)).stdout).completions[0].text as string;

@@ -67,3 +67,12 @@ test("8 concurrent generations on 2 llama instances: every text is non-SI's", as
     texts.forEach((t, i) => assert.equal(t, reference.get(PROMPTS[i]), `round ${round}, ${JSON.stringify(PROMPTS[i])} with ${JSON.stringify(kinds[(i + round) % kinds.length])}`));
   }
 });
+
+test("/metrics reports the eval chunk of target and drafter", async () => {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  for (const model of ["target", "drafter"] as const) {
+    const m = new RegExp(`^dsi_eval_chunk_tokens\\{model="${model}"\\} (\\d+)$`, "m").exec(text);
+    assert.ok(m, text.slice(0, 400));
+    assert.equal(Number(m[1]), backend.evalChunk?.[model]?.chunk);
+  }
+});

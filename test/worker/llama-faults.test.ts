@@ -26,6 +26,8 @@ const TOKENS = 160;
 const WORKER_LATENCY = "12/1";
 
 let files: { target: string; drafter: string };
+/** The target's eval chunk as this process's self-test found it (workers report theirs). */
+let localChunk: number | undefined;
 /** Non-SI's tokens per prompt, computed in this process. */
 const reference = new Map<string, number[]>();
 
@@ -41,6 +43,7 @@ before(async () => {
   files = await pairFiles("long", LONG_PAIR);
   const local = await llamaBackend({ ...files, threads: 1, gpu: false });
   try {
+    localChunk = local.evalChunk?.target?.chunk;
     for (const p of PROMPTS) reference.set(p, (await tokensOf(local, "nonsi", p, undefined, 1)).tokens);
   } finally {
     await local.close();
@@ -76,6 +79,8 @@ describe("llama workers under faults", () => {
   test("a worker killed and restarted mid-generation: the output is non-SI's, and the restarted worker served again", async () => {
     const { slots, backend } = await cluster(2, 30);
     open.push(backend);
+    // Workers report their eval chunk in Info: the same kernels found the same size.
+    assert.deepEqual(backend.evalChunk?.target, { chunk: localChunk, source: "worker" });
     for (const [i, prompt] of PROMPTS.slice(0, 2).entries()) {
       const poolLog: PoolEvent[] = [];
       const running = tokensOf(backend, "dsi", prompt, 3, 2, poolLog);
