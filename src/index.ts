@@ -23,11 +23,11 @@ export { GREEDY, type SamplingParams } from "./core/sampling.js";
 export { VERIFY_RULES, type Decision, type Draft, type OutputMode, type PositionOutput, type VerifyRule } from "./core/verify.js";
 
 // The instance contract, for writing a backend
-export { checkRequest, TokenView, type EvalRequest, type ModelInstance, type TokenSequence } from "./core/instance.js";
+export { checkRequest, InstanceLostError, InvalidRequestError, TokenView, type EvalRequest, type ModelInstance, type TokenSequence } from "./core/instance.js";
 
 // Runtime: clocks, the target pool, cancellation, events
 export { makeClock, RealClock, VirtualClock, type Clock } from "./runtime/clock.js";
-export { MAX_POOL_SIZE, TargetPool, type Claim, type Lease, type PoolEvent, type TargetPoolOptions } from "./runtime/pool.js";
+export { MAX_POOL_SIZE, NoInstanceError, TargetPool, type Claim, type Lease, type PoolEvent, type TargetPoolOptions } from "./runtime/pool.js";
 export { AcceptanceMemory, TaskCosts, newLearned, type Learned } from "./runtime/costs.js";
 export { AbortError, isAbortError } from "./runtime/abort.js";
 export { EventLog, type EngineEvent } from "./runtime/events.js";
@@ -40,9 +40,10 @@ export { SyntheticPair, SyntheticTokenizer, SYNTHETIC_DEFAULTS, type SyntheticSp
 export { flatLatency, NO_LATENCY, PROFILES, profileNames, resolveProfile, withLatency, type LatencyProfile, type ModelLatency } from "./models/latency.js";
 export { PAPER_PAIRS, type PaperPair } from "./models/paper-pairs.js";
 export { LlamaInstance, LlamaPair, ModelFileError, type LlamaPairOptions } from "./models/llama.js";
+export { describeEvalChunk, type EvalChunk } from "./models/batch-invariance.js";
 export { DEFAULT_PAIR, defaultCacheDir, ensurePair, makeModelPair, type PairSpec } from "./models/gguf/llama-model.js";
-export { RemoteInstance, WorkerError, type RemoteOptions } from "./models/remote/client.js";
-export { ClusterError, clusterBackend, loadClusterFile, type ClusterSpec } from "./models/remote/cluster.js";
+export { RemoteInstance, WorkerCallError, WorkerError, type RemoteOptions } from "./models/remote/client.js";
+export { ClusterError, clusterBackend, loadClusterFile, type ClusterOptions, type ClusterSpec } from "./models/remote/cluster.js";
 
 // Workers: one instance served over gRPC
 export { serveWorker, type RunningWorker, type WorkerOptions } from "./worker/server.js";

@@ -51,7 +51,7 @@ export interface Backend {
    */
   evalChunk?: { target?: EvalChunk; drafter?: EvalChunk };
   /** Counters of the backend's worker processes (clusters), for the server's metrics. */
-  workerStats?(): Promise<{ address: string; stats: WorkerStats | undefined }[]>;
+  workerStats?(): Promise<{ address: string; stats: WorkerStats | undefined; /** Why it did not answer. */ error?: string }[]>;
   close(): Promise<void>;
 }
 

@@ -102,8 +102,7 @@ export class Service {
    */
   async targets(): Promise<{ configured: number; live: number; silent: string[] }> {
     const pool = this.runtime.pool;
-    // A cluster's entries also say why a worker does not answer (`error`, beyond Backend's type).
-    const workers: { address: string; stats: unknown; error?: string }[] | undefined = await this.o.backend.workerStats?.();
+    const workers = await this.o.backend.workerStats?.();
     if (!workers) return { configured: pool.size, live: pool.alive, silent: [] };
     const silent = workers.filter((w) => !w.stats).map((w) => `${w.address} (${w.error ?? "not answering"})`);
     return { configured: pool.size, live: Math.min(pool.alive, workers.length - silent.length), silent };
