@@ -1,4 +1,5 @@
 /** The CLI as a user meets it: exit codes, one-line errors, JSON shape, traces. */
+import "../helpers/isolated-cache.js";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";

@@ -1,4 +1,5 @@
 /** `dsi make-model` and `dsi generate --backend llama` as a user meets them. */
+import "../helpers/isolated-cache.js";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { readFile, rm, writeFile } from "node:fs/promises";

@@ -1,4 +1,5 @@
 /** The simulator's commands as a user meets them: simulate, heatmap, table, plan. */
+import "../helpers/isolated-cache.js";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
