@@ -212,3 +212,13 @@ export function describeEvalChunk(e: EvalChunk): string {
   const range = e.firstDiffering === undefined ? `invariant up to ${e.invariantUpTo}, the largest size tried` : `invariant up to ${e.invariantUpTo}, not ${e.firstDiffering}`;
   return `${e.chunk} (${range}; ${e.source === "cache" ? "cached" : `self-test ${Math.round(e.selfTestMs ?? 0)} ms`})`;
 }
+
+/**
+ * What a user must know when these kernels are batch-invariant only one token at a time: the
+ * outputs stay exact (every pass reads one token), but a window then costs one pass per token,
+ * so speculation cannot pay on this build. Undefined otherwise.
+ */
+export function evalChunkWarning(e: EvalChunk, model: string): string | undefined {
+  if (e.source === "flag" || e.source === "worker" || e.chunk > 1) return undefined;
+  return `${model}: this llama.cpp build's outputs match one-token-at-a-time evaluation only in passes of one token (differ at ${e.firstDiffering ?? 2}); every evaluation runs one token per pass, so outputs stay exact but SI and DSI cannot beat non-SI here (--eval-chunk N trades that exactness for speed)`;
+}

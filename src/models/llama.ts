@@ -12,7 +12,7 @@
 import { open, stat } from "node:fs/promises";
 import { checkGgufStructure, GgufFormatError } from "./gguf/check.js";
 import { defaultCacheDir } from "./gguf/llama-model.js";
-import { measureEvalChunk, PROBE_LENGTH, probePath, type EvalChunk, type ProbeOutput, type ProbeRunner } from "./batch-invariance.js";
+import { evalChunkWarning, measureEvalChunk, PROBE_LENGTH, probePath, type EvalChunk, type ProbeOutput, type ProbeRunner } from "./batch-invariance.js";
 import type { ChatHistoryItem, ChatWrapper, Llama, LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
 import { keyedUniform } from "../core/random.js";
 import { distributionFromLogits, sampleIndex } from "../core/sampling.js";
@@ -228,7 +228,8 @@ async function evalChunkOf(llama: Llama, model: LlamaModel, modelPath: string, c
     }
   };
   const release = llama.llamaCppRelease;
-  return measureEvalChunk({
+  const warn = o.warn ?? ((m: string) => process.stderr.write(`dsi: warning: ${m}\n`));
+  const found = await measureEvalChunk({
     modelPath,
     kernels: {
       build: `${llama.buildType} ${release.repo}@${release.release} ${llama.systemInfo}`,
@@ -238,8 +239,11 @@ async function evalChunkOf(llama: Llama, model: LlamaModel, modelPath: string, c
     cacheDir: o.cacheDir === false ? undefined : (o.cacheDir ?? defaultCacheDir()),
     run,
     path: probePath(vocabSize(model), probeLength, model.tokens.bos ?? undefined),
-    warn: o.warn ?? ((m) => process.stderr.write(`dsi: warning: ${m}\n`)),
+    warn,
   });
+  const caution = evalChunkWarning(found, modelPath);
+  if (caution) warn(caution);
+  return found;
 }
 
 /**

@@ -11,7 +11,7 @@ import { generate } from "../../src/algorithms/generate.js";
 import { InvalidRequestError, TokenView } from "../../src/core/instance.js";
 import { GREEDY, type SamplingParams } from "../../src/core/sampling.js";
 import type { PositionOutput } from "../../src/core/verify.js";
-import { measureEvalChunk, probePath, selfTestEvalChunk, type ProbeOutput, type ProbeRunner } from "../../src/models/batch-invariance.js";
+import { evalChunkWarning, measureEvalChunk, probePath, selfTestEvalChunk, type ProbeOutput, type ProbeRunner } from "../../src/models/batch-invariance.js";
 import { assembleRuntime } from "../../src/models/runtime.js";
 import { LlamaPair, type LlamaInstance } from "../../src/models/llama.js";
 import { LONG_PAIR, pairFiles, SMALL_PAIR } from "../helpers/gguf-models.js";
@@ -46,6 +46,13 @@ describe("self-test", () => {
     assert.deepEqual([r.chunk, r.invariantUpTo, r.firstDiffering], [96, 96, undefined]);
     const short = await selfTestEvalChunk(kernel(1e9), path.slice(0, 40));
     assert.equal(short.chunk, 32);
+  });
+
+  test("chunks of one are exact but slow: the user is told; any larger chunk says nothing", async () => {
+    const one = await selfTestEvalChunk(kernel(1), path);
+    assert.match(evalChunkWarning(one, "t.gguf")!, /t\.gguf: .* only in passes of one token \(differ at 2\).*outputs stay exact but SI and DSI cannot beat non-SI/);
+    assert.equal(evalChunkWarning(await selfTestEvalChunk(kernel(56), path), "t.gguf"), undefined);
+    assert.equal(evalChunkWarning({ chunk: 1, source: "flag" }, "t.gguf"), undefined, "asked for");
   });
 
   test("sizes below 8 are tried only when 8 differs; nothing but one token at a time matches: chunks of one", async () => {
