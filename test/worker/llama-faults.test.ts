@@ -3,7 +3,7 @@
  * everywhere, so an output read on a context built another way would show). A worker killed
  * and restarted mid-generation re-reads the whole context at once; a chaos loop kills, restarts
  * and pauses workers while generations run. Every output must be non-SI's, token for token.
- * The soak runs DSI_SOAK_SECONDS (default 8) in `npm test`; bench/faults.ts runs it longer.
+ * The soak runs DSI_SOAK_SECONDS (default 5; at least 3 generations) in `npm test`; bench/faults.ts runs it longer.
  */
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
@@ -102,7 +102,7 @@ describe("llama workers under faults", () => {
   });
 
   test("soak: kills, restarts and pauses at random moments; every output is non-SI's", async (t) => {
-    const seconds = Number(process.env.DSI_SOAK_SECONDS ?? 8);
+    const seconds = Number(process.env.DSI_SOAK_SECONDS ?? 5);
     const { slots, backend, log } = await cluster(3, 1.5);
     open.push(backend);
     const stop = new AbortController();
