@@ -4,12 +4,13 @@
 import { GREEDY, type SamplingParams } from "../core/sampling.js";
 import type { Decision, Draft, PositionOutput, VerifyRule } from "../core/verify.js";
 import type { Runtime } from "../runtime/runtime.js";
+import { applicabilityProblem, defaultVerify, verifyProblem, GENERATION_OPTIONS, type OptionKey } from "./option-spec.js";
 
 export type AlgorithmName = "nonsi" | "si" | "dsi";
-export const ALGORITHMS: readonly AlgorithmName[] = ["nonsi", "si", "dsi"];
+export { ALGORITHMS, MAX_LOOKAHEAD } from "./option-spec.js";
 
 /** Tokens generated when `maxTokens` is not given. */
-export const DEFAULT_MAX_TOKENS = 64;
+export const DEFAULT_MAX_TOKENS = GENERATION_OPTIONS.maxTokens.defaults.cli as number;
 /**
  * Drafts per verification window when `lookahead` is not given (si, dsi): chosen online per
  * window (see lookahead.ts), 0 (plain target steps) where speculation does not pay.
@@ -17,8 +18,6 @@ export const DEFAULT_MAX_TOKENS = 64;
 export const DEFAULT_LOOKAHEAD: Lookahead = "auto";
 /** A fixed number of drafts per window (1 or more), or `"auto"`. */
 export type Lookahead = number | "auto";
-/** Largest fixed lookahead the CLI and the HTTP API accept: longer windows only waste drafting. */
-export const MAX_LOOKAHEAD = 1024;
 
 /**
  * A generation's options. Only the prompt is required. The speculation parallelism is the size
@@ -134,22 +133,22 @@ export class OptionError extends Error {
 
 /** Fills in the defaults and validates; throws an OptionError naming the first bad option. */
 export function resolveOptions(o: GenerateOptions, runtime: Runtime, algo: AlgorithmName): ResolvedOptions {
-  if (algo === "nonsi" && o.lookahead !== undefined) {
-    throw new OptionError("lookahead", "lookahead applies to si and dsi; non-SI drafts nothing");
-  }
-  if (algo !== "dsi" && o.maxInstances !== undefined) {
-    throw new OptionError("maxInstances", `maxInstances applies to dsi (${algo} verifies on one instance at a time)`);
-  }
+  const sampling = o.sampling ?? GREEDY;
+  // The same applicability and verify-rule checks, in the engine's names, as the CLI and HTTP faces.
+  const given = new Set<OptionKey>();
+  if (o.lookahead !== undefined) given.add("lookahead");
+  if (o.maxInstances !== undefined) given.add("sp");
+  const problem = applicabilityProblem({ algo, given }, "engine");
+  if (problem) throw new OptionError(GENERATION_OPTIONS[problem.key].engine, problem.message);
   const size = runtime.pool.size;
   if (o.maxInstances !== undefined && !(Number.isInteger(o.maxInstances) && o.maxInstances >= 1 && o.maxInstances <= size)) {
     throw new OptionError("maxInstances", `maxInstances must be an integer in 1..${size} (the pool's size), got ${o.maxInstances}`);
   }
-  const sampling = o.sampling ?? GREEDY;
   const r: ResolvedOptions = {
     ...o,
     maxTokens: o.maxTokens ?? DEFAULT_MAX_TOKENS,
     sampling,
-    verify: o.verify ?? (sampling.temperature === 0 ? "greedy" : "rejection"),
+    verify: o.verify ?? defaultVerify(sampling.temperature),
     seed: o.seed ?? 0,
     lookahead: o.lookahead ?? DEFAULT_LOOKAHEAD,
     sp: o.maxInstances ?? size,
@@ -172,12 +171,8 @@ function checkOptions(o: ResolvedOptions, runtime: Runtime): void {
   if (!(temperature >= 0 && Number.isFinite(temperature))) throw new OptionError("temperature", `temperature must be >= 0, got ${temperature}`);
   int("topK", topK, 0);
   if (!(topP > 0 && topP <= 1)) throw new OptionError("topP", `topP must be in (0, 1], got ${topP}`);
-  if (o.verify === "greedy" && temperature !== 0) {
-    throw new OptionError("verify", `verify=greedy needs temperature 0 (got ${temperature}); use rejection or match for sampling`);
-  }
-  if (o.verify !== "greedy" && temperature === 0) {
-    throw new OptionError("verify", `verify=${o.verify} samples and needs temperature > 0; use greedy at temperature 0`);
-  }
+  const problem = verifyProblem({ temperature, verify: o.verify }, "engine");
+  if (problem) throw new OptionError(GENERATION_OPTIONS[problem.key].engine, problem.message);
   const vocab = runtime.pool.vocabSize;
   if (runtime.drafter.vocabSize !== vocab) {
     throw new OptionError("drafter", `drafter vocabulary (${runtime.drafter.vocabSize}) differs from the target's (${vocab})`);

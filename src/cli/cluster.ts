@@ -16,6 +16,7 @@ import type { ClusterSpec } from "../models/remote/cluster.js";
 import { TOKEN_ENV } from "../models/remote/security.js";
 import type { SyntheticSpec } from "../models/synthetic.js";
 import { checkWritable, onSignals, UsageError } from "./flags.js";
+import { println, type CliIo } from "./io.js";
 
 const CLI = fileURLToPath(new URL("./main.js", import.meta.url));
 
@@ -63,20 +64,20 @@ interface Slot {
   restarts: number[];
 }
 
-export async function runCluster(f: ClusterFlags): Promise<void> {
+export async function runCluster(f: ClusterFlags, io: CliIo): Promise<void> {
   if (f.backend === "llama" && (f.target === undefined || f.drafter === undefined)) throw new UsageError("--target and --drafter: give both GGUF files");
   const count = f.targets ?? f.gpus?.length;
   if (count === undefined) throw new UsageError("--targets: give the number of target workers (or --gpus, one worker per listed device)");
   const out = resolve(f.out);
   await checkWritable(out, "--out");
   let written = false;
-  const log = (line: string): void => void process.stderr.write(`dsi cluster: ${line}\n`);
+  const log = (line: string): void => println(io.stderr, `dsi cluster: ${line}`);
 
   let stopping = false;
   /** Starts a slot's worker; resolves with its address once it listens. */
   const start = (slot: Slot): Promise<string> => {
     const { args, env } = workerLaunch(f, slot);
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["pipe", "pipe", "pipe"], env: { ...io.env, ...env } });
     slot.child = child;
     let listening = false;
     let stderr = "";
@@ -155,7 +156,7 @@ export async function runCluster(f: ClusterFlags): Promise<void> {
     const addresses = await Promise.race([Promise.all(slots.map((s) => start(s))), timeout, interrupted]);
     // Healthy: each answers Info over gRPC.
     // The workers inherit DSI_TOKEN, if set: then they require it.
-    const token = process.env[TOKEN_ENV] || undefined;
+    const token = io.env[TOKEN_ENV] || undefined;
     await Promise.race([Promise.all(addresses.map(async (a) => (await RemoteInstance.connect(a, { connectTimeoutMs: 10_000, token })).close())), timeout, interrupted]);
 
     const spec: ClusterSpec = {
@@ -168,7 +169,7 @@ export async function runCluster(f: ClusterFlags): Promise<void> {
     const text = /\.ya?ml$/i.test(out) ? toYaml(spec) : `${JSON.stringify(spec, null, 2)}\n`;
     await writeFile(out, text);
     written = true;
-    process.stdout.write(text);
+    io.stdout.write(text);
     log(`${count} target worker(s) up (${slots.map((s) => `${s.name} pid ${s.child!.pid}${s.gpu !== undefined ? ` gpu ${s.gpu}` : ""}`).join(", ")}); wrote ${out}; Ctrl-C stops them`);
     await stopped;
     log("stopping the workers");

@@ -2,14 +2,6 @@
 import { open, stat, unlink, writeFile } from "node:fs/promises";
 import { InvalidArgumentError } from "commander";
 
-export function intAtLeast(min: number): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`must be an integer >= ${min}.`);
-    return n;
-  };
-}
-
 export function intInRange(min: number, max: number): (v: string) => number {
   return (v) => {
     const n = Number(v);
@@ -37,14 +29,6 @@ function num(v: string): number {
   return n;
 }
 
-export function numberAtLeast(min: number): (v: string) => number {
-  return (v) => {
-    const n = num(v);
-    if (n < min) throw new InvalidArgumentError(`must be a number >= ${min}.`);
-    return n;
-  };
-}
-
 /** A number in [min, max], or (min, max] when `openMin`. */
 export function numberInRange(min: number, max: number, openMin = false): (v: string) => number {
   return (v) => {
@@ -56,31 +40,12 @@ export function numberInRange(min: number, max: number, openMin = false): (v: st
   };
 }
 
-export function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
-
-/** Engine option names as the CLI spells them. */
-export const FLAG_OF: Record<string, string> = {
-  maxTokens: "--max-tokens",
-  lookahead: "--lookahead",
-  sp: "--sp",
-  seed: "--seed",
-  temperature: "--temperature",
-  topK: "--top-k",
-  topP: "--top-p",
-  verify: "--verify",
-  prompt: "--prompt",
-  drafter: "--drafter",
-};
-
 /** A usage error: printed as one line, exit code 2. */
 export class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
-/** Seeds are 32-bit keys of the randomness (core/random): every accepted value is used. */
-export const MAX_SEED = 2 ** 32 - 1;
+export { MAX_SEED } from "../algorithms/option-spec.js";
 /** Longest modelled latency a profile may give (a day): beyond it, timers overflow and nothing is learnt. */
 export const MAX_LATENCY_MS = 86_400_000;
 

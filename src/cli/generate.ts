@@ -9,7 +9,8 @@ import type { EngineEvent } from "../runtime/events.js";
 import { chromeTrace } from "../present/trace.js";
 import type { Backend } from "../models/backend.js";
 import { TextStreamer } from "../models/text-stream.js";
-import { checkWritable, FLAG_OF, UsageError, writeOutput } from "./flags.js";
+import { checkWritable, UsageError, writeOutput } from "./flags.js";
+import { contextProblem, defaultVerify, keyOfEngineName, optionName } from "../algorithms/option-spec.js";
 
 export interface GenerateFlags {
   algo: AlgorithmName;
@@ -48,7 +49,7 @@ export interface GenerateSink {
 
 /** Runs the generations; throws UsageError for bad combinations of flags. */
 export async function runGenerate(backend: Backend, flags: GenerateFlags, sink?: GenerateSink): Promise<{ report: GenerateReport; logs: EngineEvent[][] }> {
-  const verify: VerifyRule = flags.verify ?? (flags.temperature === 0 ? "greedy" : "rejection");
+  const verify: VerifyRule = flags.verify ?? defaultVerify(flags.temperature);
   let prompt: number[];
   try {
     prompt = backend.tokenizer.encode(flags.prompt ?? backend.defaultPrompt);
@@ -60,11 +61,8 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags, sink?:
   if (backend.realCompute && flags.clock === "virtual") {
     throw new UsageError("--clock: virtual time needs the synthetic backend; real models compute in real time (use --clock real)");
   }
-  if (backend.contextSize !== undefined && prompt.length + flags.maxTokens > backend.contextSize) {
-    throw new UsageError(
-      `--prompt/--max-tokens: the prompt (${prompt.length} tokens) plus --max-tokens (${flags.maxTokens}) exceeds the model context of ${backend.contextSize} tokens`,
-    );
-  }
+  const tooLong = contextProblem(prompt.length, flags.maxTokens, backend.contextSize, "cli");
+  if (tooLong) throw new UsageError(`--prompt/--max-tokens: ${tooLong}`);
   if (flags.trace !== undefined) await checkWritable(flags.trace, "--trace");
   const config: GenerateReport["config"] = {
     backend: backend.describe(),
@@ -118,7 +116,10 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags, sink?:
       sink?.completionEnd(c);
       completions.push(c);
     } catch (err) {
-      if (err instanceof OptionError) throw new UsageError(`${FLAG_OF[err.option] ?? err.option}: ${err.message}`);
+      if (err instanceof OptionError) {
+        const key = keyOfEngineName(err.option);
+        throw new UsageError(`${key ? optionName(key, "cli") : `--${err.option}`}: ${err.message}`);
+      }
       throw err;
     }
     logs.push(rt.events.events);

@@ -13,8 +13,9 @@ export interface HeatmapFlags extends HeatmapOptions {
   progress: boolean;
 }
 
-export async function runHeatmapCommand(f: HeatmapFlags): Promise<string> {
-  const bar = f.progress ? new cliProgress.SingleBar({ format: "heatmap {bar} {value}/{total} cells | {duration}s", stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
+/** Runs the grid (its progress bar on `stderr`) and writes the files; returns the summary. */
+export async function runHeatmapCommand(f: HeatmapFlags, stderr: NodeJS.WritableStream): Promise<string> {
+  const bar = f.progress ? new cliProgress.SingleBar({ format: "heatmap {bar} {value}/{total} cells | {duration}s", stream: stderr }, cliProgress.Presets.shades_classic) : undefined;
   bar?.start((f.ndim + 1) ** 2, 0);
   const t0 = performance.now();
   let rows: CellResult[];

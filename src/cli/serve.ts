@@ -8,6 +8,7 @@ import { ServeMetrics } from "../serve/metrics.js";
 import { buildServer, type ServiceSlot } from "../serve/server.js";
 import { Service } from "../serve/service.js";
 import { onSignals, UsageError } from "./flags.js";
+import { println, type CliIo } from "./io.js";
 
 /** The defaults of the flags that bound a request in time and size. */
 export const SERVE_DEFAULTS = HTTP_DEFAULTS;
@@ -38,8 +39,8 @@ export interface ServeFlags {
 }
 
 /** Checks the flags that need no model; call before loading one. */
-export function checkServeFlags(f: ServeFlags): string | undefined {
-  const key = f.apiKey ?? (process.env[API_KEY_ENV] || undefined);
+export function checkServeFlags(f: ServeFlags, env: CliIo["env"]): string | undefined {
+  const key = f.apiKey ?? (env[API_KEY_ENV] || undefined);
   if (key !== undefined && key.length < 16) throw new UsageError(`${f.apiKey !== undefined ? "--api-key" : API_KEY_ENV}: give at least 16 characters`);
   if (f.maxTokens > f.maxTokensLimit) throw new UsageError(`--max-tokens: ${f.maxTokens} exceeds --max-tokens-limit (${f.maxTokensLimit}), the most a request may ask for`);
   if (f.headersTimeout > f.requestTimeout) throw new UsageError(`--headers-timeout: ${f.headersTimeout} s exceeds --request-timeout (${f.requestTimeout} s), which includes the headers`);
@@ -51,7 +52,7 @@ export function checkServeFlags(f: ServeFlags): string | undefined {
  * Listens at once (`/health` says 503 while the models load), opens the backend, serves until
  * SIGINT or SIGTERM, then drains: running generations get `--shutdown-timeout` to finish.
  */
-export async function runServe(open: () => Promise<Backend>, f: ServeFlags, apiKey: string | undefined): Promise<void> {
+export async function runServe(open: () => Promise<Backend>, f: ServeFlags, apiKey: string | undefined, io: CliIo): Promise<void> {
   const metrics = new ServeMetrics();
   const slot: ServiceSlot = {};
   const app = buildServer({
@@ -72,7 +73,7 @@ export async function runServe(open: () => Promise<Backend>, f: ServeFlags, apiK
   } catch (err) {
     throw new UsageError(`--host/--port: cannot listen on ${f.host}:${f.port} (${(err as Error).message})`);
   }
-  console.log(`dsi serve: listening on ${address}; loading the models`);
+  println(io.stdout, `dsi serve: listening on ${address}; loading the models`);
   // Heard from now on: a signal while the models load stops the server once they are loaded.
   const stopped = new Promise<string>((resolve) => onSignals(["SIGINT", "SIGTERM"], resolve));
   let backend: Backend;
@@ -89,9 +90,9 @@ export async function runServe(open: () => Promise<Backend>, f: ServeFlags, apiK
       await app.close();
       throw err;
     }
-    console.log(`dsi serve: ${backend.describe()}; ${f.algo}${f.algo === "nonsi" ? "" : ` L=${f.lookahead}`}, model "${MODEL_ID}", ready on ${address}`);
+    println(io.stdout, `dsi serve: ${backend.describe()}; ${f.algo}${f.algo === "nonsi" ? "" : ` L=${f.lookahead}`}, model "${MODEL_ID}", ready on ${address}`);
     const signal = await stopped;
-    console.log(`dsi serve: ${signal}: finishing ${slot.service.activeCount} generation(s), at most ${f.shutdownTimeout} s`);
+    println(io.stdout, `dsi serve: ${signal}: finishing ${slot.service.activeCount} generation(s), at most ${f.shutdownTimeout} s`);
     // Stop accepting connections, let generations finish, abort what is left at the deadline.
     const closed = app.close();
     await slot.service.drain(f.shutdownTimeout * 1000);

@@ -8,6 +8,7 @@ import { RealClock } from "../runtime/clock.js";
 import { isLoopback, TOKEN_ENV, type ServerTls } from "../models/remote/security.js";
 import { serveWorker } from "../worker/server.js";
 import { onSignals, UsageError } from "./flags.js";
+import { println, type CliIo } from "./io.js";
 
 export interface WorkerFlags {
   backend: "synthetic" | "llama";
@@ -41,12 +42,12 @@ async function readPem(flag: string, path: string): Promise<Buffer> {
   }
 }
 
-export async function runWorker(f: WorkerFlags): Promise<void> {
+export async function runWorker(f: WorkerFlags, io: CliIo): Promise<void> {
   const at = f.listen.lastIndexOf(":");
   const host = f.listen.slice(0, at);
   const port = Number(f.listen.slice(at + 1));
   if (at <= 0 || !/^\d+$/.test(f.listen.slice(at + 1)) || port > 65535) throw new UsageError(`--listen: give HOST:PORT (e.g. 127.0.0.1:7001; port 0 picks a free one), got ${JSON.stringify(f.listen)}`);
-  const token = f.token ?? (process.env[TOKEN_ENV] || undefined); // an empty variable is no token
+  const token = f.token ?? (io.env[TOKEN_ENV] || undefined); // an empty variable is no token
   if (token !== undefined && token.length < 16) throw new UsageError(`${f.token !== undefined ? "--token" : TOKEN_ENV}: give at least 16 characters (e.g. \`openssl rand -hex 16\`)`);
   if (!isLoopback(host) && token === undefined) {
     throw new UsageError(`--listen: ${host} is not a loopback address; a worker reachable from other hosts needs a token (--token or ${TOKEN_ENV}), and TLS (--tls-cert, --tls-key) to keep it secret`);
@@ -71,9 +72,9 @@ export async function runWorker(f: WorkerFlags): Promise<void> {
     await close();
     throw new UsageError(`--listen: cannot serve on ${f.listen} (${err.message})`);
   });
-  if (!isLoopback(host) && !tls) console.error(`dsi worker: warning: without TLS the token and the tokens travel in clear text on ${host}`);
+  if (!isLoopback(host) && !tls) println(io.stderr, `dsi worker: warning: without TLS the token and the tokens travel in clear text on ${host}`);
   const limits = `${instance.contextSize !== undefined ? `, context ${instance.contextSize}` : ""}${instance.evalChunk !== undefined ? `, eval chunk ${instance.evalChunk}` : ""}`;
-  console.log(`dsi worker: ${f.backend} ${f.role} (vocab ${instance.vocabSize}${limits}${token !== undefined ? ", token required" : ""}${tls ? ", TLS" : ""}) listening on ${worker.address}`);
+  println(io.stdout, `dsi worker: ${f.backend} ${f.role} (vocab ${instance.vocabSize}${limits}${token !== undefined ? ", token required" : ""}${tls ? ", TLS" : ""}) listening on ${worker.address}`);
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
     onSignals(["SIGINT", "SIGTERM"], stop);

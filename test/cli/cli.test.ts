@@ -8,10 +8,15 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { tempDir } from "../helpers/temp.js";
+import { dsi as run } from "../helpers/cli.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
-function dsi(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** `dsi ARGS` in this process (main, with its output captured). */
+const dsi = (...args: string[]) => run(args);
+
+/** `dsi ARGS` as the binary, in a process of its own. */
+function dsiProcess(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, [CLI, ...args], (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
@@ -196,6 +201,18 @@ test("plain-text output streams as tokens commit: a long generation shows text l
   await new Promise((r) => child.once("exit", r));
   assert.ok(seen, `no streamed text: ${JSON.stringify(out.slice(0, 300))}`);
   assert.doesNotMatch(out, /\(length\)/, "the generation had not ended");
+});
+
+test("the binary: exit codes, one-line errors and output as main returns them", async () => {
+  const bad = await dsiProcess("generate", "--sp", "0");
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stdout, "");
+  assert.match(bad.stderr, /^error: option '--sp <N>' argument '0' is invalid\. must be an integer in 1\.\.1024\.\n$/);
+  // Virtual time: the same command prints the same bytes, in a process or in-process.
+  const args = ["generate", "--max-tokens", "5", "--json", "--clock", "virtual", "--latency", "10/1"];
+  const good = await dsiProcess(...args);
+  assert.equal(good.code, 0, good.stderr);
+  assert.deepEqual(good, await dsi(...args));
 });
 
 test("bare dsi prints the help on stdout; --version the package's version", async () => {

@@ -8,16 +8,12 @@ import { join } from "node:path";
 import { before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { tempDir } from "../helpers/temp.js";
+import { dsi as run } from "../helpers/cli.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
-function dsi(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+/** `dsi ARGS` in this process (main, with its output captured). */
+const dsi = (...args: string[]) => run(args);
 
 const SMALL = ["--vocab", "320", "--width", "64", "--layers", "3", "--heads", "4", "--ff", "128", "--context", "64", "--model-seed", "3"];
 let dir: string;
@@ -87,7 +83,7 @@ const ERRORS: [string, () => string[], RegExp][] = [
   ["missing model file", () => ["--target", join(dir, "nope.gguf"), "--drafter", drafter], /target model file not found: .*nope\.gguf.*dsi make-model/],
   ["not a GGUF file", () => ["--target", join(dir, "fake.gguf"), "--drafter", drafter], /target model .*fake\.gguf is not a GGUF file/],
   ["vocabulary mismatch", () => ["--target", target, "--drafter", join(dir, "b", "drafter.gguf")], /vocabularies differ: the target has 320 tokens, the drafter 330/],
-  ["prompt longer than the context", () => ["--target", target, "--drafter", drafter, "--prompt", "word ".repeat(80), "--max-tokens", "4"], /exceeds the model context of 64 tokens/],
+  ["prompt longer than the context", () => ["--target", target, "--drafter", drafter, "--prompt", "word ".repeat(80), "--max-tokens", "4"], /exceeds the model's context of 64 tokens/],
   ["only one model", () => ["--target", target], /--target and --drafter go together/],
   ["a directory as the model", () => ["--target", dir, "--drafter", drafter], /target model .* is a directory, not a GGUF file/],
   ["a GGUF of an unknown version", () => ["--target", join(dir, "corrupt.gguf"), "--drafter", drafter], /target model .*corrupt\.gguf has GGUF version 99; llama.cpp reads versions 2 and 3/],

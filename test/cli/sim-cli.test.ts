@@ -1,23 +1,16 @@
 /** The simulator's commands as a user meets them: simulate, heatmap, table, plan. */
 import "../helpers/isolated-cache.js";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 
 import { join } from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { tempDir } from "../helpers/temp.js";
+import { dsi as run } from "../helpers/cli.js";
 
-const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
-function dsi(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+/** `dsi ARGS` in this process (main, with its output captured). */
+const dsi = (...args: string[]) => run(args);
 
 test("simulate --json: the documented shape, speedups consistent with the means", async () => {
   for (const extra of [[], ["--engine", "--max-tokens", "60", "--repeats", "4"]]) {

@@ -206,6 +206,6 @@ test("llama workers: too long for their context is a 400 (context_length_exceede
   await writeFile(file, JSON.stringify({ drafter: { backend: "llama", model: files.drafter }, targets: workers.map((w) => ({ address: w.address })) }));
   const cli = await dsi(["generate", "--cluster", file, "--prompt", long, "--max-tokens", "40"]);
   assert.equal(cli.code, 2, cli.stderr);
-  assert.match(cli.stderr.trim(), /^error: --prompt\/--max-tokens: the prompt \(\d+ tokens\) plus --max-tokens \(40\) exceeds the model context of 256 tokens$/);
+  assert.match(cli.stderr.trim(), /^error: --prompt\/--max-tokens: the prompt \(\d+ tokens\) plus --max-tokens \(40\) exceeds the model's context of 256 tokens$/);
   await stopChildren(workers.map((w) => w.child));
 });
