@@ -5,18 +5,20 @@
  * messages, so every face accepts, refuses and names an option alike. Adding an option is one
  * entry here (plus the code that uses its value).
  */
+import { MAX_SEED } from "../core/random.js";
+import { MAX_POOL_SIZE } from "../runtime/pool.js";
 import type { AlgorithmName } from "./options.js";
+
+export { MAX_SEED };
 
 export const ALGORITHMS: readonly AlgorithmName[] = ["nonsi", "si", "dsi"];
 
 /** Largest fixed lookahead: longer windows only waste drafting. */
 export const MAX_LOOKAHEAD = 1024;
-/** Most target instances: more than any machine here has; also keeps typos from exhausting memory. */
-export const MAX_SP = 1024;
+/** Most target instances: the pool's bound (more than any machine has; keeps typos from exhausting memory). */
+export const MAX_SP = MAX_POOL_SIZE;
 /** Most tokens one generation may ask for (a model's context bounds it further). */
 export const MAX_TOKENS = 1_000_000;
-/** Seeds are 32-bit keys of the randomness (core/random): every accepted value is used as given. */
-export const MAX_SEED = 2 ** 32 - 1;
 
 /** What an option's value may be. */
 export type ValueSpec =

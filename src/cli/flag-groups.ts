@@ -13,16 +13,12 @@ import { BackendSpecError, openBackend as openBackendSpec, type Backend } from "
 import { PROFILES, profileNames, resolveProfile, type LatencyProfile } from "../models/latency.js";
 import { clusterBackend, loadClusterFile, type ClusterOptions } from "../models/remote/cluster.js";
 import type { DownloadProgress } from "../models/resolve.js";
-import { SYNTHETIC_DEFAULTS, SYNTHETIC_MAX_VOCAB, type SyntheticSpec } from "../models/synthetic.js";
+import { MAX_EVAL_CHUNK, MAX_THREADS, SYNTHETIC_MAX_HISTORY, SYNTHETIC_MAX_VOCAB } from "../models/limits.js";
+import { SYNTHETIC_DEFAULTS, type SyntheticSpec } from "../models/synthetic.js";
 import { autoOrIntInRange, collectNonEmpty, intInRange, MAX_LATENCY_MS, MAX_SEED, nonEmpty, numberInRange, UsageError } from "./flags.js";
 import type { CliIo } from "./io.js";
 
-/** Most threads per llama.cpp instance. */
-export const MAX_THREADS = 256;
-/** Largest forward pass `--eval-chunk` may ask for (node-llama-cpp's default batch size). */
-export const MAX_EVAL_CHUNK = 512;
-/** Most previous tokens the synthetic tables condition on. */
-const MAX_SYNTHETIC_CONTEXT = 64;
+export { MAX_THREADS } from "../models/limits.js";
 
 /** `--max-tokens` -> `maxTokens`: commander's key of a flag. */
 export const keyOfFlag = (flag: string): string => flag.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -128,9 +124,9 @@ export function latencyOption(help: string, fallback: string | null = "none"): O
 function historyFlag(v: string): number | "all" {
   if (v.trim() === "all") return "all";
   try {
-    return intInRange(0, MAX_SYNTHETIC_CONTEXT)(v);
+    return intInRange(0, SYNTHETIC_MAX_HISTORY)(v);
   } catch {
-    throw new InvalidArgumentError(`must be all or an integer in 0..${MAX_SYNTHETIC_CONTEXT}.`);
+    throw new InvalidArgumentError(`must be all or an integer in 0..${SYNTHETIC_MAX_HISTORY}.`);
   }
 }
 
@@ -144,7 +140,7 @@ export function withSyntheticFlags(c: Command): Command {
       new Option("--agreement <X>", "synthetic: how often the drafter agrees with the target, in [0, 1]").argParser(numberInRange(0, 1)).default(SYNTHETIC_DEFAULTS.agreement),
     )
     .addOption(
-      new Option("--history <N|all>", `synthetic: previous tokens the tables condition on, 0..${MAX_SYNTHETIC_CONTEXT}, or all (the whole prefix: every output depends on every earlier token)`)
+      new Option("--history <N|all>", `synthetic: previous tokens the tables condition on, 0..${SYNTHETIC_MAX_HISTORY}, or all (the whole prefix: every output depends on every earlier token)`)
         .argParser(historyFlag)
         .default(SYNTHETIC_DEFAULTS.context),
     )

@@ -3,6 +3,7 @@ import { simulateEngine } from "../sim/engine.js";
 import { simulateTimeUnits, spNeeded, type SimResult } from "../sim/time-units.js";
 import type { LatencyProfile } from "../models/latency.js";
 import { UsageError } from "./flags.js";
+import { MAX_SP } from "../algorithms/option-spec.js";
 
 export interface SimulateFlags {
   latency: LatencyProfile;
@@ -28,8 +29,8 @@ export async function runSimulate(f: SimulateFlags): Promise<string> {
   const c = drafterFraction(f.latency);
   const acceptance = f.acceptance ?? f.latency.acceptance ?? 0.8;
   const needed = spNeeded(c, f.lookahead);
-  if (f.sp === undefined && needed > 1024) {
-    throw new UsageError(`--latency: with c=${c} and L=${f.lookahead} DSI would need ${needed} target instances; give --sp (at most 1024) with --engine`);
+  if (f.sp === undefined && needed > MAX_SP) {
+    throw new UsageError(`--latency: with c=${c} and L=${f.lookahead} DSI would need ${needed} target instances; give --sp (at most ${MAX_SP}) with --engine`);
   }
   const sp = f.sp ?? needed;
   if (!f.engine && sp < needed) {

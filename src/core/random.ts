@@ -8,6 +8,9 @@
  * away never shifts the randomness of the tokens that follow.
  */
 
+/** Seeds are 32-bit keys of the randomness: every value in 0..MAX_SEED is used as given. */
+export const MAX_SEED = 2 ** 32 - 1;
+
 /** Streams of randomness; each kind of decision draws from its own. */
 export const Stream = {
   /** The target's own sample at a position (non-SI, bonus tokens, `match`). */

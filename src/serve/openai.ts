@@ -3,7 +3,9 @@
  * implement is an error naming it, never ignored), its error bodies, and the chat template.
  */
 import { z } from "zod";
-import { MAX_LOOKAHEAD } from "../algorithms/options.js";
+import { GENERATION_OPTIONS, maxOf, MAX_SEED, rangeText, type OptionKey, type ValueSpec } from "../algorithms/option-spec.js";
+import type { AlgorithmName, Lookahead } from "../algorithms/options.js";
+import type { VerifyRule } from "../core/verify.js";
 
 /** An error as the OpenAI API shapes it: `{error: {message, type, param, code}}` with an HTTP status. */
 export class ApiError extends Error {
@@ -24,29 +26,44 @@ export class ApiError extends Error {
 export const invalid = (param: string, message: string, code: string | null = null): ApiError => new ApiError(400, message, "invalid_request_error", param, code);
 
 /** Most completions one request may ask for (`n`). */
-export const MAX_N = 16;
+export const MAX_N = maxOf("n", "http");
 
-/** Seeds are 32-bit keys of the randomness (core/random): every accepted value is used as given. */
-export const MAX_SEED = 2 ** 32 - 1;
+export { MAX_SEED };
 
 /**
- * An integer in min..max, with one message for every way a value can miss (not a number, a
- * fraction, beyond a safe integer, out of range) that names the real range.
+ * A generation option's field, derived from the option table (algorithms/option-spec): its
+ * type and range, with one message for every way a value can miss (not a number, a fraction,
+ * out of range) in the words the CLI uses; `max` and `why` narrow it for this server.
  */
-const intIn = (min: number, max: number, why = ""): z.ZodNumber => {
-  const error = `must be an integer in ${min}..${max}${why}`;
-  return z.number({ error }).int().min(min).max(max);
-};
+function field<T>(key: OptionKey, maxArg?: number, why = ""): z.ZodType<T> {
+  const v = GENERATION_OPTIONS[key].value;
+  const max = maxArg ?? (v.type === "choice" ? 0 : maxOf(key, "http"));
+  const error = `${rangeText(key, "http", max)}${why}`;
+  return schemaOf(v, max, error) as unknown as z.ZodType<T>;
+}
+
+function schemaOf(v: ValueSpec, max: number, error: string): z.ZodType {
+  switch (v.type) {
+    case "int":
+      return z.number({ error }).int().min(v.min).max(max);
+    case "number":
+      return (v.openMin ? z.number({ error }).gt(v.min) : z.number({ error }).min(v.min)).max(max);
+    case "autoOrInt":
+      return z.union([z.literal("auto"), z.number().int().min(v.min).max(max)], { error });
+    case "choice":
+      return z.enum(v.choices as [string, ...string[]], { error });
+    case "texts":
+      return z.union([z.string().min(1), z.array(z.string().min(1)).min(1).max(max)], { error });
+  }
+}
 
 /** The per-request choice of algorithm and speculation (the `dsi` extension object). */
 const DsiOptions = z
   .object({
-    algo: z.enum(["nonsi", "si", "dsi"]).optional(),
-    lookahead: z
-      .union([z.literal("auto"), z.number().int().min(1).max(MAX_LOOKAHEAD)], { error: `must be "auto" or an integer in 1..${MAX_LOOKAHEAD}` })
-      .optional(),
-    sp: intIn(1, 1024).optional(),
-    verify: z.enum(["greedy", "rejection", "match"]).optional(),
+    algo: field<AlgorithmName>("algo").optional(),
+    lookahead: field<Lookahead>("lookahead").optional(),
+    sp: field<number>("sp").optional(),
+    verify: field<VerifyRule>("verify").optional(),
   })
   .strict();
 
@@ -62,14 +79,15 @@ const Message = z
  * per choice (`--max-tokens-limit`).
  */
 export function requestSchemas(maxTokensLimit: number) {
-  const maxTokens = intIn(0, maxTokensLimit, " (this server's --max-tokens-limit)").nullable().optional();
+  const maxTokens = field<number>("maxTokens", Math.min(maxTokensLimit, maxOf("maxTokens", "http")), " (this server's --max-tokens-limit)").nullable().optional();
   const common = {
     model: z.string().min(1),
-    temperature: z.number().min(0).max(2).optional(),
-    top_p: z.number().gt(0).max(1).optional(),
-    seed: intIn(0, MAX_SEED).optional(),
-    stop: z.union([z.string().min(1), z.array(z.string().min(1)).min(1).max(4)]).nullable().optional(),
-    n: intIn(1, MAX_N).optional(),
+    temperature: field<number>("temperature").optional(),
+    top_p: field<number>("topP").optional(),
+    top_k: field<number>("topK").optional(),
+    seed: field<number>("seed").optional(),
+    stop: field<string | string[]>("stop").nullable().optional(),
+    n: field<number>("n").optional(),
     stream: z.boolean().nullable().optional(),
     stream_options: z.object({ include_usage: z.boolean().optional() }).strict().nullable().optional(),
     max_tokens: maxTokens,

@@ -15,6 +15,7 @@ import { secretMatcher } from "../models/remote/security.js";
 import { TextStreamer } from "../models/text-stream.js";
 import { isAbortError } from "../runtime/abort.js";
 import { NoInstanceError } from "../runtime/pool.js";
+import { contextProblem, crossCheck, GENERATION_OPTIONS, keyOfEngineName, optionName, type OptionKey } from "../algorithms/option-spec.js";
 import { clientErrorHandler, frameworkError, HTTP_DEFAULTS, serverOptions } from "./http.js";
 import type { ServeMetrics } from "./metrics.js";
 import { ApiError, invalid, MAX_SEED, parseBody, renderChat, requestSchemas, type ChatRequest, type CompletionRequest } from "./openai.js";
@@ -75,18 +76,6 @@ interface Plan {
   stream: boolean;
   includeUsage: boolean;
 }
-
-/** The request field behind each engine option, for the `param` of a 400. */
-const OPTION_PARAMS: Record<string, string> = {
-  prompt: "prompt",
-  maxTokens: "max_tokens",
-  temperature: "temperature",
-  topP: "top_p",
-  seed: "seed",
-  lookahead: "dsi.lookahead",
-  verify: "dsi.verify",
-  maxInstances: "dsi.sp",
-};
 
 const FINISH: Record<FinishReason, "stop" | "length"> = { eos: "stop", stop: "stop", length: "length" };
 
@@ -192,21 +181,22 @@ export function buildServer(o: ServerOptions): FastifyInstance {
       throw invalid(promptParam, `${promptParam}: ${(err as Error).message}`);
     }
     if (prompt.length === 0) throw invalid(promptParam, `${promptParam}: the prompt has no tokens`);
-    if (context !== undefined && prompt.length + maxTokens > context) {
-      throw invalid(promptParam, `the prompt (${prompt.length} tokens) plus max_tokens (${maxTokens}) exceeds the model's context of ${context} tokens`, "context_length_exceeded");
-    }
+    const tooLong = contextProblem(prompt.length, maxTokens, context, "http");
+    if (tooLong) throw invalid(promptParam, tooLong, "context_length_exceeded");
     const n = body.n ?? 1;
     if (n > service.capacity) throw invalid("n", `n must be at most ${service.capacity}: each choice is a generation, and this server runs and queues that many (--max-concurrent, --max-queue)`);
-    const temperature = body.temperature ?? 1;
+    const temperature = body.temperature ?? (GENERATION_OPTIONS.temperature.defaults.http as number);
     const stream = body.stream === true;
     if (!stream && body.stream_options != null) throw invalid("stream_options", "stream_options applies only with stream: true");
     const algo = body.dsi?.algo ?? o.algo;
-    if (algo === "nonsi" && body.dsi?.lookahead !== undefined) throw invalid("dsi.lookahead", "dsi.lookahead applies to algo si and dsi (non-SI drafts nothing)");
+    // The option table's checks between fields, in the API's names (the CLI says the same with its flags).
+    const given = new Set<OptionKey>();
+    if (body.dsi?.lookahead !== undefined) given.add("lookahead");
+    if (body.dsi?.sp !== undefined) given.add("sp");
+    const problem = crossCheck({ algo, given, temperature, verify: body.dsi?.verify }, "http");
+    if (problem) throw invalid(optionName(problem.key, "http"), problem.message);
     const poolSize = service.runtime.pool.size;
-    if (body.dsi?.sp !== undefined) {
-      if (algo !== "dsi") throw invalid("dsi.sp", `dsi.sp applies to algo dsi (${algo} verifies on one instance at a time)`);
-      if (body.dsi.sp > poolSize) throw invalid("dsi.sp", `dsi.sp must be at most ${poolSize}, the server's target instances (--sp)`);
-    }
+    if (body.dsi?.sp !== undefined && body.dsi.sp > poolSize) throw invalid("dsi.sp", `dsi.sp must be at most ${poolSize}, the server's target instances (--sp)`);
     return {
       kind,
       id: `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`,
@@ -214,7 +204,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
       n,
       seed: body.seed ?? randomInt(0, MAX_SEED + 1),
       maxTokens,
-      sampling: { temperature, topK: 0, topP: body.top_p ?? 1 },
+      sampling: { temperature, topK: body.top_k ?? 0, topP: body.top_p ?? 1 },
       verify: body.dsi?.verify,
       algo,
       lookahead: algo === "nonsi" ? undefined : (body.dsi?.lookahead ?? o.lookahead),
@@ -263,7 +253,10 @@ export function buildServer(o: ServerOptions): FastifyInstance {
   /** The engine's and service's failures as API errors. */
   const apiError = (err: unknown): ApiError => {
     if (err instanceof ApiError) return err;
-    if (err instanceof OptionError) return invalid(OPTION_PARAMS[err.option] ?? `dsi.${err.option}`, err.message);
+    if (err instanceof OptionError) {
+      const key = keyOfEngineName(err.option);
+      return invalid(key ? optionName(key, "http") : err.option, err.message);
+    }
     if (err instanceof QueueFullError) return new ApiError(429, `the server is busy: ${err.message}; retry later`, "rate_limit_error", null, "queue_full");
     if (err instanceof UnavailableError || err instanceof NoInstanceError) return new ApiError(503, err.message, "server_error", null, "unavailable");
     // Not the client's abort (handled before): the service stopped the generation at shutdown.

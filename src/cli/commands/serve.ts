@@ -1,5 +1,6 @@
 /** `dsi serve`: the OpenAI-compatible HTTP server. */
 import type { Command } from "commander";
+import { MAX_TOKENS } from "../../algorithms/option-spec.js";
 import { BACKENDS } from "../../models/backend.js";
 import { intInRange, nonEmpty } from "../flags.js";
 import { generationOption, latencyOption, openBackend, refuseBackendFlags, refuseByOptionTable, withBackendFlags } from "../flag-groups.js";
@@ -17,7 +18,7 @@ export function register(program: Command, io: CliIo): void {
     .addOption(generationOption("algo", { help: "default algorithm (a request's dsi.algo overrides it)" }))
     .addOption(generationOption("lookahead", { help: "default lookahead (a request's dsi.lookahead overrides it)" }))
     .addOption(generationOption("maxTokens", { help: "tokens generated when a request gives no max_tokens (at most --max-tokens-limit)", default: 16 }))
-    .option("--max-tokens-limit <N>", "most tokens a request may ask for (max_tokens, per choice), 1..1000000", intInRange(1, 1_000_000), SERVE_DEFAULTS.maxTokensLimit)
+    .option("--max-tokens-limit <N>", `most tokens a request may ask for (max_tokens, per choice), 1..${MAX_TOKENS}`, intInRange(1, MAX_TOKENS), SERVE_DEFAULTS.maxTokensLimit)
     .option("--request-timeout <s>", "seconds a client has to send a whole request, headers and body (then 408), 1..3600", intInRange(1, 3600), SERVE_DEFAULTS.requestTimeoutS)
     .option("--headers-timeout <s>", "seconds a client has to send a request's headers (then 408), 1..3600, at most --request-timeout", intInRange(1, 3600), SERVE_DEFAULTS.headersTimeoutS)
     .option("--api-key <key>", "requests to /v1/ must send Authorization: Bearer KEY, 16+ characters (default: $DSI_API_KEY)", nonEmpty("--api-key"))

@@ -24,6 +24,7 @@ import { NO_LATENCY, resolveProfile, withLatency, type LatencyProfile } from "..
 import { loadLlamaTokenizer } from "../llama.js";
 import { assembleRuntime } from "../runtime.js";
 import { SYNTHETIC_MAX_VOCAB, SyntheticTokenizer } from "../synthetic.js";
+import { MAX_POOL_SIZE, MAX_SEED, MAX_THREADS, SYNTHETIC_MAX_HISTORY } from "../limits.js";
 import { RemoteInstance, WorkerError, type RemoteOptions } from "./client.js";
 import { PROBS_FORMATS, type ProbsFormat } from "./protocol.js";
 import { TOKEN_ENV } from "./security.js";
@@ -54,17 +55,17 @@ const ClusterSchema = z
           vocab: z.number().int().min(2).max(SYNTHETIC_MAX_VOCAB).optional(),
           agreement: z.number().min(0).max(1).optional(),
           // A number of previous tokens, or "all" (the whole prefix).
-          history: z.union([z.number().int().min(0).max(64), z.literal("all")], { error: 'expected an integer in 0..64 or "all"' }).optional(),
-          modelSeed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
+          history: z.union([z.number().int().min(0).max(SYNTHETIC_MAX_HISTORY), z.literal("all")], { error: `expected an integer in 0..${SYNTHETIC_MAX_HISTORY} or "all"` }).optional(),
+          modelSeed: z.number().int().min(0).max(MAX_SEED).optional(),
           latency,
         })
         .strict(),
-      z.object({ backend: z.literal("llama"), model: z.string().min(1), threads: z.number().int().min(1).max(256).optional(), gpu: z.boolean().optional(), latency }).strict(),
+      z.object({ backend: z.literal("llama"), model: z.string().min(1), threads: z.number().int().min(1).max(MAX_THREADS).optional(), gpu: z.boolean().optional(), latency }).strict(),
       // A drafter in its own worker; `tokenizer` (a GGUF file) turns text into tokens here
       // when the workers serve llama models.
       z.object({ backend: z.literal("remote"), ...reach, tokenizer: z.string().min(1).optional() }).strict(),
     ]),
-    targets: z.array(z.object(reach).strict()).min(1).max(1024),
+    targets: z.array(z.object(reach).strict()).min(1).max(MAX_POOL_SIZE),
     // How workers send distributions for rejection sampling (float16: half the bytes, rounded).
     probs: z.enum(PROBS_FORMATS).optional(),
     // Seconds: to answer Info when connecting or probing (default 5), and each evaluation call's
