@@ -22,6 +22,7 @@ import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import Table from "cli-table3";
 import { benchArgs } from "./args.js";
+import { median } from "./stats.js";
 import { GREEDY, PAPER_PAIRS, RealClock, SyntheticPair, flatLatency, generate, resolveProfile, syntheticRuntime, type AlgorithmName, type LatencyProfile, type ModelInstance } from "../src/index.js";
 import { withLatency } from "../src/models/latency.js";
 import { RemoteInstance } from "../src/models/remote/client.js";
@@ -91,8 +92,7 @@ async function perCallMs(instance: ModelInstance): Promise<number> {
     await instance.evaluate({ tokens: seq, from: seq.length, mode: "greedy", sampling: GREEDY, seed: 0, stream: 1 });
     if (i >= 5) times.push(performance.now() - t0);
   }
-  times.sort((a, b) => a - b);
-  return times[times.length >> 1];
+  return median(times);
 }
 
 interface Measured {

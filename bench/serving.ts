@@ -13,6 +13,7 @@
 import { cpus } from "node:os";
 import Table from "cli-table3";
 import { benchArgs } from "./args.js";
+import { quantile } from "./stats.js";
 import { openBackend, syntheticBackend, type Backend } from "../src/models/backend.js";
 import { resolveProfile, type LatencyProfile } from "../src/models/latency.js";
 import { ServeMetrics } from "../src/serve/metrics.js";
@@ -63,11 +64,6 @@ async function streamOnce(url: string, prompt: string, algo: string, maxTokens: 
   }
   return { ttftMs: first - t0, perTokenMs: tokens > 1 ? (last - first) / (tokens - 1) : 0 };
 }
-
-const quantile = (xs: number[], q: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
-};
 
 interface Row {
   backend: string;

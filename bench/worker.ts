@@ -18,6 +18,7 @@ import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import Table from "cli-table3";
 import { benchArgs } from "./args.js";
+import { quantile } from "./stats.js";
 import { GREEDY, type EvalRequest, type ModelInstance, type PositionOutput } from "../src/index.js";
 import { RemoteInstance } from "../src/models/remote/client.js";
 import { workerService } from "../src/models/remote/protocol.js";
@@ -84,8 +85,7 @@ if (process.argv[2] === "--serve") {
         for (let i = 0; i < args.warmup; i++) await call();
         const times: number[] = [];
         for (let i = 0; i < args.calls; i++) times.push(await call());
-        times.sort((a, b) => a - b);
-        const q = (f: number): number => times[Math.min(times.length - 1, Math.floor(f * times.length))];
+        const q = (f: number): number => quantile(times, f);
         // Exact wire sizes of one such call, serialised as the client and worker do.
         const req = service.Evaluate.requestSerialize({ keep: context - 1, append: Array.from({ length: LOOKAHEAD + 1 }, (_, i) => i % vocab), keepHash: 123456789, from: context, mode: mode.toUpperCase(), sampling, seed: 0, stream: 1, probsFormat: width === 2 ? "FLOAT16" : "FLOAT32" }).length;
         const reply =

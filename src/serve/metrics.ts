@@ -1,7 +1,11 @@
 /**
  * The server's Prometheus metrics (prom-client): `dsi_` prefix, base units (seconds),
  * `_total` on counters; speculative-decoding counters named as vLLM and llama.cpp name theirs
- * (`spec_decode_num_draft_tokens`, `..._num_accepted_tokens`), so existing dashboards fit.
+ * (`spec_decode_num_draft_tokens`, `..._num_accepted_tokens`) and meaning what theirs mean
+ * (drafts verified, drafts accepted), so existing dashboards fit. Every generation counts,
+ * also one whose client left: what the engine reports as it goes (the runtime observer)
+ * counts at once, what it reports only at the end (drafts made, TTFT, duration) when a
+ * generation finishes.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Stats } from "../algorithms/options.js";
@@ -11,10 +15,29 @@ import type { RuntimeObserver } from "../runtime/runtime.js";
 export class ServeMetrics {
   readonly registry = new Registry();
   readonly requests = new Counter({ name: "dsi_requests_total", help: "HTTP requests by endpoint and status code", labelNames: ["endpoint", "status"], registers: [this.registry] });
-  readonly promptTokens = new Counter({ name: "dsi_prompt_tokens_total", help: "Prompt tokens of completed generations", registers: [this.registry] });
-  readonly generationTokens = new Counter({ name: "dsi_generation_tokens_total", help: "Tokens generated (committed)", registers: [this.registry] });
-  readonly draftTokens = new Counter({ name: "dsi_spec_decode_num_draft_tokens_total", help: "Draft tokens produced by the drafter", registers: [this.registry] });
+  readonly promptTokens = new Counter({ name: "dsi_prompt_tokens_total", help: "Prompt tokens of generations started (finished or not)", registers: [this.registry] });
+  readonly generationTokens = new Counter({
+    name: "dsi_generation_tokens_total",
+    help: "Tokens generated (committed), also by generations that did not finish (up to their end)",
+    registers: [this.registry],
+  });
+  /**
+   * vLLM's meaning: drafts sent to a target and verified. DSI drafts ahead and drops drafts
+   * no target verified (after a rejection, past the end); those are `draftedTokens`. Counted
+   * as each draft is decided (accepted or rejected against the target's output), so the
+   * acceptance rate is accepted / draft tokens, as `Stats.acceptanceRate`.
+   */
+  readonly draftTokens = new Counter({
+    name: "dsi_spec_decode_num_draft_tokens_total",
+    help: "Draft tokens verified: decided against a target's output (accepted + rejected)",
+    registers: [this.registry],
+  });
   readonly acceptedTokens = new Counter({ name: "dsi_spec_decode_num_accepted_tokens_total", help: "Draft tokens accepted by verification", registers: [this.registry] });
+  readonly draftedTokens = new Counter({
+    name: "dsi_drafted_tokens_total",
+    help: "Draft tokens the drafter made, verified or dropped unverified, of finished generations",
+    registers: [this.registry],
+  });
   readonly acceptedPerPos = new Counter({
     name: "dsi_spec_decode_num_accepted_tokens_per_pos_total",
     help: "Accepted drafts by their index in their window (0: a window's first draft)",
@@ -59,11 +82,15 @@ export class ServeMetrics {
   /** What the runtime reports per task and per draft (see RuntimeObserver). */
   readonly observer: RuntimeObserver = {
     verification: (ms, _drafts, outcome) => {
+      this.targetBusy.inc(ms / 1000); // as Stats.targetBusyMs: every evaluation, however it ended
       if (outcome === "done") this.verification.observe(ms / 1000);
       else if (outcome === "preempted") this.preemptedWindows.inc();
     },
     draftDecided: (index, accepted) => {
-      if (accepted) this.acceptedPerPos.inc({ position: String(index) });
+      this.draftTokens.inc();
+      if (!accepted) return;
+      this.acceptedTokens.inc();
+      this.acceptedPerPos.inc({ position: String(index) });
     },
   };
 
@@ -123,14 +150,25 @@ export class ServeMetrics {
     }
   }
 
-  /** A finished generation's work. */
-  observe(stats: Stats, promptTokens: number): void {
+  /** A generation started: its prompt is evaluated whether it finishes or not. */
+  started(promptTokens: number): void {
     this.promptTokens.inc(promptTokens);
+  }
+
+  /** A generation finished: what the engine reports only at the end. */
+  finished(stats: Stats): void {
     this.generationTokens.inc(stats.tokens);
-    this.draftTokens.inc(stats.drafted);
-    this.acceptedTokens.inc(stats.accepted);
-    this.targetBusy.inc(stats.targetBusyMs / 1000);
+    this.draftedTokens.inc(stats.drafted);
     if (stats.tokens > 0) this.ttft.observe(stats.ttftMs / 1000);
     this.requestDuration.observe(stats.timeMs / 1000);
+  }
+
+  /**
+   * A generation that ended without a result (its client left, the server shut down, an
+   * error): the tokens it had put out (a tail held back as a possible stop sequence aside).
+   * No Stats come of it, so no drafts made, TTFT or duration.
+   */
+  unfinished(tokens: number): void {
+    this.generationTokens.inc(tokens);
   }
 }

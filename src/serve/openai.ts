@@ -118,12 +118,14 @@ export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
 }
 
 /**
- * The default chat templates (a GGUF's own `tokenizer.chat_template` is not read yet): one
- * line per message, `role: content`, then `assistant:` for the reply; the synthetic backend's
- * letters-only vocabulary gets `role content` separated by spaces. Rendered once here and
- * tokenized once, so drafter and targets see the same tokens.
+ * The default chat template, for a model whose tokenizer has no template of its own (a
+ * GGUF's `tokenizer.chat_template` is applied by `Tokenizer.chat` instead, server.ts): one
+ * line per message, `role: content`, then `assistant:` for the reply; `plain` (a tokenizer
+ * without ":" or newlines, as the synthetic vocabularies) puts `role content` in a row,
+ * separated by spaces. Rendered once here and tokenized once, so drafter and targets see the
+ * same tokens.
  */
-export function renderChat(messages: ChatRequest["messages"], lettersOnly: boolean): string {
-  if (lettersOnly) return `${messages.map((m) => `${m.role} ${m.content}`).join(" ")} assistant`;
+export function renderChat(messages: ChatRequest["messages"], plain: boolean): string {
+  if (plain) return `${messages.map((m) => `${m.role} ${m.content}`).join(" ")} assistant`;
   return `${messages.map((m) => `${m.role}: ${m.content}`).join("\n")}\nassistant:`;
 }

@@ -30,6 +30,20 @@ export function maxTokenBytes(tokenizer: Tokenizer, vocabSize: number): number {
   return most + 1;
 }
 
+/**
+ * Whether `tokenizer` encodes the separators of the default chat template (`renderChat`:
+ * ": " and newlines). A synthetic vocabulary (letters, digits, space, ".") has neither, and
+ * its tokenizer throws on a character it lacks; a model's tokenizer encodes any text.
+ */
+export function encodesChatSeparators(tokenizer: Tokenizer): boolean {
+  try {
+    tokenizer.encode("user: a\nassistant:");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Characters tokenized between two turns of the event loop (~10 ms of synthetic tokenizing). */
 const SLICE_CHARS = 1 << 16;
 

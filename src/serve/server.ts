@@ -118,6 +118,12 @@ export function buildServer(o: ServerOptions): FastifyInstance {
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => sendError(reply, frameworkError(err, req.headers["content-type"])));
   app.setNotFoundHandler((req, reply) => sendError(reply, new ApiError(404, `no route ${req.method} ${req.url}`, "invalid_request_error", null, "not_found")));
   app.addHook("onRequest", async (req, reply) => {
+    // Counted once the response is done with: onResponse misses a client that left before
+    // its end (499: a stream cut short, a generation aborted), for which fastify sends nothing.
+    reply.raw.once("close", () => {
+      const endpoint = req.routeOptions.url;
+      if (endpoint !== undefined) metrics.requests.inc({ endpoint, status: reply.raw.writableFinished ? String(reply.raw.statusCode) : "499" });
+    });
     // Node's own check (requireHostHeader) would answer with an empty body.
     if (req.raw.httpVersion === "1.1" && !req.headers.host) {
       void reply.header("connection", "close");
@@ -127,10 +133,6 @@ export function buildServer(o: ServerOptions): FastifyInstance {
     if (allowed && req.routeOptions.url?.startsWith("/v1/") && !allowed(String(req.headers.authorization ?? ""))) {
       throw new ApiError(401, "missing or wrong API key (Authorization: Bearer <key>)", "invalid_request_error", null, "invalid_api_key");
     }
-  });
-  app.addHook("onResponse", async (req, reply) => {
-    if (!reply.sent || req.routeOptions.url === undefined) return;
-    metrics.requests.inc({ endpoint: req.routeOptions.url, status: String(reply.statusCode) });
   });
 
   app.get("/health", async (_req, reply) => {
@@ -174,7 +176,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
     let prompt: number[] | undefined;
     try {
       // The model's own chat template where its GGUF has one, else the default.
-      if (chat) prompt = (await tokenizer.chat?.(chat.messages)) ?? (await encodeText(tokenizer, renderChat(chat.messages, service.backend.name === "synthetic"), signal));
+      if (chat) prompt = (await tokenizer.chat?.(chat.messages)) ?? (await encodeText(tokenizer, renderChat(chat.messages, !service.chatSeparators), signal));
       else prompt = await encodeText(tokenizer, (body as CompletionRequest).prompt, signal);
     } catch (err) {
       if (err instanceof ApiError || isAbortError(err)) throw err;

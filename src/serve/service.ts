@@ -15,7 +15,7 @@ import type { Runtime } from "../runtime/runtime.js";
 import { InvalidRequestError } from "../core/instance.js";
 import type { ServeMetrics } from "./metrics.js";
 import { ApiError } from "./openai.js";
-import { maxTokenBytes } from "./prompt.js";
+import { encodesChatSeparators, maxTokenBytes } from "./prompt.js";
 
 /** The queue is full: the client should retry later (HTTP 429). */
 export class QueueFullError extends Error {
@@ -29,6 +29,45 @@ export class UnavailableError extends Error {
 
 /** How long aborted generations get to end at shutdown before the server stops anyway. */
 const ABORT_GRACE_MS = 5000;
+
+/** Per signal: the callbacks its abort runs, and its one listener (see `onAbort`). */
+const abortCallbacks = new WeakMap<AbortSignal, { callbacks: Set<() => void>; listener: () => void }>();
+
+/**
+ * Runs `f` when `signal` aborts; returns the function that forgets it. One listener per
+ * signal, however many callbacks: a request's n choices (each a generation, waiting or
+ * running) share its signal, and more than 10 listeners on one signal make Node warn of a
+ * leak (MaxListenersExceededWarning).
+ */
+function onAbort(signal: AbortSignal, f: () => void): () => void {
+  // Aborted already (between a caller's check and this): no event will come.
+  if (signal.aborted) {
+    f();
+    return () => undefined;
+  }
+  let entry = abortCallbacks.get(signal);
+  if (!entry) {
+    const callbacks = new Set<() => void>();
+    const listener = (): void => {
+      abortCallbacks.delete(signal);
+      for (const g of callbacks) g();
+    };
+    entry = { callbacks, listener };
+    abortCallbacks.set(signal, entry);
+    signal.addEventListener("abort", listener, { once: true });
+  }
+  const mine = entry;
+  const { callbacks, listener } = mine;
+  callbacks.add(f);
+  return () => {
+    callbacks.delete(f);
+    // The listener goes with the last callback, so a long-lived signal keeps none.
+    if (callbacks.size === 0 && abortCallbacks.get(signal) === mine) {
+      abortCallbacks.delete(signal);
+      signal.removeEventListener("abort", listener);
+    }
+  };
+}
 
 export interface ServiceOptions {
   backend: Backend;
@@ -59,6 +98,8 @@ export class Service {
   private active = 0;
   private readonly waiting: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   private readonly running = new Set<AbortController>();
+  /** Called when the last running generation ends (see `idleWithin`). */
+  private readonly idle = new Set<() => void>();
   private draining = false;
 
   private constructor(
@@ -69,6 +110,8 @@ export class Service {
      * a prompt that cannot fit is refused by its size, before it is tokenized.
      */
     readonly tokenBytes: number | undefined,
+    /** Whether the tokenizer encodes the default chat template's separators (else `renderChat`'s plain form). */
+    readonly chatSeparators: boolean,
   ) {}
 
   static async open(o: ServiceOptions): Promise<Service> {
@@ -77,7 +120,7 @@ export class Service {
     runtime.observer = o.metrics.observer;
     if (o.backend.workerStats) o.metrics.watchWorkers(() => o.backend.workerStats!());
     const tokenBytes = o.backend.contextSize === undefined ? undefined : maxTokenBytes(o.backend.tokenizer, runtime.pool.vocabSize);
-    const service = new Service(o, runtime, tokenBytes);
+    const service = new Service(o, runtime, tokenBytes, encodesChatSeparators(o.backend.tokenizer));
     o.metrics.watchTargets(() => service.targets());
     return service;
   }
@@ -149,14 +192,23 @@ export class Service {
     }
     await this.admit(signal);
     const controller = new AbortController();
-    const abort = (): void => controller.abort(signal.reason);
-    signal.addEventListener("abort", abort, { once: true });
+    const forget = onAbort(signal, () => controller.abort(signal.reason));
     this.running.add(controller);
+    /** Tokens put out so far; undefined until the generation starts. */
+    let tokens: number | undefined;
+    let finished = false;
     try {
       const gen = generate(job.algo, this.runtime, { ...job.options, signal: controller.signal });
-      if (onToken) for await (const token of gen) onToken(token);
+      this.o.metrics.started(job.options.prompt.length);
+      tokens = 0;
+      // Iterated also without onToken: a generation that does not finish counts its tokens.
+      for await (const token of gen) {
+        tokens++;
+        onToken?.(token);
+      }
       const result = await gen.result;
-      this.o.metrics.observe(result.stats, job.options.prompt.length);
+      this.o.metrics.finished(result.stats);
+      finished = true;
       return result;
     } catch (err) {
       // A request an instance refused (a worker's context, a token it does not have) is the
@@ -166,10 +218,12 @@ export class Service {
     } finally {
       // Also when onToken threw: the generation must not outlive its request.
       controller.abort();
-      signal.removeEventListener("abort", abort);
+      forget();
+      if (tokens !== undefined && !finished) this.o.metrics.unfinished(tokens);
       this.running.delete(controller);
       this.active--;
       this.waiting.shift()?.resolve();
+      if (this.active === 0) for (const idle of [...this.idle]) idle();
     }
   }
 
@@ -183,19 +237,21 @@ export class Service {
     return new Promise<void>((resolve, reject) => {
       const entry = {
         resolve: () => {
-          signal.removeEventListener("abort", onAbort);
+          forget();
           this.active++;
           resolve();
         },
-        reject,
+        reject: (e: unknown) => {
+          forget();
+          reject(e);
+        },
       };
-      const onAbort = (): void => {
+      this.waiting.push(entry);
+      const forget = onAbort(signal, () => {
         const i = this.waiting.indexOf(entry);
         if (i >= 0) this.waiting.splice(i, 1);
         reject(new AbortError());
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      this.waiting.push(entry);
+      });
     });
   }
 
@@ -206,11 +262,23 @@ export class Service {
   async drain(graceMs: number): Promise<void> {
     this.draining = true;
     for (const w of this.waiting.splice(0)) w.reject(new UnavailableError("the server is shutting down"));
-    const deadline = Date.now() + graceMs;
-    while (this.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await this.idleWithin(graceMs);
     for (const c of this.running) c.abort(new UnavailableError("the server is shutting down"));
     // Aborted generations end within a forward pass; do not wait on one that ignores it.
-    const hard = Date.now() + ABORT_GRACE_MS;
-    while (this.active > 0 && Date.now() < hard) await new Promise((r) => setTimeout(r, 5));
+    await this.idleWithin(ABORT_GRACE_MS);
+  }
+
+  /** Resolves when no generation runs (the last one's end says so), or after `ms`. */
+  private idleWithin(ms: number): Promise<void> {
+    if (this.active === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.idle.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.idle.add(done);
+    });
   }
 }
