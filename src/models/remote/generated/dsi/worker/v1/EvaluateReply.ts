@@ -11,7 +11,9 @@ export interface EvaluateReply {
    */
   'probs'?: (Buffer | Uint8Array | string);
   /**
-   * The sequence the worker holds now: its length and hash.
+   * What the worker holds after the call, as the length and hash of a prefix of the request's
+   * sequence: all of it normally. The client's next request keeps at most that prefix, so a
+   * worker that kept less (none: both 0) is brought back in step by that request, not refused.
    */
   'held'?: (number);
   'heldHash'?: (number);
@@ -27,7 +29,9 @@ export interface EvaluateReply__Output {
    */
   'probs': (Buffer);
   /**
-   * The sequence the worker holds now: its length and hash.
+   * What the worker holds after the call, as the length and hash of a prefix of the request's
+   * sequence: all of it normally. The client's next request keeps at most that prefix, so a
+   * worker that kept less (none: both 0) is brought back in step by that request, not refused.
    */
   'held': (number);
   'heldHash': (number);

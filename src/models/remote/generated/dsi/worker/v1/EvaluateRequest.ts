@@ -15,7 +15,8 @@ export interface EvaluateRequest {
    */
   'append'?: (number)[];
   /**
-   * Hash of the first `keep` tokens as the orchestrator believes the worker holds them.
+   * Hash of the first `keep` tokens as the orchestrator believes the worker holds them
+   * (FNV-1a style over the token ids: see hashStep in src/models/remote/protocol.ts).
    */
   'keepHash'?: (number);
   'from'?: (number);
@@ -36,7 +37,8 @@ export interface EvaluateRequest__Output {
    */
   'append': (number)[];
   /**
-   * Hash of the first `keep` tokens as the orchestrator believes the worker holds them.
+   * Hash of the first `keep` tokens as the orchestrator believes the worker holds them
+   * (FNV-1a style over the token ids: see hashStep in src/models/remote/protocol.ts).
    */
   'keepHash': (number);
   'from': (number);
