@@ -18,7 +18,7 @@ import { TokenView, type EvalRequest, type ModelInstance } from "../../src/core/
 import { GREEDY } from "../../src/core/sampling.js";
 import type { PositionOutput } from "../../src/core/verify.js";
 import { RemoteInstance } from "../../src/models/remote/client.js";
-import { encodeProbs, modeFromWire, workerDefinition, type ModelWorkerHandlers } from "../../src/models/remote/protocol.js";
+import { encodeProbs, LOAD_OPTIONS, modeFromWire, workerDefinition, type ModelWorkerHandlers } from "../../src/models/remote/protocol.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
 import { HeldSequence, serveWorker, type RunningWorker } from "../../src/worker/server.js";
 import { tempDir } from "../helpers/temp.js";
@@ -59,6 +59,10 @@ test("the generated protocol types are what `npm run proto:types` makes from pro
   const pkg = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> };
   const [bin, ...args] = pkg.scripts["proto:types"].split(" ");
   assert.equal(bin, "proto-loader-gen-types");
+  // The types describe the objects the loader makes only when both map messages alike.
+  assert.equal(args.includes("--keepCase"), LOAD_OPTIONS.keepCase);
+  assert.equal(args.includes("--defaults"), LOAD_OPTIONS.defaults);
+  assert.ok(args.includes(`--longs=${LOAD_OPTIONS.longs.name}`) && args.includes(`--enums=${LOAD_OPTIONS.enums.name}`), args.join(" "));
   const out = args.indexOf("-O") + 1;
   const committed = join(ROOT, args[out]);
   const fresh = await tempDir("proto-types");

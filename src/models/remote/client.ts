@@ -198,8 +198,8 @@ export class RemoteInstance implements ModelInstance {
   /**
    * Whether the worker serves (again): it must answer Info with the same vocabulary and EOS.
    * Used after this client lost it (a worker restarted at the same address) and for a worker
-   * that did not answer at start. It holds nothing now; the next call's prefix check finds
-   * that out and sends the whole sequence. Rejects when the worker serves another model.
+   * that did not answer at start. It may hold nothing now: the client forgets what it sent,
+   * and the next call sends the whole sequence. Rejects when the worker serves another model.
    */
   async probe(): Promise<boolean> {
     if (this.closed) throw new WorkerError(this.address, "closed");

@@ -23,9 +23,10 @@ export type { InfoReply, InfoReply__Output } from "./generated/dsi/worker/v1/Inf
 const PROTO = fileURLToPath(new URL("../../../../proto/worker.proto", import.meta.url));
 /**
  * How the loader maps messages to objects; the generator's flags (package.json, proto:types)
- * must say the same, or the generated types describe other objects than the ones received.
+ * must say the same, or the generated types describe other objects than the ones received
+ * (test/worker/protocol.test.ts checks).
  */
-const LOAD_OPTIONS = { keepCase: false, longs: Number, enums: String, defaults: true } as const;
+export const LOAD_OPTIONS = { keepCase: false, longs: Number, enums: String, defaults: true } as const;
 
 export const OUTPUT_MODES = ["greedy", "sample", "dist"] as const;
 const MODE_NAMES = ["GREEDY", "SAMPLE", "DIST"] as const satisfies readonly OutputModeWire[];
