@@ -21,7 +21,7 @@ import { benchArgs } from "./args.js";
 import { quantile } from "./stats.js";
 import { GREEDY, type EvalRequest, type ModelInstance, type PositionOutput } from "../src/index.js";
 import { RemoteInstance } from "../src/models/remote/client.js";
-import { workerService } from "../src/models/remote/protocol.js";
+import { modeToWire, workerService } from "../src/models/remote/protocol.js";
 import { serveWorker } from "../src/worker/server.js";
 
 const USAGE = "usage: node dist/bench/worker.js [--calls 2000] [--warmup 200] [--target-us 1000]";
@@ -87,7 +87,7 @@ if (process.argv[2] === "--serve") {
         for (let i = 0; i < args.calls; i++) times.push(await call());
         const q = (f: number): number => quantile(times, f);
         // Exact wire sizes of one such call, serialised as the client and worker do.
-        const req = service.Evaluate.requestSerialize({ keep: context - 1, append: Array.from({ length: LOOKAHEAD + 1 }, (_, i) => i % vocab), keepHash: 123456789, from: context, mode: mode.toUpperCase(), sampling, seed: 0, stream: 1, probsFormat: width === 2 ? "FLOAT16" : "FLOAT32" }).length;
+        const req = service.Evaluate.requestSerialize({ keep: context - 1, append: Array.from({ length: LOOKAHEAD + 1 }, (_, i) => i % vocab), keepHash: 123456789, from: context, mode: modeToWire(mode), sampling, seed: 0, stream: 1, probsFormat: width === 2 ? "FLOAT16" : "FLOAT32" }).length;
         const reply =
           mode === "dist"
             ? service.Evaluate.responseSerialize({ tokens: [], probs: Buffer.alloc((LOOKAHEAD + 1) * vocab * width), held: context + LOOKAHEAD, heldHash: 123456789 }).length

@@ -27,8 +27,12 @@ export class TokenView implements TokenSequence {
   private readonly tail: readonly number[];
   readonly length: number;
   constructor(
-    private readonly base: readonly number[],
-    private readonly baseLength: number,
+    /**
+     * Public so an instance can skip what it already holds: two views over the same `base`
+     * agree on their first min(baseLength) tokens without comparing them.
+     */
+    readonly base: readonly number[],
+    readonly baseLength: number,
     tail: readonly number[] = [],
   ) {
     this.tail = tail.slice();

@@ -11,18 +11,25 @@ import { argmax, sampleIndex } from "./sampling.js";
 export type VerifyRule = "greedy" | "rejection" | "match";
 export const VERIFY_RULES: readonly VerifyRule[] = ["greedy", "rejection", "match"];
 
+/**
+ * A next-token distribution. Float32 ones are what a worker sends, kept as views of the bytes
+ * received; the rules only read them, and float32 converts to float64 exactly, so a decision
+ * is the same as on a float64 copy.
+ */
+export type Probs = Float64Array | Float32Array;
+
 /** What a model returned for one position. */
 export interface PositionOutput {
   /** Greedy token (greedy), or the model's own keyed sample (`match`). -1 when not asked for. */
   token: number;
   /** The full next-token distribution under the request's sampling settings, when asked for. */
-  probs?: Float64Array;
+  probs?: Probs;
 }
 
 export interface Draft {
   token: number;
   /** The drafter's distribution q at this position (needed by `rejection`). */
-  probs?: Float64Array;
+  probs?: Probs;
 }
 
 export interface Decision {
@@ -85,7 +92,7 @@ export function decide(
  * probability min(1, p(d)/q(d)), otherwise sample from normalize(max(0, p - q)).
  * The committed token is distributed exactly as p.
  */
-export function rejectionStep(p: Float64Array, draft: Draft, uAccept: number, uResidual: number): Decision {
+export function rejectionStep(p: Probs, draft: Draft, uAccept: number, uResidual: number): Decision {
   const q = draft.probs!;
   const d = draft.token;
   if (uAccept * q[d] < p[d]) return { token: d, accepted: true };

@@ -1,13 +1,16 @@
 /**
  * `dsi worker`'s server: one model instance behind the ModelWorker service. It keeps the
  * sequence it was last asked about (the instance keeps its own cache of it), applies each
- * request's `keep`/`append` to it after checking the prefix hash, and cancels the
- * evaluation when the caller cancels the call. Evaluations run one at a time, in order.
+ * request's `keep`/`append` to it after checking the prefix hash, hands it to the instance as
+ * a view (not a copy: a call costs O(tokens received)), and cancels the evaluation when the
+ * caller cancels the call. Evaluations run one at a time, in order.
  * A request it refuses (INVALID_ARGUMENT, OUT_OF_RANGE) leaves what it holds unchanged and
  * tells the client the request was at fault, not the worker (see proto/worker.proto).
  */
 import { Metadata, Server, status, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
-import { InvalidRequestError, type ModelInstance } from "../core/instance.js";
+import { InvalidRequestError, TokenView, type ModelInstance } from "../core/instance.js";
+import type { SamplingParams } from "../core/sampling.js";
+import type { OutputMode } from "../core/verify.js";
 import {
   encodeProbs,
   HASH_START,
@@ -17,10 +20,10 @@ import {
   MODEL_ERROR_KEY,
   MODEL_ERROR_VALUE,
   SERVER_KEEPALIVE,
-  workerService,
-  type EvaluateReplyMsg,
-  type EvaluateRequestMsg,
-  type InfoReply,
+  workerDefinition,
+  type EvaluateReply,
+  type EvaluateRequest__Output,
+  type ModelWorkerHandlers,
   type WorkerStats,
 } from "../models/remote/protocol.js";
 import { serverCredentials, tokenChecker, type ServerTls } from "../models/remote/security.js";
@@ -54,9 +57,42 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
+/**
+ * The sequence a worker holds, as the instance is given it: a TokenView over `stable`, an
+ * array that only grows (so a view stays valid however long the instance keeps it, as the
+ * engine's own views do), followed by the last request's new tokens. Tokens a later request
+ * keeps move into `stable` (most are committed ones); a request that keeps less than `stable`
+ * (another sequence, or speculative tokens dropped after all) starts a new array with the
+ * part it keeps: one copy.
+ */
+export class HeldSequence {
+  private stable: number[] = [];
+  private tail: number[] = [];
+  /** hashes[i]: the prefix hash of the first i tokens. */
+  private readonly hashes: number[] = [HASH_START];
+
+  get length(): number {
+    return this.stable.length + this.tail.length;
+  }
+  /** The prefix hash of the first `i` tokens, 0 <= i <= length. */
+  hash(i: number): number {
+    return this.hashes[i];
+  }
+  /** Keeps the first `keep` tokens (keep <= length) and appends `append`. */
+  apply(keep: number, append: number[]): void {
+    if (keep >= this.stable.length) for (let i = 0, moved = keep - this.stable.length; i < moved; i++) this.stable.push(this.tail[i]);
+    else this.stable = this.stable.slice(0, keep);
+    this.tail = append;
+    this.hashes.length = keep + 1;
+    for (const t of append) this.hashes.push(hashStep(this.hashes[this.hashes.length - 1], t));
+  }
+  view(): TokenView {
+    return new TokenView(this.stable, this.stable.length, this.tail);
+  }
+}
+
 export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
-  const held: number[] = [];
-  const hashes: number[] = [HASH_START];
+  const held = new HeldSequence();
   const counters: WorkerStats = { calls: 0, cancelled: 0, tokensReceived: 0, positionsEvaluated: 0, busySeconds: 0 };
   let queue: Promise<unknown> = Promise.resolve();
   let label = o.role;
@@ -69,7 +105,7 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
   };
 
   const contextSize = o.contextSize ?? o.instance.contextSize;
-  const info = (call: ServerUnaryCall<object, InfoReply>, cb: sendUnaryData<InfoReply>): void => {
+  const info: ModelWorkerHandlers["Info"] = (call, cb) => {
     if (refused(call, cb)) return;
     cb(null, {
       label,
@@ -82,22 +118,24 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
   };
 
   /**
-   * Why the worker refuses a request, before touching what it holds; undefined when it takes
-   * it. A refusal is the request's fault (the client fails that request, not this worker).
+   * Why the worker refuses a request, before touching what it holds; else what it asks for.
+   * A refusal is the request's fault (the client fails that request, not this worker).
    */
-  const refusal = (r: EvaluateRequestMsg): { code: status; details: string } | undefined => {
+  const accept = (r: EvaluateRequest__Output): { code: status; details: string } | { mode: OutputMode; sampling: SamplingParams } => {
     const vocab = o.instance.vocabSize;
     const bad = r.append.find((t) => !(Number.isInteger(t) && t >= 0 && t < vocab));
     if (bad !== undefined) return { code: status.INVALID_ARGUMENT, details: `token ${bad} is outside the vocabulary of ${vocab}` };
     const length = r.keep + r.append.length;
-    if (modeFromWire(r.mode) === undefined) return { code: status.INVALID_ARGUMENT, details: `unknown output mode ${r.mode}` };
+    const mode = modeFromWire(r.mode);
+    if (mode === undefined) return { code: status.INVALID_ARGUMENT, details: `unknown output mode ${r.mode}` };
+    if (!r.sampling) return { code: status.INVALID_ARGUMENT, details: "no sampling settings" };
     if (!(r.from >= 0 && r.from <= length)) return { code: status.INVALID_ARGUMENT, details: `from ${r.from} is outside 0..${length} (the sequence's length)` };
     // The sequence and the token it predicts must fit: llama.cpp keeps one slot free and, full,
     // would drop the oldest tokens (a wrong prefix, silently).
     if (contextSize !== undefined && length >= contextSize) {
       return { code: status.OUT_OF_RANGE, details: `the sequence (${length} tokens) plus the token it predicts exceeds the model context of ${contextSize} tokens` };
     }
-    return undefined;
+    return { mode, sampling: r.sampling };
   };
   /** An error the model raised: marked, so the client does not take it for a broken connection. */
   const modelError = (details: string): { code: status; details: string; metadata: Metadata } => {
@@ -106,7 +144,7 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
     return { code: status.INTERNAL, details, metadata };
   };
 
-  const evaluate = (call: ServerUnaryCall<EvaluateRequestMsg, EvaluateReplyMsg>, cb: sendUnaryData<EvaluateReplyMsg>): void => {
+  const evaluate: ModelWorkerHandlers["Evaluate"] = (call, cb) => {
     if (refused(call, cb)) return;
     const run = async (): Promise<void> => {
       const r = call.request;
@@ -115,30 +153,22 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
         counters.cancelled++;
         return cb({ code: status.CANCELLED, details: "cancelled before it ran" });
       }
-      if (r.keep > held.length || hashes[r.keep] !== r.keepHash) {
+      if (r.keep > held.length || held.hash(r.keep) !== r.keepHash) {
         return cb({ code: status.FAILED_PRECONDITION, details: `the worker holds ${held.length} tokens; the request's first ${r.keep} do not match them` });
       }
-      const refusedWhy = refusal(r);
-      if (refusedWhy) return cb(refusedWhy);
-      held.length = r.keep;
-      hashes.length = r.keep + 1;
-      for (const t of r.append) {
-        hashes.push(hashStep(hashes[held.length], t));
-        held.push(t);
-      }
+      const accepted = accept(r);
+      if ("code" in accepted) return cb(accepted);
+      const { mode, sampling } = accepted;
+      held.apply(r.keep, r.append);
       counters.tokensReceived += r.append.length;
-      const mode = modeFromWire(r.mode);
       const controller = new AbortController();
       const onCancel = (): void => controller.abort();
       call.on("cancelled", onCancel);
       const t0 = performance.now();
       try {
-        const outputs = await o.instance.evaluate(
-          { tokens: held.slice(), from: r.from, mode, sampling: r.sampling, seed: r.seed, stream: r.stream },
-          controller.signal,
-        );
+        const outputs = await o.instance.evaluate({ tokens: held.view(), from: r.from, mode, sampling, seed: r.seed, stream: r.stream }, controller.signal);
         counters.positionsEvaluated += outputs.length;
-        const reply: EvaluateReplyMsg = { tokens: [], probs: Buffer.alloc(0), held: held.length, heldHash: hashes[held.length] };
+        const reply: EvaluateReply = { tokens: [], probs: Buffer.alloc(0), held: held.length, heldHash: held.hash(held.length) };
         if (mode === "dist") reply.probs = encodeProbs(outputs, o.instance.vocabSize, r.probsFormat);
         else reply.tokens = outputs.map((out) => out.token);
         cb(null, reply);
@@ -158,10 +188,11 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
   };
 
   const server = new Server({ "grpc.max_receive_message_length": MAX_MESSAGE_BYTES, "grpc.max_send_message_length": MAX_MESSAGE_BYTES, ...SERVER_KEEPALIVE });
-  const stats = (call: ServerUnaryCall<object, WorkerStats>, cb: sendUnaryData<WorkerStats>): void => {
+  const stats: ModelWorkerHandlers["Stats"] = (call, cb) => {
     if (!refused(call, cb)) cb(null, { ...counters });
   };
-  server.addService(workerService().service, { info, evaluate, stats });
+  const handlers: ModelWorkerHandlers = { Info: info, Evaluate: evaluate, Stats: stats };
+  server.addService(workerDefinition(), handlers);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(o.listen, serverCredentials(o.tls), (err, p) => (err ? reject(err) : resolve(p))),
   );

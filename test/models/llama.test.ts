@@ -171,7 +171,7 @@ describe("llama backend, tiny character-vocabulary pair", () => {
     const prompt = [0, 3, 4]; // <s> and two characters
     // Exact probabilities by single-step evaluation on a fresh cache.
     const single = m.targets[2];
-    const step = async (tokens: number[]): Promise<Float64Array> => {
+    const step = async (tokens: number[]): Promise<ArrayLike<number>> => {
       await single.reset();
       const [out] = await single.evaluate({ tokens, from: tokens.length, mode: "dist", sampling, seed: 0, stream: 1 });
       return out.probs!;

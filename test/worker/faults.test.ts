@@ -14,7 +14,7 @@ import { InstanceLostError, InvalidRequestError, type EvalRequest, type ModelIns
 import { GREEDY } from "../../src/core/sampling.js";
 import type { PositionOutput } from "../../src/core/verify.js";
 import { RemoteInstance, WorkerCallError, WorkerError } from "../../src/models/remote/client.js";
-import { HASH_START, hashStep, workerClient, type EvaluateReplyMsg, type EvaluateRequestMsg } from "../../src/models/remote/protocol.js";
+import { HASH_START, hashStep, workerClient, type EvaluateReply__Output, type EvaluateRequest } from "../../src/models/remote/protocol.js";
 import { assembleRuntime, syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
 import { serveWorker, type RunningWorker } from "../../src/worker/server.js";
@@ -76,21 +76,20 @@ test("Info says what a client must check: vocabulary, EOS, context size, eval ch
 test("the worker refuses bad requests (INVALID_ARGUMENT, OUT_OF_RANGE) and keeps what it held", async () => {
   const w = await worker(pair.instance("target"), { contextSize: 8 });
   const client = workerClient(w.address);
-  const rpc = client as unknown as { evaluate: (m: EvaluateRequestMsg, cb: (err: ServiceError | null, res: EvaluateReplyMsg) => void) => void };
-  const call = (m: Partial<EvaluateRequestMsg>): Promise<EvaluateReplyMsg> =>
+  const call = (m: EvaluateRequest): Promise<EvaluateReply__Output> =>
     new Promise((resolve, reject) =>
-      rpc.evaluate({ keep: 0, append: [], keepHash: HASH_START, from: 0, mode: "GREEDY", sampling: GREEDY, seed: 0, stream: 1, probsFormat: "FLOAT32", ...m }, (err, res) => (err ? reject(err) : resolve(res))),
+      client.evaluate({ keep: 0, append: [], keepHash: HASH_START, from: 0, mode: "GREEDY", sampling: GREEDY, seed: 0, stream: 1, probsFormat: "FLOAT32", ...m }, (err, res) => (err ? reject(err) : resolve(res!))),
     );
   try {
     const held = [1, 2, 3];
     const hash = held.reduce(hashStep, HASH_START);
     const first = await call({ append: held, from: 3 });
     assert.equal(first.held, 3);
-    const refusals: [Partial<EvaluateRequestMsg>, number, RegExp][] = [
+    const refusals: [EvaluateRequest, number, RegExp][] = [
       [{ append: [99], from: 4 }, 3, /token 99 is outside the vocabulary of 16/],
       [{ append: [4], from: 9 }, 3, /from 9 is outside 0\.\.4/],
       // A mode from a newer client: an enum number this worker does not know.
-      [{ append: [4], from: 4, mode: 7 as unknown as string }, 3, /unknown output mode 7/],
+      [{ append: [4], from: 4, mode: 7 as unknown as EvaluateRequest["mode"] }, 3, /unknown output mode 7/],
       [{ append: [4, 5, 6, 7, 8, 9], from: 9 }, 11, /the sequence \(9 tokens\) plus the token it predicts exceeds the model context of 8 tokens/],
       // Full is too long: the token it predicts must fit too.
       [{ append: [4, 5, 6, 7, 8], from: 8 }, 11, /the sequence \(8 tokens\) plus the token it predicts exceeds the model context of 8 tokens/],

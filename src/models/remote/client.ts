@@ -1,17 +1,20 @@
 /**
  * A model instance served by a worker process (`dsi worker`): the engine cannot tell it from an
  * in-process one. The client mirrors the sequence the worker holds and sends only the tokens
- * beyond their common prefix, so bytes per call do not grow with the context; the worker
- * checks the prefix by hash and refuses a call whose base it does not hold, and the client
- * then sends the whole sequence once. Aborting a call cancels it on the worker.
+ * beyond their common prefix, so bytes per call do not grow with the context; it does not
+ * compare the engine's committed tokens it sent before either (they are append-only: see
+ * TokenView), so a call costs O(drafts) here too. The worker checks the prefix by hash and
+ * refuses a call whose base it does not hold, and the client then sends the whole sequence
+ * once; each reply says what the worker holds, and the next call starts from that. Aborting a
+ * call cancels it on the worker.
  *
  * Failures are classified (docs/distributed.md, "Faults"): a request the worker refuses is an
  * InvalidRequestError (the request fails, the instance stays); an error its model raised is a
  * WorkerCallError (the same); only a worker that cannot be reached, misses a deadline, drops
  * the call or no longer lets us in is lost (WorkerError, an InstanceLostError).
  */
-import { status, type Client, type Metadata, type ServiceError } from "@grpc/grpc-js";
-import { checkRequest, InstanceLostError, InvalidRequestError, type EvalRequest, type ModelInstance } from "../../core/instance.js";
+import { status, type ServiceError } from "@grpc/grpc-js";
+import { checkRequest, InstanceLostError, InvalidRequestError, TokenView, type EvalRequest, type ModelInstance, type TokenSequence } from "../../core/instance.js";
 import type { PositionOutput } from "../../core/verify.js";
 import { AbortError } from "../../runtime/abort.js";
 import { channelCredentials, tokenMetadata, type ClientTls } from "./security.js";
@@ -24,10 +27,11 @@ import {
   MODEL_ERROR_VALUE,
   probsFormatToWire,
   workerClient,
+  type EvaluateReply__Output,
+  type EvaluateRequest,
+  type InfoReply__Output,
+  type ModelWorkerClient,
   type ProbsFormat,
-  type EvaluateReplyMsg,
-  type EvaluateRequestMsg,
-  type InfoReply,
   type WorkerStats,
 } from "./protocol.js";
 
@@ -68,8 +72,6 @@ function connectProblem(err: ServiceError): string {
   return err.details || err.message;
 }
 
-type Unary<Req, Res> = (req: Req, md: Metadata, opts: { deadline?: number }, cb: (err: ServiceError | null, res: Res) => void) => { cancel(): void };
-
 export interface RemoteOptions {
   /** Milliseconds to wait for the worker to answer Info. Defaults to 5000. */
   connectTimeoutMs?: number;
@@ -105,8 +107,18 @@ export class RemoteInstance implements ModelInstance {
   /** The tokens the worker holds, as far as this client knows, and their prefix hashes. */
   private mirror: number[] = [];
   private hashes: number[] = [HASH_START];
+  /**
+   * The engine's committed tokens (a TokenView's base, append-only) that the mirror's first
+   * `sourceLength` tokens are: a request over the same base needs no comparing there.
+   */
+  private source: readonly number[] | undefined;
+  private sourceLength = 0;
   /** Tokens sent over the wire, for tests and benches. */
   tokensSent = 0;
+  /** Calls the worker refused for a prefix it did not hold, then sent again whole (tests, benches). */
+  resends = 0;
+  /** Replies saying the worker holds other than what it was sent, adopted as said (tests, benches). */
+  resyncs = 0;
   private closed = false;
   /** What the worker said it serves (Info); the expected model until it answered once. */
   private served: { label: string; backend: string; contextSize?: number; evalChunk?: number };
@@ -119,11 +131,11 @@ export class RemoteInstance implements ModelInstance {
 
   private constructor(
     readonly address: string,
-    private readonly client: Client,
+    private readonly client: ModelWorkerClient,
     readonly vocabSize: number,
     readonly eosToken: number | undefined,
     o: RemoteOptions,
-    info: InfoReply | undefined,
+    info: InfoReply__Output | undefined,
     pendingWhy: string | undefined,
   ) {
     this.connectTimeoutMs = o.connectTimeoutMs ?? 5000;
@@ -174,7 +186,7 @@ export class RemoteInstance implements ModelInstance {
     return this.pendingWhy;
   }
 
-  private adopt(info: InfoReply): void {
+  private adopt(info: InfoReply__Output): void {
     this.served = { label: info.label, backend: info.backend, contextSize: info.contextSize || undefined, evalChunk: info.evalChunk || undefined };
   }
 
@@ -186,12 +198,12 @@ export class RemoteInstance implements ModelInstance {
   /**
    * Whether the worker serves (again): it must answer Info with the same vocabulary and EOS.
    * Used after this client lost it (a worker restarted at the same address) and for a worker
-   * that did not answer at start. It holds nothing now; the next call's prefix check finds
-   * that out and sends the whole sequence. Rejects when the worker serves another model.
+   * that did not answer at start. It may hold nothing now: the client forgets what it sent,
+   * and the next call sends the whole sequence. Rejects when the worker serves another model.
    */
   async probe(): Promise<boolean> {
     if (this.closed) throw new WorkerError(this.address, "closed");
-    let reply: InfoReply;
+    let reply: InfoReply__Output;
     try {
       reply = await infoCall(this.client, this.address, this.token, Math.min(QUICK_CALL_MS, this.connectTimeoutMs));
     } catch (err) {
@@ -206,18 +218,16 @@ export class RemoteInstance implements ModelInstance {
     }
     this.adopt(reply);
     this.pendingWhy = undefined;
-    this.mirror.length = 0;
-    this.hashes.length = 1;
+    this.forgetBeyond(0);
     return true;
   }
 
   /** The worker's counters (calls, cancellations, tokens, positions, busy time); rejects with why when it does not answer now. */
   stats(): Promise<WorkerStats> {
     if (this.pendingWhy !== undefined) return Promise.reject(new WorkerError(this.address, this.pendingWhy));
-    const rpc = this.client as unknown as { stats: Unary<object, WorkerStats> };
     return new Promise((resolve, reject) =>
-      rpc.stats({}, tokenMetadata(this.token), { deadline: Date.now() + Math.min(QUICK_CALL_MS, this.connectTimeoutMs) }, (err, res) =>
-        err ? reject(new WorkerError(this.address, connectProblem(err))) : resolve(res),
+      this.client.stats({}, tokenMetadata(this.token), { deadline: Date.now() + Math.min(QUICK_CALL_MS, this.connectTimeoutMs) }, (err, res) =>
+        err ? reject(new WorkerError(this.address, connectProblem(err))) : resolve(res!),
       ),
     );
   }
@@ -226,22 +236,26 @@ export class RemoteInstance implements ModelInstance {
     if (signal?.aborted) throw new AbortError();
     if (this.pendingWhy !== undefined) throw new WorkerError(this.address, `has not answered yet (${this.pendingWhy})`);
     checkRequest(req);
-    const tokens = req.tokens.slice();
-    let keep = 0;
-    const limit = Math.min(this.mirror.length, tokens.length);
-    while (keep < limit && this.mirror[keep] === tokens[keep]) keep++;
-    this.checkSendable(tokens, keep);
-    let reply: EvaluateReplyMsg;
+    const seq = req.tokens;
+    const n = seq.length;
+    let keep = this.unchanged(seq);
+    const limit = Math.min(this.mirror.length, n);
+    while (keep < limit && this.mirror[keep] === seq.at(keep)) keep++;
+    const append = seq.slice(keep);
+    this.checkSendable(n, keep, append);
+    let reply: EvaluateReply__Output;
     try {
-      reply = await this.call(req, tokens, keep, signal);
+      reply = await this.call(req, seq, keep, append, signal);
     } catch (err) {
       if ((err as ServiceError).code !== status.FAILED_PRECONDITION) throw this.failure(err, keep, signal);
       // The worker holds something else (a call it never saw, a restart): send it all.
-      reply = await this.call(req, tokens, 0, signal).catch((e: unknown) => {
+      this.resends++;
+      reply = await this.call(req, seq, 0, seq.slice(), signal).catch((e: unknown) => {
         throw this.failure(e, 0, signal);
       });
     }
-    const positions = tokens.length - req.from + 1;
+    this.acknowledge(reply);
+    const positions = n - req.from + 1;
     if (req.mode === "dist") {
       const probs = decodeProbs(reply.probs, positions, this.vocabSize, this.probsFormat);
       if (!probs) throw new WorkerCallError(this.address, `returned ${reply.probs.byteLength} bytes of ${this.probsFormat} probabilities for ${positions} positions of ${this.vocabSize}`);
@@ -251,32 +265,41 @@ export class RemoteInstance implements ModelInstance {
     return reply.tokens.map((token) => ({ token }));
   }
 
-  /** What the worker would refuse, refused here without a round trip (Info says what it takes). */
-  private checkSendable(tokens: readonly number[], keep: number): void {
-    const context = this.served.contextSize;
-    // As the worker checks: the sequence and the token it predicts must fit.
-    if (context !== undefined && tokens.length >= context) {
-      throw new InvalidRequestError(`the sequence (${tokens.length} tokens) plus the token it predicts exceeds the model context of ${context} tokens (worker ${this.address})`);
-    }
-    for (let i = keep; i < tokens.length; i++) {
-      const t = tokens[i];
-      if (!(Number.isInteger(t) && t >= 0 && t < this.vocabSize)) throw new InvalidRequestError(`token ${t} at position ${i} is outside the vocabulary of ${this.vocabSize} (worker ${this.address})`);
-    }
+  /**
+   * How many leading tokens of `seq` the mirror holds without comparing them: those of the
+   * committed base the last request's view shared with this one (append-only, so unchanged).
+   */
+  private unchanged(seq: TokenSequence): number {
+    return seq instanceof TokenView && seq.base === this.source ? Math.min(this.sourceLength, seq.baseLength) : 0;
   }
 
-  private call(req: EvalRequest, tokens: number[], keep: number, signal?: AbortSignal): Promise<EvaluateReplyMsg> {
-    // From here on the worker holds `tokens` (if the call reaches it); a call it never saw
-    // shows up as a hash mismatch next time.
+  /** What the worker would refuse, refused here without a round trip (Info says what it takes). */
+  private checkSendable(length: number, keep: number, append: readonly number[]): void {
+    const context = this.served.contextSize;
+    // As the worker checks: the sequence and the token it predicts must fit.
+    if (context !== undefined && length >= context) {
+      throw new InvalidRequestError(`the sequence (${length} tokens) plus the token it predicts exceeds the model context of ${context} tokens (worker ${this.address})`);
+    }
+    append.forEach((t, i) => {
+      if (!(Number.isInteger(t) && t >= 0 && t < this.vocabSize)) throw new InvalidRequestError(`token ${t} at position ${keep + i} is outside the vocabulary of ${this.vocabSize} (worker ${this.address})`);
+    });
+  }
+
+  private call(req: EvalRequest, seq: TokenSequence, keep: number, append: number[], signal?: AbortSignal): Promise<EvaluateReply__Output> {
+    // From here on the worker holds `seq` (if the call reaches it): the reply confirms it, a
+    // failure forgets all beyond `keep`.
     this.mirror.length = keep;
     this.hashes.length = keep + 1;
     const keepHash = this.hashes[keep];
-    for (let i = keep; i < tokens.length; i++) {
-      this.mirror.push(tokens[i]);
-      this.hashes.push(hashStep(this.hashes[i], tokens[i]));
+    for (let i = 0; i < append.length; i++) {
+      this.mirror.push(append[i]);
+      this.hashes.push(hashStep(this.hashes[keep + i], append[i]));
     }
-    const msg: EvaluateRequestMsg = {
+    if (seq instanceof TokenView) [this.source, this.sourceLength] = [seq.base, seq.baseLength];
+    else [this.source, this.sourceLength] = [undefined, 0];
+    const msg: EvaluateRequest = {
       keep,
-      append: tokens.slice(keep),
+      append,
       keepHash,
       from: req.from,
       mode: modeToWire(req.mode),
@@ -285,33 +308,44 @@ export class RemoteInstance implements ModelInstance {
       stream: req.stream,
       probsFormat: probsFormatToWire(this.probsFormat),
     };
-    this.tokensSent += msg.append.length;
-    const rpc = this.client as unknown as { evaluate: Unary<EvaluateRequestMsg, EvaluateReplyMsg> };
-    return new Promise<EvaluateReplyMsg>((resolve, reject) => {
+    this.tokensSent += append.length;
+    return new Promise<EvaluateReply__Output>((resolve, reject) => {
       const onAbort = (): void => call.cancel();
-      const call = rpc.evaluate(msg, tokenMetadata(this.token), { deadline: Date.now() + this.callTimeoutMs }, (err, res) => {
+      const call = this.client.evaluate(msg, tokenMetadata(this.token), { deadline: Date.now() + this.callTimeoutMs }, (err, res) => {
         signal?.removeEventListener("abort", onAbort);
         if (err) reject(err);
-        else resolve(res);
+        else resolve(res!);
       });
       signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
 
   /**
-   * A failed call as the engine must see it. The worker answered: a refusal or its model's
-   * error fails the request only, and what it holds is certain only up to `keep` (it may or may
-   * not have applied the rest). Otherwise the worker is lost.
+   * The reply says what the worker holds now: normally all it was sent. Anything else (a
+   * prefix, known by its hash; else nothing) is taken as said, so the next request starts from
+   * there instead of being refused and sent again.
+   */
+  private acknowledge(reply: EvaluateReply__Output): void {
+    const n = this.mirror.length;
+    if (reply.held === n && reply.heldHash === this.hashes[n]) return;
+    this.resyncs++;
+    this.forgetBeyond(reply.held < n && reply.heldHash === this.hashes[reply.held] ? reply.held : 0);
+  }
+
+  /**
+   * A failed call as the engine must see it. What the worker holds is certain only up to
+   * `keep`: it may or may not have applied the rest (a call cancelled while it waited on the
+   * worker never ran), so the next request starts there rather than risk a refusal. The worker
+   * answered: a refusal or its model's error fails the request only. Otherwise it is lost.
    */
   private failure(err: unknown, keep: number, signal?: AbortSignal): Error {
+    this.forgetBeyond(keep);
     if (signal?.aborted) return new AbortError();
     const e = err as ServiceError;
     if (e.code === status.INVALID_ARGUMENT || e.code === status.OUT_OF_RANGE) {
-      this.forgetBeyond(keep);
       return new InvalidRequestError(`worker ${this.address} refused the request: ${e.details}`);
     }
     if (e.code === status.INTERNAL && e.metadata?.get(MODEL_ERROR_KEY).includes(MODEL_ERROR_VALUE)) {
-      this.forgetBeyond(keep);
       return new WorkerCallError(this.address, `its model failed: ${e.details}`);
     }
     if (e.code === status.DEADLINE_EXCEEDED) return new WorkerError(this.address, `no answer within ${this.callTimeoutMs} ms (the call's deadline)`);
@@ -321,20 +355,19 @@ export class RemoteInstance implements ModelInstance {
     // The transport's own INTERNAL (a connection broken mid-call), or a worker that no longer lets us in.
     if (e.code === status.INTERNAL || e.code === status.UNAUTHENTICATED || e.code === status.PERMISSION_DENIED) return new WorkerError(this.address, e.details || e.message);
     // Anything else is about this call (a message too large, an unknown method): it fails, the worker stays.
-    this.forgetBeyond(keep);
     return new WorkerCallError(this.address, e.details || e.message);
   }
 
   private forgetBeyond(keep: number): void {
     this.mirror.length = Math.min(this.mirror.length, keep);
     this.hashes.length = this.mirror.length + 1;
+    this.sourceLength = Math.min(this.sourceLength, this.mirror.length);
   }
 }
 
 /** One Info call; rejects with a WorkerError saying why in a few words. */
-function infoCall(client: Client, address: string, token: string | undefined, timeoutMs: number): Promise<InfoReply> {
-  const rpc = client as unknown as { info: Unary<object, InfoReply> };
-  return new Promise<InfoReply>((resolve, reject) =>
-    rpc.info({}, tokenMetadata(token), { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(new WorkerError(address, connectProblem(err))) : resolve(res))),
+function infoCall(client: ModelWorkerClient, address: string, token: string | undefined, timeoutMs: number): Promise<InfoReply__Output> {
+  return new Promise<InfoReply__Output>((resolve, reject) =>
+    client.info({}, tokenMetadata(token), { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(new WorkerError(address, connectProblem(err))) : resolve(res!))),
   );
 }

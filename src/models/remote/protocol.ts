@@ -1,30 +1,38 @@
 /**
  * The worker protocol (proto/worker.proto) as the client and the worker both use it: the
- * loaded service definition, message types, and the prefix hash that lets each side check
- * that they agree on the sequence the worker holds.
+ * loaded service, with message and service types generated from the .proto (`npm run
+ * proto:types` writes them to ./generated; a test checks they are up to date), and the prefix
+ * hash that lets each side check that they agree on the sequence the worker holds.
  */
-import { credentials, loadPackageDefinition, type ChannelCredentials, type Client, type ServiceClientConstructor } from "@grpc/grpc-js";
+import { credentials, loadPackageDefinition, type ChannelCredentials } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { fileURLToPath } from "node:url";
+import type { Probs } from "../../core/verify.js";
+import type { ModelWorkerClient, ModelWorkerDefinition } from "./generated/dsi/worker/v1/ModelWorker.js";
+import type { OutputMode__Output as OutputModeWire } from "./generated/dsi/worker/v1/OutputMode.js";
+import type { ProbsFormat__Output as ProbsFormatWire } from "./generated/dsi/worker/v1/ProbsFormat.js";
+import type { StatsReply__Output } from "./generated/dsi/worker/v1/StatsReply.js";
+import type { ProtoGrpcType } from "./generated/worker.js";
+
+export type { ModelWorkerClient, ModelWorkerDefinition, ModelWorkerHandlers } from "./generated/dsi/worker/v1/ModelWorker.js";
+export type { EvaluateRequest, EvaluateRequest__Output } from "./generated/dsi/worker/v1/EvaluateRequest.js";
+export type { EvaluateReply, EvaluateReply__Output } from "./generated/dsi/worker/v1/EvaluateReply.js";
+export type { InfoReply, InfoReply__Output } from "./generated/dsi/worker/v1/InfoReply.js";
 
 /** proto/ at the package root (dist/src/models/remote -> ../../../../proto). */
 const PROTO = fileURLToPath(new URL("../../../../proto/worker.proto", import.meta.url));
+/**
+ * How the loader maps messages to objects; the generator's flags (package.json, proto:types)
+ * must say the same, or the generated types describe other objects than the ones received
+ * (test/worker/protocol.test.ts checks).
+ */
+export const LOAD_OPTIONS = { keepCase: false, longs: Number, enums: String, defaults: true } as const;
 
 export const OUTPUT_MODES = ["greedy", "sample", "dist"] as const;
-const MODE_NAMES = ["GREEDY", "SAMPLE", "DIST"] as const;
-export const modeToWire = (m: (typeof OUTPUT_MODES)[number]): (typeof MODE_NAMES)[number] => MODE_NAMES[OUTPUT_MODES.indexOf(m)];
-export const modeFromWire = (m: string): (typeof OUTPUT_MODES)[number] => OUTPUT_MODES[MODE_NAMES.indexOf(m as (typeof MODE_NAMES)[number])];
-
-export interface InfoReply {
-  label: string;
-  vocabSize: number;
-  eosToken: number;
-  backend: string;
-  /** 0: unlimited. */
-  contextSize: number;
-  /** 0: not applicable. */
-  evalChunk: number;
-}
+const MODE_NAMES = ["GREEDY", "SAMPLE", "DIST"] as const satisfies readonly OutputModeWire[];
+export const modeToWire = (m: (typeof OUTPUT_MODES)[number]): OutputModeWire => MODE_NAMES[OUTPUT_MODES.indexOf(m)];
+/** Undefined for a mode this side does not know (a newer peer's enum number). */
+export const modeFromWire = (m: string): (typeof OUTPUT_MODES)[number] | undefined => OUTPUT_MODES[MODE_NAMES.indexOf(m as OutputModeWire)];
 
 /**
  * The trailer a worker puts on an error its model raised (INTERNAL), so the client can tell it
@@ -33,26 +41,13 @@ export interface InfoReply {
 export const MODEL_ERROR_KEY = "dsi-error";
 export const MODEL_ERROR_VALUE = "model";
 
-export interface EvaluateRequestMsg {
-  keep: number;
-  append: number[];
-  keepHash: number;
-  from: number;
-  mode: string;
-  sampling: { temperature: number; topK: number; topP: number };
-  seed: number;
-  stream: number;
-  probsFormat: ProbsFormatWire;
-}
-
 /** How distributions travel (see proto/worker.proto). */
 export const PROBS_FORMATS = ["float32", "float16"] as const;
 export type ProbsFormat = (typeof PROBS_FORMATS)[number];
-type ProbsFormatWire = "FLOAT32" | "FLOAT16";
 export const probsFormatToWire = (f: ProbsFormat): ProbsFormatWire => (f === "float16" ? "FLOAT16" : "FLOAT32");
 
 /** Encodes `positions` distributions of `vocab` probabilities (little-endian). */
-export function encodeProbs(outputs: readonly { probs?: Float64Array }[], vocab: number, format: ProbsFormatWire): Buffer {
+export function encodeProbs(outputs: readonly { probs?: Probs }[], vocab: number, format: ProbsFormatWire): Buffer {
   if (format === "FLOAT32") {
     const f32 = new Float32Array(outputs.length * vocab);
     outputs.forEach((out, i) => f32.set(out.probs!, i * vocab));
@@ -111,17 +106,23 @@ export function float16Values(): Float64Array {
 }
 
 /**
- * Decodes what encodeProbs made into one Float64Array per position. Float16 distributions are
- * renormalised (rounding moves their sum off 1 by up to about 2^-11).
+ * Decodes what encodeProbs made into one distribution per position. Float32 ones are views of
+ * the received bytes, not copies (a window at a 152k vocabulary is megabytes): the verification
+ * rules read them as they read float64 (float32 converts exactly), so outcomes are the same.
+ * Float16 ones are decoded to float64 and renormalised (rounding moves their sum off 1 by up
+ * to about 2^-11).
  */
-export function decodeProbs(raw: Buffer, positions: number, vocab: number, format: ProbsFormat): Float64Array[] | undefined {
+export function decodeProbs(raw: Buffer, positions: number, vocab: number, format: "float32"): Float32Array[] | undefined;
+export function decodeProbs(raw: Buffer, positions: number, vocab: number, format: "float16"): Float64Array[] | undefined;
+export function decodeProbs(raw: Buffer, positions: number, vocab: number, format: ProbsFormat): Probs[] | undefined;
+export function decodeProbs(raw: Buffer, positions: number, vocab: number, format: ProbsFormat): Probs[] | undefined {
   const width = format === "float16" ? 2 : 4;
   if (raw.byteLength !== positions * vocab * width) return undefined;
   if (format === "float32") {
     // A received buffer need not be 4-byte aligned in its backing store: copy when it is not.
     const aligned = raw.byteOffset % 4 === 0 ? raw : Buffer.from(raw);
     const f32 = new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
-    return Array.from({ length: positions }, (_, i) => Float64Array.from(f32.subarray(i * vocab, (i + 1) * vocab)));
+    return Array.from({ length: positions }, (_, i) => f32.subarray(i * vocab, (i + 1) * vocab));
   }
   const aligned = raw.byteOffset % 2 === 0 ? raw : Buffer.from(raw);
   const bits = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2);
@@ -135,36 +136,28 @@ export function decodeProbs(raw: Buffer, positions: number, vocab: number, forma
   });
 }
 
-export interface EvaluateReplyMsg {
-  tokens: number[];
-  probs: Buffer;
-  held: number;
-  heldHash: number;
-}
-
-/** A worker's counters since it started. */
-export interface WorkerStats {
-  calls: number;
-  cancelled: number;
-  tokensReceived: number;
-  positionsEvaluated: number;
-  busySeconds: number;
-}
+/** A worker's counters since it started (the Stats reply). */
+export type WorkerStats = StatsReply__Output;
 
 /** Full-vocabulary windows exceed gRPC's 4 MiB default (152k tokens x 9 positions x 4 bytes). */
 export const MAX_MESSAGE_BYTES = 256 * 2 ** 20;
 
-let service: ServiceClientConstructor | undefined;
+type ModelWorkerService = ProtoGrpcType["dsi"]["worker"]["v1"]["ModelWorker"];
+let service: ModelWorkerService | undefined;
 
-/** The ModelWorker service (loaded once per process). */
-export function workerService(): ServiceClientConstructor {
+/** The ModelWorker service (loaded once per process): its typed client constructor and definition. */
+export function workerService(): ModelWorkerService {
   if (!service) {
-    const def = loadSync(PROTO, { keepCase: false, longs: Number, enums: String, defaults: true });
-    const pkg = loadPackageDefinition(def) as unknown as { dsi: { worker: { v1: { ModelWorker: ServiceClientConstructor } } } };
+    // The loader is dynamic: this is where its untyped package meets the generated types
+    // (what the generator is for), once; clients and handlers are typed from here on.
+    const pkg = loadPackageDefinition(loadSync(PROTO, LOAD_OPTIONS)) as unknown as ProtoGrpcType;
     service = pkg.dsi.worker.v1.ModelWorker;
   }
   return service;
 }
+
+/** The service definition a server adds (typed: handlers must match the generated ones). */
+export const workerDefinition = (): ModelWorkerDefinition => workerService().service;
 
 /**
  * Keepalive, set on both sides together: the client pings every 10 s, also between calls (a
@@ -181,7 +174,7 @@ export const SERVER_KEEPALIVE = {
 };
 
 /** A client of a worker at host:port (insecure on loopback by default). */
-export function workerClient(address: string, creds: ChannelCredentials = credentials.createInsecure()): Client {
+export function workerClient(address: string, creds: ChannelCredentials = credentials.createInsecure()): ModelWorkerClient {
   const Ctor = workerService();
   return new Ctor(address, creds, {
     "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,

@@ -1,0 +1,42 @@
+// Original file: proto/worker.proto
+
+
+export interface InfoReply {
+  'label'?: (string);
+  'vocabSize'?: (number);
+  /**
+   * -1 when the model has none.
+   */
+  'eosToken'?: (number);
+  'backend'?: (string);
+  /**
+   * The model's context in tokens; 0 when unlimited. An Evaluate request's sequence must be
+   * shorter (it and the token it predicts must fit), else OUT_OF_RANGE.
+   */
+  'contextSize'?: (number);
+  /**
+   * Real kernels: most tokens per forward pass (the batch-invariant chunk size); 0 when not
+   * applicable (synthetic models).
+   */
+  'evalChunk'?: (number);
+}
+
+export interface InfoReply__Output {
+  'label': (string);
+  'vocabSize': (number);
+  /**
+   * -1 when the model has none.
+   */
+  'eosToken': (number);
+  'backend': (string);
+  /**
+   * The model's context in tokens; 0 when unlimited. An Evaluate request's sequence must be
+   * shorter (it and the token it predicts must fit), else OUT_OF_RANGE.
+   */
+  'contextSize': (number);
+  /**
+   * Real kernels: most tokens per forward pass (the batch-invariant chunk size); 0 when not
+   * applicable (synthetic models).
+   */
+  'evalChunk': (number);
+}

@@ -1,0 +1,8 @@
+// Original file: proto/worker.proto
+
+
+export interface StatsRequest {
+}
+
+export interface StatsRequest__Output {
+}
