@@ -12,6 +12,7 @@ import type { AlgorithmName } from "../algorithms/options.js";
 import { BackendSpecError, openBackend as openBackendSpec, type Backend } from "../models/backend.js";
 import { PROFILES, profileNames, resolveProfile, type LatencyProfile } from "../models/latency.js";
 import { clusterBackend, loadClusterFile, type ClusterOptions } from "../models/remote/cluster.js";
+import { TOKEN_ENV } from "../models/remote/security.js";
 import type { DownloadProgress } from "../models/resolve.js";
 import { MAX_EVAL_CHUNK, MAX_THREADS, SYNTHETIC_MAX_HISTORY, SYNTHETIC_MAX_VOCAB } from "../models/limits.js";
 import { SYNTHETIC_DEFAULTS, type SyntheticSpec } from "../models/synthetic.js";
@@ -217,7 +218,11 @@ export function refuseBackendFlags(o: BackendFlags, command: Command): void {
 /** Opens the backend the flags describe; its messages (downloads, generated models, workers) go to standard error. */
 export async function openBackend(o: BackendFlags, io: CliIo, cluster: ClusterOptions = {}): Promise<Backend> {
   // Workers missing at start, added later, lost and back: one line each on standard error.
-  if (o.cluster !== undefined) return clusterBackend(await loadClusterFile(o.cluster), `cluster file ${o.cluster}`, { log: (line) => io.stderr.write(`dsi: ${line}\n`), ...cluster });
+  if (o.cluster !== undefined) return clusterBackend(await loadClusterFile(o.cluster), `cluster file ${o.cluster}`, {
+      log: (line) => io.stderr.write(`dsi: ${line}\n`),
+      token: io.env[TOKEN_ENV] ?? "",
+      ...cluster,
+    });
   const spec =
     o.backend === "synthetic"
       ? { backend: "synthetic" as const, ...syntheticSpec(o) }

@@ -6,8 +6,11 @@ import { fileURLToPath } from "node:url";
 
 export const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
-/** Runs `dsi ...args` to the end. */
-export function dsi(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs `dsi ...args` to the end, in this process (see cli.ts). */
+export { dsi } from "./cli.js";
+
+/** Runs `dsi ...args` to the end in a process of its own (a command that installs signal handlers). */
+export function dsiProcess(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) =>
     execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) =>
       resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr }),

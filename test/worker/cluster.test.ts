@@ -116,7 +116,7 @@ test("dsi cluster: bad input is one line and exit 2; a worker that cannot start 
   assert.match(gpusSynthetic.stderr, /--gpus applies to cluster --backend llama, not synthetic/);
   const dir = await tempDir("cluster-bad");
   const missing = join(dir, "missing.gguf");
-  const bad = await dsi(["cluster", "--backend", "llama", "--target", missing, "--drafter", missing, "--targets", "2", "--out", join(dir, "c.json")]);
+  const bad = await dsiProcess(["cluster", "--backend", "llama", "--target", missing, "--drafter", missing, "--targets", "2", "--out", join(dir, "c.json")]);
   assert.equal(bad.code, 2, bad.stderr);
   const last = bad.stderr.trim().split("\n").at(-1)!;
   assert.match(last, /^error: target-\d exited \(code 2\) before it listened: .*missing\.gguf/);

@@ -111,7 +111,7 @@ export async function loadClusterFile(path: string): Promise<ClusterSpec> {
 }
 
 /** Connection options for a worker entry: its token (else $DSI_TOKEN), TLS trust and timeouts. */
-async function reachOptions(r: Reach, file: string, probs: ProbsFormat | undefined, timeouts: ClusterSpec["timeouts"]): Promise<RemoteOptions> {
+async function reachOptions(r: Reach, file: string, probs: ProbsFormat | undefined, timeouts: ClusterSpec["timeouts"], token: string | undefined): Promise<RemoteOptions> {
   let tls: RemoteOptions["tls"];
   if (r.tls === true) tls = {};
   else if (r.tls) {
@@ -122,7 +122,7 @@ async function reachOptions(r: Reach, file: string, probs: ProbsFormat | undefin
     }
   }
   return {
-    token: r.token ?? (process.env[TOKEN_ENV] || undefined),
+    token: r.token ?? token,
     tls,
     probs,
     connectTimeoutMs: timeouts?.connect !== undefined ? timeouts.connect * 1000 : undefined,
@@ -146,6 +146,8 @@ export interface ClusterOptions {
   waitForTargets?: boolean;
   /** How often a worker that has not answered yet is asked again, in milliseconds. Default 1000. */
   probeIntervalMs?: number;
+  /** The token for workers whose entry gives none; default $DSI_TOKEN ("" is no token). */
+  token?: string;
 }
 
 /**
@@ -157,6 +159,7 @@ export interface ClusterOptions {
  */
 export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o: ClusterOptions = {}): Promise<Backend> {
   const log = o.log ?? (() => undefined);
+  const token = (o.token ?? process.env[TOKEN_ENV]) || undefined; // an empty token is none
   const d = spec.drafter;
   let drafter: ModelInstance;
   let tokenizer: Tokenizer;
@@ -171,7 +174,7 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
   try {
     if (d.backend === "remote") {
       // The drafter's worker must answer: it says what the vocabulary is and tokenizes nothing without it.
-      const [remote] = await connectEach([d], [await reachOptions(d, file, spec.probs, spec.timeouts)]);
+      const [remote] = await connectEach([d], [await reachOptions(d, file, spec.probs, spec.timeouts, token)]);
       if (remote instanceof WorkerError) throw new ClusterError(`${file}: drafter: ${remote.message}`);
       closers.push(() => remote.close());
       drafter = remote;
@@ -197,7 +200,7 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
       closers.push(opened.close);
       ({ instance: drafter, tokenizer, defaultPrompt } = opened);
     }
-    const options = await Promise.all(spec.targets.map((r) => reachOptions(r, file, spec.probs, spec.timeouts)));
+    const options = await Promise.all(spec.targets.map((r) => reachOptions(r, file, spec.probs, spec.timeouts, token)));
     const answers = await connectEach(spec.targets, options);
     const live = answers.filter((a): a is RemoteInstance => a instanceof RemoteInstance);
     const silent = answers.filter((a): a is WorkerError => a instanceof WorkerError);
