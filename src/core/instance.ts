@@ -27,8 +27,13 @@ export class TokenView implements TokenSequence {
   private readonly tail: readonly number[];
   readonly length: number;
   constructor(
-    private readonly base: readonly number[],
-    private readonly baseLength: number,
+    /**
+     * Public so that an instance that saw a view over the same `base` knows, without reading
+     * them, that the first min(baseLength, its baseLength) tokens are the same (the engine's
+     * committed prefix): a request then costs O(drafts), not O(sequence).
+     */
+    readonly base: readonly number[],
+    readonly baseLength: number,
     tail: readonly number[] = [],
   ) {
     this.tail = tail.slice();
