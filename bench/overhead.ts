@@ -19,19 +19,28 @@
  *   the event log off (a floor of 1 µs/token absorbs timer noise on tiny figures); with the
  *   log on the growth is printed, not judged (the log keeps every event, so the collector's
  *   work per token grows with the output);
- * - 80k tokens (--long) of non-SI in under 2 s (--long-s) of wall time.
+ * - 80k tokens (--long) of non-SI in under 2 s (--long-s) of wall time;
+ * - text: stop strings and text streaming on (a TextStreamer over the token stream, the final
+ *   text cut at the stop string), with a llama-shaped tokenizer (no per-token pieces; byte
+ *   pieces that split characters; a call's first space dropped): µs per token of the whole
+ *   loop at --text-long (50000) tokens within 1.5x (--text-flat) of that at --text-short
+ *   (5000), for non-SI and DSI. Whole-output decoding made this O(n) per token.
  * The exit code is 0 either way.
  *
  * Usage: node dist/bench/overhead.js [--short 500] [--tokens 8000] [--long 80000] [--runs 5] [--warmup 2] [--warmup-tokens 20000]
+ *   [--text-short 5000] [--text-long 50000] [--text-flat 1.5] [--only all|text]
  */
+import { cpus } from "node:os";
 import { benchArgs } from "./args.js";
 import { median } from "./stats.js";
 import Table from "cli-table3";
 import { GREEDY, generate, type AlgorithmName, type EvalRequest, type Lookahead, type ModelInstance, type PositionOutput } from "../src/index.js";
 import { Rng } from "../src/core/random.js";
 import { assembleRuntime } from "../src/models/runtime.js";
+import { TextStreamer } from "../src/models/text-stream.js";
+import type { Tokenizer } from "../src/models/backend.js";
 
-const USAGE = "usage: node dist/bench/overhead.js [--short 500] [--tokens 8000] [--long 80000] [--runs 5] [--warmup 2] [--warmup-tokens 20000] [--target-us 50] [--flat 1.2] [--long-s 2]";
+const USAGE = "usage: node dist/bench/overhead.js [--short 500] [--tokens 8000] [--long 80000] [--runs 5] [--warmup 2] [--warmup-tokens 20000] [--target-us 50] [--flat 1.2] [--long-s 2] [--text-short 5000] [--text-long 50000] [--text-flat 1.5] [--only all|text]";
 
 const args = benchArgs(USAGE, {
   short: { default: 500, min: 1 },
@@ -43,7 +52,14 @@ const args = benchArgs(USAGE, {
   "target-us": { default: 50, min: 0, integer: false },
   flat: { default: 1.2, min: 1, integer: false },
   "long-s": { default: 2, min: 0, integer: false },
-});
+  "text-short": { default: 5000, min: 1 },
+  "text-long": { default: 50000, min: 1 },
+  "text-flat": { default: 1.5, min: 1, integer: false },
+}, { only: "all" });
+if (args.only !== "all" && args.only !== "text") {
+  console.error(`--only must be all or text, got ${JSON.stringify(args.only)}\n${USAGE}`);
+  process.exit(2);
+}
 const LENGTHS = [args.short, args.tokens];
 const RUNS = args.runs;
 const WARMUP = args.warmup;
@@ -204,8 +220,108 @@ const sameTokens = (a: readonly number[], b: readonly number[]): boolean => a.le
 const us = (ms: number, tokens: number): number => (ms * 1000) / tokens;
 const PLAIN = { head: [] as string[], border: [] as string[] };
 
+// ---- stop strings and text streaming with a llama-shaped tokenizer ----
+
+/**
+ * Shaped like llama.cpp's detokenizer as node-llama-cpp exposes it: no per-token pieces,
+ * tokens are byte strings (some split a character: UTF-8 decoding gives U+FFFD until the
+ * rest comes), and a call's first token loses its leading space (SentencePiece).
+ */
+class ByteTokenizer implements Tokenizer {
+  private readonly pieces: Uint8Array[] = [];
+  private readonly utf8 = new TextDecoder();
+  constructor() {
+    const bytes = new TextEncoder().encode(" the quick brown fox, é€𝄞 jumps ");
+    // VOCAB pieces of 1-3 bytes cut from the text, cycling over it.
+    for (let i = 0, at = 0; i < VOCAB; i++) {
+      const n = 1 + (i % 3);
+      this.pieces.push(Uint8Array.from({ length: n }, (_, k) => bytes[(at + k) % bytes.length]));
+      at += n;
+    }
+  }
+  encode(): number[] {
+    throw new Error("not used");
+  }
+  decode(tokens: readonly number[]): string {
+    let length = 0;
+    for (const t of tokens) length += this.pieces[t].length;
+    const out = new Uint8Array(length);
+    let at = 0;
+    for (const [i, t] of tokens.entries()) {
+      const p = this.pieces[t];
+      const skip = i === 0 && p[0] === 0x20 ? 1 : 0;
+      out.set(skip ? p.subarray(1) : p, at);
+      at += p.length - skip;
+    }
+    return this.utf8.decode(out.subarray(0, at));
+  }
+}
+const tokenizer = new ByteTokenizer();
+/** Never in the output (U+0007), but their beginnings often are: text is held back and matched on every token. */
+const STOPS = ["quick\u0007", "fox, é\u0007", "s \u0007"];
+
+/** One generation as the server streams it: tokens to text as they commit, the rest from the final text. Wall ms. */
+async function textRun(c: Config, tokens: number): Promise<{ ms: number; ok: boolean }> {
+  const rt = runtime(c.sp, false);
+  const t0 = performance.now();
+  const gen = generate(c.algo, rt, { ...options(c, tokens), stopText: { strings: STOPS, decode: (t) => tokenizer.decode(t) } });
+  const streamer = new TextStreamer(tokenizer);
+  let printed = "";
+  for await (const t of gen) printed += streamer.push(t);
+  const out = await gen.result;
+  printed += streamer.rest(out.text!);
+  const ms = performance.now() - t0;
+  return { ms, ok: out.tokens.length === tokens && printed === out.text };
+}
+
+/** µs per token at --text-short and --text-long tokens for non-SI and DSI, and the verdicts. */
+async function textCase(): Promise<{ table: string; verdicts: string[]; notes: string[] }> {
+  const table = new Table({ head: ["algorithm", "tokens", "runs", "µs/tok (median)"], colAligns: ["left", "right", "right", "right"], style: PLAIN });
+  const verdicts: string[] = [];
+  const notes: string[] = [];
+  const lengths = [args["text-short"], args["text-long"]];
+  for (const c of [CONFIGS[0], CONFIGS[2]]) {
+    const figures: number[] = [];
+    // Warm-up of at least --warmup-tokens tokens (JIT), then 3 timed runs of the short length, 1 of the long.
+    for (let done = 0; done < args["warmup-tokens"]; done += lengths[0]) await textRun(c, lengths[0]);
+    for (const tokens of lengths) {
+      const runs = tokens === lengths[0] ? 3 : 1;
+      const times = [];
+      for (let i = 0; i < runs; i++) {
+        const r = await textRun(c, tokens);
+        if (!r.ok) notes.push(`${c.label}, text: the streamed text differs from the final text, or the generation stopped early`);
+        times.push(us(r.ms, tokens));
+      }
+      figures.push(median(times));
+      table.push([c.label, tokens, runs, median(times).toFixed(2)]);
+    }
+    const ratio = figures[1] / figures[0];
+    verdicts.push(
+      `${ratio <= args["text-flat"] ? "PASS" : "FAIL"} ${c.label}, stop strings and text streaming, llama-shaped tokenizer: µs/token at ${lengths[1]} tokens is ${ratio.toFixed(2)}x that at ${lengths[0]} (${figures[1].toFixed(2)} vs ${figures[0].toFixed(2)}), target <= ${args["text-flat"]}x`,
+    );
+  }
+  return { table: table.toString(), verdicts, notes };
+}
+
+function printText(r: { table: string; verdicts: string[]; notes: string[] }): void {
+  console.log(
+    `\nStop strings (${STOPS.length}, never completed, often begun) and text streaming on, a llama-shaped tokenizer (no pieces, byte tokens), ` +
+      `event log off; wall µs per token of generation + TextStreamer, median of 3 runs at ${args["text-short"]} tokens, 1 at ${args["text-long"]}, after warm-up runs of ${args["warmup-tokens"]} tokens.\n`,
+  );
+  console.log(r.table);
+  console.log();
+  for (const v of r.verdicts) console.log(v);
+  for (const n of [...new Set(r.notes)]) console.log(`NOTE ${n}`);
+}
+
 async function main(): Promise<void> {
   const t0 = performance.now();
+  console.log(`${cpus()[0]?.model ?? "unknown CPU"}, ${cpus().length} cores, Node ${process.version}\n`);
+  if (args.only === "text") {
+    printText(await textCase());
+    console.log(`\nTook ${((performance.now() - t0) / 1000).toFixed(1)} s wall.`);
+    return;
+  }
   const notes: string[] = [];
   const verdicts: string[] = [];
   const table = new Table({
@@ -265,6 +381,7 @@ async function main(): Promise<void> {
   console.log();
   for (const v of verdicts) console.log(v);
   for (const n of [...new Set(notes)]) console.log(`NOTE ${n}`);
+  printText(await textCase());
   console.log(`\nTook ${((performance.now() - t0) / 1000).toFixed(1)} s wall.`);
 }
 

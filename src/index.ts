@@ -39,7 +39,7 @@ export { BACKENDS, BackendSpecError, llamaBackend, openBackend, syntheticBackend
 export { SyntheticPair, SyntheticTokenizer, SYNTHETIC_DEFAULTS, type SyntheticSpec } from "./models/synthetic.js";
 export { flatLatency, NO_LATENCY, PROFILES, profileNames, resolveProfile, withLatency, type LatencyProfile, type ModelLatency } from "./models/latency.js";
 export { PAPER_PAIRS, type PaperPair } from "./models/paper-pairs.js";
-export { LlamaInstance, LlamaPair, ModelFileError, type LlamaPairOptions } from "./models/llama.js";
+export { ContextOverflowError, LlamaInstance, LlamaPair, ModelFileError, type LlamaPairOptions } from "./models/llama.js";
 export { describeEvalChunk, type EvalChunk } from "./models/batch-invariance.js";
 export { DEFAULT_PAIR, defaultCacheDir, ensurePair, makeModelPair, type PairSpec } from "./models/gguf/llama-model.js";
 export { RemoteInstance, WorkerCallError, WorkerError, type RemoteOptions } from "./models/remote/client.js";

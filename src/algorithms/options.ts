@@ -53,7 +53,9 @@ export interface GenerateOptions {
   /**
    * Strings that end the generation when they appear in the decoded output (what users
    * mean by stop sequences: matched on text, whatever the tokenization). The output keeps
-   * only tokens that decode to text before the match.
+   * only tokens that decode to text before the match; `Completion.text` is cut at the match
+   * itself, even inside a token. Matching costs O(1) per token: the text is decoded
+   * incrementally (core/detokenize) and only its unreleased tail is searched.
    */
   stopText?: { strings: readonly string[]; decode: (tokens: readonly number[]) => string };
   /** Stop at the target's end-of-sequence token (default true, when the model has one). */
@@ -114,8 +116,19 @@ export interface Stats {
 export type FinishReason = "length" | "stop" | "eos";
 
 export interface Completion {
-  /** Output tokens (a stop sequence or EOS that ended the generation is not included). */
+  /**
+   * Output tokens (a stop sequence or EOS that ended the generation is not included). Where a
+   * stop string of `stopText` begins inside a token, that token is not included either: the
+   * tokens are those whose text lies wholly before the stop string.
+   */
   tokens: number[];
+  /**
+   * With `stopText` only: the output's text, what users should be shown. It is the tokens
+   * decoded, plus, where a stop string began inside a token, that token's text before it: the
+   * text up to, not including, the stop string (OpenAI's semantics). A streamed text
+   * (`TextStreamer`) is always a prefix of it; `TextStreamer.rest(text)` is what is left.
+   */
+  text?: string;
   finishReason: FinishReason;
   stats: Stats;
 }

@@ -3,6 +3,7 @@
  * stop-sequence hold-back) and how stats are counted.
  */
 import type { Clock } from "../runtime/clock.js";
+import { IncrementalDecoder } from "../core/detokenize.js";
 import { TokenStream } from "../runtime/token-stream.js";
 import type { Completion, FinishReason, ResolvedOptions, Stats } from "./options.js";
 
@@ -13,6 +14,20 @@ export class Committer {
   finishReason: FinishReason | undefined;
   private readonly stops: readonly (readonly number[])[];
   private readonly stopStrings: readonly string[];
+  /** Text of the generated tokens, for stop strings; undefined without any. */
+  private readonly decoder: IncrementalDecoder | undefined;
+  /** ends[i]: length of the settled text once token i is in (every token of a settled group ends where the group does). */
+  private readonly ends: number[] = [];
+  /**
+   * The settled text not yet released to the stream, from offset `unreleasedAt`. A stop string
+   * can only begin here (text before it was released because no stop string could start in
+   * it), so matching reads this tail and the new text, never the whole output.
+   */
+  private unreleased = "";
+  private unreleasedAt = 0;
+  /** Where a stop string began in the text, when one ended the generation. */
+  private stopAt: number | undefined;
+  private readonly longestStop: number;
 
   constructor(
     private readonly options: ResolvedOptions,
@@ -21,6 +36,9 @@ export class Committer {
   ) {
     this.stops = (options.stop ?? []).filter((s) => s.length > 0);
     this.stopStrings = (options.stopText?.strings ?? []).filter((s) => s.length > 0);
+    this.longestStop = Math.max(0, ...this.stopStrings.map((s) => s.length));
+    const decode = options.stopText?.decode;
+    this.decoder = this.stopStrings.length > 0 && decode ? new IncrementalDecoder(decode) : undefined;
   }
 
   /** Tokens committed so far, including a stop sequence's and an EOS that ended the generation. */
@@ -48,10 +66,12 @@ export class Committer {
         return this.finish("stop");
       }
     }
-    if (this.stopStrings.length > 0) {
-      const keep = this.textStop();
-      if (keep !== undefined) {
-        this.generated.length = keep;
+    if (this.decoder) {
+      const at = this.textStop(token);
+      if (at !== undefined) {
+        // Whole tokens before the stop string; the text keeps the part of the next one before it.
+        this.stopAt = at;
+        this.generated.length = this.prefixWithin(at);
         return this.finish("stop");
       }
     }
@@ -70,32 +90,46 @@ export class Committer {
     return true;
   }
 
-  private decode(n: number): string {
-    return this.options.stopText!.decode(this.generated.slice(0, n));
-  }
-
-  /** The longest prefix of tokens whose text ends at or before `chars`. */
-  private prefixWithin(chars: number): number {
-    let m = this.generated.length;
-    while (m > this.emitted && this.decode(m).length > chars) m--;
-    return m;
-  }
-
-  /** If a stop string appears in the text: how many tokens to keep (all before it). */
-  private textStop(): number | undefined {
-    const text = this.decode(this.generated.length);
+  /** Where a stop string first appears in the text once `token` is in, if it does. */
+  private textStop(token: number): number | undefined {
+    const chunk = this.decoder!.push(token);
+    if (chunk === undefined) return undefined; // an incomplete character: nothing new to match
+    const end = this.decoder!.length;
+    while (this.ends.length < this.decoder!.settled) this.ends.push(end);
+    // No stop string was in the text before, so a match ends in the new chunk: search from
+    // where the longest could begin (within the unreleased tail, see `unreleased`).
+    const from = Math.max(0, this.unreleased.length - (this.longestStop - 1));
+    this.unreleased += chunk;
     let at = Infinity;
     for (const s of this.stopStrings) {
-      const i = text.indexOf(s);
+      const i = this.unreleased.indexOf(s, from);
       if (i >= 0) at = Math.min(at, i);
     }
-    return at === Infinity ? undefined : this.prefixWithin(at);
+    return at === Infinity ? undefined : this.unreleasedAt + at;
   }
 
-  /** Tokens that may be streamed: none whose text could be the start of a stop string. */
+  /** Text length once the first `n` generated tokens are in (n at most the settled tokens). */
+  private end(n: number): number {
+    return n === 0 ? 0 : this.ends[n - 1];
+  }
+
+  /** The longest prefix of settled tokens whose text ends at or before `chars` (never fewer than those released). */
+  private prefixWithin(chars: number): number {
+    // ends is nondecreasing: binary search between the released and the settled tokens.
+    let lo = this.emitted;
+    let hi = Math.min(this.generated.length, this.decoder!.settled);
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.end(mid) <= chars) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** Tokens that may be streamed: settled ones whose text cannot be the start of a stop string. */
   private textReleasable(): number {
-    if (this.stopStrings.length === 0) return this.generated.length;
-    const text = this.decode(this.generated.length);
+    if (!this.decoder) return this.generated.length;
+    const text = this.unreleased;
     let held = 0;
     for (const s of this.stopStrings) {
       for (let len = Math.min(s.length - 1, text.length); len > held; len--) {
@@ -105,15 +139,38 @@ export class Committer {
         }
       }
     }
-    return held === 0 ? this.generated.length : this.prefixWithin(text.length - held);
+    return this.prefixWithin(this.decoder.length - held);
   }
 
   output(): number[] {
     return this.generated.slice(0, this.emitted);
   }
 
+  /**
+   * The output's text (`Completion.text`): the output tokens decoded, then, when a stop string
+   * ended the generation, the text of the next token up to the stop string (OpenAI's
+   * semantics: everything before the stop string, even where it begins inside a token).
+   * Undefined without `stopText`.
+   */
+  text(): string | undefined {
+    const decode = this.options.stopText?.decode;
+    if (!decode) return undefined;
+    const text = decode(this.output());
+    if (this.stopAt === undefined) return text;
+    const from = this.end(this.emitted) - this.unreleasedAt;
+    return text + this.unreleased.slice(from, this.stopAt - this.unreleasedAt);
+  }
+
   private release(upTo: number): void {
     while (this.emitted < upTo) this.stream.push(this.generated[this.emitted++]);
+    if (this.decoder && this.stopAt === undefined) {
+      // Released text can no longer hold the start of a stop string: drop it from the tail.
+      const at = Math.min(this.end(Math.min(this.emitted, this.decoder.settled)), this.decoder.length);
+      if (at > this.unreleasedAt) {
+        this.unreleased = this.unreleased.slice(at - this.unreleasedAt);
+        this.unreleasedAt = at;
+      }
+    }
   }
 
   private heldBack(): number {
@@ -179,7 +236,8 @@ export class StatsCounter {
 }
 
 export function completion(c: Committer, stats: StatsCounter): Completion {
-  return { tokens: c.output(), finishReason: c.finishReason ?? "length", stats: stats.finish(c.committed) };
+  const text = c.text();
+  return { tokens: c.output(), ...(text === undefined ? {} : { text }), finishReason: c.finishReason ?? "length", stats: stats.finish(c.committed) };
 }
 
 /** Totals over several completions (the acceptance rate and TTFT recomputed, times summed). */

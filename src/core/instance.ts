@@ -28,8 +28,9 @@ export class TokenView implements TokenSequence {
   readonly length: number;
   constructor(
     /**
-     * Public so an instance can skip what it already holds: two views over the same `base`
-     * agree on their first min(baseLength) tokens without comparing them.
+     * Public so that an instance that saw a view over the same `base` knows, without reading
+     * them, that the first min(baseLength, its baseLength) tokens are the same (the engine's
+     * committed prefix): a request then costs O(drafts), not O(sequence).
      */
     readonly base: readonly number[],
     readonly baseLength: number,

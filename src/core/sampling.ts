@@ -41,15 +41,64 @@ export function distributionFromLogits(logits: ArrayLike<number>, params: Sampli
     sum += e;
   }
   for (let i = 0; i < n; i++) probs[i] /= sum;
+  return truncate(probs, params);
+}
+
+/**
+ * `distributionFromLogits(probs.map(Math.log), params)`, bit for bit, from a softmax such as
+ * llama.cpp's probabilities (0 where a token is absent), in place: no array of logarithms, no
+ * second array, no logarithm or exponential of a zero. Overwrites and returns `probs`.
+ */
+export function distributionFromProbs(probs: Float64Array, params: SamplingParams): Float64Array {
+  const n = probs.length;
+  if (params.temperature === 0) {
+    // argmax of the logarithms (ties to the lowest index), as the logit path takes it
+    let best = 0;
+    let top = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const l = probs[i] > 0 ? Math.log(probs[i]) : -Infinity;
+      if (l > top) [best, top] = [i, l];
+    }
+    probs.fill(0);
+    probs[best] = 1;
+    return probs;
+  }
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const l = probs[i] > 0 ? Math.log(probs[i]) : -Infinity;
+    probs[i] = l;
+    if (l > max) max = l;
+  }
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    // exp(-Infinity) is 0, and adding 0 leaves the sum as it was: zeros can be skipped.
+    if (probs[i] === -Infinity) {
+      probs[i] = 0;
+      continue;
+    }
+    const e = Math.exp((probs[i] - max) / params.temperature);
+    probs[i] = e;
+    sum += e;
+  }
+  for (let i = 0; i < n; i++) probs[i] /= sum;
+  return truncate(probs, params);
+}
+
+/** Top-k, then top-p, renormalised; `probs` itself where neither applies. */
+function truncate(probs: Float64Array, params: SamplingParams): Float64Array {
+  const n = probs.length;
   const keepK = params.topK > 0 && params.topK < n;
   const keepP = params.topP < 1;
   if (!keepK && !keepP) return probs;
 
-  // Order by probability (ties by index, so truncation is deterministic).
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => probs[b] - probs[a] || a - b);
+  // Order by probability (ties by index, so truncation is deterministic). Zeros would sort
+  // last and keep 0 whatever is kept: only the others are ordered.
+  const order: number[] = [];
+  for (let i = 0; i < n; i++) if (probs[i] > 0) order.push(i);
+  order.sort((a, b) => probs[b] - probs[a] || a - b);
   // Top-p acts on the top-k set renormalised (as in llama.cpp, vLLM and transformers);
   // a relative tolerance keeps float round-off from adding a token.
-  let kept = keepK ? params.topK : n;
+  let kept = Math.min(keepK ? params.topK : n, order.length);
   let keptMass = 0;
   for (let r = 0; r < kept; r++) keptMass += probs[order[r]];
   if (keepP) {

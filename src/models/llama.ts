@@ -15,14 +15,23 @@ import { defaultCacheDir } from "./gguf/llama-model.js";
 import { evalChunkWarning, measureEvalChunk, PROBE_LENGTH, probePath, type EvalChunk, type ProbeOutput, type ProbeRunner } from "./batch-invariance.js";
 import type { ChatHistoryItem, ChatWrapper, Llama, LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
 import { keyedUniform } from "../core/random.js";
-import { distributionFromLogits, sampleIndex } from "../core/sampling.js";
+import { distributionFromProbs, sampleIndex } from "../core/sampling.js";
 import type { PositionOutput } from "../core/verify.js";
 import { AbortError } from "../runtime/abort.js";
-import { InvalidRequestError, type EvalRequest, type ModelInstance } from "../core/instance.js";
+import { InvalidRequestError, TokenView, type EvalRequest, type ModelInstance, type TokenSequence } from "../core/instance.js";
 
 /** A problem with model files or requests that the user can fix; the message says how. */
 export class ModelFileError extends Error {
   override readonly name = "ModelFileError";
+}
+
+/**
+ * A sequence too long for the instance's context (node-llama-cpp would shift the cache and
+ * drop early tokens silently). A request error like any InvalidRequestError: the request
+ * fails, the instance stays.
+ */
+export class ContextOverflowError extends InvalidRequestError {
+  override readonly name: string = "ContextOverflowError";
 }
 
 /** One message of a chat, as the OpenAI API has them. */
@@ -299,6 +308,13 @@ type GenerateNext = { token?: boolean; probabilities?: boolean; options: { tempe
 export class LlamaInstance implements ModelInstance {
   /** Tokens whose keys and values are in this instance's cache. */
   private cached: number[] = [];
+  /**
+   * The engine's committed tokens that `cached` starts with: its first `cachedBaseLength`
+   * tokens are `cachedBase`'s (append-only, by TokenView's contract). A request over the same
+   * base then shares them without a comparison: only drafts and new tokens are compared.
+   */
+  private cachedBase: readonly number[] | undefined;
+  private cachedBaseLength = 0;
   private queue: Promise<unknown> = Promise.resolve();
   get contextSize(): number {
     return this.context.contextSize;
@@ -320,8 +336,9 @@ export class LlamaInstance implements ModelInstance {
   ) {}
 
   evaluate(req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
-    // Copy now: the caller may reuse its arrays once we return.
-    const tokens = req.tokens.slice();
+    // A view is immutable (O(1) to keep); anything else is copied now: the caller may reuse
+    // its arrays once we return.
+    const tokens: TokenSequence = req.tokens instanceof TokenView ? req.tokens : req.tokens.slice();
     return this.serialise(() => this.run(tokens, req, signal));
   }
 
@@ -337,25 +354,33 @@ export class LlamaInstance implements ModelInstance {
     return this.serialise(async () => {
       await this.sequence.clearHistory();
       this.cached = [];
+      this.cachedBase = undefined;
+      this.cachedBaseLength = 0;
     });
   }
 
-  private async run(tokens: number[], req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
+  private async run(tokens: TokenSequence, req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
     if (signal?.aborted) throw new AbortError();
     if (req.from < 1 || req.from > tokens.length) throw new RangeError(`evaluate: from=${req.from} outside 1..${tokens.length}`);
     // node-llama-cpp keeps one cell free and, on a full context, silently drops early tokens
     // (a context shift): the cache would no longer hold `tokens`. Refuse instead.
     if (tokens.length >= this.context.contextSize) {
-      throw new InvalidRequestError(`the sequence (${tokens.length} tokens) plus the token it predicts exceeds the model context of ${this.context.contextSize} tokens`);
+      throw new ContextOverflowError(`the sequence (${tokens.length} tokens) plus the token it predicts exceeds the model context of ${this.context.contextSize} tokens`);
     }
     // The output at position p comes from evaluating token p-1, so re-evaluate from `from - 1`.
-    let keep = 0;
     const limit = Math.min(this.cached.length, req.from - 1);
-    while (keep < limit && this.cached[keep] === tokens[keep]) keep++;
+    const view = tokens instanceof TokenView ? tokens : undefined;
+    // The committed prefix shared with the cache is known; compare only past it.
+    let keep = view && view.base === this.cachedBase ? Math.min(view.baseLength, this.cachedBaseLength, limit) : 0;
+    while (keep < limit && this.cached[keep] === tokens.at(keep)) keep++;
     if (this.sequence.nextTokenIndex > keep) {
       await this.sequence.eraseContextTokenRanges([{ start: keep, end: this.sequence.nextTokenIndex }]);
     }
     this.cached.length = keep;
+    // cached[0, keep) are the request's tokens, so they start with its view's base prefix.
+    this.cachedBase = view?.base;
+    const baseLength = view?.baseLength ?? 0;
+    this.cachedBaseLength = Math.min(keep, baseLength);
     const next: GenerateNext =
       req.mode === "greedy" ? { token: true, options: { temperature: 0 } } : { probabilities: true, options: { temperature: 0 } };
     const items = tokens.slice(keep).map((t, i) => (keep + i >= req.from - 1 ? ([t, { generateNext: next }] as const) : t));
@@ -372,6 +397,7 @@ export class LlamaInstance implements ModelInstance {
       this.decodes++;
       this.tokensEvaluated += chunk.length;
       this.cached.push(...tokens.slice(keep + at, keep + at + chunk.length));
+      this.cachedBaseLength = Math.min(this.cached.length, baseLength);
     }
     const outputs: PositionOutput[] = [];
     for (let i = req.from - 1 - keep; i < results.length; i++) {
@@ -381,10 +407,11 @@ export class LlamaInstance implements ModelInstance {
         outputs.push({ token: n?.token ?? -1 });
         continue;
       }
-      // The raw softmax, then our own sampling transform: identical for target and drafter.
+      // The raw softmax, then our own sampling transform (the same as on its logits, in
+      // place): identical for target and drafter.
       const raw = new Float64Array(this.vocabSize);
       for (const [tok, prob] of n?.probabilities ?? []) raw[tok] = prob;
-      const probs = distributionFromLogits(Array.from(raw, Math.log), req.sampling);
+      const probs = distributionFromProbs(raw, req.sampling);
       if (req.mode === "dist") outputs.push({ token: -1, probs });
       else outputs.push({ token: sampleIndex(probs, keyedUniform(req.seed, req.stream, p)) });
     }

@@ -1,28 +1,31 @@
 /** Incremental detokenization: the text of committed tokens as they come (CLI and server). */
+import { IncrementalDecoder } from "../core/detokenize.js";
 import type { Tokenizer } from "./backend.js";
 
 /**
- * Turns committed tokens into text as they come. Where the tokenizer has per-token pieces the
- * text is their concatenation; otherwise the whole output is decoded again and the new part
- * printed, held back while it ends in an incomplete character (U+FFFD) or rewrites what was
- * printed (bounded by the model's context).
+ * Turns committed tokens into text as they come, at constant cost per token. Where the
+ * tokenizer has per-token pieces the text is their concatenation; otherwise (llama) each new
+ * token is decoded after the last few (core/detokenize), and held back while it ends in an
+ * incomplete character (U+FFFD).
  */
 export class TextStreamer {
-  private readonly tokens: number[] = [];
+  private readonly decoder: IncrementalDecoder | undefined;
+  /** Everything returned so far, concatenated. */
   private printed = "";
-  constructor(private readonly tokenizer: Tokenizer) {}
+  constructor(private readonly tokenizer: Tokenizer) {
+    this.decoder = tokenizer.piece ? undefined : new IncrementalDecoder((t) => tokenizer.decode(t));
+  }
   push(token: number): string {
-    this.tokens.push(token);
-    if (this.tokenizer.piece) return this.tokenizer.piece(token);
-    const text = this.tokenizer.decode(this.tokens);
-    if (text.endsWith("\uFFFD") || !text.startsWith(this.printed)) return "";
-    const chunk = text.slice(this.printed.length);
-    this.printed = text;
+    const chunk = this.decoder ? (this.decoder.push(token) ?? "") : this.tokenizer.piece!(token);
+    this.printed += chunk;
     return chunk;
   }
-  /** What is left once the completion's final text is known. */
+  /**
+   * What is left once the completion's final text is known: tokens held back for an
+   * incomplete character, and text after the last token, e.g. the part of a token before a
+   * stop string that began inside it (`Completion.text`).
+   */
   rest(final: string): string {
-    if (this.tokenizer.piece) return "";
     return final.startsWith(this.printed) ? final.slice(this.printed.length) : "";
   }
 }

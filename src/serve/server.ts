@@ -246,7 +246,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
           : undefined,
       )
       .then((c) => {
-        const rest = streamer.rest(tokenizer.decode(c.tokens));
+        const rest = streamer.rest(c.text ?? tokenizer.decode(c.tokens));
         if (rest) onText?.(rest);
         return c;
       });
@@ -313,7 +313,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
       throw apiError(err);
     }
     const choices = results.map((c, index) => {
-      const text = ready().backend.tokenizer.decode(c.tokens);
+      const text = c.text ?? ready().backend.tokenizer.decode(c.tokens);
       const finish_reason = FINISH[c.finishReason];
       return kind === "chat" ? { index, message: { role: "assistant", content: text }, finish_reason, logprobs: null } : { index, text, finish_reason, logprobs: null };
     });

@@ -5,7 +5,8 @@ import { generate } from "../../src/algorithms/generate.js";
 import type { AlgorithmName, GenerateOptions } from "../../src/algorithms/options.js";
 import { GREEDY, type SamplingParams } from "../../src/core/sampling.js";
 import { flatLatency } from "../../src/models/latency.js";
-import { LlamaPair, type LlamaInstance } from "../../src/models/llama.js";
+import { InvalidRequestError, TokenView } from "../../src/core/instance.js";
+import { ContextOverflowError, LlamaPair, type LlamaInstance } from "../../src/models/llama.js";
 import { assembleRuntime } from "../../src/models/runtime.js";
 import type { Runtime } from "../../src/runtime/runtime.js";
 import { assertFirstTwoTokensFollow } from "../helpers/chi-square.js";
@@ -153,6 +154,66 @@ describe("llama backend, small SentencePiece pair", () => {
     for (let i = 0; i < got.length; i++) {
       for (let v = 0; v < got[i].probs!.length; v++) assert.ok(Math.abs(got[i].probs![v] - want[i].probs![v]) < 1e-4, `position ${i} token ${v}`);
     }
+  });
+});
+
+/** A view that counts the tokens an instance reads from it. */
+class CountingView extends TokenView {
+  reads = 0;
+  override at(index: number): number | undefined {
+    this.reads++;
+    return super.at(index);
+  }
+  override slice(start?: number, end?: number): number[] {
+    const out = super.slice(start, end);
+    this.reads += out.length;
+    return out;
+  }
+}
+
+describe("llama backend, small SentencePiece pair: requests over the engine's committed prefix", () => {
+  let m: Awaited<ReturnType<typeof loadPair>>;
+  before(async () => {
+    m = await loadPair("small", SMALL_PAIR);
+  });
+  after(async () => {
+    await m.pair.dispose();
+  });
+
+  test("a view over the same committed tokens is read only past what the cache holds; outputs equal a fresh instance's", async () => {
+    const [a, fresh] = [m.targets[0], m.targets[1]];
+    await a.reset();
+    const greedy = (tokens: TokenView | number[], from: number, inst: LlamaInstance) =>
+      inst.evaluate({ tokens, from, mode: "greedy", sampling: GREEDY, seed: 0, stream: 1 });
+    // The engine's way: committed tokens append-only, each request a view of them plus drafts.
+    const committed = m.pair.encode("the quick brown fox jumps over");
+    const other = m.pair.encode("a different prompt altogether, longer than the first");
+    let reads = 0;
+    for (let step = 0; step < 60; step++) {
+      const drafts = [(step * 7) % 300, (step * 13 + 5) % 300, (step * 3 + 1) % 300].slice(0, 1 + (step % 3));
+      // Every fifth request is another generation's (another base) on the same instance.
+      const base = step % 5 === 4 ? other : committed;
+      const view = new CountingView(base, base.length, drafts);
+      const got = await greedy(view, base.length, a);
+      const read = view.reads;
+      await fresh.reset();
+      const want = await greedy(view.slice(), base.length, fresh);
+      assert.deepEqual(got.map((o) => o.token), want.map((o) => o.token), `step ${step}`);
+      if (base === committed) {
+        if (step > 0 && step % 5 !== 0) reads = Math.max(reads, read - 2 * drafts.length);
+        committed.push(got[0].token);
+      }
+    }
+    // Past the committed prefix: the last committed token, the drafts, rolled back and read.
+    assert.ok(reads <= 4, `a request over the committed prefix read ${reads} tokens besides its drafts (context ${committed.length})`);
+  });
+
+  test("a sequence that fills the context is a ContextOverflowError, a request error", async () => {
+    const tokens = Array.from({ length: m.pair.contextSize }, (_, i) => 3 + (i % 200));
+    await assert.rejects(
+      m.targets[2].evaluate({ tokens, from: tokens.length, mode: "greedy", sampling: GREEDY, seed: 0, stream: 1 }),
+      (err: Error) => err instanceof ContextOverflowError && err instanceof InvalidRequestError && err.name === "ContextOverflowError" && /the sequence \(256 tokens\) plus the token it predicts exceeds the model context of 256 tokens/.test(err.message),
+    );
   });
 });
 

@@ -15,7 +15,7 @@ import { RemoteInstance } from "../../src/models/remote/client.js";
 import { loadClusterFile } from "../../src/models/remote/cluster.js";
 import { assembleRuntime, syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
-import { alive, CLI, dsi, eventually, startWorker, stopChildren } from "../helpers/processes.js";
+import { alive, CLI, dsi, dsiProcess, eventually, startWorker, stopChildren } from "../helpers/processes.js";
 import { tempDir } from "../helpers/temp.js";
 
 // Whole-context models (history all): every test here checks outputs through faults, and only
