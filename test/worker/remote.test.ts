@@ -4,7 +4,7 @@
  * worker does not hold, and workers refuse to serve beyond loopback without authentication.
  */
 import assert from "node:assert/strict";
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -14,7 +14,7 @@ import { RemoteInstance } from "../../src/models/remote/client.js";
 import { assembleRuntime, syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
 import { profile } from "../helpers/run.js";
-import { stopChildren } from "../helpers/processes.js";
+import { dsi as run, stopChildren } from "../helpers/processes.js";
 import { tempDir } from "../helpers/temp.js";
 import { assertFirstTwoTokensFollow, targetJoint } from "../helpers/chi-square.js";
 
@@ -99,11 +99,8 @@ test("a call sends only the tokens the worker does not hold: bytes per call do n
   assert.ok(sent <= prompt.length + 200, `sent ${sent} tokens for 200 calls`);
 });
 
-function dsi(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) =>
-    execFile(process.execPath, [CLI, ...args], (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr })),
-  );
-}
+/** `dsi ARGS` in this process. */
+const dsi = (...args: string[]) => run(args);
 
 test("generate --cluster: DSI over the cluster's target workers prints non-SI's tokens", async () => {
   const dir = await tempDir("cluster");
