@@ -3,15 +3,17 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ModelInstance } from "../../src/core/instance.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
+import { EventLog } from "../../src/runtime/events.js";
 import { TargetPool, type Lease } from "../../src/runtime/pool.js";
 
 const pair = new SyntheticPair({ vocab: 16 });
 
-function pool(size: number, made: number[] = [], factory?: (i: number) => ModelInstance | Promise<ModelInstance>): TargetPool {
+function pool(size: number, made: number[] = [], factory?: (i: number) => ModelInstance | Promise<ModelInstance>, events?: EventLog): TargetPool {
   return new TargetPool({
     size,
     vocabSize: 16,
     eosToken: undefined,
+    events,
     create:
       factory ??
       ((i) => {
@@ -95,7 +97,7 @@ test("an aborted claim is withdrawn and rejects with an AbortError; the instance
   await assert.rejects(m.acquire("frontier", AbortSignal.abort()), (err: Error) => err.name === "AbortError");
 });
 
-test("asynchronous factories: a waiting claim gets the instance once made; a failure reaches the claim", async () => {
+test("asynchronous factories: a waiting claim gets the instance once made; a failure reaches the first waiting claim", async () => {
   let calls = 0;
   const p = pool(2, [], async (i) => {
     calls++;
@@ -121,19 +123,19 @@ test("an instance with another vocabulary, or a lease released twice, is an erro
   assert.throws(() => pool(1025), /pool size/);
 });
 
-test("the log records every lease and release in order, with the member", () => {
-  const p = pool(2);
-  p.log = [];
+test("the event log records every lease and release in order, with the member", () => {
+  const events = new EventLog(() => 0);
+  const p = pool(2, [], undefined, events);
   const m = p.join();
   const a = m.tryAcquire("frontier")!;
   const b = m.tryAcquire("window")!;
   a.release();
   b.release();
-  assert.deepEqual(p.log, [
-    { type: "lease", instance: 0, member: 0 },
-    { type: "lease", instance: 1, member: 0 },
-    { type: "release", instance: 0, member: 0 },
-    { type: "release", instance: 1, member: 0 },
+  assert.deepEqual(events.events, [
+    { t: 0, type: "lease", instance: 0, member: 0 },
+    { t: 0, type: "lease", instance: 1, member: 0 },
+    { t: 0, type: "release", instance: 0, member: 0 },
+    { t: 0, type: "release", instance: 1, member: 0 },
   ]);
 });
 
