@@ -112,6 +112,27 @@ test("asynchronous factories: a waiting claim gets the instance once made; a fai
   lease.release();
 });
 
+test("affinity: a member gets the instance it used last, else one no live member used last, else any idle one before a new one", () => {
+  const made: number[] = [];
+  const p = pool(3, made);
+  const [a, b, c] = [p.join(), p.join(), p.join()];
+  const leases = [a, b, c].map((m) => m.tryAcquire("frontier")!);
+  assert.deepEqual(leases.map((l) => l.index), [0, 1, 2]);
+  for (const l of leases) l.release();
+  // Served in another order, each gets its own instance back (its cache holds its sequence).
+  const again = [c, a, b].map((m) => m.tryAcquire("frontier")!);
+  assert.deepEqual(again.map((l) => l.index), [2, 0, 1]);
+  for (const l of again) l.release();
+  c.leave();
+  const d = p.join();
+  assert.equal(d.tryAcquire("frontier")!.index, 2, "the instance of a member that left");
+  const q = pool(2, made);
+  const [x, y] = [q.join(), q.join()];
+  x.tryAcquire("frontier")!.release();
+  assert.equal(y.tryAcquire("frontier")!.index, 0, "x's idle instance, rather than making another");
+  assert.equal(q.created, 1);
+});
+
 test("an instance with another vocabulary, or a lease released twice, is an error", () => {
   const p = pool(2, [], () => new SyntheticPair({ vocab: 8 }).instance("target"));
   assert.throws(() => p.join().tryAcquire("frontier"), /vocabulary of 8/);
