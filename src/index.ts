@@ -26,12 +26,12 @@ export { VERIFY_RULES, type Decision, type Draft, type OutputMode, type Position
 export { checkRequest, InstanceLostError, InvalidRequestError, TokenView, type EvalRequest, type ModelInstance, type TokenSequence } from "./core/instance.js";
 
 // Runtime: clocks, the target pool, cancellation, events
-export { makeClock, RealClock, VirtualClock, type Clock } from "./runtime/clock.js";
-export { MAX_POOL_SIZE, NoInstanceError, TargetPool, type Claim, type Lease, type PoolEvent, type TargetPoolOptions } from "./runtime/pool.js";
+export { makeClock, RealClock, VirtualClock, type Clock, type SleepOptions } from "./runtime/clock.js";
+export { MAX_POOL_SIZE, NoInstanceError, TargetPool, type Claim, type Lease, type PoolEvent, type PoolMember, type TargetPoolOptions } from "./runtime/pool.js";
 export { AcceptanceMemory, TaskCosts, newLearned, type Learned } from "./runtime/costs.js";
 export { AbortError, isAbortError } from "./runtime/abort.js";
-export { EventLog, type EngineEvent } from "./runtime/events.js";
-export type { Runtime } from "./runtime/runtime.js";
+export { EventLog, isPoolEvent, type EngineEvent, type EventListener } from "./runtime/events.js";
+export type { Runtime, RuntimeObserver } from "./runtime/runtime.js";
 
 // Backends and runtime assembly
 export { assembleRuntime, syntheticRuntime, type RuntimeParts, type SyntheticRuntimeOptions } from "./models/runtime.js";

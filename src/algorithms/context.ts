@@ -46,7 +46,7 @@ export class RunContext {
     this.member = rt.pool.join(opts.sp);
     this.lookahead =
       opts.lookahead === "auto" && algo !== "nonsi"
-        ? new AdaptiveLookahead(algo, rt.pool.costs, rt.pool.acceptance, () => this.stats.elapsed(), (c) => rt.events.emit({ type: "lookahead", ...c }))
+        ? new AdaptiveLookahead(algo, rt.learned.costs, rt.learned.acceptance, () => this.stats.elapsed(), (c) => rt.events.emit({ type: "lookahead", ...c }))
         : new FixedLookahead(opts.lookahead === "auto" ? 0 : opts.lookahead); // non-SI never asks
   }
 
@@ -76,7 +76,7 @@ export class RunContext {
       return out;
     } finally {
       end();
-      if (ok && this.drafterWarm) this.rt.pool.costs.observeDraft(this.rt.clock.now() - t0);
+      if (ok && this.drafterWarm) this.rt.learned.costs.observeDraft(this.rt.clock.now() - t0);
       if (ok) this.drafterWarm = true;
     }
   }
@@ -86,7 +86,7 @@ export class RunContext {
     if (accepted) this.stats.accepted++;
     else this.stats.rejected++;
     this.rt.observer?.draftDecided?.(index, accepted);
-    this.rt.pool.acceptance.observe(accepted); // every generation's drafts, fixed lookahead or not
+    this.rt.learned.acceptance.observe(accepted); // every generation's drafts, fixed lookahead or not
     this.lookahead.decided(accepted);
   }
 
@@ -121,7 +121,7 @@ export class RunContext {
 
   /**
    * Runs a target evaluation on a leased instance, counting it and its busy time and
-   * teaching the pool its cost. The caller releases the lease once this settles.
+   * teaching the runtime its cost. The caller releases the lease once this settles.
    */
   async verify(lease: Lease, req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
     this.stats.verifications++;
@@ -144,7 +144,7 @@ export class RunContext {
       this.stats.targetBusyMs += ms;
       const kind = !this.warmInstances.has(lease.index) ? "prefill" : alone ? "alone" : "shared";
       if (outcome === "done") {
-        this.rt.pool.costs.observe(drafts, ms, kind);
+        this.rt.learned.costs.observe(drafts, ms, kind);
         this.warmInstances.add(lease.index);
       }
       this.rt.observer?.verification?.(ms, drafts, outcome);

@@ -42,6 +42,8 @@ export interface Backend {
   /**
    * A runtime whose pool holds up to `sp` targets, caches emptied, latency added on `clock`;
    * `events: false` for a long-lived runtime (a server's), whose event log would only grow.
+   * Run every generation of a command or a server on one runtime: what it learns (costs,
+   * acceptance) serves the next generation. `close` closes the runtimes it made.
    */
   runtime(clock: Clock, sp: number, profile: LatencyProfile, events?: boolean): Promise<Runtime>;
   describe(): string;
@@ -129,6 +131,8 @@ export async function openInstance(
 /**
  * One `Learned` per clock kind and latency profile: runtimes a backend builds over the same
  * instances share what they observed (costs differ with the profile and with the clock).
+ * Only for callers that still build a runtime per generation; one runtime per command or
+ * server needs none of it (the runtime owns its `Learned`).
  */
 export function learnedByRun(): (clock: Clock, profile: LatencyProfile) => Learned {
   const all = new Map<string, Learned>();
@@ -143,6 +147,7 @@ export function learnedByRun(): (clock: Clock, profile: LatencyProfile) => Learn
 export function syntheticBackend(spec: Partial<SyntheticSpec>): Backend {
   const pair = new SyntheticPair(spec);
   const learned = learnedByRun();
+  const runtimes = new Set<Runtime>();
   const s = pair.spec;
   const tokenizer = new SyntheticTokenizer(s.vocab);
   return {
@@ -151,9 +156,9 @@ export function syntheticBackend(spec: Partial<SyntheticSpec>): Backend {
     defaultPrompt: tokenizer.defaultPrompt,
     contextSize: undefined,
     realCompute: false,
-    runtime: async (clock, sp, profile, events) => syntheticRuntime({ pair, clock, sp, profile, events, learned: learned(clock, profile) }),
+    runtime: async (clock, sp, profile, events) => kept(runtimes, syntheticRuntime({ pair, clock, sp, profile, events, learned: learned(clock, profile) })),
     describe: () => `synthetic (vocab ${s.vocab}, context ${s.context}, agreement ${s.agreement}, model seed ${s.seed})`,
-    close: async () => undefined,
+    close: async () => closeAll(runtimes),
   };
 }
 
@@ -166,6 +171,7 @@ export async function llamaBackend(o: LlamaPairOptions): Promise<Backend> {
   const drafter = await pair.instance("drafter", "drafter");
   const targets: Promise<LlamaInstance>[] = [];
   const learned = learnedByRun();
+  const runtimes = new Set<Runtime>();
   return {
     name: "llama",
     tokenizer: { encode: (t) => pair.encode(t), decode: (t) => pair.decode(t), chat: (m) => pair.chatTokens(m) },
@@ -175,7 +181,7 @@ export async function llamaBackend(o: LlamaPairOptions): Promise<Backend> {
     realCompute: true,
     runtime: async (clock: Clock, sp: number, profile: LatencyProfile, events?: boolean): Promise<Runtime> => {
       await drafter.reset();
-      return assembleRuntime({
+      const rt = assembleRuntime({
         clock,
         drafter,
         target: async (i) => {
@@ -191,11 +197,27 @@ export async function llamaBackend(o: LlamaPairOptions): Promise<Backend> {
         events,
         learned: learned(clock, profile),
       });
+      return kept(runtimes, rt);
     },
     describe: () =>
       `llama.cpp ${o.gpu ? "GPU" : "CPU"} (${o.threads} thread${o.threads > 1 ? "s" : ""} per instance, vocab ${pair.vocabSize}, context ${pair.contextSize}, ${evalChunkSummary(pair.evalChunks)})`,
-    close: () => pair.dispose(),
+    close: async () => {
+      closeAll(runtimes);
+      await pair.dispose();
+    },
   };
+}
+
+/** Keeps a runtime a backend made, for `closeAll`. */
+function kept(runtimes: Set<Runtime>, rt: Runtime): Runtime {
+  runtimes.add(rt);
+  return rt;
+}
+
+/** Closes the runtimes a backend made (their background probes stop). */
+function closeAll(runtimes: Set<Runtime>): void {
+  for (const rt of runtimes) rt.close();
+  runtimes.clear();
 }
 
 /** "eval chunk 32", or per model when target and drafter differ. */

@@ -1,11 +1,12 @@
 /**
- * The one place a runtime is assembled: a clock, a drafter, a lazily filled target pool and an
- * event log, with an optional latency profile on top of every instance. The CLI, benches,
- * tests and library users all build runtimes here (or through a `Backend`, backend.ts).
+ * The one place a runtime is assembled: a clock, a drafter, a lazily filled target pool, what
+ * generations learn (`Learned`) and an event log, with an optional latency profile on top of
+ * every instance. The CLI, benches, tests and library users all build runtimes here (or
+ * through a `Backend`, backend.ts), and run as many generations on each as they like.
  */
 import type { ModelInstance } from "../core/instance.js";
 import { makeClock, type Clock } from "../runtime/clock.js";
-import type { Learned } from "../runtime/costs.js";
+import { newLearned, type Learned } from "../runtime/costs.js";
 import { EventLog } from "../runtime/events.js";
 import { TargetPool } from "../runtime/pool.js";
 import type { Runtime } from "../runtime/runtime.js";
@@ -27,7 +28,7 @@ export interface RuntimeParts {
   profile?: LatencyProfile;
   /** Record the event log. Defaults to true. */
   events?: boolean;
-  /** What earlier runtimes over the same instances observed (see runtime/costs.ts). */
+  /** What an earlier runtime over the same instances observed (see runtime/costs.ts); default: nothing yet. */
   learned?: Learned;
 }
 
@@ -35,17 +36,26 @@ export function assembleRuntime(o: RuntimeParts): Runtime {
   const clock = typeof o.clock === "object" ? o.clock : makeClock(o.clock ?? "virtual");
   const profile = o.profile ?? NO_LATENCY;
   const wrap = (i: ModelInstance): ModelInstance => withLatency(i, clock, profile.target);
+  const events = new EventLog(() => clock.now(), o.events ?? true);
   const pool = new TargetPool({
     size: o.sp,
     vocabSize: o.vocabSize,
     eosToken: o.eosToken,
-    learned: o.learned,
+    clock,
+    events,
     create: (index) => {
       const made = o.target(index);
       return made instanceof Promise ? made.then(wrap) : wrap(made);
     },
   });
-  return { clock, drafter: withLatency(o.drafter, clock, profile.drafter), pool, events: new EventLog(() => clock.now(), o.events ?? true) };
+  return {
+    clock,
+    drafter: withLatency(o.drafter, clock, profile.drafter),
+    pool,
+    learned: o.learned ?? newLearned(),
+    events,
+    close: () => pool.close(),
+  };
 }
 
 export interface SyntheticRuntimeOptions {

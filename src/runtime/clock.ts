@@ -9,8 +9,16 @@ export interface Clock {
   readonly kind: "real" | "virtual";
   /** Milliseconds since the clock's origin. */
   now(): number;
-  /** Resolves after `ms`; rejects with an AbortError as soon as `signal` aborts. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Resolves after `ms`; rejects with an AbortError as soon as `signal` aborts. A
+   * `background` sleep (a periodic probe) never keeps the process alive on its own, and the
+   * real clock does not spend CPU making it punctual.
+   */
+  sleep(ms: number, signal?: AbortSignal, options?: SleepOptions): Promise<void>;
+}
+
+export interface SleepOptions {
+  background?: boolean;
 }
 
 export class RealClock implements Clock {
@@ -28,11 +36,12 @@ export class RealClock implements Clock {
    * timer is set SPIN_MS early and the rest is waited out in event-loop turns (I/O still runs
    * between them), at the price of up to SPIN_MS of CPU per sleep.
    */
-  async sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  async sleep(ms: number, signal?: AbortSignal, options?: SleepOptions): Promise<void> {
     if (signal?.aborted) throw abortReason(signal);
     if (ms <= 0) return;
     const deadline = performance.now() + ms;
     try {
+      if (options?.background) return await delay(ms, undefined, { signal, ref: false });
       if (ms > SPIN_MS + 1) await delay(ms - SPIN_MS, undefined, { signal });
       while (performance.now() < deadline) {
         await nextTurn(undefined, { signal });
@@ -52,6 +61,7 @@ interface Sleeper {
   seq: number;
   resolve: () => void;
   cancelled: boolean;
+  background: boolean;
 }
 
 /**
@@ -61,7 +71,9 @@ interface Sleeper {
  * await. Sleepers due at the same instant wake in the order they went to sleep.
  *
  * Work that waits on anything other than this clock (real I/O, real models) is invisible
- * to it; use the real clock there.
+ * to it; use the real clock there. Background sleepers advance time like any other, but while
+ * only they are left the pending wake-up does not keep the process alive (as the real clock's
+ * background timers do not).
  */
 export class VirtualClock implements Clock {
   readonly kind = "virtual" as const;
@@ -69,16 +81,17 @@ export class VirtualClock implements Clock {
   private seq = 0;
   /** Pending sleepers sorted by (at, seq); there are only ever a handful. */
   private queue: Sleeper[] = [];
-  private wakeScheduled = false;
+  /** The pending wake-up, if any. */
+  private wakeUp: NodeJS.Immediate | undefined;
 
   now(): number {
     return this.t;
   }
 
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  sleep(ms: number, signal?: AbortSignal, options?: SleepOptions): Promise<void> {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     return new Promise<void>((resolve, reject) => {
-      const sleeper: Sleeper = { at: this.t + Math.max(0, ms), seq: this.seq++, resolve, cancelled: false };
+      const sleeper: Sleeper = { at: this.t + Math.max(0, ms), seq: this.seq++, resolve, cancelled: false, background: options?.background ?? false };
       if (signal) {
         const onAbort = (): void => {
           sleeper.cancelled = true;
@@ -107,13 +120,13 @@ export class VirtualClock implements Clock {
   }
 
   private scheduleWake(): void {
-    if (this.wakeScheduled) return;
-    this.wakeScheduled = true;
-    setImmediate(this.wake);
+    this.wakeUp ??= setImmediate(this.wake);
+    if (this.queue.every((s) => s.cancelled || s.background)) this.wakeUp.unref();
+    else this.wakeUp.ref();
   }
 
   private readonly wake = (): void => {
-    this.wakeScheduled = false;
+    this.wakeUp = undefined;
     let next = this.queue.shift();
     while (next?.cancelled) next = this.queue.shift();
     if (!next) return;

@@ -1,7 +1,7 @@
 /**
  * Observed costs: target tasks by the number of drafts they verified, and drafter steps. The
- * target pool owns one, so what one generation learned about the instances serves the next
- * from its first token (DSI's slack and guard rules and the adaptive lookahead read it).
+ * runtime owns one (`Runtime.learned`), so what one generation learned about the instances
+ * serves the next from its first token (DSI's slack and guard rules and the adaptive lookahead read it).
  * Prefill tasks (an instance's first read of a generation's context) cost what the context's
  * length makes them cost, not what a step costs: they are kept out of the means and of the
  * rules' estimates, where they only stand in for a size not seen lately, in the direction
@@ -11,7 +11,7 @@
  * last `RECENT_TASKS` tasks of a size. A recent min (max) follows a change in the safe
  * direction at once (a quicker step, a slower window) and forgets an outlier (a slow spell,
  * a misclassified task) after `RECENT_TASKS` tasks of its size, or `RECENT_HORIZON` tasks of
- * any size: on a long-running pool nothing that happened once decides the rules for good.
+ * any size: on a long-running runtime nothing that happened once decides the rules for good.
  */
 
 /**
@@ -110,7 +110,7 @@ export class TaskCosts {
 
   /**
    * A lower estimate of non-SI's step now (the slack rule's deadline): the quickest recent
-   * one-token pass. Before one was seen lately (a fresh pool: every first task of a generation
+   * one-token pass. Before one was seen lately (a fresh runtime: every first task of a generation
    * on an instance is a prefill), the quickest recent one-token prefill, if it was no slower
    * than every recent task of any size: with flat costs a step exactly, else off by at most
    * what a window costs more than a step (as the rules allow for what was not observed yet).
@@ -229,9 +229,10 @@ export class AcceptanceMemory {
 }
 
 /**
- * What pools learn about their instances: task costs and acceptance. A backend passes one to
- * every runtime it builds over the same instances, so a new runtime starts from what the
- * earlier ones observed (the adaptive lookahead needs no cold start for each).
+ * What generations learn about a runtime's instances: task costs and acceptance. The runtime
+ * owns it (`Runtime.learned`); a runtime built over the same instances as an earlier one may
+ * start from the earlier one's (`RuntimeParts.learned`), so the adaptive lookahead needs no
+ * cold start for each.
  */
 export interface Learned {
   costs: TaskCosts;

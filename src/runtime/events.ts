@@ -1,6 +1,7 @@
 /**
  * The engine's event log: what each instance did and when. Tests read it to check
- * preemption; the trace writer turns it into a timeline.
+ * preemption and leases; the trace writer turns it into a timeline. Generations record their
+ * events here, the target pool its leases and its instances' losses and returns.
  */
 
 export type EngineEvent =
@@ -46,22 +47,49 @@ export type EngineEvent =
       msPerToken: number;
       plainMsPerToken: number | undefined;
     }
-  /** A position decided: the token, the task whose output decided it (-1: non-SI step), how. */
-  | { t: number; type: "commit"; pos: number; token: number; task: number; epoch: number; outcome: "accepted" | "rejected" | "target" };
+  /**
+   * A position decided: the token, the task whose output decided it (every algorithm's: a
+   * non-SI step is a task too), how.
+   */
+  | { t: number; type: "commit"; pos: number; token: number; task: number; epoch: number; outcome: "accepted" | "rejected" | "target" }
+  /**
+   * The target pool: an instance leased to a member (a generation, numbered from 0 in joining
+   * order) or handed back; retired (lost: its worker died, `why`); back after it was lost.
+   */
+  | { t: number; type: "lease" | "release"; instance: number; member: number }
+  | { t: number; type: "retire"; instance: number; member: number; label: string; why: string }
+  | { t: number; type: "rejoin"; instance: number; label: string };
 
 export type EventType = EngineEvent["type"];
 
 /** Distributive Omit, so each event variant keeps its own fields. */
 type WithoutTime<E> = E extends unknown ? Omit<E, "t"> : never;
 
+/** The pool's events (see runtime/pool.ts). */
+export type PoolEvent = Extract<EngineEvent, { type: "lease" | "release" | "retire" | "rejoin" }>;
+
+export function isPoolEvent(e: EngineEvent): e is PoolEvent {
+  return e.type === "lease" || e.type === "release" || e.type === "retire" || e.type === "rejoin";
+}
+
+export type EventListener = (event: EngineEvent) => void;
+
 export class EventLog {
   readonly events: EngineEvent[] = [];
+  private readonly listeners = new Set<EventListener>();
+  /** `enabled`: whether events are kept (a long-lived runtime's log would only grow; listeners hear them either way). */
   constructor(private readonly now: () => number, readonly enabled = true) {}
   /** Records `event` (the object itself, stamped with the time: callers pass a fresh literal). */
   emit(event: WithoutTime<EngineEvent>): void {
-    if (!this.enabled) return;
+    if (!this.enabled && this.listeners.size === 0) return;
     const e = event as EngineEvent;
     e.t = this.now();
-    this.events.push(e);
+    if (this.enabled) this.events.push(e);
+    for (const l of this.listeners) l(e);
+  }
+  /** Hears every event from now on, kept or not (a server logs lost instances); returns the way to stop. */
+  listen(listener: EventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 }

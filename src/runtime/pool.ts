@@ -1,8 +1,10 @@
 /**
- * The target pool: the target instances of one process, shared by every generation running
- * in it. A generation joins the pool (a `PoolMember`), leases an instance for each task and
+ * The target pool: the target instances of one runtime, shared by every generation running
+ * on it. A generation joins the pool (a `PoolMember`), leases an instance for each task and
  * hands it back when the task's evaluation has settled, so no instance ever runs two tasks at
- * once.
+ * once. The pool only leases; what generations learn about the instances lives in the
+ * runtime (`Runtime.learned`), which instances are lost and whether they come back in
+ * `InstanceHealth` (instance-health.ts).
  *
  * Policy between generations (fair, and what keeps each generation's guarantees):
  * - A `frontier` claim decides a generation's first undecided position (every non-SI and SI
@@ -29,7 +31,12 @@
  */
 import type { ModelInstance } from "../core/instance.js";
 import { AbortError } from "./abort.js";
-import { newLearned, type AcceptanceMemory, type Learned, type TaskCosts } from "./costs.js";
+import { RealClock, type Clock } from "./clock.js";
+import type { EventLog } from "./events.js";
+import { InstanceHealth } from "./instance-health.js";
+
+export { NoInstanceError } from "./instance-health.js";
+export type { PoolEvent } from "./events.js";
 
 /** What a task needs an instance for (see the policy above). */
 export type Claim = "frontier" | "window";
@@ -41,15 +48,11 @@ export interface Lease {
   /** Hands the instance back. Call once, when its evaluation has settled, never while it runs. */
   release(): void;
   /**
-   * Takes the instance out of the pool for good (it is lost: its worker died); `why` is kept
-   * for the error when no instance is left. Instead of `release`, once.
+   * Takes the instance out of the pool (it is lost: its worker died); `why` is kept for the
+   * error when no instance is left. Instead of `release`, once. An instance that can come
+   * back (`ModelInstance.probe`) rejoins when it answers again.
    */
   retire(why: string): void;
-}
-
-/** Every instance of the pool was lost: the message lists them and why. */
-export class NoInstanceError extends Error {
-  override readonly name = "NoInstanceError";
 }
 
 export interface TargetPoolOptions {
@@ -60,6 +63,10 @@ export interface TargetPoolOptions {
   /** The targets' vocabulary and end-of-sequence token (every instance must match). */
   vocabSize: number;
   eosToken: number | undefined;
+  /** The runtime's clock: probes of lost instances and the rejoin grace run on it. Defaults to a real clock. */
+  clock?: Clock;
+  /** Where leases, releases, losses and rejoins are recorded (the runtime's event log); default: nowhere. */
+  events?: EventLog;
   /**
    * How often a lost instance that can come back (`ModelInstance.probe`) is asked whether it
    * serves again, in milliseconds. Defaults to 1000.
@@ -71,125 +78,133 @@ export interface TargetPoolOptions {
    * in milliseconds. Defaults to 5000.
    */
   rejoinGraceMs?: number;
-  /** Costs and acceptance observed by earlier pools over the same instances; default: none yet. */
-  learned?: Learned;
-}
-
-/** A pool event: an instance leased, handed back, retired (lost), or back after it was lost (for tests and traces). */
-export interface PoolEvent {
-  type: "lease" | "release" | "retire" | "rejoin";
-  instance: number;
-  /** The member (generation) that leased it, numbered from 0 in joining order; -1 for a rejoin. */
-  member: number;
-  /** A retirement's cause. */
-  why?: string;
 }
 
 /** Upper bound on `size` (1024 targets is already far past any machine's devices). */
 export const MAX_POOL_SIZE = 1024;
 
-type SlotState = "empty" | "creating" | "idle" | "busy" | "lost";
-
-interface Waiter {
-  member: PoolMember;
-  claim: Claim;
-  seq: number;
-  resolve: (lease: Lease) => void;
-  reject: (err: unknown) => void;
-}
-
 /** A generation's membership in the pool: how it leases instances. */
-export class PoolMember {
+export interface PoolMember {
+  /** Numbered from 0 in joining order (the event log names members by it). */
+  readonly id: number;
+  /** Most instances this member holds at once (its generation's speculation parallelism). */
+  readonly limit: number;
   /** Whether the member may run: admitted at join, or later when a running generation ends. */
-  admitted = false;
-  /** Frontier leases this member holds now. */
-  frontierLeases = 0;
+  readonly admitted: boolean;
   /** Leases of any kind this member holds now. */
-  leases = 0;
-  private left = false;
-  constructor(
-    private readonly pool: TargetPool,
-    readonly id: number,
-    /** Most instances this member holds at once (its generation's speculation parallelism). */
-    readonly limit: number,
-  ) {}
-
-  /** Whether the member may take one more instance. */
-  get underLimit(): boolean {
-    return this.leases < this.limit;
-  }
-
+  readonly leases: number;
+  /** Frontier leases this member holds now. */
+  readonly frontierLeases: number;
   /**
    * Resolves once the member is admitted (at once when it was at join): at most as many
    * generations run as there are live instances. Rejects with an AbortError if `signal`
    * aborts first (the member leaves the queue), or a NoInstanceError when every instance is lost.
    */
-  admission(signal?: AbortSignal): Promise<void> {
-    return this.pool.admissionOf(this, signal);
-  }
-
+  admission(signal?: AbortSignal): Promise<void>;
   /** A lease at once when the policy allows one now; undefined otherwise. Never waits. */
-  tryAcquire(claim: Claim): Lease | undefined {
-    return this.pool.tryAcquireFor(this, claim);
-  }
-
+  tryAcquire(claim: Claim): Lease | undefined;
   /**
    * A lease when the policy allows: at once, or when an instance is released or made.
-   * Rejects with an AbortError if `signal` aborts first (the claim is withdrawn), or with the
-   * factory's error if making the instance fails.
+   * Rejects with an AbortError if `signal` aborts first (the claim is withdrawn); with the
+   * factory's error if making an instance fails while this is the first waiting claim in
+   * serving order (the one that instance would have gone to); with a NoInstanceError when
+   * every instance is lost.
    */
-  acquire(claim: Claim, signal?: AbortSignal): Promise<Lease> {
-    return this.pool.acquireFor(this, claim, signal);
-  }
-
+  acquire(claim: Claim, signal?: AbortSignal): Promise<Lease>;
   /** Instances a window claim of this member could take now (beyond the others' reserve). */
-  available(): number {
-    return this.pool.availableTo(this);
+  available(): number;
+  /** Leaves the pool (the generation ended); its reserve goes back to the others. Idempotent. */
+  leave(): void;
+}
+
+/** What a member asks of its pool: the pool's policy, behind a narrow door. */
+interface MemberHost {
+  admission(m: Member, signal?: AbortSignal): Promise<void>;
+  tryAcquire(m: Member, claim: Claim): Lease | undefined;
+  acquire(m: Member, claim: Claim, signal?: AbortSignal): Promise<Lease>;
+  available(m: Member): number;
+  leave(m: Member): void;
+}
+
+/** A member's state, kept by its pool (only the pool changes it). */
+class Member implements PoolMember {
+  admitted = false;
+  leases = 0;
+  frontierLeases = 0;
+  left = false;
+  constructor(
+    private readonly host: MemberHost,
+    readonly id: number,
+    readonly limit: number,
+  ) {}
+
+  get underLimit(): boolean {
+    return this.leases < this.limit;
   }
 
-  /** Leaves the pool (the generation ended); its reserve goes back to the others. Idempotent. */
+  admission(signal?: AbortSignal): Promise<void> {
+    return this.host.admission(this, signal);
+  }
+
+  tryAcquire(claim: Claim): Lease | undefined {
+    return this.host.tryAcquire(this, claim);
+  }
+
+  acquire(claim: Claim, signal?: AbortSignal): Promise<Lease> {
+    return this.host.acquire(this, claim, signal);
+  }
+
+  available(): number {
+    return this.host.available(this);
+  }
+
   leave(): void {
     if (this.left) return;
     this.left = true;
-    this.pool.remove(this);
+    this.host.leave(this);
   }
+}
+
+type SlotState = "empty" | "creating" | "idle" | "busy" | "lost";
+
+interface Waiter {
+  member: Member;
+  claim: Claim;
+  resolve: (lease: Lease) => void;
+  reject: (err: unknown) => void;
 }
 
 export class TargetPool {
   readonly size: number;
   readonly vocabSize: number;
   readonly eosToken: number | undefined;
-  /** Observed task durations, kept across generations (DSI's slack and guard rules, the adaptive lookahead). */
-  readonly costs: TaskCosts;
-  /** Acceptance of drafts seen by the generations on this pool (the adaptive lookahead's prior). */
-  readonly acceptance: AcceptanceMemory;
-  /** When set, every lease and release is appended here, in order. */
-  log: PoolEvent[] | undefined;
-  /** When set, hears each retirement and rejoin as it happens (a long-lived process logs them). */
-  onLossOrReturn: ((e: PoolEvent, label: string) => void) | undefined;
   private readonly instances: (ModelInstance | undefined)[] = [];
   /** The member that leased each instance last (instance affinity, see idleFor). */
-  private readonly lastUser: (PoolMember | undefined)[] = [];
+  private readonly lastUser: (Member | undefined)[] = [];
   private readonly slots: SlotState[];
-  private readonly members = new Set<PoolMember>();
+  /** Slots in each state, kept with `slots` (setSlot): the policy reads them on every claim. */
+  private readonly count: Record<SlotState, number> = { empty: 0, creating: 0, idle: 0, busy: 0, lost: 0 };
+  private readonly members = new Set<Member>();
+  /** Admitted members holding no frontier lease: each has one instance in reserve. */
+  private unreserved = 0;
   /** Members waiting to be admitted, in joining order, with their waiters once they wait. */
-  private readonly admissionQueue: PoolMember[] = [];
-  private readonly admissionWaiters = new Map<PoolMember, { resolve: () => void; reject: (err: unknown) => void }>();
+  private readonly admissionQueue: Member[] = [];
+  private readonly admissionWaiters = new Map<Member, { resolve: () => void; reject: (err: unknown) => void }>();
   private running = 0;
   private memberIds = 0;
-  private waiting: Waiter[] = [];
-  private waiterSeq = 0;
-  /** Why each lost instance was retired, for the error when none is left. */
-  private readonly losses: string[] = [];
+  /** Waiting claims by kind, each in arrival order (serving order is worked out from these, see `first`). */
+  private readonly frontierWaiters: Waiter[] = [];
+  private readonly windowWaiters: Waiter[] = [];
   private readonly create: TargetPoolOptions["create"];
-  private readonly reviveIntervalMs: number;
-  private readonly rejoinGraceMs: number;
-  /** Lost instances being probed (they may come back). */
-  private readonly returning = new Set<number>();
-  /** When the last live instance was lost (the rejoin grace counts from here), and its timer. */
-  private noneSince = 0;
-  private graceTimer: ReturnType<typeof setTimeout> | undefined;
-  private closed = false;
+  private readonly events: EventLog | undefined;
+  private readonly health: InstanceHealth;
+  private readonly host: MemberHost = {
+    admission: (m, signal) => this.admissionOf(m, signal),
+    tryAcquire: (m, claim) => this.tryAcquireFor(m, claim),
+    acquire: (m, claim, signal) => this.acquireFor(m, claim, signal),
+    available: (m) => this.availableTo(m),
+    leave: (m) => this.remove(m),
+  };
 
   constructor(o: TargetPoolOptions) {
     if (!(Number.isInteger(o.size) && o.size >= 1 && o.size <= MAX_POOL_SIZE)) {
@@ -199,16 +214,25 @@ export class TargetPool {
     this.create = o.create;
     this.vocabSize = o.vocabSize;
     this.eosToken = o.eosToken;
-    this.reviveIntervalMs = o.reviveIntervalMs ?? 1000;
-    this.rejoinGraceMs = o.rejoinGraceMs ?? 5000;
-    ({ costs: this.costs, acceptance: this.acceptance } = o.learned ?? newLearned());
+    this.events = o.events;
     this.slots = new Array<SlotState>(o.size).fill("empty");
+    this.count.empty = o.size;
+    this.health = new InstanceHealth({
+      clock: o.clock ?? new RealClock(),
+      reviveIntervalMs: o.reviveIntervalMs ?? 1000,
+      rejoinGraceMs: o.rejoinGraceMs ?? 5000,
+      onReturn: (index) => this.rejoin(index),
+      onHopeChanged: () => this.failIfHopeless(),
+    });
   }
 
-  /** Stops asking lost instances whether they are back. Idempotent. */
+  /**
+   * Stops asking lost instances whether they are back (the runtime closes); with none left,
+   * the claims that waited for one fail now. Idempotent.
+   */
   close(): void {
-    this.closed = true;
-    clearTimeout(this.graceTimer);
+    this.health.close();
+    this.failIfHopeless();
   }
 
   /** A pool over existing instances (the first one's vocabulary and EOS). */
@@ -223,7 +247,7 @@ export class TargetPool {
    */
   join(limit = this.size): PoolMember {
     if (!(Number.isInteger(limit) && limit >= 1 && limit <= this.size)) throw new RangeError(`a member's instance limit must be an integer in 1..${this.size}, got ${limit}`);
-    const m = new PoolMember(this, this.memberIds++, limit);
+    const m = new Member(this.host, this.memberIds++, limit);
     this.members.add(m);
     this.admissionQueue.push(m);
     this.admit();
@@ -240,22 +264,50 @@ export class TargetPool {
     return this.admissionQueue.length;
   }
 
+  /** Instances created so far (lost ones included). */
+  get created(): number {
+    return this.count.idle + this.count.busy + this.count.lost;
+  }
+
+  /** Instances that can still serve (created or not). */
+  get alive(): number {
+    return this.size - this.count.lost;
+  }
+
+  /** Instances evaluating now. */
+  get busy(): number {
+    return this.count.busy;
+  }
+
+  /** Idle instances plus those not created yet. */
+  free(): number {
+    return this.count.idle + this.count.empty;
+  }
+
+  private setSlot(index: number, state: SlotState): void {
+    this.count[this.slots[index]]--;
+    this.count[state]++;
+    this.slots[index] = state;
+  }
+
+  // ---- admission ----
+
   /** Admits waiting members, oldest first, while fewer run than instances are alive. */
   private admit(): void {
     while (this.admissionQueue.length > 0 && this.running < this.alive) {
       const m = this.admissionQueue.shift()!;
       m.admitted = true;
       this.running++;
+      if (m.frontierLeases === 0) this.unreserved++;
       this.admissionWaiters.get(m)?.resolve();
       this.admissionWaiters.delete(m);
     }
   }
 
-  /** @internal */
-  admissionOf(m: PoolMember, signal?: AbortSignal): Promise<void> {
+  private admissionOf(m: Member, signal?: AbortSignal): Promise<void> {
     if (m.admitted) return Promise.resolve();
     if (signal?.aborted) return Promise.reject(new AbortError());
-    if (this.hopeless()) return Promise.reject(this.noneLeft());
+    if (this.hopeless()) return Promise.reject(this.health.noneLeft());
     return new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
         if (!this.admissionWaiters.has(m)) return;
@@ -277,102 +329,115 @@ export class TargetPool {
     });
   }
 
-  /** Instances created so far (lost ones included). */
-  get created(): number {
-    return this.slots.filter((s) => s !== "empty" && s !== "creating").length;
+  private remove(m: Member): void {
+    this.members.delete(m);
+    if (m.admitted) {
+      this.running--;
+      if (m.frontierLeases === 0) this.unreserved--;
+    } else {
+      const at = this.admissionQueue.indexOf(m);
+      if (at >= 0) this.admissionQueue.splice(at, 1);
+      this.admissionWaiters.get(m)?.reject(new AbortError());
+      this.admissionWaiters.delete(m);
+    }
+    this.admit();
+    this.serve(); // its reserve is free for the others now
   }
 
-  /** Instances that can still serve (created or not). */
-  get alive(): number {
-    return this.slots.filter((s) => s !== "lost").length;
-  }
+  // ---- no instance left ----
 
-  private noneLeft(): NoInstanceError {
-    return new NoInstanceError(`no target instance left: ${this.losses.join("; ")}`);
-  }
-
-  /**
-   * No live instance: whether claims must fail now (nothing can come back, or the rejoin grace
-   * is over) rather than wait for a lost instance to rejoin.
-   */
+  /** No live instance, and claims must fail now rather than wait for one to rejoin. */
   private hopeless(): boolean {
-    return this.alive === 0 && (this.returning.size === 0 || this.closed || Date.now() - this.noneSince >= this.rejoinGraceMs);
+    return this.alive === 0 && this.health.hopeless();
   }
 
   /** Fails every waiting claim and admission when no instance is left and none may come back in time. */
   private failIfHopeless(): void {
     if (this.alive > 0) return;
     if (!this.hopeless()) {
-      if (this.graceTimer === undefined && (this.waiting.length > 0 || this.admissionWaiters.size > 0)) {
-        this.graceTimer = setTimeout(() => {
-          this.graceTimer = undefined;
-          this.failIfHopeless();
-        }, this.noneSince + this.rejoinGraceMs - Date.now());
-      }
+      if (this.frontierWaiters.length + this.windowWaiters.length > 0 || this.admissionWaiters.size > 0) this.health.awaitGraceEnd();
       return;
     }
-    clearTimeout(this.graceTimer);
-    this.graceTimer = undefined;
-    const err = this.noneLeft();
-    for (const w of this.waiting.splice(0)) w.reject(err);
+    this.health.cancelGraceEnd();
+    const err = this.health.noneLeft();
+    for (const w of [...this.frontierWaiters.splice(0), ...this.windowWaiters.splice(0)]) w.reject(err);
     for (const w of this.admissionWaiters.values()) w.reject(err);
     this.admissionWaiters.clear();
-  }
-
-  /** Instances evaluating now. */
-  get busy(): number {
-    let n = 0;
-    for (const s of this.slots) if (s === "busy") n++;
-    return n;
-  }
-
-  /** Idle instances plus those not created yet. */
-  free(): number {
-    let n = 0;
-    for (const s of this.slots) if (s === "idle" || s === "empty") n++;
-    return n;
   }
 
   // ---- the policy ----
 
   /** Instances kept for the other members' frontier claims. */
-  private reserveFor(m: PoolMember): number {
-    let n = 0;
-    for (const o of this.members) if (o !== m && o.admitted && o.frontierLeases === 0) n++;
-    return n;
+  private reserveFor(m: Member): number {
+    return this.unreserved - (m.admitted && m.frontierLeases === 0 && this.members.has(m) ? 1 : 0);
   }
 
   /** The member's own frontier claim while it holds none: served first, past the reserve. */
-  private urgent(m: PoolMember, claim: Claim): boolean {
+  private urgent(m: Member, claim: Claim): boolean {
     return claim === "frontier" && m.frontierLeases === 0;
   }
 
-  /** Serving order: urgent frontier claims, other frontier claims, windows. */
-  private rank(w: { member: PoolMember; claim: Claim }): number {
-    return this.urgent(w.member, w.claim) ? 0 : w.claim === "frontier" ? 1 : 2;
-  }
-
-  private grantable(m: PoolMember, claim: Claim): boolean {
+  private grantable(m: Member, claim: Claim): boolean {
     const free = this.free();
     return free > 0 && m.underLimit && (this.urgent(m, claim) || free > this.reserveFor(m));
   }
 
-  /** @internal */
-  availableTo(m: PoolMember): number {
+  private availableTo(m: Member): number {
     return Math.max(0, Math.min(this.free() - this.reserveFor(m), m.limit - m.leases));
   }
 
-  /** @internal */
-  tryAcquireFor(m: PoolMember, claim: Claim): Lease | undefined {
-    const rank = this.rank({ member: m, claim });
-    // Claims waiting before this one, of the same or a higher rank, go first (a member at its
-    // limit waits for its own release, not in anyone's way).
-    if (this.waiting.some((w) => this.rank(w) <= rank && w.member.underLimit)) return undefined;
+  /**
+   * The first waiting claim in serving order (urgent frontier claims, other frontier claims,
+   * windows; oldest first within each), among the grantable ones when `grantableOnly`.
+   */
+  private first(grantableOnly: boolean): Waiter | undefined {
+    let frontier: Waiter | undefined;
+    for (const w of this.frontierWaiters) {
+      if (grantableOnly && !this.grantable(w.member, w.claim)) continue;
+      if (this.urgent(w.member, w.claim)) return w;
+      frontier ??= w;
+    }
+    if (frontier) return frontier;
+    for (const w of this.windowWaiters) if (!grantableOnly || this.grantable(w.member, w.claim)) return w;
+    return undefined;
+  }
+
+  /** Whether more than `n` waiting claims are grantable now. */
+  private grantableMoreThan(n: number): boolean {
+    let seen = 0;
+    for (const list of [this.frontierWaiters, this.windowWaiters]) {
+      for (const w of list) if (this.grantable(w.member, w.claim) && ++seen > n) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Whether a claim waits that goes before a new claim of this kind: one of the same or a
+   * higher rank (a member at its limit waits for its own release, not in anyone's way).
+   */
+  private queuedBefore(m: Member, claim: Claim): boolean {
+    const urgent = this.urgent(m, claim);
+    for (const w of this.frontierWaiters) {
+      if (w.member.underLimit && (!urgent || this.urgent(w.member, w.claim))) return true;
+    }
+    return claim === "window" && this.windowWaiters.some((w) => w.member.underLimit);
+  }
+
+  private withdraw(w: Waiter): boolean {
+    const list = w.claim === "frontier" ? this.frontierWaiters : this.windowWaiters;
+    const at = list.indexOf(w);
+    if (at < 0) return false;
+    list.splice(at, 1);
+    return true;
+  }
+
+  private tryAcquireFor(m: Member, claim: Claim): Lease | undefined {
+    if (this.queuedBefore(m, claim)) return undefined;
     if (!this.grantable(m, claim)) return undefined;
     const idle = this.idleFor(m);
     if (idle >= 0) return this.lease(idle, m, claim);
     // Instances on the way go to waiting claims (serve); this one may start the next.
-    if (this.slots.includes("creating")) return undefined;
+    if (this.count.creating > 0) return undefined;
     const empty = this.slots.indexOf("empty");
     const made = this.make(empty);
     if (made instanceof Promise) {
@@ -386,10 +451,9 @@ export class TargetPool {
     return this.lease(empty, m, claim);
   }
 
-  /** @internal */
-  acquireFor(m: PoolMember, claim: Claim, signal?: AbortSignal): Promise<Lease> {
+  private acquireFor(m: Member, claim: Claim, signal?: AbortSignal): Promise<Lease> {
     if (signal?.aborted) return Promise.reject(new AbortError());
-    if (this.hopeless()) return Promise.reject(this.noneLeft());
+    if (this.hopeless()) return Promise.reject(this.health.noneLeft());
     try {
       const now = this.tryAcquireFor(m, claim);
       if (now) return Promise.resolve(now);
@@ -398,16 +462,13 @@ export class TargetPool {
     }
     return new Promise<Lease>((resolve, reject) => {
       const onAbort = (): void => {
-        const before = this.waiting.length;
-        this.waiting = this.waiting.filter((w) => w !== waiter);
-        if (this.waiting.length === before) return;
+        if (!this.withdraw(waiter)) return;
         reject(new AbortError());
         this.serve(); // a withdrawn claim may have been holding others back
       };
       const waiter: Waiter = {
         member: m,
         claim,
-        seq: this.waiterSeq++,
         resolve: (lease) => {
           signal?.removeEventListener("abort", onAbort);
           resolve(lease);
@@ -418,47 +479,31 @@ export class TargetPool {
         },
       };
       signal?.addEventListener("abort", onAbort, { once: true });
-      this.waiting.push(waiter);
+      (claim === "frontier" ? this.frontierWaiters : this.windowWaiters).push(waiter);
       this.serve();
       this.failIfHopeless(); // no instance now: wait for a rejoin, within the grace
     });
   }
 
-  /** @internal */
-  remove(m: PoolMember): void {
-    this.members.delete(m);
-    if (m.admitted) this.running--;
-    else {
-      const at = this.admissionQueue.indexOf(m);
-      if (at >= 0) this.admissionQueue.splice(at, 1);
-      this.admissionWaiters.get(m)?.reject(new AbortError());
-      this.admissionWaiters.delete(m);
-    }
-    this.admit();
-    this.serve(); // its reserve is free for the others now
-  }
-
   /** Grants waiting claims, best rank first, while the policy allows. */
   private serve(): void {
     for (;;) {
-      const ready = this.waiting.filter((w) => this.grantable(w.member, w.claim)).sort((a, b) => this.rank(a) - this.rank(b) || a.seq - b.seq);
-      const w = ready[0];
+      const w = this.first(true);
       if (!w) return;
       const idle = this.idleFor(w.member);
       if (idle >= 0) {
-        this.waiting = this.waiting.filter((x) => x !== w);
+        this.withdraw(w);
         w.resolve(this.lease(idle, w.member, w.claim));
         continue;
       }
       // Only instances still to be made are free: make one unless enough are on the way.
-      const creating = this.slots.filter((s) => s === "creating").length;
-      if (creating >= ready.length) return;
+      if (!this.grantableMoreThan(this.count.creating)) return;
       const empty = this.slots.indexOf("empty");
       let made: ModelInstance | Promise<void>;
       try {
         made = this.make(empty);
       } catch (err) {
-        this.waiting = this.waiting.filter((x) => x !== w);
+        this.withdraw(w);
         w.reject(err);
         continue;
       }
@@ -477,7 +522,7 @@ export class TargetPool {
    * instance no live member used last, else the first idle one; -1 when none is idle. The
    * policy above decides who is served; this only decides which instance.
    */
-  private idleFor(m: PoolMember): number {
+  private idleFor(m: Member): number {
     let fallback = -1;
     let unclaimed = -1;
     for (let i = 0; i < this.slots.length; i++) {
@@ -490,11 +535,15 @@ export class TargetPool {
     return unclaimed >= 0 ? unclaimed : fallback;
   }
 
-  /** Creation failed: the first waiter learns why its instance never came. */
+  /**
+   * Making an instance failed. Instances are not made for one claim: each goes to the first
+   * claim in serving order once it is ready. So the failure goes to that claim, the one the
+   * instance would have gone to (grantable now or not); the others keep waiting.
+   */
   private failFirst(err: unknown): void {
-    const w = [...this.waiting].sort((a, b) => this.rank(a) - this.rank(b) || a.seq - b.seq)[0];
+    const w = this.first(false);
     if (w) {
-      this.waiting = this.waiting.filter((x) => x !== w);
+      this.withdraw(w);
       w.reject(err);
     }
     this.serve();
@@ -510,18 +559,18 @@ export class TargetPool {
       this.add(made, index);
       return made;
     }
-    this.slots[index] = "creating";
+    this.setSlot(index, "creating");
     return made.then(
       (instance) => {
         try {
           this.add(instance, index);
         } catch (err) {
-          this.slots[index] = "empty";
+          this.setSlot(index, "empty");
           throw err;
         }
       },
       (err: unknown) => {
-        this.slots[index] = "empty";
+        this.setSlot(index, "empty");
         throw err;
       },
     );
@@ -532,79 +581,56 @@ export class TargetPool {
       throw new RangeError(`target instance ${index} has a vocabulary of ${instance.vocabSize}, the pool's targets have ${this.vocabSize}`);
     }
     this.instances[index] = instance;
-    this.slots[index] = "idle";
+    this.setSlot(index, "idle");
   }
 
-  private lease(index: number, m: PoolMember, claim: Claim): Lease {
-    this.slots[index] = "busy";
+  private holds(m: Member, claim: Claim, delta: 1 | -1): void {
+    m.leases += delta;
+    if (claim !== "frontier") return;
+    const unreservedBefore = m.frontierLeases === 0;
+    m.frontierLeases += delta;
+    // Only an admitted member still in the pool has (or had) a reserve.
+    if (m.admitted && this.members.has(m) && unreservedBefore !== (m.frontierLeases === 0)) this.unreserved += unreservedBefore ? -1 : 1;
+  }
+
+  private lease(index: number, m: Member, claim: Claim): Lease {
+    this.setSlot(index, "busy");
     this.lastUser[index] = m;
-    m.leases++;
-    if (claim === "frontier") m.frontierLeases++;
-    this.log?.push({ type: "lease", instance: index, member: m.id });
+    this.holds(m, claim, 1);
+    this.events?.emit({ type: "lease", instance: index, member: m.id });
     let released = false;
     const end = (): void => {
       if (released) throw new Error(`target instance ${index} released twice`);
       released = true;
-      m.leases--;
-      if (claim === "frontier") m.frontierLeases--;
-      this.log?.push({ type: "release", instance: index, member: m.id });
+      this.holds(m, claim, -1);
+      this.events?.emit({ type: "release", instance: index, member: m.id });
     };
     return {
       instance: this.instances[index]!,
       index,
       release: () => {
         end();
-        this.slots[index] = "idle";
+        this.setSlot(index, "idle");
         this.serve();
       },
       retire: (why) => {
         end();
-        this.slots[index] = "lost";
-        const loss = `${this.instances[index]!.label}: ${why}`;
-        this.losses.push(loss);
-        const e: PoolEvent = { type: "retire", instance: index, member: m.id, why };
-        this.log?.push(e);
-        this.onLossOrReturn?.(e, this.instances[index]!.label);
-        this.watchForReturn(index, loss);
-        if (this.alive === 0) this.noneSince = Date.now();
+        this.setSlot(index, "lost");
+        const instance = this.instances[index]!;
+        this.events?.emit({ type: "retire", instance: index, member: m.id, label: instance.label, why });
+        this.health.lost(index, instance, why, this.alive === 0);
         this.failIfHopeless();
         this.serve();
       },
     };
   }
 
-  /**
-   * A lost instance that can come back (a restarted worker) is probed on a timer (real time:
-   * only remote instances probe) and rejoins the pool, same index, when it answers unchanged.
-   */
-  private watchForReturn(index: number, loss: string): void {
-    const instance = this.instances[index]!;
-    if (!instance.probe) return;
-    this.returning.add(index);
-    const check = (): void => {
-      if (this.closed) return;
-      instance.probe!().then(
-        (back) => {
-          if (this.closed || this.slots[index] !== "lost") return;
-          if (!back) return void setTimeout(check, this.reviveIntervalMs).unref();
-          this.slots[index] = "idle";
-          this.returning.delete(index);
-          clearTimeout(this.graceTimer);
-          this.graceTimer = undefined;
-          this.losses.splice(this.losses.indexOf(loss), 1);
-          const e: PoolEvent = { type: "rejoin", instance: index, member: -1 };
-          this.log?.push(e);
-          this.onLossOrReturn?.(e, instance.label);
-          this.admit();
-          this.serve();
-        },
-        () => {
-          // It will not come back: stays lost, and claims stop waiting for it.
-          this.returning.delete(index);
-          this.failIfHopeless();
-        },
-      );
-    };
-    setTimeout(check, this.reviveIntervalMs).unref();
+  /** A lost instance answered again (InstanceHealth): it serves as before, same index. */
+  private rejoin(index: number): void {
+    if (this.slots[index] !== "lost") return;
+    this.setSlot(index, "idle");
+    this.events?.emit({ type: "rejoin", instance: index, label: this.instances[index]!.label });
+    this.admit();
+    this.serve();
   }
 }

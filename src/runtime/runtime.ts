@@ -1,6 +1,11 @@
-/** What a generation runs on: a clock, a drafter, the shared target pool and an event log. */
+/**
+ * What generations run on: a clock, a drafter, the shared target pool, what the generations
+ * learned so far, and an event log. One runtime serves many generations, one after another
+ * or at once: what one learned about the instances (costs, acceptance) serves the next.
+ */
 import type { ModelInstance } from "../core/instance.js";
 import type { Clock } from "./clock.js";
+import type { Learned } from "./costs.js";
 import type { EventLog } from "./events.js";
 import type { TargetPool } from "./pool.js";
 
@@ -9,9 +14,19 @@ export interface Runtime {
   drafter: ModelInstance;
   /** Target instances; its size is the speculation parallelism (SP) DSI may use. */
   pool: TargetPool;
+  /**
+   * Task costs and draft acceptance observed by the generations on this runtime: DSI's slack
+   * and guard rules and the adaptive lookahead read them from a generation's first token.
+   */
+  learned: Learned;
   events: EventLog;
   /** Hears what generations do, for metrics (a server's); optional. */
   observer?: RuntimeObserver;
+  /**
+   * Stops what runs in the background (the pool's probes of lost instances); generations
+   * still running fail once they need an instance that was lost. Idempotent.
+   */
+  close(): void;
 }
 
 /** Per-task and per-draft facts for metrics, without the event log's memory. */

@@ -12,7 +12,6 @@ import { syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
 import { VirtualClock } from "../../src/runtime/clock.js";
 import { EventLog, type EngineEvent } from "../../src/runtime/events.js";
-import type { PoolEvent } from "../../src/runtime/pool.js";
 import { profile } from "../helpers/run.js";
 
 const PROFILE = profile(10, 1);
@@ -29,8 +28,15 @@ async function solo(pair: SyntheticPair, i: number, algo: "dsi" | "nonsi", sp: n
   return { ...r, events: rt.events.events };
 }
 
-/** Checks from the pool's log that every instance alternates lease, release. */
-function assertOneTaskPerInstance(log: readonly PoolEvent[]): void {
+type LeaseEvent = Extract<EngineEvent, { type: "lease" | "release" }>;
+
+/** The pool's leases and releases in a runtime's event log. */
+function leases(events: readonly EngineEvent[]): LeaseEvent[] {
+  return events.filter((e): e is LeaseEvent => e.type === "lease" || e.type === "release");
+}
+
+/** Checks from the pool's leases that every instance alternates lease, release. */
+function assertOneTaskPerInstance(log: readonly LeaseEvent[]): void {
   const busy = new Map<number, number>();
   for (const e of log) {
     if (e.type === "lease") {
@@ -49,8 +55,8 @@ for (const n of [2, 8]) {
     const pair = new SyntheticPair({ vocab: 16, seed: 5, agreement: 0.7 });
     const sp = n + 2;
     const clock = new VirtualClock();
+    // The pool records its leases in the runtime's log, each generation its events in its own.
     const shared = syntheticRuntime({ pair, profile: PROFILE, sp, clock });
-    shared.pool.log = [];
     const logs = Array.from({ length: n }, () => new EventLog(() => clock.now()));
     const gens = logs.map((events, i) => generate("dsi", { ...shared, events }, options(i)));
     const results = await Promise.all(gens.map((g) => g.result));
@@ -63,8 +69,8 @@ for (const n of [2, 8]) {
       const nonsiCommits = alone.events.filter((e) => e.type === "commit");
       commits.forEach((e, k) => assert.ok(e.t <= nonsiCommits[k].t + 1e-9, `generation ${i} position ${k}: ${e.t} > non-SI ${nonsiCommits[k].t}`));
     }
-    assertOneTaskPerInstance(shared.pool.log);
-    assert.ok(shared.pool.log.filter((e) => e.type === "lease").length > 30 * n / 3, "the generations used the pool");
+    assertOneTaskPerInstance(leases(shared.events.events));
+    assert.ok(leases(shared.events.events).filter((e) => e.type === "lease").length > 30 * n / 3, "the generations used the pool");
     assert.ok(shared.pool.created <= sp);
     // The generations really overlapped: all of them finished in less than their time one after another.
     const total = results.reduce((t, r) => t + r.stats.timeMs, 0);
@@ -120,7 +126,6 @@ test("maxInstances caps one generation's instances: never more leases at once, s
   const pair = new SyntheticPair({ vocab: 16, seed: 4, agreement: 0.8 });
   for (const cap of [1, 2, 3]) {
     const rt = syntheticRuntime({ pair, profile: PROFILE, sp: 6 });
-    rt.pool.log = [];
     const others = [1, 2].map((i) => generate("dsi", rt, options(i)));
     const capped = generate("dsi", rt, { ...options(0), maxInstances: cap });
     const [r] = await Promise.all([capped.result, ...others.map((g) => g.result)]);
@@ -128,13 +133,13 @@ test("maxInstances caps one generation's instances: never more leases at once, s
     // Member 2 is the capped generation (joined third).
     let held = 0;
     let most = 0;
-    for (const e of rt.pool.log) {
+    for (const e of leases(rt.events.events)) {
       if (e.member !== 2) continue;
       held += e.type === "lease" ? 1 : e.type === "release" ? -1 : 0;
       most = Math.max(most, held);
     }
     assert.ok(most <= cap && most >= 1, `cap ${cap}: held ${most} at once`);
-    assertOneTaskPerInstance(rt.pool.log.filter((e) => e.type !== "rejoin"));
+    assertOneTaskPerInstance(leases(rt.events.events));
   }
   const rt = syntheticRuntime({ pair, profile: PROFILE, sp: 2 });
   assert.throws(() => generate("dsi", rt, { ...options(0), maxInstances: 3 }), /maxInstances must be an integer in 1\.\.2/);

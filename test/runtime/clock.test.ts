@@ -1,5 +1,6 @@
 /** Clocks: the deterministic virtual clock and the real clock's cancellation. */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { getEventListeners } from "node:events";
 import { describe, test } from "node:test";
 import { AbortError, isAbortError } from "../../src/runtime/abort.js";
@@ -130,6 +131,18 @@ describe("VirtualClock", () => {
     assert.equal(first.end, 21);
   });
 
+  test("background sleeps advance time like any other, in order with the others", async () => {
+    // (A foreground sleeper waits last: background sleepers alone keep no process alive.)
+    const clock = new VirtualClock();
+    const order: string[] = [];
+    await Promise.all([
+      clock.sleep(10, undefined, { background: true }).then(() => order.push(`probe at ${clock.now()}`)),
+      clock.sleep(5).then(() => order.push(`step at ${clock.now()}`)),
+      clock.sleep(20).then(() => order.push(`step at ${clock.now()}`)),
+    ]);
+    assert.deepEqual(order, ["step at 5", "probe at 10", "step at 20"]);
+  });
+
   test("pending() counts the sleepers still waiting", async () => {
     const clock = new VirtualClock();
     const ac = new AbortController();
@@ -253,11 +266,11 @@ describe("VirtualClock", () => {
 });
 
 describe("RealClock", () => {
-  test("is real, and now() is non-negative and non-decreasing", () => {
+  test("is real, starts at 0 on its first reading, and now() is non-decreasing", () => {
     const clock = new RealClock();
     assert.equal(clock.kind, "real");
     let last = clock.now();
-    assert.ok(last >= 0);
+    assert.equal(last, 0, "the first reading is the origin");
     for (let i = 0; i < 1000; i++) {
       const t = clock.now();
       assert.ok(t >= last);
@@ -313,6 +326,49 @@ describe("RealClock", () => {
     const p2 = clock.sleep(60_000, ac2.signal);
     setImmediate(() => ac2.abort(own));
     await assert.rejects(p2, (err) => err === own);
+  });
+});
+
+describe("background sleeps", () => {
+  /**
+   * In a child process, 1000 sleeps of a minute one after the other on `clock` (a probe's
+   * loop): how many woke before the process ended.
+   */
+  const sleepsInChild = async (clock: "RealClock" | "VirtualClock", background: boolean): Promise<number> => {
+    const module = new URL("../../src/runtime/clock.js", import.meta.url).href;
+    // (No top-level await: a process that ends with one pending exits with code 13.)
+    const script = [
+      "let woke = 0;",
+      "process.on('exit', () => console.log(woke));",
+      `import(${JSON.stringify(module)}).then(async ({ ${clock} }) => {`,
+      `  const clock = new ${clock}();`,
+      `  for (let i = 0; i < 1000; i++) { await clock.sleep(60000, undefined, { background: ${background} }); woke++; }`,
+      "});",
+    ].join("\n");
+    const stdout = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, ["--input-type=module", "-e", script], { timeout: 20_000 }, (err, out) => (err ? reject(err) : resolve(out))),
+    );
+    return Number(stdout);
+  };
+
+  test("keep no process alive on their own, on either clock (foreground virtual ones do)", { timeout: 60_000 }, async () => {
+    assert.equal(await sleepsInChild("RealClock", true), 0, "the real clock's process ended at once");
+    const virtual = await sleepsInChild("VirtualClock", true);
+    assert.ok(virtual < 1000, `the virtual clock's process ended after ${virtual} of 1000 sleeps`);
+    assert.equal(await sleepsInChild("VirtualClock", false), 1000);
+  });
+
+  test("a real background sleep resolves after its time and rejects when aborted", async () => {
+    const clock = new RealClock();
+    const alive = setTimeout(() => undefined, 10_000); // the sleep alone would not keep the test running
+    const t0 = clock.now();
+    await clock.sleep(5, undefined, { background: true });
+    assert.ok(clock.now() - t0 >= 4.5);
+    const ac = new AbortController();
+    const p = clock.sleep(60_000, ac.signal, { background: true });
+    setImmediate(() => ac.abort());
+    await assert.rejects(p, isAbort);
+    clearTimeout(alive);
   });
 });
 

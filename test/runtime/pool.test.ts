@@ -3,15 +3,17 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ModelInstance } from "../../src/core/instance.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
+import { EventLog } from "../../src/runtime/events.js";
 import { TargetPool, type Lease } from "../../src/runtime/pool.js";
 
 const pair = new SyntheticPair({ vocab: 16 });
 
-function pool(size: number, made: number[] = [], factory?: (i: number) => ModelInstance | Promise<ModelInstance>): TargetPool {
+function pool(size: number, made: number[] = [], factory?: (i: number) => ModelInstance | Promise<ModelInstance>, events?: EventLog): TargetPool {
   return new TargetPool({
     size,
     vocabSize: 16,
     eosToken: undefined,
+    events,
     create:
       factory ??
       ((i) => {
@@ -95,7 +97,7 @@ test("an aborted claim is withdrawn and rejects with an AbortError; the instance
   await assert.rejects(m.acquire("frontier", AbortSignal.abort()), (err: Error) => err.name === "AbortError");
 });
 
-test("asynchronous factories: a waiting claim gets the instance once made; a failure reaches the claim", async () => {
+test("asynchronous factories: a waiting claim gets the instance once made; a failure reaches the first waiting claim", async () => {
   let calls = 0;
   const p = pool(2, [], async (i) => {
     calls++;
@@ -110,6 +112,27 @@ test("asynchronous factories: a waiting claim gets the instance once made; a fai
   lease.release();
 });
 
+test("affinity: a member gets the instance it used last, else one no live member used last, else any idle one before a new one", () => {
+  const made: number[] = [];
+  const p = pool(3, made);
+  const [a, b, c] = [p.join(), p.join(), p.join()];
+  const leases = [a, b, c].map((m) => m.tryAcquire("frontier")!);
+  assert.deepEqual(leases.map((l) => l.index), [0, 1, 2]);
+  for (const l of leases) l.release();
+  // Served in another order, each gets its own instance back (its cache holds its sequence).
+  const again = [c, a, b].map((m) => m.tryAcquire("frontier")!);
+  assert.deepEqual(again.map((l) => l.index), [2, 0, 1]);
+  for (const l of again) l.release();
+  c.leave();
+  const d = p.join();
+  assert.equal(d.tryAcquire("frontier")!.index, 2, "the instance of a member that left");
+  const q = pool(2, made);
+  const [x, y] = [q.join(), q.join()];
+  x.tryAcquire("frontier")!.release();
+  assert.equal(y.tryAcquire("frontier")!.index, 0, "x's idle instance, rather than making another");
+  assert.equal(q.created, 1);
+});
+
 test("an instance with another vocabulary, or a lease released twice, is an error", () => {
   const p = pool(2, [], () => new SyntheticPair({ vocab: 8 }).instance("target"));
   assert.throws(() => p.join().tryAcquire("frontier"), /vocabulary of 8/);
@@ -121,19 +144,19 @@ test("an instance with another vocabulary, or a lease released twice, is an erro
   assert.throws(() => pool(1025), /pool size/);
 });
 
-test("the log records every lease and release in order, with the member", () => {
-  const p = pool(2);
-  p.log = [];
+test("the event log records every lease and release in order, with the member", () => {
+  const events = new EventLog(() => 0);
+  const p = pool(2, [], undefined, events);
   const m = p.join();
   const a = m.tryAcquire("frontier")!;
   const b = m.tryAcquire("window")!;
   a.release();
   b.release();
-  assert.deepEqual(p.log, [
-    { type: "lease", instance: 0, member: 0 },
-    { type: "lease", instance: 1, member: 0 },
-    { type: "release", instance: 0, member: 0 },
-    { type: "release", instance: 1, member: 0 },
+  assert.deepEqual(events.events, [
+    { t: 0, type: "lease", instance: 0, member: 0 },
+    { t: 0, type: "lease", instance: 1, member: 0 },
+    { t: 0, type: "release", instance: 0, member: 0 },
+    { t: 0, type: "release", instance: 1, member: 0 },
   ]);
 });
 

@@ -16,6 +16,7 @@ import { NO_LATENCY } from "../../src/models/latency.js";
 import { clusterBackend, type ClusterSpec } from "../../src/models/remote/cluster.js";
 import { syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair, SyntheticTokenizer } from "../../src/models/synthetic.js";
+import { isPoolEvent, type PoolEvent } from "../../src/runtime/events.js";
 import { ServeMetrics } from "../../src/serve/metrics.js";
 import { buildServer } from "../../src/serve/server.js";
 import { Service } from "../../src/serve/service.js";
@@ -32,11 +33,17 @@ after(async () => {
   for (const b of backends) await b.close();
 });
 
-/** A server over `backend` (its own service and pool, whose log is kept). */
+/** The pool events of each service's runtime. */
+const poolLogs = new Map<Service, PoolEvent[]>();
+
+/** A server over `backend` (its own service and pool, whose events are kept in `poolLogs`). */
 async function serveOn(backend: Backend): Promise<{ url: string; service: Service }> {
   const metrics = new ServeMetrics();
   const service = await Service.open({ backend, sp: backend.targetCount!, profile: NO_LATENCY, maxConcurrent: 8, maxQueue: 256, metrics });
-  service.runtime.pool.log = [];
+  // The server keeps no event log; its pool's events are heard as they happen.
+  const log: PoolEvent[] = [];
+  service.runtime.events.listen((e) => void (isPoolEvent(e) && log.push(e)));
+  poolLogs.set(service, log);
   const server = buildServer({ slot: { service }, metrics, modelId: "dsi", algo: "dsi", lookahead: 3, defaultMaxTokens: 16 });
   apps.push(server);
   return { url: await server.listen({ host: "127.0.0.1", port: 0 }), service };
@@ -153,7 +160,7 @@ test("50 bad requests among good ones, at once, on a cluster server: each refuse
     assert.deepEqual(tokenizer.encode(a.body.choices![0].text), expected, prompt);
   }
   assert.ok(r.health.length > 0 && r.health.every((h) => h === 200), `health: ${r.health.join(",")}`);
-  assert.ok(!service.runtime.pool.log!.some((e) => e.type === "retire"), "no instance retired");
+  assert.ok(!poolLogs.get(service)!.some((e) => e.type === "retire"), "no instance retired");
   assert.equal(service.runtime.pool.alive, 2);
   await stopChildren(workers.map((w) => w.child));
 });
@@ -197,7 +204,7 @@ test("llama workers: too long for their context is a 400 (context_length_exceede
   assert.equal((await fetch(`${blind.url}/health`)).status, 200);
   assert.equal((await post(blind.url, good)).body.choices?.[0].text, reference.body.choices![0].text);
   for (const s of [service, blind.service]) {
-    assert.ok(!s.runtime.pool.log!.some((e) => e.type === "retire"), "no instance retired");
+    assert.ok(!poolLogs.get(s)!.some((e) => e.type === "retire"), "no instance retired");
     assert.equal(s.runtime.pool.alive, 2);
   }
 

@@ -156,7 +156,6 @@ test("a restarted worker rejoins the running pool: the next generation uses it a
   const targets = await Promise.all([first.address, other.address].map((a) => RemoteInstance.connect(a)));
   try {
     const rt = assembleRuntime({ clock: "real", drafter: pair.instance("drafter"), target: (i) => targets[i], vocabSize: 16, eosToken: undefined, sp: 2 });
-    rt.pool.log = [];
     const o = { prompt: [2, 7, 1], maxTokens: 30, seed: 0, lookahead: 3 };
     const reference = (await generate("nonsi", syntheticRuntime({ pair }), { ...o, lookahead: undefined }).result).tokens;
 
@@ -169,7 +168,7 @@ test("a restarted worker rejoins the running pool: the next generation uses it a
     // Started again at the same address: probed, found, back in the pool.
     const again = await startWorker(["--listen", first.address, ...SPEC, "--latency", "10/1"]);
     assert.ok(await eventually(() => rt.pool.alive === 2, 10_000), "the restarted worker did not rejoin");
-    assert.ok(rt.pool.log.some((e) => e.type === "rejoin" && e.instance === 0));
+    assert.ok(rt.events.events.some((e) => e.type === "rejoin" && e.instance === 0));
     const mark = rt.events.events.length;
     const back = await generate("dsi", rt, o).result;
     assert.deepEqual(back.tokens, reference);

@@ -18,6 +18,7 @@ import { NO_LATENCY } from "../../src/models/latency.js";
 import { clusterBackend, type ClusterSpec } from "../../src/models/remote/cluster.js";
 import { syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair, SyntheticTokenizer } from "../../src/models/synthetic.js";
+import { isPoolEvent, type PoolEvent } from "../../src/runtime/events.js";
 import { ServeMetrics } from "../../src/serve/metrics.js";
 import { buildServer } from "../../src/serve/server.js";
 import { Service } from "../../src/serve/service.js";
@@ -56,16 +57,18 @@ async function clusterFile(spec: ClusterSpec): Promise<string> {
 }
 
 /** A server over a cluster, in this process; `log` collects the cluster's lines. */
-async function serveCluster(spec: ClusterSpec): Promise<{ url: string; service: Service; log: string[] }> {
+async function serveCluster(spec: ClusterSpec): Promise<{ url: string; service: Service; log: string[]; poolLog: PoolEvent[] }> {
   const log: string[] = [];
   const backend = await clusterBackend(spec, "cluster file", { log: (line) => log.push(line), waitForTargets: true });
   closers.push(() => backend.close());
   const metrics = new ServeMetrics();
   const service = await Service.open({ backend, sp: spec.targets.length, profile: NO_LATENCY, maxConcurrent: 16, maxQueue: 16, metrics });
-  service.runtime.pool.log = [];
+  // The server keeps no event log; its pool's events are heard as they happen.
+  const poolLog: PoolEvent[] = [];
+  service.runtime.events.listen((e) => void (isPoolEvent(e) && poolLog.push(e)));
   const app = buildServer({ slot: { service }, metrics, modelId: "dsi", algo: "dsi", lookahead: 3, defaultMaxTokens: 16 });
   apps.push(app);
-  return { url: await app.listen({ host: "127.0.0.1", port: 0 }), service, log };
+  return { url: await app.listen({ host: "127.0.0.1", port: 0 }), service, log, poolLog };
 }
 
 async function complete(url: string, prompt: string, maxTokens: number, dsi: Record<string, unknown> = {}): Promise<{ status: number; text: string; body: Record<string, unknown> }> {
@@ -199,7 +202,7 @@ test("dsi serve --cluster with no target worker answering: 503 naming each addre
 test("a worker paused (SIGSTOP) past the call deadline is retired at the deadline, no request waits longer, and it rejoins after SIGCONT", { timeout: 90_000 }, async () => {
   const workers = await Promise.all([0, 1].map(() => startWorker(["--listen", "127.0.0.1:0", ...SPEC, "--latency", "20/1"])));
   const DEADLINE_MS = 1000;
-  const { url, service } = await serveCluster({ drafter: DRAFTER, targets: workers.map((w) => ({ address: w.address })), timeouts: { connect: 1, call: DEADLINE_MS / 1000 } });
+  const { url, poolLog } = await serveCluster({ drafter: DRAFTER, targets: workers.map((w) => ({ address: w.address })), timeouts: { connect: 1, call: DEADLINE_MS / 1000 } });
   const prompts = ["the", "abc", "hello"];
   const expected = new Map(await Promise.all(prompts.map(async (p) => [p, await reference(p, 16)] as const)));
   const victim = workers[1].child;
@@ -227,11 +230,11 @@ test("a worker paused (SIGSTOP) past the call deadline is retired at the deadlin
   } finally {
     victim.kill("SIGCONT");
   }
-  const retire = service.runtime.pool.log!.find((e) => e.type === "retire");
+  const retire = poolLog.find((e) => e.type === "retire");
   assert.ok(retire, "the paused worker was retired");
   assert.equal(retire.instance, 1);
   assert.match(retire.why!, /no answer within 1000 ms \(the call's deadline\)/);
-  assert.ok(await eventually(() => service.runtime.pool.log!.some((e) => e.type === "rejoin" && e.instance === 1), 15_000), "the worker rejoined after SIGCONT");
+  assert.ok(await eventually(() => poolLog.some((e) => e.type === "rejoin" && e.instance === 1), 15_000), "the worker rejoined after SIGCONT");
   assert.ok(await eventually(async () => (await health(url)).body.status === "ok", 10_000));
   await new Promise((r) => setTimeout(r, 1000));
   stop = true;

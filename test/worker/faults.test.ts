@@ -147,13 +147,12 @@ for (const algo of ["nonsi", "si", "dsi"] as const) {
     const workers = await Promise.all([0, 1].map(() => worker(new Picky(10))));
     const targets = await Promise.all(workers.map((w) => connect(w.address)));
     const rt = assembleRuntime({ clock: "real", drafter: pair.instance("drafter"), target: (i) => targets[i], vocabSize: 16, eosToken: undefined, sp: algo === "dsi" ? 2 : 1 });
-    rt.pool.log = [];
     const o = { prompt: [2, 7, 1, 5, 9], seed: 0, ...(algo === "nonsi" ? {} : { lookahead: 3 }) };
     // 5 + 9 tokens: the last sequences evaluated hold more than 10.
     await assert.rejects(generate(algo, rt, { ...o, maxTokens: 9 }).result, (err: Error) => err instanceof InvalidRequestError && /refused the request: the sequence \(1[1-3] tokens\) does not fit/.test(err.message));
     assert.equal(rt.pool.alive, rt.pool.size, "no instance retired");
     assert.equal(rt.pool.busy, 0, "every lease released");
-    assert.ok(!rt.pool.log.some((e) => e.type === "retire"));
+    assert.ok(!rt.events.events.some((e) => e.type === "retire"));
     assert.ok(!rt.events.events.some((e) => e.type === "task-lost"));
     // The pool serves the next generation as before.
     const fits = await generate(algo, rt, { ...o, maxTokens: 5 }).result;

@@ -15,7 +15,7 @@ import { llamaBackend, type Backend } from "../../src/models/backend.js";
 import { PROFILES } from "../../src/models/latency.js";
 import { clusterBackend } from "../../src/models/remote/cluster.js";
 import { makeClock } from "../../src/runtime/clock.js";
-import type { PoolEvent } from "../../src/runtime/pool.js";
+import { isPoolEvent, type PoolEvent } from "../../src/runtime/events.js";
 import { chaosLoop, type ChaosSlot } from "../helpers/chaos.js";
 import { LONG_PAIR, pairFiles } from "../helpers/gguf-models.js";
 import { startWorker } from "../helpers/processes.js";
@@ -33,7 +33,7 @@ const reference = new Map<string, number[]>();
 
 async function tokensOf(backend: Backend, algo: AlgorithmName, prompt: string, lookahead: Lookahead | undefined, sp: number, log?: PoolEvent[]): Promise<{ tokens: number[]; lost: number }> {
   const rt = await backend.runtime(makeClock("real"), sp, PROFILES.get("none")!);
-  if (log) rt.pool.log = log;
+  if (log) rt.events.listen((e) => void (isPoolEvent(e) && log.push(e)));
   const gen = generate(algo, rt, { prompt: backend.tokenizer.encode(prompt), maxTokens: TOKENS, sampling: GREEDY, verify: "greedy", seed: 0, ...(algo === "nonsi" ? {} : { lookahead }) });
   const result = await gen.result;
   return { tokens: result.tokens, lost: rt.events.events.filter((e) => e.type === "task-lost").length };

@@ -18,7 +18,7 @@
  *    as flat.
  * 4. Otherwise the window rule of the queue policy (queue.ts) applies.
  *
- * Costs (runtime/costs.ts): the rules read recent extremes per size on the pool (the last 16
+ * Costs (runtime/costs.ts): the rules read recent extremes per size on the runtime (the last 16
  * tasks of a size, within the last 256 tasks), not all-time ones, and leave prefill tasks
  * out, so one long prompt, a slow spell or a size not used lately does not stay in them.
  * - Slack: a window sent at `until` must finish by non-SI's commit time of f, so it needs a
@@ -49,7 +49,6 @@ export interface TaskInView {
   start: number;
   drafts: number;
   startedAt: number;
-  finished: boolean;
 }
 
 /** What the rules see of a generation at one instant. */
@@ -65,7 +64,10 @@ export interface FrontierView {
   lastDraftable: number;
   /** Instances this generation could take right now. */
   freeInstances: number;
-  tasks: Iterable<TaskInView>;
+  /** Tasks evaluating now. */
+  running: Iterable<TaskInView>;
+  /** Tasks finished whose outputs are not applied yet (the frontier has not reached them). */
+  done: Iterable<TaskInView>;
   costs: TaskCosts;
   /** When non-SI would commit position p, by the observed costs; undefined while unknown. */
   nonSiCommitAt(p: number): number | undefined;
@@ -75,7 +77,8 @@ const covers = (t: TaskInView, p: number): boolean => t.start <= p && p <= t.sta
 
 /** Frontier rule: the task on f when nothing covers it; undefined when something does. */
 export function frontierRule(v: FrontierView): TaskPlan | undefined {
-  for (const t of v.tasks) if (covers(t, v.frontier)) return undefined;
+  for (const t of v.running) if (covers(t, v.frontier)) return undefined;
+  for (const t of v.done) if (covers(t, v.frontier)) return undefined;
   return { start: v.frontier, drafts: Math.min(v.lookahead, v.draftsReady), rule: "frontier" };
 }
 
@@ -94,10 +97,10 @@ export function slackRule(v: FrontierView, plan: TaskPlan): number | undefined {
 export function guardRule(v: FrontierView): TaskPlan | undefined {
   const single = v.costs.slowestMs(0);
   if (single === undefined) return undefined;
+  for (const t of v.done) if (covers(t, v.frontier)) return undefined; // f is decided as soon as it is applied
   let finish = Infinity;
-  for (const t of v.tasks) {
+  for (const t of v.running) {
     if (!covers(t, v.frontier)) continue;
-    if (t.finished) return undefined;
     const cost = v.costs.estimateMs(t.drafts);
     if (cost === undefined) return undefined;
     finish = Math.min(finish, t.startedAt + cost);

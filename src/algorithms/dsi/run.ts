@@ -31,9 +31,8 @@ interface Task extends TaskInView {
   id: number;
   lease: Lease;
   epoch: number;
-  /** The drafts verified, at positions start..start+drafts-1. */
-  draftList: Draft[];
   controller: AbortController;
+  /** Running (in `running`), done (its outputs wait in `done` until applied), or preempted. */
   state: "running" | "done" | "preempted";
   outputs?: PositionOutput[];
 }
@@ -69,9 +68,24 @@ class DsiRun {
   private failure: unknown;
   private resolveRun!: () => void;
   private readonly finishedPromise = new Promise<void>((r) => (this.resolveRun = r));
+  /** What the rules see, refreshed in place before each question (`view`): pump runs often. */
+  private readonly frontierView: FrontierView;
 
   constructor(private readonly ctx: RunContext) {
     this.queue = new WindowQueue(ctx.seq.length);
+    this.frontierView = {
+      now: 0,
+      frontier: 0,
+      draftsReady: 0,
+      lookahead: 0,
+      patient: true,
+      lastDraftable: 0,
+      freeInstances: 0,
+      running: this.running,
+      done: this.done,
+      costs: ctx.rt.learned.costs,
+      nonSiCommitAt: (p) => this.nonSiCommitAt(p),
+    };
   }
 
   /**
@@ -188,20 +202,16 @@ class DsiRun {
   // ---- scheduling ----
 
   private view(): FrontierView {
-    const pool = this.ctx.rt.pool;
-    const member = this.ctx.member;
-    return {
-      now: this.ctx.rt.clock.now(),
-      frontier: this.f,
-      draftsReady: this.drafts.length,
-      lookahead: this.lookahead(),
-      patient: this.ctx.lookahead.patient,
-      lastDraftable: this.lastDraftable,
-      freeInstances: member.available() + (this.spareLease ? 1 : 0),
-      tasks: [...this.running, ...this.done],
-      costs: pool.costs,
-      nonSiCommitAt: (p) => this.nonSiCommitAt(p),
-    };
+    const v = this.frontierView;
+    v.now = this.ctx.rt.clock.now();
+    v.frontier = this.f;
+    v.draftsReady = this.drafts.length;
+    v.lookahead = this.lookahead();
+    v.patient = this.ctx.lookahead.patient;
+    v.lastDraftable = this.lastDraftable;
+    v.freeInstances = this.ctx.member.available() + (this.spareLease ? 1 : 0);
+    v.done = this.done; // replaced, not changed in place, by apply and newEpoch
+    return v;
   }
 
   /**
@@ -210,7 +220,7 @@ class DsiRun {
    * one-token pass has been observed lately (rules.ts says why a lower estimate).
    */
   private nonSiCommitAt(p: number): number | undefined {
-    const fastest = this.ctx.rt.pool.costs.stepMs();
+    const fastest = this.ctx.rt.learned.costs.stepMs();
     if (fastest === undefined) return undefined;
     const n = p - this.ctx.opts.prompt.length; // tokens non-SI commits before p
     return this.firstCommitAt !== undefined ? this.firstCommitAt + n * fastest : this.ctx.startedAt + (n + 1) * fastest;
@@ -302,11 +312,9 @@ class DsiRun {
       epoch: this.epoch,
       start: plan.start,
       drafts: plan.drafts,
-      draftList: this.drafts.slice(off, off + plan.drafts),
       controller: new AbortController(),
       state: "running",
       startedAt: ctx.rt.clock.now(),
-      finished: false,
     };
     this.cancelSlackTimer();
     this.running.add(task);
@@ -345,7 +353,6 @@ class DsiRun {
       return;
     }
     task.state = "done";
-    task.finished = true;
     task.outputs = outputs;
     this.running.delete(task);
     this.ctx.rt.events.emit({ type: "task-done", task: task.id, instance: task.lease.index });
@@ -398,7 +405,7 @@ class DsiRun {
       if (!task) break;
       this.done.splice(this.done.indexOf(task), 1);
       for (let p = f; p <= end(task); p++) {
-        const draft = this.drafts[0]; // the draft at p, if drafted; for p < end(task) it is task.draftList[p - start]
+        const draft = this.drafts[0]; // the draft at p, if drafted (before end(task): one the task verified)
         const d = ctx.decide(task.outputs![p - task.start], draft, p);
         if (draft) ctx.decided(p - task.start, d.accepted);
         this.firstCommitAt ??= ctx.rt.clock.now();

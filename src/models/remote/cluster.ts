@@ -270,11 +270,12 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
         events,
         learned: learned(clock, profile),
       });
-      rt.pool.onLossOrReturn = (e, label) => {
+      rt.events.listen((e) => {
         // A worker that never answered was reported at start; its retirement is no news.
-        if (e.type === "retire" && targets[e.instance]?.notAnswered !== undefined) return;
-        log(e.type === "retire" ? `target ${label} lost (${e.why}); asking it again every second` : `target ${label} is back in the pool`);
-      };
+        if (e.type === "retire" && targets[e.instance]?.notAnswered === undefined) log(`target ${e.label} lost (${e.why}); asking it again every second`);
+        else if (e.type === "rejoin") log(`target ${e.label} is back in the pool`);
+      });
+      closers.push(() => rt.close()); // its probes of lost workers stop with the backend
       return rt;
     },
     describe: () => {

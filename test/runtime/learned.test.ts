@@ -1,0 +1,105 @@
+/**
+ * What a runtime learns (runtime/costs.ts): running means and the plain step's cost
+ * (TaskCosts), discounted draft counts, the long-run acceptance; owned by the runtime.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { generate } from "../../src/algorithms/generate.js";
+import { syntheticBackend } from "../../src/models/backend.js";
+import { flatLatency, NO_LATENCY } from "../../src/models/latency.js";
+import { syntheticRuntime } from "../../src/models/runtime.js";
+import { SyntheticPair } from "../../src/models/synthetic.js";
+import { VirtualClock } from "../../src/runtime/clock.js";
+import { AcceptanceMemory, DiscountedCounts, TaskCosts } from "../../src/runtime/costs.js";
+
+test("task costs: means per size follow recent tasks (weight 1/4 for the newest), prefill kept out", () => {
+  const c = new TaskCosts();
+  assert.equal(c.meanMs(2), undefined);
+  c.observe(2, 10);
+  assert.equal(c.meanMs(2), 10);
+  c.observe(2, 20);
+  assert.equal(c.meanMs(2), 12.5);
+  c.observe(2, 500, "prefill");
+  assert.equal(c.meanMs(2), 12.5);
+  assert.equal(c.meanMs(1), undefined, "sizes are apart");
+});
+
+test("task costs: the plain step is a one-token task that ran alone; how stale it is counts later tasks", () => {
+  const c = new TaskCosts();
+  c.observe(0, 15, "shared");
+  c.observe(3, 8, "alone");
+  assert.equal(c.soloMs(), undefined, "neither is a plain step alone");
+  c.observe(0, 10, "alone");
+  assert.equal(c.soloMs(), 10);
+  assert.equal(c.tasksSinceSolo(), 0);
+  c.observe(3, 30);
+  c.observe(0, 40, "prefill");
+  c.observe(0, 12);
+  assert.equal(c.tasksSinceSolo(), 2, "prefill is not a task of the generation's pace");
+  assert.equal(c.soloMs(), 10);
+});
+
+test("task costs: drafter steps have their own mean; every observation changes the version", () => {
+  const c = new TaskCosts();
+  assert.equal(c.drafterMs(), undefined);
+  const v0 = c.version;
+  c.observeDraft(2);
+  c.observeDraft(6);
+  assert.equal(c.drafterMs(), 3);
+  c.observe(0, 1, "prefill");
+  c.observe(0, 1);
+  assert.equal(c.version, v0 + 4);
+});
+
+function near(actual: number[], expected: number[], message?: string): void {
+  assert.ok(actual.every((x, i) => Math.abs(x - expected[i]) < 1e-12), `${message ?? ""} ${actual} vs ${expected}`);
+}
+
+test("discounted counts: each earlier draft counts `discount` times less per draft since; fading keeps the rate, restarting takes another's counts", () => {
+  const d = new DiscountedCounts(0.5);
+  d.observe(true);
+  d.observe(false);
+  assert.deepEqual([d.accepted, d.decided], [0.5, 1.5]);
+  d.observe(true);
+  assert.deepEqual([d.accepted, d.decided], [1.25, 1.75]);
+  d.fade(0.4);
+  near([d.accepted, d.decided], [0.5, 0.7]);
+  const other = new DiscountedCounts(0.9);
+  other.restartFrom(d);
+  assert.deepEqual([other.accepted, other.decided], [d.accepted, d.decided]);
+  other.observe(false);
+  near([other.accepted, other.decided], [0.45, 1.63], "it keeps its own discount");
+});
+
+test("acceptance memory: undefined before any draft, one draft's worth of 0.5 as a prior, the last ~100 drafts decide", () => {
+  const m = new AcceptanceMemory();
+  assert.equal(m.rate(), undefined);
+  m.observe(true);
+  assert.equal(m.rate(), 0.75);
+  for (let i = 0; i < 1000; i++) m.observe(true);
+  assert.ok(m.rate()! > 0.99 && m.rate()! < 1);
+  for (let i = 0; i < 1000; i++) m.observe(false);
+  assert.ok(m.rate()! < 0.01, `rate ${m.rate()}`);
+});
+
+test("the runtime owns what its generations learned: the next generation starts from it, a new runtime from nothing unless given it", async () => {
+  const pair = new SyntheticPair({ vocab: 16, seed: 1, agreement: 0.7 });
+  const profile = { name: "10/1", target: flatLatency(10), drafter: flatLatency(1) };
+  const rt = syntheticRuntime({ pair, profile, sp: 2 });
+  assert.equal(rt.learned.costs.meanMs(0), undefined);
+  await generate("nonsi", rt, { prompt: [1, 2, 3], maxTokens: 8 }).result;
+  assert.equal(rt.learned.costs.meanMs(0), 10);
+  assert.equal(rt.learned.acceptance.rate(), undefined, "non-SI decides no draft");
+  await generate("dsi", rt, { prompt: [1, 2, 3], maxTokens: 8, lookahead: 2 }).result;
+  assert.notEqual(rt.learned.acceptance.rate(), undefined);
+  assert.equal(syntheticRuntime({ pair, profile }).learned.costs.meanMs(0), undefined);
+  assert.equal(syntheticRuntime({ pair, profile, learned: rt.learned }).learned, rt.learned);
+});
+
+test("a backend's runtimes share what they learned per clock kind and latency profile", async () => {
+  const backend = syntheticBackend({ vocab: 16 });
+  const [a, b] = [await backend.runtime(new VirtualClock(), 1, NO_LATENCY), await backend.runtime(new VirtualClock(), 2, NO_LATENCY)];
+  assert.equal(a.learned, b.learned);
+  assert.notEqual((await backend.runtime(new VirtualClock(), 1, { ...NO_LATENCY, name: "other" })).learned, a.learned);
+  await backend.close();
+});
