@@ -6,6 +6,7 @@
 import { ALGORITHMS, type AlgorithmName, type Lookahead } from "../algorithms/options.js";
 import type { LatencyProfile } from "../models/latency.js";
 import type { EngineEvent } from "../runtime/events.js";
+import { newLearned } from "../runtime/costs.js";
 import { taskCostsBySize } from "../present/spans.js";
 import { chromeTrace } from "../present/trace.js";
 import { timelineSvg } from "../present/timeline-svg.js";
@@ -58,23 +59,31 @@ export async function runDemo(backend: Backend, flags: DemoFlags): Promise<{ tex
   const reports = new Map<AlgorithmName, GenerateReport>();
   const speculative: EngineEvent[][] = [];
   const panels = [];
+  // Each algorithm runs on a fresh runtime (caches empty, as a user's first command finds
+  // them), and SI and DSI start from the costs and acceptance the runs before them measured.
+  const learned = newLearned();
   for (const algo of ALGORITHMS) {
-    const { report, logs } = await runGenerate(backend, {
-      algo,
-      lookahead: flags.lookahead,
-      sp: flags.sp,
-      maxTokens: flags.maxTokens,
-      temperature: 0,
-      topK: 0,
-      topP: 1,
-      seed: 0,
-      prompt: flags.prompt,
-      stop: [],
-      latency: flags.latency,
-      clock: flags.clock,
-      n: 1,
-      json: false,
-    });
+    const { report, logs } = await runGenerate(
+      backend,
+      {
+        algo,
+        lookahead: flags.lookahead,
+        sp: flags.sp,
+        maxTokens: flags.maxTokens,
+        temperature: 0,
+        topK: 0,
+        topP: 1,
+        seed: 0,
+        prompt: flags.prompt,
+        stop: [],
+        latency: flags.latency,
+        clock: flags.clock,
+        n: 1,
+        json: false,
+      },
+      undefined,
+      { learned },
+    );
     reports.set(algo, report);
     if (algo !== "nonsi") speculative.push(...logs);
     const c = report.completions[0];

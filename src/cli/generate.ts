@@ -5,7 +5,8 @@ import { aggregateStats } from "../algorithms/output.js";
 import type { VerifyRule } from "../core/verify.js";
 import type { LatencyProfile } from "../models/latency.js";
 import { makeClock } from "../runtime/clock.js";
-import type { EngineEvent } from "../runtime/events.js";
+import { isPoolEvent, type EngineEvent } from "../runtime/events.js";
+import type { Learned } from "../runtime/costs.js";
 import { chromeTrace } from "../present/trace.js";
 import type { Backend } from "../models/backend.js";
 import { TextStreamer } from "../models/text-stream.js";
@@ -47,8 +48,13 @@ export interface GenerateSink {
   completionEnd(c: GenerateReport["completions"][number]): void;
 }
 
-/** Runs the generations; throws UsageError for bad combinations of flags. */
-export async function runGenerate(backend: Backend, flags: GenerateFlags, sink?: GenerateSink): Promise<{ report: GenerateReport; logs: EngineEvent[][] }> {
+/** Runs the generations on one runtime (`learned`: start from what another run learned); throws UsageError for bad combinations of flags. */
+export async function runGenerate(
+  backend: Backend,
+  flags: GenerateFlags,
+  sink?: GenerateSink,
+  o: { learned?: Learned } = {},
+): Promise<{ report: GenerateReport; logs: EngineEvent[][] }> {
   const verify: VerifyRule = flags.verify ?? defaultVerify(flags.temperature);
   let prompt: number[];
   try {
@@ -84,45 +90,55 @@ export async function runGenerate(backend: Backend, flags: GenerateFlags, sink?:
   };
   const completions: GenerateReport["completions"] = [];
   const logs: EngineEvent[][] = [];
-  for (let i = 0; i < flags.n; i++) {
-    const clock = makeClock(flags.clock);
-    // A cluster's pool holds every worker whatever the algorithm: non-SI and SI use one at a
-    // time, and the others take over when it is lost.
-    const rt = await backend.runtime(clock, backend.targetCount ?? (flags.algo === "dsi" ? flags.sp : 1), flags.latency);
-    const options: GenerateOptions = {
-      prompt,
-      maxTokens: flags.maxTokens,
-      sampling: { temperature: flags.temperature, topK: flags.topK, topP: flags.topP },
-      verify,
-      seed: flags.seed + i,
-      ...(flags.algo === "nonsi" ? {} : { lookahead: flags.lookahead }),
-      stopText,
-    };
-    let result: Completion;
-    try {
-      const gen = generate(flags.algo, rt, options); // checks the options: nothing is printed before
-      if (i === 0) sink?.start(config, flags.algo);
-      sink?.completionStart(i, flags.seed + i);
-      const streamer = new TextStreamer(backend.tokenizer);
-      // Text streams as tokens commit (the engine holds back a possible stop sequence).
-      for await (const token of gen) {
-        const chunk = streamer.push(token);
-        if (chunk) sink?.text(chunk);
+  // One runtime for the command: each completion starts from what the earlier ones learned
+  // (costs, acceptance) and finds its instances' caches as they left them. A cluster's pool
+  // holds every worker whatever the algorithm: non-SI and SI use one at a time, and the others
+  // take over when it is lost.
+  const clock = makeClock(flags.clock);
+  const rt = await backend.runtime(clock, backend.targetCount ?? (flags.algo === "dsi" ? flags.sp : 1), flags.latency, { learned: o.learned });
+  try {
+    for (let i = 0; i < flags.n; i++) {
+      const from = rt.events.events.length;
+      const start = clock.now();
+      const options: GenerateOptions = {
+        prompt,
+        maxTokens: flags.maxTokens,
+        sampling: { temperature: flags.temperature, topK: flags.topK, topP: flags.topP },
+        verify,
+        seed: flags.seed + i,
+        ...(flags.algo === "nonsi" ? {} : { lookahead: flags.lookahead }),
+        stopText,
+      };
+      let result: Completion;
+      try {
+        const gen = generate(flags.algo, rt, options); // checks the options: nothing is printed before
+        if (i === 0) sink?.start(config, flags.algo);
+        sink?.completionStart(i, flags.seed + i);
+        const streamer = new TextStreamer(backend.tokenizer);
+        // Text streams as tokens commit (the engine holds back a possible stop sequence).
+        for await (const token of gen) {
+          const chunk = streamer.push(token);
+          if (chunk) sink?.text(chunk);
+        }
+        result = await gen.result;
+        const c = { seed: flags.seed + i, text: backend.tokenizer.decode(result.tokens), ...result };
+        const rest = streamer.rest(c.text);
+        if (rest) sink?.text(rest);
+        sink?.completionEnd(c);
+        completions.push(c);
+      } catch (err) {
+        if (err instanceof OptionError) {
+          const key = keyOfEngineName(err.option);
+          throw new UsageError(`${key ? optionName(key, "cli") : `--${err.option}`}: ${err.message}`);
+        }
+        throw err;
       }
-      result = await gen.result;
-      const c = { seed: flags.seed + i, text: backend.tokenizer.decode(result.tokens), ...result };
-      const rest = streamer.rest(c.text);
-      if (rest) sink?.text(rest);
-      sink?.completionEnd(c);
-      completions.push(c);
-    } catch (err) {
-      if (err instanceof OptionError) {
-        const key = keyOfEngineName(err.option);
-        throw new UsageError(`${key ? optionName(key, "cli") : `--${err.option}`}: ${err.message}`);
-      }
-      throw err;
+      // This completion's events, its time from its own start (as its stats); the pool's lease
+      // events stay out of the timelines.
+      logs.push(rt.events.events.slice(from).flatMap((e) => (isPoolEvent(e) ? [] : [{ ...e, t: e.t - start }])));
     }
-    logs.push(rt.events.events);
+  } finally {
+    rt.close();
   }
   const report: GenerateReport = {
     algo: flags.algo,

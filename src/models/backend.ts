@@ -11,7 +11,7 @@ import type { EvalChunk } from "./batch-invariance.js";
 import { LlamaPair, type ChatMessage, type LlamaInstance, type LlamaPairOptions } from "./llama.js";
 import type { WorkerStats } from "./remote/protocol.js";
 import { resolveModel, type DownloadProgress } from "./resolve.js";
-import { newLearned, type Learned } from "../runtime/costs.js";
+import type { Learned } from "../runtime/costs.js";
 import { assembleRuntime, syntheticRuntime } from "./runtime.js";
 import { SyntheticPair, SyntheticTokenizer, type SyntheticSpec } from "./synthetic.js";
 
@@ -40,12 +40,11 @@ export interface Backend {
   /** Whether the models compute in real time (then only the real clock makes sense). */
   realCompute: boolean;
   /**
-   * A runtime whose pool holds up to `sp` targets, caches emptied, latency added on `clock`;
-   * `events: false` for a long-lived runtime (a server's), whose event log would only grow.
+   * A runtime whose pool holds up to `sp` targets, caches emptied, latency added on `clock`.
    * Run every generation of a command or a server on one runtime: what it learns (costs,
    * acceptance) serves the next generation. `close` closes the runtimes it made.
    */
-  runtime(clock: Clock, sp: number, profile: LatencyProfile, events?: boolean): Promise<Runtime>;
+  runtime(clock: Clock, sp: number, profile: LatencyProfile, options?: RuntimeOptions): Promise<Runtime>;
   describe(): string;
   /**
    * Tokens per forward pass of the target and drafter instances (real kernels: the
@@ -55,6 +54,17 @@ export interface Backend {
   /** Counters of the backend's worker processes (clusters), for the server's metrics. */
   workerStats?(): Promise<{ address: string; stats: WorkerStats | undefined; /** Why it did not answer. */ error?: string }[]>;
   close(): Promise<void>;
+}
+
+/** How a backend's runtime is built. */
+export interface RuntimeOptions {
+  /** `false` for a long-lived runtime (a server's), whose event log would only grow. */
+  events?: boolean;
+  /**
+   * Start from what another runtime over the same instances, clock kind and latency learned
+   * (the demo's three algorithms share it); default: a fresh `Learned`.
+   */
+  learned?: Learned;
 }
 
 /** Which backend to open, with its settings. */
@@ -128,25 +138,8 @@ export async function openInstance(
   };
 }
 
-/**
- * One `Learned` per clock kind and latency profile: runtimes a backend builds over the same
- * instances share what they observed (costs differ with the profile and with the clock).
- * Only for callers that still build a runtime per generation; one runtime per command or
- * server needs none of it (the runtime owns its `Learned`).
- */
-export function learnedByRun(): (clock: Clock, profile: LatencyProfile) => Learned {
-  const all = new Map<string, Learned>();
-  return (clock, profile) => {
-    const key = `${clock.kind}/${profile.name}`;
-    let l = all.get(key);
-    if (!l) all.set(key, (l = newLearned()));
-    return l;
-  };
-}
-
 export function syntheticBackend(spec: Partial<SyntheticSpec>): Backend {
   const pair = new SyntheticPair(spec);
-  const learned = learnedByRun();
   const runtimes = new Set<Runtime>();
   const s = pair.spec;
   const tokenizer = new SyntheticTokenizer(s.vocab);
@@ -156,7 +149,7 @@ export function syntheticBackend(spec: Partial<SyntheticSpec>): Backend {
     defaultPrompt: tokenizer.defaultPrompt,
     contextSize: undefined,
     realCompute: false,
-    runtime: async (clock, sp, profile, events) => kept(runtimes, syntheticRuntime({ pair, clock, sp, profile, events, learned: learned(clock, profile) })),
+    runtime: async (clock, sp, profile, o = {}) => kept(runtimes, syntheticRuntime({ pair, clock, sp, profile, ...o })),
     describe: () => `synthetic (vocab ${s.vocab}, context ${s.context}, agreement ${s.agreement}, model seed ${s.seed})`,
     close: async () => closeAll(runtimes),
   };
@@ -170,7 +163,6 @@ export async function llamaBackend(o: LlamaPairOptions): Promise<Backend> {
   const pair = await LlamaPair.load(o);
   const drafter = await pair.instance("drafter", "drafter");
   const targets: Promise<LlamaInstance>[] = [];
-  const learned = learnedByRun();
   const runtimes = new Set<Runtime>();
   return {
     name: "llama",
@@ -179,7 +171,7 @@ export async function llamaBackend(o: LlamaPairOptions): Promise<Backend> {
     contextSize: pair.contextSize,
     evalChunk: pair.evalChunks,
     realCompute: true,
-    runtime: async (clock: Clock, sp: number, profile: LatencyProfile, events?: boolean): Promise<Runtime> => {
+    runtime: async (clock: Clock, sp: number, profile: LatencyProfile, o: RuntimeOptions = {}): Promise<Runtime> => {
       await drafter.reset();
       const rt = assembleRuntime({
         clock,
@@ -194,8 +186,7 @@ export async function llamaBackend(o: LlamaPairOptions): Promise<Backend> {
         eosToken: pair.eosToken,
         sp,
         profile,
-        events,
-        learned: learned(clock, profile),
+        ...o,
       });
       return kept(runtimes, rt);
     },

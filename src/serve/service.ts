@@ -116,7 +116,7 @@ export class Service {
 
   static async open(o: ServiceOptions): Promise<Service> {
     const sp = o.backend.targetCount ?? o.sp;
-    const runtime = await o.backend.runtime(new RealClock(), sp, o.profile, false);
+    const runtime = await o.backend.runtime(new RealClock(), sp, o.profile, { events: false });
     runtime.observer = o.metrics.observer;
     if (o.backend.workerStats) o.metrics.watchWorkers(() => o.backend.workerStats!());
     const tokenBytes = o.backend.contextSize === undefined ? undefined : maxTokenBytes(o.backend.tokenizer, runtime.pool.vocabSize);

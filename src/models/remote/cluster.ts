@@ -19,7 +19,7 @@ import type { ModelInstance } from "../../core/instance.js";
 import type { EvalChunk } from "../batch-invariance.js";
 import type { Clock } from "../../runtime/clock.js";
 import type { Runtime } from "../../runtime/runtime.js";
-import { learnedByRun, openInstance, type Backend, type Tokenizer } from "../backend.js";
+import { openInstance, type Backend, type RuntimeOptions, type Tokenizer } from "../backend.js";
 import { NO_LATENCY, resolveProfile, withLatency, type LatencyProfile } from "../latency.js";
 import { loadLlamaTokenizer } from "../llama.js";
 import { assembleRuntime } from "../runtime.js";
@@ -239,7 +239,6 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
   for (const t of targets) if (t.notAnswered !== undefined) void watch(t);
   const where = d.backend === "remote" ? `remote drafter at ${d.address}` : `${d.backend} drafter here${d.latency ? ` (latency ${d.latency})` : ""}`;
   const drafterLatency = d.backend === "remote" || d.latency === undefined ? NO_LATENCY.drafter : resolveProfile(d.latency)!.drafter;
-  const learned = learnedByRun();
   const drafterContext = drafter.contextSize;
   return {
     name: "cluster",
@@ -259,7 +258,7 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
     realCompute: true,
     // Latency is the cluster's: the file's for an in-process drafter, each worker's own
     // (`dsi worker --latency`) for remote instances.
-    runtime: async (clock: Clock, sp: number, profile: LatencyProfile, events?: boolean): Promise<Runtime> => {
+    runtime: async (clock: Clock, sp: number, _profile: LatencyProfile, o: RuntimeOptions = {}): Promise<Runtime> => {
       const rt = assembleRuntime({
         clock,
         drafter: withLatency(drafter, clock, drafterLatency),
@@ -267,8 +266,7 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
         vocabSize: drafter.vocabSize,
         eosToken: targets.find((t) => t.notAnswered === undefined)?.eosToken ?? drafter.eosToken,
         sp: Math.min(sp, targets.length),
-        events,
-        learned: learned(clock, profile),
+        ...o,
       });
       rt.events.listen((e) => {
         // A worker that never answered was reported at start; its retirement is no news.
