@@ -51,7 +51,10 @@ function parserOf(key: OptionKey): (v: string, previous?: unknown) => unknown {
         return all;
       };
     case "choice":
-      return (s) => s;
+      return (s) => {
+        if (!v.choices.includes(s)) throw new InvalidArgumentError(`${rangeText(key, "cli")}.`);
+        return s;
+      };
   }
 }
 
@@ -68,7 +71,7 @@ function rangeHelp(key: OptionKey): string {
     case "texts":
       return `at most ${v.maxCount}`;
     case "choice":
-      return "";
+      return `one of ${v.choices.join(", ")}`;
   }
 }
 
@@ -82,8 +85,7 @@ export function generationOption(key: OptionKey, o: { help?: string; default?: u
   const applies = spec.algos.length < 3 ? ` (${spec.algos.join(", ")} only)` : "";
   const range = rangeHelp(key);
   const option = new Option(`${spec.flag} ${spec.placeholder}`, `${o.help ?? spec.help}${range ? `, ${range}` : ""}${applies}`);
-  if (spec.value.type === "choice") option.choices(spec.value.choices);
-  else option.argParser(parserOf(key) as (v: string, p: unknown) => unknown);
+  option.argParser(parserOf(key) as (v: string, p: unknown) => unknown);
   const def = "default" in o ? o.default : spec.defaults.cli;
   if (!o.noDefault && def !== undefined) option.default(def);
   return option;

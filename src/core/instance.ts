@@ -117,9 +117,9 @@ export class InvalidRequestError extends Error {
   override readonly name: string = "InvalidRequestError";
 }
 
-/** Checks the request's shape; backends call it first. */
+/** Checks the request's shape (`from` in 1..tokens.length); every backend calls it first. */
 export function checkRequest(req: EvalRequest): void {
-  if (!(req.from >= 0 && req.from <= req.tokens.length)) {
-    throw new RangeError(`evaluate: from=${req.from} outside 0..${req.tokens.length}`);
+  if (!(Number.isInteger(req.from) && req.from >= 1 && req.from <= req.tokens.length)) {
+    throw new RangeError(`evaluate: from=${req.from} outside 1..${req.tokens.length}`);
   }
 }

@@ -18,7 +18,7 @@ import { keyedUniform } from "../core/random.js";
 import { distributionFromProbs, sampleIndex } from "../core/sampling.js";
 import type { PositionOutput } from "../core/verify.js";
 import { AbortError } from "../runtime/abort.js";
-import { InvalidRequestError, TokenView, type EvalRequest, type ModelInstance, type TokenSequence } from "../core/instance.js";
+import { checkRequest, InvalidRequestError, TokenView, type EvalRequest, type ModelInstance, type TokenSequence } from "../core/instance.js";
 
 /** A problem with model files or requests that the user can fix; the message says how. */
 export class ModelFileError extends Error {
@@ -361,7 +361,7 @@ export class LlamaInstance implements ModelInstance {
 
   private async run(tokens: TokenSequence, req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
     if (signal?.aborted) throw new AbortError();
-    if (req.from < 1 || req.from > tokens.length) throw new RangeError(`evaluate: from=${req.from} outside 1..${tokens.length}`);
+    checkRequest(req);
     // node-llama-cpp keeps one cell free and, on a full context, silently drops early tokens
     // (a context shift): the cache would no longer hold `tokens`. Refuse instead.
     if (tokens.length >= this.context.contextSize) {

@@ -81,14 +81,22 @@ export class SyntheticPair {
 
   /** Target logits for the token at position p given tokens[0..p). */
   targetLogits(tokens: TokenSequence, p: number, key = this.contextKey(tokens, p)): Float64Array {
+    return this.targetLogitsOfKey(key);
+  }
+
+  /** Drafter logits for the token at position p given tokens[0..p). */
+  drafterLogits(tokens: TokenSequence, p: number, key = this.contextKey(tokens, p)): Float64Array {
+    return this.drafterLogitsOfKey(key, p);
+  }
+
+  private targetLogitsOfKey(key: number): Float64Array {
     const z = new Float64Array(this.spec.vocab);
     for (let i = 0; i < z.length; i++) z[i] = this.spec.sharpness * keyedUniform(key, 11, i);
     return z;
   }
 
-  /** Drafter logits for the token at position p given tokens[0..p). */
-  drafterLogits(tokens: TokenSequence, p: number, key = this.contextKey(tokens, p)): Float64Array {
-    const z = this.targetLogits(tokens, p, key);
+  private drafterLogitsOfKey(key: number, p: number): Float64Array {
+    const z = this.targetLogitsOfKey(key);
     const V = z.length;
     const a = argmax(z);
     for (let i = 0; i < V; i++) z[i] += 1.5 * (keyedUniform(key, 12, i) - 0.5);
@@ -109,6 +117,46 @@ export class SyntheticPair {
   logits(role: "target" | "drafter", tokens: TokenSequence, p: number, key = this.contextKey(tokens, p)): Float64Array {
     return role === "target" ? this.targetLogits(tokens, p, key) : this.drafterLogits(tokens, p, key);
   }
+
+  /**
+   * `logits(role, ..., p, key)`, remembered: the logits are a pure function of the table key
+   * (and, for the drafter, of the position's agreement), and runs over the same spec meet the
+   * same keys again (every algorithm and lookahead follows the same committed path), so tests
+   * and simulations that run many configurations compute each context once. Shared by every
+   * pair with the same tables; the result must not be modified.
+   */
+  memoLogits(role: "target" | "drafter", p: number, key: number): Float64Array {
+    const memo = this.roleMemo(role, p);
+    let z = memo.logits.get(key);
+    if (!z) {
+      if (memo.logits.size >= MEMO_ENTRIES) memo.logits.clear();
+      z = role === "target" ? this.targetLogitsOfKey(key) : this.drafterLogitsOfKey(key, p);
+      memo.logits.set(key, z);
+    }
+    return z;
+  }
+
+  /** argmax of `memoLogits`, remembered too (the greedy path needs nothing else). */
+  memoGreedy(role: "target" | "drafter", p: number, key: number): number {
+    const memo = this.roleMemo(role, p);
+    let t = memo.greedy.get(key);
+    if (t === undefined) {
+      if (memo.greedy.size >= MEMO_ENTRIES) memo.greedy.clear();
+      t = argmax(this.memoLogits(role, p, key));
+      memo.greedy.set(key, t);
+    }
+    return t;
+  }
+  /** The target's memo, or the drafter's at position p's agreement (the drafter's logits depend on it). */
+  private roleMemo(role: "target" | "drafter", p: number): RoleMemo {
+    const m = (this.memo ??= memoFor(this.spec));
+    if (role === "target") return m.target;
+    const a = this.agreementAt(p);
+    let d = m.drafter.get(a);
+    if (!d) m.drafter.set(a, (d = { logits: new Map(), greedy: new Map() }));
+    return d;
+  }
+  private memo?: TableMemo;
 
   /** Exact next-token distribution of a role under sampling settings (for tests). */
   distribution(role: "target" | "drafter", tokens: TokenSequence, p: number, sampling: SamplingParams): Float64Array {
@@ -140,18 +188,39 @@ class SyntheticInstance implements ModelInstance {
     const whole = this.pair.spec.context === "all";
     let prefix = whole ? prefixHash(req.tokens, req.from) : 0;
     for (let p = req.from; p <= req.tokens.length; p++) {
-      const logits = this.pair.logits(this.role, req.tokens, p, this.pair.contextKey(req.tokens, p, whole ? prefix : undefined));
+      const key = this.pair.contextKey(req.tokens, p, whole ? prefix : undefined);
       if (whole && p < req.tokens.length) prefix = hash32(prefix, req.tokens.at(p)!);
       if (req.mode === "greedy") {
-        out.push({ token: argmax(logits) });
+        out.push({ token: this.pair.memoGreedy(this.role, p, key) });
         continue;
       }
-      const probs = distributionFromLogits(logits, req.sampling);
+      const probs = distributionFromLogits(this.pair.memoLogits(this.role, p, key), req.sampling);
       if (req.mode === "dist") out.push({ token: -1, probs });
       else out.push({ token: sampleIndex(probs, keyedUniform(req.seed, req.stream, p)) });
     }
     return out;
   }
+}
+
+/** What one role of a table remembers: logits and greedy token by table key. */
+interface RoleMemo {
+  logits: Map<number, Float64Array>;
+  greedy: Map<number, number>;
+}
+/** Entries a memo holds before it starts over (at 64 tokens, ~40 MB of logits). */
+const MEMO_ENTRIES = 1 << 16;
+/** A table's memos: the target's, and the drafter's per agreement. */
+interface TableMemo {
+  target: RoleMemo;
+  drafter: Map<number, RoleMemo>;
+}
+/** Memos by the settings that decide the logits (with the key): pairs with the same tables share one. */
+const memos = new Map<string, TableMemo>();
+function memoFor(s: SyntheticSpec): TableMemo {
+  const id = JSON.stringify([s.vocab, s.seed, s.sharpness]);
+  let m = memos.get(id);
+  if (!m) memos.set(id, (m = { target: { logits: new Map(), greedy: new Map() }, drafter: new Map() }));
+  return m;
 }
 
 /** Rolling hash of tokens[0..p) (the whole-context mode): h0 fixed, h(i+1) = hash32(h(i), token i). */

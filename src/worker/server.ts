@@ -129,7 +129,7 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
     const mode = modeFromWire(r.mode);
     if (mode === undefined) return { code: status.INVALID_ARGUMENT, details: `unknown output mode ${r.mode}` };
     if (!r.sampling) return { code: status.INVALID_ARGUMENT, details: "no sampling settings" };
-    if (!(r.from >= 0 && r.from <= length)) return { code: status.INVALID_ARGUMENT, details: `from ${r.from} is outside 0..${length} (the sequence's length)` };
+    if (!(r.from >= 1 && r.from <= length)) return { code: status.INVALID_ARGUMENT, details: `from ${r.from} is outside 1..${length} (the sequence's length; an output needs a token of context)` };
     // The sequence and the token it predicts must fit: llama.cpp keeps one slot free and, full,
     // would drop the oldest tokens (a wrong prefix, silently).
     if (contextSize !== undefined && length >= contextSize) {

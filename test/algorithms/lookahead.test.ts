@@ -16,45 +16,16 @@ import { syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair, type SyntheticSpec } from "../../src/models/synthetic.js";
 import { chromeTrace } from "../../src/present/trace.js";
 import { chiSquareTest, targetJoint } from "../helpers/chi-square.js";
+import { offThread } from "../helpers/off-thread.js";
+import type { Setup, Totals } from "../helpers/lookahead-workload.js";
 
 const latency = (ms: number, perExtraPositionMs = 0): ModelLatency => ({ ...flatLatency(ms), perExtraPositionMs });
 
-interface Setup {
-  pair: Partial<SyntheticSpec>;
-  target: ModelLatency;
-  drafter: ModelLatency;
-  sp: number;
-  prompts: number;
-  tokens: number;
-}
-
-interface Totals {
-  ms: number;
-  tokens: number[][];
-  windows: number[];
-  probes: number;
-}
-
-/** `prompts` generations, one after another on one runtime (as a server runs them). */
-async function runAll(algo: AlgorithmName, s: Setup, lookahead?: Lookahead): Promise<Totals> {
-  const rt = syntheticRuntime({
-    pair: new SyntheticPair(s.pair),
-    profile: { name: "test", target: s.target, drafter: s.drafter },
-    clock: "virtual",
-    sp: algo === "dsi" ? s.sp : 1,
-    events: false,
-  });
-  const out: Totals = { ms: 0, tokens: [], windows: [], probes: 0 };
-  for (let i = 0; i < s.prompts; i++) {
-    const prompt = [i % 32, (3 * i + 1) % 32, (7 * i + 2) % 32];
-    const r = await generate(algo, rt, { prompt, maxTokens: s.tokens, ...(algo === "nonsi" ? {} : { lookahead }) }).result;
-    out.ms += r.stats.timeMs;
-    out.tokens.push(r.tokens);
-    out.probes += r.stats.probes;
-    out.windows = sumHistograms([out.windows, r.stats.windows]);
-  }
-  return out;
-}
+/** `prompts` generations, one after another on one runtime (as a server runs them), in a worker thread. */
+const runAll = (algo: AlgorithmName, s: Setup, lookahead?: Lookahead): Promise<Totals> => offThread(WORKLOAD, "runAll", algo, s, lookahead);
+const WORKLOAD = new URL("../helpers/lookahead-workload.js", import.meta.url);
+/** The times of every fixed lookahead 1..8, run side by side. */
+const fixedTimes = async (algo: AlgorithmName, s: Setup): Promise<number[]> => (await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map((L) => runAll(algo, s, L)))).map((t) => t.ms);
 
 test("expected time per token: SI is (k·d + t(k)) / E(k); k = 0 is a plain step; DSI without acceptance runs at the plain pace", () => {
   const m: CostModel = { a: 0.8, d: 2, t: (k) => 10 + k, t0: 10 };
@@ -86,9 +57,8 @@ test("costs that grow with the window: auto SI and DSI stay within 1.03x of non-
       // A window of k drafts costs (1 + k·x) passes: with x >= 1 no acceptance lets SI win.
       for (const x of [1, 1.5]) {
         const s: Setup = { pair: { vocab: 32, agreement: a, seed: 7 }, target: latency(10, 10 * x), drafter: latency(10 * c), sp: 4, prompts: 4, tokens: 64 };
-        const nonsi = await runAll("nonsi", s);
-        for (const algo of ["si", "dsi"] as const) {
-          const auto = await runAll(algo, s, "auto");
+        const [nonsi, si, dsi] = await Promise.all([runAll("nonsi", s), runAll("si", s, "auto"), runAll("dsi", s, "auto")]);
+        for (const [algo, auto] of [["si", si], ["dsi", dsi]] as const) {
           assert.deepEqual(auto.tokens, nonsi.tokens, `${algo} a=${a} c=${c} x=${x}: outputs differ`);
           const ratio = auto.ms / nonsi.ms;
           if (algo === "si") worstSi = Math.max(worstSi, ratio);
@@ -106,9 +76,7 @@ test("costs that grow with the window, several instances (speculation pays, DSI'
     for (const x of [0.2, 0.5]) {
       for (const c of [0.1, 0.3]) {
         const s: Setup = { pair: { vocab: 32, agreement: 0.9, seed: 7 }, target: latency(10, 10 * x), drafter: latency(10 * c), sp, prompts: 2, tokens: 256 };
-        const fixed: number[] = [];
-        for (let L = 1; L <= 8; L++) fixed.push((await runAll("dsi", s, L)).ms);
-        const auto = (await runAll("dsi", s, "auto")).ms;
+        const [fixed, auto] = await Promise.all([fixedTimes("dsi", s), runAll("dsi", s, "auto").then((t) => t.ms)]);
         const best = Math.min(...fixed);
         assert.ok(auto <= 1.04 * best, `SP=${sp} x=${x} c=${c}: auto ${(auto / best).toFixed(3)}x of the best fixed (L=${fixed.indexOf(best) + 1})`);
       }
@@ -126,8 +94,9 @@ test("the paper's ten pairs (flat costs): auto within 3% of the best fixed looka
       let auto = 0;
       for (let seed = 1; seed <= seeds; seed++) {
         const s: Setup = { pair: { vocab: 32, agreement: p.acceptance, seed }, target: latency(p.targetMs), drafter: latency(p.drafterMs), sp: 7, prompts: 8, tokens: 100 };
-        for (let L = 1; L <= 8; L++) fixed[L - 1] += (await runAll(algo, s, L)).ms;
-        auto += (await runAll(algo, s, "auto")).ms;
+        const [times, a] = await Promise.all([fixedTimes(algo, s), runAll(algo, s, "auto")]);
+        times.forEach((ms, i) => (fixed[i] += ms));
+        auto += a.ms;
       }
       const best = Math.min(...fixed);
       assert.ok(auto <= 1.03 * best, `${p.name} ${algo}: auto ${(auto / best).toFixed(3)}x of the best fixed lookahead (L=${fixed.indexOf(best) + 1})`);
@@ -149,9 +118,7 @@ test("acceptance that alternates between stretches of 0.9 and 0.2: auto beats ev
     tokens: 256,
   };
   for (const [algo, sp, margin] of [["si", 1, 0.05], ["dsi", 1, 0.05], ["dsi", 2, 0.01]] as const) {
-    const fixed: number[] = [];
-    for (let L = 1; L <= 8; L++) fixed.push((await runAll(algo, { ...s, sp }, L)).ms);
-    const auto = await runAll(algo, { ...s, sp }, "auto");
+    const [fixed, auto] = await Promise.all([fixedTimes(algo, { ...s, sp }), runAll(algo, { ...s, sp }, "auto")]);
     const best = Math.min(...fixed);
     const label = `${algo} SP=${sp}: auto ${auto.ms.toFixed(0)} ms vs fixed ${fixed.map((x) => x.toFixed(0))}`;
     assert.ok(auto.ms <= (1 - margin) * best, label);
@@ -170,9 +137,7 @@ test("alternating acceptance where one fixed lookahead is best in both contexts 
     prompts: 2,
     tokens: 256,
   };
-  const fixed: number[] = [];
-  for (let L = 1; L <= 8; L++) fixed.push((await runAll("dsi", s, L)).ms);
-  const auto = await runAll("dsi", s, "auto");
+  const [fixed, auto] = await Promise.all([fixedTimes("dsi", s), runAll("dsi", s, "auto")]);
   assert.equal(Math.min(...fixed), fixed[0], "L=1 is the best fixed lookahead here");
   assert.ok(auto.ms <= 1.02 * fixed[0], `DSI: auto ${auto.ms.toFixed(0)} ms vs fixed ${fixed.map((x) => x.toFixed(0))}`);
 });
@@ -184,8 +149,8 @@ test("greedy: auto SI and DSI equal non-SI token for token, wherever the control
     { pair: { vocab: 32, seed: 5, stretches: { length: 16, values: [0.95, 0.1] } }, target: latency(10), drafter: latency(3), sp: 1, prompts: 3, tokens: 60 },
   ];
   for (const s of setups) {
-    const nonsi = await runAll("nonsi", s);
-    for (const algo of ["si", "dsi"] as const) assert.deepEqual((await runAll(algo, s, "auto")).tokens, nonsi.tokens, `${algo}: outputs differ`);
+    const [nonsi, si, dsi] = await Promise.all([runAll("nonsi", s), runAll("si", s, "auto"), runAll("dsi", s, "auto")]);
+    for (const [algo, r] of [["si", si], ["dsi", dsi]] as const) assert.deepEqual(r.tokens, nonsi.tokens, `${algo}: outputs differ`);
   }
 });
 
@@ -195,16 +160,9 @@ test("sampling: auto SI and DSI (one runtime, so the lookahead varies between sa
   const T1: SamplingParams = { temperature: 1, topK: 0, topP: 1 };
   const pair = new SyntheticPair({ vocab: V, seed: 77, agreement: 0.5, sharpness: 2.5 });
   const joint = targetJoint(pair, PROMPT, 3, T1);
-  for (const algo of ["si", "dsi"] as const) {
-    const rt = syntheticRuntime({ pair, profile: { name: "test", target: latency(10), drafter: latency(2) }, clock: "virtual", sp: 2, events: false });
-    const counts = new Float64Array(V ** 3);
-    let windows: number[] = [];
-    for (let seed = 0; seed < 8000; seed++) {
-      const r = await generate(algo, rt, { prompt: PROMPT, maxTokens: 3, sampling: T1, verify: "rejection", seed, lookahead: "auto" }).result;
-      const [a, b, c] = r.tokens;
-      counts[a * V * V + b * V + c]++;
-      windows = sumHistograms([windows, r.stats.windows]);
-    }
+  const results = await Promise.all((["si", "dsi"] as const).map((algo) => offThread<{ counts: Float64Array; windows: number[] }>(WORKLOAD, "sampleOnOneRuntime", algo, latency(10), latency(2))));
+  for (const [i, algo] of (["si", "dsi"] as const).entries()) {
+    const { counts, windows } = results[i];
     assert.ok(windows.filter((n) => n > 100).length >= 2, `${algo}: the controller sent windows of several sizes: ${windows}`);
     const chi = chiSquareTest(counts, joint);
     assert.ok(!chi.rejected, `${algo}: chi-square ${chi.statistic.toFixed(1)} > ${chi.critical.toFixed(1)} (df ${chi.df})`);

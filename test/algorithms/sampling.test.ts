@@ -5,44 +5,36 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { AlgorithmName, GenerateOptions } from "../../src/algorithms/options.js";
+import type { AlgorithmName } from "../../src/algorithms/options.js";
 import type { SamplingParams } from "../../src/core/sampling.js";
 import type { VerifyRule } from "../../src/core/verify.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
 import { chiSquareTest, targetJoint } from "../helpers/chi-square.js";
-import { profile, run } from "../helpers/run.js";
+import { offThread } from "../helpers/off-thread.js";
+import type { Tally } from "../helpers/sampling-workload.js";
 
 const V = 6;
 const PROMPT = [1, 2];
 const SAMPLES = 20_000;
-const pair = new SyntheticPair({ vocab: V, seed: 77, agreement: 0.5, sharpness: 2.5 });
+const SPEC = { vocab: V, seed: 77, agreement: 0.5, sharpness: 2.5 };
+const pair = new SyntheticPair(SPEC);
 
 /** Exact P(x1, x2, x3 | prompt) under the target, indexed x1*V*V + x2*V + x3. */
 const exactJoint = (sampling: SamplingParams): Float64Array => targetJoint(pair, PROMPT, 3, sampling);
 
-async function sampleCounts(algo: AlgorithmName, verify: VerifyRule, sampling: SamplingParams, extra: Partial<GenerateOptions> = {}) {
+/**
+ * Counts of each 3-token outcome over seeds 0..SAMPLES-1, and the drafts accepted and rejected;
+ * in two halves on worker threads (see off-thread.ts), which give the same counts as one loop.
+ */
+async function sampleCounts(algo: AlgorithmName, verify: VerifyRule, sampling: SamplingParams, o: { acceptEveryDraft?: boolean } = {}) {
+  const halves = await Promise.all(
+    [0, SAMPLES / 2].map((from) => offThread<Tally>(WORKLOAD, "tally", { spec: SPEC, prompt: PROMPT, algo, verify, sampling, from, to: from + SAMPLES / 2, acceptEveryDraft: o.acceptEveryDraft === true })),
+  );
   const counts = new Float64Array(V ** 3);
-  let accepted = 0;
-  let rejected = 0;
-  for (let seed = 0; seed < SAMPLES; seed++) {
-    const r = await run(algo, pair, {
-      prompt: PROMPT,
-      maxTokens: 3,
-      lookahead: 2,
-      sp: 2,
-      profile: profile(10, 3),
-      sampling,
-      verify,
-      seed,
-      ...extra,
-    });
-    const [a, b, c] = r.tokens;
-    counts[a * V * V + b * V + c]++;
-    accepted += r.stats.accepted;
-    rejected += r.stats.rejected;
-  }
-  return { counts, accepted, rejected };
+  for (const h of halves) h.counts.forEach((n, i) => (counts[i] += n));
+  return { counts, accepted: halves[0].accepted + halves[1].accepted, rejected: halves[0].rejected + halves[1].rejected };
 }
+const WORKLOAD = new URL("../helpers/sampling-workload.js", import.meta.url);
 
 const T1: SamplingParams = { temperature: 1, topK: 0, topP: 1 };
 
@@ -65,7 +57,7 @@ test("sampling: DSI with rejection under temperature, top-k and top-p", async ()
 });
 
 test("sampling: negative control, a verifier accepting every draft, fails the same test", async () => {
-  const { counts } = await sampleCounts("dsi", "rejection", T1, { verifier: (_t, draft) => ({ token: draft.token, accepted: true }) });
+  const { counts } = await sampleCounts("dsi", "rejection", T1, { acceptEveryDraft: true });
   const chi = chiSquareTest(counts, exactJoint(T1));
   assert.ok(chi.rejected, `lossy control passed: chi-square ${chi.statistic.toFixed(1)} <= ${chi.critical.toFixed(1)}`);
 });

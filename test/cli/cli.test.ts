@@ -34,7 +34,7 @@ const BAD: [string[], RegExp][] = [
   [["--top-p", "1.01"], /--top-p.*\(0, 1\]/],
   [["--latency", "gpt-5/tiny"], /--latency.*unknown latency profile; allowed: none, vicuna-13b\/vicuna-68m:cnn-dm/],
   [["--backend", "onnx"], /--backend.*Allowed choices are synthetic/],
-  [["--algo", "medusa"], /--algo.*Allowed choices are nonsi, si, dsi/],
+  [["--algo", "medusa"], /--algo.*must be one of nonsi, si, dsi/],
   [["--verify", "greedy", "--temperature", "0.7"], /--verify.*temperature 0/],
   [["--verify", "rejection"], /--verify.*temperature > 0/],
   [["--vocab", "65"], /--vocab.*2\.\.64/],

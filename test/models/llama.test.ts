@@ -11,6 +11,7 @@ import { assembleRuntime } from "../../src/models/runtime.js";
 import type { Runtime } from "../../src/runtime/runtime.js";
 import { assertFirstTwoTokensFollow } from "../helpers/chi-square.js";
 import { pairFiles, SMALL_PAIR, TINY_PAIR } from "../helpers/gguf-models.js";
+import { CountingView } from "../helpers/counting-view.js";
 
 async function loadPair(name: string, spec: typeof SMALL_PAIR): Promise<{ pair: LlamaPair; drafter: LlamaInstance; targets: LlamaInstance[] }> {
   const files = await pairFiles(name, spec);
@@ -157,19 +158,6 @@ describe("llama backend, small SentencePiece pair", () => {
   });
 });
 
-/** A view that counts the tokens an instance reads from it. */
-class CountingView extends TokenView {
-  reads = 0;
-  override at(index: number): number | undefined {
-    this.reads++;
-    return super.at(index);
-  }
-  override slice(start?: number, end?: number): number[] {
-    const out = super.slice(start, end);
-    this.reads += out.length;
-    return out;
-  }
-}
 
 describe("llama backend, small SentencePiece pair: requests over the engine's committed prefix", () => {
   let m: Awaited<ReturnType<typeof loadPair>>;

@@ -7,26 +7,20 @@
  * an evaluation on a wrong prefix.
  */
 import assert from "node:assert/strict";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import type { ServiceError } from "@grpc/grpc-js";
 import { generate } from "../../src/algorithms/generate.js";
 import { InstanceLostError, InvalidRequestError, type EvalRequest, type ModelInstance } from "../../src/core/instance.js";
 import { GREEDY } from "../../src/core/sampling.js";
 import type { PositionOutput } from "../../src/core/verify.js";
-import { RemoteInstance, WorkerCallError, WorkerError } from "../../src/models/remote/client.js";
+import { WorkerCallError, WorkerError } from "../../src/models/remote/client.js";
 import { HASH_START, hashStep, workerClient, type EvaluateReply__Output, type EvaluateRequest } from "../../src/models/remote/protocol.js";
 import { assembleRuntime, syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
-import { serveWorker, type RunningWorker } from "../../src/worker/server.js";
 import { profile } from "../helpers/run.js";
+import { connect, worker } from "../helpers/in-process-workers.js";
 
 const pair = new SyntheticPair({ vocab: 16, seed: 5, agreement: 0.7, context: "all" });
-const running: RunningWorker[] = [];
-const clients: RemoteInstance[] = [];
-after(async () => {
-  for (const c of clients) c.close();
-  await Promise.all(running.map((w) => w.close()));
-});
 
 /**
  * The synthetic target behind a model that refuses sequences longer than `limit` (as llama.cpp
@@ -46,17 +40,6 @@ class Picky implements ModelInstance {
   }
 }
 
-async function worker(instance: ModelInstance, limits: { contextSize?: number; evalChunk?: number } = {}): Promise<RunningWorker> {
-  const w = await serveWorker({ instance, listen: "127.0.0.1:0", backend: "synthetic", role: "target", ...limits });
-  running.push(w);
-  return w;
-}
-
-async function connect(address: string): Promise<RemoteInstance> {
-  const r = await RemoteInstance.connect(address);
-  clients.push(r);
-  return r;
-}
 
 const req = (tokens: number[], from = tokens.length): EvalRequest => ({ tokens, from, mode: "greedy", sampling: GREEDY, seed: 0, stream: 1 });
 const local = pair.instance("target");
@@ -87,7 +70,7 @@ test("the worker refuses bad requests (INVALID_ARGUMENT, OUT_OF_RANGE) and keeps
     assert.equal(first.held, 3);
     const refusals: [EvaluateRequest, number, RegExp][] = [
       [{ append: [99], from: 4 }, 3, /token 99 is outside the vocabulary of 16/],
-      [{ append: [4], from: 9 }, 3, /from 9 is outside 0\.\.4/],
+      [{ append: [4], from: 9 }, 3, /from 9 is outside 1\.\.4/],
       // A mode from a newer client: an enum number this worker does not know.
       [{ append: [4], from: 4, mode: 7 as unknown as EvaluateRequest["mode"] }, 3, /unknown output mode 7/],
       [{ append: [4, 5, 6, 7, 8, 9], from: 9 }, 11, /the sequence \(9 tokens\) plus the token it predicts exceeds the model context of 8 tokens/],

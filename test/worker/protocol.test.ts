@@ -17,35 +17,24 @@ import { Server, ServerCredentials, status } from "@grpc/grpc-js";
 import { TokenView, type EvalRequest, type ModelInstance } from "../../src/core/instance.js";
 import { GREEDY } from "../../src/core/sampling.js";
 import type { PositionOutput } from "../../src/core/verify.js";
-import { RemoteInstance } from "../../src/models/remote/client.js";
 import { encodeProbs, LOAD_OPTIONS, modeFromWire, workerDefinition, type ModelWorkerHandlers } from "../../src/models/remote/protocol.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
-import { HeldSequence, serveWorker, type RunningWorker } from "../../src/worker/server.js";
+import { HeldSequence } from "../../src/worker/server.js";
 import { tempDir } from "../helpers/temp.js";
+import { connect, worker as serveIn } from "../helpers/in-process-workers.js";
+import { CountingView } from "../helpers/counting-view.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 // Whole-context models: an evaluation on a wrong prefix shows in its outputs.
 const pair = new SyntheticPair({ vocab: 16, seed: 5, agreement: 0.7, context: "all" });
 const local = pair.instance("target");
-const running: RunningWorker[] = [];
-const clients: RemoteInstance[] = [];
 const servers: Server[] = [];
-after(async () => {
-  for (const c of clients) c.close();
+after(() => {
   for (const s of servers) s.forceShutdown();
-  await Promise.all(running.map((w) => w.close()));
 });
 
-async function worker(instance: ModelInstance = local): Promise<RunningWorker> {
-  const w = await serveWorker({ instance, listen: "127.0.0.1:0", backend: "synthetic", role: "target" });
-  running.push(w);
-  return w;
-}
-async function connect(address: string): Promise<RemoteInstance> {
-  const r = await RemoteInstance.connect(address);
-  clients.push(r);
-  return r;
-}
+/** A worker serving `instance` (default: the local synthetic target). */
+const worker = (instance: ModelInstance = local) => serveIn(instance);
 const req = (tokens: EvalRequest["tokens"], from = tokens.length, mode: EvalRequest["mode"] = "greedy"): EvalRequest => ({
   tokens,
   from,
@@ -75,19 +64,6 @@ test("the generated protocol types are what `npm run proto:types` makes from pro
   for (const name of names) assert.equal(await readFile(join(committed, name), "utf8"), await readFile(join(fresh, name), "utf8"), `${name} is out of date: run npm run proto:types`);
 });
 
-/** A view that counts the tokens read through it. */
-class CountingView extends TokenView {
-  reads = 0;
-  override at(index: number): number | undefined {
-    this.reads++;
-    return super.at(index);
-  }
-  override slice(start?: number, end?: number): number[] {
-    const out = super.slice(start, end);
-    this.reads += out.length;
-    return out;
-  }
-}
 
 test("the client reads only the tokens beyond the committed ones it sent before: a call costs O(drafts), not O(context)", async () => {
   const r = await connect((await worker()).address);

@@ -1,0 +1,43 @@
+/** The sampling tests' workload: many short generations, counted by outcome (run off-thread, see off-thread.ts). */
+import type { AlgorithmName } from "../../src/algorithms/options.js";
+import type { SamplingParams } from "../../src/core/sampling.js";
+import type { VerifyRule } from "../../src/core/verify.js";
+import { SyntheticPair, type SyntheticSpec } from "../../src/models/synthetic.js";
+import { profile, run } from "./run.js";
+
+export interface Tally {
+  counts: Float64Array;
+  accepted: number;
+  rejected: number;
+}
+
+/**
+ * Generations of 3 tokens after `prompt` with seeds from..to-1 (L=2, SP=2, latency 10/3 in
+ * virtual time), counted by outcome; `acceptEveryDraft` replaces the lossless rule with one
+ * that accepts every draft (the negative control).
+ */
+export async function tally(o: { spec: Partial<SyntheticSpec>; prompt: number[]; algo: AlgorithmName; verify: VerifyRule; sampling: SamplingParams; from: number; to: number; acceptEveryDraft: boolean }): Promise<Tally> {
+  const pair = new SyntheticPair(o.spec);
+  const V = pair.spec.vocab;
+  const counts = new Float64Array(V ** 3);
+  let accepted = 0;
+  let rejected = 0;
+  for (let seed = o.from; seed < o.to; seed++) {
+    const r = await run(o.algo, pair, {
+      prompt: o.prompt,
+      maxTokens: 3,
+      lookahead: 2,
+      sp: 2,
+      profile: profile(10, 3),
+      sampling: o.sampling,
+      verify: o.verify,
+      seed,
+      ...(o.acceptEveryDraft ? { verifier: (_t, draft) => ({ token: draft.token, accepted: true }) } : {}),
+    });
+    const [a, b, c] = r.tokens;
+    counts[a * V * V + b * V + c]++;
+    accepted += r.stats.accepted;
+    rejected += r.stats.rejected;
+  }
+  return { counts, accepted, rejected };
+}
