@@ -132,8 +132,10 @@ export function maxOf(key: OptionKey, face: Face): number {
 }
 
 /** What a value must be, in the words every face uses: "must be an integer in 1..1024". */
-export function rangeText(key: OptionKey, face: Face, max = maxOf(key, face)): string {
+export function rangeText(key: OptionKey, face: Face, maxGiven?: number): string {
   const v = GENERATION_OPTIONS[key].value;
+  if (v.type === "choice") return `must be one of ${v.choices.join(", ")}`;
+  const max = maxGiven ?? maxOf(key, face);
   switch (v.type) {
     case "int":
       return `must be an integer in ${v.min}..${max}`;
@@ -141,16 +143,16 @@ export function rangeText(key: OptionKey, face: Face, max = maxOf(key, face)): s
       return `must be a number in ${v.openMin ? "(" : "["}${v.min}, ${max}]`;
     case "autoOrInt":
       return `must be auto or an integer in ${v.min}..${max}`;
-    case "choice":
-      return `must be one of ${v.choices.join(", ")}`;
     case "texts":
       return `must be 1..${max} non-empty strings`;
   }
 }
 
 /** Whether `value` is one this option accepts (in the face's range). */
-export function accepts(key: OptionKey, face: Face, value: unknown, max = maxOf(key, face)): boolean {
+export function accepts(key: OptionKey, face: Face, value: unknown, maxGiven?: number): boolean {
   const v = GENERATION_OPTIONS[key].value;
+  if (v.type === "choice") return typeof value === "string" && v.choices.includes(value);
+  const max = maxGiven ?? maxOf(key, face);
   switch (v.type) {
     case "int":
       return typeof value === "number" && Number.isSafeInteger(value) && value >= v.min && value <= max;
@@ -158,8 +160,6 @@ export function accepts(key: OptionKey, face: Face, value: unknown, max = maxOf(
       return typeof value === "number" && Number.isFinite(value) && (v.openMin ? value > v.min : value >= v.min) && value <= max;
     case "autoOrInt":
       return value === "auto" || (typeof value === "number" && Number.isSafeInteger(value) && value >= v.min && value <= max);
-    case "choice":
-      return typeof value === "string" && v.choices.includes(value);
     case "texts":
       return Array.isArray(value) && value.length >= 1 && value.length <= max && value.every((s) => typeof s === "string" && s !== "");
   }
@@ -207,7 +207,7 @@ export function verifyProblem(o: Pick<CrossCheckInput, "temperature" | "verify">
     return { key: "verify", message: `${name("verify")} greedy needs ${name("temperature")} 0 (got ${o.temperature}); use rejection or match for sampling` };
   }
   if (o.verify !== undefined && o.verify !== "greedy" && o.temperature === 0) {
-    return { key: "verify", message: `${name("verify")} ${o.verify} samples and needs ${name("temperature")} > 0; use greedy at temperature 0` };
+    return { key: "verify", message: `${name("verify")} ${o.verify} samples and needs ${name("temperature")} > 0; use greedy at ${name("temperature")} 0` };
   }
   return undefined;
 }

@@ -49,11 +49,11 @@ function schemaOf(v: ValueSpec, max: number, error: string): z.ZodType {
     case "number":
       return (v.openMin ? z.number({ error }).gt(v.min) : z.number({ error }).min(v.min)).max(max);
     case "autoOrInt":
-      return z.union([z.literal("auto"), z.number().int().min(v.min).max(max)], { error });
+      return z.union([z.literal("auto"), z.number({ error }).int().min(v.min).max(max)], { error });
     case "choice":
       return z.enum(v.choices as [string, ...string[]], { error });
     case "texts":
-      return z.union([z.string().min(1), z.array(z.string().min(1)).min(1).max(max)], { error });
+      return z.union([z.string({ error }).min(1, { error }), z.array(z.string({ error }).min(1, { error }), { error }).min(1, { error }).max(max, { error })], { error });
   }
 }
 

@@ -5,13 +5,10 @@ import { Rng } from "../../src/core/random.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
 import { flatLatency } from "../../src/models/latency.js";
 import { profile, run } from "../helpers/run.js";
+import { offThread } from "../helpers/off-thread.js";
+import type { Config, SeedRun } from "../helpers/virtual-time-workload.js";
 
-interface Config {
-  c: number; // drafter latency as a fraction of the target's
-  a: number;
-  L: number;
-  sp: number;
-}
+const WORKLOAD = new URL("../helpers/virtual-time-workload.js", import.meta.url);
 
 function configs(n: number): Config[] {
   const rng = new Rng(2024);
@@ -32,23 +29,16 @@ const SEEDS = 8;
 
 test("virtual time: DSI <= non-SI in every run, DSI mean <= SI mean when SP >= ceil(t/(L*c))", async () => {
   let enoughSp = 0;
-  for (const [i, cfg] of configs(120).entries()) {
-    const prof = profile(T, T * cfg.c);
+  const all = configs(120);
+  const results = await Promise.all(all.map((cfg, i) => offThread<SeedRun[]>(WORKLOAD, "runSeeds", i, cfg, SEEDS, T)));
+  for (const [i, cfg] of all.entries()) {
     let siTotal = 0;
     let dsiTotal = 0;
-    for (let s = 0; s < SEEDS; s++) {
-      const pair = new SyntheticPair({ vocab: 16, seed: 1000 * i + s, agreement: cfg.a });
-      const opts = { maxTokens: 40, lookahead: cfg.L, sp: cfg.sp, profile: prof };
-      const nonsi = await run("nonsi", pair, opts);
-      const si = await run("si", pair, opts);
-      const dsi = await run("dsi", pair, opts);
-      assert.deepEqual(dsi.tokens, nonsi.tokens);
-      assert.ok(
-        dsi.stats.timeMs <= nonsi.stats.timeMs + 1e-9,
-        `config ${i} ${JSON.stringify(cfg)} seed ${s}: dsi ${dsi.stats.timeMs} > nonsi ${nonsi.stats.timeMs}`,
-      );
-      siTotal += si.stats.timeMs;
-      dsiTotal += dsi.stats.timeMs;
+    for (const [s, r] of results[i].entries()) {
+      assert.deepEqual(r.dsiTokens, r.nonsiTokens);
+      assert.ok(r.dsiMs <= r.nonsiMs + 1e-9, `config ${i} ${JSON.stringify(cfg)} seed ${s}: dsi ${r.dsiMs} > nonsi ${r.nonsiMs}`);
+      siTotal += r.siMs;
+      dsiTotal += r.dsiMs;
     }
     if (cfg.sp >= Math.ceil(1 / (cfg.L * cfg.c))) {
       enoughSp++;
@@ -123,18 +113,13 @@ test("virtual time: for every output length from 1 token, DSI mean <= SI mean wh
   // drafting, so when its first draft is rejected SI needs c + 2t for 2 tokens where non-SI
   // needs 2t; DSI, bound to non-SI, must start at once without drafts (t, then 2t).
   let checked = 0;
-  for (const [i, cfg] of configs(60).entries()) {
-    const sp = Math.max(2, cfg.sp, Math.ceil(1 / (cfg.L * cfg.c)));
-    const prof = profile(T, T * cfg.c);
+  const all = configs(60);
+  const sps = all.map((cfg) => Math.max(2, cfg.sp, Math.ceil(1 / (cfg.L * cfg.c))));
+  const totals = await Promise.all(all.map((cfg, i) => offThread<{ si: number; dsi: number }[]>(WORKLOAD, "shortOutputs", i, cfg, sps[i], SEEDS, T)));
+  for (const [i, cfg] of all.entries()) {
+    const sp = sps[i];
     for (let maxTokens = 1; maxTokens <= 8; maxTokens++) {
-      let siTotal = 0;
-      let dsiTotal = 0;
-      for (let s = 0; s < SEEDS; s++) {
-        const pair = new SyntheticPair({ vocab: 16, seed: 1000 * i + s, agreement: cfg.a });
-        const opts = { maxTokens, lookahead: cfg.L, sp, profile: prof };
-        siTotal += (await run("si", pair, opts)).stats.timeMs;
-        dsiTotal += (await run("dsi", pair, opts)).stats.timeMs;
-      }
+      const { si: siTotal, dsi: dsiTotal } = totals[i][maxTokens - 1];
       assert.ok(dsiTotal <= siTotal + 1e-9, `config ${i} ${JSON.stringify({ ...cfg, sp })}, ${maxTokens} tokens: dsi mean ${dsiTotal / SEEDS} > si mean ${siTotal / SEEDS}`);
       checked++;
     }

@@ -2,8 +2,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Rng } from "../../src/core/random.js";
-import { simulateEngine } from "../../src/sim/engine.js";
+import type { simulateEngine } from "../../src/sim/engine.js";
+import { offThread } from "../helpers/off-thread.js";
 import { AcceptanceDraws, dsiTime, nonSiTime, siTime, simulateTimeUnits, spNeeded } from "../../src/sim/time-units.js";
+
+const ENGINE = new URL("../../src/sim/engine.js", import.meta.url);
 
 test("model: per repeat with the same draws, DSI <= non-SI and within its bounds; DSI <= SI in the mean", () => {
   const rng = new Rng(7);
@@ -63,20 +66,24 @@ test("model and engine agree: mean times within 3% or 3 standard errors on 34 co
     [0.1, 5],
     [0.05, 5],
   ];
-  let compared = 0;
-  while (compared < 34) {
-    const [c, L] = fixed[compared] ?? [0.02 + 0.98 * rng.next(), 1 + Math.floor(rng.next() * 10)];
+  // The configurations first (the same draws in the same order), then the engine's runs side
+  // by side on worker threads (see test/helpers/off-thread.ts).
+  const configs: { c: number; a: number; L: number; tokens: number; sp: number }[] = [];
+  while (configs.length < 34) {
+    const [c, L] = fixed[configs.length] ?? [0.02 + 0.98 * rng.next(), 1 + Math.floor(rng.next() * 10)];
     if (L * c >= 1) continue; // the model's regime: full windows, at least two targets
     const a = rng.next();
-    const cfg = { c, a, L, tokens: 100, sp: spNeeded(c, L) };
-    const model = simulateTimeUnits(cfg, 400, compared);
-    const REPEATS = 16;
-    const engine = await simulateEngine(cfg, REPEATS, compared);
+    configs.push({ c, a, L, tokens: 100, sp: spNeeded(c, L) });
+  }
+  const REPEATS = 16;
+  const engines = await Promise.all(configs.map((cfg, i) => offThread<Awaited<ReturnType<typeof simulateEngine>>>(ENGINE, "simulateEngine", cfg, REPEATS, i)));
+  for (const [i, cfg] of configs.entries()) {
+    const model = simulateTimeUnits(cfg, 400, i);
+    const engine = engines[i];
     for (const algo of ["nonsi", "si", "dsi"] as const) {
       const diff = Math.abs(model[algo].mean - engine[algo].mean);
       const se = Math.sqrt(model[algo].std ** 2 / 400 + engine[algo].std ** 2 / REPEATS);
       assert.ok(diff <= 0.03 * engine[algo].mean || diff <= 3 * se, `${algo} ${JSON.stringify(cfg)}: model ${model[algo].mean} engine ${engine[algo].mean} (se ${se})`);
     }
-    compared++;
   }
 });
