@@ -56,16 +56,22 @@ export async function assertFirstTwoTokensFollow(
   vocab: number,
   samples: number,
   generation: (seed: number) => Promise<{ tokens: number[]; stats: { accepted: number; rejected: number } }>,
+  /** Generations in flight at once (each seed's output is a lossless sample however they overlap). */
+  concurrency = 1,
 ): Promise<void> {
   const counts = new Float64Array(vocab * vocab);
   let accepted = 0;
   let rejected = 0;
-  for (let seed = 0; seed < samples; seed++) {
-    const r = await generation(seed);
-    counts[r.tokens[0] * vocab + r.tokens[1]]++;
-    accepted += r.stats.accepted;
-    rejected += r.stats.rejected;
-  }
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < samples) {
+      const r = await generation(next++);
+      counts[r.tokens[0] * vocab + r.tokens[1]]++;
+      accepted += r.stats.accepted;
+      rejected += r.stats.rejected;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, lane));
   assert.ok(accepted > 500 && rejected > 500, `accepted ${accepted}, rejected ${rejected}`);
   const chi = chiSquareTest(counts, exact);
   assert.ok(chi.df >= 30, `df ${chi.df}`);

@@ -44,7 +44,9 @@ test("an instance returns one output per position from..length, the same for arr
   for (const [i, out] of a.entries()) assert.equal(out.token, argmax(pair.targetLogits(seq, 3 + i)));
   const dist = await target.evaluate({ ...req, mode: "dist", sampling: SAMPLING });
   assert.ok(dist.every((o) => o.probs !== undefined && o.probs.length === 16));
-  await assert.rejects(target.evaluate({ ...req, from: 6 }), /from=6 outside 0\.\.5/);
+  await assert.rejects(target.evaluate({ ...req, from: 6 }), /from=6 outside 1\.\.5/);
+  // An output needs a token of context: the contract's range starts at 1, as llama.cpp's does.
+  await assert.rejects(target.evaluate({ ...req, from: 0 }), /from=0 outside 1\.\.5/);
   await assert.rejects(target.evaluate(req, AbortSignal.abort()), (err: Error) => err.name === "AbortError");
 });
 

@@ -156,7 +156,7 @@ test("distributions through a worker equal the in-process ones to float32 precis
   const local = pair.instance("target");
   const sampling = { temperature: 0.8, topK: 0, topP: 1 };
   for (const tokens of [[1, 2, 3], [5, 5, 9, 14, 2, 7], [0]]) {
-    const req = { tokens, from: Math.max(0, tokens.length - 3), sampling, seed: 11, stream: 1 };
+    const req = { tokens, from: Math.max(1, tokens.length - 3), sampling, seed: 11, stream: 1 };
     const [mine, theirs] = [await local.evaluate({ ...req, mode: "dist" }), await remotes[1].evaluate({ ...req, mode: "dist" })];
     assert.equal(theirs.length, mine.length);
     mine.forEach((m, i) => m.probs!.forEach((p, k) => assert.ok(Math.abs(p - theirs[i].probs![k]) <= 1e-7 * Math.max(p, 1e-30) + 1e-12, `position ${i} token ${k}`)));
@@ -178,7 +178,8 @@ test("rejection sampling through target workers matches the target's exact joint
   const { sampling, prompt, V, exact } = firstTwoTokens();
   // No emulated latency: the distribution is what is tested, and 3000 generations add up.
   const rt = assembleRuntime({ clock: "real", drafter: pair.instance("drafter"), target: (i) => remotes[i], vocabSize: 16, eosToken: undefined, sp: 3 });
-  await assertFirstTwoTokensFollow(exact, V, 3000, (seed) => generate("dsi", rt, { prompt, maxTokens: 3, sampling, verify: "rejection", seed, lookahead: 2 }).result);
+  // Three generations at once on the three workers (the pool admits one per instance).
+  await assertFirstTwoTokensFollow(exact, V, 3000, (seed) => generate("dsi", rt, { prompt, maxTokens: 3, sampling, verify: "rejection", seed, lookahead: 2 }).result, 3);
 });
 
 test("float16 distributions: each probability within float16 rounding of the target's", async () => {
@@ -205,7 +206,7 @@ test("rejection sampling with float16 distributions from the workers passes the 
   const halves = await Promise.all(remotes.map((r) => RemoteInstance.connect(r.address, { probs: "float16" })));
   try {
     const rt = assembleRuntime({ clock: "real", drafter: pair.instance("drafter"), target: (i) => halves[i], vocabSize: 16, eosToken: undefined, sp: 3 });
-    await assertFirstTwoTokensFollow(exact, V, 3000, (seed) => generate("dsi", rt, { prompt, maxTokens: 3, sampling, verify: "rejection", seed, lookahead: 2 }).result);
+    await assertFirstTwoTokensFollow(exact, V, 3000, (seed) => generate("dsi", rt, { prompt, maxTokens: 3, sampling, verify: "rejection", seed, lookahead: 2 }).result, 3);
   } finally {
     for (const h of halves) h.close();
   }
