@@ -28,10 +28,14 @@ const T = { U32: 4, I32: 5, F32: 6, BOOL: 7, STRING: 8, ARRAY: 9 } as const;
 const GGML_TYPE = { f32: 0, q8_0: 8 } as const;
 const Q8_BLOCK = 32;
 
+/** Scratch for reading a float's bits (one per process: millions of calls per model). */
+const F32 = new Float32Array(1);
+const F32_BITS = new Uint32Array(F32.buffer);
+
 /** IEEE half-precision bits of a float (round to nearest even). */
 function f16Bits(value: number): number {
-  const f32 = new Float32Array([value]);
-  const x = new Uint32Array(f32.buffer)[0];
+  F32[0] = value;
+  const x = F32_BITS[0];
   const sign = (x >>> 16) & 0x8000;
   let exp = ((x >>> 23) & 0xff) - 127 + 15;
   let mant = x & 0x7fffff;
@@ -63,15 +67,16 @@ export function quantizeQ8_0(data: Float32Array): Buffer {
   if (data.length % Q8_BLOCK !== 0) throw new Error(`q8_0 needs a multiple of ${Q8_BLOCK} values, got ${data.length}`);
   const blocks = data.length / Q8_BLOCK;
   const out = Buffer.alloc(blocks * 34);
+  const q8 = new Int8Array(out.buffer, out.byteOffset, out.length);
   for (let b = 0; b < blocks; b++) {
     let amax = 0;
     for (let i = 0; i < Q8_BLOCK; i++) amax = Math.max(amax, Math.abs(data[b * Q8_BLOCK + i]));
     const bits = f16Bits(amax / 127);
     const d = halfToFloat(bits);
-    out.writeUInt16LE(bits, b * 34);
+    out[b * 34] = bits & 0xff;
+    out[b * 34 + 1] = bits >>> 8;
     for (let i = 0; i < Q8_BLOCK; i++) {
-      const q = d === 0 ? 0 : Math.max(-127, Math.min(127, Math.round(data[b * Q8_BLOCK + i] / d)));
-      out.writeInt8(q, b * 34 + 2 + i);
+      q8[b * 34 + 2 + i] = d === 0 ? 0 : Math.max(-127, Math.min(127, Math.round(data[b * Q8_BLOCK + i] / d)));
     }
   }
   return out;
