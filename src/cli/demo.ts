@@ -94,7 +94,7 @@ export async function runDemo(backend: Backend, flags: DemoFlags): Promise<{ tex
   const identical = nonsi.text === si.text && si.text === dsi.text && nonsi.tokens.join() === dsi.tokens.join();
   const latency = flags.latency.name === "none" ? "" : `, latency profile ${flags.latency.name}${backend.realCompute ? " added on top of real compute" : ""}`;
   const lines = [
-    `dsi demo: ${backend.describe()}`,
+    `dsi demo: ${backend.describe()}${backend.learnedCache ? `; learned costs ${backend.learnedCache.pathFor(flags.latency)}` : ""}`,
     `prompt ${JSON.stringify(flags.prompt)}, ${flags.maxTokens} tokens, greedy, lookahead ${flags.lookahead}, ${flags.clock} clock${latency}`,
     "",
   ];

@@ -14,6 +14,7 @@ import { PROFILES, profileNames, resolveProfile, type LatencyProfile } from "../
 import { clusterBackend, loadClusterFile, type ClusterOptions } from "../models/remote/cluster.js";
 import { TOKEN_ENV } from "../models/remote/security.js";
 import type { DownloadProgress } from "../models/resolve.js";
+import { LEARNED_CACHE_ENV, learnedCacheOff } from "../models/learned-store.js";
 import { MAX_EVAL_CHUNK, MAX_THREADS, SYNTHETIC_MAX_HISTORY, SYNTHETIC_MAX_VOCAB } from "../models/limits.js";
 import { SYNTHETIC_DEFAULTS, type SyntheticSpec } from "../models/synthetic.js";
 import { autoOrIntInRange, collectNonEmpty, intInRange, MAX_LATENCY_MS, MAX_SEED, nonEmpty, numberInRange, UsageError } from "./flags.js";
@@ -23,8 +24,10 @@ export { MAX_THREADS } from "../models/limits.js";
 
 /** `--max-tokens` -> `maxTokens`: commander's key of a flag. */
 export const keyOfFlag = (flag: string): string => flag.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-/** `maxTokens` -> `--max-tokens`. */
-export const flagName = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+/** `maxTokens` -> `--max-tokens` (and the negated flags by their `--no-` name). */
+export const flagName = (key: string): string => `--${NEGATED.has(key) ? "no-" : ""}${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+/** Keys of `--no-...` flags (commander keys them without the `no`). */
+const NEGATED = new Set(["learnedCache"]);
 
 /** Whether the user gave the flag of `key` on the command line (not a default). */
 export function givenIn(command: Command): (key: string) => boolean {
@@ -168,18 +171,29 @@ export function withLlamaFlags(c: Command, models: { flag: string; help: string 
     );
 }
 
+/**
+ * `--no-learned-cache`: llama only (generate, serve, demo); `DSI_LEARNED_CACHE=0` does the same.
+ * Commander keys it `learnedCache` (true unless given).
+ */
+export function learnedCacheOption(): Option {
+  return new Option(
+    "--no-learned-cache",
+    `llama: start cold and keep nothing: no costs and acceptance from earlier commands in $DSI_CACHE_DIR/learned/ (also ${LEARNED_CACHE_ENV}=0)`,
+  );
+}
+
 /** The models of `dsi generate` and `dsi serve`'s llama backend. */
 export const LLAMA_MODELS = [
   { flag: "--target", help: "llama: target model (GGUF path, hf:owner/repo/file.gguf or URL); default: the generated default pair" },
   { flag: "--drafter", help: "llama: drafter model (GGUF path or URI), same vocabulary as the target" },
 ];
 /** Flags of generate and serve that only the llama backend reads. */
-export const LLAMA_ONLY = ["target", "drafter", "threads", "gpu", "evalChunk"] as const;
+export const LLAMA_ONLY = ["target", "drafter", "threads", "gpu", "evalChunk", "learnedCache"] as const;
 
 /** The backend flags of generate and serve: --backend and each backend's own. */
 export function withBackendFlags(c: Command, backends: readonly string[]): Command {
   c.addOption(new Option("--backend <name>", "model backend").choices(backends).default("synthetic"));
-  withLlamaFlags(c, LLAMA_MODELS);
+  withLlamaFlags(c, LLAMA_MODELS).addOption(learnedCacheOption());
   return withSyntheticFlags(c);
 }
 
@@ -203,6 +217,8 @@ export interface BackendFlags {
   threads: number;
   gpu: boolean;
   evalChunk?: number;
+  /** False with `--no-learned-cache`. */
+  learnedCache?: boolean;
 }
 
 /** Backend flags that do not apply: another backend's, or any with --cluster (generate, serve). */
@@ -228,7 +244,15 @@ export async function openBackend(o: BackendFlags, io: CliIo, cluster: ClusterOp
   const spec =
     o.backend === "synthetic"
       ? { backend: "synthetic" as const, ...syntheticSpec(o) }
-      : { backend: "llama" as const, target: o.target, drafter: o.drafter, threads: o.threads, gpu: o.gpu, evalChunk: o.evalChunk };
+      : {
+          backend: "llama" as const,
+          target: o.target,
+          drafter: o.drafter,
+          threads: o.threads,
+          gpu: o.gpu,
+          evalChunk: o.evalChunk,
+          learnedCache: o.learnedCache !== false && !learnedCacheOff(io.env),
+        };
   try {
     return await openBackendSpec(spec, (dir) => io.stderr.write(`generated the default model pair in ${dir}\n`), downloadBar(io));
   } catch (err) {

@@ -87,6 +87,8 @@ export async function runGenerate(
     clock: flags.clock,
     // Real kernels: tokens per forward pass (batch invariance) of each model and how it was found.
     ...(backend.evalChunk ? { evalChunk: backend.evalChunk } : {}),
+    // Where the costs and acceptance this command starts from and leaves are kept (llama).
+    ...(backend.learnedCache ? { learnedCache: backend.learnedCache.pathFor(flags.latency) } : {}),
   };
   const completions: GenerateReport["completions"] = [];
   const logs: EngineEvent[][] = [];
@@ -158,7 +160,8 @@ export function textSink(write: (s: string) => void): GenerateSink & { finish(r:
   return {
     start(c, algo) {
       const shape = algo === "nonsi" ? "" : algo === "si" ? ` L=${c.lookahead}` : ` L=${c.lookahead} SP=${c.sp}`;
-      write(`${algo}${shape} verify=${c.verify} latency=${c.latency} clock=${c.clock} | ${c.backend}\n`);
+      const learned = c.learnedCache === undefined ? "" : ` | learned costs ${c.learnedCache}`;
+      write(`${algo}${shape} verify=${c.verify} latency=${c.latency} clock=${c.clock} | ${c.backend}${learned}\n`);
     },
     completionStart(i, seed) {
       write(`[${i}] seed ${seed}: "`);

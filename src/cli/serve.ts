@@ -90,7 +90,8 @@ export async function runServe(open: () => Promise<Backend>, f: ServeFlags, apiK
       await app.close();
       throw err;
     }
-    println(io.stdout, `dsi serve: ${backend.describe()}; ${f.algo}${f.algo === "nonsi" ? "" : ` L=${f.lookahead}`}, model "${MODEL_ID}", ready on ${address}`);
+    const learned = backend.learnedCache ? `; learned costs ${backend.learnedCache.pathFor(f.latency)}` : "";
+    println(io.stdout, `dsi serve: ${backend.describe()}${learned}; ${f.algo}${f.algo === "nonsi" ? "" : ` L=${f.lookahead}`}, model "${MODEL_ID}", ready on ${address}`);
     const signal = await stopped;
     println(io.stdout, `dsi serve: ${signal}: finishing ${slot.service.activeCount} generation(s), at most ${f.shutdownTimeout} s`);
     // Stop accepting connections, let generations finish, abort what is left at the deadline.

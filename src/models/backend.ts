@@ -7,8 +7,9 @@ import type { Clock } from "../runtime/clock.js";
 import type { Runtime } from "../runtime/runtime.js";
 import { DEFAULT_PAIR, defaultCacheDir, ensurePair } from "./gguf/llama-model.js";
 import type { LatencyProfile } from "./latency.js";
-import type { EvalChunk } from "./batch-invariance.js";
-import { LlamaPair, type ChatMessage, type LlamaInstance, type LlamaPairOptions } from "./llama.js";
+import { cpuModel, fileFingerprint, type EvalChunk } from "./batch-invariance.js";
+import { openLearnedStore, type LearnedStore } from "./learned-store.js";
+import { kernelIdentity, LlamaPair, type ChatMessage, type LlamaInstance, type LlamaPairOptions } from "./llama.js";
 import type { WorkerStats } from "./remote/protocol.js";
 import { resolveModel, type DownloadProgress } from "./resolve.js";
 import type { Learned } from "../runtime/costs.js";
@@ -51,6 +52,16 @@ export interface Backend {
    * batch-invariant chunk size); undefined where not applicable (synthetic) or not known.
    */
   evalChunk?: { target?: EvalChunk; drafter?: EvalChunk };
+  /**
+   * Where what the runtimes learn is kept between processes (learned-store.ts): the file of a
+   * latency profile. Absent where nothing is kept (synthetic, clusters, `--no-learned-cache`).
+   */
+  learnedCache?: { pathFor(profile: LatencyProfile): string };
+  /**
+   * Writes what the runtimes learned so far, to `learnedCache` (a server every few seconds;
+   * `close` does it too); never throws (a failure is a warning). Absent where nothing is kept.
+   */
+  saveLearned?(): Promise<void>;
   /** Counters of the backend's worker processes (clusters), for the server's metrics. */
   workerStats?(): Promise<{ address: string; stats: WorkerStats | undefined; /** Why it did not answer. */ error?: string }[]>;
   close(): Promise<void>;
@@ -62,7 +73,8 @@ export interface RuntimeOptions {
   events?: boolean;
   /**
    * Start from what another runtime over the same instances, clock kind and latency learned
-   * (the demo's three algorithms share it); default: a fresh `Learned`.
+   * (the demo's three algorithms share it); default: what the backend's `learnedCache` kept
+   * from an earlier process, else a fresh `Learned`.
    */
   learned?: Learned;
 }
@@ -80,6 +92,8 @@ export type BackendSpec =
       contextSize?: number;
       /** Tokens per forward pass (`--eval-chunk`); default: found by the batch-invariance self-test. */
       evalChunk?: number;
+      /** Keep what runtimes learn in `$DSI_CACHE_DIR/learned/` (the CLI's default; `--no-learned-cache`); default false. */
+      learnedCache?: boolean;
     };
 
 /** A user error in a backend description (e.g. only one of target and drafter). */
@@ -107,7 +121,7 @@ export async function openBackend(spec: BackendSpec, onGenerated?: (dir: string)
     if (pair.generated) onGenerated?.(dir);
     files = pair;
   }
-  return llamaBackend({ ...files, threads: spec.threads, gpu: spec.gpu, contextSize: spec.contextSize, evalChunk: spec.evalChunk });
+  return llamaBackend({ ...files, threads: spec.threads, gpu: spec.gpu, contextSize: spec.contextSize, evalChunk: spec.evalChunk, learnedCache: spec.learnedCache });
 }
 
 /** One model of a pair, alone: what a worker serves, or a cluster's in-process drafter. */
@@ -157,13 +171,38 @@ export function syntheticBackend(spec: Partial<SyntheticSpec>): Backend {
 
 /**
  * GGUF target and drafter. Instances are created when a pool first needs them and kept for
- * later runtimes; each runtime starts them with empty caches.
+ * later runtimes; each runtime starts them with empty caches. With `learnedCache`, a runtime
+ * given no `learned` starts from what an earlier process learned on the same files, kernels,
+ * threads, device, eval chunks, CPU and latency profile, and `close` (or `saveLearned`) keeps
+ * what it learned for the next.
  */
-export async function llamaBackend(o: LlamaPairOptions): Promise<Backend> {
+export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolean }): Promise<Backend> {
   const pair = await LlamaPair.load(o);
   const drafter = await pair.instance("drafter", "drafter");
   const targets: Promise<LlamaInstance>[] = [];
   const runtimes = new Set<Runtime>();
+  const cacheDir = o.cacheDir === false ? undefined : (o.cacheDir ?? defaultCacheDir());
+  const warn = o.warn ?? ((m: string) => process.stderr.write(`dsi: warning: ${m}\n`));
+  // What measured costs depend on besides the latency profile (each runtime adds its own).
+  const identity =
+    o.learnedCache && cacheDir !== undefined
+      ? {
+          backend: "llama",
+          target: await fileFingerprint(o.target),
+          drafter: await fileFingerprint(o.drafter),
+          ...kernelIdentity(pair.llama, o.threads),
+          cpu: cpuModel(),
+          evalChunk: [pair.evalChunks.target.chunk, pair.evalChunks.drafter.chunk],
+          contextSize: pair.contextSize,
+        }
+      : undefined;
+  const storeFor = (profile: LatencyProfile): LearnedStore | undefined =>
+    identity && openLearnedStore({ dir: cacheDir!, identity: { ...identity, latency: { target: profile.target, drafter: profile.drafter } }, warn });
+  // The Learned to keep per file: the last runtime's of each profile (the demo's share one).
+  const toSave = new Map<string, { store: LearnedStore; learned: Learned }>();
+  const saveLearned = async (): Promise<void> => {
+    await Promise.all([...toSave.values()].map(({ store, learned }) => store.save(learned)));
+  };
   return {
     name: "llama",
     tokenizer: { encode: (t) => pair.encode(t), decode: (t) => pair.decode(t), chat: (m) => pair.chatTokens(m) },
@@ -171,8 +210,11 @@ export async function llamaBackend(o: LlamaPairOptions): Promise<Backend> {
     contextSize: pair.contextSize,
     evalChunk: pair.evalChunks,
     realCompute: true,
+    ...(identity ? { learnedCache: { pathFor: (profile: LatencyProfile) => storeFor(profile)!.path }, saveLearned } : {}),
     runtime: async (clock: Clock, sp: number, profile: LatencyProfile, o: RuntimeOptions = {}): Promise<Runtime> => {
       await drafter.reset();
+      const store = storeFor(profile);
+      const learned = o.learned ?? (await store?.load());
       const rt = assembleRuntime({
         clock,
         drafter,
@@ -187,13 +229,16 @@ export async function llamaBackend(o: LlamaPairOptions): Promise<Backend> {
         sp,
         profile,
         ...o,
+        ...(learned ? { learned } : {}),
       });
+      if (store) toSave.set(store.path, { store, learned: rt.learned });
       return kept(runtimes, rt);
     },
     describe: () =>
       `llama.cpp ${o.gpu ? "GPU" : "CPU"} (${o.threads} thread${o.threads > 1 ? "s" : ""} per instance, vocab ${pair.vocabSize}, context ${pair.contextSize}, ${evalChunkSummary(pair.evalChunks)})`,
     close: async () => {
       closeAll(runtimes);
+      await saveLearned();
       await pair.dispose();
     },
   };

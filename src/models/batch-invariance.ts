@@ -130,9 +130,13 @@ export interface KernelIdentity {
   threads: number;
 }
 
+/** The CPU's model name (part of every identity of measured kernels). */
+export function cpuModel(): string {
+  return cpus()[0]?.model ?? "unknown cpu";
+}
+
 export function cacheKey(model: string, kernels: KernelIdentity): string {
-  const cpu = cpus()[0]?.model ?? "unknown cpu";
-  return createHash("sha256").update(JSON.stringify([SELF_TEST_VERSION, model, kernels.build, kernels.device, kernels.threads, cpu])).digest("hex").slice(0, 32);
+  return createHash("sha256").update(JSON.stringify([SELF_TEST_VERSION, model, kernels.build, kernels.device, kernels.threads, cpuModel()])).digest("hex").slice(0, 32);
 }
 
 interface CacheFile {

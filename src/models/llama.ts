@@ -12,7 +12,7 @@
 import { open, stat } from "node:fs/promises";
 import { checkGgufStructure, GgufFormatError } from "./gguf/check.js";
 import { defaultCacheDir } from "./gguf/llama-model.js";
-import { evalChunkWarning, measureEvalChunk, PROBE_LENGTH, probePath, type EvalChunk, type ProbeOutput, type ProbeRunner } from "./batch-invariance.js";
+import { evalChunkWarning, measureEvalChunk, PROBE_LENGTH, probePath, type EvalChunk, type KernelIdentity, type ProbeOutput, type ProbeRunner } from "./batch-invariance.js";
 import type { ChatHistoryItem, ChatWrapper, Llama, LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
 import { keyedUniform } from "../core/random.js";
 import { distributionFromProbs, sampleIndex } from "../core/sampling.js";
@@ -236,15 +236,10 @@ async function evalChunkOf(llama: Llama, model: LlamaModel, modelPath: string, c
       await context.dispose();
     }
   };
-  const release = llama.llamaCppRelease;
   const warn = o.warn ?? ((m: string) => process.stderr.write(`dsi: warning: ${m}\n`));
   const found = await measureEvalChunk({
     modelPath,
-    kernels: {
-      build: `${llama.buildType} ${release.repo}@${release.release} ${llama.systemInfo}`,
-      device: llama.gpu === false ? "cpu" : `${llama.gpu}`,
-      threads: o.threads,
-    },
+    kernels: kernelIdentity(llama, o.threads),
     cacheDir: o.cacheDir === false ? undefined : (o.cacheDir ?? defaultCacheDir()),
     run,
     path: probePath(vocabSize(model), probeLength, model.tokens.bos ?? undefined),
@@ -253,6 +248,12 @@ async function evalChunkOf(llama: Llama, model: LlamaModel, modelPath: string, c
   const caution = evalChunkWarning(found, modelPath);
   if (caution) warn(caution);
   return found;
+}
+
+/** The kernels a model runs on: llama.cpp build and SIMD paths, device, threads (what measured costs depend on). */
+export function kernelIdentity(llama: Llama, threads: number): KernelIdentity {
+  const release = llama.llamaCppRelease;
+  return { build: `${llama.buildType} ${release.repo}@${release.release} ${llama.systemInfo}`, device: llama.gpu === false ? "cpu" : `${llama.gpu}`, threads };
 }
 
 /**

@@ -12,6 +12,10 @@
  * direction at once (a quicker step, a slower window) and forgets an outlier (a slow spell,
  * a misclassified task) after `RECENT_TASKS` tasks of its size, or `RECENT_HORIZON` tasks of
  * any size: on a long-running runtime nothing that happened once decides the rules for good.
+ *
+ * Past the process (models/learned-store.ts), only the means and the acceptance are kept
+ * (`snapshotLearned`), and restored as a prior (`learnedFromSnapshot`): the recent extremes
+ * the rules read are this process's own.
  */
 
 /**
@@ -25,11 +29,26 @@ export const RECENT_TASKS = 16;
 /** ...seen within the last this many tasks of any size (a size not used lately is unknown again). */
 export const RECENT_HORIZON = 256;
 
+/**
+ * Weight of the first fresh observation against a restored mean (`TaskCosts.restore`): the
+ * restored figure counts as one observation, then fades like any older one (below 10% of the
+ * mean after 8 fresh observations), so a machine that changed since is followed at once.
+ */
+const RESTORED_MEAN_WEIGHT = 0.5;
+
 /** A running mean that follows recent values (exponentially weighted). */
 class RunningMean {
   value: number | undefined;
+  /** Whether `value` was restored and not observed since. */
+  private restored = false;
   observe(x: number): void {
-    this.value = this.value === undefined ? x : this.value + MEAN_WEIGHT * (x - this.value);
+    const w = this.value === undefined ? 1 : this.restored ? RESTORED_MEAN_WEIGHT : MEAN_WEIGHT;
+    this.value = this.value === undefined ? x : this.value + w * (x - this.value);
+    this.restored = false;
+  }
+  restore(x: number | null): void {
+    this.value = x ?? undefined;
+    this.restored = x !== null;
   }
 }
 
@@ -162,6 +181,28 @@ export class TaskCosts {
     return this.drafter.value;
   }
 
+  /** The means (per size, plain step, drafter step) as plain JSON. */
+  snapshot(): CostsSnapshot {
+    const meanMsByDrafts: (number | null)[] = [];
+    for (let k = 0; k < this.meanBySize.length; k++) meanMsByDrafts.push(this.meanBySize[k]?.value ?? null);
+    return { meanMsByDrafts, soloMs: this.solo.value ?? null, drafterMs: this.drafter.value ?? null };
+  }
+
+  /**
+   * Starts from an earlier process's means, as a prior (`RESTORED_MEAN_WEIGHT`). Only the
+   * means: the rules' recent extremes stay empty (a mean is no bound; each generation's first
+   * tasks fill them), and the plain step counts as fresh (`tasksSinceSolo` 0).
+   */
+  restore(s: CostsSnapshot): void {
+    this.version++;
+    s.meanMsByDrafts.forEach((ms, k) => {
+      if (ms !== null) (this.meanBySize[k] ??= new RunningMean()).restore(ms);
+    });
+    this.solo.restore(s.soloMs);
+    this.soloAt = this.tasks;
+    this.drafter.restore(s.drafterMs);
+  }
+
   /**
    * Expected (pessimistic) duration of a task with `drafts` drafts: `slowestMs` of that size,
    * else linear from the one-token cost with the steepest slope seen lately; undefined while
@@ -209,6 +250,9 @@ export class DiscountedCounts {
   }
 }
 
+/** Drafts' worth of evidence a restored acceptance keeps (`AcceptanceMemory.restore`). */
+export const RESTORED_DRAFTS = 10;
+
 /**
  * The acceptance of drafts seen on this runtime, over many windows (discount 0.99 per draft):
  * each generation's own estimate starts from it, so a generation does not learn from nothing
@@ -219,6 +263,21 @@ export class AcceptanceMemory {
 
   observe(accepted: boolean): void {
     this.counts.observe(accepted);
+  }
+
+  /** The discounted counts as plain JSON. */
+  snapshot(): { accepted: number; decided: number } {
+    return { accepted: this.counts.accepted, decided: this.counts.decided };
+  }
+
+  /**
+   * Starts from an earlier process's counts, weighing at most `RESTORED_DRAFTS` drafts: the
+   * rate stays, and the fresh drafts of this process decide it after a few windows.
+   */
+  restore(s: { accepted: number; decided: number }): void {
+    const share = s.decided > RESTORED_DRAFTS ? RESTORED_DRAFTS / s.decided : 1;
+    this.counts.accepted = s.accepted * share;
+    this.counts.decided = s.decided * share;
   }
 
   /** The long-run acceptance (with one draft's worth of 0.5 as its own prior); undefined before any draft was decided. */
@@ -241,4 +300,61 @@ export interface Learned {
 
 export function newLearned(): Learned {
   return { costs: new TaskCosts(), acceptance: new AcceptanceMemory() };
+}
+
+/** `TaskCosts.snapshot`: recent means in milliseconds, null where none was seen. */
+export interface CostsSnapshot {
+  /** Per number of drafts verified (index 0: a plain step), prefill kept out. */
+  meanMsByDrafts: (number | null)[];
+  /** One-token tasks that ran alone (what a non-SI step costs). */
+  soloMs: number | null;
+  /** One drafter step. */
+  drafterMs: number | null;
+}
+
+/**
+ * What a `Learned` keeps past its process (learned-store.ts writes it), as plain JSON: the
+ * means the adaptive lookahead reads and the long-run acceptance's discounted counts.
+ */
+export interface LearnedSnapshot {
+  costs: CostsSnapshot;
+  acceptance: { accepted: number; decided: number };
+}
+
+export function snapshotLearned(l: Learned): LearnedSnapshot {
+  return { costs: l.costs.snapshot(), acceptance: l.acceptance.snapshot() };
+}
+
+/**
+ * A fresh `Learned` that starts from a snapshot as its prior: each restored mean counts as one
+ * observation against the first fresh one, the acceptance as at most `RESTORED_DRAFTS` drafts.
+ */
+export function learnedFromSnapshot(s: LearnedSnapshot): Learned {
+  const l = newLearned();
+  l.costs.restore(s.costs);
+  l.acceptance.restore(s.acceptance);
+  return l;
+}
+
+/** Whether `x` is a well-formed snapshot (a file's contents are checked before they are trusted). */
+export function isLearnedSnapshot(x: unknown): x is LearnedSnapshot {
+  const ms = (v: unknown): boolean => v === null || (typeof v === "number" && Number.isFinite(v) && v >= 0);
+  const count = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && v >= 0;
+  const s = x as LearnedSnapshot | null;
+  return (
+    typeof s === "object" &&
+    s !== null &&
+    typeof s.costs === "object" &&
+    s.costs !== null &&
+    Array.isArray(s.costs.meanMsByDrafts) &&
+    s.costs.meanMsByDrafts.length <= 4096 &&
+    s.costs.meanMsByDrafts.every(ms) &&
+    ms(s.costs.soloMs) &&
+    ms(s.costs.drafterMs) &&
+    typeof s.acceptance === "object" &&
+    s.acceptance !== null &&
+    count(s.acceptance.accepted) &&
+    count(s.acceptance.decided) &&
+    s.acceptance.accepted <= s.acceptance.decided
+  );
 }

@@ -27,6 +27,12 @@ export class UnavailableError extends Error {
   override readonly name = "UnavailableError";
 }
 
+/**
+ * How often a server keeps what its runtime learned (the backend's `saveLearned`), when it
+ * learned something since: a server killed without a drain loses at most this much.
+ */
+export const LEARNED_SAVE_MS = 5000;
+
 /** How long aborted generations get to end at shutdown before the server stops anyway. */
 const ABORT_GRACE_MS = 5000;
 
@@ -101,6 +107,11 @@ export class Service {
   /** Called when the last running generation ends (see `idleWithin`). */
   private readonly idle = new Set<() => void>();
   private draining = false;
+  /** Saves what the runtime learned every `LEARNED_SAVE_MS` (backends that keep it). */
+  private saveTimer: ReturnType<typeof setInterval> | undefined;
+  /** The costs' version last saved, and the save in flight. */
+  private savedVersion = -1;
+  private saving: Promise<void> | undefined;
 
   private constructor(
     private readonly o: ServiceOptions,
@@ -122,6 +133,12 @@ export class Service {
     const tokenBytes = o.backend.contextSize === undefined ? undefined : maxTokenBytes(o.backend.tokenizer, runtime.pool.vocabSize);
     const service = new Service(o, runtime, tokenBytes, encodesChatSeparators(o.backend.tokenizer));
     o.metrics.watchTargets(() => service.targets());
+    if (o.backend.saveLearned) {
+      service.savedVersion = runtime.learned.costs.version;
+      // Unref'd: the timer never keeps the process alive.
+      service.saveTimer = setInterval(() => void service.saveLearned(), LEARNED_SAVE_MS);
+      service.saveTimer.unref();
+    }
     return service;
   }
 
@@ -256,8 +273,24 @@ export class Service {
   }
 
   /**
+   * Writes what the runtime learned if it learned something since the last save (one save at
+   * a time; the backend warns when it cannot write).
+   */
+  async saveLearned(): Promise<void> {
+    const save = this.o.backend.saveLearned;
+    if (!save) return;
+    await this.saving;
+    const version = this.runtime.learned.costs.version;
+    if (version === this.savedVersion) return;
+    this.savedVersion = version;
+    this.saving = save();
+    await this.saving;
+    this.saving = undefined;
+  }
+
+  /**
    * Stops taking work, lets running generations finish for `graceMs`, then aborts the rest;
-   * waiting requests are refused at once.
+   * waiting requests are refused at once. What the runtime learned is saved last.
    */
   async drain(graceMs: number): Promise<void> {
     this.draining = true;
@@ -266,6 +299,8 @@ export class Service {
     for (const c of this.running) c.abort(new UnavailableError("the server is shutting down"));
     // Aborted generations end within a forward pass; do not wait on one that ignores it.
     await this.idleWithin(ABORT_GRACE_MS);
+    clearInterval(this.saveTimer);
+    await this.saveLearned();
   }
 
   /** Resolves when no generation runs (the last one's end says so), or after `ms`. */

@@ -10,7 +10,7 @@ import { flatLatency, NO_LATENCY } from "../../src/models/latency.js";
 import { syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
 import { VirtualClock } from "../../src/runtime/clock.js";
-import { AcceptanceMemory, DiscountedCounts, TaskCosts } from "../../src/runtime/costs.js";
+import { AcceptanceMemory, DiscountedCounts, isLearnedSnapshot, learnedFromSnapshot, newLearned, RESTORED_DRAFTS, snapshotLearned, TaskCosts } from "../../src/runtime/costs.js";
 
 test("task costs: means per size follow recent tasks (weight 1/4 for the newest), prefill kept out", () => {
   const c = new TaskCosts();
@@ -102,4 +102,63 @@ test("a backend's runtime owns a fresh Learned, or starts from the one it is giv
   assert.notEqual((await backend.runtime(new VirtualClock(), 1, NO_LATENCY)).learned, a.learned, "no registry: each runtime learns on its own");
   assert.equal((await backend.runtime(new VirtualClock(), 2, NO_LATENCY, { learned: a.learned })).learned, a.learned);
   await backend.close();
+});
+
+test("snapshot round trip: a Learned restored from the JSON of another's snapshot has its means; the acceptance keeps its rate at RESTORED_DRAFTS drafts' weight", () => {
+  const a = newLearned();
+  for (const [k, ms] of [[0, 10], [0, 14], [2, 30], [5, 61]] as const) a.costs.observe(k, ms);
+  a.costs.observe(0, 9, "alone");
+  a.costs.observe(3, 999, "prefill");
+  a.costs.observeDraft(2);
+  a.costs.observeDraft(4);
+  for (let i = 0; i < 200; i++) a.acceptance.observe(i % 4 !== 0);
+  const snapshot = JSON.parse(JSON.stringify(snapshotLearned(a))) as unknown;
+  assert.ok(isLearnedSnapshot(snapshot));
+  const b = learnedFromSnapshot(snapshot);
+  for (let k = 0; k <= 6; k++) assert.equal(b.costs.meanMs(k), a.costs.meanMs(k), `size ${k}`);
+  assert.equal(b.costs.meanMs(3), undefined, "prefill stays out");
+  assert.equal(b.costs.soloMs(), a.costs.soloMs());
+  assert.equal(b.costs.drafterMs(), a.costs.drafterMs());
+  assert.equal(b.costs.tasksSinceSolo(), 0);
+  // The rate of the restored counts (with the memory's own half-draft prior at their weight).
+  const { accepted, decided } = snapshotLearned(a).acceptance;
+  assert.ok(decided > RESTORED_DRAFTS);
+  const expected = ((accepted / decided) * RESTORED_DRAFTS + 0.5) / (RESTORED_DRAFTS + 1);
+  assert.ok(Math.abs(b.acceptance.rate()! - expected) < 1e-12, `${b.acceptance.rate()} vs ${expected}`);
+  assert.ok(Math.abs(b.acceptance.rate()! - a.acceptance.rate()!) < 0.05);
+  assert.deepEqual(snapshotLearned(learnedFromSnapshot(snapshotLearned(b))), snapshotLearned(b), "a restored Learned snapshots as it was restored");
+});
+
+test("restored figures are a prior: one fresh observation weighs as much as a restored mean, then the usual 1/4; the rules' recent extremes start empty", () => {
+  const a = newLearned();
+  a.costs.observe(0, 10);
+  a.costs.observe(2, 40);
+  a.costs.observeDraft(4);
+  const b = learnedFromSnapshot(snapshotLearned(a));
+  assert.equal(b.costs.quickestMs(0), undefined, "a mean is no bound");
+  assert.equal(b.costs.slowestMs(2), undefined);
+  assert.equal(b.costs.stepMs(), undefined);
+  b.costs.observe(0, 20);
+  assert.equal(b.costs.meanMs(0), 15);
+  b.costs.observe(0, 20);
+  assert.equal(b.costs.meanMs(0), 16.25);
+  b.costs.observeDraft(8);
+  assert.equal(b.costs.drafterMs(), 6);
+  assert.equal(b.costs.meanMs(2), 40, "sizes not observed again keep the restored mean");
+});
+
+test("snapshots: malformed ones are refused", () => {
+  const good = snapshotLearned(newLearned());
+  assert.ok(isLearnedSnapshot(good));
+  for (const bad of [
+    null,
+    {},
+    { ...good, costs: { ...good.costs, meanMsByDrafts: [1, "2"] } },
+    { ...good, costs: { ...good.costs, soloMs: -1 } },
+    { ...good, costs: { ...good.costs, drafterMs: Infinity } },
+    { ...good, acceptance: { accepted: 3, decided: 2 } },
+    { costs: good.costs },
+  ]) {
+    assert.equal(isLearnedSnapshot(bad), false, JSON.stringify(bad));
+  }
 });

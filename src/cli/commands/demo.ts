@@ -5,7 +5,7 @@ import { BACKENDS, syntheticBackend } from "../../models/backend.js";
 import { profileNames, resolveProfile } from "../../models/latency.js";
 import { runDemo } from "../demo.js";
 import { nonEmpty, UsageError } from "../flags.js";
-import { flagName, generationOption, givenIn, openBackend, withLlamaFlags, type BackendFlags } from "../flag-groups.js";
+import { flagName, generationOption, givenIn, learnedCacheOption, openBackend, withLlamaFlags, type BackendFlags } from "../flag-groups.js";
 import { println, type CliIo } from "../io.js";
 
 export function register(program: Command, io: CliIo): void {
@@ -17,6 +17,7 @@ export function register(program: Command, io: CliIo): void {
     { flag: "--target", help: "llama: target model (default: the generated default pair)" },
     { flag: "--drafter", help: "llama: drafter model" },
   ])
+    .addOption(learnedCacheOption())
     .option("--latency <profile>", "latency profile: synthetic, the modelled latencies (and a paper pair's acceptance; default vicuna-13b/vicuna-68m:cnn-dm); llama, added on top of real compute (default none)")
     .addOption(generationOption("maxTokens", { help: "tokens to generate" }))
     .addOption(generationOption("lookahead"))
@@ -28,7 +29,7 @@ export function register(program: Command, io: CliIo): void {
       const synthetic = o.backend === "synthetic";
       const given = givenIn(command);
       // The synthetic demo is the paper's setting: fixed prompt, the profile's latencies.
-      const inapplicable = synthetic ? ["prompt", "target", "drafter", "threads", "gpu", "evalChunk"] : [];
+      const inapplicable = synthetic ? ["prompt", "target", "drafter", "threads", "gpu", "evalChunk", "learnedCache"] : [];
       for (const key of inapplicable) if (given(key)) throw new UsageError(`${flagName(key)} applies to demo --backend ${synthetic ? "llama" : "synthetic"}, not ${o.backend}`);
       if (o.maxTokens === 0) throw new UsageError("--max-tokens: the demo compares the algorithms on at least one token; give 1 or more");
       const profile = resolveProfile(o.latency ?? (synthetic ? "vicuna-13b/vicuna-68m:cnn-dm" : "none"));
