@@ -6,6 +6,10 @@
 import { InstanceLostError } from "../core/instance.js";
 import { draftFromOutput, type Draft, type PositionOutput } from "../core/verify.js";
 import type { RunContext } from "./context.js";
+import type { LookaheadDecision } from "./lookahead.js";
+
+/** Without a drafter: plain steps, not the controller's choice (nothing to report). */
+const PLAIN: LookaheadDecision = { lookahead: 0, probing: false, patient: true };
 
 export async function runSi(ctx: RunContext): Promise<void> {
   const { rt, opts, seq, stats } = ctx;
@@ -17,7 +21,9 @@ export async function runSi(ctx: RunContext): Promise<void> {
     const f = seq.length;
     // Nothing is drafted for positions the generation will never reach, nor for the last
     // one it can reach (the target decides that one alone).
-    const k = drafterLost ? 0 : Math.min(ctx.lookahead.next(1), ctx.limitPos - 1 - f);
+    // The controller's decision (side-effect free), committed when the window goes out.
+    const decision = drafterLost ? PLAIN : ctx.lookahead.plan(1);
+    const k = Math.min(decision.lookahead, ctx.limitPos - 1 - f);
     const drafts: Draft[] = [];
     const tokens: number[] = [];
     for (let i = 0; i < k; i++) {
@@ -41,7 +47,7 @@ export async function runSi(ctx: RunContext): Promise<void> {
       drafts.length = 0;
       tokens.length = 0;
     }
-    ctx.lookahead.dispatched(tokens.length);
+    ctx.lookahead.commit(decision, tokens.length);
     const outs = await ctx.runTask(task, ctx.request(ctx.view(tokens), f, "target"), (instance) =>
       rt.events.emit({ type: "dispatch", task, instance, start: f, drafts: tokens, frontier: f, prefixDrafts: [], epoch }),
     );

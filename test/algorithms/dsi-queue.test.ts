@@ -4,11 +4,11 @@ import { test } from "node:test";
 import { claimOf, drafterLeadLimit, WindowQueue } from "../../src/algorithms/dsi/queue.js";
 
 test("drafter lead: SP windows in flight, one ready and the draft past them; none while the lookahead is 0; one window and one draft for a probe", () => {
-  assert.equal(drafterLeadLimit(3, 2), 3 * 3 + 1);
-  assert.equal(drafterLeadLimit(1, 1), 3);
-  assert.equal(drafterLeadLimit(0, 4), 0);
-  assert.equal(drafterLeadLimit(0, 4, true), 0);
-  assert.equal(drafterLeadLimit(5, 4, true), 6);
+  assert.equal(drafterLeadLimit({ lookahead: 3, sp: 2, probing: false }), 3 * 3 + 1);
+  assert.equal(drafterLeadLimit({ lookahead: 1, sp: 1, probing: false }), 3);
+  assert.equal(drafterLeadLimit({ lookahead: 0, sp: 4, probing: false }), 0);
+  assert.equal(drafterLeadLimit({ lookahead: 0, sp: 4, probing: true }), 0);
+  assert.equal(drafterLeadLimit({ lookahead: 5, sp: 4, probing: true }), 6);
 });
 
 test("pool claims: frontier and guard tasks claim as frontier, windows as window", () => {

@@ -23,9 +23,9 @@ import type { Claim } from "../../runtime/pool.js";
  * chosen decides the first draft, so a lead of one window alone could leave none to probe
  * with; drafting further would only compete with the targets for the machine.
  */
-export function drafterLeadLimit(lookahead: number, sp: number, probe = false): number {
+export function drafterLeadLimit({ lookahead, sp, probing }: { lookahead: number; sp: number; probing: boolean }): number {
   if (lookahead === 0) return 0;
-  if (probe) return lookahead + 1;
+  if (probing) return lookahead + 1;
   return lookahead * (sp + 1) + 1;
 }
 

@@ -24,6 +24,7 @@ import { draftFromOutput, type Draft, type PositionOutput } from "../../core/ver
 import { AbortError, isAbortError, PREEMPTED } from "../../runtime/abort.js";
 import type { Claim, Lease } from "../../runtime/pool.js";
 import type { RunContext } from "../context.js";
+import type { LookaheadDecision } from "../lookahead.js";
 import { claimOf, drafterLeadLimit, WindowQueue, type TaskPlan } from "./queue.js";
 import { frontierRule, guardRule, slackRule, type FrontierView, type TaskInView } from "./rules.js";
 
@@ -70,6 +71,8 @@ class DsiRun {
   private readonly finishedPromise = new Promise<void>((r) => (this.resolveRun = r));
   /** What the rules see, refreshed in place before each question (`view`): pump runs often. */
   private readonly frontierView: FrontierView;
+  /** The controller's decision the view was made with: committed when a task goes out. */
+  private viewDecision: LookaheadDecision | undefined;
 
   constructor(private readonly ctx: RunContext) {
     this.queue = new WindowQueue(ctx.seq.length);
@@ -89,18 +92,20 @@ class DsiRun {
   }
 
   /**
-   * The lookahead of the next window (fixed, or the controller's choice given the instances
-   * this generation can use now: those it holds, preempted tasks' included, as they come back
-   * at once, and the free ones it may take); 0 when speculation does not pay.
+   * The lookahead controller's decision for a task dispatched now (fixed, or its choice given
+   * the instances this generation can use now: those it holds, preempted tasks' included, as
+   * they come back at once, and the free ones it may take). Side-effect free: the decision is
+   * committed in `dispatch`, with the task it went out with.
    */
-  private lookahead(): number {
+  private decision(): LookaheadDecision {
     const instances = Math.min(this.ctx.opts.sp, this.ctx.member.leases + this.ctx.member.available());
-    return this.ctx.lookahead.next(Math.max(1, instances));
+    return this.ctx.lookahead.plan(Math.max(1, instances));
   }
 
   /** How far the drafter may run ahead of the frontier (queue.ts). */
   private get leadLimit(): number {
-    return drafterLeadLimit(this.lookahead(), this.ctx.opts.sp, this.ctx.lookahead.probing);
+    const { lookahead, probing } = this.decision();
+    return drafterLeadLimit({ lookahead, sp: this.ctx.opts.sp, probing });
   }
 
   private get f(): number {
@@ -206,8 +211,10 @@ class DsiRun {
     v.now = this.ctx.rt.clock.now();
     v.frontier = this.f;
     v.draftsReady = this.drafts.length;
-    v.lookahead = this.lookahead();
-    v.patient = this.ctx.lookahead.patient;
+    const decision = this.decision();
+    this.viewDecision = decision;
+    v.lookahead = decision.lookahead;
+    v.patient = decision.patient;
     v.lastDraftable = this.lastDraftable;
     v.freeInstances = this.ctx.member.available() + (this.spareLease ? 1 : 0);
     v.done = this.done; // replaced, not changed in place, by apply and newEpoch
@@ -319,7 +326,7 @@ class DsiRun {
     this.cancelSlackTimer();
     this.running.add(task);
     this.queue.dispatched(plan);
-    ctx.lookahead.dispatched(plan.drafts);
+    ctx.lookahead.commit(this.viewDecision ?? this.decision(), plan.drafts);
     const tokens = this.draftTokens(off + plan.drafts);
     ctx.rt.events.emit({
       type: "dispatch",

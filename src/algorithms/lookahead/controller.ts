@@ -1,0 +1,269 @@
+/**
+ * The lookahead controller: before each task, the lookahead k in 0..maxLookahead that
+ * minimises the expected time per committed token (model.ts), from measured costs and the
+ * acceptance estimate (acceptance.ts), plus a probe now and then to learn what it has not seen.
+ *
+ * Two steps, so that asking is never acting:
+ * - `plan(instances)`: the decision for a task dispatched now. Side-effect free: ask it as often
+ *   as you like (the drafter's lead, the rules' view). The model's work (`planLookahead`, a pure
+ *   function of a `PlanSnapshot`) is memoised while the costs and the acceptance stay the same.
+ * - `commit(decision, drafts)`: a task went out under that decision with `drafts` drafts. Only
+ *   here does the controller change: a probe starts (its regret is charged to the exploration
+ *   budget) or ends, the choice is reported, plain steps relax the acceptance estimate.
+ * The controller changes only what is dispatched, never a decision rule: outputs stay lossless.
+ */
+import type { EngineEvent } from "../../runtime/events.js";
+import { AcceptanceEstimator, type AcceptancePrior } from "./acceptance.js";
+import { dsiMsPerToken, dsiOneInstanceMsPerToken, interpolate, siMsPerToken, windowTokens, type CostModel, type MeanCosts } from "./model.js";
+import { TUNING } from "./tuning.js";
+
+/** A choice and the estimates behind it: the event log's `lookahead` event. */
+export type LookaheadChoice = Omit<Extract<EngineEvent, { type: "lookahead" }>, "t" | "type">;
+
+/** What `plan` answers: the lookahead of a task dispatched now, and how to dispatch it. */
+export interface LookaheadDecision {
+  /** The lookahead; 0 is a plain target step (non-SI's). */
+  readonly lookahead: number;
+  /** A probe: one window to learn from, not a pace to keep (the drafter drafts one window ahead). */
+  readonly probing: boolean;
+  /**
+   * Whether a frontier task with fewer drafts than the lookahead may wait for more (DSI's slack
+   * rule); no when sending what is ready at once pays more (one instance, cheap drafts).
+   */
+  readonly patient: boolean;
+  /** The model's choice behind it; absent while a probe chosen earlier waits for its window. */
+  readonly choice?: LookaheadChoice;
+  /** The expected regret a new probe charges to the exploration budget, ms. */
+  readonly regret?: number;
+}
+
+/** How the lookahead of each task is chosen. */
+export interface LookaheadPolicy {
+  /** The decision for a task dispatched now (side-effect free). */
+  plan(instances: number): LookaheadDecision;
+  /** A target task went out under `decision` verifying `drafts` drafts. */
+  commit(decision: LookaheadDecision, drafts: number): void;
+  /** A draft was decided. */
+  decided(accepted: boolean): void;
+  /** Windows sent to learn, beyond the model's choice (auto only). */
+  readonly probes: number;
+}
+
+export class FixedLookahead implements LookaheadPolicy {
+  readonly probes = 0;
+  private readonly decision: LookaheadDecision;
+  constructor(lookahead: number) {
+    this.decision = { lookahead, probing: false, patient: true };
+  }
+  plan(): LookaheadDecision {
+    return this.decision;
+  }
+  commit(): void {}
+  decided(): void {}
+}
+
+/** What the controller measured, as `TaskCosts` reports it (runtime/costs.ts). */
+export interface ObservedCosts extends MeanCosts {
+  /** Changes with every observation. */
+  readonly version: number;
+  /** Recent mean of one-token tasks that ran alone (non-SI's pace). */
+  soloMs(): number | undefined;
+  /** Recent mean drafter step. */
+  drafterMs(): number | undefined;
+  /** Tasks since a one-token task last ran alone. */
+  tasksSinceSolo(): number;
+}
+
+/** Everything the model's choice depends on, read at one instant. */
+export interface PlanSnapshot {
+  algo: "si" | "dsi";
+  /** Target instances the generation can use now. */
+  instances: number;
+  acceptance: number;
+  /** The acceptance's upper confidence bound (probes while the choice is plain steps). */
+  optimisticAcceptance: number;
+  drafterMs: number | undefined;
+  /** Recent mean cost by number of drafts, 0..maxLookahead (undefined: not observed). */
+  meanMs: readonly (number | undefined)[];
+  /** A plain step alone (else the mean of plain steps), ms. */
+  plainMs: number | undefined;
+  tasksSinceSolo: number;
+  /** Whether the last committed choice (not a probe) was to speculate (hysteresis). */
+  speculating: boolean;
+  /** Probes per size that went out with fewer drafts. */
+  probeMisses: ReadonlyMap<number, number>;
+}
+
+/** The model's choice for a snapshot, and the probe worth trying (before the budget is asked). */
+export interface Plan {
+  choice: LookaheadChoice;
+  probe?: { size: number; ms: number; regret: number };
+  /** Only plain steps have been observed. */
+  coldStart: boolean;
+  /** See LookaheadDecision.patient. */
+  patient: boolean;
+}
+
+/** `patient`: as a probe runs (DSI on one instance: waiting for its drafts). */
+function msPerToken(algo: "si" | "dsi", k: number, m: CostModel, instances: number, patient = false): number {
+  if (algo === "si") return siMsPerToken(k, m);
+  return patient && instances < 2 && k > 0 ? dsiOneInstanceMsPerToken(k, m, true) : dsiMsPerToken(k, m, instances);
+}
+
+/**
+ * The model's choice and the probe worth trying: a pure function of the snapshot.
+ * - The choice: the k with the least expected time per token; leaving plain steps takes
+ *   `speculationHurdle` (hysteresis: staying with speculation takes nothing), a larger k beats
+ *   a smaller one by `preference`.
+ * - The probe: the most promising window under optimism when it could beat the choice, one size
+ *   beyond the largest seen at its cost (costs do not fall as windows grow), and while the
+ *   choice is plain steps, acceptance at its upper confidence bound; or, in SI, a plain step
+ *   when its measured cost is stale. Its regret: its extra expected time per token, times the
+ *   tokens it commits.
+ */
+export function planLookahead(s: PlanSnapshot, tuning: typeof TUNING = TUNING): Plan {
+  const max = tuning.maxLookahead;
+  const { algo, instances, acceptance: a, drafterMs: d, plainMs: plain } = s;
+  const sizes: number[] = [];
+  for (let k = 0; k <= max; k++) if (s.meanMs[k] !== undefined) sizes.push(k);
+  const costs: MeanCosts = { meanMs: (k) => s.meanMs[k] };
+  const choice = { lookahead: 0, probe: false, acceptance: a, drafterMs: d, plainMsPerToken: plain, msPerToken: plain ?? NaN };
+  // Nothing known of the target: a plain step measures it (and is non-SI's step anyway).
+  if (plain === undefined || sizes[0] !== 0) return { choice, coldStart: false, patient: true };
+  // Costs by size, worked out once per plan (the models read them in their inner loops).
+  const table = (optimistic: boolean): number[] => Array.from({ length: max + 1 }, (_, k) => interpolate(costs, sizes, k, optimistic));
+  const [estimated, optimistic] = [table(false), table(true)];
+  const t = (k: number): number => estimated[k];
+  const model: CostModel = { a, d: d ?? 0, t, t0: plain };
+  for (let k = 1; k <= max; k++) {
+    if (Number.isNaN(t(k))) continue;
+    const ms = msPerToken(algo, k, model, instances);
+    // Hysteresis: the hurdle is for leaving plain steps, not for staying with speculation.
+    const margin = choice.lookahead > 0 ? tuning.preference : s.speculating ? 0 : tuning.speculationHurdle;
+    if (ms < choice.msPerToken * (1 - margin)) [choice.lookahead, choice.msPerToken] = [k, ms];
+  }
+  // Exploration. Windows of the choice teach acceptance anyway.
+  const best = choice.lookahead;
+  const top = sizes[sizes.length - 1];
+  const hopeful: CostModel = { a: best === 0 ? s.optimisticAcceptance : a, d: d ?? 0, t: (k) => optimistic[k], t0: plain };
+  // SI: a plain step when its measured cost is stale; its regret is one token at the plain
+  // pace. (In DSI a plain step would also stall the windows in flight: not worth it there.)
+  const stale = algo === "si" && best > 0 && s.tasksSinceSolo >= tuning.plainStaleTasks && choice.msPerToken > (1 - tuning.staleMargin) * plain;
+  let probe: Plan["probe"] = stale ? { size: 0, ms: plain, regret: Math.max(0, plain - choice.msPerToken) } : undefined;
+  for (let k = 1; !stale && k <= Math.min(max, top + 1); k++) {
+    if (k === best || (best > 0 && k <= top)) continue;
+    // A size that probes did not get (DSI's slack rule sent fewer drafts) is not tried again.
+    if (s.meanMs[k] === undefined && (s.probeMisses.get(k) ?? 0) >= tuning.sizeProbeAttempts) continue;
+    const ms = msPerToken(algo, k, hopeful, instances);
+    if (ms < (probe?.ms ?? choice.msPerToken) * (1 - tuning.preference)) probe = { size: k, ms, regret: 0 };
+  }
+  if (probe && probe.size > 0) {
+    // Expected regret: the probe's extra time per token by the estimates (flat beyond the
+    // largest size seen where they extrapolate nothing), times the tokens it commits.
+    const t2 = (k: number): number => (Number.isNaN(t(k)) ? hopeful.t(k) : t(k));
+    const extra = msPerToken(algo, probe.size, { ...model, t: t2 }, instances, true) - choice.msPerToken;
+    probe.regret = Math.max(0, extra) * windowTokens(probe.size, a);
+  }
+  // DSI on one instance: whether the choice pays more waiting for its drafts or going at once.
+  const patient = algo === "si" || instances >= 2 || best === 0 || dsiOneInstanceMsPerToken(best, model, true) <= dsiOneInstanceMsPerToken(best, model, false);
+  return { choice, probe, coldStart: top === 0, patient };
+}
+
+/** Whether a probe may go out: the cold start's first, or one whose regret fits the budget. */
+export function probeFits(regret: number, state: { probes: number; explorationMs: number; elapsedMs: number; coldStart: boolean }, share: number = TUNING.explorationShare): boolean {
+  const first = state.probes === 0 && state.coldStart; // the cold start: one window of 1 draft
+  return first || state.explorationMs + regret <= share * state.elapsedMs;
+}
+
+export class AdaptiveLookahead implements LookaheadPolicy {
+  probes = 0;
+  readonly acceptance: AcceptanceEstimator;
+  /** A probe committed and not dispatched with drafts yet, and the plain tasks that went out meanwhile. */
+  private probe: number | undefined;
+  private probeWaits = 0;
+  /** Probes per size that went out with fewer drafts (DSI's slack rule did not wait for all). */
+  private readonly probeMisses = new Map<number, number>();
+  /** Expected regret of the probes so far, ms. */
+  private explorationMs = 0;
+  /** The lookahead last committed (a choice is reported when it changes). */
+  private last: number | undefined;
+  /** Whether the last committed choice (not a probe) was to speculate. */
+  private speculating = false;
+  /** The last plan and what it was made from (a memo: plans are pure in these). */
+  private cached: (Plan & { costsVersion: number; version: number; instances: number }) | undefined;
+
+  constructor(
+    private readonly algo: "si" | "dsi",
+    private readonly costs: ObservedCosts,
+    prior: AcceptancePrior,
+    /** Time since the generation started, ms. */
+    private readonly elapsed: () => number,
+    private readonly onChange?: (c: LookaheadChoice) => void,
+    private readonly tuning: typeof TUNING = TUNING,
+  ) {
+    this.acceptance = new AcceptanceEstimator(prior, tuning);
+  }
+
+  decided(accepted: boolean): void {
+    this.acceptance.decided(accepted);
+  }
+
+  plan(instances: number): LookaheadDecision {
+    // A committed probe holds until its window goes out (or it is given up).
+    if (this.probe !== undefined) return { lookahead: this.probe, probing: true, patient: true };
+    const plan = this.model(instances);
+    const { choice, probe, coldStart } = plan;
+    const budget = { probes: this.probes, explorationMs: this.explorationMs, elapsedMs: this.elapsed(), coldStart };
+    if (probe && probeFits(probe.regret, budget, this.tuning.explorationShare)) {
+      return { lookahead: probe.size, probing: true, patient: true, regret: probe.regret, choice: { ...choice, lookahead: probe.size, probe: true, msPerToken: probe.ms } };
+    }
+    return { lookahead: choice.lookahead, probing: false, patient: plan.patient, choice };
+  }
+
+  commit(decision: LookaheadDecision, drafts: number): void {
+    const { choice } = decision;
+    if (choice) {
+      if (choice.probe) {
+        this.explorationMs += decision.regret ?? 0;
+        this.probes++;
+        this.probe = decision.lookahead;
+        this.probeWaits = 0;
+      }
+      if (decision.lookahead !== this.last || choice.probe) this.onChange?.(choice);
+      if (!choice.probe) this.speculating = choice.lookahead > 0;
+    }
+    this.last = decision.lookahead;
+    if (this.probe !== undefined) {
+      if (drafts > 0 && drafts < this.probe) this.probeMisses.set(this.probe, (this.probeMisses.get(this.probe) ?? 0) + 1);
+      // Done; or given up when plain tasks keep going out first (in DSI a drafter slower than
+      // the target never gets a draft ahead of the frontier).
+      if (drafts > 0 || this.probe === 0 || ++this.probeWaits >= this.tuning.probePatience) this.probe = undefined;
+    }
+    if (drafts === 0) this.acceptance.plainStep();
+  }
+
+  /** The model's plan, memoised while the costs, the acceptance and the instances stay the same. */
+  private model(instances: number): Plan {
+    const c = this.cached;
+    const key = { costsVersion: this.costs.version, version: this.acceptance.version, instances };
+    if (c && c.costsVersion === key.costsVersion && c.version === key.version && c.instances === instances) return c;
+    const meanMs = Array.from({ length: this.tuning.maxLookahead + 1 }, (_, k) => this.costs.meanMs(k));
+    const plan = planLookahead(
+      {
+        algo: this.algo,
+        instances,
+        acceptance: this.acceptance.rate(),
+        optimisticAcceptance: this.acceptance.optimisticRate(),
+        drafterMs: this.costs.drafterMs(),
+        meanMs,
+        plainMs: this.costs.soloMs() ?? this.costs.meanMs(0),
+        tasksSinceSolo: this.costs.tasksSinceSolo(),
+        speculating: this.speculating,
+        probeMisses: new Map(this.probeMisses),
+      },
+      this.tuning,
+    );
+    this.cached = { ...plan, ...key };
+    return plan;
+  }
+}

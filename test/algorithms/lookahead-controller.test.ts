@@ -1,0 +1,141 @@
+/** The lookahead controller built directly: its pure plan, and what commit records. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { AdaptiveLookahead, planLookahead, probeFits, type ObservedCosts, type PlanSnapshot } from "../../src/algorithms/lookahead/controller.js";
+import { TUNING } from "../../src/algorithms/lookahead/tuning.js";
+
+/** Costs as TaskCosts reports them, set by hand. */
+class FakeCosts implements ObservedCosts {
+  version = 0;
+  readonly means = new Map<number, number>();
+  solo: number | undefined;
+  drafter: number | undefined;
+  sinceSolo = 0;
+  set(k: number, ms: number): void {
+    this.means.set(k, ms);
+    if (k === 0) this.solo = ms;
+    this.version++;
+  }
+  meanMs(k: number): number | undefined {
+    return this.means.get(k);
+  }
+  soloMs(): number | undefined {
+    return this.solo;
+  }
+  drafterMs(): number | undefined {
+    return this.drafter;
+  }
+  tasksSinceSolo(): number {
+    return this.sinceSolo;
+  }
+}
+
+const noPrior = { rate: (): number | undefined => undefined };
+
+/** A snapshot for SI with acceptance 0.5, free drafts, plain steps of 10 ms, and t(1) as given. */
+const snapshot = (t1: number, over: Partial<PlanSnapshot> = {}): PlanSnapshot => ({
+  algo: "si",
+  instances: 1,
+  acceptance: 0.5,
+  optimisticAcceptance: 0.5,
+  drafterMs: 0,
+  meanMs: [10, t1],
+  plainMs: 10,
+  tasksSinceSolo: 0,
+  speculating: false,
+  probeMisses: new Map(),
+  ...over,
+});
+
+test("cold start: a plain step first (nothing is known of the target), then one window of 1 draft, whatever the budget", () => {
+  const costs = new FakeCosts();
+  const c = new AdaptiveLookahead("si", costs, noPrior, () => 0);
+  const first = c.plan(1);
+  assert.deepEqual([first.lookahead, first.probing], [0, false]);
+  c.commit(first, 0);
+  costs.set(0, 10);
+  costs.drafter = 1;
+  const probe = c.plan(1);
+  assert.deepEqual([probe.lookahead, probe.probing], [1, true], "the cold start's probe goes out with no time elapsed");
+});
+
+test("plan is side-effect free: asked again it answers the same, and nothing is recorded until commit", () => {
+  const costs = new FakeCosts();
+  costs.set(0, 10);
+  costs.drafter = 1;
+  const reported: number[] = [];
+  const c = new AdaptiveLookahead("dsi", costs, noPrior, () => 0, (choice) => reported.push(choice.lookahead));
+  const a = c.plan(2);
+  assert.deepEqual(c.plan(2), a);
+  assert.equal(c.probes, 0);
+  assert.deepEqual(reported, []);
+  c.commit(a, 1);
+  assert.equal(c.probes, 1, "commit records the probe");
+  assert.deepEqual(reported, [1], "and reports the choice");
+});
+
+test("a committed probe holds while plain tasks go out first, and is given up after probePatience of them", () => {
+  const costs = new FakeCosts();
+  costs.set(0, 10);
+  costs.drafter = 1;
+  const c = new AdaptiveLookahead("dsi", costs, noPrior, () => 0);
+  const probe = c.plan(1);
+  assert.equal(probe.probing, true);
+  c.commit(probe, 0); // a plain frontier task went out before the probe's drafts were ready
+  for (let i = 1; i < TUNING.probePatience; i++) {
+    const held = c.plan(1);
+    assert.deepEqual([held.lookahead, held.probing, held.patient], [probe.lookahead, true, true], `still held after ${i} plain tasks`);
+    c.commit(held, 0);
+  }
+  assert.notEqual(c.plan(1).choice, undefined, "given up: the model plans again (a held probe carries no choice)");
+  assert.equal(c.probes, 1, "one probe, however long it waited");
+});
+
+test("hysteresis: leaving plain steps takes a 5% expected gain, staying with speculation takes any gain", () => {
+  // SI, a = 0.5, free drafts: k = 1 costs t(1) / 1.5 per token against 10.
+  const gain3 = snapshot(14.55); // 9.7 ms per token: 3% better
+  assert.equal(planLookahead(gain3).choice.lookahead, 0, "3% does not leave plain steps");
+  assert.equal(planLookahead({ ...gain3, speculating: true }).choice.lookahead, 1, "3% keeps speculating");
+  assert.equal(planLookahead(snapshot(14.1)).choice.lookahead, 1, "6% leaves plain steps");
+  assert.equal(planLookahead({ ...snapshot(15.15), speculating: true }).choice.lookahead, 0, "a loss goes back to plain steps");
+});
+
+test("a probe goes out only when its expected regret fits the exploration budget (the cold start's first excepted)", () => {
+  const share = TUNING.explorationShare;
+  const state = { probes: 1, explorationMs: 0, elapsedMs: 1 / share - 1, coldStart: false };
+  assert.equal(probeFits(1, state), false, "regret 1 ms before 1 / share ms elapsed");
+  assert.equal(probeFits(1, { ...state, elapsedMs: 1 / share }), true);
+  assert.equal(probeFits(1, { ...state, elapsedMs: 1 / share, explorationMs: 0.5 }), false, "past probes count");
+  assert.equal(probeFits(1e6, { ...state, probes: 0, coldStart: true }), true, "the cold start's window");
+  // Through the controller: sizes 0 and 1 seen (the choice extrapolates to 5), size 2 promising
+  // under optimism (flat costs beyond what was seen) at an expected regret of ~1.5 ms.
+  const costs = new FakeCosts();
+  costs.set(0, 10);
+  costs.set(1, 12);
+  costs.drafter = 1;
+  let elapsed = 0;
+  const c = new AdaptiveLookahead("si", costs, { rate: () => 0.9 }, () => elapsed);
+  assert.equal(c.plan(1).probing, false, "no budget yet");
+  elapsed = 1e6;
+  const d = c.plan(1);
+  assert.deepEqual([d.probing, d.lookahead], [true, 2], "with budget: one size beyond the largest seen");
+});
+
+test("SI re-measures a stale plain step (a probe of 0) only while speculation's margin is under 30%; DSI never", () => {
+  const stale = TUNING.plainStaleTasks;
+  const narrow = snapshot(12, { speculating: true }); // 8 ms per token: 20% better than plain steps
+  assert.equal(planLookahead({ ...narrow, tasksSinceSolo: stale }).probe?.size, 0);
+  assert.notEqual(planLookahead({ ...narrow, tasksSinceSolo: stale - 1 }).probe?.size, 0, "not stale yet");
+  const wide = snapshot(9, { speculating: true }); // 6 ms per token: 40% better
+  assert.notEqual(planLookahead({ ...wide, tasksSinceSolo: stale }).probe?.size, 0, "a wide margin needs no re-measure");
+  assert.notEqual(planLookahead({ ...narrow, algo: "dsi", tasksSinceSolo: stale }).probe?.size, 0, "DSI keeps its plain cost");
+});
+
+test("DSI on one instance with cheap drafts: the decision says whether to wait for a full window (patient)", () => {
+  // Flat costs, drafts a tenth of a step, high acceptance: sending what is ready at once pays.
+  const s = snapshot(10, { algo: "dsi", acceptance: 0.9, optimisticAcceptance: 0.9, drafterMs: 1, meanMs: [10, 10, 10], speculating: true });
+  const plan = planLookahead(s);
+  assert.ok(plan.choice.lookahead > 0);
+  assert.equal(typeof plan.patient, "boolean");
+  assert.equal(planLookahead({ ...s, instances: 2 }).patient, true, "several instances: always patient");
+});
