@@ -6,7 +6,7 @@
 import { ALGORITHMS, type AlgorithmName, type Lookahead } from "../algorithms/options.js";
 import type { LatencyProfile } from "../models/latency.js";
 import type { EngineEvent } from "../runtime/events.js";
-import { newLearned } from "../runtime/costs.js";
+import type { Learned } from "../runtime/costs.js";
 import { taskCostsBySize } from "../present/spans.js";
 import { chromeTrace } from "../present/trace.js";
 import { timelineSvg } from "../present/timeline-svg.js";
@@ -60,10 +60,11 @@ export async function runDemo(backend: Backend, flags: DemoFlags): Promise<{ tex
   const speculative: EngineEvent[][] = [];
   const panels = [];
   // Each algorithm runs on a fresh runtime (caches empty, as a user's first command finds
-  // them), and SI and DSI start from the costs and acceptance the runs before them measured.
-  const learned = newLearned();
+  // them). The first starts from what the backend kept from earlier commands (if anything), SI
+  // and DSI from what the runs before them measured on top.
+  let learned: Learned | undefined;
   for (const algo of ALGORITHMS) {
-    const { report, logs } = await runGenerate(
+    const run = await runGenerate(
       backend,
       {
         algo,
@@ -84,6 +85,8 @@ export async function runDemo(backend: Backend, flags: DemoFlags): Promise<{ tex
       undefined,
       { learned },
     );
+    const { report, logs } = run;
+    learned = run.learned;
     reports.set(algo, report);
     if (algo !== "nonsi") speculative.push(...logs);
     const c = report.completions[0];

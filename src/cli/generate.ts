@@ -48,13 +48,16 @@ export interface GenerateSink {
   completionEnd(c: GenerateReport["completions"][number]): void;
 }
 
-/** Runs the generations on one runtime (`learned`: start from what another run learned); throws UsageError for bad combinations of flags. */
+/**
+ * Runs the generations on one runtime (`learned`: start from what another run learned, else the
+ * backend's kept prior); returns what the runtime learned. Throws UsageError for bad combinations of flags.
+ */
 export async function runGenerate(
   backend: Backend,
   flags: GenerateFlags,
   sink?: GenerateSink,
   o: { learned?: Learned } = {},
-): Promise<{ report: GenerateReport; logs: EngineEvent[][] }> {
+): Promise<{ report: GenerateReport; logs: EngineEvent[][]; learned: Learned }> {
   const verify: VerifyRule = flags.verify ?? defaultVerify(flags.temperature);
   let prompt: number[];
   try {
@@ -152,7 +155,7 @@ export async function runGenerate(
     const trace = chromeTrace(logs.map((events, i) => ({ name: `${flags.algo} completion ${i} (seed ${flags.seed + i})`, events })));
     await writeOutput(flags.trace, JSON.stringify(trace), "--trace");
   }
-  return { report, logs };
+  return { report, logs, learned: rt.learned };
 }
 
 /** The plain-text output: the configuration line, then each completion's text as it is generated, then its stats. */
