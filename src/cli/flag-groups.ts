@@ -4,6 +4,7 @@
  * latency profile; the check that a flag given does not apply; and opening the backend the
  * flags describe.
  */
+import { availableParallelism } from "node:os";
 import { Command, InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
 import { AUTO_MAX_LOOKAHEAD } from "../algorithms/lookahead.js";
@@ -21,6 +22,21 @@ import { autoOrIntInRange, collectNonEmpty, intInRange, MAX_LATENCY_MS, MAX_SEED
 import type { CliIo } from "./io.js";
 
 export { MAX_THREADS } from "../models/limits.js";
+
+/**
+ * Target instances when `--sp` is not given. Instances of an in-process backend that computes
+ * (llama) share this machine's cores with the drafter and each other: one per core beside the
+ * drafter's (at most 7); more only time-share the same cores (on 2 cores, 4 instances made
+ * one-token steps twice as slow). Modelled backends (synthetic) get `modelled`.
+ */
+export function defaultSp(realCompute: boolean, modelled: number): number {
+  return realCompute ? Math.max(1, Math.min(7, availableParallelism() - 1)) : modelled;
+}
+
+/** The help's words for that default. */
+export function defaultSpHelp(modelled: number): string {
+  return `default: llama, one per core beside the drafter's, at most 7 (${defaultSp(true, modelled)} here); synthetic, ${modelled}`;
+}
 
 /** `--max-tokens` -> `maxTokens`: commander's key of a flag. */
 export const keyOfFlag = (flag: string): string => flag.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());

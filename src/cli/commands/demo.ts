@@ -1,11 +1,10 @@
 /** `dsi demo`: the main job: one prompt through non-SI, SI and DSI. */
-import { availableParallelism } from "node:os";
 import { Option, type Command } from "commander";
 import { BACKENDS, syntheticBackend } from "../../models/backend.js";
 import { profileNames, resolveProfile } from "../../models/latency.js";
 import { runDemo } from "../demo.js";
 import { nonEmpty, UsageError } from "../flags.js";
-import { flagName, generationOption, givenIn, learnedCacheOption, openBackend, withLlamaFlags, type BackendFlags } from "../flag-groups.js";
+import { defaultSp, defaultSpHelp, flagName, generationOption, givenIn, learnedCacheOption, openBackend, withLlamaFlags, type BackendFlags } from "../flag-groups.js";
 import { println, type CliIo } from "../io.js";
 
 export function register(program: Command, io: CliIo): void {
@@ -21,7 +20,7 @@ export function register(program: Command, io: CliIo): void {
     .option("--latency <profile>", "latency profile: synthetic, the modelled latencies (and a paper pair's acceptance; default vicuna-13b/vicuna-68m:cnn-dm); llama, added on top of real compute (default none)")
     .addOption(generationOption("maxTokens", { help: "tokens to generate" }))
     .addOption(generationOption("lookahead"))
-    .addOption(generationOption("sp", { help: "DSI target instances (default: llama, one per spare core; synthetic, 7)" }))
+    .addOption(generationOption("sp", { help: `DSI target instances (${defaultSpHelp(7)})` }))
     .option("--prompt <text>", "prompt text", "the quick brown fox")
     .option("--svg <file>", "timeline picture", nonEmpty("--svg"), "dsi-timeline.svg")
     .option("--trace <file>", "also write a Chrome trace-event timeline", nonEmpty("--trace"))
@@ -41,7 +40,7 @@ export function register(program: Command, io: CliIo): void {
         ? syntheticBackend({ vocab: 64, agreement: profile.acceptance ?? 0.7, seed: 7 })
         : await openBackend({ ...o, backend: "llama" } as BackendFlags, io);
       try {
-        const sp = o.sp ?? (synthetic ? 7 : Math.max(1, Math.min(7, availableParallelism() - 1)));
+        const sp = o.sp ?? defaultSp(!synthetic, 7);
         const { text, identical } = await runDemo(backend, {
           maxTokens: o.maxTokens,
           lookahead: o.lookahead,

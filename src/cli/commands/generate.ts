@@ -2,7 +2,7 @@
 import { Command, Option } from "commander";
 import { BACKENDS } from "../../models/backend.js";
 import { MAX_SEED, nonEmpty, UsageError } from "../flags.js";
-import { generationOption, latencyOption, openBackend, refuseBackendFlags, refuseByOptionTable, withBackendFlags, withSamplingFlags, type BackendFlags } from "../flag-groups.js";
+import { defaultSp, defaultSpHelp, generationOption, latencyOption, openBackend, refuseBackendFlags, refuseByOptionTable, withBackendFlags, withSamplingFlags, type BackendFlags } from "../flag-groups.js";
 import { runGenerate, textSink, type GenerateFlags } from "../generate.js";
 import { println, type CliIo } from "../io.js";
 
@@ -10,7 +10,7 @@ export function register(program: Command, io: CliIo): void {
   const c = program.command("generate").description("generate completions with one algorithm");
   c.addOption(generationOption("algo"))
     .addOption(generationOption("lookahead"))
-    .addOption(generationOption("sp", { default: 4 }))
+    .addOption(generationOption("sp", { help: `target instances verifying at once (${defaultSpHelp(4)}; a cluster: its targets)` }))
     .addOption(generationOption("maxTokens"));
   withSamplingFlags(c);
   withBackendFlags(c, BACKENDS)
@@ -28,6 +28,7 @@ export function register(program: Command, io: CliIo): void {
       // The CLI's completions take seeds S, S+1, ...: all of them must be seeds.
       if (o.seed + o.n - 1 > MAX_SEED) throw new UsageError(`--seed/--n: completions use seeds ${o.seed}..${o.seed + o.n - 1}, past the largest seed ${MAX_SEED}`);
       const backend = await openBackend(o, io);
+      o.sp ??= defaultSp(backend.realCompute && backend.targetCount === undefined, 4);
       try {
         if (o.json) println(io.stdout, JSON.stringify((await runGenerate(backend, o)).report, null, 2));
         else {

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { MAX_TOKENS } from "../../algorithms/option-spec.js";
 import { BACKENDS } from "../../models/backend.js";
 import { intInRange, nonEmpty } from "../flags.js";
-import { generationOption, latencyOption, openBackend, refuseBackendFlags, refuseByOptionTable, withBackendFlags } from "../flag-groups.js";
+import { defaultSp, defaultSpHelp, generationOption, latencyOption, openBackend, refuseBackendFlags, refuseByOptionTable, withBackendFlags } from "../flag-groups.js";
 import type { CliIo } from "../io.js";
 import { checkServeFlags, runServe, SERVE_DEFAULTS } from "../serve.js";
 
@@ -14,7 +14,7 @@ export function register(program: Command, io: CliIo): void {
     .addOption(latencyOption("latency profile added on top of each evaluation (emulates devices)"))
     .option("--host <host>", "address to listen on; beyond loopback an API key is required", nonEmpty("--host"), "127.0.0.1")
     .option("--port <N>", "port, 0..65535 (0 picks a free one)", intInRange(0, 65_535), 8080)
-    .addOption(generationOption("sp", { help: "target instances shared by all requests", default: 4 }))
+    .addOption(generationOption("sp", { help: `target instances shared by all requests (${defaultSpHelp(4)})` }))
     .addOption(generationOption("algo", { help: "default algorithm (a request's dsi.algo overrides it)" }))
     .addOption(generationOption("lookahead", { help: "default lookahead (a request's dsi.lookahead overrides it)" }))
     .addOption(generationOption("maxTokens", { help: "tokens generated when a request gives no max_tokens (at most --max-tokens-limit)", default: 16 }))
@@ -31,6 +31,15 @@ export function register(program: Command, io: CliIo): void {
       refuseByOptionTable(command, o, ["lookahead"]);
       const apiKey = checkServeFlags(o, io.env);
       // A server waits for its target workers (503 until one answers); generate needs one now.
-      await runServe(() => openBackend(o, io, { waitForTargets: true }), o, apiKey, io);
+      await runServe(
+        async () => {
+          const backend = await openBackend(o, io, { waitForTargets: true });
+          o.sp ??= defaultSp(backend.realCompute && backend.targetCount === undefined, 4);
+          return backend;
+        },
+        o,
+        apiKey,
+        io,
+      );
     });
 }
