@@ -35,6 +35,8 @@ export interface LookaheadDecision {
   readonly choice?: LookaheadChoice;
   /** The expected regret a new probe charges to the exploration budget, ms. */
   readonly regret?: number;
+  /** A new probe's window: the task cost the plan assumed for it, ms (what it turns out to cost beyond that is charged too). */
+  readonly probeTaskMs?: number;
 }
 
 /** How the lookahead of each task is chosen. */
@@ -97,7 +99,7 @@ export interface PlanSnapshot {
 /** The model's choice for a snapshot, and the probe worth trying (before the budget is asked). */
 export interface Plan {
   choice: LookaheadChoice;
-  probe?: { size: number; ms: number; regret: number };
+  probe?: { size: number; ms: number; regret: number; taskMs?: number };
   /** Only plain steps have been observed. */
   coldStart: boolean;
   /** See LookaheadDecision.patient. */
@@ -163,6 +165,7 @@ export function planLookahead(s: PlanSnapshot, tuning: typeof TUNING = TUNING): 
     const t2 = (k: number): number => (Number.isNaN(t(k)) ? hopeful.t(k) : t(k));
     const extra = msPerToken(algo, probe.size, { ...model, t: t2 }, instances, true) - choice.msPerToken;
     probe.regret = Math.max(0, extra) * windowTokens(probe.size, a);
+    probe.taskMs = t2(probe.size);
   }
   // DSI on one instance: whether the choice pays more waiting for its drafts or going at once.
   const patient = algo === "si" || instances >= 2 || best === 0 || dsiOneInstanceMsPerToken(best, model, true) <= dsiOneInstanceMsPerToken(best, model, false);
@@ -183,8 +186,10 @@ export class AdaptiveLookahead implements LookaheadPolicy {
   private probeWaits = 0;
   /** Probes per size that went out with fewer drafts (DSI's slack rule did not wait for all). */
   private readonly probeMisses = new Map<number, number>();
-  /** Expected regret of the probes so far, ms. */
+  /** Expected regret of the probes so far, plus what measured probe windows cost beyond the plan's estimate, ms. */
   private explorationMs = 0;
+  /** The last probe window whose cost is not measured yet, and what the plan assumed it costs. */
+  private unmeasured: { size: number; taskMs: number } | undefined;
   /** The lookahead last committed (a choice is reported when it changes). */
   private last: number | undefined;
   /** Whether the last committed choice (not a probe) was to speculate. */
@@ -213,18 +218,28 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     if (this.probe !== undefined) return { lookahead: this.probe, probing: true, patient: true };
     const plan = this.model(instances);
     const { choice, probe, coldStart } = plan;
-    const budget = { probes: this.probes, explorationMs: this.explorationMs, elapsedMs: this.elapsed(), coldStart };
+    const budget = { probes: this.probes, explorationMs: this.explorationMs + this.overrun(), elapsedMs: this.elapsed(), coldStart };
     if (probe && probeFits(probe.regret, budget, this.tuning.explorationShare)) {
-      return { lookahead: probe.size, probing: true, patient: true, regret: probe.regret, choice: { ...choice, lookahead: probe.size, probe: true, msPerToken: probe.ms } };
+      return { lookahead: probe.size, probing: true, patient: true, regret: probe.regret, probeTaskMs: probe.taskMs, choice: { ...choice, lookahead: probe.size, probe: true, msPerToken: probe.ms } };
     }
     return { lookahead: choice.lookahead, probing: false, patient: plan.patient, choice };
   }
 
   commit(decision: LookaheadDecision, drafts: number): void {
     const { choice } = decision;
+    // A probe window measured since: what it cost beyond the plan's estimate is charged, so a
+    // probe that turned out dear raises the price of the next (less of the budget is left).
+    const overrun = this.overrun();
+    if (this.unmeasured && this.costs.meanMs(this.unmeasured.size) !== undefined) {
+      this.explorationMs += overrun;
+      this.unmeasured = undefined;
+    }
     if (choice) {
       if (choice.probe) {
         this.explorationMs += decision.regret ?? 0;
+        if (decision.lookahead > 0 && decision.probeTaskMs !== undefined && Number.isFinite(decision.probeTaskMs)) {
+          this.unmeasured = { size: decision.lookahead, taskMs: decision.probeTaskMs };
+        }
         this.probes++;
         this.probe = decision.lookahead;
         this.probeWaits = 0;
@@ -240,6 +255,13 @@ export class AdaptiveLookahead implements LookaheadPolicy {
       if (drafts > 0 || this.probe === 0 || ++this.probeWaits >= this.tuning.probePatience) this.probe = undefined;
     }
     if (drafts === 0) this.acceptance.plainStep();
+  }
+
+  /** What the last probe window cost beyond the plan's estimate, once measured (0 before). */
+  private overrun(): number {
+    const u = this.unmeasured;
+    const measured = u && this.costs.meanMs(u.size);
+    return u && measured !== undefined ? Math.max(0, measured - u.taskMs) : 0;
   }
 
   /** The model's plan, memoised while the costs, the acceptance and the instances stay the same. */
