@@ -1,14 +1,17 @@
-/** Temporary folders for tests, all removed when the test file's tests have run. */
-import { mkdtempSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+/**
+ * Temporary folders for tests, all removed when the test file's process exits: after every
+ * `after` hook, so a child process stopped by one (a server saving its learned costs as it
+ * drains) cannot write into a folder already removed and leave it behind.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after } from "node:test";
 
 const made: string[] = [];
 
-after(async () => {
-  for (const dir of made.splice(0)) await rm(dir, { recursive: true, force: true });
+process.once("exit", () => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
 /** A new folder under the system's temp folder, named dsi-<prefix>-XXXXXX. */
