@@ -148,23 +148,6 @@ export function rangeText(key: OptionKey, face: Face, maxGiven?: number): string
   }
 }
 
-/** Whether `value` is one this option accepts (in the face's range). */
-export function accepts(key: OptionKey, face: Face, value: unknown, maxGiven?: number): boolean {
-  const v = GENERATION_OPTIONS[key].value;
-  if (v.type === "choice") return typeof value === "string" && v.choices.includes(value);
-  const max = maxGiven ?? maxOf(key, face);
-  switch (v.type) {
-    case "int":
-      return typeof value === "number" && Number.isSafeInteger(value) && value >= v.min && value <= max;
-    case "number":
-      return typeof value === "number" && Number.isFinite(value) && (v.openMin ? value > v.min : value >= v.min) && value <= max;
-    case "autoOrInt":
-      return value === "auto" || (typeof value === "number" && Number.isSafeInteger(value) && value >= v.min && value <= max);
-    case "texts":
-      return Array.isArray(value) && value.length >= 1 && value.length <= max && value.every((s) => typeof s === "string" && s !== "");
-  }
-}
-
 /** A problem found by a cross-field check: the option to name and the message. */
 export interface OptionProblem {
   key: OptionKey;

@@ -11,10 +11,10 @@
  */
 import { createHash } from "node:crypto";
 import { cpus } from "node:os";
-import { open, readFile, rename, writeFile, unlink } from "node:fs/promises";
+import { open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { keyedUniform } from "../core/random.js";
-import { makeDirs } from "./make-dirs.js";
+import { writeFileAtomically } from "./atomic-write.js";
 
 /**
  * Chunk sizes the self-test tries, smallest first; it stops at the first that differs. Sizes
@@ -172,15 +172,11 @@ async function readCache(dir: string, warn: (msg: string) => void): Promise<Cach
  */
 async function writeCacheEntry(dir: string, key: string, result: EvalChunk, warn: (msg: string) => void): Promise<void> {
   const path = join(dir, CACHE_NAME);
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   try {
-    await makeDirs(dir);
     const cache = await readCache(dir, () => undefined);
     cache.entries[key] = { chunk: result.chunk, invariantUpTo: result.invariantUpTo ?? result.chunk, firstDiffering: result.firstDiffering, measured: new Date().toISOString() };
-    await writeFile(tmp, JSON.stringify(cache, null, 1));
-    await rename(tmp, path);
+    await writeFileAtomically(path, JSON.stringify(cache, null, 1));
   } catch (err) {
-    await unlink(tmp).catch(() => undefined);
     warn(`cannot write ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); the next load measures again`);
   }
 }

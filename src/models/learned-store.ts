@@ -11,10 +11,10 @@
  * a cold start, never an error; so is a file that cannot be written.
  */
 import { createHash } from "node:crypto";
-import { readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isLearnedSnapshot, learnedFromSnapshot, snapshotLearned, type Learned } from "../runtime/costs.js";
-import { makeDirs } from "./make-dirs.js";
+import { writeFileAtomically } from "./atomic-write.js";
 
 /** Bumped when the snapshot's meaning changes: a file of another version is not read. */
 export const LEARNED_FILE_VERSION = 1;
@@ -84,14 +84,10 @@ export function openLearnedStore(o: { dir: string; identity: Record<string, unkn
       return learnedFromSnapshot(file.learned);
     },
     async save(l) {
-      const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
       const file: LearnedFile = { version: LEARNED_FILE_VERSION, identity: o.identity, saved: new Date().toISOString(), learned: snapshotLearned(l) };
       try {
-        await makeDirs(folder);
-        await writeFile(tmp, JSON.stringify(file, null, 1));
-        await rename(tmp, path);
+        await writeFileAtomically(path, JSON.stringify(file, null, 1));
       } catch (err) {
-        await unlink(tmp).catch(() => undefined);
         o.warn(`cannot write ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); the next command starts without these learned costs`);
       }
     },
