@@ -46,7 +46,7 @@ export class RunContext {
     this.member = rt.pool.join(opts.sp);
     this.lookahead =
       opts.lookahead === "auto" && algo !== "nonsi"
-        ? new AdaptiveLookahead(algo, rt.learned.costs, rt.learned.acceptance, () => this.stats.elapsed(), (c) => rt.events.emit({ type: "lookahead", ...c }))
+        ? new AdaptiveLookahead(algo, rt.learned.costs, rt.learned.acceptance, () => this.stats.elapsed(), rt.sharedDevice, (c) => rt.events.emit({ type: "lookahead", ...c }))
         : new FixedLookahead(opts.lookahead === "auto" ? 0 : opts.lookahead); // non-SI never asks
   }
 
@@ -68,6 +68,7 @@ export class RunContext {
   /** One drafter step: the drafter's output at `from`, timed for the observed costs. */
   async draft(tokens: TokenView, from: number, signal?: AbortSignal): Promise<PositionOutput> {
     const end = this.begin();
+    const othersBusy = this.rt.pool.busy > 0;
     const t0 = this.rt.clock.now();
     let ok = false;
     try {
@@ -75,8 +76,8 @@ export class RunContext {
       ok = true;
       return out;
     } finally {
-      end();
-      if (ok && this.drafterWarm) this.rt.learned.costs.observeDraft(this.rt.clock.now() - t0);
+      const alone = end() && !othersBusy && this.rt.pool.busy === 0;
+      if (ok && this.drafterWarm) this.rt.learned.costs.observeDraft(this.rt.clock.now() - t0, alone ? "alone" : "beside");
       if (ok) this.drafterWarm = true;
     }
   }
@@ -142,7 +143,7 @@ export class RunContext {
       const ms = this.rt.clock.now() - t0;
       const alone = end() && !othersBusy && this.rt.pool.busy <= 1;
       this.stats.targetBusyMs += ms;
-      const kind = !this.warmInstances.has(lease.index) ? "prefill" : alone ? "alone" : "shared";
+      const kind = !this.warmInstances.has(lease.index) ? "prefill" : alone ? "alone" : "beside";
       if (outcome === "done") {
         this.rt.learned.costs.observe(drafts, ms, kind);
         this.warmInstances.add(lease.index);

@@ -228,6 +228,8 @@ export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolea
         eosToken: pair.eosToken,
         sp,
         profile,
+        // In-process instances and the drafter share this machine's CPU (or its one GPU).
+        sharedDevice: true,
         ...o,
         ...(learned ? { learned } : {}),
       });

@@ -9,6 +9,7 @@ import type { PositionOutput } from "../core/verify.js";
 import type { Clock } from "../runtime/clock.js";
 import type { EvalRequest, ModelInstance } from "../core/instance.js";
 import { PAPER_PAIRS } from "./paper-pairs.js";
+import type { SharedDevice } from "./shared-device.js";
 
 /** The cost model of one model (all milliseconds). */
 export interface ModelLatency {
@@ -52,6 +53,12 @@ export interface LatencyProfile {
   drafter: ModelLatency;
   /** The acceptance rate measured for this pair, when the profile comes from the paper. */
   acceptance?: number;
+  /**
+   * The drafter and the targets share one device (shared-device.ts): a pass runs
+   * `1 + contention × others` times slower while `others` passes run beside it. Absent: each
+   * instance on its own device (the paper's setting).
+   */
+  contention?: number;
 }
 
 /**
@@ -117,6 +124,8 @@ export class LatencyInstance implements ModelInstance {
     private readonly inner: ModelInstance,
     private readonly clock: Clock,
     private readonly latency: ModelLatency,
+    /** The device it shares with the runtime's other instances, if any. */
+    private readonly device?: SharedDevice,
   ) {
     this.label = inner.label;
     this.vocabSize = inner.vocabSize;
@@ -141,7 +150,7 @@ export class LatencyInstance implements ModelInstance {
     const outputs = await this.inner.evaluate(req, signal);
     const ms = this.cost(outputs.length, this.read(req.tokens, req.from));
     this.warm = true;
-    await this.clock.sleep(ms, signal);
+    await (this.device ? this.device.run(ms, signal) : this.clock.sleep(ms, signal));
     return outputs;
   }
 
@@ -161,7 +170,7 @@ export class LatencyInstance implements ModelInstance {
   }
 }
 
-export function withLatency(inner: ModelInstance, clock: Clock, latency: ModelLatency): ModelInstance {
+export function withLatency(inner: ModelInstance, clock: Clock, latency: ModelLatency, device?: SharedDevice): ModelInstance {
   const none = latency.ttftMs === 0 && latency.tpotMs === 0 && latency.perExtraPositionMs === 0 && !latency.prefillPerTokenMs;
-  return none ? inner : new LatencyInstance(inner, clock, latency);
+  return none ? inner : new LatencyInstance(inner, clock, latency, device);
 }

@@ -17,7 +17,7 @@ import { isLearnedSnapshot, learnedFromSnapshot, snapshotLearned, type Learned }
 import { writeFileAtomically } from "./atomic-write.js";
 
 /** Bumped when the snapshot's meaning changes: a file of another version is not read. */
-export const LEARNED_FILE_VERSION = 1;
+export const LEARNED_FILE_VERSION = 2; // 2: costs by condition (alone, beside something)
 
 /** `DSI_LEARNED_CACHE=0` (or `false`, `off`, `no`): keep nothing, start cold (as `--no-learned-cache`). */
 export const LEARNED_CACHE_ENV = "DSI_LEARNED_CACHE";
@@ -74,7 +74,8 @@ export function openLearnedStore(o: { dir: string; identity: Record<string, unkn
         return undefined;
       }
       if (file.version !== LEARNED_FILE_VERSION) {
-        o.warn(`${path} is of version ${file.version}, this dsi reads version ${LEARNED_FILE_VERSION}; starting without learned costs`);
+        const why = file.version < LEARNED_FILE_VERSION ? "written by an earlier dsi (replaced when this command ends)" : `of version ${file.version}, this dsi reads version ${LEARNED_FILE_VERSION}`;
+        o.warn(`${path} is ${why}; starting without learned costs`);
         return undefined;
       }
       if (!isLearnedSnapshot(file.learned)) {

@@ -11,6 +11,7 @@ import { EventLog } from "../runtime/events.js";
 import { TargetPool } from "../runtime/pool.js";
 import type { Runtime } from "../runtime/runtime.js";
 import { NO_LATENCY, withLatency, type LatencyProfile } from "./latency.js";
+import { SharedDevice } from "./shared-device.js";
 import type { SyntheticPair } from "./synthetic.js";
 
 export interface RuntimeParts {
@@ -30,12 +31,19 @@ export interface RuntimeParts {
   events?: boolean;
   /** What an earlier runtime over the same instances observed (see runtime/costs.ts); default: nothing yet. */
   learned?: Learned;
+  /**
+   * Whether the drafter and the targets share one device (`Runtime.sharedDevice`). Default:
+   * whether the profile models contention.
+   */
+  sharedDevice?: boolean;
 }
 
 export function assembleRuntime(o: RuntimeParts): Runtime {
   const clock = typeof o.clock === "object" ? o.clock : makeClock(o.clock ?? "virtual");
   const profile = o.profile ?? NO_LATENCY;
-  const wrap = (i: ModelInstance): ModelInstance => withLatency(i, clock, profile.target);
+  // A profile with contention puts every instance on one modelled device.
+  const device = profile.contention !== undefined ? new SharedDevice(clock, profile.contention) : undefined;
+  const wrap = (i: ModelInstance): ModelInstance => withLatency(i, clock, profile.target, device);
   const events = new EventLog(() => clock.now(), o.events ?? true);
   const pool = new TargetPool({
     size: o.sp,
@@ -50,9 +58,10 @@ export function assembleRuntime(o: RuntimeParts): Runtime {
   });
   return {
     clock,
-    drafter: withLatency(o.drafter, clock, profile.drafter),
+    drafter: withLatency(o.drafter, clock, profile.drafter, device),
     pool,
     learned: o.learned ?? newLearned(),
+    sharedDevice: o.sharedDevice ?? device !== undefined,
     events,
     close: () => pool.close(),
   };

@@ -5,7 +5,9 @@
  * Prefill tasks (an instance's first read of a generation's context) cost what the context's
  * length makes them cost, not what a step costs: they are kept out of the means and of the
  * rules' estimates, where they only stand in for a size not seen lately, in the direction
- * that keeps the rules' bounds (see each estimate).
+ * that keeps the rules' bounds (see each estimate). The means are kept per condition
+ * (`Condition`: alone, or beside the drafter or another task), because on a shared device the
+ * condition, as much as the window's size, decides what a task costs.
  *
  * The rules' estimates are recent extremes, not all-time ones: the quickest or slowest of the
  * last `RECENT_TASKS` tasks of a size. A recent min (max) follows a change in the safe
@@ -72,21 +74,28 @@ class Recent {
   }
 }
 
+/**
+ * Where a task ran: `alone` (nothing else of the runtime ran beside it: on a shared CPU, at
+ * full speed) or `beside` something (the drafter, another target task). On instances that
+ * share a device the two differ (a 6-token window on a 2-core CPU: 18 ms alone, 46 ms beside
+ * the drafter); on separate devices they agree. SI's tasks run alone, DSI's windows beside the
+ * drafter and each other: each plan reads the costs of the condition its tasks run in.
+ */
+export type Condition = "alone" | "beside";
+
 export class TaskCosts {
   /** Recent durations per number of drafts (prefill kept out): what DSI's slack and guard rules read. */
   private readonly recentBySize: Recent[] = [];
   /** Recent prefill tasks per number of drafts: an upper estimate where no other task was seen lately. */
   private readonly prefillBySize: Recent[] = [];
-  /** Recent mean duration per number of drafts. */
-  private readonly meanBySize: RunningMean[] = [];
-  /** Recent mean of one-token tasks that ran alone: what a non-SI step costs. */
-  private readonly solo = new RunningMean();
+  /** Recent mean duration per number of drafts, by condition (alone[0]: what a non-SI step costs). */
+  private readonly means: Record<Condition, RunningMean[]> = { alone: [], beside: [] };
   /** Tasks observed (prefill kept out), and how many there were when a one-token task last ran alone. */
   private tasks = 0;
   private soloAt = 0;
   /** Every task observed, prefill included: the clock of `RECENT_HORIZON`. */
   private stamp = 0;
-  private readonly drafter = new RunningMean();
+  private readonly drafter: Record<Condition, RunningMean> = { alone: new RunningMean(), beside: new RunningMean() };
   /** Changes with every observation (readers cache what they derive from the costs). */
   version = 0;
 
@@ -94,10 +103,9 @@ export class TaskCosts {
    * Records a task with `drafts` drafts that took `ms`. `kind`: `prefill` when the instance
    * first read the generation's context (a prompt's worth of positions: kept out of the
    * means and of the rules' estimates, where it only stands in for a size not seen lately),
-   * `alone` when nothing else of the generation (no other task, no drafter step) ran beside
-   * it, so on a shared CPU it ran at full speed.
+   * else the condition it ran in (`alone`: nothing else of the runtime ran beside it).
    */
-  observe(drafts: number, ms: number, kind: "prefill" | "alone" | "shared" = "shared"): void {
+  observe(drafts: number, ms: number, kind: "prefill" | Condition = "beside"): void {
     this.version++;
     this.stamp++;
     if (kind === "prefill") {
@@ -105,18 +113,15 @@ export class TaskCosts {
       return;
     }
     this.tasks++;
-    (this.meanBySize[drafts] ??= new RunningMean()).observe(ms);
+    (this.means[kind][drafts] ??= new RunningMean()).observe(ms);
     (this.recentBySize[drafts] ??= new Recent()).observe(ms, this.stamp);
-    if (kind === "alone" && drafts === 0) {
-      this.solo.observe(ms);
-      this.soloAt = this.tasks;
-    }
+    if (kind === "alone" && drafts === 0) this.soloAt = this.tasks;
   }
 
-  /** Records one drafter step (one drafted position, not a prefill) that took `ms`. */
-  observeDraft(ms: number): void {
+  /** Records one drafter step (one drafted position, not a prefill) that took `ms`, alone or beside a target task. */
+  observeDraft(ms: number, where: Condition = "alone"): void {
     this.version++;
-    this.drafter.observe(ms);
+    this.drafter[where].observe(ms);
   }
 
   /**
@@ -161,14 +166,14 @@ export class TaskCosts {
     return this.recentBySize[drafts]?.extreme(since, -1) ?? this.prefillBySize[drafts]?.extreme(since, 1);
   }
 
-  /** The recent mean duration of tasks with exactly `drafts` drafts; undefined if none was seen. */
-  meanMs(drafts: number): number | undefined {
-    return this.meanBySize[drafts]?.value;
+  /** The recent mean duration of tasks with exactly `drafts` drafts that ran `where`; undefined if none was seen. */
+  meanMs(drafts: number, where: Condition): number | undefined {
+    return this.means[where][drafts]?.value;
   }
 
-  /** The recent mean duration of one-token tasks that ran alone; undefined before any. */
+  /** The recent mean duration of one-token tasks that ran alone (non-SI's step); undefined before any. */
   soloMs(): number | undefined {
-    return this.solo.value;
+    return this.meanMs(0, "alone");
   }
 
   /** Tasks observed since a one-token task last ran alone (how stale `soloMs` is). */
@@ -176,16 +181,20 @@ export class TaskCosts {
     return this.tasks - this.soloAt;
   }
 
-  /** The recent mean duration of one drafter step; undefined before any. */
-  drafterMs(): number | undefined {
-    return this.drafter.value;
+  /** The recent mean duration of one drafter step that ran `where`; undefined before any. */
+  drafterMs(where: Condition): number | undefined {
+    return this.drafter[where].value;
   }
 
-  /** The means (per size, plain step, drafter step) as plain JSON. */
+  /** The means (per condition and size, drafter step) as plain JSON. */
   snapshot(): CostsSnapshot {
-    const meanMsByDrafts: (number | null)[] = [];
-    for (let k = 0; k < this.meanBySize.length; k++) meanMsByDrafts.push(this.meanBySize[k]?.value ?? null);
-    return { meanMsByDrafts, soloMs: this.solo.value ?? null, drafterMs: this.drafter.value ?? null };
+    const table = (means: RunningMean[]): (number | null)[] => Array.from({ length: means.length }, (_, k) => means[k]?.value ?? null);
+    return {
+      aloneMsByDrafts: table(this.means.alone),
+      besideMsByDrafts: table(this.means.beside),
+      drafterAloneMs: this.drafter.alone.value ?? null,
+      drafterBesideMs: this.drafter.beside.value ?? null,
+    };
   }
 
   /**
@@ -195,12 +204,15 @@ export class TaskCosts {
    */
   restore(s: CostsSnapshot): void {
     this.version++;
-    s.meanMsByDrafts.forEach((ms, k) => {
-      if (ms !== null) (this.meanBySize[k] ??= new RunningMean()).restore(ms);
-    });
-    this.solo.restore(s.soloMs);
+    const fill = (means: RunningMean[], table: (number | null)[]): void =>
+      table.forEach((ms, k) => {
+        if (ms !== null) (means[k] ??= new RunningMean()).restore(ms);
+      });
+    fill(this.means.alone, s.aloneMsByDrafts);
+    fill(this.means.beside, s.besideMsByDrafts);
     this.soloAt = this.tasks;
-    this.drafter.restore(s.drafterMs);
+    this.drafter.alone.restore(s.drafterAloneMs);
+    this.drafter.beside.restore(s.drafterBesideMs);
   }
 
   /**
@@ -304,12 +316,13 @@ export function newLearned(): Learned {
 
 /** `TaskCosts.snapshot`: recent means in milliseconds, null where none was seen. */
 export interface CostsSnapshot {
-  /** Per number of drafts verified (index 0: a plain step), prefill kept out. */
-  meanMsByDrafts: (number | null)[];
-  /** One-token tasks that ran alone (what a non-SI step costs). */
-  soloMs: number | null;
-  /** One drafter step. */
-  drafterMs: number | null;
+  /** Target tasks that ran alone, per number of drafts verified (index 0: non-SI's step), prefill kept out. */
+  aloneMsByDrafts: (number | null)[];
+  /** Target tasks that ran beside something else of the runtime (the drafter, another task). */
+  besideMsByDrafts: (number | null)[];
+  /** One drafter step, alone and beside a target task. */
+  drafterAloneMs: number | null;
+  drafterBesideMs: number | null;
 }
 
 /**
@@ -339,6 +352,7 @@ export function learnedFromSnapshot(s: LearnedSnapshot): Learned {
 /** Whether `x` is a well-formed snapshot (a file's contents are checked before they are trusted). */
 export function isLearnedSnapshot(x: unknown): x is LearnedSnapshot {
   const ms = (v: unknown): boolean => v === null || (typeof v === "number" && Number.isFinite(v) && v >= 0);
+  const table = (v: unknown): boolean => Array.isArray(v) && v.length <= 4096 && v.every(ms);
   const count = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && v >= 0;
   const s = x as LearnedSnapshot | null;
   return (
@@ -346,11 +360,10 @@ export function isLearnedSnapshot(x: unknown): x is LearnedSnapshot {
     s !== null &&
     typeof s.costs === "object" &&
     s.costs !== null &&
-    Array.isArray(s.costs.meanMsByDrafts) &&
-    s.costs.meanMsByDrafts.length <= 4096 &&
-    s.costs.meanMsByDrafts.every(ms) &&
-    ms(s.costs.soloMs) &&
-    ms(s.costs.drafterMs) &&
+    table(s.costs.aloneMsByDrafts) &&
+    table(s.costs.besideMsByDrafts) &&
+    ms(s.costs.drafterAloneMs) &&
+    ms(s.costs.drafterBesideMs) &&
     typeof s.acceptance === "object" &&
     s.acceptance !== null &&
     count(s.acceptance.accepted) &&

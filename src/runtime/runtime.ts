@@ -19,6 +19,12 @@ export interface Runtime {
    * and guard rules and the adaptive lookahead read them from a generation's first token.
    */
   learned: Learned;
+  /**
+   * Whether the drafter and the target instances share one device (in-process instances on
+   * one CPU or GPU): a task then costs more beside another, and the adaptive lookahead prices
+   * what it has not measured as a shared device makes it cost (lookahead/controller.ts).
+   */
+  sharedDevice: boolean;
   events: EventLog;
   /** Hears what generations do, for metrics (a server's); optional. */
   observer?: RuntimeObserver;

@@ -1,23 +1,25 @@
 /** The lookahead controller built directly: its pure plan, and what commit records. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { AdaptiveLookahead, planLookahead, probeFits, type ObservedCosts, type PlanSnapshot } from "../../src/algorithms/lookahead/controller.js";
+import { AdaptiveLookahead, costsFor, planLookahead, probeFits, type ObservedCosts, type PlanSnapshot } from "../../src/algorithms/lookahead/controller.js";
 import { TUNING } from "../../src/algorithms/lookahead/tuning.js";
+import type { Condition } from "../../src/runtime/costs.js";
 
 /** Costs as TaskCosts reports them, set by hand. */
 class FakeCosts implements ObservedCosts {
   version = 0;
-  readonly means = new Map<number, number>();
+  readonly means = { alone: new Map<number, number>(), beside: new Map<number, number>() };
   solo: number | undefined;
   drafter: number | undefined;
   sinceSolo = 0;
-  set(k: number, ms: number): void {
-    this.means.set(k, ms);
-    if (k === 0) this.solo = ms;
+  /** A size's mean cost, in both conditions unless one is named (as on separate devices). */
+  set(k: number, ms: number, where?: Condition): void {
+    for (const w of where ? [where] : (["alone", "beside"] as const)) this.means[w].set(k, ms);
+    if (k === 0 && where !== "beside") this.solo = ms;
     this.version++;
   }
-  meanMs(k: number): number | undefined {
-    return this.means.get(k);
+  meanMs(k: number, where: Condition): number | undefined {
+    return this.means[where].get(k);
   }
   soloMs(): number | undefined {
     return this.solo;
@@ -39,7 +41,9 @@ const snapshot = (t1: number, over: Partial<PlanSnapshot> = {}): PlanSnapshot =>
   acceptance: 0.5,
   optimisticAcceptance: 0.5,
   drafterMs: 0,
-  meanMs: [10, t1],
+  aloneMs: [10, t1],
+  besideMs: [10, t1],
+  sharedDevice: false,
   plainMs: 10,
   tasksSinceSolo: 0,
   speculating: false,
@@ -49,7 +53,7 @@ const snapshot = (t1: number, over: Partial<PlanSnapshot> = {}): PlanSnapshot =>
 
 test("cold start: a plain step first (nothing is known of the target), then one window of 1 draft, whatever the budget", () => {
   const costs = new FakeCosts();
-  const c = new AdaptiveLookahead("si", costs, noPrior, () => 0);
+  const c = new AdaptiveLookahead("si", costs, noPrior, () => 0, false);
   const first = c.plan(1);
   assert.deepEqual([first.lookahead, first.probing], [0, false]);
   c.commit(first, 0);
@@ -64,7 +68,7 @@ test("plan is side-effect free: asked again it answers the same, and nothing is 
   costs.set(0, 10);
   costs.drafter = 1;
   const reported: number[] = [];
-  const c = new AdaptiveLookahead("dsi", costs, noPrior, () => 0, (choice) => reported.push(choice.lookahead));
+  const c = new AdaptiveLookahead("dsi", costs, noPrior, () => 0, false, (choice) => reported.push(choice.lookahead));
   const a = c.plan(2);
   assert.deepEqual(c.plan(2), a);
   assert.equal(c.probes, 0);
@@ -78,7 +82,7 @@ test("a committed probe holds while plain tasks go out first, and is given up af
   const costs = new FakeCosts();
   costs.set(0, 10);
   costs.drafter = 1;
-  const c = new AdaptiveLookahead("dsi", costs, noPrior, () => 0);
+  const c = new AdaptiveLookahead("dsi", costs, noPrior, () => 0, false);
   const probe = c.plan(1);
   assert.equal(probe.probing, true);
   c.commit(probe, 0); // a plain frontier task went out before the probe's drafts were ready
@@ -114,7 +118,7 @@ test("a probe goes out only when its expected regret fits the exploration budget
   costs.set(1, 12);
   costs.drafter = 1;
   let elapsed = 0;
-  const c = new AdaptiveLookahead("si", costs, { rate: () => 0.9 }, () => elapsed);
+  const c = new AdaptiveLookahead("si", costs, { rate: () => 0.9 }, () => elapsed, false);
   assert.equal(c.plan(1).probing, false, "no budget yet");
   elapsed = 1e6;
   const d = c.plan(1);
@@ -133,7 +137,7 @@ test("SI re-measures a stale plain step (a probe of 0) only while speculation's 
 
 test("DSI on one instance with cheap drafts: the decision says whether to wait for a full window (patient)", () => {
   // Flat costs, drafts a tenth of a step, high acceptance: sending what is ready at once pays.
-  const s = snapshot(10, { algo: "dsi", acceptance: 0.9, optimisticAcceptance: 0.9, drafterMs: 1, meanMs: [10, 10, 10], speculating: true });
+  const s = snapshot(10, { algo: "dsi", acceptance: 0.9, optimisticAcceptance: 0.9, drafterMs: 1, aloneMs: [10, 10, 10], besideMs: [10, 10, 10], speculating: true });
   const plan = planLookahead(s);
   assert.ok(plan.choice.lookahead > 0);
   assert.equal(typeof plan.patient, "boolean");
@@ -147,7 +151,7 @@ test("a probe window that costs more than the plan assumed is charged to the bud
   // charged too, so it waits until 2% of the elapsed time covers both (150 ms: 3 ms).
   const costs = new FakeCosts();
   let elapsed = 0;
-  const c = new AdaptiveLookahead("si", costs, noPrior, () => elapsed);
+  const c = new AdaptiveLookahead("si", costs, noPrior, () => elapsed, false);
   c.commit(c.plan(1), 0);
   costs.set(0, 10);
   costs.drafter = 1;
@@ -163,4 +167,34 @@ test("a probe window that costs more than the plan assumed is charged to the bud
   assert.deepEqual([later.lookahead, later.probing], [2, true]);
   assert.ok(later.regret! > 0.5 && later.regret! < 1, `regret ${later.regret}`);
   assert.ok(probeFits(later.regret!, { probes: 1, explorationMs: 0, elapsedMs: 50, coldStart: false }), "without the overrun it would have fitted at 50 ms");
+});
+
+test("costs by condition: DSI reads tasks that ran beside something, SI tasks alone; an unmeasured condition is the other's times the ratio between them", () => {
+  // No size measured in both conditions: the prior ratio on a shared device, none on separate ones.
+  const apart = { aloneMs: [10], besideMs: [undefined, 30], sharedDevice: true } as const;
+  assert.deepEqual(costsFor({ ...apart, algo: "dsi" }), [10 * TUNING.contentionPrior, 30]);
+  assert.deepEqual(costsFor({ ...apart, algo: "si" }), [10, 30 / TUNING.contentionPrior]);
+  assert.deepEqual(costsFor({ ...apart, algo: "dsi", sharedDevice: false }), [10, 30], "separate devices: no contention assumed");
+  // Size 1 measured in both (ratio 28 / 14): it scales the sizes measured in one.
+  const both = { algo: "dsi", aloneMs: [10, 14, 18], besideMs: [undefined, 28], sharedDevice: true } as const;
+  assert.deepEqual(costsFor(both), [20, 28, 36]);
+  assert.deepEqual(costsFor({ ...both, algo: "si", aloneMs: [undefined, 14], besideMs: [20, 28] }), [10, 14]);
+});
+
+test("a shared device: no free probe at the cold start; the first waits until its pessimistic price fits the budget", () => {
+  const costs = new FakeCosts();
+  costs.set(0, 10, "alone");
+  costs.drafter = 1;
+  let elapsed = 0;
+  const c = new AdaptiveLookahead("dsi", costs, noPrior, () => elapsed, true);
+  assert.equal(c.plan(1).probing, false, "nothing elapsed, nothing to spend");
+  elapsed = 1e6;
+  const probe = c.plan(1);
+  assert.deepEqual([probe.lookahead, probe.probing], [1, true]);
+  // A window of one draft beside the drafter, never measured: a step with contention, plus half a step per draft.
+  assert.equal(probe.probeTaskMs, 10 * TUNING.contentionPrior * (1 + TUNING.sharedDraftCost));
+  assert.ok(probe.regret! > 5, `its regret is priced at that cost: ${probe.regret}`);
+  // Separate devices: the cold start's window goes at once, priced at a step.
+  const free = new AdaptiveLookahead("dsi", costs, noPrior, () => 0, false).plan(1);
+  assert.deepEqual([free.lookahead, free.probing, free.probeTaskMs], [1, true, 10]);
 });

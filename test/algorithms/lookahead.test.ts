@@ -21,8 +21,8 @@ import type { Setup, Totals } from "../helpers/lookahead-workload.js";
 
 const latency = (ms: number, perExtraPositionMs = 0): ModelLatency => ({ ...flatLatency(ms), perExtraPositionMs });
 
-/** `prompts` generations, one after another on one runtime (as a server runs them), in a worker thread. */
-const runAll = (algo: AlgorithmName, s: Setup, lookahead?: Lookahead): Promise<Totals> => offThread(WORKLOAD, "runAll", algo, s, lookahead);
+/** `prompts` generations, one after another on one runtime (as a server runs them), in a worker thread; `warm`: see the workload. */
+const runAll = (algo: AlgorithmName, s: Setup, lookahead?: Lookahead, warm = false): Promise<Totals> => offThread(WORKLOAD, "runAll", algo, s, lookahead, warm);
 const WORKLOAD = new URL("../helpers/lookahead-workload.js", import.meta.url);
 /** The times of every fixed lookahead 1..8, run side by side. */
 const fixedTimes = async (algo: AlgorithmName, s: Setup): Promise<number[]> => (await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map((L) => runAll(algo, s, L)))).map((t) => t.ms);
@@ -185,4 +185,34 @@ test("reporting: windows count every target task by its drafts; the trace carrie
   const choices = chromeTrace([{ name: "si", events: rt.events.events }]).traceEvents.filter((e) => e.cat === "lookahead");
   assert.ok(choices.length >= 2, "the first choice and at least one change");
   assert.ok(choices.every((e) => typeof e.args?.acceptance === "number" && typeof e.args?.lookahead === "number"));
+});
+
+test("one shared device (a target pass costs 2.5x beside the drafter) and growing window costs: auto SI and DSI within 1.05x of non-SI cold, 16 to 1,000 tokens, and 1.02x warm", async () => {
+  const lines: string[] = [];
+  const failures: string[] = [];
+  for (const tokens of [16, 64, 256, 1000]) {
+    for (const a of [0.3, 0.6, 0.9]) {
+      for (const sp of [1, 3]) {
+        // A window of k drafts costs 10 + 5k ms alone; a pass beside n others 1 + 1.5n times its time.
+        const s: Setup = { pair: { vocab: 32, agreement: a, seed: 11 }, target: latency(10, 5), drafter: latency(2), sp, prompts: 1, tokens, contention: 1.5 };
+        const [nonsi, ...autos] = await Promise.all([
+          runAll("nonsi", s),
+          runAll("si", s, "auto"),
+          runAll("dsi", s, "auto"),
+          runAll("si", s, "auto", true),
+          runAll("dsi", s, "auto", true),
+        ]);
+        const names = ["si cold", "dsi cold", "si warm", "dsi warm"];
+        autos.forEach((r, i) => {
+          assert.deepEqual(r.tokens, nonsi.tokens, `${names[i]}: outputs differ`);
+          const ratio = r.ms / nonsi.ms;
+          const bound = names[i].endsWith("cold") ? 1.05 : 1.02;
+          const line = `${tokens} tokens a=${a} SP=${sp} ${names[i]}: ${ratio.toFixed(3)}x of non-SI (windows ${r.windows}, probes ${r.probes})`;
+          lines.push(line);
+          if (ratio > bound) failures.push(`${line} > ${bound}`);
+        });
+      }
+    }
+  }
+  assert.deepEqual(failures, [], lines.join("\n"));
 });

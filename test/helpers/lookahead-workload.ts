@@ -5,6 +5,8 @@ import { sumHistograms } from "../../src/algorithms/output.js";
 import type { ModelLatency } from "../../src/models/latency.js";
 import { syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair, type SyntheticSpec } from "../../src/models/synthetic.js";
+import { learnedFromSnapshot, snapshotLearned, type Learned, type LearnedSnapshot } from "../../src/runtime/costs.js";
+import type { Runtime } from "../../src/runtime/runtime.js";
 
 export interface Setup {
   pair: Partial<SyntheticSpec>;
@@ -13,6 +15,8 @@ export interface Setup {
   sp: number;
   prompts: number;
   tokens: number;
+  /** The drafter and the targets share one device (LatencyProfile.contention). */
+  contention?: number;
 }
 
 export interface Totals {
@@ -22,15 +26,31 @@ export interface Totals {
   probes: number;
 }
 
-/** `prompts` generations, one after another on one runtime (as a server runs them). */
-export async function runAll(algo: AlgorithmName, s: Setup, lookahead?: Lookahead): Promise<Totals> {
-  const rt = syntheticRuntime({
-    pair: new SyntheticPair(s.pair),
-    profile: { name: "test", target: s.target, drafter: s.drafter },
-    clock: "virtual",
-    sp: algo === "dsi" ? s.sp : 1,
-    events: false,
-  });
+/**
+ * `prompts` generations, one after another on one runtime (as a server runs them). `warm`: the
+ * runtime starts from what a first runtime learned running the same generations, through its
+ * snapshot (as a later command starts from the file the last one left).
+ */
+export async function runAll(algo: AlgorithmName, s: Setup, lookahead?: Lookahead, warm = false): Promise<Totals> {
+  const runtime = (learned?: Learned) =>
+    syntheticRuntime({
+      pair: new SyntheticPair(s.pair),
+      profile: { name: "test", target: s.target, drafter: s.drafter, ...(s.contention === undefined ? {} : { contention: s.contention }) },
+      clock: "virtual",
+      sp: algo === "dsi" ? s.sp : 1,
+      events: false,
+      learned,
+    });
+  let prior: Learned | undefined;
+  if (warm) {
+    const first = runtime();
+    await runOn(first, algo, s, lookahead);
+    prior = learnedFromSnapshot(JSON.parse(JSON.stringify(snapshotLearned(first.learned))) as LearnedSnapshot);
+  }
+  return runOn(runtime(prior), algo, s, lookahead);
+}
+
+async function runOn(rt: Runtime, algo: AlgorithmName, s: Setup, lookahead?: Lookahead): Promise<Totals> {
   const out: Totals = { ms: 0, tokens: [], windows: [], probes: 0 };
   for (let i = 0; i < s.prompts; i++) {
     const prompt = [i % 32, (3 * i + 1) % 32, (7 * i + 2) % 32];

@@ -47,9 +47,11 @@ test("save, then load in a new store of the same identity: the same estimates; a
   assert.equal(again.store.path, store.path);
   const loaded = await again.store.load();
   assert.ok(loaded);
-  for (const k of [0, 1, 3]) assert.equal(loaded.costs.meanMs(k), l.costs.meanMs(k));
+  for (const where of ["alone", "beside"] as const) {
+    for (const k of [0, 1, 3]) assert.equal(loaded.costs.meanMs(k, where), l.costs.meanMs(k, where));
+    assert.equal(loaded.costs.drafterMs(where), l.costs.drafterMs(where));
+  }
   assert.equal(loaded.costs.soloMs(), l.costs.soloMs());
-  assert.equal(loaded.costs.drafterMs(), l.costs.drafterMs());
   assert.ok(Math.abs(loaded.acceptance.rate()! - l.acceptance.rate()!) < 0.05);
   const other = storeIn(dir, { ...IDENTITY, threads: 2 });
   assert.notEqual(other.store.path, store.path);
@@ -61,17 +63,19 @@ test("save, then load in a new store of the same identity: the same estimates; a
   assert.deepEqual(await readdir(join(dir, "learned")), [basename(store.path)], "one file, no temporary file left");
 });
 
-test("a corrupt, truncated, future-version or malformed file is ignored with a warning (a cold start)", async () => {
+test("a corrupt, truncated, older, future-version or malformed file is ignored with a warning (a cold start)", async () => {
   const dir = await tempDir("learned");
   const { store } = storeIn(dir);
   await store.save(learnedSample());
   const whole = await readFile(store.path, "utf8");
   const future = JSON.stringify({ ...JSON.parse(whole), version: LEARNED_FILE_VERSION + 1 });
-  const malformed = JSON.stringify({ ...JSON.parse(whole), learned: { costs: { meanMsByDrafts: ["x"] } } });
+  const older = JSON.stringify({ ...JSON.parse(whole), version: LEARNED_FILE_VERSION - 1 });
+  const malformed = JSON.stringify({ ...JSON.parse(whole), learned: { costs: { aloneMsByDrafts: ["x"] } } });
   for (const [name, text, why] of [
     ["corrupt", "\u0000\u0001garbage{", /not valid JSON/],
     ["truncated", whole.slice(0, Math.floor(whole.length / 2)), /not valid JSON/],
     ["future version", future, new RegExp(`version ${LEARNED_FILE_VERSION + 1}`)],
+    ["older version", older, /written by an earlier dsi/],
     ["malformed", malformed, /no valid learned costs/],
     ["not an object", "[1, 2]", /not a learned-costs file/],
   ] as const) {
@@ -120,7 +124,7 @@ test("two processes saving the same store 20 times each at once leave a file tha
   assert.ok(loaded, warnings.join("\n"));
   assert.deepEqual(warnings, []);
   // One writer's last state, whole: the last writer wins.
-  const mean = loaded.costs.meanMs(0)!;
+  const mean = loaded.costs.meanMs(0, "beside")!;
   assert.ok((mean > 100 && mean < 200) || (mean > 200 && mean < 300), `mean ${mean}`);
   assert.equal((await readdir(join(dir, "learned"))).length, 1, "no temporary file left");
 });
@@ -141,7 +145,7 @@ test("the llama backend keeps what its runtime learned at close; a second backen
   const path = first.learnedCache!.pathFor(NO_LATENCY);
   assert.ok(path.startsWith(join(dir, "learned")));
   const rt = await first.runtime(new RealClock(), 2, NO_LATENCY);
-  assert.equal(rt.learned.costs.meanMs(0), undefined, "the first command on a machine starts cold");
+  assert.equal(rt.learned.costs.soloMs(), undefined, "the first command on a machine starts cold");
   await generate("dsi", rt, { prompt: [1, 2, 3], maxTokens: 8, lookahead: 2 }).result;
   const measured = snapshotLearned(rt.learned);
   await first.close();
@@ -149,12 +153,11 @@ test("the llama backend keeps what its runtime learned at close; a second backen
 
   const second = await open(true);
   const rt2 = await second.runtime(new RealClock(), 2, NO_LATENCY);
-  assert.equal(rt2.learned.costs.meanMs(0), rt.learned.costs.meanMs(0), "starts where the last left off, before any generation");
-  assert.notEqual(rt2.learned.costs.meanMs(0), undefined);
-  assert.equal(rt2.learned.costs.drafterMs(), rt.learned.costs.drafterMs());
+  assert.deepEqual(snapshotLearned(rt2.learned).costs, snapshotLearned(rt.learned).costs, "starts where the last left off, before any generation");
+  assert.ok(snapshotLearned(rt2.learned).costs.besideMsByDrafts.some((ms) => ms !== null), "DSI's windows ran beside each other");
   const slower = { name: "5/1", target: { ...NO_LATENCY.target, tpotMs: 5 }, drafter: NO_LATENCY.drafter };
   assert.notEqual(second.learnedCache!.pathFor(slower), path, "another latency profile is another identity");
-  assert.equal((await second.runtime(new RealClock(), 1, slower)).learned.costs.meanMs(0), undefined);
+  assert.equal((await second.runtime(new RealClock(), 1, slower)).learned.costs.soloMs(), undefined);
   await second.close();
 });
 
@@ -177,7 +180,7 @@ test("generate reports where it keeps the learned costs; --no-learned-cache and 
   assert.equal(r.code, 0, r.stderr);
   const path = JSON.parse(r.stdout).config.learnedCache as string;
   assert.ok(path.startsWith(learnedDir), path);
-  assert.ok(JSON.parse(await readFile(path, "utf8")).learned.costs.meanMsByDrafts.length > 0);
+  assert.ok(JSON.parse(await readFile(path, "utf8")).learned.costs.aloneMsByDrafts.length > 0);
   const text = await dsi(args.filter((a) => a !== "--json"));
   assert.ok(text.stdout.includes(`learned costs ${path}`), text.stdout);
   const synthetic = await dsi(["generate", "--no-learned-cache"]);

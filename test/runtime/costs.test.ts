@@ -15,7 +15,7 @@ test("a prefill task (a long prompt) stays out of the step and window estimates 
   assert.equal(c.slowestMs(0), 10);
   assert.equal(c.slowestMs(3), 12);
   assert.equal(c.estimateMs(3), 12);
-  assert.equal(c.meanMs(0), 10);
+  assert.equal(c.meanMs(0, "alone"), 10);
   assert.equal(c.soloMs(), 10);
 });
 
@@ -43,7 +43,7 @@ test("a size not seen within RECENT_HORIZON tasks is unknown again; unseen sizes
   c.observe(0, 10);
   assert.equal(c.slowestMs(2), undefined);
   assert.equal(c.estimateMs(4), undefined);
-  assert.equal(c.meanMs(2), 14, "the lookahead's means are not the rules' estimates");
+  assert.equal(c.meanMs(2, "beside"), 14, "the lookahead's means are not the rules' estimates");
 });
 
 test("fresh pool: a one-token prefill stands in for the step only when no slower than every window seen, and for a pass as an upper estimate", () => {

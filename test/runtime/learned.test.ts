@@ -12,21 +12,24 @@ import { SyntheticPair } from "../../src/models/synthetic.js";
 import { VirtualClock } from "../../src/runtime/clock.js";
 import { AcceptanceMemory, DiscountedCounts, isLearnedSnapshot, learnedFromSnapshot, newLearned, RESTORED_DRAFTS, snapshotLearned, TaskCosts } from "../../src/runtime/costs.js";
 
-test("task costs: means per size follow recent tasks (weight 1/4 for the newest), prefill kept out", () => {
+test("task costs: means per size and condition follow recent tasks (weight 1/4 for the newest), prefill kept out", () => {
   const c = new TaskCosts();
-  assert.equal(c.meanMs(2), undefined);
+  assert.equal(c.meanMs(2, "beside"), undefined);
   c.observe(2, 10);
-  assert.equal(c.meanMs(2), 10);
+  assert.equal(c.meanMs(2, "beside"), 10);
   c.observe(2, 20);
-  assert.equal(c.meanMs(2), 12.5);
+  assert.equal(c.meanMs(2, "beside"), 12.5);
   c.observe(2, 500, "prefill");
-  assert.equal(c.meanMs(2), 12.5);
-  assert.equal(c.meanMs(1), undefined, "sizes are apart");
+  assert.equal(c.meanMs(2, "beside"), 12.5);
+  assert.equal(c.meanMs(1, "beside"), undefined, "sizes are apart");
+  assert.equal(c.meanMs(2, "alone"), undefined, "so are conditions");
+  c.observe(2, 4, "alone");
+  assert.deepEqual([c.meanMs(2, "alone"), c.meanMs(2, "beside")], [4, 12.5]);
 });
 
 test("task costs: the plain step is a one-token task that ran alone; how stale it is counts later tasks", () => {
   const c = new TaskCosts();
-  c.observe(0, 15, "shared");
+  c.observe(0, 15, "beside");
   c.observe(3, 8, "alone");
   assert.equal(c.soloMs(), undefined, "neither is a plain step alone");
   c.observe(0, 10, "alone");
@@ -39,16 +42,18 @@ test("task costs: the plain step is a one-token task that ran alone; how stale i
   assert.equal(c.soloMs(), 10);
 });
 
-test("task costs: drafter steps have their own mean; every observation changes the version", () => {
+test("task costs: drafter steps have their own means, alone and beside a target task; every observation changes the version", () => {
   const c = new TaskCosts();
-  assert.equal(c.drafterMs(), undefined);
+  assert.equal(c.drafterMs("alone"), undefined);
   const v0 = c.version;
   c.observeDraft(2);
   c.observeDraft(6);
-  assert.equal(c.drafterMs(), 3);
+  assert.equal(c.drafterMs("alone"), 3);
+  c.observeDraft(9, "beside");
+  assert.deepEqual([c.drafterMs("alone"), c.drafterMs("beside")], [3, 9]);
   c.observe(0, 1, "prefill");
   c.observe(0, 1);
-  assert.equal(c.version, v0 + 4);
+  assert.equal(c.version, v0 + 5);
 });
 
 function near(actual: number[], expected: number[], message?: string): void {
@@ -86,13 +91,13 @@ test("the runtime owns what its generations learned: the next generation starts 
   const pair = new SyntheticPair({ vocab: 16, seed: 1, agreement: 0.7 });
   const profile = { name: "10/1", target: flatLatency(10), drafter: flatLatency(1) };
   const rt = syntheticRuntime({ pair, profile, sp: 2 });
-  assert.equal(rt.learned.costs.meanMs(0), undefined);
+  assert.equal(rt.learned.costs.soloMs(), undefined);
   await generate("nonsi", rt, { prompt: [1, 2, 3], maxTokens: 8 }).result;
-  assert.equal(rt.learned.costs.meanMs(0), 10);
+  assert.equal(rt.learned.costs.soloMs(), 10);
   assert.equal(rt.learned.acceptance.rate(), undefined, "non-SI decides no draft");
   await generate("dsi", rt, { prompt: [1, 2, 3], maxTokens: 8, lookahead: 2 }).result;
   assert.notEqual(rt.learned.acceptance.rate(), undefined);
-  assert.equal(syntheticRuntime({ pair, profile }).learned.costs.meanMs(0), undefined);
+  assert.equal(syntheticRuntime({ pair, profile }).learned.costs.soloMs(), undefined);
   assert.equal(syntheticRuntime({ pair, profile, learned: rt.learned }).learned, rt.learned);
 });
 
@@ -108,17 +113,21 @@ test("snapshot round trip: a Learned restored from the JSON of another's snapsho
   const a = newLearned();
   for (const [k, ms] of [[0, 10], [0, 14], [2, 30], [5, 61]] as const) a.costs.observe(k, ms);
   a.costs.observe(0, 9, "alone");
+  a.costs.observe(1, 12, "alone");
   a.costs.observe(3, 999, "prefill");
   a.costs.observeDraft(2);
   a.costs.observeDraft(4);
+  a.costs.observeDraft(7, "beside");
   for (let i = 0; i < 200; i++) a.acceptance.observe(i % 4 !== 0);
   const snapshot = JSON.parse(JSON.stringify(snapshotLearned(a))) as unknown;
   assert.ok(isLearnedSnapshot(snapshot));
   const b = learnedFromSnapshot(snapshot);
-  for (let k = 0; k <= 6; k++) assert.equal(b.costs.meanMs(k), a.costs.meanMs(k), `size ${k}`);
-  assert.equal(b.costs.meanMs(3), undefined, "prefill stays out");
-  assert.equal(b.costs.soloMs(), a.costs.soloMs());
-  assert.equal(b.costs.drafterMs(), a.costs.drafterMs());
+  for (const where of ["alone", "beside"] as const) {
+    for (let k = 0; k <= 6; k++) assert.equal(b.costs.meanMs(k, where), a.costs.meanMs(k, where), `size ${k} ${where}`);
+    assert.equal(b.costs.drafterMs(where), a.costs.drafterMs(where));
+  }
+  assert.equal(b.costs.meanMs(3, "beside"), undefined, "prefill stays out");
+  assert.equal(b.costs.soloMs(), 9);
   assert.equal(b.costs.tasksSinceSolo(), 0);
   // The rate of the restored counts (with the memory's own half-draft prior at their weight).
   const { accepted, decided } = snapshotLearned(a).acceptance;
@@ -139,12 +148,12 @@ test("restored figures are a prior: one fresh observation weighs as much as a re
   assert.equal(b.costs.slowestMs(2), undefined);
   assert.equal(b.costs.stepMs(), undefined);
   b.costs.observe(0, 20);
-  assert.equal(b.costs.meanMs(0), 15);
+  assert.equal(b.costs.meanMs(0, "beside"), 15);
   b.costs.observe(0, 20);
-  assert.equal(b.costs.meanMs(0), 16.25);
+  assert.equal(b.costs.meanMs(0, "beside"), 16.25);
   b.costs.observeDraft(8);
-  assert.equal(b.costs.drafterMs(), 6);
-  assert.equal(b.costs.meanMs(2), 40, "sizes not observed again keep the restored mean");
+  assert.equal(b.costs.drafterMs("alone"), 6);
+  assert.equal(b.costs.meanMs(2, "beside"), 40, "sizes not observed again keep the restored mean");
 });
 
 test("snapshots: malformed ones are refused", () => {
@@ -153,9 +162,10 @@ test("snapshots: malformed ones are refused", () => {
   for (const bad of [
     null,
     {},
-    { ...good, costs: { ...good.costs, meanMsByDrafts: [1, "2"] } },
-    { ...good, costs: { ...good.costs, soloMs: -1 } },
-    { ...good, costs: { ...good.costs, drafterMs: Infinity } },
+    { ...good, costs: { ...good.costs, aloneMsByDrafts: [1, "2"] } },
+    { ...good, costs: { ...good.costs, besideMsByDrafts: [-1] } },
+    { ...good, costs: { ...good.costs, drafterBesideMs: Infinity } },
+    { ...good, costs: { meanMsByDrafts: [1], soloMs: 1, drafterMs: 1 } },
     { ...good, acceptance: { accepted: 3, decided: 2 } },
     { costs: good.costs },
   ]) {

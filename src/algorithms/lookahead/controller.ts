@@ -12,9 +12,10 @@
  *   budget) or ends, the choice is reported, plain steps relax the acceptance estimate.
  * The controller changes only what is dispatched, never a decision rule: outputs stay lossless.
  */
+import type { Condition } from "../../runtime/costs.js";
 import type { EngineEvent } from "../../runtime/events.js";
 import { AcceptanceEstimator, type AcceptancePrior } from "./acceptance.js";
-import { dsiMsPerToken, dsiOneInstanceMsPerToken, interpolate, siMsPerToken, windowTokens, type CostModel, type MeanCosts } from "./model.js";
+import { dsiMsPerToken, dsiOneInstanceMsPerToken, interpolate, siMsPerToken, windowTokens, type CostModel } from "./model.js";
 import { TUNING } from "./tuning.js";
 
 /** A choice and the estimates behind it: the event log's `lookahead` event. */
@@ -65,13 +66,15 @@ export class FixedLookahead implements LookaheadPolicy {
 }
 
 /** What the controller measured, as `TaskCosts` reports it (runtime/costs.ts). */
-export interface ObservedCosts extends MeanCosts {
+export interface ObservedCosts {
   /** Changes with every observation. */
   readonly version: number;
+  /** Recent mean cost of a task with `drafts` drafts that ran alone or beside something else. */
+  meanMs(drafts: number, where: Condition): number | undefined;
   /** Recent mean of one-token tasks that ran alone (non-SI's pace). */
   soloMs(): number | undefined;
-  /** Recent mean drafter step. */
-  drafterMs(): number | undefined;
+  /** Recent mean drafter step, alone or beside a target task. */
+  drafterMs(where: Condition): number | undefined;
   /** Tasks since a one-token task last ran alone. */
   tasksSinceSolo(): number;
 }
@@ -84,9 +87,17 @@ export interface PlanSnapshot {
   acceptance: number;
   /** The acceptance's upper confidence bound (probes while the choice is plain steps). */
   optimisticAcceptance: number;
+  /** The drafter's step in the condition the algorithm drafts in (else the other's). */
   drafterMs: number | undefined;
-  /** Recent mean cost by number of drafts, 0..maxLookahead (undefined: not observed). */
-  meanMs: readonly (number | undefined)[];
+  /** Recent mean cost by number of drafts, 0..maxLookahead, of tasks that ran alone and beside something (undefined: not observed). */
+  aloneMs: readonly (number | undefined)[];
+  besideMs: readonly (number | undefined)[];
+  /**
+   * Whether the drafter and the target instances share one device (in-process instances on one
+   * CPU): a task beside another then costs more, and what was not measured is priced
+   * pessimistically (`contentionPrior`, `sharedDraftCost`); else optimistically (separate devices).
+   */
+  sharedDevice: boolean;
   /** A plain step alone (else the mean of plain steps), ms. */
   plainMs: number | undefined;
   tasksSinceSolo: number;
@@ -104,6 +115,30 @@ export interface Plan {
   coldStart: boolean;
   /** See LookaheadDecision.patient. */
   patient: boolean;
+}
+
+/**
+ * The condition an algorithm's tasks run in: SI's alone (drafting and verifying take turns),
+ * DSI's windows beside the drafter and each other.
+ */
+export function conditionOf(algo: "si" | "dsi"): Condition {
+  return algo === "si" ? "alone" : "beside";
+}
+
+/**
+ * Mean costs by size in the algorithm's condition: measured where seen, else the other
+ * condition's measured at that size times the ratio between the conditions (measured at sizes
+ * seen in both; before that `contentionPrior` on a shared device, 1 on separate ones).
+ */
+export function costsFor(s: Pick<PlanSnapshot, "algo" | "aloneMs" | "besideMs" | "sharedDevice">, tuning: { contentionPrior: number } = TUNING): (number | undefined)[] {
+  const ratios: number[] = [];
+  s.aloneMs.forEach((alone, k) => {
+    const beside = s.besideMs[k];
+    if (alone !== undefined && beside !== undefined && alone > 0) ratios.push(beside / alone);
+  });
+  const besideOverAlone = ratios.length > 0 ? ratios.reduce((x, y) => x + y, 0) / ratios.length : s.sharedDevice ? tuning.contentionPrior : 1;
+  const [own, other, scale] = s.algo === "si" ? [s.aloneMs, s.besideMs, 1 / besideOverAlone] : [s.besideMs, s.aloneMs, besideOverAlone];
+  return Array.from({ length: Math.max(own.length, other.length) }, (_, k) => own[k] ?? (other[k] === undefined ? undefined : other[k]! * scale));
 }
 
 /** `patient`: as a probe runs (DSI on one instance: waiting for its drafts). */
@@ -126,15 +161,18 @@ function msPerToken(algo: "si" | "dsi", k: number, m: CostModel, instances: numb
 export function planLookahead(s: PlanSnapshot, tuning: typeof TUNING = TUNING): Plan {
   const max = tuning.maxLookahead;
   const { algo, instances, acceptance: a, drafterMs: d, plainMs: plain } = s;
+  // Costs in the algorithm's condition; where one condition was not measured, what the choice
+  // and the regrets read assume contention (a shared device), what probes hope for does not.
+  const meanMs = costsFor(s, tuning);
+  const hopedMs = costsFor(s, { contentionPrior: 1 });
   const sizes: number[] = [];
-  for (let k = 0; k <= max; k++) if (s.meanMs[k] !== undefined) sizes.push(k);
-  const costs: MeanCosts = { meanMs: (k) => s.meanMs[k] };
+  for (let k = 0; k <= max; k++) if (meanMs[k] !== undefined) sizes.push(k);
   const choice = { lookahead: 0, probe: false, acceptance: a, drafterMs: d, plainMsPerToken: plain, msPerToken: plain ?? NaN };
   // Nothing known of the target: a plain step measures it (and is non-SI's step anyway).
   if (plain === undefined || sizes[0] !== 0) return { choice, coldStart: false, patient: true };
   // Costs by size, worked out once per plan (the models read them in their inner loops).
-  const table = (optimistic: boolean): number[] => Array.from({ length: max + 1 }, (_, k) => interpolate(costs, sizes, k, optimistic));
-  const [estimated, optimistic] = [table(false), table(true)];
+  const table = (means: (number | undefined)[], optimistic: boolean): number[] => Array.from({ length: max + 1 }, (_, k) => interpolate({ meanMs: (j) => means[j] }, sizes, k, optimistic));
+  const [estimated, optimistic] = [table(meanMs, false), table(hopedMs, true)];
   const t = (k: number): number => estimated[k];
   const model: CostModel = { a, d: d ?? 0, t, t0: plain };
   for (let k = 1; k <= max; k++) {
@@ -155,24 +193,30 @@ export function planLookahead(s: PlanSnapshot, tuning: typeof TUNING = TUNING): 
   for (let k = 1; !stale && k <= Math.min(max, top + 1); k++) {
     if (k === best || (best > 0 && k <= top)) continue;
     // A size that probes did not get (DSI's slack rule sent fewer drafts) is not tried again.
-    if (s.meanMs[k] === undefined && (s.probeMisses.get(k) ?? 0) >= tuning.sizeProbeAttempts) continue;
+    if (meanMs[k] === undefined && (s.probeMisses.get(k) ?? 0) >= tuning.sizeProbeAttempts) continue;
     const ms = msPerToken(algo, k, hopeful, instances);
     if (ms < (probe?.ms ?? choice.msPerToken) * (1 - tuning.preference)) probe = { size: k, ms, regret: 0 };
   }
   if (probe && probe.size > 0) {
-    // Expected regret: the probe's extra time per token by the estimates (flat beyond the
-    // largest size seen where they extrapolate nothing), times the tokens it commits.
-    const t2 = (k: number): number => (Number.isNaN(t(k)) ? hopeful.t(k) : t(k));
+    // Expected regret: the probe's extra time per token by the estimates, times the tokens it
+    // commits. Where they extrapolate nothing: flat beyond the largest size seen on separate
+    // devices (a GPU's pass costs about the same up to dozens of tokens); on a shared device
+    // each unmeasured draft adds `sharedDraftCost` of a step (a CPU's pass grows with its tokens).
+    const unseen = (k: number): number => (s.sharedDevice ? Math.max(hopeful.t(k), t(0) * (1 + tuning.sharedDraftCost * k)) : hopeful.t(k));
+    const t2 = (k: number): number => (Number.isNaN(t(k)) ? unseen(k) : t(k));
     const extra = msPerToken(algo, probe.size, { ...model, t: t2 }, instances, true) - choice.msPerToken;
     probe.regret = Math.max(0, extra) * windowTokens(probe.size, a);
     probe.taskMs = t2(probe.size);
   }
   // DSI on one instance: whether the choice pays more waiting for its drafts or going at once.
   const patient = algo === "si" || instances >= 2 || best === 0 || dsiOneInstanceMsPerToken(best, model, true) <= dsiOneInstanceMsPerToken(best, model, false);
-  return { choice, probe, coldStart: top === 0, patient };
+  return { choice, probe, coldStart: top === 0 && !s.sharedDevice, patient };
 }
 
-/** Whether a probe may go out: the cold start's first, or one whose regret fits the budget. */
+/**
+ * Whether a probe may go out: one whose regret fits the budget, or the cold start's first on
+ * separate devices (a window of one draft: there its price is a step's).
+ */
 export function probeFits(regret: number, state: { probes: number; explorationMs: number; elapsedMs: number; coldStart: boolean }, share: number = TUNING.explorationShare): boolean {
   const first = state.probes === 0 && state.coldStart; // the cold start: one window of 1 draft
   return first || state.explorationMs + regret <= share * state.elapsedMs;
@@ -203,6 +247,8 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     prior: AcceptancePrior,
     /** Time since the generation started, ms. */
     private readonly elapsed: () => number,
+    /** See PlanSnapshot.sharedDevice. */
+    private readonly sharedDevice: boolean,
     private readonly onChange?: (c: LookaheadChoice) => void,
     private readonly tuning: typeof TUNING = TUNING,
   ) {
@@ -230,7 +276,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     // A probe window measured since: what it cost beyond the plan's estimate is charged, so a
     // probe that turned out dear raises the price of the next (less of the budget is left).
     const overrun = this.overrun();
-    if (this.unmeasured && this.costs.meanMs(this.unmeasured.size) !== undefined) {
+    if (this.unmeasured && this.measuredMs(this.unmeasured.size) !== undefined) {
       this.explorationMs += overrun;
       this.unmeasured = undefined;
     }
@@ -260,8 +306,14 @@ export class AdaptiveLookahead implements LookaheadPolicy {
   /** What the last probe window cost beyond the plan's estimate, once measured (0 before). */
   private overrun(): number {
     const u = this.unmeasured;
-    const measured = u && this.costs.meanMs(u.size);
+    const measured = u && this.measuredMs(u.size);
     return u && measured !== undefined ? Math.max(0, measured - u.taskMs) : 0;
+  }
+
+  /** The mean cost of a size in the algorithm's condition, else in the other (a probe may run in either). */
+  private measuredMs(size: number): number | undefined {
+    const where = conditionOf(this.algo);
+    return this.costs.meanMs(size, where) ?? this.costs.meanMs(size, where === "alone" ? "beside" : "alone");
   }
 
   /** The model's plan, memoised while the costs, the acceptance and the instances stay the same. */
@@ -269,16 +321,17 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     const c = this.cached;
     const key = { costsVersion: this.costs.version, version: this.acceptance.version, instances };
     if (c && c.costsVersion === key.costsVersion && c.version === key.version && c.instances === instances) return c;
-    const meanMs = Array.from({ length: this.tuning.maxLookahead + 1 }, (_, k) => this.costs.meanMs(k));
+    const table = (where: Condition): (number | undefined)[] => Array.from({ length: this.tuning.maxLookahead + 1 }, (_, k) => this.costs.meanMs(k, where));
+    const where = conditionOf(this.algo);
+    const snapshot = { algo: this.algo, aloneMs: table("alone"), besideMs: table("beside"), sharedDevice: this.sharedDevice };
     const plan = planLookahead(
       {
-        algo: this.algo,
+        ...snapshot,
         instances,
         acceptance: this.acceptance.rate(),
         optimisticAcceptance: this.acceptance.optimisticRate(),
-        drafterMs: this.costs.drafterMs(),
-        meanMs,
-        plainMs: this.costs.soloMs() ?? this.costs.meanMs(0),
+        drafterMs: this.costs.drafterMs(where) ?? this.costs.drafterMs(where === "alone" ? "beside" : "alone"),
+        plainMs: this.costs.soloMs() ?? costsFor(snapshot, this.tuning)[0],
         tasksSinceSolo: this.costs.tasksSinceSolo(),
         speculating: this.speculating,
         probeMisses: new Map(this.probeMisses),

@@ -6,7 +6,7 @@ export const TUNING = {
   /** Largest lookahead `auto` considers. */
   maxLookahead: 8,
   /** Share of a generation's time that probe windows may cost beyond the model's choice. */
-  explorationShare: 0.02,
+  explorationShare: 0.015,
   /**
    * Prior acceptance and its weight in drafts: what is assumed before a generation's own drafts
    * are decided. The runtime's long-run acceptance where it has one, worth `memoryWeight` drafts
@@ -50,6 +50,18 @@ export const TUNING = {
   staleMargin: 0.3,
   /** Plain tasks that may go out while a probe waits for its drafts before it is given up. */
   probePatience: 3,
+  /**
+   * On a shared device (drafter and targets on one CPU), before both conditions were measured:
+   * what a task beside another costs against one alone. This machine kind (2-core AMD EPYC, one
+   * thread per instance) measured 1.7-2.5 for a target task beside the drafter.
+   */
+  contentionPrior: 2,
+  /**
+   * On a shared device, what each draft of a window size never measured adds to a step, as a
+   * share of the step: a CPU's pass grows with its tokens (0.4-0.6 per draft measured on the
+   * default pair, one thread). Separate devices are priced flat (a GPU's pass barely grows).
+   */
+  sharedDraftCost: 0.5,
   /** Probes of a size never observed that may come out smaller before the size is given up. */
   sizeProbeAttempts: 2,
 } as const;

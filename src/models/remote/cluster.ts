@@ -266,6 +266,9 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
         vocabSize: drafter.vocabSize,
         eosToken: targets.find((t) => t.notAnswered === undefined)?.eosToken ?? drafter.eosToken,
         sp: Math.min(sp, targets.length),
+        // Workers that compute on this machine share its CPU with each other and the drafter;
+        // elsewhere each is taken for a device of its own.
+        sharedDevice: targets.every((t) => t.backend === "llama" && isLoopback(t.address)),
         ...o,
       });
       rt.events.listen((e) => {
@@ -293,4 +296,10 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
       ),
     close,
   };
+}
+
+/** Whether a worker's HOST:PORT names this machine (a loopback address). */
+export function isLoopback(address: string): boolean {
+  const host = address.slice(0, address.lastIndexOf(":")).replace(/^\[|\]$/g, "").toLowerCase();
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
