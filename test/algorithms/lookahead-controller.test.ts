@@ -147,8 +147,8 @@ test("DSI on one instance with cheap drafts: the decision says whether to wait f
 test("a probe window that costs more than the plan assumed is charged to the budget: the next probe is dearer", () => {
   // Cold start (a plain step, then the first probe: one draft, assumed to cost a plain step's
   // 10 ms); the probe window measures 12 ms. The next probe (2 drafts) has an expected regret
-  // of ~0.8 ms: it would fit 2% of 50 ms (1 ms) alone, but the first probe's 2 ms overrun is
-  // charged too, so it waits until 2% of the elapsed time covers both (150 ms: 3 ms).
+  // of ~0.8 ms: it would fit 1.5% of 60 ms (0.9 ms) alone, but the first probe's 2 ms overrun is
+  // charged too, so it waits until 1.5% of the elapsed time covers both (200 ms: 3 ms).
   const costs = new FakeCosts();
   let elapsed = 0;
   const c = new AdaptiveLookahead("si", costs, noPrior, () => elapsed, false);
@@ -159,14 +159,14 @@ test("a probe window that costs more than the plan assumed is charged to the bud
   assert.deepEqual([first.lookahead, first.probing, first.probeTaskMs], [1, true, 10], "the plan assumed a plain step's cost for the unseen window");
   c.commit(first, 1);
   costs.set(1, 12);
-  elapsed = 50;
+  elapsed = 60;
   const early = c.plan(1);
-  assert.deepEqual([early.lookahead, early.probing], [1, false], "the overrun leaves no room at 50 ms");
-  elapsed = 150;
+  assert.deepEqual([early.lookahead, early.probing], [1, false], "the overrun leaves no room at 60 ms");
+  elapsed = 200;
   const later = c.plan(1);
   assert.deepEqual([later.lookahead, later.probing], [2, true]);
   assert.ok(later.regret! > 0.5 && later.regret! < 1, `regret ${later.regret}`);
-  assert.ok(probeFits(later.regret!, { probes: 1, explorationMs: 0, elapsedMs: 50, coldStart: false }), "without the overrun it would have fitted at 50 ms");
+  assert.ok(probeFits(later.regret!, { probes: 1, explorationMs: 0, elapsedMs: 60, coldStart: false }), "without the overrun it would have fitted at 60 ms");
 });
 
 test("costs by condition: DSI reads tasks that ran beside something, SI tasks alone; an unmeasured condition is the other's times the ratio between them", () => {
