@@ -2,11 +2,12 @@
 import { InstanceLostError, TokenView, type EvalRequest } from "../core/instance.js";
 import { isAbortError } from "../runtime/abort.js";
 import { Stream } from "../core/random.js";
-import { decide, outputModes, type Decision, type Draft, type OutputMode, type PositionOutput } from "../core/verify.js";
+import { decide, draftFromOutput, outputModes, type Decision, type Draft, type DraftSource, type OutputMode, type PositionOutput } from "../core/verify.js";
 import type { Claim, Lease, PoolMember } from "../runtime/pool.js";
 import type { Runtime } from "../runtime/runtime.js";
 import { TokenStream } from "../runtime/token-stream.js";
-import { AdaptiveLookahead, FixedLookahead, type LookaheadPolicy } from "./lookahead.js";
+import { NgramIndex } from "./drafting/ngram-index.js";
+import { AdaptiveLookahead, FixedLookahead, TUNING, type LookaheadPolicy } from "./lookahead.js";
 import type { AlgorithmName, ResolvedOptions } from "./options.js";
 import { Committer, StatsCounter } from "./output.js";
 
@@ -29,6 +30,8 @@ export class RunContext {
   /** Target instances this generation has evaluated on (their first task reads the context). */
   private readonly warmInstances = new Set<number>();
   private drafterWarm = false;
+  /** Prompt lookup over the prompt and the committed tokens (`draft` ngram or ngram+model). */
+  private readonly ngram: NgramIndex | undefined;
 
   constructor(
     readonly rt: Runtime,
@@ -44,9 +47,20 @@ export class RunContext {
     this.seq = [...opts.prompt];
     this.startedAt = rt.clock.now();
     this.member = rt.pool.join(opts.sp);
+    this.ngram = algo !== "nonsi" && opts.draft !== "model" ? new NgramIndex(this.seq, opts.ngramMin, opts.ngramMax) : undefined;
     this.lookahead =
       opts.lookahead === "auto" && algo !== "nonsi"
-        ? new AdaptiveLookahead(algo, rt.learned.costs, rt.learned.acceptance, () => this.stats.elapsed(), rt.sharedDevice, (c) => rt.events.emit({ type: "lookahead", ...c }))
+        ? new AdaptiveLookahead(
+            algo,
+            rt.learned.costs,
+            // The runtime's long-run acceptance is the drafter model's: a prior only where it drafts everything.
+            opts.draft === "model" ? rt.learned.acceptance : { rate: () => undefined },
+            () => this.stats.elapsed(),
+            rt.sharedDevice,
+            (c) => rt.events.emit({ type: "lookahead", ...c }),
+            TUNING,
+            opts.draft,
+          )
         : new FixedLookahead(opts.lookahead === "auto" ? 0 : opts.lookahead); // non-SI never asks
   }
 
@@ -82,13 +96,35 @@ export class RunContext {
     }
   }
 
+  /**
+   * The draft at `from` after `tokens` (committed tokens and the drafts before it), from the
+   * generation's sources (`draft`): prompt lookup first where it is used (free: a few map
+   * lookups), the drafter model otherwise; undefined when prompt lookup alone finds no match.
+   * `onModel` hears that the drafter model starts (the event log's draft-start).
+   */
+  async nextDraft(tokens: TokenView, from: number, signal?: AbortSignal, onModel?: () => void): Promise<Draft | undefined> {
+    if (this.ngram) {
+      const found = this.ngram.propose(tokens);
+      if (found) {
+        this.stats.draftMade("ngram");
+        return { token: found.token, source: "ngram" };
+      }
+      if (this.opts.draft === "ngram") return undefined;
+    }
+    onModel?.();
+    const out = await this.draft(tokens, from, signal);
+    this.stats.draftMade("model");
+    return { ...draftFromOutput(this.opts.verify, out, this.opts.seed, from), source: "model" };
+  }
+
   /** A draft was decided: its index in its window (0: the first draft), accepted or not. */
-  decided(index: number, accepted: boolean): void {
-    if (accepted) this.stats.accepted++;
-    else this.stats.rejected++;
-    this.rt.observer?.draftDecided?.(index, accepted);
-    this.rt.learned.acceptance.observe(accepted); // every generation's drafts, fixed lookahead or not
-    this.lookahead.decided(accepted);
+  decided(index: number, accepted: boolean, source: DraftSource = "model"): void {
+    this.stats.draftDecided(source, accepted);
+    this.rt.observer?.draftDecided?.(index, accepted, source);
+    // The runtime's long-run acceptance is the drafter model's (what the next generation's
+    // prior reads); prompt lookup's depends on the prompt, not on the models.
+    if (source === "model") this.rt.learned.acceptance.observe(accepted);
+    this.lookahead.decided(accepted, source);
   }
 
   /**

@@ -7,6 +7,7 @@
  */
 import { MAX_SEED } from "../core/random.js";
 import { MAX_POOL_SIZE } from "../runtime/pool.js";
+import { MAX_NGRAM, NGRAM_DEFAULTS } from "./drafting/ngram-index.js";
 import type { AlgorithmName } from "./options.js";
 
 export { MAX_SEED };
@@ -53,7 +54,11 @@ export interface OptionSpec {
   help: string;
 }
 
-export type OptionKey = "algo" | "lookahead" | "sp" | "maxTokens" | "temperature" | "topK" | "topP" | "seed" | "verify" | "stop" | "n";
+export type OptionKey = "algo" | "lookahead" | "sp" | "draft" | "ngramMin" | "ngramMax" | "maxTokens" | "temperature" | "topK" | "topP" | "seed" | "verify" | "stop" | "n";
+
+/** Where drafts come from: the drafter model, prompt lookup, or prompt lookup where it matches and the model elsewhere. */
+export const DRAFT_MODES = ["model", "ngram", "ngram+model"] as const;
+export type DraftMode = (typeof DRAFT_MODES)[number];
 
 const ALL = ALGORITHMS;
 
@@ -79,6 +84,36 @@ export const GENERATION_OPTIONS: Readonly<Record<OptionKey, OptionSpec>> = {
     algos: ["dsi"],
     defaults: {},
     help: "target instances verifying at once (speculation parallelism)",
+  },
+  draft: {
+    engine: "draft",
+    flag: "--draft",
+    placeholder: "<source>",
+    field: "dsi.draft",
+    value: { type: "choice", choices: DRAFT_MODES },
+    algos: ["si", "dsi"],
+    defaults: { cli: "model", http: "model" },
+    help: "where drafts come from: the drafter model, prompt lookup (ngram: the tokens that followed the context's last n tokens where they occurred before), or ngram+model (lookup where it matches, the model elsewhere)",
+  },
+  ngramMin: {
+    engine: "ngramMin",
+    flag: "--ngram-min",
+    placeholder: "<N>",
+    field: "dsi.ngram_min",
+    value: { type: "int", min: 1, max: MAX_NGRAM },
+    algos: ["si", "dsi"],
+    defaults: { cli: NGRAM_DEFAULTS.min, http: NGRAM_DEFAULTS.min },
+    help: "shortest match prompt lookup drafts from",
+  },
+  ngramMax: {
+    engine: "ngramMax",
+    flag: "--ngram-max",
+    placeholder: "<N>",
+    field: "dsi.ngram_max",
+    value: { type: "int", min: 1, max: MAX_NGRAM },
+    algos: ["si", "dsi"],
+    defaults: { cli: NGRAM_DEFAULTS.max, http: NGRAM_DEFAULTS.max },
+    help: "longest match prompt lookup tries first",
   },
   maxTokens: { engine: "maxTokens", flag: "--max-tokens", placeholder: "<N>", field: "max_tokens", value: { type: "int", min: 0, max: MAX_TOKENS }, algos: ALL, defaults: { cli: 64 }, help: "tokens to generate" },
   temperature: {
@@ -160,14 +195,33 @@ export interface CrossCheckInput {
   given: ReadonlySet<OptionKey>;
   temperature: number;
   verify?: string;
+  draft?: string;
+  ngramMin?: number;
+  ngramMax?: number;
 }
 
 /**
  * The checks between options, in every face's words: an option given for an algorithm it does
- * not apply to, and a verify rule that does not fit the temperature.
+ * not apply to, a verify rule that does not fit the temperature, prompt-lookup settings without
+ * prompt lookup or out of order.
  */
 export function crossCheck(o: CrossCheckInput, face: Face): OptionProblem | undefined {
-  return applicabilityProblem(o, face) ?? verifyProblem(o, face);
+  return applicabilityProblem(o, face) ?? verifyProblem(o, face) ?? draftProblem(o, face);
+}
+
+/** Match lengths given where drafts come from the model alone, or a shortest match longer than the longest. */
+export function draftProblem(o: Pick<CrossCheckInput, "given" | "draft" | "ngramMin" | "ngramMax">, face: Face): OptionProblem | undefined {
+  const name = (k: OptionKey): string => optionName(k, face);
+  const lookup = o.draft !== undefined && o.draft !== "model";
+  for (const key of ["ngramMin", "ngramMax"] as const) {
+    if (o.given.has(key) && !lookup) return { key, message: `${name(key)} applies to ${name("draft")} ngram and ngram+model (the drafter model matches nothing)` };
+  }
+  const min = o.ngramMin ?? NGRAM_DEFAULTS.min;
+  const max = o.ngramMax ?? NGRAM_DEFAULTS.max;
+  if (lookup && min > max) {
+    return { key: o.given.has("ngramMin") ? "ngramMin" : "ngramMax", message: `${name("ngramMin")} (${min}) must not exceed ${name("ngramMax")} (${max})` };
+  }
+  return undefined;
 }
 
 /** An option given for an algorithm it does not apply to. */

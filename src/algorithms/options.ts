@@ -2,9 +2,10 @@
  * What every algorithm is given and what it reports.
  */
 import { GREEDY, type SamplingParams } from "../core/sampling.js";
-import type { Decision, Draft, PositionOutput, VerifyRule } from "../core/verify.js";
+import type { Decision, Draft, DraftSource, PositionOutput, VerifyRule } from "../core/verify.js";
 import type { Runtime } from "../runtime/runtime.js";
-import { applicabilityProblem, defaultVerify, verifyProblem, GENERATION_OPTIONS, type OptionKey } from "./option-spec.js";
+import { MAX_NGRAM, NGRAM_DEFAULTS } from "./drafting/ngram-index.js";
+import { applicabilityProblem, defaultVerify, draftProblem, verifyProblem, DRAFT_MODES, GENERATION_OPTIONS, type DraftMode, type OptionKey } from "./option-spec.js";
 
 export type AlgorithmName = "nonsi" | "si" | "dsi";
 export { ALGORITHMS, MAX_LOOKAHEAD } from "./option-spec.js";
@@ -44,6 +45,16 @@ export interface GenerateOptions {
    */
   lookahead?: Lookahead;
   /**
+   * Where drafts come from (si, dsi): `model` (the drafter, the default), `ngram` (prompt
+   * lookup: the tokens that followed the context's last n tokens where they occurred before in
+   * the prompt or the output; no match, no draft), or `ngram+model` (lookup where it matches,
+   * the drafter elsewhere).
+   */
+  draft?: DraftMode;
+  /** Shortest and longest match prompt lookup drafts from (defaults 2 and 5; `ngram` and `ngram+model` only). */
+  ngramMin?: number;
+  ngramMax?: number;
+  /**
    * Most target instances this generation holds at once (dsi; non-SI and SI use one): its
    * speculation parallelism, at most the pool's size (the default).
    */
@@ -69,8 +80,8 @@ export interface GenerateOptions {
 }
 
 /** Options with every default filled in; what the algorithms read. */
-export type ResolvedOptions = Required<Pick<GenerateOptions, "prompt" | "maxTokens" | "sampling" | "verify" | "seed" | "lookahead">> &
-  Omit<GenerateOptions, "prompt" | "maxTokens" | "sampling" | "verify" | "seed" | "lookahead"> & {
+export type ResolvedOptions = Required<Pick<GenerateOptions, "prompt" | "maxTokens" | "sampling" | "verify" | "seed" | "lookahead" | "draft" | "ngramMin" | "ngramMax">> &
+  Omit<GenerateOptions, "prompt" | "maxTokens" | "sampling" | "verify" | "seed" | "lookahead" | "draft" | "ngramMin" | "ngramMax"> & {
     /** Speculation parallelism: `maxInstances`, else the size of the runtime's target pool. */
     sp: number;
   };
@@ -90,6 +101,8 @@ export interface Stats {
   accepted: number;
   /** Drafts rejected by verification. */
   rejected: number;
+  /** The same counts by where the drafts came from (`draft`): the drafter model, prompt lookup. */
+  bySource: Record<DraftSource, { drafted: number; accepted: number; rejected: number }>;
   /** accepted / (accepted + rejected): the share of verified drafts that were accepted. */
   acceptanceRate: number;
   /** Target forward passes started. */
@@ -151,7 +164,10 @@ export function resolveOptions(o: GenerateOptions, runtime: Runtime, algo: Algor
   const given = new Set<OptionKey>();
   if (o.lookahead !== undefined) given.add("lookahead");
   if (o.maxInstances !== undefined) given.add("sp");
-  const problem = applicabilityProblem({ algo, given }, "engine");
+  if (o.draft !== undefined) given.add("draft");
+  if (o.ngramMin !== undefined) given.add("ngramMin");
+  if (o.ngramMax !== undefined) given.add("ngramMax");
+  const problem = applicabilityProblem({ algo, given }, "engine") ?? draftProblem({ given, draft: o.draft, ngramMin: o.ngramMin, ngramMax: o.ngramMax }, "engine");
   if (problem) throw new OptionError(GENERATION_OPTIONS[problem.key].engine, problem.message);
   const size = runtime.pool.size;
   if (o.maxInstances !== undefined && !(Number.isInteger(o.maxInstances) && o.maxInstances >= 1 && o.maxInstances <= size)) {
@@ -164,6 +180,9 @@ export function resolveOptions(o: GenerateOptions, runtime: Runtime, algo: Algor
     verify: o.verify ?? defaultVerify(sampling.temperature),
     seed: o.seed ?? 0,
     lookahead: o.lookahead ?? DEFAULT_LOOKAHEAD,
+    draft: o.draft ?? "model",
+    ngramMin: o.ngramMin ?? NGRAM_DEFAULTS.min,
+    ngramMax: o.ngramMax ?? NGRAM_DEFAULTS.max,
     sp: o.maxInstances ?? size,
   };
   checkOptions(r, runtime);
@@ -179,6 +198,10 @@ function checkOptions(o: ResolvedOptions, runtime: Runtime): void {
     throw new OptionError("lookahead", `lookahead must be an integer >= 1 or "auto", got ${o.lookahead}`);
   }
   int("seed", o.seed, 0);
+  if (!DRAFT_MODES.includes(o.draft)) throw new OptionError("draft", `draft must be one of ${DRAFT_MODES.join(", ")}, got ${String(o.draft)}`);
+  for (const name of ["ngramMin", "ngramMax"] as const) {
+    if (!(Number.isInteger(o[name]) && o[name] >= 1 && o[name] <= MAX_NGRAM)) throw new OptionError(name, `${name} must be an integer in 1..${MAX_NGRAM}, got ${o[name]}`);
+  }
   if (o.prompt.length === 0) throw new OptionError("prompt", "prompt must hold at least one token");
   const { temperature, topK, topP } = o.sampling;
   if (!(temperature >= 0 && Number.isFinite(temperature))) throw new OptionError("temperature", `temperature must be >= 0, got ${temperature}`);

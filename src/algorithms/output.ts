@@ -3,6 +3,7 @@
  * stop-sequence hold-back) and how stats are counted.
  */
 import type { Clock } from "../runtime/clock.js";
+import type { DraftSource } from "../core/verify.js";
 import { IncrementalDecoder } from "../core/detokenize.js";
 import { TokenStream } from "../runtime/token-stream.js";
 import type { Completion, FinishReason, ResolvedOptions, Stats } from "./options.js";
@@ -199,6 +200,7 @@ export class StatsCounter {
   drafted = 0;
   accepted = 0;
   rejected = 0;
+  readonly bySource: Stats["bySource"] = { model: { drafted: 0, accepted: 0, rejected: 0 }, ngram: { drafted: 0, accepted: 0, rejected: 0 } };
   verifications = 0;
   windows: number[] = [];
   probes = 0;
@@ -215,6 +217,17 @@ export class StatsCounter {
   firstToken(): void {
     if (Number.isNaN(this.ttftMs)) this.ttftMs = this.elapsed();
   }
+  /** A draft was made (`source`: where it came from). */
+  draftMade(source: DraftSource): void {
+    this.drafted++;
+    this.bySource[source].drafted++;
+  }
+  /** A draft was decided. */
+  draftDecided(source: DraftSource, accepted: boolean): void {
+    if (accepted) this.accepted++;
+    else this.rejected++;
+    this.bySource[source][accepted ? "accepted" : "rejected"]++;
+  }
   finish(tokens: number): Stats {
     const decided = this.accepted + this.rejected;
     return {
@@ -222,6 +235,7 @@ export class StatsCounter {
       drafted: this.drafted,
       accepted: this.accepted,
       rejected: this.rejected,
+      bySource: { model: { ...this.bySource.model }, ngram: { ...this.bySource.ngram } },
       acceptanceRate: decided > 0 ? this.accepted / decided : 0,
       verifications: this.verifications,
       windows: Array.from(this.windows, (n) => n ?? 0),
@@ -250,6 +264,9 @@ export function aggregateStats(all: readonly Stats[]): Stats {
     drafted: sum((s) => s.drafted),
     accepted,
     rejected,
+    bySource: Object.fromEntries(
+      (["model", "ngram"] as const).map((k) => [k, { drafted: sum((s) => s.bySource[k].drafted), accepted: sum((s) => s.bySource[k].accepted), rejected: sum((s) => s.bySource[k].rejected) }]),
+    ) as Stats["bySource"],
     acceptanceRate: accepted + rejected > 0 ? accepted / (accepted + rejected) : 0,
     verifications: sum((s) => s.verifications),
     windows: sumHistograms(all.map((s) => s.windows)),

@@ -4,7 +4,7 @@
  * bonus token when every draft passed). Drafting and verifying alternate.
  */
 import { InstanceLostError } from "../core/instance.js";
-import { draftFromOutput, type Draft, type PositionOutput } from "../core/verify.js";
+import type { Draft } from "../core/verify.js";
 import type { RunContext } from "./context.js";
 import type { LookaheadDecision } from "./lookahead.js";
 
@@ -12,7 +12,7 @@ import type { LookaheadDecision } from "./lookahead.js";
 const PLAIN: LookaheadDecision = { lookahead: 0, probing: false, patient: true };
 
 export async function runSi(ctx: RunContext): Promise<void> {
-  const { rt, opts, seq, stats } = ctx;
+  const { rt, opts, seq } = ctx;
   let task = 0;
   let epoch = 0;
   // A lost drafter (its worker died) leaves target-only steps: non-SI, same output.
@@ -27,19 +27,17 @@ export async function runSi(ctx: RunContext): Promise<void> {
     const drafts: Draft[] = [];
     const tokens: number[] = [];
     for (let i = 0; i < k; i++) {
-      rt.events.emit({ type: "draft-start", pos: f + i, epoch });
-      let out: PositionOutput;
+      let d: Draft | undefined;
       try {
-        out = await ctx.draft(ctx.view(tokens), f + i, opts.signal);
+        d = await ctx.nextDraft(ctx.view(tokens), f + i, opts.signal, () => rt.events.emit({ type: "draft-start", pos: f + i, epoch }));
       } catch (err) {
         if (!(err instanceof InstanceLostError)) throw err;
         rt.events.emit({ type: "drafter-lost", error: err.message });
         drafterLost = true;
         break;
       }
-      const d = draftFromOutput(opts.verify, out, opts.seed, f + i);
-      rt.events.emit({ type: "draft-done", pos: f + i, token: d.token, epoch });
-      stats.drafted++;
+      if (!d) break; // prompt lookup found no match: the window goes with the drafts it has
+      rt.events.emit({ type: "draft-done", pos: f + i, token: d.token, epoch, source: d.source ?? "model" });
       drafts.push(d);
       tokens.push(d.token);
     }
@@ -54,7 +52,7 @@ export async function runSi(ctx: RunContext): Promise<void> {
     for (let j = 0; j <= drafts.length; j++) {
       const draft = drafts[j];
       const d = ctx.decide(outs[j], draft, f + j);
-      if (draft) ctx.decided(j, d.accepted);
+      if (draft) ctx.decided(j, d.accepted, draft.source);
       if (ctx.commit(d.token, task, epoch, draft ? (d.accepted ? "accepted" : "rejected") : "target")) return;
       if (!d.accepted) break;
     }

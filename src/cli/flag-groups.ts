@@ -8,7 +8,7 @@ import { availableParallelism } from "node:os";
 import { Command, InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
 import { AUTO_MAX_LOOKAHEAD } from "../algorithms/lookahead.js";
-import { applicabilityProblem, GENERATION_OPTIONS, rangeText, verifyProblem, type OptionKey } from "../algorithms/option-spec.js";
+import { crossCheck, GENERATION_OPTIONS, rangeText, type OptionKey } from "../algorithms/option-spec.js";
 import type { AlgorithmName } from "../algorithms/options.js";
 import { BackendSpecError, openBackend as openBackendSpec, type Backend } from "../models/backend.js";
 import { PROFILES, profileNames, resolveProfile, type LatencyProfile } from "../models/latency.js";
@@ -120,10 +120,14 @@ export function withSamplingFlags(c: Command): Command {
  * The cross-field checks of the option table on what the user gave: an option for an algorithm
  * it does not apply to, a verify rule that does not fit the temperature.
  */
-export function refuseByOptionTable(command: Command, o: { algo: AlgorithmName; temperature?: number; verify?: string }, only?: readonly OptionKey[]): void {
+export function refuseByOptionTable(
+  command: Command,
+  o: { algo: AlgorithmName; temperature?: number; verify?: string; draft?: string; ngramMin?: number; ngramMax?: number },
+  only?: readonly OptionKey[],
+): void {
   const given = givenIn(command);
   const keys = (only ?? (Object.keys(GENERATION_OPTIONS) as OptionKey[])).filter((k) => given(keyOfFlag(GENERATION_OPTIONS[k].flag)));
-  const problem = applicabilityProblem({ algo: o.algo, given: new Set(keys) }, "cli") ?? verifyProblem({ temperature: o.temperature ?? 0, verify: o.verify }, "cli");
+  const problem = crossCheck({ algo: o.algo, given: new Set(keys), temperature: o.temperature ?? 0, verify: o.verify, draft: o.draft, ngramMin: o.ngramMin, ngramMax: o.ngramMax }, "cli");
   if (problem) throw new UsageError(problem.message);
 }
 

@@ -11,11 +11,15 @@ import { chromeTrace } from "../present/trace.js";
 import type { Backend } from "../models/backend.js";
 import { TextStreamer } from "../models/text-stream.js";
 import { checkWritable, UsageError, writeOutput } from "./flags.js";
-import { contextProblem, defaultVerify, keyOfEngineName, optionName } from "../algorithms/option-spec.js";
+import { contextProblem, defaultVerify, keyOfEngineName, optionName, type DraftMode } from "../algorithms/option-spec.js";
 
 export interface GenerateFlags {
   algo: AlgorithmName;
   lookahead: Lookahead;
+  /** Default: the drafter model (the demo does not take the drafting flags yet). */
+  draft?: DraftMode;
+  ngramMin?: number;
+  ngramMax?: number;
   sp: number;
   maxTokens: number;
   temperature: number;
@@ -31,6 +35,11 @@ export interface GenerateFlags {
   n: number;
   json: boolean;
   trace?: string;
+}
+
+/** The engine's drafting options from the flags (match lengths only where prompt lookup drafts). */
+export function draftOptions(f: { draft?: DraftMode; ngramMin?: number; ngramMax?: number }): Pick<GenerateOptions, "draft" | "ngramMin" | "ngramMax"> {
+  return f.draft === undefined || f.draft === "model" ? {} : { draft: f.draft, ngramMin: f.ngramMin, ngramMax: f.ngramMax };
 }
 
 export interface GenerateReport {
@@ -76,6 +85,8 @@ export async function runGenerate(
   const config: GenerateReport["config"] = {
     backend: backend.describe(),
     lookahead: flags.algo === "nonsi" ? undefined : flags.lookahead,
+    draft: flags.algo === "nonsi" ? undefined : (flags.draft ?? "model"),
+    ngram: flags.algo === "nonsi" || (flags.draft ?? "model") === "model" ? undefined : { min: flags.ngramMin, max: flags.ngramMax },
     sp: flags.algo === "dsi" ? (backend.targetCount ?? flags.sp) : undefined,
     verify,
     temperature: flags.temperature,
@@ -111,7 +122,7 @@ export async function runGenerate(
         sampling: { temperature: flags.temperature, topK: flags.topK, topP: flags.topP },
         verify,
         seed: flags.seed + i,
-        ...(flags.algo === "nonsi" ? {} : { lookahead: flags.lookahead }),
+        ...(flags.algo === "nonsi" ? {} : { lookahead: flags.lookahead, ...draftOptions(flags) }),
         stopText,
       };
       let result: Completion;

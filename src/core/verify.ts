@@ -26,10 +26,18 @@ export interface PositionOutput {
   probs?: Probs;
 }
 
+/** Where a draft came from: the drafter model, or prompt lookup (an n-gram of the context). */
+export type DraftSource = "model" | "ngram";
+
 export interface Draft {
   token: number;
-  /** The drafter's distribution q at this position (needed by `rejection`). */
+  /**
+   * The drafter's distribution q at this position (needed by `rejection`); absent for a
+   * deterministic proposal (prompt lookup), whose q is all on `token`.
+   */
   probs?: Probs;
+  /** Defaults to the drafter model. */
+  source?: DraftSource;
 }
 
 export interface Decision {
@@ -90,16 +98,17 @@ export function decide(
 /**
  * Speculative sampling (Leviathan et al. 2023; Chen et al. 2023): accept d with
  * probability min(1, p(d)/q(d)), otherwise sample from normalize(max(0, p - q)).
- * The committed token is distributed exactly as p.
+ * The committed token is distributed exactly as p. A draft without `probs` is a deterministic
+ * proposal (q all on d): accepted with probability p(d), else the residual is p without d.
  */
 export function rejectionStep(p: Probs, draft: Draft, uAccept: number, uResidual: number): Decision {
-  const q = draft.probs!;
+  const q = draft.probs;
   const d = draft.token;
-  if (uAccept * q[d] < p[d]) return { token: d, accepted: true };
+  if (uAccept * (q ? q[d] : 1) < p[d]) return { token: d, accepted: true };
   const residual = new Float64Array(p.length);
   let mass = 0;
   for (let i = 0; i < p.length; i++) {
-    const r = p[i] - q[i];
+    const r = p[i] - (q ? q[i] : i === d ? 1 : 0);
     if (r > 0) {
       residual[i] = r;
       mass += r;

@@ -3,11 +3,12 @@
  * preemption and leases; the trace writer turns it into a timeline. Generations record their
  * events here, the target pool its leases and its instances' losses and returns.
  */
+import type { DraftSource } from "../core/verify.js";
 
 export type EngineEvent =
   /** The drafter started (or finished, or was preempted while) drafting position `pos`. */
   | { t: number; type: "draft-start"; pos: number; epoch: number }
-  | { t: number; type: "draft-done"; pos: number; token: number; epoch: number }
+  | { t: number; type: "draft-done"; pos: number; token: number; epoch: number; source: DraftSource }
   | { t: number; type: "draft-preempt"; pos: number; epoch: number }
   /**
    * A target task: verify `drafts` placed at positions start.., outputs for

@@ -4,6 +4,7 @@
  * or at once: what one learned about the instances (costs, acceptance) serves the next.
  */
 import type { ModelInstance } from "../core/instance.js";
+import type { DraftSource } from "../core/verify.js";
 import type { Clock } from "./clock.js";
 import type { Learned } from "./costs.js";
 import type { EventLog } from "./events.js";
@@ -40,5 +41,5 @@ export interface RuntimeObserver {
   /** A target evaluation ended: how long it ran, how many drafts it verified, how it ended. */
   verification?(ms: number, drafts: number, outcome: "done" | "preempted" | "failed"): void;
   /** A draft was decided: its index in its window (0: the first draft), accepted or not. */
-  draftDecided?(index: number, accepted: boolean): void;
+  draftDecided?(index: number, accepted: boolean, source: DraftSource): void;
 }

@@ -29,10 +29,16 @@ export class ServeMetrics {
    */
   readonly draftTokens = new Counter({
     name: "dsi_spec_decode_num_draft_tokens_total",
-    help: "Draft tokens verified: decided against a target's output (accepted + rejected)",
+    help: "Draft tokens verified: decided against a target's output (accepted + rejected), by source (model: the drafter; ngram: prompt lookup)",
+    labelNames: ["source"],
     registers: [this.registry],
   });
-  readonly acceptedTokens = new Counter({ name: "dsi_spec_decode_num_accepted_tokens_total", help: "Draft tokens accepted by verification", registers: [this.registry] });
+  readonly acceptedTokens = new Counter({
+    name: "dsi_spec_decode_num_accepted_tokens_total",
+    help: "Draft tokens accepted by verification, by source",
+    labelNames: ["source"],
+    registers: [this.registry],
+  });
   readonly draftedTokens = new Counter({
     name: "dsi_drafted_tokens_total",
     help: "Draft tokens the drafter made, verified or dropped unverified, of finished generations",
@@ -40,8 +46,8 @@ export class ServeMetrics {
   });
   readonly acceptedPerPos = new Counter({
     name: "dsi_spec_decode_num_accepted_tokens_per_pos_total",
-    help: "Accepted drafts by their index in their window (0: a window's first draft)",
-    labelNames: ["position"],
+    help: "Accepted drafts by their index in their window (0: a window's first draft) and source",
+    labelNames: ["position", "source"],
     registers: [this.registry],
   });
   readonly preemptedWindows = new Counter({ name: "dsi_preempted_windows_total", help: "Target tasks preempted (stale after a rejection) or cancelled", registers: [this.registry] });
@@ -86,11 +92,11 @@ export class ServeMetrics {
       if (outcome === "done") this.verification.observe(ms / 1000);
       else if (outcome === "preempted") this.preemptedWindows.inc();
     },
-    draftDecided: (index, accepted) => {
-      this.draftTokens.inc();
+    draftDecided: (index, accepted, source) => {
+      this.draftTokens.inc({ source });
       if (!accepted) return;
-      this.acceptedTokens.inc();
-      this.acceptedPerPos.inc({ position: String(index) });
+      this.acceptedTokens.inc({ source });
+      this.acceptedPerPos.inc({ position: String(index), source });
     },
   };
 

@@ -3,7 +3,7 @@
  * implement is an error naming it, never ignored), its error bodies, and the chat template.
  */
 import { z } from "zod";
-import { GENERATION_OPTIONS, maxOf, MAX_SEED, rangeText, type OptionKey, type ValueSpec } from "../algorithms/option-spec.js";
+import { GENERATION_OPTIONS, maxOf, MAX_SEED, rangeText, type DraftMode, type OptionKey, type ValueSpec } from "../algorithms/option-spec.js";
 import type { AlgorithmName, Lookahead } from "../algorithms/options.js";
 import type { VerifyRule } from "../core/verify.js";
 
@@ -62,6 +62,9 @@ const DsiOptions = z
   .object({
     algo: field<AlgorithmName>("algo").optional(),
     lookahead: field<Lookahead>("lookahead").optional(),
+    draft: field<DraftMode>("draft").optional(),
+    ngram_min: field<number>("ngramMin").optional(),
+    ngram_max: field<number>("ngramMax").optional(),
     sp: field<number>("sp").optional(),
     verify: field<VerifyRule>("verify").optional(),
   })

@@ -7,7 +7,7 @@
  */
 import { randomBytes, randomInt } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import { OptionError, type AlgorithmName, type Completion, type Lookahead, type FinishReason } from "../algorithms/options.js";
+import { OptionError, type AlgorithmName, type Completion, type GenerateOptions, type Lookahead, type FinishReason } from "../algorithms/options.js";
 import { aggregateStats } from "../algorithms/output.js";
 import type { SamplingParams } from "../core/sampling.js";
 import type { VerifyRule } from "../core/verify.js";
@@ -70,6 +70,8 @@ interface Plan {
   verify: VerifyRule | undefined;
   algo: AlgorithmName;
   lookahead: Lookahead | undefined;
+  /** Where drafts come from (si, dsi), and prompt lookup's match lengths where it drafts. */
+  drafting: Partial<Pick<GenerateOptions, "draft" | "ngramMin" | "ngramMax">>;
   /** Most target instances each choice holds at once (dsi). */
   sp: number | undefined;
   stop: string[];
@@ -195,7 +197,13 @@ export function buildServer(o: ServerOptions): FastifyInstance {
     const given = new Set<OptionKey>();
     if (body.dsi?.lookahead !== undefined) given.add("lookahead");
     if (body.dsi?.sp !== undefined) given.add("sp");
-    const problem = crossCheck({ algo, given, temperature, verify: body.dsi?.verify }, "http");
+    if (body.dsi?.draft !== undefined) given.add("draft");
+    if (body.dsi?.ngram_min !== undefined) given.add("ngramMin");
+    if (body.dsi?.ngram_max !== undefined) given.add("ngramMax");
+    const problem = crossCheck(
+      { algo, given, temperature, verify: body.dsi?.verify, draft: body.dsi?.draft, ngramMin: body.dsi?.ngram_min, ngramMax: body.dsi?.ngram_max },
+      "http",
+    );
     if (problem) throw invalid(optionName(problem.key, "http"), problem.message);
     const poolSize = service.runtime.pool.size;
     if (body.dsi?.sp !== undefined && body.dsi.sp > poolSize) throw invalid("dsi.sp", `dsi.sp must be at most ${poolSize}, the server's target instances (--sp)`);
@@ -210,6 +218,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
       verify: body.dsi?.verify,
       algo,
       lookahead: algo === "nonsi" ? undefined : (body.dsi?.lookahead ?? o.lookahead),
+      drafting: algo === "nonsi" ? {} : { draft: body.dsi?.draft, ngramMin: body.dsi?.ngram_min, ngramMax: body.dsi?.ngram_max },
       sp: body.dsi?.sp,
       stop: body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop,
       stream,
@@ -233,6 +242,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
             verify: p.verify,
             seed: choiceSeed(p.seed, i),
             lookahead: p.lookahead,
+            ...p.drafting,
             maxInstances: p.sp,
             stopText: { strings: p.stop, decode: (t) => tokenizer.decode(t) },
           },
@@ -276,6 +286,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
     return {
       algo: p.algo,
       lookahead: p.lookahead ?? null,
+      draft: p.algo === "nonsi" ? null : (p.drafting.draft ?? "model"),
       sp: p.algo === "dsi" ? (p.sp ?? ready().runtime.pool.size) : 1,
       drafted: s.drafted,
       accepted: s.accepted,

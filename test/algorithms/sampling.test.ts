@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import type { DraftMode } from "../../src/algorithms/option-spec.js";
 import type { AlgorithmName } from "../../src/algorithms/options.js";
 import type { SamplingParams } from "../../src/core/sampling.js";
 import type { VerifyRule } from "../../src/core/verify.js";
@@ -26,13 +27,16 @@ const exactJoint = (sampling: SamplingParams): Float64Array => targetJoint(pair,
  * Counts of each 3-token outcome over seeds 0..SAMPLES-1, and the drafts accepted and rejected;
  * in two halves on worker threads (see off-thread.ts), which give the same counts as one loop.
  */
-async function sampleCounts(algo: AlgorithmName, verify: VerifyRule, sampling: SamplingParams, o: { acceptEveryDraft?: boolean } = {}) {
+async function sampleCounts(algo: AlgorithmName, verify: VerifyRule, sampling: SamplingParams, o: { acceptEveryDraft?: boolean; draft?: DraftMode; prompt?: number[] } = {}) {
   const halves = await Promise.all(
-    [0, SAMPLES / 2].map((from) => offThread<Tally>(WORKLOAD, "tally", { spec: SPEC, prompt: PROMPT, algo, verify, sampling, from, to: from + SAMPLES / 2, acceptEveryDraft: o.acceptEveryDraft === true })),
+    [0, SAMPLES / 2].map((from) =>
+      offThread<Tally>(WORKLOAD, "tally", { spec: SPEC, prompt: o.prompt ?? PROMPT, algo, verify, sampling, from, to: from + SAMPLES / 2, acceptEveryDraft: o.acceptEveryDraft === true, draft: o.draft }),
+    ),
   );
   const counts = new Float64Array(V ** 3);
   for (const h of halves) h.counts.forEach((n, i) => (counts[i] += n));
-  return { counts, accepted: halves[0].accepted + halves[1].accepted, rejected: halves[0].rejected + halves[1].rejected };
+  const ngram = { accepted: halves[0].bySource.ngram.accepted + halves[1].bySource.ngram.accepted, rejected: halves[0].bySource.ngram.rejected + halves[1].bySource.ngram.rejected };
+  return { counts, accepted: halves[0].accepted + halves[1].accepted, rejected: halves[0].rejected + halves[1].rejected, ngram };
 }
 const WORKLOAD = new URL("../helpers/sampling-workload.js", import.meta.url);
 
@@ -55,6 +59,20 @@ test("sampling: DSI with rejection under temperature, top-k and top-p", async ()
   const chi = chiSquareTest(counts, exactJoint(sampling));
   assert.ok(!chi.rejected, `chi-square ${chi.statistic.toFixed(1)} > ${chi.critical.toFixed(1)} (df ${chi.df})`);
 });
+
+// Prompt lookup: deterministic proposals (q all on the draft), accepted with the target's
+// probability of the draft, else the residual (the target without the draft). A prompt that
+// repeats itself gives lookup a match from the first position on.
+const REPEATING = [1, 2, 3, 1, 2];
+for (const [algo, draft] of [["dsi", "ngram"], ["dsi", "ngram+model"], ["si", "ngram+model"]] as const) {
+  test(`sampling: ${algo} with --draft ${draft} (rejection) matches the target's joint distribution of 3 tokens`, async () => {
+    const { counts, ngram } = await sampleCounts(algo, "rejection", T1, { draft, prompt: REPEATING });
+    assert.ok(ngram.accepted > 2000 && ngram.rejected > 2000, `prompt lookup's drafts: ${JSON.stringify(ngram)}`);
+    const chi = chiSquareTest(counts, targetJoint(pair, REPEATING, 3, T1));
+    assert.ok(chi.df >= 50, `df ${chi.df}`);
+    assert.ok(!chi.rejected, `chi-square ${chi.statistic.toFixed(1)} > ${chi.critical.toFixed(1)} (df ${chi.df})`);
+  });
+}
 
 test("sampling: negative control, a verifier accepting every draft, fails the same test", async () => {
   const { counts } = await sampleCounts("dsi", "rejection", T1, { acceptEveryDraft: true });

@@ -1,5 +1,6 @@
 /** The sampling tests' workload: many short generations, counted by outcome (run off-thread, see off-thread.ts). */
-import type { AlgorithmName } from "../../src/algorithms/options.js";
+import type { DraftMode } from "../../src/algorithms/option-spec.js";
+import type { AlgorithmName, Stats } from "../../src/algorithms/options.js";
 import type { SamplingParams } from "../../src/core/sampling.js";
 import type { VerifyRule } from "../../src/core/verify.js";
 import { SyntheticPair, type SyntheticSpec } from "../../src/models/synthetic.js";
@@ -9,6 +10,8 @@ export interface Tally {
   counts: Float64Array;
   accepted: number;
   rejected: number;
+  /** Drafts decided by their source. */
+  bySource: Stats["bySource"];
 }
 
 /**
@@ -16,12 +19,23 @@ export interface Tally {
  * virtual time), counted by outcome; `acceptEveryDraft` replaces the lossless rule with one
  * that accepts every draft (the negative control).
  */
-export async function tally(o: { spec: Partial<SyntheticSpec>; prompt: number[]; algo: AlgorithmName; verify: VerifyRule; sampling: SamplingParams; from: number; to: number; acceptEveryDraft: boolean }): Promise<Tally> {
+export async function tally(o: {
+  spec: Partial<SyntheticSpec>;
+  prompt: number[];
+  algo: AlgorithmName;
+  verify: VerifyRule;
+  sampling: SamplingParams;
+  from: number;
+  to: number;
+  acceptEveryDraft: boolean;
+  draft?: DraftMode;
+}): Promise<Tally> {
   const pair = new SyntheticPair(o.spec);
   const V = pair.spec.vocab;
   const counts = new Float64Array(V ** 3);
   let accepted = 0;
   let rejected = 0;
+  const bySource: Stats["bySource"] = { model: { drafted: 0, accepted: 0, rejected: 0 }, ngram: { drafted: 0, accepted: 0, rejected: 0 } };
   for (let seed = o.from; seed < o.to; seed++) {
     const r = await run(o.algo, pair, {
       prompt: o.prompt,
@@ -32,12 +46,14 @@ export async function tally(o: { spec: Partial<SyntheticSpec>; prompt: number[];
       sampling: o.sampling,
       verify: o.verify,
       seed,
+      ...(o.draft ? { draft: o.draft, ngramMin: 1 } : {}),
       ...(o.acceptEveryDraft ? { verifier: (_t, draft) => ({ token: draft.token, accepted: true }) } : {}),
     });
     const [a, b, c] = r.tokens;
     counts[a * V * V + b * V + c]++;
     accepted += r.stats.accepted;
     rejected += r.stats.rejected;
+    for (const k of ["model", "ngram"] as const) for (const f of ["drafted", "accepted", "rejected"] as const) bySource[k][f] += r.stats.bySource[k][f];
   }
-  return { counts, accepted, rejected };
+  return { counts, accepted, rejected, bySource };
 }

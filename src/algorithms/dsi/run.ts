@@ -20,7 +20,7 @@
  *   returns (soft preemption), and the result is dropped.
  */
 import { InstanceLostError, TokenView } from "../../core/instance.js";
-import { draftFromOutput, type Draft, type PositionOutput } from "../../core/verify.js";
+import type { Draft, PositionOutput } from "../../core/verify.js";
 import { AbortError, isAbortError, PREEMPTED } from "../../runtime/abort.js";
 import type { Claim, Lease } from "../../runtime/pool.js";
 import type { RunContext } from "../context.js";
@@ -115,9 +115,20 @@ class DsiRun {
   /** The drafter is gone (InstanceLostError): no more drafts; the frontier rule alone is non-SI. */
   private drafterLost = false;
 
-  /** One past the last position worth drafting (see queue.ts); without a drafter, what is drafted. */
+  /**
+   * Where prompt lookup (alone) last found nothing to draft: the frontier, the epoch and the
+   * drafts then. Until one of them changes no draft will come, so the rules do not wait for one.
+   */
+  private noMatch: { f: number; epoch: number; drafts: number } | undefined;
+
+  private get stalled(): boolean {
+    const n = this.noMatch;
+    return n !== undefined && n.f === this.f && n.epoch === this.epoch && n.drafts === this.drafts.length;
+  }
+
+  /** One past the last position worth drafting (see queue.ts); without a drafter (or a match), what is drafted. */
   private get lastDraftable(): number {
-    return this.drafterLost ? this.f + this.drafts.length : this.ctx.limitPos - 1;
+    return this.drafterLost || this.stalled ? this.f + this.drafts.length : this.ctx.limitPos - 1;
   }
 
   async run(): Promise<void> {
@@ -147,10 +158,10 @@ class DsiRun {
 
   private async draftLoop(): Promise<void> {
     const { ctx } = this;
-    const { rt, opts } = ctx;
+    const { rt } = ctx;
     while (!this.finished) {
       const pos = this.f + this.drafts.length;
-      if (this.drafts.length >= this.leadLimit || pos >= this.lastDraftable) {
+      if (this.drafts.length >= this.leadLimit || pos >= this.lastDraftable || this.stalled) {
         await new Promise<void>((r) => (this.wakeDrafter = r));
         continue;
       }
@@ -158,10 +169,9 @@ class DsiRun {
       if (this.drafterController.signal.aborted) this.drafterController = new AbortController();
       const controller = this.drafterController;
       this.drafting = true;
-      rt.events.emit({ type: "draft-start", pos, epoch });
-      let out: PositionOutput;
+      let draft: Draft | undefined;
       try {
-        out = await ctx.draft(ctx.view(this.draftTokens()), pos, controller.signal);
+        draft = await ctx.nextDraft(ctx.view(this.draftTokens()), pos, controller.signal, () => rt.events.emit({ type: "draft-start", pos, epoch }));
       } catch (err) {
         // Only an abort we asked for is a preemption. A lost drafter ends drafting, not the
         // generation (the target alone decides every position); any other failure ends it.
@@ -182,9 +192,13 @@ class DsiRun {
         rt.events.emit({ type: "draft-preempt", pos, epoch });
         continue;
       }
-      const draft = draftFromOutput(opts.verify, out, opts.seed, pos);
-      ctx.stats.drafted++;
-      rt.events.emit({ type: "draft-done", pos, token: draft.token, epoch });
+      if (!draft) {
+        // Prompt lookup found no match: nothing to draft until the context changes.
+        this.noMatch = { f: this.f, epoch, drafts: this.drafts.length };
+        this.pump();
+        continue;
+      }
+      rt.events.emit({ type: "draft-done", pos, token: draft.token, epoch, source: draft.source ?? "model" });
       this.drafts.push(draft);
       this.pump();
     }
@@ -414,7 +428,7 @@ class DsiRun {
       for (let p = f; p <= end(task); p++) {
         const draft = this.drafts[0]; // the draft at p, if drafted (before end(task): one the task verified)
         const d = ctx.decide(task.outputs![p - task.start], draft, p);
-        if (draft) ctx.decided(p - task.start, d.accepted);
+        if (draft) ctx.decided(p - task.start, d.accepted, draft.source);
         this.firstCommitAt ??= ctx.rt.clock.now();
         if (d.accepted) {
           this.drafts.shift();

@@ -12,7 +12,9 @@
  *   budget) or ends, the choice is reported, plain steps relax the acceptance estimate.
  * The controller changes only what is dispatched, never a decision rule: outputs stay lossless.
  */
-import type { Condition } from "../../runtime/costs.js";
+import { DiscountedCounts, type Condition } from "../../runtime/costs.js";
+import type { DraftSource } from "../../core/verify.js";
+import type { DraftMode } from "../option-spec.js";
 import type { EngineEvent } from "../../runtime/events.js";
 import { AcceptanceEstimator, type AcceptancePrior } from "./acceptance.js";
 import { dsiMsPerToken, dsiOneInstanceMsPerToken, interpolate, siMsPerToken, windowTokens, type CostModel } from "./model.js";
@@ -46,8 +48,8 @@ export interface LookaheadPolicy {
   plan(instances: number): LookaheadDecision;
   /** A target task went out under `decision` verifying `drafts` drafts. */
   commit(decision: LookaheadDecision, drafts: number): void;
-  /** A draft was decided. */
-  decided(accepted: boolean): void;
+  /** A draft was decided (`source`: where it came from; default the drafter model). */
+  decided(accepted: boolean, source?: DraftSource): void;
   /** Windows sent to learn, beyond the model's choice (auto only). */
   readonly probes: number;
 }
@@ -251,12 +253,28 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     private readonly sharedDevice: boolean,
     private readonly onChange?: (c: LookaheadChoice) => void,
     private readonly tuning: typeof TUNING = TUNING,
+    /** Where drafts come from: the drafter's step is paid only for the drafts it makes. */
+    private readonly draft: DraftMode = "model",
   ) {
     this.acceptance = new AcceptanceEstimator(prior, tuning);
   }
 
-  decided(accepted: boolean): void {
+  /** Decided drafts that came from the drafter model (discounted as the acceptance's), against all. */
+  private readonly fromModel = new DiscountedCounts(TUNING.decidedDiscount);
+
+  decided(accepted: boolean, source: DraftSource = "model"): void {
+    this.fromModel.observe(source === "model");
     this.acceptance.decided(accepted);
+  }
+
+  /**
+   * The share of drafts the drafter model makes: 1 and 0 where one source drafts everything;
+   * with prompt lookup before the model, the recent share (from an even prior). The
+   * acceptance estimate is already the mix of the sources' acceptance as their drafts come.
+   */
+  private modelShare(): number {
+    if (this.draft !== "ngram+model") return this.draft === "model" ? 1 : 0;
+    return (this.fromModel.accepted + 0.5) / (this.fromModel.decided + 1);
   }
 
   plan(instances: number): LookaheadDecision {
@@ -316,6 +334,14 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     return this.costs.meanMs(size, where) ?? this.costs.meanMs(size, where === "alone" ? "beside" : "alone");
   }
 
+  /** What a draft costs on average: the drafter's step in `where` (else the other condition's) times the share of drafts it makes. */
+  private draftMs(where: Condition): number | undefined {
+    const share = this.modelShare();
+    if (share === 0) return 0;
+    const step = this.costs.drafterMs(where) ?? this.costs.drafterMs(where === "alone" ? "beside" : "alone");
+    return step === undefined ? undefined : step * share;
+  }
+
   /** The model's plan, memoised while the costs, the acceptance and the instances stay the same. */
   private model(instances: number): Plan {
     const c = this.cached;
@@ -330,7 +356,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
         instances,
         acceptance: this.acceptance.rate(),
         optimisticAcceptance: this.acceptance.optimisticRate(),
-        drafterMs: this.costs.drafterMs(where) ?? this.costs.drafterMs(where === "alone" ? "beside" : "alone"),
+        drafterMs: this.draftMs(where),
         plainMs: this.costs.soloMs() ?? costsFor(snapshot, this.tuning)[0],
         tasksSinceSolo: this.costs.tasksSinceSolo(),
         speculating: this.speculating,

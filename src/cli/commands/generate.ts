@@ -10,6 +10,9 @@ export function register(program: Command, io: CliIo): void {
   const c = program.command("generate").description("generate completions with one algorithm");
   c.addOption(generationOption("algo"))
     .addOption(generationOption("lookahead"))
+    .addOption(generationOption("draft"))
+    .addOption(generationOption("ngramMin"))
+    .addOption(generationOption("ngramMax"))
     .addOption(generationOption("sp", { help: `target instances verifying at once (${defaultSpHelp(4)}; a cluster: its targets)` }))
     .addOption(generationOption("maxTokens"));
   withSamplingFlags(c);

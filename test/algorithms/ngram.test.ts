@@ -1,0 +1,89 @@
+/**
+ * Prompt lookup (`draft: "ngram"`, `"ngram+model"`): the index proposes what followed the most
+ * recent earlier occurrence of the context's longest matching suffix; SI and DSI stay lossless
+ * with it, and a generation without matches does not wait for drafts that will not come.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { TokenView } from "../../src/core/instance.js";
+import { NgramIndex } from "../../src/algorithms/drafting/ngram-index.js";
+import { SyntheticPair } from "../../src/models/synthetic.js";
+import { profile, run } from "../helpers/run.js";
+
+const view = (seq: number[], drafts: number[] = []) => new TokenView(seq, seq.length, drafts);
+
+test("the index: the longest suffix that occurred before, its most recent occurrence, the token that followed it", () => {
+  const seq = [5, 1, 2, 9, 1, 2, 7, 3, 1, 2];
+  const index = new NgramIndex(seq, 1, 3);
+  // [1, 2] occurred at 1..2 (then 9) and 4..5 (then 7): the most recent wins; [9, 1, 2] never
+  // occurred before, so the longest match is 2 tokens.
+  assert.deepEqual(index.propose(view(seq)), { token: 7, matched: 2 });
+  // With drafts after the committed tokens: the suffix [1, 2, 7] continues the match.
+  assert.deepEqual(index.propose(view(seq, [7])), { token: 3, matched: 3 });
+  assert.equal(index.propose(view(seq, [8])), undefined, "8 never occurred: no draft");
+  // Committed tokens are indexed as they come (the sequence only grows).
+  seq.push(7, 4);
+  assert.deepEqual(index.propose(view(seq, [1, 2])), { token: 7, matched: 2 }, "[4, 1, 2] never occurred; [1, 2] last at 8..9, then 7");
+  assert.equal(new NgramIndex([1, 2, 3], 2, 3).propose(view([1, 2, 3])), undefined, "no earlier occurrence of [2, 3]");
+  assert.deepEqual(new NgramIndex([4, 4, 4], 2, 2).propose(view([4, 4, 4])), { token: 4, matched: 2 }, "an overlapping occurrence counts");
+  for (const [min, max] of [[0, 2], [3, 2], [1, 65], [1.5, 2]]) assert.throws(() => new NgramIndex([], min, max), RangeError);
+});
+
+test("greedy: SI and DSI with prompt lookup alone and before the model equal non-SI token for token", async () => {
+  const pair = new SyntheticPair({ vocab: 8, seed: 5, agreement: 0.6 });
+  const prompts = [
+    [1, 2, 3, 4, 1, 2, 3, 4, 1, 2],
+    [7, 7, 7, 7],
+    [0, 1, 2, 3, 4, 5, 6],
+  ];
+  for (const prompt of prompts) {
+    const reference = await run("nonsi", pair, { prompt, maxTokens: 60 });
+    for (const draft of ["ngram", "ngram+model"] as const) {
+      for (const [algo, sp] of [["si", 1], ["dsi", 1], ["dsi", 3]] as const) {
+        for (const lookahead of [2, 5, "auto"] as const) {
+          const r = await run(algo, pair, { prompt, maxTokens: 60, sp, lookahead, draft, ngramMin: 1, ngramMax: 4 });
+          assert.deepEqual(r.tokens, reference.tokens, `${algo} SP=${sp} L=${lookahead} ${draft} prompt ${prompt}`);
+          if (draft === "ngram") assert.equal(r.stats.bySource.model.drafted, 0, "prompt lookup alone never asks the drafter");
+        }
+      }
+    }
+  }
+  // Not vacuous: lookup drafted and some of its drafts were accepted.
+  const r = await run("dsi", pair, { prompt: prompts[0], maxTokens: 60, sp: 3, lookahead: 3, draft: "ngram", ngramMin: 1 });
+  assert.ok(r.stats.bySource.ngram.accepted > 5, JSON.stringify(r.stats.bySource));
+});
+
+test("match verification: prompt lookup's drafts leave the tokens those of non-SI, seed for seed", async () => {
+  const pair = new SyntheticPair({ vocab: 6, seed: 9, agreement: 0.5 });
+  const sampling = { temperature: 1, topK: 0, topP: 1 };
+  for (let seed = 0; seed < 20; seed++) {
+    const o = { prompt: [1, 2, 3, 1, 2], maxTokens: 20, sampling, verify: "match" as const, seed };
+    const reference = await run("nonsi", pair, o);
+    for (const draft of ["ngram", "ngram+model"] as const) {
+      const r = await run("dsi", pair, { ...o, sp: 2, lookahead: 3, draft, ngramMin: 1 });
+      assert.deepEqual(r.tokens, reference.tokens, `seed ${seed} ${draft}`);
+    }
+  }
+});
+
+test("no match, no waiting: prompt lookup that never matches leaves SI and DSI at non-SI's time", async () => {
+  const pair = new SyntheticPair({ vocab: 32, seed: 3 });
+  const o = { prompt: [1, 2, 3], maxTokens: 30, profile: profile(10, 1) };
+  const nonsi = await run("nonsi", pair, o);
+  for (const [algo, sp] of [["si", 1], ["dsi", 1], ["dsi", 3]] as const) {
+    // Matches of 8 tokens or more: none in 33 tokens of this model's output.
+    const r = await run(algo, pair, { ...o, sp, lookahead: 4, draft: "ngram", ngramMin: 8, ngramMax: 8 });
+    assert.equal(r.stats.drafted, 0);
+    assert.deepEqual(r.tokens, nonsi.tokens);
+    assert.equal(r.stats.timeMs, nonsi.stats.timeMs, `${algo} SP=${sp}: plain steps at once, as non-SI`);
+  }
+});
+
+test("options: the engine refuses match lengths without prompt lookup, out of order or out of range", async () => {
+  const pair = new SyntheticPair({ vocab: 8 });
+  await assert.rejects(run("dsi", pair, { ngramMin: 2 }), /ngramMin applies to draft ngram and ngram\+model/);
+  await assert.rejects(run("dsi", pair, { draft: "ngram", ngramMin: 4, ngramMax: 3 }), /ngramMin \(4\) must not exceed ngramMax \(3\)/);
+  await assert.rejects(run("dsi", pair, { draft: "ngram", ngramMax: 65 }), /ngramMax must be an integer in 1\.\.64/);
+  await assert.rejects(run("nonsi", pair, { draft: "ngram" }), /draft applies to si and dsi/);
+  await assert.rejects(run("si", pair, { draft: "lookup" as never }), /draft must be one of model, ngram, ngram\+model/);
+});
