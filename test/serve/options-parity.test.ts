@@ -56,6 +56,9 @@ function anonymous(message: string, face: "cli" | "http"): string {
   return out;
 }
 
+/** What an option needs beside it to apply (match lengths apply to prompt lookup). */
+const NEEDS: Partial<Record<OptionKey, Partial<Record<OptionKey, unknown>>>> = { ngramMin: { draft: "ngram" }, ngramMax: { draft: "ngram", ngramMin: 1 } };
+
 /** A value the option accepts in both faces, and values past the range of each face. */
 function values(key: OptionKey): { ok: unknown; bad: Record<"cli" | "http", unknown> } {
   const v = GENERATION_OPTIONS[key].value;
@@ -74,16 +77,17 @@ function values(key: OptionKey): { ok: unknown; bad: Record<"cli" | "http", unkn
 for (const key of KEYS) {
   test(`option ${key}: ${GENERATION_OPTIONS[key].flag} and ${GENERATION_OPTIONS[key].field} accept and refuse alike, in the same words`, async () => {
     const { ok, bad } = values(key);
-    const accepted = { cli: await cli({ [key]: ok }), http: await http({ [key]: ok }) };
+    const needs = NEEDS[key] ?? {};
+    const accepted = { cli: await cli({ ...needs, [key]: ok }), http: await http({ ...needs, [key]: ok }) };
     assert.equal(accepted.cli.code, 0, accepted.cli.stderr);
     assert.equal(accepted.http.status, 200, JSON.stringify(accepted.http.error));
 
-    const refusedCli = await cli({ [key]: bad.cli });
+    const refusedCli = await cli({ ...needs, [key]: bad.cli });
     assert.equal(refusedCli.code, 2);
     assert.ok(refusedCli.stderr.includes(optionName(key, "cli")), refusedCli.stderr);
     assert.ok(refusedCli.stderr.includes(rangeText(key, "cli")), `${refusedCli.stderr} lacks "${rangeText(key, "cli")}"`);
 
-    const refusedHttp = await http({ [key]: bad.http });
+    const refusedHttp = await http({ ...needs, [key]: bad.http });
     assert.equal(refusedHttp.status, 400);
     assert.equal(refusedHttp.error!.param, optionName(key, "http"));
     assert.ok(refusedHttp.error!.message.startsWith(`${optionName(key, "http")}: ${rangeText(key, "http")}`), refusedHttp.error!.message);
@@ -97,8 +101,10 @@ test("every option applies to the algorithms the table says; given for another, 
     for (const algo of ["nonsi", "si", "dsi"] as const) {
       if (key === "algo") continue;
       const applies = GENERATION_OPTIONS[key].algos.includes(algo);
-      const c = await cli({ algo, [key]: ok });
-      const h = await http({ algo, [key]: ok });
+      // What an option needs applies to the same algorithms; where it does not, the option alone is refused.
+      const needs = applies ? (NEEDS[key] ?? {}) : {};
+      const c = await cli({ algo, ...needs, [key]: ok });
+      const h = await http({ algo, ...needs, [key]: ok });
       if (applies) {
         assert.equal(c.code, 0, `${key} with ${algo}: ${c.stderr}`);
         assert.equal(h.status, 200, `${key} with ${algo}: ${JSON.stringify(h.error)}`);
@@ -113,6 +119,23 @@ test("every option applies to the algorithms the table says; given for another, 
     }
   }
   assert.ok(checked >= 3, "lookahead for non-SI, sp for non-SI and SI");
+});
+
+test("match lengths without prompt lookup, or the shortest longer than the longest: the same words in both faces", async () => {
+  for (const [values, given] of [
+    [{ ngramMin: 3 }, ["ngramMin"]],
+    [{ draft: "model", ngramMax: 3 }, ["draft", "ngramMax"]],
+    [{ draft: "ngram+model", ngramMin: 4, ngramMax: 3 }, ["draft", "ngramMin", "ngramMax"]],
+    [{ draft: "ngram", ngramMin: 6 }, ["draft", "ngramMin"]],
+  ] as const) {
+    const o = values as { draft?: string; ngramMin?: number; ngramMax?: number };
+    const want = (face: "cli" | "http") => crossCheck({ algo: "dsi", given: new Set(given as readonly OptionKey[]), temperature: 0, ...o }, face)!;
+    const c = await cli(values);
+    const h = await http(values);
+    assert.equal(c.stderr, `error: ${want("cli").message}\n`);
+    assert.deepEqual([h.status, h.error!.param, h.error!.message], [400, optionName(want("http").key, "http"), want("http").message]);
+    assert.equal(anonymous(want("cli").message, "cli"), anonymous(want("http").message, "http"));
+  }
 });
 
 test("a verify rule that does not fit the temperature: the same words in both faces", async () => {

@@ -237,10 +237,11 @@ test("a full queue: 429 with Retry-After; the running request is unharmed", asyn
 });
 
 /** A metric's value in the Prometheus text format. */
+/** A metric's value: the series named, or without labels given, the sum of all its series (NaN if none). */
 async function metric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.split(" ")[1]) : NaN;
+  const lines = text.split("\n").filter((l) => l.startsWith(`${name} `) || (!name.includes("{") && l.startsWith(`${name}{`)));
+  return lines.length > 0 ? lines.reduce((a, l) => a + Number(l.split(" ").at(-1)), 0) : NaN;
 }
 
 test("a client that disconnects mid-stream: within a second no generation runs and no instance is busy", async () => {
@@ -413,10 +414,10 @@ test("metrics: requests by status, tokens, drafts verified and made, accepted dr
     'dsi_requests_total{endpoint="/v1/completions",status="400"}',
     "dsi_prompt_tokens_total",
     "dsi_generation_tokens_total",
-    "dsi_spec_decode_num_draft_tokens_total",
-    "dsi_spec_decode_num_accepted_tokens_total",
+    'dsi_spec_decode_num_draft_tokens_total{source="model"}',
+    'dsi_spec_decode_num_accepted_tokens_total{source="model"}',
     "dsi_drafted_tokens_total",
-    'dsi_spec_decode_num_accepted_tokens_per_pos_total{position="0"}',
+    'dsi_spec_decode_num_accepted_tokens_per_pos_total{position="0",source="model"}',
     "dsi_preempted_windows_total",
     "dsi_verification_duration_seconds_count",
     "dsi_time_to_first_token_seconds_count",
@@ -427,7 +428,12 @@ test("metrics: requests by status, tokens, drafts verified and made, accepted dr
     const line = text.split("\n").find((l) => l.startsWith(`${name} `));
     assert.ok(line, `${name} in /metrics`);
   }
-  const value = (name: string): number => Number(text.split("\n").find((l) => l.startsWith(`${name} `))!.split(" ")[1]);
+  // A metric's value: the sum of its series (by source, where it has one).
+  const value = (name: string): number =>
+    text
+      .split("\n")
+      .filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
+      .reduce((a, l) => a + Number(l.split(" ").at(-1)), 0);
   assert.ok(value("dsi_spec_decode_num_accepted_tokens_total") > 0);
   // Per position, the accepted drafts add up to all accepted drafts.
   const perPos = text.split("\n").filter((l) => l.startsWith("dsi_spec_decode_num_accepted_tokens_per_pos_total{"));
@@ -454,6 +460,20 @@ test("metrics: draft tokens are the drafts verified, as the responses' dsi stats
   assert.equal(await metric(url, "dsi_spec_decode_num_draft_tokens_total"), stats.accepted + stats.rejected);
   assert.equal(await metric(url, "dsi_spec_decode_num_accepted_tokens_total"), stats.accepted);
   assert.equal(await metric(url, "dsi_drafted_tokens_total"), stats.drafted);
+});
+
+test("prompt lookup per request (dsi.draft): the response says so, /metrics counts its drafts under source=\"ngram\"", async () => {
+  const { url, client } = await serve();
+  const r = await client.completions.create({ model: "dsi", prompt: "abcabcabcabcabc", max_tokens: 24, temperature: 0, dsi: { algo: "dsi", draft: "ngram", ngram_min: 1, lookahead: 3 } } as never);
+  const d = (r as unknown as { dsi: { draft: string; accepted: number; rejected: number } }).dsi;
+  assert.equal(d.draft, "ngram");
+  const ngram = await metric(url, 'dsi_spec_decode_num_draft_tokens_total{source="ngram"}');
+  assert.equal(ngram, d.accepted + d.rejected);
+  assert.ok(ngram > 0, "lookup drafted on a prompt that repeats itself");
+  assert.ok(Number.isNaN(await metric(url, 'dsi_spec_decode_num_draft_tokens_total{source="model"}')), "the drafter model drafted nothing");
+  const bad = await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "dsi", prompt: "a", dsi: { ngram_max: 3 } }) });
+  assert.equal(bad.status, 400);
+  assert.match(((await bad.json()) as { error: { message: string } }).error.message, /dsi\.ngram_max applies to dsi\.draft ngram and ngram\+model/);
 });
 
 test("dsi serve refuses a non-loopback host without an API key", async () => {
