@@ -41,6 +41,25 @@ test("make-model writes a pair that generate runs; greedy outputs agree across a
   assert.deepEqual(texts, [texts[0], texts[0], texts[0]]);
 });
 
+test("prompt lookup on the GGUF pair: SI and DSI with --draft ngram and ngram+model give non-SI's tokens", async () => {
+  const common = ["generate", "--backend", "llama", "--target", target, "--drafter", drafter, "--max-tokens", "40", "--prompt", "abc abc abc abc abc", "--json"];
+  const tokens = async (...args: string[]) => {
+    const r = await dsi(...common, ...args);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout).completions[0] as { tokens: number[]; stats: { bySource: { ngram: { drafted: number; accepted: number } } } };
+  };
+  const reference = (await tokens("--algo", "nonsi")).tokens;
+  let lookupAccepted = 0;
+  for (const draft of ["ngram", "ngram+model"]) {
+    for (const algo of [["--algo", "si"], ["--algo", "dsi", "--sp", "2"]]) {
+      const c = await tokens(...algo, "--draft", draft, "--ngram-min", "1", "--lookahead", "3");
+      assert.deepEqual(c.tokens, reference, `${algo.join(" ")} --draft ${draft}`);
+      lookupAccepted += c.stats.bySource.ngram.accepted;
+    }
+  }
+  assert.ok(lookupAccepted > 0, "prompt lookup's drafts were accepted somewhere (the test is not vacuous)");
+});
+
 test("generate --json reports the eval chunk and how it was found; --eval-chunk overrides it; bad values and synthetic exit 2", async () => {
   const args = ["generate", "--backend", "llama", "--target", target, "--drafter", drafter, "--max-tokens", "4", "--prompt", "hello", "--json"];
   const measured = JSON.parse((await dsi(...args)).stdout).config.evalChunk;
