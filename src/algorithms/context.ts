@@ -86,7 +86,8 @@ export class RunContext {
     const t0 = this.rt.clock.now();
     let ok = false;
     try {
-      const [out] = await this.rt.drafter.evaluate(this.request(tokens, from, "drafter"), signal);
+      // (resolveOptions lets no generation ask for the model where the runtime has none.)
+      const [out] = await this.rt.drafter!.evaluate(this.request(tokens, from, "drafter"), signal);
       ok = true;
       return out;
     } finally {

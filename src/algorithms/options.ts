@@ -185,11 +185,14 @@ export function resolveOptions(o: GenerateOptions, runtime: Runtime, algo: Algor
     ngramMax: o.ngramMax ?? NGRAM_DEFAULTS.max,
     sp: o.maxInstances ?? size,
   };
-  checkOptions(r, runtime);
+  checkOptions(r, runtime, algo);
   return r;
 }
 
-function checkOptions(o: ResolvedOptions, runtime: Runtime): void {
+function checkOptions(o: ResolvedOptions, runtime: Runtime, algo: AlgorithmName): void {
+  if (!runtime.drafter && algo !== "nonsi" && o.draft !== "ngram") {
+    throw new OptionError("draft", `draft ${o.draft} needs a drafter model and this runtime has none (a target alone): use draft ngram, prompt lookup, which needs none`);
+  }
   const int = (name: string, v: number, min: number): void => {
     if (!(Number.isInteger(v) && v >= min)) throw new OptionError(name, `${name} must be an integer >= ${min}, got ${v}`);
   };
@@ -210,7 +213,7 @@ function checkOptions(o: ResolvedOptions, runtime: Runtime): void {
   const problem = verifyProblem({ temperature, verify: o.verify }, "engine");
   if (problem) throw new OptionError(GENERATION_OPTIONS[problem.key].engine, problem.message);
   const vocab = runtime.pool.vocabSize;
-  if (runtime.drafter.vocabSize !== vocab) {
+  if (runtime.drafter && runtime.drafter.vocabSize !== vocab) {
     throw new OptionError("drafter", `drafter vocabulary (${runtime.drafter.vocabSize}) differs from the target's (${vocab})`);
   }
   for (const t of o.prompt) {

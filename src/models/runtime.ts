@@ -17,7 +17,8 @@ import type { SyntheticPair } from "./synthetic.js";
 export interface RuntimeParts {
   /** A clock, or its kind. Defaults to the virtual clock. */
   clock?: Clock | "real" | "virtual";
-  drafter: ModelInstance;
+  /** Absent: a target alone (prompt lookup drafts, `draft: "ngram"`). */
+  drafter?: ModelInstance;
   /** Target instance `index` (created lazily by the pool, at most once per index). */
   target: (index: number) => ModelInstance | Promise<ModelInstance>;
   /** The targets' vocabulary and end-of-sequence token, known before any instance exists. */
@@ -58,7 +59,7 @@ export function assembleRuntime(o: RuntimeParts): Runtime {
   });
   return {
     clock,
-    drafter: withLatency(o.drafter, clock, profile.drafter, device),
+    ...(o.drafter ? { drafter: withLatency(o.drafter, clock, profile.drafter, device) } : {}),
     pool,
     learned: o.learned ?? newLearned(),
     sharedDevice: o.sharedDevice ?? device !== undefined,

@@ -12,7 +12,8 @@ import type { TargetPool } from "./pool.js";
 
 export interface Runtime {
   clock: Clock;
-  drafter: ModelInstance;
+  /** The drafter model; absent where drafts come from prompt lookup alone (`draft: "ngram"`). */
+  drafter?: ModelInstance;
   /** Target instances; its size is the speculation parallelism (SP) DSI may use. */
   pool: TargetPool;
   /**

@@ -167,7 +167,7 @@ test("failures end the generation: a throwing verifier, a failing target, a draf
   }
   for (const algo of ["si", "dsi"] as const) {
     const rt = syntheticRuntime({ pair, profile: profile(10, 1), sp: 2 });
-    const closed = { ...rt.drafter, label: "drafter", vocabSize: rt.drafter.vocabSize, eosToken: undefined, evaluate: () => Promise.reject(Object.assign(new Error("backend closed"), { name: "AbortError" })) };
+    const closed = { ...rt.drafter, label: "drafter", vocabSize: rt.drafter!.vocabSize, eosToken: undefined, evaluate: () => Promise.reject(Object.assign(new Error("backend closed"), { name: "AbortError" })) };
     await assert.rejects(generate(algo, { ...rt, drafter: closed }, base(algo)).result, /backend closed/);
   }
 });

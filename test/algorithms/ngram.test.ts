@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { TokenView } from "../../src/core/instance.js";
 import { NgramIndex } from "../../src/algorithms/drafting/ngram-index.js";
+import { generate } from "../../src/algorithms/generate.js";
+import { assembleRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
 import { profile, run } from "../helpers/run.js";
 
@@ -86,4 +88,19 @@ test("options: the engine refuses match lengths without prompt lookup, out of or
   await assert.rejects(run("dsi", pair, { draft: "ngram", ngramMax: 65 }), /ngramMax must be an integer in 1\.\.64/);
   await assert.rejects(run("nonsi", pair, { draft: "ngram" }), /draft applies to si and dsi/);
   await assert.rejects(run("si", pair, { draft: "lookup" as never }), /draft must be one of model, ngram, ngram\+model/);
+});
+
+test("a target alone (no drafter model): non-SI, and SI and DSI with prompt lookup, run; the drafter model is refused by name", async () => {
+  const pair = new SyntheticPair({ vocab: 8, seed: 5 });
+  const rt = assembleRuntime({ target: (i) => pair.instance("target", `target-${i}`), vocabSize: 8, eosToken: undefined, sp: 2, profile: profile(10, 1) });
+  assert.equal(rt.drafter, undefined);
+  const prompt = [1, 2, 3, 1, 2, 3, 1];
+  const reference = (await generate("nonsi", rt, { prompt, maxTokens: 20 }).result).tokens;
+  for (const algo of ["si", "dsi"] as const) {
+    const r = await generate(algo, rt, { prompt, maxTokens: 20, draft: "ngram", ngramMin: 1, lookahead: 3 }).result;
+    assert.deepEqual(r.tokens, reference, algo);
+    for (const draft of [undefined, "ngram+model"] as const) {
+      assert.throws(() => generate(algo, rt, { prompt, maxTokens: 20, ...(draft ? { draft } : {}) }), /draft (model|ngram\+model) needs a drafter model and this runtime has none/);
+    }
+  }
 });
