@@ -19,6 +19,8 @@ export {
   type Verifier,
 } from "./algorithms/options.js";
 export { AUTO_MAX_LOOKAHEAD, dsiMsPerToken, siMsPerToken, type CostModel } from "./algorithms/lookahead.js";
+export { DRAFT_MODES, type DraftMode } from "./algorithms/option-spec.js";
+export { NGRAM_DEFAULTS, NgramIndex } from "./algorithms/drafting/ngram-index.js";
 export { GREEDY, type SamplingParams } from "./core/sampling.js";
 export { VERIFY_RULES, type Decision, type Draft, type OutputMode, type PositionOutput, type VerifyRule } from "./core/verify.js";
 
@@ -38,6 +40,7 @@ export { assembleRuntime, syntheticRuntime, type RuntimeParts, type SyntheticRun
 export { BACKENDS, BackendSpecError, llamaBackend, openBackend, syntheticBackend, type Backend, type BackendName, type BackendSpec, type Tokenizer } from "./models/backend.js";
 export { SyntheticPair, SyntheticTokenizer, SYNTHETIC_DEFAULTS, type SyntheticSpec } from "./models/synthetic.js";
 export { flatLatency, NO_LATENCY, PROFILES, profileNames, resolveProfile, withLatency, type LatencyProfile, type ModelLatency } from "./models/latency.js";
+export { SharedDevice } from "./models/shared-device.js";
 export { PAPER_PAIRS, type PaperPair } from "./models/paper-pairs.js";
 export { ContextOverflowError, LlamaInstance, LlamaPair, ModelFileError, type LlamaPairOptions } from "./models/llama.js";
 export { describeEvalChunk, type EvalChunk } from "./models/batch-invariance.js";
