@@ -1,5 +1,6 @@
 /** `dsi serve`: the OpenAI-compatible HTTP server over one backend and its shared target pool. */
 import type { AlgorithmName, Lookahead } from "../algorithms/options.js";
+import type { DraftMode } from "../algorithms/option-spec.js";
 import type { Backend } from "../models/backend.js";
 import type { LatencyProfile } from "../models/latency.js";
 import { isLoopback } from "../models/remote/security.js";
@@ -25,6 +26,9 @@ export interface ServeFlags {
   sp: number;
   algo: AlgorithmName;
   lookahead: Lookahead;
+  draft: DraftMode;
+  ngramMin: number;
+  ngramMax: number;
   maxTokens: number;
   /** Most tokens a request may ask for, per choice. */
   maxTokensLimit: number;
@@ -62,6 +66,7 @@ export async function runServe(open: () => Promise<Backend>, f: ServeFlags, apiK
     apiKey,
     algo: f.algo,
     lookahead: f.lookahead,
+    drafting: { draft: f.draft, ngramMin: f.ngramMin, ngramMax: f.ngramMax },
     defaultMaxTokens: f.maxTokens,
     maxTokensLimit: f.maxTokensLimit,
     requestTimeoutMs: f.requestTimeout * 1000,

@@ -15,7 +15,7 @@ import { secretMatcher } from "../models/remote/security.js";
 import { TextStreamer } from "../models/text-stream.js";
 import { isAbortError } from "../runtime/abort.js";
 import { NoInstanceError } from "../runtime/pool.js";
-import { contextProblem, crossCheck, GENERATION_OPTIONS, keyOfEngineName, optionName, type OptionKey } from "../algorithms/option-spec.js";
+import { contextProblem, crossCheck, GENERATION_OPTIONS, keyOfEngineName, optionName, type DraftMode, type OptionKey } from "../algorithms/option-spec.js";
 import { clientErrorHandler, frameworkError, HTTP_DEFAULTS, serverOptions } from "./http.js";
 import type { ServeMetrics } from "./metrics.js";
 import { ApiError, invalid, MAX_SEED, parseBody, renderChat, requestSchemas, type ChatRequest, type CompletionRequest } from "./openai.js";
@@ -37,6 +37,8 @@ export interface ServerOptions {
   /** Defaults of the `dsi` request object. */
   algo: AlgorithmName;
   lookahead: Lookahead;
+  /** Where drafts come from when a request does not say (`--draft`, `--ngram-min`, `--ngram-max`); default the drafter model. */
+  drafting?: { draft: DraftMode; ngramMin: number; ngramMax: number };
   /** Tokens generated when a request gives no max_tokens. */
   defaultMaxTokens: number;
   /** Most tokens a request may ask for, per choice (`--max-tokens-limit`); default HTTP_DEFAULTS.maxTokensLimit. */
@@ -200,10 +202,12 @@ export function buildServer(o: ServerOptions): FastifyInstance {
     if (body.dsi?.draft !== undefined) given.add("draft");
     if (body.dsi?.ngram_min !== undefined) given.add("ngramMin");
     if (body.dsi?.ngram_max !== undefined) given.add("ngramMax");
-    const problem = crossCheck(
-      { algo, given, temperature, verify: body.dsi?.verify, draft: body.dsi?.draft, ngramMin: body.dsi?.ngram_min, ngramMax: body.dsi?.ngram_max },
-      "http",
-    );
+    const drafting = {
+      draft: body.dsi?.draft ?? o.drafting?.draft ?? "model",
+      ngramMin: body.dsi?.ngram_min ?? o.drafting?.ngramMin,
+      ngramMax: body.dsi?.ngram_max ?? o.drafting?.ngramMax,
+    };
+    const problem = crossCheck({ algo, given, temperature, verify: body.dsi?.verify, ...drafting }, "http");
     if (problem) throw invalid(optionName(problem.key, "http"), problem.message);
     const poolSize = service.runtime.pool.size;
     if (body.dsi?.sp !== undefined && body.dsi.sp > poolSize) throw invalid("dsi.sp", `dsi.sp must be at most ${poolSize}, the server's target instances (--sp)`);
@@ -218,7 +222,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
       verify: body.dsi?.verify,
       algo,
       lookahead: algo === "nonsi" ? undefined : (body.dsi?.lookahead ?? o.lookahead),
-      drafting: algo === "nonsi" ? {} : { draft: body.dsi?.draft, ngramMin: body.dsi?.ngram_min, ngramMax: body.dsi?.ngram_max },
+      drafting: algo === "nonsi" || drafting.draft === "model" ? {} : drafting,
       sp: body.dsi?.sp,
       stop: body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop,
       stream,

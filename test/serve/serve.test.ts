@@ -16,7 +16,7 @@ import { syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair, SyntheticTokenizer } from "../../src/models/synthetic.js";
 import { ServeMetrics } from "../../src/serve/metrics.js";
 import { renderChat } from "../../src/serve/openai.js";
-import { buildServer } from "../../src/serve/server.js";
+import { buildServer, type ServerOptions } from "../../src/serve/server.js";
 import { Service } from "../../src/serve/service.js";
 import { CLI, eventually } from "../helpers/processes.js";
 
@@ -26,7 +26,7 @@ const tokenizer = new SyntheticTokenizer(SPEC.vocab);
 const servers: FastifyInstance[] = [];
 
 /** A server on a free port over the synthetic pair, with `latency` per evaluation (real clock). */
-async function serve(o: { latency?: string; apiKey?: string; maxConcurrent?: number; maxQueue?: number; sp?: number } = {}) {
+async function serve(o: { latency?: string; apiKey?: string; maxConcurrent?: number; maxQueue?: number; sp?: number; drafting?: ServerOptions["drafting"] } = {}) {
   const metrics = new ServeMetrics();
   const service = await Service.open({
     backend: syntheticBackend(SPEC),
@@ -36,7 +36,7 @@ async function serve(o: { latency?: string; apiKey?: string; maxConcurrent?: num
     maxQueue: o.maxQueue ?? 256,
     metrics,
   });
-  const app = buildServer({ slot: { service }, metrics, modelId: "dsi", apiKey: o.apiKey, algo: "dsi", lookahead: 4, defaultMaxTokens: 16 });
+  const app = buildServer({ slot: { service }, metrics, modelId: "dsi", apiKey: o.apiKey, algo: "dsi", lookahead: 4, drafting: o.drafting, defaultMaxTokens: 16 });
   const url = await app.listen({ host: "127.0.0.1", port: 0 });
   servers.push(app);
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: o.apiKey ?? "none", maxRetries: 0 });
@@ -474,6 +474,13 @@ test("prompt lookup per request (dsi.draft): the response says so, /metrics coun
   const bad = await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "dsi", prompt: "a", dsi: { ngram_max: 3 } }) });
   assert.equal(bad.status, 400);
   assert.match(((await bad.json()) as { error: { message: string } }).error.message, /dsi\.ngram_max applies to dsi\.draft ngram and ngram\+model/);
+  // The server's default (dsi serve --draft ngram --ngram-min 1): requests that do not say take it.
+  const lookup = await serve({ drafting: { draft: "ngram", ngramMin: 1, ngramMax: 5 } });
+  const byDefault = await lookup.client.completions.create({ model: "dsi", prompt: "abcabcabcabcabc", max_tokens: 24, temperature: 0 });
+  assert.equal((byDefault as unknown as { dsi: { draft: string } }).dsi.draft, "ngram");
+  assert.ok((await metric(lookup.url, 'dsi_spec_decode_num_draft_tokens_total{source="ngram"}')) > 0);
+  const tooLong = await fetch(`${lookup.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "dsi", prompt: "a", dsi: { ngram_min: 6 } }) });
+  assert.match(((await tooLong.json()) as { error: { message: string } }).error.message, /dsi\.ngram_min \(6\) must not exceed dsi\.ngram_max \(5\)/);
 });
 
 test("dsi serve refuses a non-loopback host without an API key", async () => {

@@ -17,6 +17,9 @@ export function register(program: Command, io: CliIo): void {
     .addOption(generationOption("sp", { help: `target instances shared by all requests (${defaultSpHelp(4)})` }))
     .addOption(generationOption("algo", { help: "default algorithm (a request's dsi.algo overrides it)" }))
     .addOption(generationOption("lookahead", { help: "default lookahead (a request's dsi.lookahead overrides it)" }))
+    .addOption(generationOption("draft", { help: "default source of drafts (a request's dsi.draft overrides it): model, ngram (prompt lookup) or ngram+model" }))
+    .addOption(generationOption("ngramMin", { help: "default shortest match of prompt lookup (dsi.ngram_min)" }))
+    .addOption(generationOption("ngramMax", { help: "default longest match of prompt lookup (dsi.ngram_max)" }))
     .addOption(generationOption("maxTokens", { help: "tokens generated when a request gives no max_tokens (at most --max-tokens-limit)", default: 16 }))
     .option("--max-tokens-limit <N>", `most tokens a request may ask for (max_tokens, per choice), 1..${MAX_TOKENS}`, intInRange(1, MAX_TOKENS), SERVE_DEFAULTS.maxTokensLimit)
     .option("--request-timeout <s>", "seconds a client has to send a whole request, headers and body (then 408), 1..3600", intInRange(1, 3600), SERVE_DEFAULTS.requestTimeoutS)
@@ -28,7 +31,7 @@ export function register(program: Command, io: CliIo): void {
     .action(async (o, command: Command) => {
       refuseBackendFlags(o, command);
       // --sp here sizes the shared pool (what a request's dsi.sp may use), whatever the default algorithm.
-      refuseByOptionTable(command, o, ["lookahead"]);
+      refuseByOptionTable(command, o, ["lookahead", "draft", "ngramMin", "ngramMax"]);
       const apiKey = checkServeFlags(o, io.env);
       // A server waits for its target workers (503 until one answers); generate needs one now.
       await runServe(
