@@ -42,7 +42,7 @@ const prompt = pair.encode(values.prompt);
 
 // node-llama-cpp's own paths, on contexts of their own.
 const anchorTarget = await pair.target.createContext({ contextSize: pair.contextSize, threads: 1 });
-const anchorDraft = await pair.drafter.createContext({ contextSize: pair.contextSize, threads: 1 });
+const anchorDraft = await pair.drafter!.createContext({ contextSize: pair.contextSize, threads: 1 });
 const predictor = new DraftSequenceTokenPredictor(anchorDraft.getSequence(), { maxTokens: L, minConfidence: 0 });
 const anchorSeq = anchorTarget.getSequence({ tokenPredictor: predictor });
 const plainContext = await pair.target.createContext({ contextSize: pair.contextSize, threads: 1 });

@@ -241,6 +241,18 @@ export interface BackendFlags {
   learnedCache?: boolean;
 }
 
+/**
+ * A target alone (`--target` without `--drafter`) where the drafter model would be asked for:
+ * refused before anything loads. It runs non-SI and prompt lookup (`--draft ngram`).
+ */
+export function refuseMissingDrafter(o: BackendFlags & { algo: AlgorithmName; draft?: string }): void {
+  if (o.cluster !== undefined || o.backend !== "llama" || o.target === undefined || o.drafter !== undefined) return;
+  if (o.algo === "nonsi" || o.draft === "ngram") return;
+  throw new UsageError(
+    `--drafter: --algo ${o.algo} with --draft ${o.draft ?? "model"} needs a drafter model; give --drafter, or run the target alone with --draft ngram (prompt lookup) or --algo nonsi`,
+  );
+}
+
 /** Backend flags that do not apply: another backend's, or any with --cluster (generate, serve). */
 export function refuseBackendFlags(o: BackendFlags, command: Command): void {
   const given = givenIn(command);

@@ -84,7 +84,7 @@ export type BackendSpec =
   | ({ backend: "synthetic" } & Partial<SyntheticSpec>)
   | {
       backend: "llama";
-      /** GGUF files; both or neither (then the generated default pair, made on first use). */
+      /** GGUF files: both, a target alone (non-SI, prompt lookup), or neither (then the generated default pair, made on first use). */
       target?: string;
       drafter?: string;
       threads: number;
@@ -110,11 +110,14 @@ export async function openBackend(spec: BackendSpec, onGenerated?: (dir: string)
     const { backend: _, ...synthetic } = spec;
     return syntheticBackend(synthetic);
   }
-  if ((spec.target === undefined) !== (spec.drafter === undefined)) {
-    throw new BackendSpecError("--target and --drafter go together (or give neither for the default pair)");
+  if (spec.drafter !== undefined && spec.target === undefined) {
+    throw new BackendSpecError("--drafter needs --target (or give neither for the default pair)");
   }
-  let files: { target: string; drafter: string };
-  if (spec.target !== undefined && spec.drafter !== undefined) files = { target: await resolveModel(spec.target, onDownload), drafter: await resolveModel(spec.drafter, onDownload) };
+  let files: { target: string; drafter?: string };
+  if (spec.target !== undefined) {
+    // A target alone (no --drafter) runs non-SI and prompt lookup (--draft ngram).
+    files = { target: await resolveModel(spec.target, onDownload), ...(spec.drafter !== undefined ? { drafter: await resolveModel(spec.drafter, onDownload) } : {}) };
+  }
   else {
     const dir = defaultCacheDir();
     const pair = await ensurePair(dir, DEFAULT_PAIR);
@@ -178,7 +181,7 @@ export function syntheticBackend(spec: Partial<SyntheticSpec>): Backend {
  */
 export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolean }): Promise<Backend> {
   const pair = await LlamaPair.load(o);
-  const drafter = await pair.instance("drafter", "drafter");
+  const drafter = pair.drafter ? await pair.instance("drafter", "drafter") : undefined;
   const targets: Promise<LlamaInstance>[] = [];
   const runtimes = new Set<Runtime>();
   const cacheDir = o.cacheDir === false ? undefined : (o.cacheDir ?? defaultCacheDir());
@@ -189,10 +192,10 @@ export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolea
       ? {
           backend: "llama",
           target: await fileFingerprint(o.target),
-          drafter: await fileFingerprint(o.drafter),
+          drafter: o.drafter === undefined ? null : await fileFingerprint(o.drafter),
           ...kernelIdentity(pair.llama, o.threads),
           cpu: cpuModel(),
-          evalChunk: [pair.evalChunks.target.chunk, pair.evalChunks.drafter.chunk],
+          evalChunk: [pair.evalChunks.target.chunk, pair.evalChunks.drafter?.chunk ?? null],
           contextSize: pair.contextSize,
         }
       : undefined;
@@ -212,12 +215,12 @@ export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolea
     realCompute: true,
     ...(identity ? { learnedCache: { pathFor: (profile: LatencyProfile) => storeFor(profile)!.path }, saveLearned } : {}),
     runtime: async (clock: Clock, sp: number, profile: LatencyProfile, o: RuntimeOptions = {}): Promise<Runtime> => {
-      await drafter.reset();
+      await drafter?.reset();
       const store = storeFor(profile);
       const learned = o.learned ?? (await store?.load());
       const rt = assembleRuntime({
         clock,
-        drafter,
+        ...(drafter ? { drafter } : {}),
         target: async (i) => {
           targets[i] ??= pair.instance("target", `target-${i}`);
           const t = await targets[i];
@@ -237,7 +240,7 @@ export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolea
       return kept(runtimes, rt);
     },
     describe: () =>
-      `llama.cpp ${o.gpu ? "GPU" : "CPU"} (${o.threads} thread${o.threads > 1 ? "s" : ""} per instance, vocab ${pair.vocabSize}, context ${pair.contextSize}, ${evalChunkSummary(pair.evalChunks)})`,
+      `llama.cpp ${o.gpu ? "GPU" : "CPU"} (${drafter ? "" : "a target alone, "}${o.threads} thread${o.threads > 1 ? "s" : ""} per instance, vocab ${pair.vocabSize}, context ${pair.contextSize}, ${evalChunkSummary(pair.evalChunks)})`,
     close: async () => {
       closeAll(runtimes);
       await saveLearned();
@@ -260,6 +263,6 @@ function closeAll(runtimes: Set<Runtime>): void {
 
 /** "eval chunk 32", or per model when target and drafter differ. */
 export function evalChunkSummary(e: { target?: EvalChunk; drafter?: EvalChunk }): string {
-  if (e.target?.chunk === e.drafter?.chunk) return `eval chunk ${e.target?.chunk ?? "?"}`;
+  if (e.drafter === undefined || e.target?.chunk === e.drafter.chunk) return `eval chunk ${e.target?.chunk ?? "?"}`;
   return `eval chunk ${e.target?.chunk ?? "?"}/${e.drafter?.chunk ?? "?"} (target/drafter)`;
 }

@@ -42,7 +42,8 @@ export interface ChatMessage {
 
 export interface LlamaPairOptions {
   target: string;
-  drafter: string;
+  /** Absent: a target alone (non-SI, prompt lookup). */
+  drafter?: string;
   /** Threads per instance (each instance is one context). */
   threads: number;
   /** Use a GPU build of llama.cpp (CUDA, Vulkan or Metal) if one is available. */
@@ -116,16 +117,17 @@ export class LlamaPair {
   private constructor(
     readonly llama: Llama,
     readonly target: LlamaModel,
-    readonly drafter: LlamaModel,
+    /** Absent: a target alone. */
+    readonly drafter: LlamaModel | undefined,
     readonly contextSize: number,
     private readonly threads: number,
     /** Tokens per forward pass of each model, and how that was found. */
-    readonly evalChunks: { target: EvalChunk; drafter: EvalChunk },
+    readonly evalChunks: { target: EvalChunk; drafter?: EvalChunk },
   ) {}
 
   static async load(o: LlamaPairOptions): Promise<LlamaPair> {
     await checkGgufFile(o.target, "target");
-    await checkGgufFile(o.drafter, "drafter");
+    if (o.drafter !== undefined) await checkGgufFile(o.drafter, "drafter");
     const llama = await loadLlama(o.gpu);
     const load = async (path: string, role: string): Promise<LlamaModel> => {
       llamaErrors.length = 0;
@@ -137,12 +139,13 @@ export class LlamaPair {
       }
     };
     const target = await load(o.target, "target");
-    const drafter = await load(o.drafter, "drafter");
+    let drafter: LlamaModel | undefined;
     try {
-      checkSameVocabulary(target, drafter);
+      drafter = o.drafter === undefined ? undefined : await load(o.drafter, "drafter");
+      if (drafter) checkSameVocabulary(target, drafter);
     } catch (err) {
       await target.dispose();
-      await drafter.dispose();
+      await drafter?.dispose();
       throw err;
     }
     const contextSize = o.contextSize ?? target.trainContextSize;
@@ -150,10 +153,10 @@ export class LlamaPair {
     try {
       const chunkOf = (model: LlamaModel, path: string): Promise<EvalChunk> => evalChunkOf(llama, model, path, contextSize, o);
       const t = await chunkOf(target, o.target);
-      evalChunks = { target: t, drafter: o.drafter === o.target ? t : await chunkOf(drafter, o.drafter) };
+      evalChunks = { target: t, ...(drafter ? { drafter: o.drafter === o.target ? t : await chunkOf(drafter, o.drafter!) } : {}) };
     } catch (err) {
       await target.dispose();
-      await drafter.dispose();
+      await drafter?.dispose();
       throw err;
     }
     return new LlamaPair(llama, target, drafter, contextSize, o.threads, evalChunks);
@@ -199,8 +202,9 @@ export class LlamaPair {
   /** A new instance with its own context and sequence. */
   async instance(role: "target" | "drafter", label: string): Promise<LlamaInstance> {
     const model = role === "target" ? this.target : this.drafter;
+    if (!model) throw new Error("this pair has no drafter model (a target alone)");
     const context = await model.createContext({ contextSize: this.contextSize, threads: this.threads, sequences: 1 });
-    const inst = new LlamaInstance(label, context, context.getSequence(), vocabSize(this.target), this.eosToken, this.evalChunks[role].chunk);
+    const inst = new LlamaInstance(label, context, context.getSequence(), vocabSize(this.target), this.eosToken, this.evalChunks[role]!.chunk);
     this.instances.push(inst);
     return inst;
   }
@@ -208,7 +212,7 @@ export class LlamaPair {
   async dispose(): Promise<void> {
     for (const i of this.instances.splice(0)) await i.dispose();
     await this.target.dispose();
-    await this.drafter.dispose();
+    await this.drafter?.dispose();
   }
 }
 

@@ -60,6 +60,17 @@ test("prompt lookup on the GGUF pair: SI and DSI with --draft ngram and ngram+mo
   assert.ok(lookupAccepted > 0, "prompt lookup's drafts were accepted somewhere (the test is not vacuous)");
 });
 
+test("a target alone (no --drafter): non-SI and --draft ngram run on it, with non-SI's tokens", async () => {
+  const common = ["generate", "--backend", "llama", "--target", target, "--max-tokens", "30", "--prompt", "abc abc abc abc", "--json"];
+  const reference = JSON.parse((await dsi(...common, "--algo", "nonsi")).stdout);
+  assert.match(reference.config.backend, /a target alone/);
+  for (const algo of [["--algo", "si"], ["--algo", "dsi", "--sp", "2"]]) {
+    const r = await dsi(...common, ...algo, "--draft", "ngram", "--ngram-min", "1");
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout).completions[0].tokens, reference.completions[0].tokens, algo.join(" "));
+  }
+});
+
 test("generate --json reports the eval chunk and how it was found; --eval-chunk overrides it; bad values and synthetic exit 2", async () => {
   const args = ["generate", "--backend", "llama", "--target", target, "--drafter", drafter, "--max-tokens", "4", "--prompt", "hello", "--json"];
   const measured = JSON.parse((await dsi(...args)).stdout).config.evalChunk;
@@ -103,7 +114,8 @@ const ERRORS: [string, () => string[], RegExp][] = [
   ["not a GGUF file", () => ["--target", join(dir, "fake.gguf"), "--drafter", drafter], /target model .*fake\.gguf is not a GGUF file/],
   ["vocabulary mismatch", () => ["--target", target, "--drafter", join(dir, "b", "drafter.gguf")], /vocabularies differ: the target has 320 tokens, the drafter 330/],
   ["prompt longer than the context", () => ["--target", target, "--drafter", drafter, "--prompt", "word ".repeat(80), "--max-tokens", "4"], /exceeds the model's context of 64 tokens/],
-  ["only one model", () => ["--target", target], /--target and --drafter go together/],
+  ["a target alone where the drafter model is asked for", () => ["--target", target], /--drafter: --algo dsi with --draft model needs a drafter model; give --drafter, or run the target alone with --draft ngram/],
+  ["a drafter alone", () => ["--drafter", drafter], /--drafter needs --target/],
   ["a directory as the model", () => ["--target", dir, "--drafter", drafter], /target model .* is a directory, not a GGUF file/],
   ["a GGUF of an unknown version", () => ["--target", join(dir, "corrupt.gguf"), "--drafter", drafter], /target model .*corrupt\.gguf has GGUF version 99; llama.cpp reads versions 2 and 3/],
   ["a truncated GGUF", () => ["--target", join(dir, "truncated.gguf"), "--drafter", drafter], /target model .*truncated\.gguf is truncated or corrupt: metadata .* claims \d+ items, more than the \d+ bytes left/],

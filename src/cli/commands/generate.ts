@@ -2,7 +2,7 @@
 import { Command, Option } from "commander";
 import { BACKENDS } from "../../models/backend.js";
 import { MAX_SEED, nonEmpty, UsageError } from "../flags.js";
-import { defaultSp, defaultSpHelp, generationOption, latencyOption, openBackend, refuseBackendFlags, refuseByOptionTable, withBackendFlags, withSamplingFlags, type BackendFlags } from "../flag-groups.js";
+import { defaultSp, defaultSpHelp, generationOption, latencyOption, openBackend, refuseBackendFlags, refuseByOptionTable, refuseMissingDrafter, withBackendFlags, withSamplingFlags, type BackendFlags } from "../flag-groups.js";
 import { runGenerate, textSink, type GenerateFlags } from "../generate.js";
 import { println, type CliIo } from "../io.js";
 
@@ -28,6 +28,7 @@ export function register(program: Command, io: CliIo): void {
     .action(async (o: GenerateFlags & BackendFlags, command: Command) => {
       refuseBackendFlags(o, command);
       refuseByOptionTable(command, o);
+      refuseMissingDrafter(o);
       // The CLI's completions take seeds S, S+1, ...: all of them must be seeds.
       if (o.seed + o.n - 1 > MAX_SEED) throw new UsageError(`--seed/--n: completions use seeds ${o.seed}..${o.seed + o.n - 1}, past the largest seed ${MAX_SEED}`);
       const backend = await openBackend(o, io);

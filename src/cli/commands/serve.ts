@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { MAX_TOKENS } from "../../algorithms/option-spec.js";
 import { BACKENDS } from "../../models/backend.js";
 import { intInRange, nonEmpty } from "../flags.js";
-import { defaultSp, defaultSpHelp, generationOption, latencyOption, openBackend, refuseBackendFlags, refuseByOptionTable, withBackendFlags } from "../flag-groups.js";
+import { defaultSp, defaultSpHelp, generationOption, latencyOption, openBackend, refuseBackendFlags, refuseByOptionTable, refuseMissingDrafter, withBackendFlags } from "../flag-groups.js";
 import type { CliIo } from "../io.js";
 import { checkServeFlags, runServe, SERVE_DEFAULTS } from "../serve.js";
 
@@ -32,6 +32,7 @@ export function register(program: Command, io: CliIo): void {
       refuseBackendFlags(o, command);
       // --sp here sizes the shared pool (what a request's dsi.sp may use), whatever the default algorithm.
       refuseByOptionTable(command, o, ["lookahead", "draft", "ngramMin", "ngramMax"]);
+      refuseMissingDrafter(o); // the requests' default must run
       const apiKey = checkServeFlags(o, io.env);
       // A server waits for its target workers (503 until one answers); generate needs one now.
       await runServe(
