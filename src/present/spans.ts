@@ -3,6 +3,7 @@
  * Shared by the Chrome trace and the SVG timeline.
  */
 import type { EngineEvent } from "../runtime/events.js";
+import type { DraftSource } from "../core/verify.js";
 
 type Dispatch = Extract<EngineEvent, { type: "dispatch" }>;
 
@@ -13,6 +14,8 @@ export interface DraftSpan {
   epoch: number;
   /** The drafted token; undefined when the draft was preempted. */
   token: number | undefined;
+  /** Where it came from (a prompt-lookup draft takes no time); undefined when preempted. */
+  source?: DraftSource;
 }
 
 export interface TaskSpan {
@@ -49,9 +52,14 @@ export function spans(events: readonly EngineEvent[]): Spans {
         draftStart.set(e.pos, e.t);
         break;
       case "draft-done":
-      case "draft-preempt":
-        out.drafts.push({ pos: e.pos, t0: draftStart.get(e.pos) ?? e.t, t1: e.t, epoch: e.epoch, token: e.type === "draft-done" ? e.token : undefined });
+      case "draft-preempt": {
+        // A prompt-lookup draft has no start: it takes no time (nor an older start at its position).
+        const lookup = e.type === "draft-done" && e.source === "ngram";
+        const t0 = lookup ? e.t : (draftStart.get(e.pos) ?? e.t);
+        if (!lookup) draftStart.delete(e.pos);
+        out.drafts.push({ pos: e.pos, t0, t1: e.t, epoch: e.epoch, ...(e.type === "draft-done" ? { token: e.token, source: e.source } : { token: undefined }) });
         break;
+      }
       case "dispatch":
         dispatches.set(e.task, e);
         targets.add(e.instance);

@@ -46,7 +46,7 @@ export function chromeTrace(logs: { name: string; events: readonly EngineEvent[]
         tid: DRAFTER_TID,
         ts: us(d.t0),
         dur: us(d.t1 - d.t0),
-        args: done ? { pos: d.pos, token: d.token, epoch: d.epoch } : { pos: d.pos, epoch: d.epoch },
+        args: done ? { pos: d.pos, token: d.token, epoch: d.epoch, source: d.source } : { pos: d.pos, epoch: d.epoch },
       });
     }
     for (const t of sp.tasks) {

@@ -10,6 +10,7 @@ import { NgramIndex } from "../../src/algorithms/drafting/ngram-index.js";
 import { generate } from "../../src/algorithms/generate.js";
 import { assembleRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
+import { chromeTrace } from "../../src/present/trace.js";
 import { profile, run } from "../helpers/run.js";
 
 const view = (seq: number[], drafts: number[] = []) => new TokenView(seq, seq.length, drafts);
@@ -103,4 +104,15 @@ test("a target alone (no drafter model): non-SI, and SI and DSI with prompt look
       assert.throws(() => generate(algo, rt, { prompt, maxTokens: 20, ...(draft ? { draft } : {}) }), /draft (model|ngram\+model) needs a drafter model and this runtime has none/);
     }
   }
+});
+
+test("the trace tells the sources apart: prompt-lookup drafts take no time, the drafter's take its step", async () => {
+  const pair = new SyntheticPair({ vocab: 8, seed: 5 });
+  const r = await run("dsi", pair, { prompt: [1, 2, 3, 1, 2, 3, 1, 2], maxTokens: 30, sp: 2, lookahead: 3, draft: "ngram+model", ngramMin: 1, profile: profile(10, 2) });
+  const drafts = chromeTrace([{ name: "dsi", events: r.events }]).traceEvents.filter((e) => e.cat === "draft");
+  const bySource = (s: string) => drafts.filter((e) => e.args?.source === s);
+  assert.ok(bySource("ngram").length > 0 && bySource("model").length > 0, `sources: ${drafts.map((e) => e.args?.source)}`);
+  assert.ok(bySource("ngram").every((e) => e.dur === 0));
+  assert.ok(bySource("model").every((e) => e.dur === 2000), "2 ms in microseconds");
+  assert.equal(drafts.length, r.events.filter((e) => e.type === "draft-done").length);
 });
