@@ -49,10 +49,26 @@ export function workerLaunch(f: ClusterFlags, slot: Pick<Slot, "gpu" | "address"
   if (f.backend === "llama") args.push("--model", resolve(f.target!), "--threads", String(f.threads), ...(f.gpu || f.gpus ? ["--gpu"] : []), ...(f.evalChunk !== undefined ? ["--eval-chunk", String(f.evalChunk)] : []));
   else {
     const s = f.synthetic;
-    for (const [flag, v] of [["--vocab", s.vocab], ["--agreement", s.agreement], ["--history", s.context], ["--model-seed", s.seed]] as const) if (v !== undefined) args.push(flag, String(v));
+    for (const [flag, v] of [["--vocab", s.vocab], ["--agreement", s.agreement], ["--history", s.context], ["--model-seed", s.seed], ["--copy", s.copy]] as const) if (v !== undefined) args.push(flag, String(v));
   }
   // One device per worker: it sees only its own, as device 0.
   return { args, env: slot.gpu !== undefined ? { CUDA_VISIBLE_DEVICES: String(slot.gpu) } : {} };
+}
+
+/** The cluster file's drafter: the workers' pair, run in the orchestrator. */
+export function drafterEntry(f: ClusterFlags): ClusterSpec["drafter"] {
+  if (f.backend === "llama") return { backend: "llama", model: resolve(f.drafter!), threads: f.threads, ...(f.gpu || f.gpus ? { gpu: true } : {}), latency: f.latency.name };
+  const s = f.synthetic;
+  return {
+    backend: "synthetic",
+    vocab: s.vocab,
+    agreement: s.agreement,
+    history: s.context,
+    modelSeed: s.seed,
+    // Only where the targets copy: the files of clusters that do not stay as they were.
+    ...(s.copy ? { copy: s.copy } : {}),
+    latency: f.latency.name,
+  };
 }
 
 interface Slot {
@@ -159,13 +175,7 @@ export async function runCluster(f: ClusterFlags, io: CliIo): Promise<void> {
     const token = io.env[TOKEN_ENV] || undefined;
     await Promise.race([Promise.all(addresses.map(async (a) => (await RemoteInstance.connect(a, { connectTimeoutMs: 10_000, token })).close())), timeout, interrupted]);
 
-    const spec: ClusterSpec = {
-      drafter:
-        f.backend === "llama"
-          ? { backend: "llama", model: resolve(f.drafter!), threads: f.threads, ...(f.gpu || f.gpus ? { gpu: true } : {}), latency: f.latency.name }
-          : { backend: "synthetic", vocab: f.synthetic.vocab, agreement: f.synthetic.agreement, history: f.synthetic.context, modelSeed: f.synthetic.seed, latency: f.latency.name },
-      targets: addresses.map((address) => ({ address })),
-    };
+    const spec: ClusterSpec = { drafter: drafterEntry(f), targets: addresses.map((address) => ({ address })) };
     const text = /\.ya?ml$/i.test(out) ? toYaml(spec) : `${JSON.stringify(spec, null, 2)}\n`;
     await writeFile(out, text);
     written = true;

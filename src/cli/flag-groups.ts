@@ -157,7 +157,7 @@ function historyFlag(v: string): number | "all" {
 }
 
 /** The synthetic model's flags, the same in generate, serve, worker and cluster. */
-export const SYNTHETIC_ONLY = ["vocab", "agreement", "history", "modelSeed"] as const;
+export const SYNTHETIC_ONLY = ["vocab", "agreement", "history", "modelSeed", "copy"] as const;
 
 export function withSyntheticFlags(c: Command): Command {
   return c
@@ -170,12 +170,20 @@ export function withSyntheticFlags(c: Command): Command {
         .argParser(historyFlag)
         .default(SYNTHETIC_DEFAULTS.context),
     )
-    .addOption(new Option("--model-seed <N>", `synthetic: seed of the model tables, 0..${MAX_SEED}`).argParser(intInRange(0, MAX_SEED)).default(SYNTHETIC_DEFAULTS.seed));
+    .addOption(new Option("--model-seed <N>", `synthetic: seed of the model tables, 0..${MAX_SEED}`).argParser(intInRange(0, MAX_SEED)).default(SYNTHETIC_DEFAULTS.seed))
+    .addOption(
+      new Option(
+        "--copy <P>",
+        "synthetic: how often the target copies its context, in [0, 1]: at that share of positions it favours the token that followed an earlier occurrence of its last tokens, so outputs repeat spans of the prompt and of themselves",
+      )
+        .argParser(numberInRange(0, 1))
+        .default(SYNTHETIC_DEFAULTS.copy),
+    );
 }
 
 /** The synthetic model the flags describe. */
-export function syntheticSpec(o: { vocab: number; agreement: number; history: number | "all"; modelSeed: number }): Partial<SyntheticSpec> {
-  return { vocab: o.vocab, agreement: o.agreement, context: o.history, seed: o.modelSeed };
+export function syntheticSpec(o: { vocab: number; agreement: number; history: number | "all"; modelSeed: number; copy: number }): Partial<SyntheticSpec> {
+  return { vocab: o.vocab, agreement: o.agreement, context: o.history, seed: o.modelSeed, copy: o.copy };
 }
 
 /** The llama backend's flags; `models` names the model flags this command takes (the rest are the same everywhere). */
@@ -232,6 +240,7 @@ export interface BackendFlags {
   agreement: number;
   history: number | "all";
   modelSeed: number;
+  copy: number;
   target?: string;
   drafter?: string;
   threads: number;

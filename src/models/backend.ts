@@ -167,7 +167,7 @@ export function syntheticBackend(spec: Partial<SyntheticSpec>): Backend {
     contextSize: undefined,
     realCompute: false,
     runtime: async (clock, sp, profile, o = {}) => kept(runtimes, syntheticRuntime({ pair, clock, sp, profile, ...o })),
-    describe: () => `synthetic (vocab ${s.vocab}, context ${s.context}, agreement ${s.agreement}, model seed ${s.seed})`,
+    describe: () => `synthetic (vocab ${s.vocab}, context ${s.context}, agreement ${s.agreement}${s.copy > 0 ? `, copy ${s.copy}` : ""}, model seed ${s.seed})`,
     close: async () => closeAll(runtimes),
   };
 }

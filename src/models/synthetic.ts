@@ -12,12 +12,18 @@
  * target's argmax (with probability `agreement`, drawn per context) or to a different
  * token. Greedy acceptance therefore equals `agreement` in expectation, and under sampling
  * q differs from p everywhere, which exercises rejection and residual sampling.
+ * With `copy` c > 0 the target copies: at a position whose table key draws below c, the token
+ * that continued the most recent earlier occurrence of its context's longest suffix
+ * (synthetic-copy.ts) gets most of the mass, so outputs repeat spans of the prompt and of
+ * themselves about as often as c says. The drafter starts from those logits too, so it
+ * follows a copy where it agrees with the target.
  */
 import { hash32, keyedUniform } from "../core/random.js";
 import { argmax, distributionFromLogits, sampleIndex, type SamplingParams } from "../core/sampling.js";
 import type { PositionOutput } from "../core/verify.js";
 import { AbortError } from "../runtime/abort.js";
 import { checkRequest, type EvalRequest, type ModelInstance, type TokenSequence } from "../core/instance.js";
+import { COPY_MARGIN, copiedToken } from "./synthetic-copy.js";
 
 export interface SyntheticSpec {
   /** Vocabulary size, 2..64. */
@@ -41,9 +47,15 @@ export interface SyntheticSpec {
    * acceptance that differs by context (code vs prose) for the adaptive lookahead's tests.
    */
   stretches?: { length: number; values: number[] };
+  /**
+   * Probability, in [0, 1], that the target copies at a position: its favourite token is then
+   * the continuation of an earlier occurrence of its recent context (see `copiedToken`), where
+   * there is one. 0: no copying (the tables alone).
+   */
+  copy: number;
 }
 
-export const SYNTHETIC_DEFAULTS: SyntheticSpec = { vocab: 32, context: 2, seed: 1, sharpness: 4, agreement: 0.7 };
+export const SYNTHETIC_DEFAULTS: SyntheticSpec = { vocab: 32, context: 2, seed: 1, sharpness: 4, agreement: 0.7, copy: 0 };
 export const SYNTHETIC_MAX_VOCAB = 64;
 
 /** Printable alphabet of the synthetic tokenizer: token i is ALPHABET[i]. */
@@ -55,11 +67,12 @@ export class SyntheticPair {
     // Fields given as undefined keep their defaults.
     const given = Object.fromEntries(Object.entries(spec).filter(([, v]) => v !== undefined)) as Partial<SyntheticSpec>;
     this.spec = { ...SYNTHETIC_DEFAULTS, ...given };
-    const { vocab, agreement, context } = this.spec;
+    const { vocab, agreement, context, copy } = this.spec;
     if (!(Number.isInteger(vocab) && vocab >= 2 && vocab <= SYNTHETIC_MAX_VOCAB)) {
       throw new RangeError(`synthetic vocabulary must be an integer in 2..${SYNTHETIC_MAX_VOCAB}, got ${vocab}`);
     }
     if (!(agreement >= 0 && agreement <= 1)) throw new RangeError(`agreement must be in [0, 1], got ${agreement}`);
+    if (!(copy >= 0 && copy <= 1)) throw new RangeError(`copy must be in [0, 1], got ${copy}`);
     const st = this.spec.stretches;
     if (st && !(Number.isInteger(st.length) && st.length >= 1 && st.values.length > 0 && st.values.every((v) => v >= 0 && v <= 1))) {
       throw new RangeError("stretches need an integer length >= 1 and agreements in [0, 1]");
@@ -79,24 +92,41 @@ export class SyntheticPair {
     return key;
   }
 
+  /**
+   * The token the target copies at position p given tokens[0..p) (table key `key`), or -1
+   * where it does not copy: with probability `copy`, drawn per key (so per position and
+   * context, like the tables), and only where the context has an earlier occurrence to follow.
+   */
+  copyAt(tokens: TokenSequence, p: number, key = this.contextKey(tokens, p)): number {
+    const { copy } = this.spec;
+    if (copy === 0 || !(keyedUniform(key, 15, 0) < copy)) return -1;
+    return copiedToken(tokens, p);
+  }
+
   /** Target logits for the token at position p given tokens[0..p). */
   targetLogits(tokens: TokenSequence, p: number, key = this.contextKey(tokens, p)): Float64Array {
-    return this.targetLogitsOfKey(key);
+    return this.targetLogitsOfKey(key, this.copyAt(tokens, p, key));
   }
 
   /** Drafter logits for the token at position p given tokens[0..p). */
   drafterLogits(tokens: TokenSequence, p: number, key = this.contextKey(tokens, p)): Float64Array {
-    return this.drafterLogitsOfKey(key, p);
+    return this.drafterLogitsOfKey(key, p, this.copyAt(tokens, p, key));
   }
 
-  private targetLogitsOfKey(key: number): Float64Array {
+  /** The table's logits of `key`; a copied token (>= 0) lifted COPY_MARGIN above the rest. */
+  private targetLogitsOfKey(key: number, copied: number): Float64Array {
     const z = new Float64Array(this.spec.vocab);
     for (let i = 0; i < z.length; i++) z[i] = this.spec.sharpness * keyedUniform(key, 11, i);
+    if (copied >= 0) {
+      let max = -Infinity;
+      for (let i = 0; i < z.length; i++) if (i !== copied) max = Math.max(max, z[i]);
+      z[copied] = max + COPY_MARGIN;
+    }
     return z;
   }
 
-  private drafterLogitsOfKey(key: number, p: number): Float64Array {
-    const z = this.targetLogitsOfKey(key);
+  private drafterLogitsOfKey(key: number, p: number, copied: number): Float64Array {
+    const z = this.targetLogitsOfKey(key, copied);
     const V = z.length;
     const a = argmax(z);
     for (let i = 0; i < V; i++) z[i] += 1.5 * (keyedUniform(key, 12, i) - 0.5);
@@ -119,31 +149,34 @@ export class SyntheticPair {
   }
 
   /**
-   * `logits(role, ..., p, key)`, remembered: the logits are a pure function of the table key
-   * (and, for the drafter, of the position's agreement), and runs over the same spec meet the
-   * same keys again (every algorithm and lookahead follows the same committed path), so tests
-   * and simulations that run many configurations compute each context once. Shared by every
-   * pair with the same tables; the result must not be modified.
+   * `logits(role, ..., p, key)` with the copied token `copied` (`copyAt`, -1: none),
+   * remembered: the logits are a pure function of the table key and the copied token (and, for
+   * the drafter, of the position's agreement), and runs over the same spec meet the same keys
+   * again (every algorithm and lookahead follows the same committed path), so tests and
+   * simulations that run many configurations compute each context once. Shared by every pair
+   * with the same tables; the result must not be modified.
    */
-  memoLogits(role: "target" | "drafter", p: number, key: number): Float64Array {
+  memoLogits(role: "target" | "drafter", p: number, key: number, copied = -1): Float64Array {
     const memo = this.roleMemo(role, p);
-    let z = memo.logits.get(key);
+    const id = memoId(key, copied);
+    let z = memo.logits.get(id);
     if (!z) {
       if (memo.logits.size >= MEMO_ENTRIES) memo.logits.clear();
-      z = role === "target" ? this.targetLogitsOfKey(key) : this.drafterLogitsOfKey(key, p);
-      memo.logits.set(key, z);
+      z = role === "target" ? this.targetLogitsOfKey(key, copied) : this.drafterLogitsOfKey(key, p, copied);
+      memo.logits.set(id, z);
     }
     return z;
   }
 
   /** argmax of `memoLogits`, remembered too (the greedy path needs nothing else). */
-  memoGreedy(role: "target" | "drafter", p: number, key: number): number {
+  memoGreedy(role: "target" | "drafter", p: number, key: number, copied = -1): number {
     const memo = this.roleMemo(role, p);
-    let t = memo.greedy.get(key);
+    const id = memoId(key, copied);
+    let t = memo.greedy.get(id);
     if (t === undefined) {
       if (memo.greedy.size >= MEMO_ENTRIES) memo.greedy.clear();
-      t = argmax(this.memoLogits(role, p, key));
-      memo.greedy.set(key, t);
+      t = argmax(this.memoLogits(role, p, key, copied));
+      memo.greedy.set(id, t);
     }
     return t;
   }
@@ -190,11 +223,12 @@ class SyntheticInstance implements ModelInstance {
     for (let p = req.from; p <= req.tokens.length; p++) {
       const key = this.pair.contextKey(req.tokens, p, whole ? prefix : undefined);
       if (whole && p < req.tokens.length) prefix = hash32(prefix, req.tokens.at(p)!);
+      const copied = this.pair.copyAt(req.tokens, p, key);
       if (req.mode === "greedy") {
-        out.push({ token: this.pair.memoGreedy(this.role, p, key) });
+        out.push({ token: this.pair.memoGreedy(this.role, p, key, copied) });
         continue;
       }
-      const probs = distributionFromLogits(this.pair.memoLogits(this.role, p, key), req.sampling);
+      const probs = distributionFromLogits(this.pair.memoLogits(this.role, p, key, copied), req.sampling);
       if (req.mode === "dist") out.push({ token: -1, probs });
       else out.push({ token: sampleIndex(probs, keyedUniform(req.seed, req.stream, p)) });
     }
@@ -206,6 +240,13 @@ class SyntheticInstance implements ModelInstance {
 interface RoleMemo {
   logits: Map<number, Float64Array>;
   greedy: Map<number, number>;
+}
+/**
+ * A memo's key: the table key (32 bits) alone where nothing is copied, else above 2^32 with the
+ * copied token, so the two kinds never meet (exact in a double: at most 65 * 2^32).
+ */
+function memoId(key: number, copied: number): number {
+  return copied < 0 ? key : (copied + 1) * 2 ** 32 + key;
 }
 /** Entries a memo holds before it starts over (at 64 tokens, ~40 MB of logits). */
 const MEMO_ENTRIES = 1 << 16;

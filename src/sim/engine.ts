@@ -14,6 +14,8 @@ import { speedups, summarize, type SimResult, type TimeUnitConfig } from "./time
 
 export interface EngineConfig extends TimeUnitConfig {
   sp: number;
+  /** How often the synthetic target copies its context (SyntheticSpec.copy); default 0. */
+  copy?: number;
 }
 
 /** A configuration with explicit latencies (ms). */
@@ -24,11 +26,17 @@ export interface EngineRunConfig {
   L: number;
   sp: number;
   tokens: number;
+  /**
+   * How often the synthetic target copies its context (SyntheticSpec.copy); default 0. The
+   * drafter model's greedy acceptance stays `a` either way: copying changes what drafts taken
+   * from the context would get, not what the drafter model gets.
+   */
+  copy?: number;
 }
 
 /** One generation's time on the virtual clock. */
 export async function engineRun(algo: AlgorithmName, cfg: EngineRunConfig, pairSeed: number): Promise<number> {
-  const pair = new SyntheticPair({ vocab: 32, agreement: cfg.a, seed: pairSeed });
+  const pair = new SyntheticPair({ vocab: 32, agreement: cfg.a, seed: pairSeed, copy: cfg.copy });
   const profile = { name: "sim", target: flatLatency(cfg.targetMs), drafter: flatLatency(cfg.drafterMs) };
   const rt = syntheticRuntime({ pair, profile, clock: "virtual", sp: algo === "dsi" ? cfg.sp : 1, events: false });
   const r = await generate(algo, rt, {
@@ -55,7 +63,7 @@ export async function engineMean(algo: AlgorithmName, cfg: EngineRunConfig, repe
 
 /** A time-unit configuration (target 1, drafter c) on the engine. */
 export async function simulateEngine(cfg: EngineConfig, repeats: number, seed: number): Promise<SimResult> {
-  const run: EngineRunConfig = { targetMs: 1, drafterMs: cfg.c, a: cfg.a, L: cfg.L, sp: cfg.sp, tokens: cfg.tokens };
+  const run: EngineRunConfig = { targetMs: 1, drafterMs: cfg.c, a: cfg.a, L: cfg.L, sp: cfg.sp, tokens: cfg.tokens, copy: cfg.copy };
   const res = {
     nonsi: summarize(await engineTimes("nonsi", run, repeats, seed)),
     si: summarize(await engineTimes("si", run, repeats, seed)),

@@ -32,6 +32,8 @@ const BAD: [string[], RegExp][] = [
   [["simulate", "--latency", "10/0"], /--latency: needs 0 < drafter <= target latency/],
   [["simulate", "--latency", "10/12"], /--latency: needs 0 < drafter <= target latency/],
   [["simulate", "--lookahead", "0"], /--lookahead.*1\.\.1024/],
+  [["simulate", "--engine", "--copy", "1.5"], /--copy.*\[0, 1\]/],
+  [["simulate", "--copy", "0.5"], /--copy: the time-unit model .* has nothing to copy; add --engine/],
   // The simulator reproduces fixed-lookahead experiments: auto is not one of them.
   [["simulate", "--lookahead", "auto"], /--lookahead.*must be an integer in 1\.\.1024/],
   [["simulate", "--latency", "10/1", "--lookahead", "2", "--sp", "2"], /--sp: the time-unit model needs SP >= ceil\(1\/\(L\*c\)\) = 5.*--engine/],

@@ -21,6 +21,11 @@ export function register(program: Command, io: CliIo): void {
     .option("--repeats <R>", `generations per algorithm, 1..${MAX_REPEATS}`, intInRange(1, MAX_REPEATS), 20)
     .option("--seed <X>", `seed of the acceptance draws, 0..${MAX_SEED}`, intInRange(0, MAX_SEED), 0)
     .option("--engine", "run the real DSI engine on the virtual clock instead of the model", false)
+    .option(
+      "--copy <P>",
+      "with --engine: how often the synthetic target copies spans of its context, in [0, 1] (as generate --copy); the drafter model's acceptance stays --acceptance",
+      numberInRange(0, 1),
+    )
     .option("--json", "print one JSON object", false)
     .action(async (o: SimulateFlags) => {
       println(io.stdout, await runSimulate(o));

@@ -57,6 +57,8 @@ const ClusterSchema = z
           // A number of previous tokens, or "all" (the whole prefix).
           history: z.union([z.number().int().min(0).max(SYNTHETIC_MAX_HISTORY), z.literal("all")], { error: `expected an integer in 0..${SYNTHETIC_MAX_HISTORY} or "all"` }).optional(),
           modelSeed: z.number().int().min(0).max(MAX_SEED).optional(),
+          // How often the target copies its context (the drafter's logits start from the target's).
+          copy: z.number().min(0).max(1).optional(),
           latency,
         })
         .strict(),
@@ -192,7 +194,7 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
     } else {
       const opened = await openInstance(
         d.backend === "synthetic"
-          ? { backend: "synthetic", vocab: d.vocab, agreement: d.agreement, context: d.history, seed: d.modelSeed }
+          ? { backend: "synthetic", vocab: d.vocab, agreement: d.agreement, context: d.history, seed: d.modelSeed, copy: d.copy }
           : { backend: "llama", model: d.model, threads: d.threads ?? 1, gpu: d.gpu ?? false },
         "drafter",
         "drafter",
