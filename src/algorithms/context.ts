@@ -7,6 +7,7 @@ import type { Claim, Lease, PoolMember } from "../runtime/pool.js";
 import type { Runtime } from "../runtime/runtime.js";
 import { TokenStream } from "../runtime/token-stream.js";
 import { NgramIndex } from "./drafting/ngram-index.js";
+import { SourceChooser } from "./drafting/source-choice.js";
 import { AdaptiveLookahead, FixedLookahead, TUNING, type LookaheadPolicy } from "./lookahead.js";
 import type { AlgorithmName, ResolvedOptions } from "./options.js";
 import { Committer, StatsCounter } from "./output.js";
@@ -32,6 +33,8 @@ export class RunContext {
   private drafterWarm = false;
   /** Prompt lookup over the prompt and the committed tokens (`draft` ngram or ngram+model). */
   private readonly ngram: NgramIndex | undefined;
+  /** Under ngram+model: where lookup drafts rather than the drafter. */
+  private readonly chooser: SourceChooser | undefined;
 
   constructor(
     readonly rt: Runtime,
@@ -48,6 +51,7 @@ export class RunContext {
     this.startedAt = rt.clock.now();
     this.member = rt.pool.join(opts.sp);
     this.ngram = algo !== "nonsi" && opts.draft !== "model" ? new NgramIndex(this.seq, opts.ngramMin, opts.ngramMax) : undefined;
+    this.chooser = this.ngram && opts.draft === "ngram+model" ? new SourceChooser(() => rt.learned.acceptance.rate()) : undefined;
     this.lookahead =
       opts.lookahead === "auto" && algo !== "nonsi"
         ? new AdaptiveLookahead(
@@ -106,7 +110,8 @@ export class RunContext {
   async nextDraft(tokens: TokenView, from: number, signal?: AbortSignal, onModel?: () => void): Promise<Draft | undefined> {
     if (this.ngram) {
       const found = this.ngram.propose(tokens);
-      if (found) {
+      // Before the drafter, lookup drafts where it is expected to do at least as well (source-choice.ts).
+      if (found && (!this.chooser || this.chooser.useLookup(found.matched))) {
         this.stats.draftMade("ngram");
         return { token: found.token, source: "ngram" };
       }
@@ -124,7 +129,10 @@ export class RunContext {
     this.rt.observer?.draftDecided?.(index, accepted, source);
     // The runtime's long-run acceptance is the drafter model's (what the next generation's
     // prior reads); prompt lookup's depends on the prompt, not on the models.
-    if (source === "model") this.rt.learned.acceptance.observe(accepted);
+    if (source === "model") {
+      this.rt.learned.acceptance.observe(accepted);
+      this.chooser?.modelDecided(accepted);
+    }
     this.lookahead.decided(accepted, source);
   }
 
@@ -226,6 +234,11 @@ export class RunContext {
   /** Commits a decided token at the next position; returns true when the generation ends. */
   commit(token: number, task: number, epoch: number, outcome: "accepted" | "rejected" | "target"): boolean {
     this.rt.events.emit({ type: "commit", pos: this.seq.length, token, task, epoch, outcome });
+    if (this.chooser) {
+      // What lookup would have drafted here, from the committed prefix (its shadow acceptance).
+      const would = this.ngram!.propose(this.view());
+      if (would) this.chooser.shadow(would.matched, would.token, token);
+    }
     this.seq.push(token);
     this.stats.firstToken();
     return this.committer.commit(token);

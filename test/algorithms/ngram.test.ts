@@ -7,11 +7,15 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { TokenView } from "../../src/core/instance.js";
 import { NgramIndex } from "../../src/algorithms/drafting/ngram-index.js";
+import { SourceChooser } from "../../src/algorithms/drafting/source-choice.js";
 import { generate } from "../../src/algorithms/generate.js";
 import { assembleRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
 import { chromeTrace } from "../../src/present/trace.js";
+import { offThread } from "../helpers/off-thread.js";
 import { profile, run } from "../helpers/run.js";
+
+const NGRAM_WORKLOAD = new URL("../helpers/ngram-workload.js", import.meta.url);
 
 const view = (seq: number[], drafts: number[] = []) => new TokenView(seq, seq.length, drafts);
 
@@ -115,4 +119,31 @@ test("the trace tells the sources apart: prompt-lookup drafts take no time, the 
   assert.ok(bySource("ngram").every((e) => e.dur === 0));
   assert.ok(bySource("model").every((e) => e.dur === 2000), "2 ms in microseconds");
   assert.equal(drafts.length, r.events.filter((e) => e.type === "draft-done").length);
+});
+
+test("a sweep of how much the output copies (paper latencies, auto DSI): lookup before the drafter keeps up with the better source alone, and beats both where the output copies", async () => {
+  const copies = [0, 0.3, 0.6, 0.9];
+  const drafts = ["model", "ngram", "ngram+model"] as const;
+  const times = await Promise.all(copies.flatMap((copy) => drafts.map((draft) => offThread<{ dsi: number; nonsi: number }>(NGRAM_WORKLOAD, "dsiTime", "vicuna-13b/vicuna-68m", copy, draft, 4))));
+  const lines: string[] = [];
+  copies.forEach((copy, i) => {
+    const [model, ngram, both] = drafts.map((_, j) => times[i * drafts.length + j]);
+    const speedup = (t: { dsi: number; nonsi: number }): number => t.nonsi / t.dsi;
+    lines.push(`copy ${copy}: model ${speedup(model).toFixed(2)}x, ngram ${speedup(ngram).toFixed(2)}x, ngram+model ${speedup(both).toFixed(2)}x of non-SI`);
+    const better = Math.max(speedup(model), speedup(ngram));
+    assert.ok(speedup(both) >= 0.97 * better, lines.join("\n"));
+    if (copy >= 0.9) assert.ok(speedup(both) >= 1.2 * better, `where the output copies, the two sources together beat either: ${lines.join("\n")}`);
+  });
+});
+
+test("the source choice (ngram+model): lookup drafts where its shadow acceptance at the match's length is at least the drafter's", () => {
+  const c = new SourceChooser(() => 0.7);
+  assert.equal(c.useLookup(2), false, "nothing seen: lookup's even prior against the drafter's 0.7");
+  for (let i = 0; i < 20; i++) c.shadow(3, 5, 5); // matches of 3 tokens: right every time
+  for (let i = 0; i < 20; i++) c.shadow(1, 5, 6); // matches of 1: wrong every time
+  assert.equal(c.useLookup(3), true);
+  assert.equal(c.useLookup(1), false);
+  for (let i = 0; i < 40; i++) c.modelDecided(true);
+  assert.ok(c.modelRate() > 0.9, `drafter ${c.modelRate()}`);
+  assert.equal(c.useLookup(3), c.lookupRate(3) >= c.modelRate(), "the better estimate drafts");
 });
