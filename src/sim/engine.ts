@@ -4,6 +4,7 @@
  * virtual clock. Slower than the time-unit model, exact for every SP and lookahead.
  */
 import { generate } from "../algorithms/generate.js";
+import type { DraftMode } from "../algorithms/option-spec.js";
 import type { AlgorithmName } from "../algorithms/options.js";
 import { syntheticRuntime } from "../models/runtime.js";
 import { hash32 } from "../core/random.js";
@@ -16,6 +17,8 @@ export interface EngineConfig extends TimeUnitConfig {
   sp: number;
   /** How often the synthetic target copies its context (SyntheticSpec.copy); default 0. */
   copy?: number;
+  /** Where SI's and DSI's drafts come from; default the drafter model. */
+  draft?: DraftMode;
 }
 
 /** A configuration with explicit latencies (ms). */
@@ -32,6 +35,8 @@ export interface EngineRunConfig {
    * from the context would get, not what the drafter model gets.
    */
   copy?: number;
+  /** Where SI's and DSI's drafts come from; default the drafter model. */
+  draft?: DraftMode;
 }
 
 /** One generation's time on the virtual clock. */
@@ -45,7 +50,7 @@ export async function engineRun(algo: AlgorithmName, cfg: EngineRunConfig, pairS
     sampling: GREEDY,
     verify: "greedy",
     seed: 0,
-    ...(algo === "nonsi" ? {} : { lookahead: cfg.L }),
+    ...(algo === "nonsi" ? {} : { lookahead: cfg.L, ...(cfg.draft ? { draft: cfg.draft } : {}) }),
   }).result;
   return r.stats.timeMs;
 }
@@ -63,7 +68,7 @@ export async function engineMean(algo: AlgorithmName, cfg: EngineRunConfig, repe
 
 /** A time-unit configuration (target 1, drafter c) on the engine. */
 export async function simulateEngine(cfg: EngineConfig, repeats: number, seed: number): Promise<SimResult> {
-  const run: EngineRunConfig = { targetMs: 1, drafterMs: cfg.c, a: cfg.a, L: cfg.L, sp: cfg.sp, tokens: cfg.tokens, copy: cfg.copy };
+  const run: EngineRunConfig = { targetMs: 1, drafterMs: cfg.c, a: cfg.a, L: cfg.L, sp: cfg.sp, tokens: cfg.tokens, copy: cfg.copy, draft: cfg.draft };
   const res = {
     nonsi: summarize(await engineTimes("nonsi", run, repeats, seed)),
     si: summarize(await engineTimes("si", run, repeats, seed)),

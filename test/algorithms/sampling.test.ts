@@ -67,7 +67,7 @@ const REPEATING = [1, 2, 3, 1, 2];
 for (const [algo, draft] of [["dsi", "ngram"], ["dsi", "ngram+model"], ["si", "ngram+model"]] as const) {
   test(`sampling: ${algo} with --draft ${draft} (rejection) matches the target's joint distribution of 3 tokens`, async () => {
     const { counts, ngram } = await sampleCounts(algo, "rejection", T1, { draft, prompt: REPEATING });
-    assert.ok(ngram.accepted > 2000 && ngram.rejected > 2000, `prompt lookup's drafts: ${JSON.stringify(ngram)}`);
+    assert.ok(ngram.accepted > 1000 && ngram.rejected > 1000, `prompt lookup's drafts: ${JSON.stringify(ngram)}`);
     const chi = chiSquareTest(counts, targetJoint(pair, REPEATING, 3, T1));
     assert.ok(chi.df >= 50, `df ${chi.df}`);
     assert.ok(!chi.rejected, `chi-square ${chi.statistic.toFixed(1)} > ${chi.critical.toFixed(1)} (df ${chi.df})`);

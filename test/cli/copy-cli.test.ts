@@ -91,3 +91,16 @@ test("simulate --engine --copy: the configuration says so and the engine's targe
   const text = await dsi(["simulate", "--engine", "--copy", "0.5", "--max-tokens", "20", "--repeats", "1"]);
   assert.match(text.stdout, /^engine \(virtual clock\): c=0\.1 a=0\.8 copy=0\.5 L=5/);
 });
+
+test("simulate --engine --draft: prompt lookup where the target copies gives SI and DSI more than the drafter alone", async () => {
+  const run = async (...extra: string[]) => {
+    const r = await dsi(["simulate", "--engine", "--latency", "10/2", "--acceptance", "0.7", "--lookahead", "3", "--max-tokens", "120", "--repeats", "3", "--copy", "0.9", "--json", ...extra]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout);
+  };
+  const [model, both] = [await run(), await run("--draft", "ngram+model")];
+  assert.equal(both.config.draft, "ngram+model");
+  assert.ok(!("draft" in model.config));
+  assert.ok(both.dsi.mean < model.dsi.mean && both.si.mean < model.si.mean, `DSI ${both.dsi.mean} vs ${model.dsi.mean}, SI ${both.si.mean} vs ${model.si.mean}`);
+  assert.equal(both.nonsi.mean, model.nonsi.mean, "non-SI drafts nothing");
+});

@@ -34,6 +34,8 @@ const BAD: [string[], RegExp][] = [
   [["simulate", "--lookahead", "0"], /--lookahead.*1\.\.1024/],
   [["simulate", "--engine", "--copy", "1.5"], /--copy.*\[0, 1\]/],
   [["simulate", "--copy", "0.5"], /--copy: the time-unit model .* has nothing to copy; add --engine/],
+  [["simulate", "--draft", "ngram"], /--draft: the time-unit model .* has no context to look up; add --engine/],
+  [["simulate", "--engine", "--draft", "lookup"], /--draft.*must be one of model, ngram, ngram\+model/],
   // The simulator reproduces fixed-lookahead experiments: auto is not one of them.
   [["simulate", "--lookahead", "auto"], /--lookahead.*must be an integer in 1\.\.1024/],
   [["simulate", "--latency", "10/1", "--lookahead", "2", "--sp", "2"], /--sp: the time-unit model needs SP >= ceil\(1\/\(L\*c\)\) = 5.*--engine/],

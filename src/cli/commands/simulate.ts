@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { MAX_LOOKAHEAD, MAX_SP, MAX_TOKENS } from "../../algorithms/option-spec.js";
 import { intInRange, MAX_SEED, numberInRange } from "../flags.js";
-import { latencyOption } from "../flag-groups.js";
+import { generationOption, latencyOption } from "../flag-groups.js";
 import { println, type CliIo } from "../io.js";
 import { runSimulate, type SimulateFlags } from "../simulate.js";
 
@@ -26,6 +26,7 @@ export function register(program: Command, io: CliIo): void {
       "with --engine: how often the synthetic target copies spans of its context, in [0, 1] (as generate --copy); the drafter model's acceptance stays --acceptance",
       numberInRange(0, 1),
     )
+    .addOption(generationOption("draft", { help: "with --engine: where SI's and DSI's drafts come from (as generate --draft)", noDefault: true }))
     .option("--json", "print one JSON object", false)
     .action(async (o: SimulateFlags) => {
       println(io.stdout, await runSimulate(o));
