@@ -56,7 +56,7 @@ export function workerLaunch(f: ClusterFlags, slot: Pick<Slot, "gpu" | "address"
 }
 
 /** The cluster file's drafter: the workers' pair, run in the orchestrator. */
-export function drafterEntry(f: ClusterFlags): ClusterSpec["drafter"] {
+export function drafterEntry(f: ClusterFlags): NonNullable<ClusterSpec["drafter"]> {
   if (f.backend === "llama") return { backend: "llama", model: resolve(f.drafter!), threads: f.threads, ...(f.gpu || f.gpus ? { gpu: true } : {}), latency: f.latency.name };
   const s = f.synthetic;
   return {
@@ -81,7 +81,7 @@ interface Slot {
 }
 
 export async function runCluster(f: ClusterFlags, io: CliIo): Promise<void> {
-  if (f.backend === "llama" && (f.target === undefined || f.drafter === undefined)) throw new UsageError("--target and --drafter: give both GGUF files");
+  if (f.backend === "llama" && f.target === undefined) throw new UsageError("--target: give the target GGUF file (and --drafter, unless the cluster drafts by prompt lookup alone)");
   const count = f.targets ?? f.gpus?.length;
   if (count === undefined) throw new UsageError("--targets: give the number of target workers (or --gpus, one worker per listed device)");
   const out = resolve(f.out);
@@ -175,7 +175,9 @@ export async function runCluster(f: ClusterFlags, io: CliIo): Promise<void> {
     const token = io.env[TOKEN_ENV] || undefined;
     await Promise.race([Promise.all(addresses.map(async (a) => (await RemoteInstance.connect(a, { connectTimeoutMs: 10_000, token })).close())), timeout, interrupted]);
 
-    const spec: ClusterSpec = { drafter: drafterEntry(f), targets: addresses.map((address) => ({ address })) };
+    // Without --drafter (llama): the targets alone, the target's file as the tokenizer.
+    const targets = addresses.map((address) => ({ address }));
+    const spec: ClusterSpec = f.backend === "llama" && f.drafter === undefined ? { tokenizer: resolve(f.target!), targets } : { drafter: drafterEntry(f), targets };
     const text = /\.ya?ml$/i.test(out) ? toYaml(spec) : `${JSON.stringify(spec, null, 2)}\n`;
     await writeFile(out, text);
     written = true;

@@ -212,3 +212,29 @@ test("a remote drafter (cluster file backend: remote): same tokens; killed mid-g
     for (const t of targets) t.close();
   }
 });
+
+test("a cluster without a drafter (the targets alone): non-SI and --draft ngram give non-SI's tokens; the drafter model is refused; tokenizer only without a drafter", { timeout: 60_000 }, async () => {
+  const workers = await Promise.all([0, 1].map(() => startWorker(["--listen", "127.0.0.1:0", ...SPEC, "--latency", "5/1"])));
+  const dir = await tempDir("targets-alone");
+  const file = join(dir, "cluster.json");
+  await writeFile(file, JSON.stringify({ targets: workers.map((w) => ({ address: w.address })) }));
+  const prompt = ["--prompt", "abcabcabcabc", "--max-tokens", "24", "--json"];
+  const reference = JSON.parse((await dsi(["generate", "--algo", "nonsi", ...SPEC, ...prompt])).stdout).completions[0].tokens;
+  const nonsi = await dsi(["generate", "--cluster", file, "--algo", "nonsi", ...prompt]);
+  assert.equal(nonsi.code, 0, nonsi.stderr);
+  assert.match(JSON.parse(nonsi.stdout).config.backend, /^cluster: no drafter \(the targets alone/);
+  for (const algo of ["si", "dsi"]) {
+    const r = await dsi(["generate", "--cluster", file, "--algo", algo, "--draft", "ngram", "--ngram-min", "1", "--lookahead", "3", ...prompt]);
+    assert.equal(r.code, 0, r.stderr);
+    const c = JSON.parse(r.stdout).completions[0];
+    assert.deepEqual(c.tokens, reference, algo);
+    assert.equal(c.stats.bySource.model.drafted, 0);
+  }
+  const model = await dsi(["generate", "--cluster", file, ...prompt]);
+  assert.equal(model.code, 2);
+  assert.match(model.stderr, /--draft: draft model needs a drafter model and this runtime has none/);
+  await writeFile(file, JSON.stringify({ drafter: { backend: "synthetic", vocab: 16 }, tokenizer: "t.gguf", targets: workers.map((w) => ({ address: w.address })) }));
+  const both = await dsi(["generate", "--cluster", file, "--max-tokens", "2"]);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /tokenizer: applies to a cluster without a drafter/);
+});

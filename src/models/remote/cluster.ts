@@ -4,6 +4,8 @@
  * the file and the field.
  *
  *   drafter: { backend: synthetic, vocab: 16 }      # or llama with model, or remote with address
+ *                                                    # (absent: the targets alone, prompt lookup)
+ *   tokenizer: target.gguf                           # without a drafter, for llama targets
  *   targets:
  *     - address: 127.0.0.1:7001                      # token: ..., tls: true | { ca: ca.pem }
  *   timeouts: { connect: 5, call: 300 }              # seconds (optional)
@@ -48,6 +50,7 @@ const latency = z
   .optional();
 const ClusterSchema = z
   .object({
+    // Absent: the targets alone, which run non-SI and prompt lookup (draft ngram).
     drafter: z.discriminatedUnion("backend", [
       z
         .object({
@@ -66,7 +69,9 @@ const ClusterSchema = z
       // A drafter in its own worker; `tokenizer` (a GGUF file) turns text into tokens here
       // when the workers serve llama models.
       z.object({ backend: z.literal("remote"), ...reach, tokenizer: z.string().min(1).optional() }).strict(),
-    ]),
+    ]).optional(),
+    // Without a drafter: the GGUF file whose tokenizer turns text into tokens (llama targets).
+    tokenizer: z.string().min(1).optional(),
     targets: z.array(z.object(reach).strict()).min(1).max(MAX_POOL_SIZE),
     // How workers send distributions for rejection sampling (float16: half the bytes, rounded).
     probs: z.enum(PROBS_FORMATS).optional(),
@@ -106,9 +111,13 @@ export async function loadClusterFile(path: string): Promise<ClusterSpec> {
   // Relative paths in the file are relative to the file.
   const base = dirname(path);
   const d = parsed.data.drafter;
-  if (d.backend === "llama") d.model = resolve(base, d.model);
-  if (d.backend === "remote" && d.tokenizer !== undefined) d.tokenizer = resolve(base, d.tokenizer);
-  for (const r of [...parsed.data.targets, ...(d.backend === "remote" ? [d] : [])]) if (typeof r.tls === "object") r.tls.ca = resolve(base, r.tls.ca);
+  if (d !== undefined && parsed.data.tokenizer !== undefined) {
+    throw new ClusterError(`cluster file ${path}: tokenizer: applies to a cluster without a drafter (a remote drafter takes drafter.tokenizer)`);
+  }
+  if (parsed.data.tokenizer !== undefined) parsed.data.tokenizer = resolve(base, parsed.data.tokenizer);
+  if (d?.backend === "llama") d.model = resolve(base, d.model);
+  if (d?.backend === "remote" && d.tokenizer !== undefined) d.tokenizer = resolve(base, d.tokenizer);
+  for (const r of [...parsed.data.targets, ...(d?.backend === "remote" ? [d] : [])]) if (typeof r.tls === "object") r.tls.ca = resolve(base, r.tls.ca);
   return parsed.data;
 }
 
@@ -163,9 +172,9 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
   const log = o.log ?? (() => undefined);
   const token = (o.token ?? process.env[TOKEN_ENV]) || undefined; // an empty token is none
   const d = spec.drafter;
-  let drafter: ModelInstance;
-  let tokenizer: Tokenizer;
-  let defaultPrompt: string;
+  let drafter: ModelInstance | undefined;
+  let tokenizer: Tokenizer | undefined;
+  let defaultPrompt = "the";
   const closers: (() => Promise<void> | void)[] = [];
   const targets: RemoteInstance[] = [];
   let closed = false;
@@ -174,7 +183,14 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
     for (const c of closers.splice(0).reverse()) await c();
   };
   try {
-    if (d.backend === "remote") {
+    if (d === undefined) {
+      // The targets alone: the tokenizer from the file's GGUF, or the synthetic workers' own.
+      if (spec.tokenizer !== undefined) {
+        const t = await loadLlamaTokenizer(spec.tokenizer);
+        closers.push(() => t.close());
+        tokenizer = t;
+      }
+    } else if (d.backend === "remote") {
       // The drafter's worker must answer: it says what the vocabulary is and tokenizes nothing without it.
       const [remote] = await connectEach([d], [await reachOptions(d, file, spec.probs, spec.timeouts, token)]);
       if (remote instanceof WorkerError) throw new ClusterError(`${file}: drafter: ${remote.message}`);
@@ -208,13 +224,23 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
     const silent = answers.filter((a): a is WorkerError => a instanceof WorkerError);
     closers.push(() => (targets.length > 0 ? targets : live).forEach((t) => t.close()));
     if (live.length === 0 && !o.waitForTargets) throw new ClusterError(`${file}: no target worker answers: ${silent.map((e) => e.message).join("; ")}`);
-    const vocabs = new Set([drafter.vocabSize, ...live.map((t) => t.vocabSize)]);
+    if (!drafter && !tokenizer) {
+      // No drafter and no tokenizer file: synthetic targets tokenize alike (their letters).
+      const first = live[0];
+      if (first === undefined) throw new ClusterError(`${file}: without a drafter and a tokenizer file, a target must answer at start (it says what the vocabulary is)`);
+      if (first.backend !== "synthetic") throw new ClusterError(`${file}: tokenizer: give the GGUF file whose tokenizer turns text into tokens (the targets serve ${first.backend}, and there is no drafter)`);
+      const t = new SyntheticTokenizer(first.vocabSize);
+      tokenizer = t;
+      defaultPrompt = t.defaultPrompt;
+    }
+    const reference = drafter ? { name: "drafter", vocabSize: drafter.vocabSize } : { name: "tokenizer", vocabSize: (tokenizer as { vocabSize?: number }).vocabSize ?? live[0].vocabSize };
+    const vocabs = new Set([reference.vocabSize, ...live.map((t) => t.vocabSize)]);
     if (vocabs.size > 1) {
       const list = live.map((t) => `${t.address} ${t.vocabSize}`).join(", ");
-      throw new ClusterError(`${file}: vocabularies differ: drafter ${drafter.vocabSize}, targets ${list}; every model must share one vocabulary`);
+      throw new ClusterError(`${file}: vocabularies differ: ${reference.name} ${reference.vocabSize}, targets ${list}; every model must share one vocabulary`);
     }
     // A target that did not answer joins later, when it serves what the others (else the drafter) serve.
-    const expected = { vocabSize: drafter.vocabSize, eosToken: live.length > 0 ? live[0].eosToken : drafter.eosToken };
+    const expected = { vocabSize: reference.vocabSize, eosToken: live.length > 0 ? live[0].eosToken : drafter?.eosToken };
     targets.push(...answers.map((a, i) => (a instanceof RemoteInstance ? a : RemoteInstance.pending(a.address, options[i], expected, a.reason))));
     if (silent.length > 0) {
       const why = silent.map((e) => e.message).join("; ");
@@ -239,13 +265,15 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
     }
   };
   for (const t of targets) if (t.notAnswered !== undefined) void watch(t);
-  const where = d.backend === "remote" ? `remote drafter at ${d.address}` : `${d.backend} drafter here${d.latency ? ` (latency ${d.latency})` : ""}`;
-  const drafterLatency = d.backend === "remote" || d.latency === undefined ? NO_LATENCY.drafter : resolveProfile(d.latency)!.drafter;
-  const drafterContext = drafter.contextSize;
+  const where = d === undefined ? "no drafter (the targets alone: non-SI, prompt lookup)" : d.backend === "remote" ? `remote drafter at ${d.address}` : `${d.backend} drafter here${d.latency ? ` (latency ${d.latency})` : ""}`;
+  const drafterLatency = d === undefined || d.backend === "remote" || d.latency === undefined ? NO_LATENCY.drafter : resolveProfile(d.latency)!.drafter;
+  const drafterContext = drafter?.contextSize;
+  // What the vocabulary is: the drafter's, else the targets' (checked against the tokenizer above).
+  const vocabSize = drafter?.vocabSize ?? targets.find((t) => t.notAnswered === undefined)?.vocabSize ?? (tokenizer as { vocabSize?: number }).vocabSize!;
   return {
     name: "cluster",
     targetCount: targets.length,
-    tokenizer,
+    tokenizer: tokenizer!,
     defaultPrompt,
     // The smallest context of the drafter and the targets that answered: what every request
     // must fit, checked before it is sent (as for a local model).
@@ -263,10 +291,10 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
     runtime: async (clock: Clock, sp: number, _profile: LatencyProfile, o: RuntimeOptions = {}): Promise<Runtime> => {
       const rt = assembleRuntime({
         clock,
-        drafter: withLatency(drafter, clock, drafterLatency),
+        ...(drafter ? { drafter: withLatency(drafter, clock, drafterLatency) } : {}),
         target: (i) => targets[i],
-        vocabSize: drafter.vocabSize,
-        eosToken: targets.find((t) => t.notAnswered === undefined)?.eosToken ?? drafter.eosToken,
+        vocabSize,
+        eosToken: targets.find((t) => t.notAnswered === undefined)?.eosToken ?? drafter?.eosToken,
         sp: Math.min(sp, targets.length),
         // Workers that compute on this machine share its CPU with each other and the drafter;
         // elsewhere each is taken for a device of its own.
