@@ -125,7 +125,7 @@ for (const [name] of METHODS) {
   ]);
 }
 console.log(
-  `Real compute, ${pair.target.fileInfo.metadata.general.name ?? "target"} pair from make-model defaults (${DEFAULT_PAIR.target.layers} vs ${DEFAULT_PAIR.drafterLayers} blocks, width ${DEFAULT_PAIR.target.width}, Q8_0), CPU, 1 thread per instance, ${TOKENS} tokens, prompt ${JSON.stringify(values.prompt)}, greedy, median of ${ROUNDS} interleaved rounds.`,
+  `Real compute, ${pair.target.fileInfo.metadata.general.name ?? "target"} pair from make-model defaults (Brown Corpus pair: ${DEFAULT_PAIR.layers} vs 1 blocks, vocabulary ${DEFAULT_PAIR.vocab}, Q8_0), CPU, 1 thread per instance, ${TOKENS} tokens, prompt ${JSON.stringify(values.prompt)}, greedy, median of ${ROUNDS} interleaved rounds.`,
 );
 console.log(table.toString());
 // Real compute depends on the machine: which CPU, and which SIMD paths llama.cpp's kernels take.
