@@ -17,13 +17,15 @@ import { BOS, type PieceVocabulary } from "./vocabulary.js";
 /** Codes of different tokens correlate at most this much: detectors fire at 1, never at 0.45. */
 export const CODE_CORRELATION_BOUND = 0.45;
 /** Gap in nats kept between the values a table sets (ties in the counts broken by token id). */
-export const TABLE_MIN_GAP = 0.05;
+export const TABLE_MIN_GAP = 0.2;
 /** Tokens outside a token table that come within this many nats of its lowest value are set too, */
 export const TAIL_MARGIN = 1;
 /** at most this many per table; */
 const MAX_TAIL_FIXES = 24;
 /** and only tokens whose uncorrected value is within this many nats more are looked at. */
 const TAIL_SLACK = 1.5;
+/** The target's first block with tables (the blocks from here on hold them in unit order). */
+export const TABLE_BLOCK = 1;
 /** The logit of special and byte tokens: never chosen, never drafted. */
 export const NON_TEXT_LOGIT = -30;
 const TEXT_TYPE = 1;
@@ -37,7 +39,11 @@ export interface Table {
   token: number;
   /** The continuations it sets. */
   tokens: number[];
-  /** The target block whose feed-forward layer holds it (token tables: 0, and the drafter's only block). */
+  /**
+   * The target block whose feed-forward layer holds it (token tables: TABLE_BLOCK; the
+   * drafter holds them in its only block). Target block 0 holds none, so that the repeat
+   * head in block 1 reads keys of the same length at every position.
+   */
   block: number;
   correction: Float64Array;
 }
@@ -56,7 +62,7 @@ export interface CompiledPair {
   /** Identity codes (the current/previous token, the repeat head) and correction codes (the output side of tables). */
   codes: TokenCodes;
   correctionCodes: TokenCodes;
-  /** Token tables (the drafter's and the target's block 0) and pair tables (the target's), in unit order. */
+  /** Token tables (the drafter's block and the target's block 1) and pair tables (the target's), in unit order. */
   tokenTables: Table[];
   pairTables: Table[];
   /** Tables by token and by pair key previous*vocab+token. */
@@ -216,13 +222,13 @@ export function compilePair(spec: CorpusPairSpec, stats: CorpusStatistics): Comp
       wanted = [...wanted, ...rivals];
       correction = correctionFor(wanted.map((w) => w.token), wanted.map((w) => w.logit - baseOf(w.token)));
     }
-    const table = { token: t, block: 0, tokens: wanted.map((w) => w.token), correction };
+    const table = { token: t, block: TABLE_BLOCK, tokens: wanted.map((w) => w.token), correction };
     tokenTables.push(table);
     tokenTableOf.set(t, table);
   }
 
   // Pair tables: the most frequent pairs' top continuations set to the smoothed trigram.
-  const pairCapacity = Math.max(0, spec.layers * spec.blockTables - tokenTables.length);
+  const pairCapacity = Math.max(0, (spec.layers - TABLE_BLOCK) * spec.blockTables - tokenTables.length);
   const pairOrder = mostFrequentPairs(trigram, V, pairCapacity);
   const pairTables: Table[] = [];
   const pairTableOf = new Map<number, Table>();
@@ -256,7 +262,7 @@ export function compilePair(spec: CorpusPairSpec, stats: CorpusStatistics): Comp
       .filter((v) => !inTop.has(v))
       .map((v) => ({ token: v, logit: current(v) }));
     const wanted = spaced([...top, ...keep]);
-    const table = { previous: u, token: t, block: Math.floor((tokenTables.length + pairTables.length) / spec.blockTables), tokens: wanted.map((w) => w.token), correction: correctionFor(wanted.map((w) => w.token), wanted.map((w) => w.logit - current(w.token))) };
+    const table = { previous: u, token: t, block: TABLE_BLOCK + Math.floor((tokenTables.length + pairTables.length) / spec.blockTables), tokens: wanted.map((w) => w.token), correction: correctionFor(wanted.map((w) => w.token), wanted.map((w) => w.logit - current(w.token))) };
     pairTables.push(table);
     pairTableOf.set(u * V + t, table);
   }

@@ -4,7 +4,7 @@
  * gives the same up to quantisation (Q8_0 weights and activations, F16 keys and values),
  * which the tests check; perplexities and margins are computed here, in a fraction of the time.
  */
-import type { CompiledPair } from "./compile.js";
+import { TABLE_BLOCK, type CompiledPair } from "./compile.js";
 import { detExp } from "./det-math.js";
 import { EMBED_NORM, REPEAT_MATCH, REPEAT_SINK_GAP, RMS_EPS } from "./spec.js";
 import { BOS } from "./vocabulary.js";
@@ -163,7 +163,7 @@ export class TargetTrace {
         if (repeat) other += norm2(repeat);
       }
       const s = rmsScale(EMBED_NORM * EMBED_NORM + other + norm2(correction), width);
-      if (b === 0 && single) add(correction, single.correction, 2 * (s / se) - 1);
+      if (b === TABLE_BLOCK && single) add(correction, single.correction, 2 * (s / se) - 1);
       if (b === pairBlock && pairTable) add(correction, pairTable.correction, 4 * (s / se) - 3);
     }
     this.block1Scale[p] = scale1;

@@ -42,8 +42,8 @@ export interface CorpusPairSpec {
 export const DEFAULT_CORPUS_PAIR: CorpusPairSpec = {
   kind: "corpus",
   vocab: 4096,
-  layers: 4,
-  trigramWeight: 0.35,
+  layers: 5,
+  trigramWeight: 0.3,
   context: 1024,
   rank: 128,
   codeDims: 96,
@@ -51,7 +51,7 @@ export const DEFAULT_CORPUS_PAIR: CorpusPairSpec = {
   tokenTables: 2048,
   blockTables: 4096,
   tableWidth: 8,
-  repeatPenalty: 2.5,
+  repeatPenalty: 3,
   documents: 500,
   seed: 1,
 };

@@ -4,7 +4,7 @@
  * what each weight does; the numbers here follow it line by line.
  */
 import type { GgufTensor, GgufValue } from "../gguf/writer.js";
-import type { CompiledPair } from "./compile.js";
+import { TABLE_BLOCK, type CompiledPair } from "./compile.js";
 import { detSinCos } from "./det-math.js";
 import { repeatGain, rmsScale } from "./reference.js";
 import { BIGRAM_SCALE, CONTROL_VALUE, EMBED_NORM, GATE_GAIN, HEADS, POSITION_GAP, REPEAT_MATCH, REPEAT_SINK_GAP, RMS_EPS, ROPE_FREQUENCIES, ROTATED_PAIRS } from "./spec.js";
@@ -261,7 +261,7 @@ export function drafterFile(pair: CompiledPair): ModelFile {
   };
 }
 
-/** The target: positional heads and token tables in block 0, the repeat head in block 1, pair tables in every block. */
+/** The target: positional heads in block 0, the repeat head in block 1, token and pair tables from block 1 on. */
 export function targetFile(pair: CompiledPair): ModelFile {
   const W = pair.layout.width;
   const scale = rmsScale(EMBED_NORM * EMBED_NORM, W);
@@ -275,7 +275,7 @@ export function targetFile(pair: CompiledPair): ModelFile {
     if (b === 0) positionalHeads(pair, block, scale);
     if (b === 1) repeatHead(pair, block, scale);
     for (let unit = 0; unit < ff; unit++) {
-      const table = tables[b * ff + unit];
+      const table = b >= TABLE_BLOCK ? tables[(b - TABLE_BLOCK) * ff + unit] : undefined;
       if (table) putTable(pair, block, unit, table, scale);
     }
     tensors.push(...blockTensors(b, block, W));
