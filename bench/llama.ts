@@ -23,12 +23,13 @@ import type { Runtime } from "../src/runtime/runtime.js";
 import { GREEDY } from "../src/core/sampling.js";
 import { DEFAULT_PAIR, defaultCacheDir, ensurePair } from "../src/models/gguf/llama-model.js";
 import { LlamaPair } from "../src/models/llama.js";
+import { DEMO_PROMPT } from "../src/cli/demo.js";
 import { assembleRuntime } from "../src/models/runtime.js";
 
 const values = benchArgs(
   "usage: node dist/bench/llama.js [--tokens 64] [--rounds 5] [--lookahead 5] [--prompt TEXT]",
   { tokens: { default: 64, min: 1 }, rounds: { default: 5, min: 1 }, lookahead: { default: 5, min: 1 } },
-  { prompt: "the quick brown fox" },
+  { prompt: DEMO_PROMPT },
 );
 const TOKENS = values.tokens;
 const ROUNDS = values.rounds;
