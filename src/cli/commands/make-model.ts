@@ -1,7 +1,7 @@
 /** `dsi make-model`: write a target/drafter GGUF pair: the Brown Corpus pair (default) or a seeded random one. */
 import { Option, type Command } from "commander";
 import { DEFAULT_MAX_TOKENS } from "../../algorithms/options.js";
-import { measurePathMargins, WIDE_MARGIN_FACTOR, type PathMargins } from "../../models/corpus/margin-check.js";
+import { measurePathMargins, ROUNDING_FLOOR, WIDE_MARGIN_FACTOR, type PathMargins } from "../../models/corpus/margin-check.js";
 import { heldOutPerplexity } from "../../models/corpus/perplexity.js";
 import { PairReference } from "../../models/corpus/reference.js";
 import { checkCorpusSpec, DEFAULT_CORPUS_PAIR, type CorpusPairSpec } from "../../models/corpus/spec.js";
@@ -135,13 +135,12 @@ function corpusReport(w: WrittenCorpusPair, seconds: number): string[] {
 }
 
 function marginReport(m: PathMargins): string[] {
-  const noise = Math.max(m.targetRounding, m.drafterRounding);
+  const noise = Math.max(m.targetRounding, m.drafterRounding, ROUNDING_FLOOR);
   const gap = Math.min(m.targetGap.min, m.drafterGap.min);
-  const ratio = noise > 0 ? `${(gap / noise).toFixed(0)}x that` : "rounding moved nothing";
   return [
     `demo path (${JSON.stringify(DEMO_PROMPT)}, ${m.tokens.length} greedy tokens): ${JSON.stringify(m.text)}`,
     `  smallest top-1/top-2 logit gap: target ${m.targetGap.min.toFixed(4)} (token ${m.targetGap.at + 1}), drafter ${m.drafterGap.min.toFixed(4)} (token ${m.drafterGap.at + 1})`,
-    `  llama.cpp rounding (one token at a time vs one batch): target ${m.targetRounding.toExponential(1)}, drafter ${m.drafterRounding.toExponential(1)}; smallest gap ${ratio}`,
-    `  margin check: ${m.wide ? "PASS" : "FAIL"} (gaps at least ${WIDE_MARGIN_FACTOR}x the rounding); drafter's greedy token is the target's at ${(100 * m.agreement).toFixed(0)}% of positions`,
+    `  llama.cpp rounding (the path one token at a time vs in one batch): target ${m.targetRounding.toExponential(1)}, drafter ${m.drafterRounding.toExponential(1)} (taken as at least ${ROUNDING_FLOOR.toExponential(0)})`,
+    `  margin check: ${m.wide ? "PASS" : "FAIL"}: the smallest gap is ${(gap / noise).toFixed(0)}x the rounding (at least ${WIDE_MARGIN_FACTOR}x asked); the drafter's greedy token is the target's at ${(100 * m.agreement).toFixed(0)}% of positions`,
   ];
 }

@@ -10,8 +10,13 @@
 import type { LlamaModel } from "node-llama-cpp";
 import { loadLlama } from "../llama.js";
 
-/** A gap counts as wide when it is at least this many times the measured rounding difference. */
+/** A gap counts as wide when it is at least this many times the rounding difference, */
 export const WIDE_MARGIN_FACTOR = 10;
+/**
+ * taken as at least this (nats) even where the measurement shows none: more than another
+ * summation order can move a float32 logit of a few units summed over a few thousand products.
+ */
+export const ROUNDING_FLOOR = 1e-4;
 
 export interface PathMargins {
   /** The target's greedy tokens after the prompt, and their text. */
@@ -25,7 +30,7 @@ export interface PathMargins {
   drafterRounding: number;
   /** Positions where the drafter's greedy token is the target's. */
   agreement: number;
-  /** Both gaps at least WIDE_MARGIN_FACTOR times both rounding differences. */
+  /** Both gaps at least WIDE_MARGIN_FACTOR times the larger rounding difference (ROUNDING_FLOOR at least). */
   wide: boolean;
 }
 
@@ -95,7 +100,7 @@ export async function measurePathMargins(files: { target: string; drafter: strin
       if (dg.top === tg.top) agreement++;
     }
     const generated = path.slice(prefix.length);
-    const noise = Math.max(targetRounding, drafterRounding);
+    const noise = Math.max(targetRounding, drafterRounding, ROUNDING_FLOOR);
     return {
       tokens: generated,
       text: target.detokenize(generated as never),

@@ -43,7 +43,7 @@ export const DEFAULT_CORPUS_PAIR: CorpusPairSpec = {
   kind: "corpus",
   vocab: 4096,
   layers: 5,
-  trigramWeight: 0.3,
+  trigramWeight: 0.4,
   context: 1024,
   rank: 128,
   codeDims: 96,
