@@ -18,14 +18,14 @@ export function positionalRivalry(context: number): number {
   let worst = -1;
   for (let d = 1; d <= context; d++) {
     let s = 0;
-    for (const theta of ROPE_FREQUENCIES) s += detSinCosAny(d * theta);
+    for (const theta of ROPE_FREQUENCIES) s += cosine(d * theta);
     worst = Math.max(worst, s / ROTATED_PAIRS);
   }
   return worst;
 }
 
 /** cos of any angle: reduced by a multiple of 2 pi first (2 pi as a double; exact enough here). */
-function detSinCosAny(x: number): number {
+function cosine(x: number): number {
   const twoPi = 6.283185307179586;
   const r = x - Math.round(x / twoPi) * twoPi;
   return detSinCos(r).cos;
