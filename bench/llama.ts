@@ -23,12 +23,13 @@ import type { Runtime } from "../src/runtime/runtime.js";
 import { GREEDY } from "../src/core/sampling.js";
 import { DEFAULT_PAIR, defaultCacheDir, ensurePair } from "../src/models/gguf/llama-model.js";
 import { LlamaPair } from "../src/models/llama.js";
+import { DEMO_PROMPT } from "../src/cli/demo.js";
 import { assembleRuntime } from "../src/models/runtime.js";
 
 const values = benchArgs(
   "usage: node dist/bench/llama.js [--tokens 64] [--rounds 5] [--lookahead 5] [--prompt TEXT]",
   { tokens: { default: 64, min: 1 }, rounds: { default: 5, min: 1 }, lookahead: { default: 5, min: 1 } },
-  { prompt: "the quick brown fox" },
+  { prompt: DEMO_PROMPT },
 );
 const TOKENS = values.tokens;
 const ROUNDS = values.rounds;
@@ -125,7 +126,7 @@ for (const [name] of METHODS) {
   ]);
 }
 console.log(
-  `Real compute, ${pair.target.fileInfo.metadata.general.name ?? "target"} pair from make-model defaults (${DEFAULT_PAIR.target.layers} vs ${DEFAULT_PAIR.drafterLayers} blocks, width ${DEFAULT_PAIR.target.width}, Q8_0), CPU, 1 thread per instance, ${TOKENS} tokens, prompt ${JSON.stringify(values.prompt)}, greedy, median of ${ROUNDS} interleaved rounds.`,
+  `Real compute, ${pair.target.fileInfo.metadata.general.name ?? "target"} pair from make-model defaults (Brown Corpus pair: ${DEFAULT_PAIR.layers} vs 1 blocks, vocabulary ${DEFAULT_PAIR.vocab}, Q8_0), CPU, 1 thread per instance, ${TOKENS} tokens, prompt ${JSON.stringify(values.prompt)}, greedy, median of ${ROUNDS} interleaved rounds.`,
 );
 console.log(table.toString());
 // Real compute depends on the machine: which CPU, and which SIMD paths llama.cpp's kernels take.

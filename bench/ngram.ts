@@ -89,7 +89,7 @@ const started = performance.now();
 const verdicts: string[] = [];
 let pass = true;
 console.log(
-  `Prompt lookup on real compute: the default pair (${DEFAULT_PAIR.target.layers} vs ${DEFAULT_PAIR.drafterLayers} blocks, width ${DEFAULT_PAIR.target.width}), CPU, 1 thread per instance, SP=1, ${TOKENS} tokens, greedy, auto lookahead, median of ${values.rounds} interleaved rounds after a warm-up round.`,
+  `Prompt lookup on real compute: the default pair (Brown Corpus pair: ${DEFAULT_PAIR.layers} vs 1 blocks, vocabulary ${DEFAULT_PAIR.vocab}), CPU, 1 thread per instance, SP=1, ${TOKENS} tokens, greedy, auto lookahead, median of ${values.rounds} interleaved rounds after a warm-up round.`,
 );
 for (const p of PROMPTS) {
   const prompt = pair.encode(p.text);

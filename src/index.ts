@@ -44,7 +44,8 @@ export { SharedDevice } from "./models/shared-device.js";
 export { PAPER_PAIRS, type PaperPair } from "./models/paper-pairs.js";
 export { ContextOverflowError, LlamaInstance, LlamaPair, ModelFileError, type LlamaPairOptions } from "./models/llama.js";
 export { describeEvalChunk, type EvalChunk } from "./models/batch-invariance.js";
-export { DEFAULT_PAIR, defaultCacheDir, ensurePair, makeModelPair, type PairSpec } from "./models/gguf/llama-model.js";
+export { DEFAULT_PAIR, defaultCacheDir, ensurePair, makeModelPair, RANDOM_PAIR, type ModelPairSpec, type PairSpec } from "./models/gguf/llama-model.js";
+export { type CorpusPairSpec } from "./models/corpus/spec.js";
 export { RemoteInstance, WorkerCallError, WorkerError, type RemoteOptions } from "./models/remote/client.js";
 export { ClusterError, clusterBackend, loadClusterFile, type ClusterOptions, type ClusterSpec } from "./models/remote/cluster.js";
 

@@ -28,6 +28,9 @@ export interface DemoFlags {
 
 const NAMES: Record<AlgorithmName, string> = { nonsi: "non-SI", si: "SI", dsi: "DSI" };
 
+/** The llama demo's prompt (English, for the Brown Corpus pair); `dsi make-model` checks the margins along its greedy path. */
+export const DEMO_PROMPT = "The jury said";
+
 /**
  * What the adaptive lookahead chose and why: the windows SI and DSI sent, whether each mostly
  * speculated or mostly made plain steps, and what the window size they sent most cost here

@@ -95,7 +95,7 @@ let llamaGpu: boolean | undefined;
 const llamaErrors: string[] = [];
 
 /** Loads llama.cpp once per process: the prebuilt CPU build, or a GPU build when asked. */
-async function loadLlama(gpu: boolean): Promise<Llama> {
+export async function loadLlama(gpu: boolean): Promise<Llama> {
   if (llamaPromise && llamaGpu === gpu) return llamaPromise;
   const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
   llamaGpu = gpu;

@@ -9,12 +9,15 @@ import { before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { tempDir } from "../helpers/temp.js";
 import { dsi as run } from "../helpers/cli.js";
+import { readBrown } from "../../src/models/corpus/brown.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
 /** `dsi ARGS` in this process (main, with its output captured). */
 const dsi = (...args: string[]) => run(args);
 
+/** make-model's seeded random weights (near ties everywhere: losslessness where it is hardest). */
+const RANDOM = ["--weights", "random"];
 const SMALL = ["--vocab", "320", "--width", "64", "--layers", "3", "--heads", "4", "--ff", "128", "--context", "64", "--model-seed", "3"];
 let dir: string;
 let target: string;
@@ -22,7 +25,7 @@ let drafter: string;
 
 before(async () => {
   dir = await tempDir("cli-models");
-  const made = await dsi("make-model", "--out", join(dir, "a"), ...SMALL);
+  const made = await dsi("make-model", "--out", join(dir, "a"), ...RANDOM, ...SMALL);
   assert.equal(made.code, 0, made.stderr);
   target = join(dir, "a", "target.gguf");
   drafter = join(dir, "a", "drafter.gguf");
@@ -144,7 +147,7 @@ for (const [name, args, message] of ERRORS) {
     await writeFile(join(dir, "huge-kv.gguf"), header(0n, 2n ** 62n));
     await writeFile(join(dir, "header-only.gguf"), header(0n, 0n));
     if (name === "vocabulary mismatch") {
-      const other = await dsi("make-model", "--out", join(dir, "b"), ...SMALL.slice(2), "--vocab", "330");
+      const other = await dsi("make-model", "--out", join(dir, "b"), ...RANDOM, ...SMALL.slice(2), "--vocab", "330");
       assert.equal(other.code, 0, other.stderr);
     }
     const r = await dsi("generate", "--backend", "llama", ...args(), "--max-tokens", "4");
@@ -156,25 +159,50 @@ for (const [name, args, message] of ERRORS) {
 }
 
 test("make-model: bad shapes exit 2", async () => {
-  const r = await dsi("make-model", "--out", join(dir, "c"), "--width", "30", "--heads", "4");
+  const r = await dsi("make-model", "--out", join(dir, "c"), ...RANDOM, "--width", "30", "--heads", "4");
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--width \(30\) must be a multiple of 2 x --heads/);
 });
 
-test("demo (the main job): generates the default pair on first use, identical outputs, SVG timeline", async () => {
-  const cache = await tempDir("cache");
-  const svg = join(cache, "timeline.svg");
-  const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [CLI, "demo", "--max-tokens", "16", "--svg", svg], { env: { ...process.env, DSI_CACHE_DIR: cache } }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr }),
-    );
+/** Runs the CLI in a child process with `env` (its own cache). */
+function spawnCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env }, (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr }));
   });
+}
+
+/** The target's held-out perplexity is at least this much below the drafter's (docs/corpus-pair.md states it). */
+const PERPLEXITY_MARGIN = 0.05;
+
+test("the default pair (Brown Corpus): make-model reports a better target and wide margins; the demo prints the same English for non-SI, SI and DSI", { timeout: 300_000 }, async () => {
+  const cache = await tempDir("cache");
+  const env = { ...process.env, DSI_CACHE_DIR: cache };
+  const made = await spawnCli(["make-model"], env);
+  assert.equal(made.code, 0, made.stderr);
+  const ppl = /held-out perplexity \(\d+ tokens of \d+ documents\): drafter (\d+\.\d), target (\d+\.\d)/.exec(made.stdout);
+  assert.ok(ppl, made.stdout);
+  assert.ok(Number(ppl[2]) <= (1 - PERPLEXITY_MARGIN) * Number(ppl[1]), ppl[0]);
+  assert.match(made.stdout, /margin check: PASS/);
+  const agreement = /drafter's greedy token is the target's at (\d+)% of positions/.exec(made.stdout);
+  assert.ok(agreement && Number(agreement[1]) >= 60 && Number(agreement[1]) <= 80, made.stdout);
+
+  const svg = join(cache, "timeline.svg");
+  const r = await spawnCli(["demo", "--svg", svg], env);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /generated the default model pair/);
+  assert.doesNotMatch(r.stderr, /generated the default model pair/, "the demo found the pair make-model wrote");
   assert.match(r.stdout, /outputs identical \(lossless\)/);
   // With the default lookahead (auto) DSI may find that speculation does not pay here.
   assert.match(r.stdout, /^DSI .* (acceptance [01]\.\d\d|no drafts( used)?) +1 drafter \+ 1 target$/m);
   assert.match(r.stdout, /^lookahead auto: windows \(drafts:tasks\) SI (\d+:\d+ ?)+; DSI (\d+:\d+ ?)+$/m);
+  const texts = [...r.stdout.matchAll(/^ {7}(".*")$/gm)].map((m) => JSON.parse(m[1]) as string);
+  assert.equal(texts.length, 3);
+  assert.deepEqual(texts, [texts[0], texts[0], texts[0]]);
+  assert.equal(texts[0], JSON.parse(/demo path \(.*\): (".*")$/m.exec(made.stdout)![1]), "make-model checked the demo's path");
+  const corpusWords = new Set(readBrown().flatMap((d) => d.text.toLowerCase().match(/[a-z]+/g) ?? []));
+  const words = texts[0].toLowerCase().match(/[a-z]+/g) ?? [];
+  assert.ok(words.length >= 30, texts[0]);
+  const known = words.filter((w) => corpusWords.has(w)).length;
+  assert.ok(known >= 0.9 * words.length, `${known} of ${words.length} words are corpus words: ${texts[0]}`);
   const picture = await readFile(svg, "utf8");
   for (const lane of ["drafter", "target-0", "commits"]) assert.ok(picture.includes(`>${lane}</text>`), lane);
 });
@@ -184,7 +212,7 @@ test("make-model into the cache says when it reused a pair made with the same se
   try {
     const run = (): Promise<{ code: number; stdout: string; stderr: string }> =>
       new Promise((resolve) => {
-        execFile(process.execPath, [CLI, "make-model", ...SMALL], { env: { ...process.env, DSI_CACHE_DIR: cache } }, (err, stdout, stderr) =>
+        execFile(process.execPath, [CLI, "make-model", ...RANDOM, ...SMALL], { env: { ...process.env, DSI_CACHE_DIR: cache } }, (err, stdout, stderr) =>
           resolve({ code: err ? 1 : 0, stdout, stderr }),
         );
       });

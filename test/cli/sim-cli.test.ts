@@ -53,7 +53,7 @@ const BAD: [string[], RegExp][] = [
   [["heatmap", "--out", "/dev/null/x", "--ndim", "2", "--max-tokens", "5", "--repeats", "1", "--no-progress"], /cannot write or read \/dev\/null\/x \(ENOTDIR\)/],
   // Node's recursive mkdir spun forever at 100% CPU on these; now they fail at once.
   [["heatmap", "--out", "/proc/x", "--ndim", "2", "--max-tokens", "5", "--repeats", "1", "--no-progress"], /cannot write or read \/proc\/x \(ENOENT\)/],
-  [["make-model", "--out", "/proc/x", "--layers", "1", "--drafter-layers", "1"], /cannot write or read \/proc\/x \(ENOENT\)/],
+  [["make-model", "--out", "/proc/x", "--weights", "random", "--layers", "1", "--drafter-layers", "1"], /cannot write or read \/proc\/x \(ENOENT\)/],
 ];
 
 for (const [args, message] of BAD) {

@@ -2,7 +2,7 @@
 import { Option, type Command } from "commander";
 import { BACKENDS, syntheticBackend } from "../../models/backend.js";
 import { profileNames, resolveProfile } from "../../models/latency.js";
-import { runDemo } from "../demo.js";
+import { DEMO_PROMPT, runDemo } from "../demo.js";
 import { nonEmpty, UsageError } from "../flags.js";
 import { defaultSp, defaultSpHelp, flagName, generationOption, givenIn, learnedCacheOption, openBackend, withLlamaFlags, type BackendFlags } from "../flag-groups.js";
 import { println, type CliIo } from "../io.js";
@@ -21,7 +21,7 @@ export function register(program: Command, io: CliIo): void {
     .addOption(generationOption("maxTokens", { help: "tokens to generate" }))
     .addOption(generationOption("lookahead"))
     .addOption(generationOption("sp", { help: `DSI target instances (${defaultSpHelp(7)})` }))
-    .option("--prompt <text>", "prompt text", "the quick brown fox")
+    .option("--prompt <text>", "prompt text", DEMO_PROMPT)
     .option("--svg <file>", "timeline picture", nonEmpty("--svg"), "dsi-timeline.svg")
     .option("--trace <file>", "also write a Chrome trace-event timeline", nonEmpty("--trace"))
     .action(async (o, command: Command) => {

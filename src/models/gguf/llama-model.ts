@@ -1,7 +1,9 @@
 /**
- * Seeded llama-architecture model pairs as GGUF files.
+ * Generated llama-architecture model pairs as GGUF files: the corpus pair (weights compiled
+ * from the Brown Corpus, models/corpus/; the default), and seeded random pairs for tests that
+ * need near ties everywhere.
  *
- * The drafter is derived from the target: it shares the token embeddings, the output norm
+ * A random pair's drafter is derived from its target: it shares the token embeddings, the output norm
  * and projection, and the target's first `drafterLayers` blocks exactly; the target has
  * more blocks whose contribution to the residual stream is scaled by `depthScale`. A small
  * depthScale makes the target's extra depth a small perturbation (acceptance near 1); a
@@ -12,6 +14,8 @@ import { makeDirs } from "../make-dirs.js";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { FastRng, hash32 } from "../../core/random.js";
+import { DEFAULT_CORPUS_PAIR, type CorpusPairSpec } from "../corpus/spec.js";
+import { writeCorpusPair } from "../corpus/write.js";
 import { writeGguf, type GgufTensor, type GgufValue } from "./writer.js";
 
 export interface LlamaShape {
@@ -24,6 +28,7 @@ export interface LlamaShape {
   context: number;
 }
 
+/** A seeded random-weight pair. */
 export interface PairSpec {
   target: LlamaShape;
   drafterLayers: number;
@@ -36,14 +41,24 @@ export interface PairSpec {
   chatTemplate?: string;
 }
 
-/** The embedded default: a target ~10x the drafter's compute, acceptance in 0.4..0.9. */
-export const DEFAULT_PAIR: PairSpec = {
+/** A random pair with a target ~10x the drafter's compute (the default pair before the corpus pair). */
+export const RANDOM_PAIR: PairSpec = {
   target: { vocab: 512, width: 512, layers: 32, heads: 8, ff: 1536, context: 1024 },
   drafterLayers: 1,
   depthScale: 0.06,
   logitScale: 3,
   seed: 1,
 };
+
+/** Either kind of generated pair. */
+export type ModelPairSpec = PairSpec | CorpusPairSpec;
+
+/** The pair `dsi demo`, `dsi serve` and `dsi generate --backend llama` use unless given files: the corpus pair. */
+export const DEFAULT_PAIR: CorpusPairSpec = DEFAULT_CORPUS_PAIR;
+
+export function isCorpusPair(spec: ModelPairSpec): spec is CorpusPairSpec {
+  return "kind" in spec && spec.kind === "corpus";
+}
 
 export interface Vocabulary {
   /** "llama": SentencePiece-style with byte fallback (any text encodes); "gpt2": byte-level characters, no merges. */
@@ -219,22 +234,33 @@ export async function writePair(dir: string, spec: PairSpec): Promise<{ target: 
   return out;
 }
 
-/** A stable directory name for a spec inside a cache directory. */
 /**
- * Writes a seeded llama-architecture target/drafter pair as GGUF files into `dir` (the
- * default pair unless `spec` says otherwise); returns their paths.
+ * Writes a target/drafter pair as GGUF files into `dir` (the default pair unless `spec` says
+ * otherwise); returns their paths.
  */
-export function makeModelPair(dir: string, spec: PairSpec = DEFAULT_PAIR): Promise<{ target: string; drafter: string }> {
+export async function makeModelPair(dir: string, spec: ModelPairSpec = DEFAULT_PAIR): Promise<{ target: string; drafter: string }> {
+  if (isCorpusPair(spec)) {
+    const { target, drafter } = await writeCorpusPair(dir, spec);
+    return { target, drafter };
+  }
   return writePair(dir, spec);
 }
 
-export function pairKey(spec: PairSpec): string {
+/** Bumped whenever the corpus pair's construction changes, so caches hold no stale pair. */
+export const CORPUS_PAIR_VERSION = 1;
+
+/** A stable directory name for a spec inside a cache directory. */
+export function pairKey(spec: ModelPairSpec): string {
+  if (isCorpusPair(spec)) {
+    const c = spec;
+    return `brown-v${CORPUS_PAIR_VERSION}-v${c.vocab}-l${c.layers}-w${c.trigramWeight}-c${c.context}-r${c.rank}-k${c.codeDims}-t${c.correctionDims}-n${c.tokenTables}-b${c.blockTables}-m${c.tableWidth}-p${c.repeatPenalty}-d${c.documents}-seed${c.seed}`;
+  }
   const s = spec.target;
   return `llama-v${s.vocab}-w${s.width}-l${s.layers}-h${s.heads}-f${s.ff}-c${s.context}-d${spec.drafterLayers}-s${spec.depthScale}-g${spec.logitScale}-seed${spec.seed}`;
 }
 
 /** Returns the pair's files, generating them into the cache on first use. */
-export async function ensurePair(cacheDir: string, spec: PairSpec): Promise<{ target: string; drafter: string; generated: boolean }> {
+export async function ensurePair(cacheDir: string, spec: ModelPairSpec): Promise<{ target: string; drafter: string; generated: boolean }> {
   const dir = join(cacheDir, pairKey(spec));
   const files = { target: join(dir, "target.gguf"), drafter: join(dir, "drafter.gguf") };
   const exists = async (p: string): Promise<boolean> => stat(p).then(
@@ -243,7 +269,7 @@ export async function ensurePair(cacheDir: string, spec: PairSpec): Promise<{ ta
   );
   if ((await exists(files.target)) && (await exists(files.drafter))) return { ...files, generated: false };
   await makeDirs(dirname(dir));
-  await writePair(dir, spec);
+  await makeModelPair(dir, spec);
   return { ...files, generated: true };
 }
 

@@ -71,6 +71,7 @@ export function quantizeQ8_0(data: Float32Array): Buffer {
   for (let b = 0; b < blocks; b++) {
     let amax = 0;
     for (let i = 0; i < Q8_BLOCK; i++) amax = Math.max(amax, Math.abs(data[b * Q8_BLOCK + i]));
+    if (amax === 0) continue; // an all-zero block is all-zero bytes (scale 0, values 0)
     const bits = f16Bits(amax / 127);
     const d = halfToFloat(bits);
     out[b * 34] = bits & 0xff;
