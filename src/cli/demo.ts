@@ -14,10 +14,15 @@ import type { Backend } from "../models/backend.js";
 import { checkWritable, writeOutput } from "./flags.js";
 import { sumHistograms } from "../algorithms/output.js";
 import { runGenerate, windowsText, type GenerateReport } from "./generate.js";
+import type { DraftMode } from "../algorithms/option-spec.js";
 
 export interface DemoFlags {
   maxTokens: number;
   lookahead: Lookahead;
+  /** Where SI's and DSI's drafts come from (default the drafter model), and prompt lookup's match lengths. */
+  draft?: DraftMode;
+  ngramMin?: number;
+  ngramMax?: number;
   sp: number;
   prompt: string;
   latency: LatencyProfile;
@@ -72,6 +77,9 @@ export async function runDemo(backend: Backend, flags: DemoFlags): Promise<{ tex
       {
         algo,
         lookahead: flags.lookahead,
+        draft: flags.draft,
+        ngramMin: flags.ngramMin,
+        ngramMax: flags.ngramMax,
         sp: flags.sp,
         maxTokens: flags.maxTokens,
         temperature: 0,
@@ -101,13 +109,15 @@ export async function runDemo(backend: Backend, flags: DemoFlags): Promise<{ tex
   const latency = flags.latency.name === "none" ? "" : `, latency profile ${flags.latency.name}${backend.realCompute ? " added on top of real compute" : ""}`;
   const lines = [
     `dsi demo: ${backend.describe()}${backend.learnedCache ? `; learned costs ${backend.learnedCache.pathFor(flags.latency)}` : ""}`,
-    `prompt ${JSON.stringify(flags.prompt)}, ${flags.maxTokens} tokens, greedy, lookahead ${flags.lookahead}, ${flags.clock} clock${latency}`,
+    `prompt ${JSON.stringify(flags.prompt)}, ${flags.maxTokens} tokens, greedy, lookahead ${flags.lookahead}${flags.draft && flags.draft !== "model" ? `, draft ${flags.draft}` : ""}, ${flags.clock} clock${latency}`,
     "",
   ];
+  // Prompt lookup alone needs no drafter; before the drafter, both draft.
+  const drafting = flags.draft === "ngram" ? "prompt lookup" : flags.draft === "ngram+model" ? "prompt lookup, 1 drafter" : "1 drafter";
   const instances: Record<AlgorithmName, string> = {
     nonsi: "1 target",
-    si: "1 drafter + 1 target",
-    dsi: `1 drafter + ${flags.sp} target${flags.sp > 1 ? "s" : ""}`,
+    si: `${drafting} + 1 target`,
+    dsi: `${drafting} + ${flags.sp} target${flags.sp > 1 ? "s" : ""}`,
   };
   for (const algo of ALGORITHMS) {
     const c = reports.get(algo)!.completions[0];

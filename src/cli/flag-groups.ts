@@ -254,12 +254,11 @@ export interface BackendFlags {
  * A target alone (`--target` without `--drafter`) where the drafter model would be asked for:
  * refused before anything loads. It runs non-SI and prompt lookup (`--draft ngram`).
  */
-export function refuseMissingDrafter(o: BackendFlags & { algo: AlgorithmName; draft?: string }): void {
+export function refuseMissingDrafter(o: BackendFlags & { algo: AlgorithmName; draft?: string }, what = `--algo ${o.algo}`): void {
   if (o.cluster !== undefined || o.backend !== "llama" || o.target === undefined || o.drafter !== undefined) return;
   if (o.algo === "nonsi" || o.draft === "ngram") return;
-  throw new UsageError(
-    `--drafter: --algo ${o.algo} with --draft ${o.draft ?? "model"} needs a drafter model; give --drafter, or run the target alone with --draft ngram (prompt lookup) or --algo nonsi`,
-  );
+  const alone = what.startsWith("--algo") ? "--draft ngram (prompt lookup) or --algo nonsi" : "--draft ngram (prompt lookup)";
+  throw new UsageError(`--drafter: ${what} with --draft ${o.draft ?? "model"} needs a drafter model; give --drafter, or run the target alone with ${alone}`);
 }
 
 /** Backend flags that do not apply: another backend's, or any with --cluster (generate, serve). */

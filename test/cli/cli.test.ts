@@ -169,6 +169,7 @@ const BAD_COMMANDS: [string[], RegExp][] = [
   [["demo", "--backend", "synthetic", "--threads", "2"], /--threads applies to demo --backend llama/],
   [["demo", "--backend", "synthetic", "--latency", "none"], /--latency: the synthetic demo .* needs a profile with latencies/],
   [["demo", "--backend", "synthetic", "--svg", ""], /--svg must not be empty/],
+  [["demo", "--backend", "synthetic", "--ngram-max", "3"], /--ngram-max applies to --draft ngram and ngram\+model/],
 ];
 
 for (const [args, message] of BAD_COMMANDS) badInput(args, message);
@@ -264,4 +265,13 @@ test("demo --backend synthetic: identical outputs, DSI at least as fast as SI an
   assert.match(picture, /^<svg /);
   for (const lane of ["drafter", "target-0", "target-2", "commits"]) assert.ok(picture.includes(`>${lane}</text>`), lane);
   assert.ok(picture.includes("preempted"));
+});
+
+test("demo --draft: SI and DSI draft by prompt lookup before the drafter, the header and the instances say so, outputs identical", async () => {
+  const dir = await tempDir("demo-draft");
+  const r = await dsi("demo", "--backend", "synthetic", "--max-tokens", "32", "--draft", "ngram+model", "--ngram-min", "1", "--svg", join(dir, "t.svg"));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /lookahead auto, draft ngram\+model, virtual clock/);
+  assert.match(r.stdout, /^DSI .* prompt lookup, 1 drafter \+ 7 targets$/m);
+  assert.match(r.stdout, /outputs identical \(lossless\)/);
 });

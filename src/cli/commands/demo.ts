@@ -4,7 +4,19 @@ import { BACKENDS, syntheticBackend } from "../../models/backend.js";
 import { profileNames, resolveProfile } from "../../models/latency.js";
 import { DEMO_PROMPT, runDemo } from "../demo.js";
 import { nonEmpty, UsageError } from "../flags.js";
-import { defaultSp, defaultSpHelp, flagName, generationOption, givenIn, learnedCacheOption, openBackend, withLlamaFlags, type BackendFlags } from "../flag-groups.js";
+import {
+  defaultSp,
+  defaultSpHelp,
+  flagName,
+  generationOption,
+  givenIn,
+  learnedCacheOption,
+  openBackend,
+  refuseByOptionTable,
+  refuseMissingDrafter,
+  withLlamaFlags,
+  type BackendFlags,
+} from "../flag-groups.js";
 import { println, type CliIo } from "../io.js";
 
 export function register(program: Command, io: CliIo): void {
@@ -20,6 +32,9 @@ export function register(program: Command, io: CliIo): void {
     .option("--latency <profile>", "latency profile: synthetic, the modelled latencies (and a paper pair's acceptance; default vicuna-13b/vicuna-68m:cnn-dm); llama, added on top of real compute (default none)")
     .addOption(generationOption("maxTokens", { help: "tokens to generate" }))
     .addOption(generationOption("lookahead"))
+    .addOption(generationOption("draft", { help: "where SI's and DSI's drafts come from: the drafter model, prompt lookup (ngram) or ngram+model" }))
+    .addOption(generationOption("ngramMin"))
+    .addOption(generationOption("ngramMax"))
     .addOption(generationOption("sp", { help: `DSI target instances (${defaultSpHelp(7)})` }))
     .option("--prompt <text>", "prompt text", DEMO_PROMPT)
     .option("--svg <file>", "timeline picture", nonEmpty("--svg"), "dsi-timeline.svg")
@@ -31,6 +46,9 @@ export function register(program: Command, io: CliIo): void {
       const inapplicable = synthetic ? ["prompt", "target", "drafter", "threads", "gpu", "evalChunk", "learnedCache"] : [];
       for (const key of inapplicable) if (given(key)) throw new UsageError(`${flagName(key)} applies to demo --backend ${synthetic ? "llama" : "synthetic"}, not ${o.backend}`);
       if (o.maxTokens === 0) throw new UsageError("--max-tokens: the demo compares the algorithms on at least one token; give 1 or more");
+      // SI and DSI both run: the drafting options' checks as for --algo si.
+      refuseByOptionTable(command, { ...o, algo: "si" }, ["draft", "ngramMin", "ngramMax"]);
+      if (!synthetic) refuseMissingDrafter({ ...o, backend: "llama", algo: "si" }, "the demo's SI and DSI");
       const profile = resolveProfile(o.latency ?? (synthetic ? "vicuna-13b/vicuna-68m:cnn-dm" : "none"));
       if (!profile) throw new UsageError(`--latency: unknown latency profile; allowed: ${profileNames().join(", ")}, or TARGET_MS/DRAFTER_MS (e.g. 30/3)`);
       if (synthetic && !(profile.target.tpotMs > 0 && profile.drafter.tpotMs > 0)) {
@@ -44,6 +62,9 @@ export function register(program: Command, io: CliIo): void {
         const { text, identical } = await runDemo(backend, {
           maxTokens: o.maxTokens,
           lookahead: o.lookahead,
+          draft: o.draft,
+          ngramMin: o.ngramMin,
+          ngramMax: o.ngramMax,
           sp,
           prompt: synthetic ? "the" : o.prompt,
           latency: profile,
