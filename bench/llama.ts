@@ -15,8 +15,9 @@
 import { cpus } from "node:os";
 import { benchArgs } from "./args.js";
 import { median } from "./stats.js";
+import { timeTheirLoop } from "./node-llama-cpp-loop.js";
 import Table from "cli-table3";
-import { DraftSequenceTokenPredictor, type LlamaContextSequence, type Token } from "node-llama-cpp";
+import { DraftSequenceTokenPredictor, type LlamaContextSequence } from "node-llama-cpp";
 import { generate } from "../src/algorithms/generate.js";
 import type { AlgorithmName, Lookahead } from "../src/algorithms/options.js";
 import type { Runtime } from "../src/runtime/runtime.js";
@@ -73,16 +74,7 @@ async function ours(algo: AlgorithmName, lookahead: { lookahead?: Lookahead } = 
   return { ms: performance.now() - t0, tokens: r.tokens, decided: algo === "nonsi" ? undefined : { accepted: r.stats.accepted, rejected: r.stats.rejected } };
 }
 
-async function theirs(seq: LlamaContextSequence): Promise<Sample> {
-  await seq.clearHistory();
-  const t0 = performance.now();
-  const tokens: number[] = [];
-  for await (const t of seq.evaluate(prompt as Token[], { temperature: 0 })) {
-    tokens.push(t);
-    if (tokens.length >= TOKENS) break;
-  }
-  return { ms: performance.now() - t0, tokens };
-}
+const theirs = (seq: LlamaContextSequence): Promise<Sample> => timeTheirLoop(seq, prompt, TOKENS);
 
 const METHODS: [string, () => Promise<Sample>][] = [
   ["node-llama-cpp plain loop", () => theirs(plainSeq)],

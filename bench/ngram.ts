@@ -16,7 +16,7 @@
  */
 import { cpus } from "node:os";
 import Table from "cli-table3";
-import { InputLookupTokenPredictor, type LlamaContextSequence, type Token } from "node-llama-cpp";
+import { InputLookupTokenPredictor, type LlamaContextSequence } from "node-llama-cpp";
 import { generate } from "../src/algorithms/generate.js";
 import type { DraftMode } from "../src/algorithms/option-spec.js";
 import type { AlgorithmName } from "../src/algorithms/options.js";
@@ -27,6 +27,7 @@ import { assembleRuntime } from "../src/models/runtime.js";
 import type { Runtime } from "../src/runtime/runtime.js";
 import { benchArgs } from "./args.js";
 import { median } from "./stats.js";
+import { timeTheirLoop } from "./node-llama-cpp-loop.js";
 
 const values = benchArgs("usage: node dist/bench/ngram.js [--tokens 64] [--rounds 3]", { tokens: { default: 64, min: 8 }, rounds: { default: 3, min: 1 } });
 const TOKENS = values.tokens;
@@ -74,16 +75,7 @@ async function ours(prompt: number[], key: string, algo: AlgorithmName, draft?: 
   return { ms: performance.now() - t0, tokens: r.tokens, ...(algo === "nonsi" ? {} : { bySource: r.stats.bySource, windows: r.stats.windows }) };
 }
 
-async function theirs(seq: LlamaContextSequence, prompt: number[]): Promise<Sample> {
-  await seq.clearHistory();
-  const t0 = performance.now();
-  const tokens: number[] = [];
-  for await (const t of seq.evaluate(prompt as Token[], { temperature: 0 })) {
-    tokens.push(t);
-    if (tokens.length >= TOKENS) break;
-  }
-  return { ms: performance.now() - t0, tokens };
-}
+const theirs = (seq: LlamaContextSequence, prompt: number[]): Promise<Sample> => timeTheirLoop(seq, prompt, TOKENS);
 
 const started = performance.now();
 const verdicts: string[] = [];

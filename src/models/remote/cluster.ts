@@ -175,6 +175,8 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
   let drafter: ModelInstance | undefined;
   let tokenizer: Tokenizer | undefined;
   let defaultPrompt = "the";
+  /** The cluster's vocabulary: the drafter's, else the tokenizer file's, else the synthetic targets'. */
+  let vocab: number | undefined;
   const closers: (() => Promise<void> | void)[] = [];
   const targets: RemoteInstance[] = [];
   let closed = false;
@@ -189,6 +191,7 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
         const t = await loadLlamaTokenizer(spec.tokenizer);
         closers.push(() => t.close());
         tokenizer = t;
+        vocab = t.vocabSize;
       }
     } else if (d.backend === "remote") {
       // The drafter's worker must answer: it says what the vocabulary is and tokenizes nothing without it.
@@ -232,8 +235,10 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
       const t = new SyntheticTokenizer(first.vocabSize);
       tokenizer = t;
       defaultPrompt = t.defaultPrompt;
+      vocab = first.vocabSize;
     }
-    const reference = drafter ? { name: "drafter", vocabSize: drafter.vocabSize } : { name: "tokenizer", vocabSize: (tokenizer as { vocabSize?: number }).vocabSize ?? live[0].vocabSize };
+    if (drafter) vocab = drafter.vocabSize;
+    const reference = { name: drafter ? "drafter" : "tokenizer", vocabSize: vocab! };
     const vocabs = new Set([reference.vocabSize, ...live.map((t) => t.vocabSize)]);
     if (vocabs.size > 1) {
       const list = live.map((t) => `${t.address} ${t.vocabSize}`).join(", ");
@@ -268,8 +273,7 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
   const where = d === undefined ? "no drafter (the targets alone: non-SI, prompt lookup)" : d.backend === "remote" ? `remote drafter at ${d.address}` : `${d.backend} drafter here${d.latency ? ` (latency ${d.latency})` : ""}`;
   const drafterLatency = d === undefined || d.backend === "remote" || d.latency === undefined ? NO_LATENCY.drafter : resolveProfile(d.latency)!.drafter;
   const drafterContext = drafter?.contextSize;
-  // What the vocabulary is: the drafter's, else the targets' (checked against the tokenizer above).
-  const vocabSize = drafter?.vocabSize ?? targets.find((t) => t.notAnswered === undefined)?.vocabSize ?? (tokenizer as { vocabSize?: number }).vocabSize!;
+  const vocabSize = vocab!;
   return {
     name: "cluster",
     targetCount: targets.length,
