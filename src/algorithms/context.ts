@@ -51,14 +51,23 @@ export class RunContext {
     this.startedAt = rt.clock.now();
     this.member = rt.pool.join(opts.sp);
     this.ngram = algo !== "nonsi" && opts.draft !== "model" ? new NgramIndex(this.seq, opts.ngramMin, opts.ngramMax) : undefined;
-    this.chooser = this.ngram && opts.draft === "ngram+model" ? new SourceChooser(() => rt.learned.acceptance.rate()) : undefined;
+    this.chooser =
+      this.ngram && opts.draft === "ngram+model"
+        ? new SourceChooser(
+            () => rt.learned.acceptance.rate(),
+            () => {
+              const [step, target] = [rt.learned.costs.drafterMs("alone") ?? rt.learned.costs.drafterMs("beside"), rt.learned.costs.soloMs()];
+              return step !== undefined && target !== undefined && target > 0 ? Math.min(1, step / target) : 0;
+            },
+          )
+        : undefined;
     this.lookahead =
       opts.lookahead === "auto" && algo !== "nonsi"
         ? new AdaptiveLookahead(
             algo,
             rt.learned.costs,
-            // The runtime's long-run acceptance is the drafter model's: a prior only where it drafts everything.
-            opts.draft === "model" ? rt.learned.acceptance : { rate: () => undefined },
+            // The prior of a source's acceptance: the runtime's long-run one where it drafts everything.
+            opts.draft === "model" ? rt.learned.acceptance : opts.draft === "ngram" ? rt.learned.lookupAcceptance : { rate: () => undefined },
             () => this.stats.elapsed(),
             rt.sharedDevice,
             (c) => rt.events.emit({ type: "lookahead", ...c }),
@@ -127,13 +136,14 @@ export class RunContext {
   decided(index: number, accepted: boolean, source: DraftSource = "model"): void {
     this.stats.draftDecided(source, accepted);
     this.rt.observer?.draftDecided?.(index, accepted, source);
-    // The runtime's long-run acceptance is the drafter model's (what the next generation's
-    // prior reads); prompt lookup's depends on the prompt, not on the models.
+    // The runtime's long-run acceptance of the drafter model (what the next generation's prior
+    // reads); prompt lookup's is measured on every committed position instead (`commit`).
     if (source === "model") {
       this.rt.learned.acceptance.observe(accepted);
       this.chooser?.modelDecided(accepted);
     }
-    this.lookahead.decided(accepted, source);
+    // Lookup's drafts: the controller hears lookup's shadow at every commit, which covers this one.
+    if (source !== "ngram") this.lookahead.decided(accepted, source);
   }
 
   /**
@@ -234,10 +244,21 @@ export class RunContext {
   /** Commits a decided token at the next position; returns true when the generation ends. */
   commit(token: number, task: number, epoch: number, outcome: "accepted" | "rejected" | "target"): boolean {
     this.rt.events.emit({ type: "commit", pos: this.seq.length, token, task, epoch, outcome });
-    if (this.chooser) {
-      // What lookup would have drafted here, from the committed prefix (its shadow acceptance).
-      const would = this.ngram!.propose(this.view());
-      if (would) this.chooser.shadow(would.matched, would.token, token);
+    if (this.ngram) {
+      // What lookup would have drafted here, from the committed prefix: its shadow acceptance
+      // (source-choice.ts says why it is an unbiased sample of its acceptance, drafted or not).
+      const would = this.ngram.propose(this.view());
+      // Every position where lookup drafts (with a match; before the drafter, where the chooser
+      // takes it) teaches the controller, plain steps too, so a stretch of copying is seen
+      // before a window was risked on it. The drafter's drafts teach it when decided.
+      const lookup = would !== undefined && (!this.chooser || this.chooser.useLookup(would.matched));
+      if (this.chooser) this.lookahead.drafts(lookup ? "ngram" : "model");
+      if (would) {
+        const hit = would.token === token;
+        this.rt.learned.lookupAcceptance.observe(hit);
+        if (lookup) this.lookahead.decided(hit, "ngram");
+        this.chooser?.shadow(would.matched, would.token, token);
+      }
     }
     this.seq.push(token);
     this.stats.firstToken();

@@ -26,16 +26,18 @@ export { MAX_THREADS } from "../models/limits.js";
 /**
  * Target instances when `--sp` is not given. Instances of an in-process backend that computes
  * (llama) share this machine's cores with the drafter and each other: one per core beside the
- * drafter's (at most 7); more only time-share the same cores (on 2 cores, 4 instances made
- * one-token steps twice as slow). Modelled backends (synthetic) get `modelled`.
+ * drafter's (at most 7), or one per core (at most 8) where no drafter model runs (`--draft
+ * ngram`); more only time-share the same cores (on 2 cores, 4 instances made one-token steps
+ * twice as slow). Modelled backends (synthetic) get `modelled`.
  */
-export function defaultSp(realCompute: boolean, modelled: number): number {
-  return realCompute ? Math.max(1, Math.min(7, availableParallelism() - 1)) : modelled;
+export function defaultSp(realCompute: boolean, modelled: number, drafterRuns = true): number {
+  const cores = availableParallelism() - (drafterRuns ? 1 : 0);
+  return realCompute ? Math.max(1, Math.min(drafterRuns ? 7 : 8, cores)) : modelled;
 }
 
 /** The help's words for that default. */
 export function defaultSpHelp(modelled: number): string {
-  return `default: llama, one per core beside the drafter's, at most 7 (${defaultSp(true, modelled)} here); synthetic, ${modelled}`;
+  return `default: llama, one per core beside the drafter's, at most 7 (${defaultSp(true, modelled)} here; with --draft ngram, one per core: ${defaultSp(true, modelled, false)}); synthetic, ${modelled}`;
 }
 
 /** `--max-tokens` -> `maxTokens`: commander's key of a flag. */

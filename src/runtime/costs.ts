@@ -307,11 +307,18 @@ export class AcceptanceMemory {
  */
 export interface Learned {
   costs: TaskCosts;
+  /** The drafter model's drafts. */
   acceptance: AcceptanceMemory;
+  /**
+   * Prompt lookup's proposals, measured on committed positions (shadow evaluation): how much
+   * the recent outputs copied their contexts. A workload's, not the models', so it is a weaker
+   * prior; still the best guess for the next request of a server that summarises or edits.
+   */
+  lookupAcceptance: AcceptanceMemory;
 }
 
 export function newLearned(): Learned {
-  return { costs: new TaskCosts(), acceptance: new AcceptanceMemory() };
+  return { costs: new TaskCosts(), acceptance: new AcceptanceMemory(), lookupAcceptance: new AcceptanceMemory() };
 }
 
 /** `TaskCosts.snapshot`: recent means in milliseconds, null where none was seen. */
@@ -332,10 +339,12 @@ export interface CostsSnapshot {
 export interface LearnedSnapshot {
   costs: CostsSnapshot;
   acceptance: { accepted: number; decided: number };
+  /** Absent in files written before prompt lookup's acceptance was kept. */
+  lookupAcceptance?: { accepted: number; decided: number };
 }
 
 export function snapshotLearned(l: Learned): LearnedSnapshot {
-  return { costs: l.costs.snapshot(), acceptance: l.acceptance.snapshot() };
+  return { costs: l.costs.snapshot(), acceptance: l.acceptance.snapshot(), lookupAcceptance: l.lookupAcceptance.snapshot() };
 }
 
 /**
@@ -346,6 +355,7 @@ export function learnedFromSnapshot(s: LearnedSnapshot): Learned {
   const l = newLearned();
   l.costs.restore(s.costs);
   l.acceptance.restore(s.acceptance);
+  if (s.lookupAcceptance) l.lookupAcceptance.restore(s.lookupAcceptance);
   return l;
 }
 
@@ -355,6 +365,10 @@ export function isLearnedSnapshot(x: unknown): x is LearnedSnapshot {
   const table = (v: unknown): boolean => Array.isArray(v) && v.length <= 4096 && v.every(ms);
   const count = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && v >= 0;
   const s = x as LearnedSnapshot | null;
+  const counts = (c: unknown): boolean => {
+    const v = c as { accepted: unknown; decided: unknown } | null;
+    return typeof v === "object" && v !== null && count(v.accepted) && count(v.decided) && v.accepted <= v.decided;
+  };
   return (
     typeof s === "object" &&
     s !== null &&
@@ -364,10 +378,7 @@ export function isLearnedSnapshot(x: unknown): x is LearnedSnapshot {
     table(s.costs.besideMsByDrafts) &&
     ms(s.costs.drafterAloneMs) &&
     ms(s.costs.drafterBesideMs) &&
-    typeof s.acceptance === "object" &&
-    s.acceptance !== null &&
-    count(s.acceptance.accepted) &&
-    count(s.acceptance.decided) &&
-    s.acceptance.accepted <= s.acceptance.decided
+    counts(s.acceptance) &&
+    (s.lookupAcceptance === undefined || counts(s.lookupAcceptance))
   );
 }

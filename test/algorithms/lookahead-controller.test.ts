@@ -1,7 +1,7 @@
 /** The lookahead controller built directly: its pure plan, and what commit records. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { AdaptiveLookahead, costsFor, planLookahead, probeFits, type ObservedCosts, type PlanSnapshot } from "../../src/algorithms/lookahead/controller.js";
+import { AdaptiveLookahead, conditionOf, costsFor, planLookahead, probeFits, type ObservedCosts, type PlanSnapshot } from "../../src/algorithms/lookahead/controller.js";
 import { TUNING } from "../../src/algorithms/lookahead/tuning.js";
 import type { Condition } from "../../src/runtime/costs.js";
 
@@ -179,6 +179,41 @@ test("costs by condition: DSI reads tasks that ran beside something, SI tasks al
   const both = { algo: "dsi", aloneMs: [10, 14, 18], besideMs: [undefined, 28], sharedDevice: true } as const;
   assert.deepEqual(costsFor(both), [20, 28, 36]);
   assert.deepEqual(costsFor({ ...both, algo: "si", aloneMs: [undefined, 14], besideMs: [20, 28] }), [10, 14]);
+});
+
+test("the condition of DSI's windows: beside the drafter model or each other; alone where lookup drafts alone on one instance", () => {
+  assert.equal(conditionOf("si"), "alone");
+  assert.equal(conditionOf("dsi"), "beside");
+  assert.equal(conditionOf("dsi", "model", 1), "beside", "the drafter runs beside the one instance's windows");
+  assert.equal(conditionOf("dsi", "ngram+model", 1), "beside");
+  assert.equal(conditionOf("dsi", "ngram", 1), "alone", "no drafter model runs: nothing beside");
+  assert.equal(conditionOf("dsi", "ngram", 2), "beside", "two instances' windows overlap");
+  // Read from the tasks that ran alone, not scaled by the contention prior.
+  const apart = { algo: "dsi", aloneMs: [10, 15], besideMs: [], sharedDevice: true } as const;
+  assert.deepEqual(costsFor({ ...apart, besideShare: 0 }), [10, 15]);
+  assert.deepEqual(costsFor(apart), [10 * TUNING.contentionPrior, 15 * TUNING.contentionPrior]);
+  assert.deepEqual(costsFor({ ...apart, besideShare: 0.25 }), [10 * 0.75 + 10 * TUNING.contentionPrior * 0.25, 15 * 0.75 + 15 * TUNING.contentionPrior * 0.25], "part of the time beside: the mix");
+  // The controller: DSI by lookup alone on one instance, on a shared CPU, with acceptance 0.95,
+  // speculates from the windows it measured alone (read beside, they would cost 2x: no).
+  const costs = new FakeCosts();
+  for (const [k, ms] of [[0, 10], [1, 14], [2, 18], [3, 22], [4, 26]] as const) costs.set(k, ms, "alone");
+  const lookup = new AdaptiveLookahead("dsi", costs, { rate: () => 0.95 }, () => 0, true, undefined, TUNING, "ngram");
+  assert.ok(lookup.plan(1).lookahead >= 3, `lookahead ${lookup.plan(1).lookahead}`);
+  const model = new AdaptiveLookahead("dsi", costs, { rate: () => 0.95 }, () => 0, true, undefined, TUNING, "model");
+  assert.equal(model.plan(1).lookahead, 0, "beside the drafter model those windows would cost twice as much");
+});
+
+test("lookup before the drafter: the drafter's step is paid for the share of committed positions where it drafts", () => {
+  const costs = new FakeCosts();
+  costs.set(0, 10);
+  costs.set(1, 12);
+  costs.drafter = 4;
+  const c = new AdaptiveLookahead("si", costs, noPrior, () => 0, false, undefined, TUNING, "ngram+model");
+  assert.equal(c.plan(1).choice!.drafterMs, 2, "an even prior");
+  for (let i = 0; i < 300; i++) c.drafts("model");
+  assert.ok(Math.abs(c.plan(1).choice!.drafterMs! - 4) < 0.05, `${c.plan(1).choice!.drafterMs}`);
+  for (let i = 0; i < 300; i++) c.drafts("ngram");
+  assert.ok(c.plan(1).choice!.drafterMs! < 0.05, `${c.plan(1).choice!.drafterMs}`);
 });
 
 test("a shared device: no free probe at the cold start; the first waits until its pessimistic price fits the budget", () => {

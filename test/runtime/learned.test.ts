@@ -10,7 +10,7 @@ import { flatLatency, NO_LATENCY } from "../../src/models/latency.js";
 import { syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
 import { VirtualClock } from "../../src/runtime/clock.js";
-import { AcceptanceMemory, DiscountedCounts, isLearnedSnapshot, learnedFromSnapshot, newLearned, RESTORED_DRAFTS, snapshotLearned, TaskCosts } from "../../src/runtime/costs.js";
+import { AcceptanceMemory, DiscountedCounts, isLearnedSnapshot, learnedFromSnapshot, newLearned, RESTORED_DRAFTS, snapshotLearned, TaskCosts, type LearnedSnapshot } from "../../src/runtime/costs.js";
 
 test("task costs: means per size and condition follow recent tasks (weight 1/4 for the newest), prefill kept out", () => {
   const c = new TaskCosts();
@@ -119,6 +119,7 @@ test("snapshot round trip: a Learned restored from the JSON of another's snapsho
   a.costs.observeDraft(4);
   a.costs.observeDraft(7, "beside");
   for (let i = 0; i < 200; i++) a.acceptance.observe(i % 4 !== 0);
+  for (let i = 0; i < 50; i++) a.lookupAcceptance.observe(i % 10 !== 0);
   const snapshot = JSON.parse(JSON.stringify(snapshotLearned(a))) as unknown;
   assert.ok(isLearnedSnapshot(snapshot));
   const b = learnedFromSnapshot(snapshot);
@@ -135,6 +136,11 @@ test("snapshot round trip: a Learned restored from the JSON of another's snapsho
   const expected = ((accepted / decided) * RESTORED_DRAFTS + 0.5) / (RESTORED_DRAFTS + 1);
   assert.ok(Math.abs(b.acceptance.rate()! - expected) < 1e-12, `${b.acceptance.rate()} vs ${expected}`);
   assert.ok(Math.abs(b.acceptance.rate()! - a.acceptance.rate()!) < 0.05);
+  assert.ok(Math.abs(b.lookupAcceptance.rate()! - a.lookupAcceptance.rate()!) < 0.05, "prompt lookup's acceptance is kept too");
+  // A file written before lookup's acceptance was kept is still read.
+  const older = { ...(snapshot as LearnedSnapshot), lookupAcceptance: undefined };
+  assert.ok(isLearnedSnapshot(older));
+  assert.equal(learnedFromSnapshot(older).lookupAcceptance.rate(), undefined);
   assert.deepEqual(snapshotLearned(learnedFromSnapshot(snapshotLearned(b))), snapshotLearned(b), "a restored Learned snapshots as it was restored");
 });
 
@@ -167,6 +173,8 @@ test("snapshots: malformed ones are refused", () => {
     { ...good, costs: { ...good.costs, drafterBesideMs: Infinity } },
     { ...good, costs: { meanMsByDrafts: [1], soloMs: 1, drafterMs: 1 } },
     { ...good, acceptance: { accepted: 3, decided: 2 } },
+    { ...good, lookupAcceptance: { accepted: -1, decided: 2 } },
+    { ...good, lookupAcceptance: 0.5 },
     { costs: good.costs },
   ]) {
     assert.equal(isLearnedSnapshot(bad), false, JSON.stringify(bad));

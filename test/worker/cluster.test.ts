@@ -16,6 +16,7 @@ import { loadClusterFile } from "../../src/models/remote/cluster.js";
 import { assembleRuntime, syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
 import { alive, CLI, dsi, dsiProcess, eventually, startWorker, stopChildren } from "../helpers/processes.js";
+import { pairFiles, SMALL_PAIR } from "../helpers/gguf-models.js";
 import { tempDir } from "../helpers/temp.js";
 
 // Whole-context models (history all): every test here checks outputs through faults, and only
@@ -237,4 +238,35 @@ test("a cluster without a drafter (the targets alone): non-SI and --draft ngram 
   const both = await dsi(["generate", "--cluster", file, "--max-tokens", "2"]);
   assert.equal(both.code, 2);
   assert.match(both.stderr, /tokenizer: applies to a cluster without a drafter/);
+});
+
+test("dsi cluster --backend llama without --drafter: llama target workers alone, the file names the tokenizer, and --draft ngram gives the target alone's non-SI tokens", { timeout: 120_000 }, async () => {
+  const files = await pairFiles("small", SMALL_PAIR);
+  const dir = await tempDir("llama-targets-alone");
+  const file = join(dir, "cluster.json");
+  const child = spawn(process.execPath, [CLI, "cluster", "--backend", "llama", "--target", files.target, "--targets", "2", "--out", file], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  try {
+    const up = await eventually(() => /target worker\(s\) up/.test(stderr) || child.exitCode !== null, 90_000);
+    assert.ok(up && child.exitCode === null, `dsi cluster did not come up: ${stderr}`);
+    const spec = await loadClusterFile(file);
+    assert.equal(spec.drafter, undefined);
+    assert.equal(spec.tokenizer, files.target);
+    const prompt = ["--prompt", "a b c a b c a b c", "--max-tokens", "24", "--json"];
+    const alone = await dsi(["generate", "--backend", "llama", "--target", files.target, "--algo", "nonsi", ...prompt]);
+    assert.equal(alone.code, 0, alone.stderr);
+    const reference = JSON.parse(alone.stdout).completions[0].tokens;
+    for (const algo of ["si", "dsi"]) {
+      const r = await dsi(["generate", "--cluster", file, "--algo", algo, "--draft", "ngram", "--ngram-min", "1", "--lookahead", "3", ...prompt]);
+      assert.equal(r.code, 0, r.stderr);
+      const c = JSON.parse(r.stdout).completions[0];
+      assert.deepEqual(c.tokens, reference, algo);
+      assert.equal(c.stats.bySource.model.drafted, 0);
+      assert.ok(c.stats.bySource.ngram.drafted > 0, JSON.stringify(c.stats.bySource));
+    }
+  } finally {
+    child.kill("SIGTERM");
+    await exited(child);
+  }
 });

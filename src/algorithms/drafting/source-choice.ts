@@ -12,6 +12,13 @@
  * one-hot proposal under rejection sampling; equality under greedy and match), so whether the
  * committed token equals the proposal is an unbiased sample of its acceptance. So lookup's
  * estimate keeps learning while the drafter drafts, and a stretch of copying is noticed at once.
+ *
+ * The drafter's draft costs its step, lookup's nothing: a draft is worth about its acceptance
+ * times a target step, so the drafter must be ahead by more than its step's share of a target
+ * step to be worth its cost. Without that margin, a drafter that agrees with a copying target
+ * as often as lookup does (it sees the same repeated pairs) kept every position, and on a CPU,
+ * where its step does not pay, the generation stayed at plain steps while lookup would have
+ * drafted for free.
  */
 import { DiscountedCounts } from "../../runtime/costs.js";
 
@@ -29,6 +36,8 @@ export class SourceChooser {
   constructor(
     /** The runtime's long-run acceptance of the drafter's drafts, if any. */
     private readonly modelPrior: () => number | undefined,
+    /** The drafter's step as a share of a target step (0 while unknown). */
+    private readonly modelCost: () => number = () => 0,
   ) {}
 
   /** A committed token where lookup, from a match of `matched` tokens, would have proposed `proposal`. */
@@ -45,7 +54,7 @@ export class SourceChooser {
 
   /** Whether lookup's draft from a match of `matched` tokens should be used rather than the drafter's. */
   useLookup(matched: number): boolean {
-    return this.lookupRate(matched) >= this.modelRate();
+    return this.lookupRate(matched) >= this.modelRate() - this.modelCost();
   }
 
   lookupRate(matched: number): number {

@@ -50,6 +50,8 @@ export interface LookaheadPolicy {
   commit(decision: LookaheadDecision, drafts: number): void;
   /** A draft was decided (`source`: where it came from; default the drafter model). */
   decided(accepted: boolean, source?: DraftSource): void;
+  /** A position was committed where `source` drafts (or would have): the sources' shares (`ngram+model`). */
+  drafts(source: DraftSource): void;
   /** Windows sent to learn, beyond the model's choice (auto only). */
   readonly probes: number;
 }
@@ -65,6 +67,7 @@ export class FixedLookahead implements LookaheadPolicy {
   }
   commit(): void {}
   decided(): void {}
+  drafts(): void {}
 }
 
 /** What the controller measured, as `TaskCosts` reports it (runtime/costs.ts). */
@@ -84,6 +87,13 @@ export interface ObservedCosts {
 /** Everything the model's choice depends on, read at one instant. */
 export interface PlanSnapshot {
   algo: "si" | "dsi";
+  /**
+   * The share of a task's time that something else of the runtime runs beside it: what mixes
+   * the costs of the two conditions. Default: SI 0, DSI 1 (beside the drafter and each other);
+   * DSI on one instance drafting by lookup alone 0 (nothing runs beside it), by lookup before
+   * the drafter the drafter's share of the drafts.
+   */
+  besideShare?: number;
   /** Target instances the generation can use now. */
   instances: number;
   acceptance: number;
@@ -121,26 +131,34 @@ export interface Plan {
 
 /**
  * The condition an algorithm's tasks run in: SI's alone (drafting and verifying take turns),
- * DSI's windows beside the drafter and each other.
+ * DSI's windows beside the drafter and each other; but with drafts from prompt lookup alone
+ * (no drafter model runs) on one instance, nothing runs beside DSI's windows either.
  */
-export function conditionOf(algo: "si" | "dsi"): Condition {
-  return algo === "si" ? "alone" : "beside";
+export function conditionOf(algo: "si" | "dsi", draft: DraftMode = "model", instances = 2): Condition {
+  return algo === "si" || (draft === "ngram" && instances < 2) ? "alone" : "beside";
 }
 
 /**
- * Mean costs by size in the algorithm's condition: measured where seen, else the other
- * condition's measured at that size times the ratio between the conditions (measured at sizes
- * seen in both; before that `contentionPrior` on a shared device, 1 on separate ones).
+ * Mean costs by size in the tasks' condition: measured where seen, else the other condition's
+ * measured at that size times the ratio between the conditions (measured at sizes seen in
+ * both; before that `contentionPrior` on a shared device, 1 on separate ones); mixed by
+ * `besideShare` where tasks run beside something only part of the time.
  */
-export function costsFor(s: Pick<PlanSnapshot, "algo" | "aloneMs" | "besideMs" | "sharedDevice">, tuning: { contentionPrior: number } = TUNING): (number | undefined)[] {
+export function costsFor(s: Pick<PlanSnapshot, "algo" | "besideShare" | "aloneMs" | "besideMs" | "sharedDevice">, tuning: { contentionPrior: number } = TUNING): (number | undefined)[] {
   const ratios: number[] = [];
   s.aloneMs.forEach((alone, k) => {
     const beside = s.besideMs[k];
     if (alone !== undefined && beside !== undefined && alone > 0) ratios.push(beside / alone);
   });
   const besideOverAlone = ratios.length > 0 ? ratios.reduce((x, y) => x + y, 0) / ratios.length : s.sharedDevice ? tuning.contentionPrior : 1;
-  const [own, other, scale] = s.algo === "si" ? [s.aloneMs, s.besideMs, 1 / besideOverAlone] : [s.besideMs, s.aloneMs, besideOverAlone];
-  return Array.from({ length: Math.max(own.length, other.length) }, (_, k) => own[k] ?? (other[k] === undefined ? undefined : other[k]! * scale));
+  const w = s.besideShare ?? (conditionOf(s.algo) === "beside" ? 1 : 0);
+  return Array.from({ length: Math.max(s.aloneMs.length, s.besideMs.length) }, (_, k) => {
+    const [a, b] = [s.aloneMs[k], s.besideMs[k]];
+    if (a === undefined && b === undefined) return undefined;
+    const alone = a ?? b! / besideOverAlone;
+    const beside = b ?? a! * besideOverAlone;
+    return w <= 0 ? alone : w >= 1 ? beside : (1 - w) * alone + w * beside;
+  });
 }
 
 /** `patient`: as a probe runs (DSI on one instance: waiting for its drafts). */
@@ -240,6 +258,8 @@ export class AdaptiveLookahead implements LookaheadPolicy {
   private last: number | undefined;
   /** Whether the last committed choice (not a probe) was to speculate. */
   private speculating = false;
+  /** Target instances the last plan was made for. */
+  private instances = 1;
   /** The last plan and what it was made from (a memo: plans are pure in these). */
   private cached: (Plan & { costsVersion: number; version: number; instances: number }) | undefined;
 
@@ -259,18 +279,26 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     this.acceptance = new AcceptanceEstimator(prior, tuning);
   }
 
-  /** Decided drafts that came from the drafter model (discounted as the acceptance's), against all. */
+  /** Committed positions where the drafter model drafts (or would have), against all (discounted as the acceptance's). */
   private readonly fromModel = new DiscountedCounts(TUNING.decidedDiscount);
 
-  decided(accepted: boolean, source: DraftSource = "model"): void {
-    this.fromModel.observe(source === "model");
+  decided(accepted: boolean): void {
     this.acceptance.decided(accepted);
   }
 
+  drafts(source: DraftSource): void {
+    this.fromModel.observe(source === "model");
+    this.sharesVersion++;
+  }
+
+  /** Changes with every `drafts` (the plan reads the shares). */
+  private sharesVersion = 0;
+
   /**
    * The share of drafts the drafter model makes: 1 and 0 where one source drafts everything;
-   * with prompt lookup before the model, the recent share (from an even prior). The
-   * acceptance estimate is already the mix of the sources' acceptance as their drafts come.
+   * with prompt lookup before the model, the recent share of committed positions where it
+   * drafts (from an even prior), whether or not a window drafted there. The acceptance
+   * estimate is already the mix of the sources' acceptance as their drafts come.
    */
   private modelShare(): number {
     if (this.draft !== "ngram+model") return this.draft === "model" ? 1 : 0;
@@ -318,7 +346,9 @@ export class AdaptiveLookahead implements LookaheadPolicy {
       // the target never gets a draft ahead of the frontier).
       if (drafts > 0 || this.probe === 0 || ++this.probeWaits >= this.tuning.probePatience) this.probe = undefined;
     }
-    if (drafts === 0) this.acceptance.plainStep();
+    // A plain step decides no draft, so the estimate relaxes towards the prior; not under lookup
+    // alone, whose estimate hears every committed position (its shadow), plain steps or not.
+    if (drafts === 0 && this.draft !== "ngram") this.acceptance.plainStep();
   }
 
   /** What the last probe window cost beyond the plan's estimate, once measured (0 before). */
@@ -328,9 +358,19 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     return u && measured !== undefined ? Math.max(0, measured - u.taskMs) : 0;
   }
 
-  /** The mean cost of a size in the algorithm's condition, else in the other (a probe may run in either). */
+  /**
+   * The share of a task's time something else runs beside it (PlanSnapshot.besideShare): with
+   * lookup before the drafter on one instance, the drafter runs beside a window about as often
+   * as it drafts.
+   */
+  private besideShare(instances: number): number {
+    if (this.draft === "ngram+model" && this.algo === "dsi" && instances < 2) return this.modelShare();
+    return conditionOf(this.algo, this.draft, instances) === "beside" ? 1 : 0;
+  }
+
+  /** The mean cost of a size in the tasks' (main) condition, else in the other (a probe may run in either). */
   private measuredMs(size: number): number | undefined {
-    const where = conditionOf(this.algo);
+    const where = this.besideShare(this.instances) >= 0.5 ? "beside" : "alone";
     return this.costs.meanMs(size, where) ?? this.costs.meanMs(size, where === "alone" ? "beside" : "alone");
   }
 
@@ -345,11 +385,13 @@ export class AdaptiveLookahead implements LookaheadPolicy {
   /** The model's plan, memoised while the costs, the acceptance and the instances stay the same. */
   private model(instances: number): Plan {
     const c = this.cached;
-    const key = { costsVersion: this.costs.version, version: this.acceptance.version, instances };
+    const key = { costsVersion: this.costs.version, version: this.acceptance.version + this.sharesVersion, instances };
     if (c && c.costsVersion === key.costsVersion && c.version === key.version && c.instances === instances) return c;
+    this.instances = instances;
     const table = (where: Condition): (number | undefined)[] => Array.from({ length: this.tuning.maxLookahead + 1 }, (_, k) => this.costs.meanMs(k, where));
-    const where = conditionOf(this.algo);
-    const snapshot = { algo: this.algo, aloneMs: table("alone"), besideMs: table("beside"), sharedDevice: this.sharedDevice };
+    const besideShare = this.besideShare(instances);
+    const where = besideShare >= 0.5 ? "beside" : "alone";
+    const snapshot = { algo: this.algo, besideShare, aloneMs: table("alone"), besideMs: table("beside"), sharedDevice: this.sharedDevice };
     const plan = planLookahead(
       {
         ...snapshot,

@@ -58,7 +58,7 @@ export function register(program: Command, io: CliIo): void {
         ? syntheticBackend({ vocab: 64, agreement: profile.acceptance ?? 0.7, seed: 7 })
         : await openBackend({ ...o, backend: "llama" } as BackendFlags, io);
       try {
-        const sp = o.sp ?? defaultSp(!synthetic, 7);
+        const sp = o.sp ?? defaultSp(!synthetic, 7, o.draft !== "ngram");
         const { text, identical } = await runDemo(backend, {
           maxTokens: o.maxTokens,
           lookahead: o.lookahead,

@@ -32,7 +32,7 @@ export function register(program: Command, io: CliIo): void {
       // The CLI's completions take seeds S, S+1, ...: all of them must be seeds.
       if (o.seed + o.n - 1 > MAX_SEED) throw new UsageError(`--seed/--n: completions use seeds ${o.seed}..${o.seed + o.n - 1}, past the largest seed ${MAX_SEED}`);
       const backend = await openBackend(o, io);
-      o.sp ??= defaultSp(backend.realCompute && backend.targetCount === undefined, 4);
+      o.sp ??= defaultSp(backend.realCompute && backend.targetCount === undefined, 4, o.draft !== "ngram");
       try {
         if (o.json) println(io.stdout, JSON.stringify((await runGenerate(backend, o)).report, null, 2));
         else {

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { stat } from "node:fs/promises";
 
 /** Flags of each kind of pair (a flag of the other kind is an error). */
-const CORPUS_FLAGS = ["vocab", "layers", "trigramWeight", "context"];
+const CORPUS_FLAGS = ["vocab", "layers", "trigramWeight", "repeatPenalty", "context"];
 const RANDOM_FLAGS = ["vocab", "width", "layers", "heads", "ff", "context", "drafterLayers", "depthScale", "logitScale", "modelSeed"];
 const FLAG_NAMES: Record<string, string> = {
   vocab: "--vocab",
@@ -29,6 +29,7 @@ const FLAG_NAMES: Record<string, string> = {
   logitScale: "--logit-scale",
   modelSeed: "--model-seed",
   trigramWeight: "--trigram-weight",
+  repeatPenalty: "--repeat-penalty",
 };
 
 export function register(program: Command, io: CliIo): void {
@@ -43,6 +44,7 @@ export function register(program: Command, io: CliIo): void {
     .option("--layers <N>", `target blocks; corpus: 2..64 (default ${c.layers}); random: 1..256 (default ${r.layers})`, intInRange(1, 256))
     .option("--context <N>", `context length; corpus: 64..8192 (default ${c.context}); random: 16..1048576 (default ${r.context})`, intInRange(16, 1_048_576))
     .option("--trigram-weight <X>", `corpus: how much of the trigram tables the target adds, in [0, 1] (default ${c.trigramWeight}): lower means higher acceptance`, numberInRange(0, 1))
+    .option("--repeat-penalty <nats>", `corpus: nats the target takes from a token that followed its last two tokens before, in [-20, 20] (default ${c.repeatPenalty}); negative: a copy bonus, so the target copies its context (-9: the pair bench/ngram copies with)`, numberInRange(-20, 20))
     .option("--width <N>", `random: embedding width, 8..16384 (default ${r.width})`, intInRange(8, 16_384))
     .option("--heads <N>", `random: attention heads, 1..256 (default ${r.heads})`, intInRange(1, 256))
     .option("--ff <N>", `random: feed-forward width, 8..65536 (default ${r.ff})`, intInRange(8, 65_536))
@@ -103,6 +105,7 @@ async function makeCorpusPair(o: Record<string, number | string | undefined>, io
     vocab: (o.vocab as number) ?? CORPUS_DEFAULTS.vocab,
     layers: (o.layers as number) ?? CORPUS_DEFAULTS.layers,
     trigramWeight: (o.trigramWeight as number) ?? CORPUS_DEFAULTS.trigramWeight,
+    repeatPenalty: (o.repeatPenalty as number) ?? CORPUS_DEFAULTS.repeatPenalty,
     context: (o.context as number) ?? CORPUS_DEFAULTS.context,
   };
   checkCorpusSpec(spec);
@@ -129,7 +132,7 @@ function corpusReport(w: WrittenCorpusPair, seconds: number): string[] {
     `wrote the Brown Corpus pair in ${seconds.toFixed(1)} s (statistics ${(t.statisticsMs / 1000).toFixed(1)} s, tables ${(t.compileMs / 1000).toFixed(1)} s, files ${(t.writeMs / 1000).toFixed(1)} s)`,
     `vocabulary: ${s.vocab} tokens, learned from ${w.stats.train.length} documents (${trainTokens} tokens; ${w.stats.heldOut.length} documents held out)`,
     `drafter: 1 block, width ${w.pair.layout.width}: rank-${s.rank} bigram, exact top continuations of the ${w.pair.tokenTables.length} most frequent tokens`,
-    `target:  ${s.layers} blocks: the drafter's bigram, trigram tables of ${w.pair.pairTables.length} token pairs (weight ${s.trigramWeight}), repeat penalty ${s.repeatPenalty} nats`,
+    `target:  ${s.layers} blocks: the drafter's bigram, trigram tables of ${w.pair.pairTables.length} token pairs (weight ${s.trigramWeight}), ${s.repeatPenalty >= 0 ? `repeat penalty ${s.repeatPenalty} nats` : `copy bonus ${-s.repeatPenalty} nats (an induction head)`}`,
     `held-out perplexity (${ppl.tokens} tokens of ${ppl.documents} documents): drafter ${ppl.drafter.toFixed(1)}, target ${ppl.target.toFixed(1)} (${lower.toFixed(1)}% lower)`,
   ];
 }
