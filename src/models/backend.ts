@@ -92,6 +92,8 @@ export type BackendSpec =
       contextSize?: number;
       /** Tokens per forward pass (`--eval-chunk`); default: found by the batch-invariance self-test. */
       evalChunk?: number;
+      /** Sequences per target instance (`--sequences`; default 1): generations each keep one, their passes shared. */
+      sequences?: number;
       /** Keep what runtimes learn in `$DSI_CACHE_DIR/learned/` (the CLI's default; `--no-learned-cache`); default false. */
       learnedCache?: boolean;
     };
@@ -124,7 +126,7 @@ export async function openBackend(spec: BackendSpec, onGenerated?: (dir: string)
     if (pair.generated) onGenerated?.(dir);
     files = pair;
   }
-  return llamaBackend({ ...files, threads: spec.threads, gpu: spec.gpu, contextSize: spec.contextSize, evalChunk: spec.evalChunk, learnedCache: spec.learnedCache });
+  return llamaBackend({ ...files, threads: spec.threads, gpu: spec.gpu, contextSize: spec.contextSize, evalChunk: spec.evalChunk, sequences: spec.sequences, learnedCache: spec.learnedCache });
 }
 
 /** One model of a pair, alone: what a worker serves, or a cluster's in-process drafter. */
@@ -179,10 +181,13 @@ export function syntheticBackend(spec: Partial<SyntheticSpec>): Backend {
  * threads, device, eval chunks, CPU and latency profile, and `close` (or `saveLearned`) keeps
  * what it learned for the next.
  */
-export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolean }): Promise<Backend> {
+export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolean; sequences?: number }): Promise<Backend> {
+  const sequences = o.sequences ?? 1;
+  if (!(Number.isInteger(sequences) && sequences >= 1)) throw new BackendSpecError(`sequences must be a positive integer, got ${sequences}`);
   const pair = await LlamaPair.load(o);
   const drafter = pair.drafter ? await pair.instance("drafter", "drafter") : undefined;
-  const targets: Promise<LlamaInstance>[] = [];
+  // Target instances, each a context with `sequences` sequences (the pool leases sequences).
+  const targets: Promise<LlamaInstance[]>[] = [];
   const runtimes = new Set<Runtime>();
   const cacheDir = o.cacheDir === false ? undefined : (o.cacheDir ?? defaultCacheDir());
   const warn = o.warn ?? ((m: string) => process.stderr.write(`dsi: warning: ${m}\n`));
@@ -222,14 +227,16 @@ export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolea
         clock,
         ...(drafter ? { drafter } : {}),
         target: async (i) => {
-          targets[i] ??= pair.instance("target", `target-${i}`);
-          const t = await targets[i];
+          const instance = Math.floor(i / sequences);
+          targets[instance] ??= pair.sequences("target", `target-${instance}`, sequences);
+          const t = (await targets[instance])[i % sequences];
           await t.reset();
           return t;
         },
         vocabSize: pair.vocabSize,
         eosToken: pair.eosToken,
         sp,
+        sequences,
         profile,
         // In-process instances and the drafter share this machine's CPU (or its one GPU).
         sharedDevice: true,
@@ -240,7 +247,7 @@ export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolea
       return kept(runtimes, rt);
     },
     describe: () =>
-      `llama.cpp ${o.gpu ? "GPU" : "CPU"} (${drafter ? "" : "a target alone, "}${o.threads} thread${o.threads > 1 ? "s" : ""} per instance, vocab ${pair.vocabSize}, context ${pair.contextSize}, ${evalChunkSummary(pair.evalChunks)})`,
+      `llama.cpp ${o.gpu ? "GPU" : "CPU"} (${drafter ? "" : "a target alone, "}${o.threads} thread${o.threads > 1 ? "s" : ""} per instance, ${sequences > 1 ? `${sequences} sequences per target instance, ` : ""}vocab ${pair.vocabSize}, context ${pair.contextSize}, ${evalChunkSummary(pair.evalChunks)})`,
     close: async () => {
       closeAll(runtimes);
       await saveLearned();

@@ -201,12 +201,29 @@ export class LlamaPair {
 
   /** A new instance with its own context and sequence. */
   async instance(role: "target" | "drafter", label: string): Promise<LlamaInstance> {
+    return (await this.sequences(role, label, 1))[0];
+  }
+
+  /**
+   * An instance holding `count` sequences: one context (one set of weights in use, `count`
+   * caches of the pair's context size each), one `LlamaInstance` per sequence, labelled
+   * `label/j` when there are several. Evaluations on its sequences that are ready together
+   * go out in one forward pass (node-llama-cpp batches a context's sequences), at most
+   * `evalChunk` tokens in all: so no pass is larger than the size the batch-invariance
+   * self-test measured, whichever sequences share it.
+   */
+  async sequences(role: "target" | "drafter", label: string, count: number): Promise<LlamaInstance[]> {
     const model = role === "target" ? this.target : this.drafter;
     if (!model) throw new Error("this pair has no drafter model (a target alone)");
-    const context = await model.createContext({ contextSize: this.contextSize, threads: this.threads, sequences: 1 });
-    const inst = new LlamaInstance(label, context, context.getSequence(), vocabSize(this.target), this.eosToken, this.evalChunks[role]!.chunk);
-    this.instances.push(inst);
-    return inst;
+    const chunk = this.evalChunks[role]!.chunk;
+    const context = await model.createContext({ contextSize: this.contextSize, threads: this.threads, sequences: count, ...(count > 1 ? { batchSize: chunk } : {}) });
+    const shared = new SharedContext(context, count);
+    const made = Array.from(
+      { length: count },
+      (_, j) => new LlamaInstance(count > 1 ? `${label}/${j}` : label, context, context.getSequence(), vocabSize(this.target), this.eosToken, chunk, shared),
+    );
+    this.instances.push(...made);
+    return made;
   }
 
   async dispose(): Promise<void> {
@@ -310,6 +327,19 @@ export function checkSameVocabulary(target: LlamaModel, drafter: LlamaModel): vo
 
 type GenerateNext = { token?: boolean; probabilities?: boolean; options: { temperature: number } };
 
+/** A context whose sequences belong to several instances: disposed once the last of them is. */
+class SharedContext {
+  constructor(
+    private readonly context: LlamaContext,
+    private users: number,
+  ) {}
+
+  /** One user is done (its evaluations settled); the last one disposes the context. */
+  async release(): Promise<void> {
+    if (--this.users === 0) await this.context.dispose();
+  }
+}
+
 export class LlamaInstance implements ModelInstance {
   /** Tokens whose keys and values are in this instance's cache. */
   private cached: number[] = [];
@@ -338,6 +368,8 @@ export class LlamaInstance implements ModelInstance {
     readonly eosToken: number | undefined,
     /** Most tokens per forward pass: the model's batch-invariant chunk size. */
     readonly evalChunk: number,
+    /** The context, shared with the instances of its other sequences (disposed with the last). */
+    private readonly shared: SharedContext = new SharedContext(context, 1),
   ) {}
 
   evaluate(req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
@@ -426,6 +458,6 @@ export class LlamaInstance implements ModelInstance {
 
   /** Disposes after every queued evaluation: never with an evaluation pending. */
   dispose(): Promise<void> {
-    return this.serialise(() => this.context.dispose());
+    return this.serialise(() => this.shared.release());
   }
 }

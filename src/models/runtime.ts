@@ -26,6 +26,8 @@ export interface RuntimeParts {
   eosToken: number | undefined;
   /** Speculation parallelism: the most target instances (the pool's size). */
   sp: number;
+  /** Sequences per target instance (default 1): `target(index)` makes sequence `index`, of instance `floor(index / sequences)`. */
+  sequences?: number;
   /** Modelled latency added on top of every evaluation. Defaults to none. */
   profile?: LatencyProfile;
   /** Record the event log. Defaults to true. */
@@ -48,6 +50,7 @@ export function assembleRuntime(o: RuntimeParts): Runtime {
   const events = new EventLog(() => clock.now(), o.events ?? true);
   const pool = new TargetPool({
     size: o.sp,
+    ...(o.sequences !== undefined ? { sequences: o.sequences } : {}),
     vocabSize: o.vocabSize,
     eosToken: o.eosToken,
     clock,

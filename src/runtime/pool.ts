@@ -28,6 +28,14 @@
  *
  * Instances are created lazily, the first time that many are wanted at once, and never more
  * than `size`: a generation that can use two instances never pays for a thousand.
+ *
+ * Sequences (`sequences` S per instance): an instance may hold S sequences, each with its own
+ * cache, whose evaluations share forward passes (a llama.cpp context batches the sequences'
+ * tokens that are ready together into one decode). The pool then leases sequences: admission
+ * counts them (S generations per instance keep their caches), the affinity above keeps a
+ * generation on its sequences, and a generation's concurrent tasks go to sequences of
+ * different instances where it can (separate devices run in parallel; two sequences of one
+ * instance share its passes). A generation's limit still counts leases, at most `size`.
  */
 import type { ModelInstance } from "../core/instance.js";
 import { AbortError } from "./abort.js";
@@ -58,7 +66,18 @@ export interface Lease {
 export interface TargetPoolOptions {
   /** Most instances the pool holds: the speculation parallelism (SP). */
   size: number;
-  /** Creates instance `index`; called lazily, at most once per index (again only after a failure). */
+  /**
+   * Sequences per instance (default 1): an instance that holds several sequences (a llama.cpp
+   * context with S sequences) serves one generation on each, and evaluations on its sequences
+   * that are ready together go out in one forward pass. The pool leases sequences: sequence
+   * `index` belongs to instance `floor(index / sequences)`. Each is a `ModelInstance` of its own
+   * (its own cache); the pool only needs to know which share an instance.
+   */
+  sequences?: number;
+  /**
+   * Creates sequence `index` (0..size * sequences - 1; with one sequence per instance, instance
+   * `index`); called lazily, at most once per index (again only after a failure).
+   */
   create: (index: number) => ModelInstance | Promise<ModelInstance>;
   /** The targets' vocabulary and end-of-sequence token (every instance must match). */
   vocabSize: number;
@@ -82,6 +101,8 @@ export interface TargetPoolOptions {
 
 /** Upper bound on `size` (1024 targets is already far past any machine's devices). */
 export const MAX_POOL_SIZE = 1024;
+/** Upper bound on instances x sequences. */
+export const MAX_POOL_SEQUENCES = 65_536;
 
 /** A generation's membership in the pool: how it leases instances. */
 export interface PoolMember {
@@ -132,6 +153,8 @@ class Member implements PoolMember {
   leases = 0;
   frontierLeases = 0;
   left = false;
+  /** Leases held now per instance (the pool spreads a member's leases over instances). */
+  readonly onInstance = new Map<number, number>();
   constructor(
     private readonly host: MemberHost,
     readonly id: number,
@@ -175,7 +198,10 @@ interface Waiter {
 }
 
 export class TargetPool {
+  /** Instances (SP). */
   readonly size: number;
+  /** Sequences per instance. */
+  readonly sequences: number;
   readonly vocabSize: number;
   readonly eosToken: number | undefined;
   private readonly instances: (ModelInstance | undefined)[] = [];
@@ -210,13 +236,18 @@ export class TargetPool {
     if (!(Number.isInteger(o.size) && o.size >= 1 && o.size <= MAX_POOL_SIZE)) {
       throw new RangeError(`the target pool size must be an integer in 1..${MAX_POOL_SIZE}, got ${o.size}`);
     }
+    const sequences = o.sequences ?? 1;
+    if (!(Number.isInteger(sequences) && sequences >= 1 && o.size * sequences <= MAX_POOL_SEQUENCES)) {
+      throw new RangeError(`sequences per instance must be an integer with instances x sequences at most ${MAX_POOL_SEQUENCES}, got ${o.size} x ${sequences}`);
+    }
     this.size = o.size;
+    this.sequences = sequences;
     this.create = o.create;
     this.vocabSize = o.vocabSize;
     this.eosToken = o.eosToken;
     this.events = o.events;
-    this.slots = new Array<SlotState>(o.size).fill("empty");
-    this.count.empty = o.size;
+    this.slots = new Array<SlotState>(o.size * sequences).fill("empty");
+    this.count.empty = o.size * sequences;
     this.health = new InstanceHealth({
       clock: o.clock ?? new RealClock(),
       reviveIntervalMs: o.reviveIntervalMs ?? 1000,
@@ -269,17 +300,29 @@ export class TargetPool {
     return this.count.idle + this.count.busy + this.count.lost;
   }
 
-  /** Instances that can still serve (created or not). */
+  /** Sequences that can still serve (created or not): instances x sequences, less the lost. */
   get alive(): number {
-    return this.size - this.count.lost;
+    return this.slots.length - this.count.lost;
   }
 
-  /** Instances evaluating now. */
+  /** Sequences evaluating now. */
   get busy(): number {
     return this.count.busy;
   }
 
-  /** Idle instances plus those not created yet. */
+  /** The instance a sequence belongs to. */
+  instanceOf(index: number): number {
+    return Math.floor(index / this.sequences);
+  }
+
+  /** Sequences of `instance` evaluating now (their evaluations share forward passes). */
+  busyOn(instance: number): number {
+    let n = 0;
+    for (let i = instance * this.sequences; i < (instance + 1) * this.sequences; i++) if (this.slots[i] === "busy") n++;
+    return n;
+  }
+
+  /** Idle sequences plus those not created yet. */
   free(): number {
     return this.count.idle + this.count.empty;
   }
@@ -434,11 +477,11 @@ export class TargetPool {
   private tryAcquireFor(m: Member, claim: Claim): Lease | undefined {
     if (this.queuedBefore(m, claim)) return undefined;
     if (!this.grantable(m, claim)) return undefined;
-    const idle = this.idleFor(m);
+    const idle = this.idleFor(m, !this.preferNew());
     if (idle >= 0) return this.lease(idle, m, claim);
     // Instances on the way go to waiting claims (serve); this one may start the next.
     if (this.count.creating > 0) return undefined;
-    const empty = this.slots.indexOf("empty");
+    const empty = this.emptyFor(m);
     const made = this.make(empty);
     if (made instanceof Promise) {
       // Not ready at once: the instance goes to whoever is first when it is made.
@@ -490,7 +533,7 @@ export class TargetPool {
     for (;;) {
       const w = this.first(true);
       if (!w) return;
-      const idle = this.idleFor(w.member);
+      const idle = this.idleFor(w.member, !this.preferNew());
       if (idle >= 0) {
         this.withdraw(w);
         w.resolve(this.lease(idle, w.member, w.claim));
@@ -498,7 +541,7 @@ export class TargetPool {
       }
       // Only instances still to be made are free: make one unless enough are on the way.
       if (!this.grantableMoreThan(this.count.creating)) return;
-      const empty = this.slots.indexOf("empty");
+      const empty = this.emptyFor(w.member);
       let made: ModelInstance | Promise<void>;
       try {
         made = this.make(empty);
@@ -522,17 +565,50 @@ export class TargetPool {
    * instance no live member used last, else the first idle one; -1 when none is idle. The
    * policy above decides who is served; this only decides which instance.
    */
-  private idleFor(m: Member): number {
+  private idleFor(m: Member, claimed = true): number {
+    // With several sequences per instance: among the sequences no live member used last, one on
+    // an instance this member holds nothing on (its concurrent tasks run on separate devices,
+    // not in one pass), else any.
     let fallback = -1;
     let unclaimed = -1;
+    let apart = -1;
     for (let i = 0; i < this.slots.length; i++) {
       if (this.slots[i] !== "idle") continue;
       const last = this.lastUser[i];
       if (last === m) return i;
       if (fallback < 0) fallback = i;
-      if (unclaimed < 0 && (last === undefined || !this.members.has(last))) unclaimed = i;
+      if (last === undefined || !this.members.has(last)) {
+        if (unclaimed < 0) unclaimed = i;
+        if (apart < 0 && !m.onInstance.has(this.instanceOf(i))) apart = i;
+      }
     }
-    return unclaimed >= 0 ? unclaimed : fallback;
+    return apart >= 0 ? apart : unclaimed >= 0 ? unclaimed : claimed ? fallback : -1;
+  }
+
+  /**
+   * Whether a sequence still to be made goes before an idle one another live member used last
+   * (whose cache holds that member's context): with several sequences per instance a new one
+   * costs no new context (the instance's sequences are made together), a stolen one a re-read.
+   */
+  private preferNew(): boolean {
+    return this.sequences > 1 && this.count.empty > 0;
+  }
+
+  /**
+   * Which sequence to make for a member (one must be empty): on an instance it holds nothing
+   * on, the one with the fewest busy sequences (spread over devices), lowest index first.
+   */
+  private emptyFor(m: Member): number {
+    let best = -1;
+    let bestScore = Infinity;
+    for (let i = 0; i < this.slots.length; i++) {
+      if (this.slots[i] !== "empty") continue;
+      const instance = this.instanceOf(i);
+      const score = (m.onInstance.has(instance) ? this.slots.length : 0) + this.busyOn(instance);
+      if (score < bestScore) [best, bestScore] = [i, score];
+      if (this.sequences === 1) break;
+    }
+    return best;
   }
 
   /**
@@ -597,12 +673,17 @@ export class TargetPool {
     this.setSlot(index, "busy");
     this.lastUser[index] = m;
     this.holds(m, claim, 1);
+    const instance = this.instanceOf(index);
+    m.onInstance.set(instance, (m.onInstance.get(instance) ?? 0) + 1);
     this.events?.emit({ type: "lease", instance: index, member: m.id });
     let released = false;
     const end = (): void => {
       if (released) throw new Error(`target instance ${index} released twice`);
       released = true;
       this.holds(m, claim, -1);
+      const left = m.onInstance.get(instance)! - 1;
+      if (left === 0) m.onInstance.delete(instance);
+      else m.onInstance.set(instance, left);
       this.events?.emit({ type: "release", instance: index, member: m.id });
     };
     return {

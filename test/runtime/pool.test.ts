@@ -216,3 +216,45 @@ test("no instance left: queued generations and claims fail, unless a lost instan
   r.close();
   q.close();
 });
+
+test("sequences: the pool leases S sequences per instance, admits one generation per sequence, spreads a generation's leases over instances, and keeps each on its sequence", () => {
+  const made: number[] = [];
+  const p = new TargetPool({
+    size: 2,
+    sequences: 4,
+    vocabSize: 16,
+    eosToken: undefined,
+    create: (i) => {
+      made.push(i);
+      return pair.instance("target", `target-${i}`);
+    },
+  });
+  assert.equal(p.alive, 8, "2 instances x 4 sequences");
+  assert.deepEqual([p.instanceOf(3), p.instanceOf(4), p.instanceOf(7)], [0, 1, 1]);
+  // One generation with SP 2: its two tasks go to two instances, not two sequences of one.
+  const a = p.join();
+  assert.equal(a.limit, 2, "a generation's default limit is the instances (SP), not the sequences");
+  const a1 = a.tryAcquire("frontier")!;
+  const a2 = a.tryAcquire("window")!;
+  assert.deepEqual([p.instanceOf(a1.index), p.instanceOf(a2.index)], [0, 1]);
+  assert.equal(a.tryAcquire("window"), undefined, "at its limit");
+  // Eight generations run at once (one per sequence); a ninth waits for admission.
+  const members = [a, ...Array.from({ length: 7 }, () => p.join(1))];
+  assert.ok(members.every((m) => m.admitted));
+  assert.equal(p.join(1).admitted, false);
+  a1.release();
+  a2.release();
+  // The others make the sequences they need, spread over both instances (fewest busy first).
+  const leases = members.slice(1).map((m) => m.tryAcquire("frontier")!);
+  assert.equal(new Set(leases.map((l) => l.index)).size, 7);
+  const busy = [0, 1].map((i) => p.busyOn(i));
+  assert.ok(busy[0] + busy[1] === 7 && Math.abs(busy[0] - busy[1]) <= 1, `busy per instance ${busy}`);
+  for (const l of leases) l.release();
+  // Affinity: each member gets its own sequence back (its cache holds its tokens).
+  const again = members.slice(1).map((m) => m.tryAcquire("frontier")!);
+  assert.deepEqual(
+    again.map((l) => l.index),
+    leases.map((l) => l.index),
+  );
+  assert.equal(made.length, 8);
+});

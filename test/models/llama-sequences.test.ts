@@ -1,0 +1,110 @@
+/**
+ * Multi-sequence llama instances: one context holding 8 sequences, 8 generations at once, each
+ * on its own sequence, their evaluations batched into shared forward passes. Every output must
+ * be what the same request gives alone (greedy, and `match` under sampling, seed for seed), on
+ * random weights (near ties everywhere), whatever its batch-mates do: non-SI steps, SI and DSI
+ * windows of several sizes, prompt lookup.
+ */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { generate } from "../../src/algorithms/generate.js";
+import type { GenerateOptions } from "../../src/algorithms/options.js";
+import { GREEDY } from "../../src/core/sampling.js";
+import { llamaBackend, type Backend } from "../../src/models/backend.js";
+import { PROFILES } from "../../src/models/latency.js";
+import type { LlamaInstance } from "../../src/models/llama.js";
+import { makeClock } from "../../src/runtime/clock.js";
+import { LONG_PAIR, pairFiles } from "../helpers/gguf-models.js";
+
+const PROMPTS = ["the quick brown fox", "once upon a time", "speculative decoding", "to be or not to be", "hello world", "call me ishmael", "in the beginning", "zebra"];
+const TOKENS = 80;
+const NONE = PROFILES.get("none")!;
+
+/** Request i: a mix of algorithms, lookaheads and sources, so batch-mates differ in shape. */
+function request(backend: Backend, i: number, sampled: boolean): { algo: "nonsi" | "si" | "dsi"; options: GenerateOptions } {
+  const algo = (["nonsi", "si", "dsi", "dsi"] as const)[i % 4];
+  const base: GenerateOptions = {
+    prompt: backend.tokenizer.encode(PROMPTS[i]),
+    maxTokens: TOKENS,
+    sampling: sampled ? { temperature: 0.8, topK: 0, topP: 1 } : GREEDY,
+    verify: sampled ? "match" : "greedy",
+    seed: i,
+  };
+  if (algo === "nonsi") return { algo, options: base };
+  return { algo, options: { ...base, lookahead: i % 3 === 0 ? "auto" : 2 + (i % 5), ...(i === 6 ? { draft: "ngram+model" as const } : {}) } };
+}
+
+let files: { target: string; drafter: string };
+const alone = new Map<string, number[]>();
+
+before(async () => {
+  files = await pairFiles("long", LONG_PAIR);
+  // Non-SI alone, one generation at a time, on a backend of its own (one sequence).
+  const single = await llamaBackend({ ...files, threads: 1, gpu: false });
+  try {
+    for (const sampled of [false, true]) {
+      for (let i = 0; i < PROMPTS.length; i++) {
+        const rt = await single.runtime(makeClock("real"), 1, NONE);
+        const { options } = request(single, i, sampled);
+        const { lookahead: _l, draft: _d, ...plain } = options;
+        alone.set(`${sampled}/${i}`, (await generate("nonsi", rt, plain).result).tokens);
+      }
+    }
+  } finally {
+    await single.close();
+  }
+});
+
+let backend: Backend | undefined;
+after(async () => {
+  await backend?.close();
+});
+
+test("8 generations at once on one 8-sequence instance: each equals the same request alone (greedy and match), and their steps share forward passes", { timeout: 240_000 }, async () => {
+  backend = await llamaBackend({ ...files, threads: 1, gpu: false, sequences: 8 });
+  assert.match(backend.describe(), /8 sequences per target instance/);
+  for (const sampled of [false, true]) {
+    // SP 1: one instance, its 8 sequences; each generation keeps one.
+    const rt = await backend.runtime(makeClock("real"), 1, NONE, { events: true });
+    const runs = PROMPTS.map((_, i) => {
+      const { algo, options } = request(backend!, i, sampled);
+      return generate(algo, rt, options).result;
+    });
+    const results = await Promise.all(runs);
+    results.forEach((r, i) => assert.deepEqual(r.tokens, alone.get(`${sampled}/${i}`), `${sampled ? "match" : "greedy"} request ${i} (${request(backend!, i, sampled).algo})`));
+    // Every generation ran at once (admitted on its own sequence), never waiting for another.
+    assert.equal(rt.pool.queuedMembers, 0);
+    const leased = new Set(rt.events.events.flatMap((e) => (e.type === "lease" ? [e.instance] : [])));
+    assert.equal(leased.size, 8, `sequences used: ${[...leased]}`);
+    rt.close();
+  }
+});
+
+test("a multi-sequence instance batches: 8 sequences' one-token steps issued together take one forward pass", { timeout: 120_000 }, async () => {
+  const { LlamaPair } = await import("../../src/models/llama.js");
+  const pair = await LlamaPair.load({ ...files, threads: 1, gpu: false });
+  try {
+    const slots: LlamaInstance[] = await pair.sequences("target", "t", 8);
+    // Count llama.cpp decode calls of the shared context: node-llama-cpp's internal binding
+    // (`_ctx`, pinned version), seen through a proxy that counts `decodeBatch`.
+    const context = (slots[0] as unknown as { context: { _ctx: object } }).context;
+    let decodes = 0;
+    const real = context._ctx;
+    context._ctx = new Proxy(real, {
+      get(target, key) {
+        const v = Reflect.get(target, key) as unknown;
+        if (typeof v !== "function") return v;
+        if (key === "decodeBatch") decodes++;
+        return (v as (...a: unknown[]) => unknown).bind(target);
+      },
+    });
+    const prompt = [1, 2, 3, 4];
+    await Promise.all(slots.map((s) => s.evaluate({ tokens: prompt, from: prompt.length, mode: "greedy", sampling: GREEDY, seed: 0, stream: 0 })));
+    const before = decodes;
+    await Promise.all(slots.map((s, i) => s.evaluate({ tokens: [...prompt, 5 + i], from: 5, mode: "greedy", sampling: GREEDY, seed: 0, stream: 0 })));
+    assert.equal(decodes - before, 1, "one decode for the eight sequences' steps");
+    assert.ok(before <= 2, `the eight prompts (32 tokens) went out in at most two passes of the chunk size, not ${before}`);
+  } finally {
+    await pair.dispose();
+  }
+});
