@@ -248,6 +248,8 @@ export interface BackendFlags {
   threads: number;
   gpu: boolean;
   evalChunk?: number;
+  /** `dsi serve --sequences` (llama): sequences per target instance. */
+  sequences?: number;
   /** False with `--no-learned-cache`. */
   learnedCache?: boolean;
 }
@@ -293,6 +295,7 @@ export async function openBackend(o: BackendFlags, io: CliIo, cluster: ClusterOp
           threads: o.threads,
           gpu: o.gpu,
           evalChunk: o.evalChunk,
+          ...(o.sequences !== undefined ? { sequences: o.sequences } : {}),
           learnedCache: o.learnedCache !== false && !learnedCacheOff(io.env),
         };
   try {

@@ -325,6 +325,9 @@ export function checkSameVocabulary(target: LlamaModel, drafter: LlamaModel): vo
   }
 }
 
+/** Most sequences one llama instance may hold (each is a cache of the context size). */
+export const MAX_SEQUENCES = 64;
+
 type GenerateNext = { token?: boolean; probabilities?: boolean; options: { temperature: number } };
 
 /** A context whose sequences belong to several instances: disposed once the last of them is. */

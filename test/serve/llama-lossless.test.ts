@@ -49,8 +49,8 @@ after(async () => {
   await backend?.close();
 });
 
-async function complete(prompt: string, dsi: Record<string, unknown>): Promise<string> {
-  const res = await fetch(`${url}/v1/completions`, {
+async function complete(prompt: string, dsi: Record<string, unknown>, at = url): Promise<string> {
+  const res = await fetch(`${at}/v1/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ model: "dsi", prompt, max_tokens: TOKENS, temperature: 0, dsi }),
@@ -65,6 +65,24 @@ test("8 concurrent generations on 2 llama instances: every text is non-SI's", as
   for (let round = 0; round < 2; round++) {
     const texts = await Promise.all(PROMPTS.map((p, i) => complete(p, kinds[(i + round) % kinds.length])));
     texts.forEach((t, i) => assert.equal(t, reference.get(PROMPTS[i]), `round ${round}, ${JSON.stringify(PROMPTS[i])} with ${JSON.stringify(kinds[(i + round) % kinds.length])}`));
+  }
+});
+
+test("2 llama instances of 4 sequences each: 8 concurrent generations all run at once, each on its own sequence, and every text is non-SI's", async () => {
+  const files = await pairFiles("long", LONG_PAIR);
+  const multi = await llamaBackend({ ...files, threads: 1, gpu: false, sequences: 4 });
+  const metrics = new ServeMetrics();
+  const service = await Service.open({ backend: multi, sp: 2, profile: PROFILES.get("none")!, maxConcurrent: 64, maxQueue: 256, metrics });
+  const server = buildServer({ slot: { service }, metrics, modelId: "dsi", algo: "dsi", lookahead: "auto", defaultMaxTokens: 16 });
+  const at = await server.listen({ host: "127.0.0.1", port: 0 });
+  try {
+    const kinds = [{ algo: "nonsi" }, { algo: "dsi", lookahead: 2 }, { algo: "si", lookahead: 3 }, { algo: "dsi" }];
+    const texts = await Promise.all(PROMPTS.map((p, i) => complete(p, kinds[i % kinds.length], at)));
+    texts.forEach((t, i) => assert.equal(t, reference.get(PROMPTS[i]), `${JSON.stringify(PROMPTS[i])} with ${JSON.stringify(kinds[i % kinds.length])}`));
+    assert.equal(service.runtime.pool.queuedMembers, 0);
+  } finally {
+    await server.close();
+    await multi.close();
   }
 });
 

@@ -2,7 +2,8 @@
 import type { Command } from "commander";
 import { MAX_TOKENS } from "../../algorithms/option-spec.js";
 import { BACKENDS } from "../../models/backend.js";
-import { intInRange, nonEmpty } from "../flags.js";
+import { intInRange, nonEmpty, UsageError } from "../flags.js";
+import { MAX_SEQUENCES } from "../../models/llama.js";
 import { defaultSp, defaultSpHelp, generationOption, latencyOption, openBackend, refuseBackendFlags, refuseByOptionTable, refuseMissingDrafter, withBackendFlags } from "../flag-groups.js";
 import type { CliIo } from "../io.js";
 import { checkServeFlags, runServe, SERVE_DEFAULTS } from "../serve.js";
@@ -25,11 +26,19 @@ export function register(program: Command, io: CliIo): void {
     .option("--request-timeout <s>", "seconds a client has to send a whole request, headers and body (then 408), 1..3600", intInRange(1, 3600), SERVE_DEFAULTS.requestTimeoutS)
     .option("--headers-timeout <s>", "seconds a client has to send a request's headers (then 408), 1..3600, at most --request-timeout", intInRange(1, 3600), SERVE_DEFAULTS.headersTimeoutS)
     .option("--api-key <key>", "requests to /v1/ must send Authorization: Bearer KEY, 16+ characters (default: $DSI_API_KEY)", nonEmpty("--api-key"))
+    .option(
+      "--sequences <S>",
+      `llama: sequences per target instance, 1..${MAX_SEQUENCES} (default 1): S generations per instance each keep their context cached, and their steps share its forward passes`,
+      intInRange(1, MAX_SEQUENCES),
+    )
     .option("--max-concurrent <N>", "generations running at once, 1..4096", intInRange(1, 4096), 64)
     .option("--max-queue <N>", "requests waiting beyond those (then 429), 0..100000", intInRange(0, 100_000), 256)
     .option("--shutdown-timeout <s>", "on SIGTERM, seconds running generations may take to finish, 0..3600", intInRange(0, 3600), 10)
     .action(async (o, command: Command) => {
       refuseBackendFlags(o, command);
+      if (o.sequences !== undefined && (o.cluster !== undefined || o.backend !== "llama")) {
+        throw new UsageError(`--sequences applies to --backend llama (in-process target instances), not ${o.cluster !== undefined ? "--cluster" : `--backend ${o.backend}`}`);
+      }
       // --sp here sizes the shared pool (what a request's dsi.sp may use), whatever the default algorithm.
       refuseByOptionTable(command, o, ["lookahead", "draft", "ngramMin", "ngramMax"]);
       refuseMissingDrafter(o); // the requests' default must run
