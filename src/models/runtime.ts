@@ -11,6 +11,7 @@ import { EventLog } from "../runtime/events.js";
 import { TargetPool } from "../runtime/pool.js";
 import type { Runtime } from "../runtime/runtime.js";
 import { NO_LATENCY, withLatency, type LatencyProfile } from "./latency.js";
+import { BatchDevice } from "./batch-device.js";
 import { SharedDevice } from "./shared-device.js";
 import type { SyntheticPair } from "./synthetic.js";
 
@@ -46,7 +47,15 @@ export function assembleRuntime(o: RuntimeParts): Runtime {
   const profile = o.profile ?? NO_LATENCY;
   // A profile with contention puts every instance on one modelled device.
   const device = profile.contention !== undefined ? new SharedDevice(clock, profile.contention) : undefined;
-  const wrap = (i: ModelInstance): ModelInstance => withLatency(i, clock, profile.target, device);
+  // Several sequences per instance: each instance's sequences share its passes (batch-device.ts).
+  const sequences = o.sequences ?? 1;
+  const batches: BatchDevice[] = [];
+  const wrap = (i: ModelInstance, index: number): ModelInstance => {
+    if (sequences === 1) return withLatency(i, clock, profile.target, device);
+    const instance = Math.floor(index / sequences);
+    batches[instance] ??= new BatchDevice(clock, profile.target, device);
+    return withLatency(i, clock, profile.target, device, batches[instance]);
+  };
   const events = new EventLog(() => clock.now(), o.events ?? true);
   const pool = new TargetPool({
     size: o.sp,
@@ -57,7 +66,7 @@ export function assembleRuntime(o: RuntimeParts): Runtime {
     events,
     create: (index) => {
       const made = o.target(index);
-      return made instanceof Promise ? made.then(wrap) : wrap(made);
+      return made instanceof Promise ? made.then((i) => wrap(i, index)) : wrap(made, index);
     },
   });
   return {
@@ -78,6 +87,8 @@ export interface SyntheticRuntimeOptions {
   clock?: Clock | "real" | "virtual";
   /** Speculation parallelism: the most target instances. Defaults to 1. */
   sp?: number;
+  /** Sequences per target instance (default 1): their passes are shared (batch-device.ts). */
+  sequences?: number;
   /** Record the event log. Defaults to true. */
   events?: boolean;
   learned?: Learned;
@@ -92,6 +103,7 @@ export function syntheticRuntime(o: SyntheticRuntimeOptions): Runtime {
     vocabSize: o.pair.spec.vocab,
     eosToken: o.pair.spec.eosToken,
     sp: o.sp ?? 1,
+    ...(o.sequences !== undefined ? { sequences: o.sequences } : {}),
     profile: o.profile,
     events: o.events,
     learned: o.learned,

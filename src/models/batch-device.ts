@@ -1,0 +1,111 @@
+/**
+ * One modelled instance holding several sequences (a llama.cpp context with S sequences), in
+ * modelled time: the passes its sequences ask for while it is idle, in the same instant, go
+ * out as one forward pass, and those asked for while a pass runs go out together when it
+ * ends, as node-llama-cpp dispatches a context's pending evaluations. A shared pass costs what
+ * one pass over all its tokens costs (`passMs` over the summed positions and reads: flat up to
+ * the latency's `kneeTokens`, then `perExtraPositionMs` per token), so a batch model decides
+ * what batching gains: on a GPU a pass of dozens of tokens costs about one step, on a CPU each
+ * token adds ~0.4 of a step.
+ *
+ * A sequence's call that is aborted while it waits leaves the batch; one aborted while its pass
+ * runs returns at once, and the pass runs on for the others (a started decode is not
+ * interrupted; its cost stays what its tokens make it), or stops when no one is left to want
+ * it (as a modelled instance of one sequence stops at once).
+ */
+import { abortReason } from "../runtime/abort.js";
+import type { Clock } from "../runtime/clock.js";
+import { passMs, type ModelLatency } from "./latency.js";
+import type { SharedDevice } from "./shared-device.js";
+
+/** One sequence's share of a pass. */
+export interface PassRequest {
+  /** Positions it outputs. */
+  outputs: number;
+  /** Tokens it feeds (its outputs' positions plus what its cache lacked). */
+  read: number;
+  /** The sequence's first pass (its cost is at least the latency's TTFT). */
+  first: boolean;
+}
+
+interface Member extends PassRequest {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+  /** Its pass stops early when every member has left it. */
+  left?: () => void;
+}
+
+export class BatchDevice {
+  private waiting: Member[] = [];
+  private running = false;
+  /** Passes run so far, and the sequences' shares they carried (for tests and stats). */
+  passes = 0;
+  shares = 0;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly latency: ModelLatency,
+    /** The device the instance shares with the runtime's others (contention), if any. */
+    private readonly device?: SharedDevice,
+  ) {}
+
+  /** Modelled duration of one pass carrying `members`. */
+  cost(members: readonly PassRequest[]): number {
+    const outputs = members.reduce((n, m) => n + m.outputs, 0);
+    const read = members.reduce((n, m) => n + Math.max(m.read, m.outputs), 0);
+    // A sequence's first pass costs at least its TTFT (warm-up), whatever it shares.
+    const first = Math.max(0, ...members.filter((m) => m.first).map((m) => passMs(this.latency, m.outputs, Math.max(m.read, m.outputs), true)));
+    return Math.max(passMs(this.latency, outputs, read), first);
+  }
+
+  /** Resolves when the pass carrying this request ends; rejects when `signal` aborts first. */
+  pass(req: PassRequest, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    return new Promise<void>((resolve, reject) => {
+      const m: Member = { ...req, resolve, reject, signal };
+      if (signal) {
+        m.onAbort = () => {
+          const at = this.waiting.indexOf(m);
+          if (at >= 0) this.waiting.splice(at, 1);
+          else m.left?.();
+          reject(abortReason(signal));
+        };
+        signal.addEventListener("abort", m.onAbort, { once: true });
+      }
+      this.waiting.push(m);
+      if (!this.running) void this.dispatch();
+    });
+  }
+
+  /** Runs passes while requests wait: each takes every request waiting when it starts. */
+  private async dispatch(): Promise<void> {
+    this.running = true;
+    try {
+      // Requests of the same instant join the first pass (the next macrotask of the clock).
+      await this.clock.sleep(0);
+      while (this.waiting.length > 0) {
+        const batch = this.waiting;
+        this.waiting = [];
+        this.passes++;
+        this.shares += batch.length;
+        const ms = this.cost(batch);
+        const unwanted = new AbortController();
+        let staying = batch.length;
+        for (const m of batch) m.left = () => --staying === 0 && unwanted.abort();
+        try {
+          await (this.device ? this.device.run(ms, unwanted.signal) : this.clock.sleep(ms, unwanted.signal));
+        } catch (err) {
+          if (!unwanted.signal.aborted) throw err;
+        }
+        for (const m of batch) {
+          if (m.signal && m.onAbort) m.signal.removeEventListener("abort", m.onAbort);
+          if (!m.signal?.aborted) m.resolve();
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+}

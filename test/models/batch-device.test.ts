@@ -1,0 +1,95 @@
+/**
+ * Modelled multi-sequence instances (batch-device.ts), in virtual time: passes asked for
+ * together share one pass whose cost the batch model sets; and whole generations sharing an
+ * instance's passes keep their outputs while the instance serves more of them per second.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { generate } from "../../src/algorithms/generate.js";
+import { BatchDevice } from "../../src/models/batch-device.js";
+import { passMs, resolveProfile, withBatchCost, type ModelLatency } from "../../src/models/latency.js";
+import { syntheticRuntime } from "../../src/models/runtime.js";
+import { SyntheticPair } from "../../src/models/synthetic.js";
+import { VirtualClock } from "../../src/runtime/clock.js";
+
+const CPU: ModelLatency = { ttftMs: 10, tpotMs: 10, perExtraPositionMs: 4 };
+
+test("a batch device: passes asked for in the same instant share one pass costing what their tokens cost together; later ones wait for the next", async () => {
+  const clock = new VirtualClock();
+  const d = new BatchDevice(clock, CPU);
+  const ends: number[] = [];
+  const ask = (outputs: number) => d.pass({ outputs, read: outputs, first: false }).then(() => ends.push(clock.now()));
+  // 1 + 3 + 1 positions together: 10 + 4 x 4 = 26 ms.
+  const first = [ask(1), ask(3), ask(1)];
+  await Promise.resolve();
+  // Asked while that pass runs (at 5 ms): the next pass, alone: 10 ms after the first ends.
+  const late = clock.sleep(5).then(() => ask(1));
+  await Promise.all([...first, late]);
+  assert.deepEqual(ends, [26, 26, 26, 36]);
+  assert.equal(d.cost([{ outputs: 5, read: 5, first: false }]), passMs(CPU, 5, 5));
+  assert.deepEqual([d.passes, d.shares], [2, 4]);
+});
+
+test("a batch device: a call aborted while it waits leaves the batch (it costs nothing); one aborted while its pass runs returns at once, the others at the pass's end", async () => {
+  const clock = new VirtualClock();
+  const d = new BatchDevice(clock, CPU);
+  const waiting = new AbortController();
+  const running = new AbortController();
+  const ends: string[] = [];
+  const ask = (name: string, outputs: number, signal?: AbortSignal) =>
+    d.pass({ outputs, read: outputs, first: false }, signal).then(
+      () => ends.push(`${name} ${clock.now()}`),
+      (err: Error) => ends.push(`${name} ${err.name} ${clock.now()}`),
+    );
+  const a = ask("a", 1, running.signal);
+  const b = ask("b", 1);
+  // c asks while a and b's pass runs, then gives up before the next pass starts.
+  const c = clock.sleep(2).then(() => {
+    const p = ask("c", 8, waiting.signal);
+    waiting.abort();
+    return p;
+  });
+  const stop = clock.sleep(4).then(() => running.abort());
+  await Promise.all([a, b, c, stop]);
+  // a and b: 10 + 4 = 14 ms; a returns at 4 ms when aborted; c never runs (no second pass).
+  assert.deepEqual(ends, ["c AbortError 2", "a AbortError 4", "b 14"]);
+  assert.equal(d.passes, 1);
+});
+
+/** Total virtual time of `n` concurrent non-SI generations (30 tokens each) and their outputs. */
+async function concurrent(profileName: "cpu" | "gpu", n: number, sequences: number): Promise<{ ms: number; tokens: number[][] }> {
+  const pair = new SyntheticPair({ vocab: 32, seed: 3, context: "all" });
+  const profile = withBatchCost(resolveProfile("30/3")!, profileName);
+  const rt = syntheticRuntime({ pair, profile, sp: 1, sequences });
+  const results = await Promise.all(Array.from({ length: n }, (_, i) => generate("nonsi", rt, { prompt: [1, 2, 3 + i], maxTokens: 30 }).result));
+  return { ms: rt.clock.now(), tokens: results.map((r) => r.tokens) };
+}
+
+test("generations sharing an instance's passes: 8 non-SI generations on 8 sequences finish 2.1x sooner with CPU-like batch costs, 8x with GPU-like ones, each with its tokens alone", async () => {
+  const pair = new SyntheticPair({ vocab: 32, seed: 3, context: "all" });
+  const alone = await Promise.all(Array.from({ length: 8 }, (_, i) => generate("nonsi", syntheticRuntime({ pair }), { prompt: [1, 2, 3 + i], maxTokens: 30 }).result));
+  for (const [model, least] of [["cpu", 2.05], ["gpu", 7.9]] as const) {
+    const one = await concurrent(model, 8, 1);
+    const eight = await concurrent(model, 8, 8);
+    eight.tokens.forEach((t, i) => assert.deepEqual(t, alone[i].tokens, `${model}: generation ${i}`));
+    one.tokens.forEach((t, i) => assert.deepEqual(t, alone[i].tokens));
+    // One sequence: the pool admits one generation at a time, 8 x 30 steps of 30 ms. Eight: 30
+    // shared passes of 8 tokens (CPU-like: 30 + 7 x 12 ms; GPU-like: 30 ms).
+    const speedup = one.ms / eight.ms;
+    assert.ok(speedup >= least, `${model}: ${one.ms} ms on one sequence, ${eight.ms} ms on eight: ${speedup.toFixed(2)}x`);
+  }
+});
+
+test("one generation on an instance of 8 sequences: the same timings as on one sequence (SI and DSI, fixed and auto lookahead)", async () => {
+  const pair = new SyntheticPair({ vocab: 32, seed: 5, agreement: 0.8 });
+  const profile = withBatchCost(resolveProfile("30/3")!, "cpu");
+  for (const algo of ["si", "dsi"] as const) {
+    for (const lookahead of [3, "auto"] as const) {
+      const run = async (sequences: number) => {
+        const rt = syntheticRuntime({ pair, profile, sp: 2, sequences });
+        return (await generate(algo, rt, { prompt: [1, 2, 3], maxTokens: 60, lookahead }).result).stats.timeMs;
+      };
+      assert.equal(await run(8), await run(1), `${algo} lookahead ${lookahead}`);
+    }
+  }
+});
