@@ -13,6 +13,7 @@ import { kernelIdentity, LlamaPair, type ChatMessage, type LlamaInstance, type L
 import type { WorkerStats } from "./remote/protocol.js";
 import { resolveModel, type DownloadProgress } from "./resolve.js";
 import type { Learned } from "../runtime/costs.js";
+import { SequenceRouter } from "./sequence-router.js";
 import { assembleRuntime, syntheticRuntime } from "./runtime.js";
 import { SyntheticPair, SyntheticTokenizer, type SyntheticSpec } from "./synthetic.js";
 
@@ -185,7 +186,9 @@ export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolea
   const sequences = o.sequences ?? 1;
   if (!(Number.isInteger(sequences) && sequences >= 1)) throw new BackendSpecError(`sequences must be a positive integer, got ${sequences}`);
   const pair = await LlamaPair.load(o);
-  const drafter = pair.drafter ? await pair.instance("drafter", "drafter") : undefined;
+  // The drafter serves every generation: with several sequences, each generation keeps one
+  // (sequence-router.ts) and their drafts share the drafter's passes.
+  const drafter = !pair.drafter ? undefined : sequences > 1 ? new SequenceRouter(await pair.sequences("drafter", "drafter", sequences)) : await pair.instance("drafter", "drafter");
   // Target instances, each a context with `sequences` sequences (the pool leases sequences).
   const targets: Promise<LlamaInstance[]>[] = [];
   const runtimes = new Set<Runtime>();
@@ -247,7 +250,7 @@ export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolea
       return kept(runtimes, rt);
     },
     describe: () =>
-      `llama.cpp ${o.gpu ? "GPU" : "CPU"} (${drafter ? "" : "a target alone, "}${o.threads} thread${o.threads > 1 ? "s" : ""} per instance, ${sequences > 1 ? `${sequences} sequences per target instance, ` : ""}vocab ${pair.vocabSize}, context ${pair.contextSize}, ${evalChunkSummary(pair.evalChunks)})`,
+      `llama.cpp ${o.gpu ? "GPU" : "CPU"} (${drafter ? "" : "a target alone, "}${o.threads} thread${o.threads > 1 ? "s" : ""} per instance, ${sequences > 1 ? `${sequences} sequences per target instance and in the drafter, ` : ""}vocab ${pair.vocabSize}, context ${pair.contextSize}, ${evalChunkSummary(pair.evalChunks)})`,
     close: async () => {
       closeAll(runtimes);
       await saveLearned();
