@@ -44,7 +44,7 @@ function tableInstance(vocab: number): ModelInstance {
 
 if (process.argv[2] === "--serve") {
   // The worker process: serve a table instance until stdin closes.
-  const worker = await serveWorker({ instance: tableInstance(Number(process.argv[3])), listen: "127.0.0.1:0", backend: "table", role: "target" });
+  const worker = await serveWorker({ instances: [tableInstance(Number(process.argv[3]))], listen: "127.0.0.1:0", backend: "table", role: "target" });
   console.log(worker.address);
   process.stdin.resume();
   process.stdin.on("end", () => void worker.close().then(() => process.exit(0)));

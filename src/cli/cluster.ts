@@ -38,6 +38,8 @@ export interface ClusterFlags {
   out: string;
   /** Seconds to wait for every worker to answer. */
   startTimeout: number;
+  /** Sequences each worker serves (`dsi worker --sequences`), written into the cluster file. */
+  sequences: number;
 }
 
 /** Most restarts of one worker within a minute before it is given up. */
@@ -46,6 +48,7 @@ const MAX_RESTARTS_PER_MINUTE = 5;
 /** What a slot's worker is started with: `dsi worker` arguments and extra environment. */
 export function workerLaunch(f: ClusterFlags, slot: Pick<Slot, "gpu" | "address">): { args: string[]; env: Record<string, string> } {
   const args = ["worker", "--listen", slot.address ?? "127.0.0.1:0", "--role", "target", "--latency", f.latency.name, "--exit-on-stdin-close", "--backend", f.backend];
+  if (f.sequences > 1) args.push("--sequences", String(f.sequences));
   if (f.backend === "llama") args.push("--model", resolve(f.target!), "--threads", String(f.threads), ...(f.gpu || f.gpus ? ["--gpu"] : []), ...(f.evalChunk !== undefined ? ["--eval-chunk", String(f.evalChunk)] : []));
   else {
     const s = f.synthetic;
@@ -177,7 +180,11 @@ export async function runCluster(f: ClusterFlags, io: CliIo): Promise<void> {
 
     // Without --drafter (llama): the targets alone, the target's file as the tokenizer.
     const targets = addresses.map((address) => ({ address }));
-    const spec: ClusterSpec = f.backend === "llama" && f.drafter === undefined ? { tokenizer: resolve(f.target!), targets } : { drafter: drafterEntry(f), targets };
+    const spec: ClusterSpec = {
+      ...(f.backend === "llama" && f.drafter === undefined ? { tokenizer: resolve(f.target!) } : { drafter: drafterEntry(f) }),
+      targets,
+      ...(f.sequences > 1 ? { sequences: f.sequences } : {}),
+    };
     const text = /\.ya?ml$/i.test(out) ? toYaml(spec) : `${JSON.stringify(spec, null, 2)}\n`;
     await writeFile(out, text);
     written = true;

@@ -2,6 +2,7 @@
 import { readFile } from "node:fs/promises";
 import type { LatencyProfile } from "../models/latency.js";
 import { withLatency } from "../models/latency.js";
+import { BatchDevice } from "../models/batch-device.js";
 import { openInstance, type InstanceSpec } from "../models/backend.js";
 import type { SyntheticSpec } from "../models/synthetic.js";
 import { RealClock } from "../runtime/clock.js";
@@ -21,6 +22,8 @@ export interface WorkerFlags {
   gpu: boolean;
   /** Tokens per forward pass; default: the batch-invariance self-test's. */
   evalChunk?: number;
+  /** Sequences served (default 1): their evaluations share the instance's passes. */
+  sequences: number;
   /** synthetic */
   synthetic: Partial<SyntheticSpec>;
   /** The token calls must carry (else DSI_TOKEN, else none). */
@@ -56,10 +59,13 @@ export async function runWorker(f: WorkerFlags, io: CliIo): Promise<void> {
   const tls: ServerTls | undefined = f.tlsCert !== undefined ? { cert: await readPem("--tls-cert", f.tlsCert), key: await readPem("--tls-key", f.tlsKey!) } : undefined;
   if (f.backend === "llama" && !f.model) throw new UsageError("--model: give the GGUF file this worker serves");
   const spec: InstanceSpec = f.backend === "synthetic" ? { backend: "synthetic", ...f.synthetic } : { backend: "llama", model: f.model!, threads: f.threads, gpu: f.gpu, evalChunk: f.evalChunk };
-  const { instance, close } = await openInstance(spec, f.role, f.role);
+  const { instance, sequences, close } = await openInstance(spec, f.role, f.role, f.sequences);
   const latency = f.role === "target" ? f.latency.target : f.latency.drafter;
+  const clock = new RealClock();
+  // Several sequences with an emulated device: their passes are shared as a real instance's are.
+  const batch = sequences.length > 1 ? new BatchDevice(clock, latency) : undefined;
   const worker = await serveWorker({
-    instance: withLatency(instance, new RealClock(), latency),
+    instances: sequences.map((s) => withLatency(s, clock, latency, undefined, batch)),
     // The model's own limits, which Info reports and the worker enforces (the latency wrapper does not carry them).
     contextSize: instance.contextSize,
     evalChunk: instance.evalChunk,
@@ -74,7 +80,7 @@ export async function runWorker(f: WorkerFlags, io: CliIo): Promise<void> {
   });
   if (!isLoopback(host) && !tls) println(io.stderr, `dsi worker: warning: without TLS the token and the tokens travel in clear text on ${host}`);
   const limits = `${instance.contextSize !== undefined ? `, context ${instance.contextSize}` : ""}${instance.evalChunk !== undefined ? `, eval chunk ${instance.evalChunk}` : ""}`;
-  println(io.stdout, `dsi worker: ${f.backend} ${f.role} (vocab ${instance.vocabSize}${limits}${token !== undefined ? ", token required" : ""}${tls ? ", TLS" : ""}) listening on ${worker.address}`);
+  println(io.stdout, `dsi worker: ${f.backend} ${f.role} (vocab ${instance.vocabSize}${limits}${sequences.length > 1 ? `, ${sequences.length} sequences` : ""}${token !== undefined ? ", token required" : ""}${tls ? ", TLS" : ""}) listening on ${worker.address}`);
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
     onSignals(["SIGINT", "SIGTERM"], stop);

@@ -140,18 +140,24 @@ export async function openInstance(
   spec: InstanceSpec,
   role: "target" | "drafter",
   label: string,
-): Promise<{ instance: ModelInstance; tokenizer: Tokenizer; defaultPrompt: string; close(): Promise<void> }> {
+  /** Sequences of the instance (default 1): `sequences` holds them, `instance` is the first. */
+  count = 1,
+): Promise<{ instance: ModelInstance; sequences: ModelInstance[]; tokenizer: Tokenizer; defaultPrompt: string; close(): Promise<void> }> {
+  const name = (j: number): string => (count > 1 ? `${label}/${j}` : label);
   if (spec.backend === "synthetic") {
     const { backend: _, ...synthetic } = spec;
     const pair = new SyntheticPair(synthetic);
     const tokenizer = new SyntheticTokenizer(pair.spec.vocab);
-    return { instance: pair.instance(role, label), tokenizer, defaultPrompt: tokenizer.defaultPrompt, close: async () => undefined };
+    const sequences = Array.from({ length: count }, (_, j) => pair.instance(role, name(j)));
+    return { instance: sequences[0], sequences, tokenizer, defaultPrompt: tokenizer.defaultPrompt, close: async () => undefined };
   }
   // The pair loader checks the file like any model file; one file serves either role.
   const model = await resolveModel(spec.model);
   const pair = await LlamaPair.load({ target: model, drafter: model, threads: spec.threads, gpu: spec.gpu, evalChunk: spec.evalChunk });
+  const sequences = await pair.sequences(role, label, count);
   return {
-    instance: await pair.instance(role, label),
+    instance: sequences[0],
+    sequences,
     tokenizer: { encode: (t) => pair.encode(t), decode: (t) => pair.decode(t) },
     defaultPrompt: "the",
     close: () => pair.dispose(),

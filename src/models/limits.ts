@@ -12,3 +12,5 @@ export const SYNTHETIC_MAX_HISTORY = 64;
 export const MAX_THREADS = 256;
 /** Largest forward pass `--eval-chunk` may ask for (node-llama-cpp's default batch size). */
 export const MAX_EVAL_CHUNK = 512;
+/** Most sequences one llama instance or worker may hold (each is a cache of the context size). */
+export const MAX_SEQUENCES = 64;

@@ -205,18 +205,16 @@ export class LlamaPair {
   }
 
   /**
-   * An instance holding `count` sequences: one context (one set of weights in use, `count`
-   * caches of the pair's context size each), one `LlamaInstance` per sequence, labelled
-   * `label/j` when there are several. Evaluations on its sequences that are ready together
-   * go out in one forward pass (node-llama-cpp batches a context's sequences), at most
-   * `evalChunk` tokens in all: so no pass is larger than the size the batch-invariance
-   * self-test measured, whichever sequences share it.
+   * An instance holding `count` sequences: one context (`count` caches of the pair's context
+   * size), one `LlamaInstance` per sequence, labelled `label/j` when there are several. The
+   * sequences keep their caches and take turns on the context's compute (SharedContext says
+   * why no decode mixes them).
    */
   async sequences(role: "target" | "drafter", label: string, count: number): Promise<LlamaInstance[]> {
     const model = role === "target" ? this.target : this.drafter;
     if (!model) throw new Error("this pair has no drafter model (a target alone)");
     const chunk = this.evalChunks[role]!.chunk;
-    const context = await model.createContext({ contextSize: this.contextSize, threads: this.threads, sequences: count, ...(count > 1 ? { batchSize: chunk } : {}) });
+    const context = await model.createContext({ contextSize: this.contextSize, threads: this.threads, sequences: count });
     const shared = new SharedContext(context, count);
     const made = Array.from(
       { length: count },
@@ -325,13 +323,20 @@ export function checkSameVocabulary(target: LlamaModel, drafter: LlamaModel): vo
   }
 }
 
-/** Most sequences one llama instance may hold (each is a cache of the context size). */
-export const MAX_SEQUENCES = 64;
-
 type GenerateNext = { token?: boolean; probabilities?: boolean; options: { temperature: number } };
 
-/** A context whose sequences belong to several instances: disposed once the last of them is. */
+/**
+ * A context whose sequences belong to several instances: disposed once the last of them is.
+ * Its sequences take turns (one queue for all): llama.cpp's CPU kernels gave a sequence other
+ * bits when its tokens shared a decode with another sequence's (on the 32-block random pair,
+ * a 24-token chunk beside another sequence's one token changed 75 of the next 90 positions in
+ * one run and none in the next, so it depends on how the decode was put together), and 2 of
+ * 16 rounds of 8 concurrent generations under CPU load ended with other tokens than alone;
+ * taking turns, 0 of 24. So sequences keep their caches, and no pass mixes them.
+ */
 class SharedContext {
+  /** Evaluations of every sequence of the context, one at a time. */
+  queue: Promise<unknown> = Promise.resolve();
   constructor(
     private readonly context: LlamaContext,
     private users: number,
@@ -353,7 +358,6 @@ export class LlamaInstance implements ModelInstance {
    */
   private cachedBase: readonly number[] | undefined;
   private cachedBaseLength = 0;
-  private queue: Promise<unknown> = Promise.resolve();
   get contextSize(): number {
     return this.context.contextSize;
   }
@@ -382,10 +386,10 @@ export class LlamaInstance implements ModelInstance {
     return this.serialise(() => this.run(tokens, req, signal));
   }
 
-  /** Runs `job` after every evaluation queued before it, and before any queued after it. */
+  /** Runs `job` after every evaluation queued before it on the context, and before any queued after it. */
   private serialise<T>(job: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(job);
-    this.queue = run.catch(() => undefined);
+    const run = this.shared.queue.then(job);
+    this.shared.queue = run.catch(() => undefined);
     return run;
   }
 

@@ -1,9 +1,12 @@
 /**
- * `dsi worker`'s server: one model instance behind the ModelWorker service. It keeps the
- * sequence it was last asked about (the instance keeps its own cache of it), applies each
- * request's `keep`/`append` to it after checking the prefix hash, hands it to the instance as
- * a view (not a copy: a call costs O(tokens received)), and cancels the evaluation when the
- * caller cancels the call. Evaluations run one at a time, in order.
+ * `dsi worker`'s server: one model instance behind the ModelWorker service, with one or more
+ * sequences (`instances`: the sequences of one multi-sequence instance, each a ModelInstance
+ * with its own cache). Per sequence it keeps the tokens it was last asked about (the instance
+ * keeps its own cache of them), applies each request's `keep`/`append` to them after checking
+ * the prefix hash, hands them to the instance as a view (not a copy: a call costs O(tokens
+ * received)), and cancels the evaluation when the caller cancels the call. Evaluations on one
+ * sequence run one at a time, in order; on different sequences at once (a llama context
+ * batches them into shared passes), and cancelling one never touches another's.
  * A request it refuses (INVALID_ARGUMENT, OUT_OF_RANGE) leaves what it holds unchanged and
  * tells the client the request was at fault, not the worker (see proto/worker.proto).
  */
@@ -30,7 +33,8 @@ import { serverCredentials, tokenChecker, type ServerTls } from "../models/remot
 import { isAbortError } from "../runtime/abort.js";
 
 export interface WorkerOptions {
-  instance: ModelInstance;
+  /** The sequences served (at least one): calls name theirs by index. */
+  instances: readonly ModelInstance[];
   /** host:port; port 0 picks a free one. */
   listen: string;
   /** What the worker says it serves (e.g. "synthetic", "llama"). */
@@ -92,9 +96,10 @@ export class HeldSequence {
 }
 
 export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
-  const held = new HeldSequence();
+  if (o.instances.length === 0) throw new RangeError("a worker serves at least one sequence");
+  const instance = o.instances[0];
+  const slots = o.instances.map((model) => ({ model, held: new HeldSequence(), queue: Promise.resolve() as Promise<unknown> }));
   const counters: WorkerStats = { calls: 0, cancelled: 0, tokensReceived: 0, positionsEvaluated: 0, busySeconds: 0 };
-  let queue: Promise<unknown> = Promise.resolve();
   let label = o.role;
   // Every call is checked, Info and Stats included: nothing is served to a caller without the token.
   const check = o.token === undefined ? undefined : tokenChecker(o.token);
@@ -104,16 +109,17 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
     return true;
   };
 
-  const contextSize = o.contextSize ?? o.instance.contextSize;
+  const contextSize = o.contextSize ?? instance.contextSize;
   const info: ModelWorkerHandlers["Info"] = (call, cb) => {
     if (refused(call, cb)) return;
     cb(null, {
       label,
-      vocabSize: o.instance.vocabSize,
-      eosToken: o.instance.eosToken ?? -1,
+      vocabSize: instance.vocabSize,
+      eosToken: instance.eosToken ?? -1,
       backend: o.backend,
       contextSize: contextSize ?? 0,
-      evalChunk: o.evalChunk ?? o.instance.evalChunk ?? 0,
+      evalChunk: o.evalChunk ?? instance.evalChunk ?? 0,
+      sequences: slots.length,
     });
   };
 
@@ -122,7 +128,7 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
    * A refusal is the request's fault (the client fails that request, not this worker).
    */
   const accept = (r: EvaluateRequest__Output): { code: status; details: string } | { mode: OutputMode; sampling: SamplingParams } => {
-    const vocab = o.instance.vocabSize;
+    const vocab = instance.vocabSize;
     const bad = r.append.find((t) => !(Number.isInteger(t) && t >= 0 && t < vocab));
     if (bad !== undefined) return { code: status.INVALID_ARGUMENT, details: `token ${bad} is outside the vocabulary of ${vocab}` };
     const length = r.keep + r.append.length;
@@ -146,6 +152,12 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
 
   const evaluate: ModelWorkerHandlers["Evaluate"] = (call, cb) => {
     if (refused(call, cb)) return;
+    const slot = slots[call.request.sequence];
+    if (!slot) {
+      counters.calls++;
+      return cb({ code: status.INVALID_ARGUMENT, details: `sequence ${call.request.sequence} is outside 0..${slots.length - 1} (this worker serves ${slots.length})` });
+    }
+    const { model, held } = slot;
     const run = async (): Promise<void> => {
       const r = call.request;
       counters.calls++;
@@ -166,10 +178,10 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
       call.on("cancelled", onCancel);
       const t0 = performance.now();
       try {
-        const outputs = await o.instance.evaluate({ tokens: held.view(), from: r.from, mode, sampling, seed: r.seed, stream: r.stream }, controller.signal);
+        const outputs = await model.evaluate({ tokens: held.view(), from: r.from, mode, sampling, seed: r.seed, stream: r.stream }, controller.signal);
         counters.positionsEvaluated += outputs.length;
         const reply: EvaluateReply = { tokens: [], probs: Buffer.alloc(0), held: held.length, heldHash: held.hash(held.length) };
-        if (mode === "dist") reply.probs = encodeProbs(outputs, o.instance.vocabSize, r.probsFormat);
+        if (mode === "dist") reply.probs = encodeProbs(outputs, instance.vocabSize, r.probsFormat);
         else reply.tokens = outputs.map((out) => out.token);
         cb(null, reply);
       } catch (err) {
@@ -183,8 +195,8 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
         call.removeListener("cancelled", onCancel);
       }
     };
-    // One evaluation at a time: the instance and its cache are not shared between calls.
-    queue = queue.then(run, run);
+    // One evaluation at a time per sequence: its cache is not shared between calls.
+    slot.queue = slot.queue.then(run, run);
   };
 
   const server = new Server({ "grpc.max_receive_message_length": MAX_MESSAGE_BYTES, "grpc.max_send_message_length": MAX_MESSAGE_BYTES, ...SERVER_KEEPALIVE });

@@ -71,7 +71,7 @@ test("cluster files: a synthetic drafter's copy is in [0, 1]", async () => {
 });
 
 test("dsi cluster --copy: its workers start with --copy, and the file it writes gives the drafter the same copy", () => {
-  const f: ClusterFlags = { backend: "synthetic", threads: 1, gpu: false, synthetic: { vocab: 16, copy: 0.9 }, targets: 2, latency: resolveProfile("5/1")!, out: "c.json", startTimeout: 60 };
+  const f: ClusterFlags = { backend: "synthetic", threads: 1, gpu: false, synthetic: { vocab: 16, copy: 0.9 }, targets: 2, latency: resolveProfile("5/1")!, out: "c.json", startTimeout: 60, sequences: 1 };
   const { args } = workerLaunch(f, {});
   assert.deepEqual(args.slice(args.indexOf("--copy"), args.indexOf("--copy") + 2), ["--copy", "0.9"]);
   assert.deepEqual(drafterEntry(f), { backend: "synthetic", vocab: 16, agreement: undefined, history: undefined, modelSeed: undefined, copy: 0.9, latency: "5/1" });

@@ -13,7 +13,7 @@ after(async () => {
 
 /** A synthetic-backend target worker on a free loopback port serving `instance`. */
 export async function worker(instance: ModelInstance, limits: { contextSize?: number; evalChunk?: number } = {}): Promise<RunningWorker> {
-  const w = await serveWorker({ instance, listen: "127.0.0.1:0", backend: "synthetic", role: "target", ...limits });
+  const w = await serveWorker({ instances: [instance], listen: "127.0.0.1:0", backend: "synthetic", role: "target", ...limits });
   running.push(w);
   return w;
 }

@@ -1,9 +1,9 @@
 /**
  * Multi-sequence llama instances: one context holding 8 sequences, 8 generations at once, each
- * on its own sequence, their evaluations batched into shared forward passes. Every output must
- * be what the same request gives alone (greedy, and `match` under sampling, seed for seed), on
- * random weights (near ties everywhere), whatever its batch-mates do: non-SI steps, SI and DSI
- * windows of several sizes, prompt lookup.
+ * on its own sequence (its cache kept), the sequences taking turns on the context. Every output
+ * must be what the same request gives alone (greedy, and `match` under sampling, seed for
+ * seed), on random weights (near ties everywhere), whatever the others do: non-SI steps, SI and
+ * DSI windows of several sizes, prompt lookup.
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -60,7 +60,7 @@ after(async () => {
   await backend?.close();
 });
 
-test("8 generations at once on one 8-sequence instance: each equals the same request alone (greedy and match), and their steps share forward passes", { timeout: 240_000 }, async () => {
+test("8 generations at once on one 8-sequence instance: each equals the same request alone (greedy and match)", { timeout: 240_000 }, async () => {
   backend = await llamaBackend({ ...files, threads: 1, gpu: false, sequences: 8 });
   assert.match(backend.describe(), /8 sequences per target instance/);
   for (const sampled of [false, true]) {
@@ -80,7 +80,7 @@ test("8 generations at once on one 8-sequence instance: each equals the same req
   }
 });
 
-test("a multi-sequence instance batches: 8 sequences' one-token steps issued together take one forward pass", { timeout: 120_000 }, async () => {
+test("a multi-sequence instance's sequences take turns: 8 one-token steps issued together are 8 decodes, none mixing sequences", { timeout: 120_000 }, async () => {
   const { LlamaPair } = await import("../../src/models/llama.js");
   const pair = await LlamaPair.load({ ...files, threads: 1, gpu: false });
   try {
@@ -102,8 +102,9 @@ test("a multi-sequence instance batches: 8 sequences' one-token steps issued tog
     await Promise.all(slots.map((s) => s.evaluate({ tokens: prompt, from: prompt.length, mode: "greedy", sampling: GREEDY, seed: 0, stream: 0 })));
     const before = decodes;
     await Promise.all(slots.map((s, i) => s.evaluate({ tokens: [...prompt, 5 + i], from: 5, mode: "greedy", sampling: GREEDY, seed: 0, stream: 0 })));
-    assert.equal(decodes - before, 1, "one decode for the eight sequences' steps");
-    assert.ok(before <= 2, `the eight prompts (32 tokens) went out in at most two passes of the chunk size, not ${before}`);
+    // A decode that mixed sequences gave a sequence other bits than alone (llama.ts, SharedContext).
+    assert.equal(decodes - before, 8, "one decode per sequence's step");
+    assert.equal(before, 8, "one decode per prompt");
   } finally {
     await pair.dispose();
   }

@@ -137,6 +137,7 @@ test("workers of dsi cluster --gpus: one device each, round robin, as CUDA_VISIB
     latency: resolveProfile("none")!,
     out: "c.json",
     startTimeout: 60,
+    sequences: 1,
   };
   const launches = [0, 1, 2].map((i) => workerLaunch(f, { gpu: f.gpus![i % 2] }));
   assert.deepEqual(

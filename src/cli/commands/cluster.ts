@@ -3,6 +3,7 @@ import { InvalidArgumentError, Option, type Command } from "commander";
 import { BACKENDS } from "../../models/backend.js";
 import { runCluster } from "../cluster.js";
 import { intInRange, nonEmpty } from "../flags.js";
+import { MAX_SEQUENCES } from "../../models/limits.js";
 import { latencyOption, refuseOtherBackend, syntheticSpec, withLlamaFlags, withSyntheticFlags } from "../flag-groups.js";
 import type { CliIo } from "../io.js";
 
@@ -36,6 +37,7 @@ export function register(program: Command, io: CliIo): void {
     .addOption(latencyOption("latency profile: workers add its target part, the drafter its drafter part (emulates devices)"))
     .option("--out <file>", "the cluster file to write (.json, or .yaml/.yml); removed when the cluster stops", nonEmpty("--out"), "dsi-cluster.json")
     .option("--start-timeout <s>", "seconds to wait for every worker to answer, 1..3600", intInRange(1, 3600), 600)
+    .option("--sequences <S>", `sequences each worker serves, 1..${MAX_SEQUENCES}: one generation each, its context kept cached`, intInRange(1, MAX_SEQUENCES), 1)
     .action(async (o, command: Command) => {
       refuseOtherBackend(o, command, ["target", "drafter", "threads", "gpu", "gpus", "evalChunk"], "cluster ");
       await runCluster({ ...o, synthetic: syntheticSpec(o) }, io);

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { MAX_TOKENS } from "../../algorithms/option-spec.js";
 import { BACKENDS } from "../../models/backend.js";
 import { intInRange, nonEmpty, UsageError } from "../flags.js";
-import { MAX_SEQUENCES } from "../../models/llama.js";
+import { MAX_SEQUENCES } from "../../models/limits.js";
 import { defaultSp, defaultSpHelp, generationOption, latencyOption, openBackend, refuseBackendFlags, refuseByOptionTable, refuseMissingDrafter, withBackendFlags } from "../flag-groups.js";
 import type { CliIo } from "../io.js";
 import { checkServeFlags, runServe, SERVE_DEFAULTS } from "../serve.js";
@@ -28,7 +28,7 @@ export function register(program: Command, io: CliIo): void {
     .option("--api-key <key>", "requests to /v1/ must send Authorization: Bearer KEY, 16+ characters (default: $DSI_API_KEY)", nonEmpty("--api-key"))
     .option(
       "--sequences <S>",
-      `llama: sequences per target instance, 1..${MAX_SEQUENCES} (default 1): S generations per instance each keep their context cached, and their steps share its forward passes`,
+      `llama: sequences per target instance, 1..${MAX_SEQUENCES} (default 1): S generations per instance each keep their context cached, taking turns on the instance`,
       intInRange(1, MAX_SEQUENCES),
     )
     .option("--max-concurrent <N>", "generations running at once, 1..4096", intInRange(1, 4096), 64)

@@ -1,7 +1,8 @@
 /** `dsi worker`: one model instance served over gRPC (one process per device). */
 import { Option, type Command } from "commander";
 import { BACKENDS } from "../../models/backend.js";
-import { nonEmpty } from "../flags.js";
+import { intInRange, nonEmpty } from "../flags.js";
+import { MAX_SEQUENCES } from "../../models/limits.js";
 import { latencyOption, refuseOtherBackend, syntheticSpec, withLlamaFlags, withSyntheticFlags } from "../flag-groups.js";
 import type { CliIo } from "../io.js";
 import { runWorker } from "../worker.js";
@@ -18,6 +19,7 @@ export function register(program: Command, io: CliIo): void {
     .option("--token <secret>", "a token every call must carry, 16+ characters (default: $DSI_TOKEN; prefer it: flags show in ps)", nonEmpty("--token"))
     .option("--tls-cert <file>", "serve over TLS with this certificate chain (PEM)", nonEmpty("--tls-cert"))
     .option("--tls-key <file>", "the certificate's private key (PEM)", nonEmpty("--tls-key"))
+    .addOption(new Option("--sequences <S>", `sequences served, 1..${MAX_SEQUENCES}: each keeps its own cache and calls name theirs (llama: the sequences take turns on one context; an emulated device (--latency) shares their passes)`).argParser(intInRange(1, MAX_SEQUENCES)).default(1))
     .option("--exit-on-stdin-close", "stop when standard input closes (how dsi cluster ties workers to itself)", false)
     .action(async (o, command: Command) => {
       refuseOtherBackend(o, command, ["model", "threads", "gpu", "evalChunk"], "worker ");

@@ -89,6 +89,8 @@ export interface RemoteOptions {
    * half the bytes, each probability rounded to float16 (see docs/distributed.md).
    */
   probs?: ProbsFormat;
+  /** Which of the worker's sequences this instance is (`dsi worker --sequences`); default 0. */
+  sequence?: number;
 }
 
 /** What a worker must serve to be taken (a worker that did not answer at start). */
@@ -128,6 +130,10 @@ export class RemoteInstance implements ModelInstance {
   private readonly callTimeoutMs: number;
   private readonly token: string | undefined;
   readonly probsFormat: ProbsFormat;
+  /** The worker's sequence this instance drives. */
+  readonly sequence: number;
+  /** Sequences the worker serves (Info; 1 until it answered, and from workers that do not say). */
+  sequences = 1;
 
   private constructor(
     readonly address: string,
@@ -142,6 +148,7 @@ export class RemoteInstance implements ModelInstance {
     this.callTimeoutMs = o.callTimeoutMs ?? 300_000;
     this.token = o.token;
     this.probsFormat = o.probs ?? "float32";
+    this.sequence = o.sequence ?? 0;
     this.served = { label: `target@${address}`, backend: "" };
     if (info) this.adopt(info);
     this.pendingWhy = pendingWhy;
@@ -187,7 +194,9 @@ export class RemoteInstance implements ModelInstance {
   }
 
   private adopt(info: InfoReply__Output): void {
-    this.served = { label: info.label, backend: info.backend, contextSize: info.contextSize || undefined, evalChunk: info.evalChunk || undefined };
+    this.sequences = info.sequences || 1;
+    const label = this.sequences > 1 ? `${info.label}/${this.sequence}` : info.label;
+    this.served = { label, backend: info.backend, contextSize: info.contextSize || undefined, evalChunk: info.evalChunk || undefined };
   }
 
   close(): void {
@@ -307,6 +316,7 @@ export class RemoteInstance implements ModelInstance {
       seed: req.seed,
       stream: req.stream,
       probsFormat: probsFormatToWire(this.probsFormat),
+      sequence: this.sequence,
     };
     this.tokensSent += append.length;
     return new Promise<EvaluateReply__Output>((resolve, reject) => {

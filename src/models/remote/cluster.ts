@@ -26,7 +26,7 @@ import { NO_LATENCY, resolveProfile, withLatency, type LatencyProfile } from "..
 import { loadLlamaTokenizer } from "../llama.js";
 import { assembleRuntime } from "../runtime.js";
 import { SYNTHETIC_MAX_VOCAB, SyntheticTokenizer } from "../synthetic.js";
-import { MAX_POOL_SIZE, MAX_SEED, MAX_THREADS, SYNTHETIC_MAX_HISTORY } from "../limits.js";
+import { MAX_POOL_SIZE, MAX_SEED, MAX_SEQUENCES, MAX_THREADS, SYNTHETIC_MAX_HISTORY } from "../limits.js";
 import { RemoteInstance, WorkerError, type RemoteOptions } from "./client.js";
 import { PROBS_FORMATS, type ProbsFormat } from "./protocol.js";
 import { TOKEN_ENV } from "./security.js";
@@ -73,6 +73,9 @@ const ClusterSchema = z
     // Without a drafter: the GGUF file whose tokenizer turns text into tokens (llama targets).
     tokenizer: z.string().min(1).optional(),
     targets: z.array(z.object(reach).strict()).min(1).max(MAX_POOL_SIZE),
+    // Sequences each target worker serves (`dsi worker --sequences`): the pool leases them, one
+    // generation each, their evaluations sharing the worker's passes. Default 1.
+    sequences: z.number().int().min(1).max(MAX_SEQUENCES).optional(),
     // How workers send distributions for rejection sampling (float16: half the bytes, rounded).
     probs: z.enum(PROBS_FORMATS).optional(),
     // Seconds: to answer Info when connecting or probing (default 5), and each evaluation call's
@@ -179,6 +182,9 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
   let vocab: number | undefined;
   const closers: (() => Promise<void> | void)[] = [];
   const targets: RemoteInstance[] = [];
+  /** Every sequence of every target worker, worker by worker (what the pool leases). */
+  const slots: RemoteInstance[] = [];
+  const sequences = spec.sequences ?? 1;
   let closed = false;
   const close = async (): Promise<void> => {
     closed = true;
@@ -223,9 +229,14 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
     }
     const options = await Promise.all(spec.targets.map((r) => reachOptions(r, file, spec.probs, spec.timeouts, token)));
     const answers = await connectEach(spec.targets, options);
+    const short = answers.filter((a): a is RemoteInstance => a instanceof RemoteInstance && a.sequences < sequences);
+    if (short.length > 0) {
+      for (const a of answers) if (a instanceof RemoteInstance) a.close();
+      throw new ClusterError(`${file}: sequences: ${sequences} per target worker, but ${short.map((t) => `${t.address} serves ${t.sequences}`).join(", ")} (start them with dsi worker --sequences ${sequences})`);
+    }
     const live = answers.filter((a): a is RemoteInstance => a instanceof RemoteInstance);
     const silent = answers.filter((a): a is WorkerError => a instanceof WorkerError);
-    closers.push(() => (targets.length > 0 ? targets : live).forEach((t) => t.close()));
+    closers.push(() => (slots.length > 0 ? slots : targets.length > 0 ? targets : live).forEach((t) => t.close()));
     if (live.length === 0 && !o.waitForTargets) throw new ClusterError(`${file}: no target worker answers: ${silent.map((e) => e.message).join("; ")}`);
     if (!drafter && !tokenizer) {
       // No drafter and no tokenizer file: synthetic targets tokenize alike (their letters).
@@ -247,6 +258,15 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
     // A target that did not answer joins later, when it serves what the others (else the drafter) serve.
     const expected = { vocabSize: reference.vocabSize, eosToken: live.length > 0 ? live[0].eosToken : drafter?.eosToken };
     targets.push(...answers.map((a, i) => (a instanceof RemoteInstance ? a : RemoteInstance.pending(a.address, options[i], expected, a.reason))));
+    // A worker's other sequences: an instance each, on the same address (the first is `targets`'s).
+    for (let i = 0; i < targets.length; i++) {
+      slots.push(targets[i]);
+      for (let j = 1; j < sequences; j++) {
+        const o = { ...options[i], sequence: j };
+        const a = answers[i];
+        slots.push(a instanceof RemoteInstance ? await RemoteInstance.connect(a.address, o).catch(() => RemoteInstance.pending(a.address, o, expected, "did not answer")) : RemoteInstance.pending(a.address, o, expected, a.reason));
+      }
+    }
     if (silent.length > 0) {
       const why = silent.map((e) => e.message).join("; ");
       log(`${file}: ${silent.length} of ${targets.length} target workers did not answer (${why}); ${live.length > 0 ? `going on with ${live.length}` : "waiting for them"}, asking again every ${(o.probeIntervalMs ?? 1000) / 1000} s`);
@@ -296,10 +316,11 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
       const rt = assembleRuntime({
         clock,
         ...(drafter ? { drafter: withLatency(drafter, clock, drafterLatency) } : {}),
-        target: (i) => targets[i],
+        target: (i) => slots[i],
         vocabSize,
         eosToken: targets.find((t) => t.notAnswered === undefined)?.eosToken ?? drafter?.eosToken,
         sp: Math.min(sp, targets.length),
+        sequences,
         // Workers that compute on this machine share its CPU with each other and the drafter;
         // elsewhere each is taken for a device of its own.
         sharedDevice: targets.every((t) => t.backend === "llama" && isLoopback(t.address)),
@@ -307,7 +328,7 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
       });
       rt.events.listen((e) => {
         // A worker that never answered was reported at start; its retirement is no news.
-        if (e.type === "retire" && targets[e.instance]?.notAnswered === undefined) log(`target ${e.label} lost (${e.why}); asking it again every second`);
+        if (e.type === "retire" && slots[e.instance]?.notAnswered === undefined) log(`target ${e.label} lost (${e.why}); asking it again every second`);
         else if (e.type === "rejoin") log(`target ${e.label} is back in the pool`);
       });
       closers.push(() => rt.close()); // its probes of lost workers stop with the backend
@@ -315,7 +336,7 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
     },
     describe: () => {
       const missing = targets.length - answering();
-      return `cluster: ${where}, ${targets.length} target worker(s) at ${targets.map((t) => t.address).join(", ")}${missing > 0 ? ` (${missing} not answering yet)` : ""}`;
+      return `cluster: ${where}, ${targets.length} target worker(s)${sequences > 1 ? ` of ${sequences} sequences` : ""} at ${targets.map((t) => t.address).join(", ")}${missing > 0 ? ` (${missing} not answering yet)` : ""}`;
     },
     // A worker that does not answer has no counters (undefined) and says why (`error`), not an error.
     workerStats: () =>

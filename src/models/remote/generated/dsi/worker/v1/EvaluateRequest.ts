@@ -25,6 +25,11 @@ export interface EvaluateRequest {
   'seed'?: (number | string | Long);
   'stream'?: (number);
   'probsFormat'?: (_dsi_worker_v1_ProbsFormat);
+  /**
+   * Which of the worker's sequences (0..sequences-1): keep, append and the hashes are that
+   * sequence's; calls on different sequences run at once, on one sequence in order.
+   */
+  'sequence'?: (number);
 }
 
 export interface EvaluateRequest__Output {
@@ -47,4 +52,9 @@ export interface EvaluateRequest__Output {
   'seed': (number);
   'stream': (number);
   'probsFormat': (_dsi_worker_v1_ProbsFormat__Output);
+  /**
+   * Which of the worker's sequences (0..sequences-1): keep, append and the hashes are that
+   * sequence's; calls on different sequences run at once, on one sequence in order.
+   */
+  'sequence': (number);
 }

@@ -19,6 +19,11 @@ export interface InfoReply {
    * applicable (synthetic models).
    */
   'evalChunk'?: (number);
+  /**
+   * Sequences the worker serves (`dsi worker --sequences`), each with its own held sequence and
+   * cache; their evaluations share the model's forward passes. 0 from workers before this field: 1.
+   */
+  'sequences'?: (number);
 }
 
 export interface InfoReply__Output {
@@ -39,4 +44,9 @@ export interface InfoReply__Output {
    * applicable (synthetic models).
    */
   'evalChunk': (number);
+  /**
+   * Sequences the worker serves (`dsi worker --sequences`), each with its own held sequence and
+   * cache; their evaluations share the model's forward passes. 0 from workers before this field: 1.
+   */
+  'sequences': (number);
 }

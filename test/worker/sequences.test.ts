@@ -1,0 +1,79 @@
+/**
+ * Workers with several sequences (`dsi worker --sequences S`): each sequence holds its own
+ * tokens and cache, calls name theirs, a cluster file's `sequences` makes the pool lease them,
+ * and with a worker killed mid-run every generation still gets non-SI's tokens.
+ */
+import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { generate } from "../../src/algorithms/generate.js";
+import { TokenView } from "../../src/core/instance.js";
+import { GREEDY } from "../../src/core/sampling.js";
+import { PROFILES } from "../../src/models/latency.js";
+import { RemoteInstance } from "../../src/models/remote/client.js";
+import { clusterBackend, loadClusterFile } from "../../src/models/remote/cluster.js";
+import { syntheticRuntime } from "../../src/models/runtime.js";
+import { SyntheticPair } from "../../src/models/synthetic.js";
+import { makeClock } from "../../src/runtime/clock.js";
+import { serveWorker } from "../../src/worker/server.js";
+import { startWorker, stopChildren } from "../helpers/processes.js";
+import { tempDir } from "../helpers/temp.js";
+
+const SPEC = ["--vocab", "16", "--model-seed", "5", "--agreement", "0.7", "--history", "all"];
+const pair = new SyntheticPair({ vocab: 16, seed: 5, agreement: 0.7, context: "all" });
+
+test("a worker's sequences: each holds its own tokens (no resends when calls alternate), Info says how many, and a sequence it does not serve is refused", async () => {
+  const worker = await serveWorker({ instances: [0, 1].map((j) => pair.instance("target", `t/${j}`)), listen: "127.0.0.1:0", backend: "synthetic", role: "target" });
+  const [a, b] = await Promise.all([0, 1].map((sequence) => RemoteInstance.connect(worker.address, { sequence })));
+  const outside = await RemoteInstance.connect(worker.address, { sequence: 2 });
+  try {
+    assert.deepEqual([a.sequences, b.sequences], [2, 2]);
+    assert.match(b.label, /\/1$/);
+    const local = pair.instance("target", "local");
+    const one = [1, 2, 3, 4, 5];
+    const two = [9, 8, 7, 6];
+    for (let n = 0; n < 4; n++) {
+      // Alternating between two sequences: each call sends only its own new token.
+      one.push(n);
+      two.push(n);
+      for (const [remote, seq] of [[a, one], [b, two]] as const) {
+        const req = { tokens: new TokenView(seq, seq.length), from: seq.length, mode: "greedy" as const, sampling: GREEDY, seed: 0, stream: 0 };
+        assert.deepEqual(await remote.evaluate(req), await local.evaluate(req));
+      }
+    }
+    assert.equal(a.tokensSent, 5 + 4 - 1 + 1, "the first call sends the sequence, each later one its new token");
+    assert.equal(b.tokensSent, 4 + 4);
+    assert.deepEqual([a.resends, b.resends], [0, 0]);
+    await assert.rejects(outside.evaluate({ tokens: [1, 2], from: 2, mode: "greedy", sampling: GREEDY, seed: 0, stream: 0 }), /sequence 2 is outside 0\.\.1 \(this worker serves 2\)/);
+  } finally {
+    for (const r of [a, b, outside]) r.close();
+    await worker.close();
+  }
+});
+
+test("two 4-sequence workers, a cluster file with sequences 4: 8 concurrent generations run at once; kill -9 of one worker mid-run, and every output is non-SI's", { timeout: 60_000 }, async () => {
+  const workers = await Promise.all([0, 1].map(() => startWorker(["--listen", "127.0.0.1:0", ...SPEC, "--latency", "5/1", "--sequences", "4"])));
+  const dir = await tempDir("sequences");
+  const file = join(dir, "cluster.json");
+  await writeFile(file, JSON.stringify({ drafter: { backend: "synthetic", vocab: 16, agreement: 0.7, history: "all", modelSeed: 5, latency: "5/1" }, targets: workers.map((w) => ({ address: w.address })), sequences: 4 }));
+  const backend = await clusterBackend(await loadClusterFile(file), file);
+  try {
+    assert.match(backend.describe(), /2 target worker\(s\) of 4 sequences/);
+    const rt = await backend.runtime(makeClock("real"), 2, PROFILES.get("none")!, { events: true });
+    const options = (i: number) => ({ prompt: [1 + i, 2, 3], maxTokens: 40, seed: i });
+    const reference = await Promise.all(Array.from({ length: 8 }, (_, i) => generate("nonsi", syntheticRuntime({ pair }), options(i)).result));
+    const runs = Array.from({ length: 8 }, (_, i) => generate(i % 2 ? "dsi" : "si", rt, { ...options(i), lookahead: 3 }).result);
+    // Every generation admitted at once (8 sequences), then one worker dies under them.
+    assert.equal(rt.pool.runningMembers, 8);
+    await new Promise((r) => setTimeout(r, 60));
+    workers[0].child.kill("SIGKILL");
+    const results = await Promise.all(runs);
+    results.forEach((r, i) => assert.deepEqual(r.tokens, reference[i].tokens, `generation ${i}`));
+    assert.ok(rt.events.events.some((e) => e.type === "retire"), "the dead worker's sequences were retired");
+    rt.close();
+  } finally {
+    await backend.close();
+    await stopChildren(workers.map((w) => w.child));
+  }
+});
