@@ -140,6 +140,9 @@ test("workers of dsi cluster --gpus: one device each, round robin, as CUDA_VISIB
     sequences: 1,
   };
   const launches = [0, 1, 2].map((i) => workerLaunch(f, { gpu: f.gpus![i % 2] }));
+  assert.ok(!launches[0].args.includes("--sequences"), "one sequence: the worker's default");
+  const four = workerLaunch({ ...f, sequences: 4 }, {}).args;
+  assert.deepEqual(four.slice(four.indexOf("--sequences"), four.indexOf("--sequences") + 2), ["--sequences", "4"]);
   assert.deepEqual(
     launches.map((l) => l.env.CUDA_VISIBLE_DEVICES),
     ["2", "5", "2"],
