@@ -228,13 +228,7 @@ test("a cluster without a drafter (the targets alone): non-SI and --draft ngram 
   const nonsi = await dsi(["generate", "--cluster", file, "--algo", "nonsi", ...prompt]);
   assert.equal(nonsi.code, 0, nonsi.stderr);
   assert.match(JSON.parse(nonsi.stdout).config.backend, /^cluster: no drafter \(the targets alone/);
-  for (const algo of ["si", "dsi"]) {
-    const r = await dsi(["generate", "--cluster", file, "--algo", algo, "--draft", "ngram", "--ngram-min", "1", "--lookahead", "3", ...prompt]);
-    assert.equal(r.code, 0, r.stderr);
-    const c = JSON.parse(r.stdout).completions[0];
-    assert.deepEqual(c.tokens, reference, algo);
-    assert.equal(c.stats.bySource.model.drafted, 0);
-  }
+  await lookupAloneGivesNonSi(file, prompt, reference);
   const model = await dsi(["generate", "--cluster", file, ...prompt]);
   assert.equal(model.code, 2);
   assert.match(model.stderr, /--draft: draft model needs a drafter model and this runtime has none/);
@@ -261,16 +255,21 @@ test("dsi cluster --backend llama without --drafter: llama target workers alone,
     const alone = await dsi(["generate", "--backend", "llama", "--target", files.target, "--algo", "nonsi", ...prompt]);
     assert.equal(alone.code, 0, alone.stderr);
     const reference = JSON.parse(alone.stdout).completions[0].tokens;
-    for (const algo of ["si", "dsi"]) {
-      const r = await dsi(["generate", "--cluster", file, "--algo", algo, "--draft", "ngram", "--ngram-min", "1", "--lookahead", "3", ...prompt]);
-      assert.equal(r.code, 0, r.stderr);
-      const c = JSON.parse(r.stdout).completions[0];
-      assert.deepEqual(c.tokens, reference, algo);
-      assert.equal(c.stats.bySource.model.drafted, 0);
-      assert.ok(c.stats.bySource.ngram.drafted > 0, JSON.stringify(c.stats.bySource));
-    }
+    await lookupAloneGivesNonSi(file, prompt, reference);
   } finally {
     child.kill("SIGTERM");
     await exited(child);
   }
 });
+
+/** SI and DSI with prompt lookup alone over a cluster file: non-SI's tokens, drafted by lookup only. */
+async function lookupAloneGivesNonSi(file: string, prompt: string[], reference: number[]): Promise<void> {
+  for (const algo of ["si", "dsi"]) {
+    const r = await dsi(["generate", "--cluster", file, "--algo", algo, "--draft", "ngram", "--ngram-min", "1", "--lookahead", "3", ...prompt]);
+    assert.equal(r.code, 0, r.stderr);
+    const c = JSON.parse(r.stdout).completions[0];
+    assert.deepEqual(c.tokens, reference, algo);
+    assert.equal(c.stats.bySource.model.drafted, 0);
+    assert.ok(c.stats.bySource.ngram.drafted > 0, JSON.stringify(c.stats.bySource));
+  }
+}
