@@ -118,7 +118,7 @@ export class RunContext {
    */
   async nextDraft(tokens: TokenView, from: number, signal?: AbortSignal, onModel?: () => void): Promise<Draft | undefined> {
     if (this.ngram) {
-      const found = this.ngram.propose(tokens);
+      const found = tokens.base === this.seq && tokens.length === tokens.baseLength && tokens.baseLength === this.seq.length ? this.lookupAfterCommitted() : this.ngram.propose(tokens);
       // Before the drafter, lookup drafts where it is expected to do at least as well (source-choice.ts).
       if (found && (!this.chooser || this.chooser.useLookup(found.matched))) {
         this.stats.draftMade("ngram");
@@ -234,6 +234,13 @@ export class RunContext {
     }
   }
 
+  /** Lookup's proposal after the committed tokens alone, once per length (a window's first draft and the commit's shadow ask alike). */
+  private lookupAfterCommitted(): ReturnType<NgramIndex["propose"]> {
+    if (this.committedLookup?.length !== this.seq.length) this.committedLookup = { length: this.seq.length, found: this.ngram!.propose(this.view()) };
+    return this.committedLookup.found;
+  }
+  private committedLookup: { length: number; found: ReturnType<NgramIndex["propose"]> } | undefined;
+
   /** Decides the position p from the target's output there and the draft, if any. */
   decide(target: PositionOutput, draft: Draft | undefined, p: number): Decision {
     const { verifier, verify, seed } = this.opts;
@@ -247,7 +254,7 @@ export class RunContext {
     if (this.ngram) {
       // What lookup would have drafted here, from the committed prefix: its shadow acceptance
       // (source-choice.ts says why it is an unbiased sample of its acceptance, drafted or not).
-      const would = this.ngram.propose(this.view());
+      const would = this.lookupAfterCommitted();
       // Every position where lookup drafts (with a match; before the drafter, where the chooser
       // takes it) teaches the controller, plain steps too, so a stretch of copying is seen
       // before a window was risked on it. The drafter's drafts teach it when decided.

@@ -51,12 +51,7 @@ export interface BigramModel {
 
 /** Counts and smooths the bigrams of token streams (each stream one document). */
 export function bigramModel(streams: readonly (readonly number[])[], vocab: number): BigramModel {
-  let total = 0;
-  for (const s of streams) total += Math.max(0, s.length - 1);
-  const keys = new Float64Array(total);
-  let k = 0;
-  for (const s of streams) for (let i = 1; i < s.length; i++) keys[k++] = s[i - 1] * vocab + s[i];
-  keys.sort();
+  const keys = sortedKeys(streams, 2, vocab);
   const contextCount = new Float64Array(vocab);
   const successors = new Float64Array(vocab);
   const predecessors = new Float64Array(vocab);
@@ -129,12 +124,7 @@ export interface TrigramContexts {
 }
 
 export function trigramContexts(streams: readonly (readonly number[])[], vocab: number): TrigramContexts {
-  let total = 0;
-  for (const s of streams) total += Math.max(0, s.length - 2);
-  const keys = new Float64Array(total);
-  let k = 0;
-  for (const s of streams) for (let i = 2; i < s.length; i++) keys[k++] = (s[i - 2] * vocab + s[i - 1]) * vocab + s[i];
-  keys.sort();
+  const keys = sortedKeys(streams, 3, vocab);
   const ctxKeys: number[] = [];
   const ctxCount: number[] = [];
   const start: number[] = [];
@@ -165,4 +155,20 @@ export function trigramContexts(streams: readonly (readonly number[])[], vocab: 
     nextCount: Float64Array.from(nextCount),
     discount: once + twice > 0 ? once / (once + 2 * twice) : 0.5,
   };
+}
+
+/** Every n-gram of the streams (none across streams) as the number t1*vocab^(n-1) + ... + tn, ascending. */
+function sortedKeys(streams: readonly (readonly number[])[], n: 2 | 3, vocab: number): Float64Array {
+  let total = 0;
+  for (const s of streams) total += Math.max(0, s.length - n + 1);
+  const keys = new Float64Array(total);
+  let k = 0;
+  for (const s of streams) {
+    for (let i = n - 1; i < s.length; i++) {
+      let key = 0;
+      for (let j = i - n + 1; j <= i; j++) key = key * vocab + s[j];
+      keys[k++] = key;
+    }
+  }
+  return keys.sort();
 }
