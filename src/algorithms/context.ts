@@ -59,6 +59,7 @@ export class RunContext {
               const [step, target] = [rt.learned.costs.drafterMs("alone") ?? rt.learned.costs.drafterMs("beside"), rt.learned.costs.soloMs()];
               return step !== undefined && target !== undefined && target > 0 ? Math.min(1, step / target) : 0;
             },
+            () => rt.learned.lookupAcceptance.rate(),
           )
         : undefined;
     this.lookahead =

@@ -123,16 +123,18 @@ test("the trace tells the sources apart: prompt-lookup drafts take no time, the 
 });
 
 test("a sweep of how much the output copies (paper latencies, auto DSI): lookup before the drafter keeps up with the better source alone, and beats both where the output copies", async () => {
-  const copies = [0, 0.3, 0.6, 0.9];
+  const copies = [0, 0.3, 0.45, 0.6, 0.9];
   const drafts = ["model", "ngram", "ngram+model"] as const;
-  const times = await Promise.all(copies.flatMap((copy) => drafts.map((draft) => offThread<{ dsi: number; nonsi: number }>(NGRAM_WORKLOAD, "dsiTime", "vicuna-13b/vicuna-68m", copy, draft, 4))));
+  const times = await Promise.all(copies.flatMap((copy) => drafts.map((draft) => offThread<{ dsi: number; nonsi: number }>(NGRAM_WORKLOAD, "dsiTime", "vicuna-13b/vicuna-68m", copy, draft, 8))));
   const lines: string[] = [];
   copies.forEach((copy, i) => {
     const [model, ngram, both] = drafts.map((_, j) => times[i * drafts.length + j]);
     const speedup = (t: { dsi: number; nonsi: number }): number => t.nonsi / t.dsi;
     lines.push(`copy ${copy}: model ${speedup(model).toFixed(2)}x, ngram ${speedup(ngram).toFixed(2)}x, ngram+model ${speedup(both).toFixed(2)}x of non-SI`);
     const better = Math.max(speedup(model), speedup(ngram));
-    assert.ok(speedup(both) >= 0.97 * better, lines.join("\n"));
+    // Where lookup is not ahead (copy below ~0.6 here), the chooser learning that from a few
+    // dozen positions hands a few to lookup: 0.8% at copy 0.45 (8 seeds), at most 0.3% elsewhere.
+    assert.ok(speedup(both) >= 0.985 * better, lines.join("\n"));
     if (copy >= 0.9) assert.ok(speedup(both) >= 1.2 * better, `where the output copies, the two sources together beat either: ${lines.join("\n")}`);
   });
 });
@@ -164,14 +166,24 @@ test("on a shared CPU (windows grow with their tokens, contention): lookup alone
   }
 });
 
-test("the source choice (ngram+model): lookup drafts where its shadow acceptance at the match's length is at least the drafter's", () => {
-  const c = new SourceChooser(() => 0.7);
-  assert.equal(c.useLookup(2), false, "nothing seen: lookup's even prior against the drafter's 0.7");
+test("the source choice (ngram+model): lookup drafts where its shadow acceptance at the match's length is ahead of the drafter's by a standard error", () => {
+  const c = new SourceChooser(() => 0.6);
+  assert.equal(c.useLookup(2), false, "nothing seen: lookup's even prior against the drafter's 0.6");
   for (let i = 0; i < 20; i++) c.shadow(3, 5, 5); // matches of 3 tokens: right every time
   for (let i = 0; i < 20; i++) c.shadow(1, 5, 6); // matches of 1: wrong every time
   assert.equal(c.useLookup(3), true);
   assert.equal(c.useLookup(1), false);
+  // Matches of 2: right 4 times in 5. After 5 of them the estimate is ahead, but not by its
+  // standard error; after 60 (the discount keeps ~20) it is.
+  const fifth = (n: number): void => {
+    for (let i = 0; i < n; i++) c.shadow(2, 5, i % 5 === 4 ? 6 : 5);
+  };
+  fifth(5);
+  assert.ok(c.lookupRate(2) > c.modelRate(), `lookup ${c.lookupRate(2)}, drafter ${c.modelRate()}`);
+  assert.equal(c.useLookup(2), false, "a lucky few do not take positions from the drafter");
+  fifth(60);
+  assert.equal(c.useLookup(2), true);
   for (let i = 0; i < 40; i++) c.modelDecided(true);
   assert.ok(c.modelRate() > 0.9, `drafter ${c.modelRate()}`);
-  assert.equal(c.useLookup(3), c.lookupRate(3) >= c.modelRate(), "the better estimate drafts");
+  assert.equal(c.useLookup(2), false, "a drafter that is right every time keeps the positions lookup gets 4 in 5 of");
 });

@@ -25,18 +25,18 @@ const exactJoint = (sampling: SamplingParams): Float64Array => targetJoint(pair,
 
 /**
  * Counts of each 3-token outcome over seeds 0..SAMPLES-1, and the drafts accepted and rejected;
- * in two halves on worker threads (see off-thread.ts), which give the same counts as one loop.
+ * in two halves on worker threads (see off-thread.ts).
  */
-async function sampleCounts(algo: AlgorithmName, verify: VerifyRule, sampling: SamplingParams, o: { acceptEveryDraft?: boolean; draft?: DraftMode; prompt?: number[] } = {}) {
+async function sampleCounts(algo: AlgorithmName, verify: VerifyRule, sampling: SamplingParams, o: { acceptEveryDraft?: boolean; draft?: DraftMode; prompt?: number[]; spec?: typeof SPEC } = {}) {
   const halves = await Promise.all(
     [0, SAMPLES / 2].map((from) =>
-      offThread<Tally>(WORKLOAD, "tally", { spec: SPEC, prompt: o.prompt ?? PROMPT, algo, verify, sampling, from, to: from + SAMPLES / 2, acceptEveryDraft: o.acceptEveryDraft === true, draft: o.draft }),
+      offThread<Tally>(WORKLOAD, "tally", { spec: o.spec ?? SPEC, prompt: o.prompt ?? PROMPT, algo, verify, sampling, from, to: from + SAMPLES / 2, acceptEveryDraft: o.acceptEveryDraft === true, draft: o.draft }),
     ),
   );
   const counts = new Float64Array(V ** 3);
   for (const h of halves) h.counts.forEach((n, i) => (counts[i] += n));
-  const ngram = { accepted: halves[0].bySource.ngram.accepted + halves[1].bySource.ngram.accepted, rejected: halves[0].bySource.ngram.rejected + halves[1].bySource.ngram.rejected };
-  return { counts, accepted: halves[0].accepted + halves[1].accepted, rejected: halves[0].rejected + halves[1].rejected, ngram };
+  const decided = (source: "model" | "ngram") => ({ accepted: halves[0].bySource[source].accepted + halves[1].bySource[source].accepted, rejected: halves[0].bySource[source].rejected + halves[1].bySource[source].rejected });
+  return { counts, accepted: halves[0].accepted + halves[1].accepted, rejected: halves[0].rejected + halves[1].rejected, ngram: decided("ngram"), model: decided("model") };
 }
 const WORKLOAD = new URL("../helpers/sampling-workload.js", import.meta.url);
 
@@ -61,14 +61,20 @@ test("sampling: DSI with rejection under temperature, top-k and top-p", async ()
 });
 
 // Prompt lookup: deterministic proposals (q all on the draft), accepted with the target's
-// probability of the draft, else the residual (the target without the draft). A prompt that
-// repeats itself gives lookup a match from the first position on.
-const REPEATING = [1, 2, 3, 1, 2];
+// probability of the draft, else the residual (the target without the draft). The target
+// copies (a copied token gets most of its mass, at 60% of positions drawn per context) and the
+// prompt repeats a 17-token unit, so lookup is right often enough for the source choice to hand
+// it some positions and the drafter the rest (`tally` keeps what the runtime learned across
+// generations, as a server does).
+const COPYING = { ...SPEC, copy: 0.6 };
+const UNIT = [0, 3, 1, 4, 2, 5, 5, 0, 2, 1, 3, 3, 4, 0, 5, 1, 2];
+const REPEATING = [...UNIT, ...UNIT.slice(0, 5)];
 for (const [algo, draft] of [["dsi", "ngram"], ["dsi", "ngram+model"], ["si", "ngram+model"]] as const) {
   test(`sampling: ${algo} with --draft ${draft} (rejection) matches the target's joint distribution of 3 tokens`, async () => {
-    const { counts, ngram } = await sampleCounts(algo, "rejection", T1, { draft, prompt: REPEATING });
+    const { counts, ngram, model } = await sampleCounts(algo, "rejection", T1, { draft, prompt: REPEATING, spec: COPYING });
     assert.ok(ngram.accepted > 1000 && ngram.rejected > 1000, `prompt lookup's drafts: ${JSON.stringify(ngram)}`);
-    const chi = chiSquareTest(counts, targetJoint(pair, REPEATING, 3, T1));
+    if (draft === "ngram+model") assert.ok(model.accepted > 1000 && model.rejected > 1000, `the drafter's drafts: ${JSON.stringify(model)}`);
+    const chi = chiSquareTest(counts, targetJoint(new SyntheticPair(COPYING), REPEATING, 3, T1));
     assert.ok(chi.df >= 50, `df ${chi.df}`);
     assert.ok(!chi.rejected, `chi-square ${chi.statistic.toFixed(1)} > ${chi.critical.toFixed(1)} (df ${chi.df})`);
   });

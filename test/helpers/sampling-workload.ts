@@ -4,6 +4,7 @@ import type { AlgorithmName, Stats } from "../../src/algorithms/options.js";
 import type { SamplingParams } from "../../src/core/sampling.js";
 import type { VerifyRule } from "../../src/core/verify.js";
 import { SyntheticPair, type SyntheticSpec } from "../../src/models/synthetic.js";
+import { newLearned } from "../../src/runtime/costs.js";
 import { profile, run } from "./run.js";
 
 export interface Tally {
@@ -36,6 +37,10 @@ export async function tally(o: {
   let accepted = 0;
   let rejected = 0;
   const bySource: Stats["bySource"] = { model: { drafted: 0, accepted: 0, rejected: 0 }, ngram: { drafted: 0, accepted: 0, rejected: 0 } };
+  // Under ngram+model the source choice starts from what earlier generations taught the runtime
+  // (costs, each source's acceptance), as on a server: in a fresh runtime a 3-token generation
+  // never trusts lookup. What was learned shapes which source drafts, never the distribution.
+  const learned = o.draft === "ngram+model" ? newLearned() : undefined;
   for (let seed = o.from; seed < o.to; seed++) {
     const r = await run(o.algo, pair, {
       prompt: o.prompt,
@@ -47,6 +52,7 @@ export async function tally(o: {
       verify: o.verify,
       seed,
       ...(o.draft ? { draft: o.draft, ngramMin: 1 } : {}),
+      ...(learned ? { learned } : {}),
       ...(o.acceptEveryDraft ? { verifier: (_t, draft) => ({ token: draft.token, accepted: true }) } : {}),
     });
     const [a, b, c] = r.tokens;
