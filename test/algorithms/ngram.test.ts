@@ -35,6 +35,10 @@ test("the index: the longest suffix that occurred before, its most recent occurr
   assert.equal(new NgramIndex([1, 2, 3], 2, 3).propose(view([1, 2, 3])), undefined, "no earlier occurrence of [2, 3]");
   assert.deepEqual(new NgramIndex([4, 4, 4], 2, 2).propose(view([4, 4, 4])), { token: 4, matched: 2 }, "an overlapping occurrence counts");
   for (const [min, max] of [[0, 2], [3, 2], [1, 65], [1.5, 2]]) assert.throws(() => new NgramIndex([], min, max), RangeError);
+  // [33553, 52392] and [30324, 1843] share a 32-bit hash (found by search): the tokens decide.
+  const collide = [33553, 52392, 11, 30324, 1843];
+  assert.equal(new NgramIndex(collide, 2, 2).propose(view(collide)), undefined, "a hash shared with another 2-gram is no match");
+  assert.deepEqual(new NgramIndex([...collide, 11, 30324, 1843], 2, 2).propose(view([...collide, 11, 30324, 1843])), { token: 11, matched: 2 });
 });
 
 test("greedy: SI and DSI with prompt lookup alone and before the model equal non-SI token for token", async () => {

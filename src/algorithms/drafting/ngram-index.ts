@@ -22,8 +22,13 @@ export const NGRAM_DEFAULTS = { min: 2, max: 5 } as const;
 export const MAX_NGRAM = 64;
 
 export class NgramIndex {
-  /** Per match length n (index n - min): n-gram key -> position of the token that followed its latest occurrence. */
-  private readonly next: Map<string, number>[];
+  /**
+   * Per match length n (index n - min): hash of an n-gram -> position of the token that followed
+   * its latest occurrence. Numeric hashes, not joined strings: a draft and a committed token cost
+   * a few multiplications instead of building strings (this runs on every step, plain ones too).
+   * A hash shared by two n-grams is caught by comparing the tokens, and then that length does not match.
+   */
+  private readonly next: Map<number, number>[];
   /** Tokens of `seq` indexed so far. */
   private indexed = 0;
 
@@ -35,15 +40,21 @@ export class NgramIndex {
     if (!(Number.isInteger(min) && Number.isInteger(max) && min >= 1 && min <= max && max <= MAX_NGRAM)) {
       throw new RangeError(`n-gram lengths must be integers with 1 <= min <= max <= ${MAX_NGRAM}, got ${min}..${max}`);
     }
-    this.next = Array.from({ length: max - min + 1 }, () => new Map<string, number>());
+    this.next = Array.from({ length: max - min + 1 }, () => new Map<number, number>());
   }
 
   /** Indexes the tokens `seq` gained since the last call (it only grows). */
   update(): void {
-    for (let e = Math.max(this.indexed, 1); e < this.seq.length; e++) {
-      for (let n = this.min; n <= Math.min(this.max, e); n++) this.next[n - this.min].set(key(this.seq, e - n, e), e);
+    const seq = this.seq;
+    for (let e = Math.max(this.indexed, 1); e < seq.length; e++) {
+      // The n-grams ending before e, longest last: hashes extended one token back at a time.
+      let h = 0;
+      for (let n = 1; n <= Math.min(this.max, e); n++) {
+        h = extend(h, seq[e - n]);
+        if (n >= this.min) this.next[n - this.min].set(h, e);
+      }
     }
-    this.indexed = Math.max(this.indexed, this.seq.length);
+    this.indexed = Math.max(this.indexed, seq.length);
   }
 
   /**
@@ -53,18 +64,29 @@ export class NgramIndex {
   propose(context: TokenSequence): { token: number; matched: number } | undefined {
     this.update();
     const length = context.length;
-    for (let n = Math.min(this.max, length - 1); n >= this.min; n--) {
-      const suffix: number[] = [];
-      for (let i = length - n; i < length; i++) suffix.push(context.at(i)!);
-      const at = this.next[n - this.min].get(suffix.join(","));
+    const longest = Math.min(this.max, length - 1);
+    if (longest < this.min) return undefined;
+    const hashes: number[] = [];
+    let h = 0;
+    for (let n = 1; n <= longest; n++) hashes.push((h = extend(h, context.at(length - n)!)));
+    for (let n = longest; n >= this.min; n--) {
+      const at = this.next[n - this.min].get(hashes[n - 1]);
       // The match ends before the suffix itself starts, or overlaps it: either way the token
       // that followed it is committed, so it is known.
-      if (at !== undefined) return { token: this.seq[at], matched: n };
+      if (at !== undefined && this.same(at, context, n)) return { token: this.seq[at], matched: n };
     }
     return undefined;
   }
+
+  /** Whether the n tokens before position `at` of the sequence are the last n of `context`. */
+  private same(at: number, context: TokenSequence, n: number): boolean {
+    const end = context.length;
+    for (let i = 1; i <= n; i++) if (this.seq[at - i] !== context.at(end - i)) return false;
+    return true;
+  }
 }
 
-function key(seq: readonly number[], start: number, end: number): string {
-  return seq.slice(start, end).join(",");
+/** A 32-bit hash of an n-gram read backwards, extended by the token before it. */
+function extend(h: number, token: number): number {
+  return (Math.imul(h ^ token, 0x9e3779b1) + 0x7f4a7c15) | 0;
 }

@@ -242,6 +242,30 @@ export function probeFits(regret: number, state: { probes: number; explorationMs
   return first || state.explorationMs + regret <= share * state.elapsedMs;
 }
 
+/** What a plan was made from (`AdaptiveLookahead.planInputs`). */
+interface PlanInputs {
+  exact: number[];
+  rates: number[];
+  costs: number[];
+}
+
+/**
+ * Whether a plan made from `was` is stale at `now`: an exact input changed, a rate moved by more
+ * than 0.005, a cost by more than 2% (or was seen for the first time). The running means of a
+ * measured machine wander by about a percent from task to task around where they are, and the
+ * plan's own margins are 0.5-5%; a move measured from the last plan, not across fixed cells, so
+ * a mean that wanders about one value does not make plans.
+ */
+function moved(was: PlanInputs, now: PlanInputs): boolean {
+  for (let i = 0; i < now.exact.length; i++) if (was.exact[i] !== now.exact[i]) return true;
+  for (let i = 0; i < now.rates.length; i++) if (Math.abs(was.rates[i] - now.rates[i]) > 0.005) return true;
+  for (let i = 0; i < now.costs.length; i++) {
+    const [x, y] = [was.costs[i], now.costs[i]];
+    if (x < 0 || y < 0 ? x !== y : Math.abs(y - x) > 0.02 * x) return true;
+  }
+  return false;
+}
+
 export class AdaptiveLookahead implements LookaheadPolicy {
   probes = 0;
   readonly acceptance: AcceptanceEstimator;
@@ -260,8 +284,10 @@ export class AdaptiveLookahead implements LookaheadPolicy {
   private speculating = false;
   /** Target instances the last plan was made for. */
   private instances = 1;
-  /** The last plan and what it was made from (a memo: plans are pure in these). */
-  private cached: (Plan & { costsVersion: number; version: number; instances: number }) | undefined;
+  /** The last plan and what it was made from. */
+  private cached: { plan: Plan; inputs: PlanInputs } | undefined;
+  /** Changes with `probeMisses`. */
+  private probeMissesVersion = 0;
 
   constructor(
     private readonly algo: "si" | "dsi",
@@ -288,11 +314,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
 
   drafts(source: DraftSource): void {
     this.fromModel.observe(source === "model");
-    this.sharesVersion++;
   }
-
-  /** Changes with every `drafts` (the plan reads the shares). */
-  private sharesVersion = 0;
 
   /**
    * The share of drafts the drafter model makes: 1 and 0 where one source drafts everything;
@@ -341,7 +363,10 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     }
     this.last = decision.lookahead;
     if (this.probe !== undefined) {
-      if (drafts > 0 && drafts < this.probe) this.probeMisses.set(this.probe, (this.probeMisses.get(this.probe) ?? 0) + 1);
+      if (drafts > 0 && drafts < this.probe) {
+        this.probeMisses.set(this.probe, (this.probeMisses.get(this.probe) ?? 0) + 1);
+        this.probeMissesVersion++;
+      }
       // Done; or given up when plain tasks keep going out first (in DSI a drafter slower than
       // the target never gets a draft ahead of the frontier).
       if (drafts > 0 || this.probe === 0 || ++this.probeWaits >= this.tuning.probePatience) this.probe = undefined;
@@ -382,12 +407,18 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     return step === undefined ? undefined : step * share;
   }
 
-  /** The model's plan, memoised while the costs, the acceptance and the instances stay the same. */
+  /**
+   * The model's plan, worked out again only when one of its inputs moved by more than a
+   * tolerance since the last plan (`planInputs`, `moved`). A plan costs 60-200 us on a CPU that
+   * just ran a decode (its caches hold the model's weights, not the engine's objects), and on a
+   * measured machine some input moves with every task: planned afresh each time, the plans were
+   * ~100 us of every 6 ms step, most of what auto SI and DSI lost against non-SI where they made
+   * plain steps only.
+   */
   private model(instances: number): Plan {
+    const inputs = this.planInputs(instances);
     const c = this.cached;
-    const key = { costsVersion: this.costs.version, version: this.acceptance.version + this.sharesVersion, instances };
-    if (c && c.costsVersion === key.costsVersion && c.version === key.version && c.instances === instances) return c;
-    this.instances = instances;
+    if (c && !moved(c.inputs, inputs)) return c.plan;
     const table = (where: Condition): (number | undefined)[] => Array.from({ length: this.tuning.maxLookahead + 1 }, (_, k) => this.costs.meanMs(k, where));
     const besideShare = this.besideShare(instances);
     const where = besideShare >= 0.5 ? "beside" : "alone";
@@ -406,7 +437,18 @@ export class AdaptiveLookahead implements LookaheadPolicy {
       },
       this.tuning,
     );
-    this.cached = { ...plan, ...key };
+    this.cached = { plan, inputs };
     return plan;
+  }
+
+  /** What the plan reads: exact inputs, acceptances and the drafter's share, then costs (ms; -1: not seen). */
+  private planInputs(instances: number): PlanInputs {
+    const costs = [this.costs.drafterMs("alone"), this.costs.drafterMs("beside")];
+    for (let k = 0; k <= this.tuning.maxLookahead; k++) costs.push(this.costs.meanMs(k, "alone"), this.costs.meanMs(k, "beside"));
+    return {
+      exact: [instances, this.speculating ? 1 : 0, this.probeMissesVersion, this.costs.tasksSinceSolo() >= this.tuning.plainStaleTasks ? 1 : 0],
+      rates: [this.acceptance.rate(), this.acceptance.optimisticRate(), this.modelShare()],
+      costs: costs.map((ms) => ms ?? -1),
+    };
   }
 }
