@@ -251,17 +251,19 @@ interface PlanInputs {
 
 /**
  * Whether a plan made from `was` is stale at `now`: an exact input changed, a rate moved by more
- * than 0.005, a cost by more than 2% (or was seen for the first time). The running means of a
- * measured machine wander by about a percent from task to task around where they are, and the
- * plan's own margins are 0.5-5%; a move measured from the last plan, not across fixed cells, so
- * a mean that wanders about one value does not make plans.
+ * than 0.005, a cost by more than 5% (or was seen for the first time). The running means of a
+ * measured machine wander by a few percent from task to task about where they are (at 2%, 40%
+ * of DSI's plain steps on a CPU still planned afresh); 5% is the hurdle for leaving plain steps,
+ * and while speculating the acceptance moves with the windows and the plans follow it. Measured
+ * from the last plan, not across fixed cells, so a mean that wanders about one value does not
+ * make plans.
  */
 function moved(was: PlanInputs, now: PlanInputs): boolean {
   for (let i = 0; i < now.exact.length; i++) if (was.exact[i] !== now.exact[i]) return true;
   for (let i = 0; i < now.rates.length; i++) if (Math.abs(was.rates[i] - now.rates[i]) > 0.005) return true;
   for (let i = 0; i < now.costs.length; i++) {
     const [x, y] = [was.costs[i], now.costs[i]];
-    if (x < 0 || y < 0 ? x !== y : Math.abs(y - x) > 0.02 * x) return true;
+    if (x < 0 || y < 0 ? x !== y : Math.abs(y - x) > 0.05 * x) return true;
   }
   return false;
 }
@@ -285,7 +287,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
   /** Target instances the last plan was made for. */
   private instances = 1;
   /** The last plan and what it was made from. */
-  private cached: { plan: Plan; inputs: PlanInputs } | undefined;
+  private cached: { plan: Plan; inputs: PlanInputs; versions: number[] } | undefined;
   /** Changes with `probeMisses`. */
   private probeMissesVersion = 0;
 
@@ -314,7 +316,11 @@ export class AdaptiveLookahead implements LookaheadPolicy {
 
   drafts(source: DraftSource): void {
     this.fromModel.observe(source === "model");
+    this.sharesVersion++;
   }
+
+  /** Changes with every `drafts` (the plan reads the shares). */
+  private sharesVersion = 0;
 
   /**
    * The share of drafts the drafter model makes: 1 and 0 where one source drafts everything;
@@ -409,16 +415,22 @@ export class AdaptiveLookahead implements LookaheadPolicy {
 
   /**
    * The model's plan, worked out again only when one of its inputs moved by more than a
-   * tolerance since the last plan (`planInputs`, `moved`). A plan costs 60-200 us on a CPU that
+   * tolerance since the last plan (`planInputs`, `moved`; with nothing observed since, no
+   * need to look: DSI asks several times per task). A plan costs 60-200 us on a CPU that
    * just ran a decode (its caches hold the model's weights, not the engine's objects), and on a
    * measured machine some input moves with every task: planned afresh each time, the plans were
    * ~100 us of every 6 ms step, most of what auto SI and DSI lost against non-SI where they made
    * plain steps only.
    */
   private model(instances: number): Plan {
-    const inputs = this.planInputs(instances);
     const c = this.cached;
-    if (c && !moved(c.inputs, inputs)) return c.plan;
+    const versions = [instances, this.costs.version, this.acceptance.version, this.sharesVersion, this.probeMissesVersion, this.speculating ? 1 : 0];
+    if (c && c.versions.every((v, i) => v === versions[i])) return c.plan;
+    const inputs = this.planInputs(instances);
+    if (c && !moved(c.inputs, inputs)) {
+      c.versions = versions;
+      return c.plan;
+    }
     const table = (where: Condition): (number | undefined)[] => Array.from({ length: this.tuning.maxLookahead + 1 }, (_, k) => this.costs.meanMs(k, where));
     const besideShare = this.besideShare(instances);
     const where = besideShare >= 0.5 ? "beside" : "alone";
@@ -437,7 +449,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
       },
       this.tuning,
     );
-    this.cached = { plan, inputs };
+    this.cached = { plan, inputs, versions };
     return plan;
   }
 
