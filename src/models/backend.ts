@@ -14,6 +14,7 @@ import type { WorkerStats } from "./remote/protocol.js";
 import { resolveModel, type DownloadProgress } from "./resolve.js";
 import type { Learned } from "../runtime/costs.js";
 import { SequenceRouter } from "./sequence-router.js";
+import { MAX_SEQUENCES } from "./limits.js";
 import { assembleRuntime, syntheticRuntime } from "./runtime.js";
 import { SyntheticPair, SyntheticTokenizer, type SyntheticSpec } from "./synthetic.js";
 
@@ -192,9 +193,16 @@ export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolea
   const sequences = o.sequences ?? 1;
   if (!(Number.isInteger(sequences) && sequences >= 1)) throw new BackendSpecError(`sequences must be a positive integer, got ${sequences}`);
   const pair = await LlamaPair.load(o);
-  // The drafter serves every generation: with several sequences, each generation keeps one
-  // (sequence-router.ts) and their drafts share the drafter's passes.
-  const drafter = !pair.drafter ? undefined : sequences > 1 ? new SequenceRouter(await pair.sequences("drafter", "drafter", sequences)) : await pair.instance("drafter", "drafter");
+  // The drafter serves every generation: each generation the pool admits at once keeps a
+  // sequence of its own (sequence-router.ts), so none re-reads its context after another's
+  // draft. A runtime that admits more than the drafter has sequences adds a context of them.
+  const drafter = pair.drafter ? new SequenceRouter(await pair.sequences("drafter", "drafter", 1)) : undefined;
+  let drafterGrowth = Promise.resolve();
+  const drafterFor = (generations: number): Promise<void> =>
+    (drafterGrowth = drafterGrowth.then(async () => {
+      const more = Math.min(MAX_SEQUENCES, generations) - drafter!.members.length;
+      if (more > 0) drafter!.grow(await pair.sequences("drafter", `drafter+${drafter!.members.length}`, more));
+    }));
   // Target instances, each a context with `sequences` sequences (the pool leases sequences).
   const targets: Promise<LlamaInstance[]>[] = [];
   const runtimes = new Set<Runtime>();
@@ -229,6 +237,7 @@ export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolea
     realCompute: true,
     ...(identity ? { learnedCache: { pathFor: (profile: LatencyProfile) => storeFor(profile)!.path }, saveLearned } : {}),
     runtime: async (clock: Clock, sp: number, profile: LatencyProfile, o: RuntimeOptions = {}): Promise<Runtime> => {
+      if (drafter) await drafterFor(sp * sequences);
       await drafter?.reset();
       const store = storeFor(profile);
       const learned = o.learned ?? (await store?.load());
@@ -256,7 +265,7 @@ export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolea
       return kept(runtimes, rt);
     },
     describe: () =>
-      `llama.cpp ${o.gpu ? "GPU" : "CPU"} (${drafter ? "" : "a target alone, "}${o.threads} thread${o.threads > 1 ? "s" : ""} per instance, ${sequences > 1 ? `${sequences} sequences per target instance and in the drafter, ` : ""}vocab ${pair.vocabSize}, context ${pair.contextSize}, ${evalChunkSummary(pair.evalChunks)})`,
+      `llama.cpp ${o.gpu ? "GPU" : "CPU"} (${drafter ? "" : "a target alone, "}${o.threads} thread${o.threads > 1 ? "s" : ""} per instance, ${sequences > 1 ? `${sequences} sequences per target instance, ` : ""}vocab ${pair.vocabSize}, context ${pair.contextSize}, ${evalChunkSummary(pair.evalChunks)})`,
     close: async () => {
       closeAll(runtimes);
       await saveLearned();

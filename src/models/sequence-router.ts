@@ -1,10 +1,10 @@
 /**
- * One model instance over the sequences of a multi-sequence instance, for a model that every
+ * One model instance over the sequences of multi-sequence instances, for a model that every
  * generation shares (the drafter): each generation's requests go to the sequence that served
- * it last, so its context stays cached there, and requests of several generations that are
- * ready together go out in one forward pass (the sequences share the instance's passes).
- * Without it, one drafter sequence served every concurrent generation in turn, and each turn
- * re-read the context of another.
+ * it last, so its context stays cached there. Without it, one drafter sequence served every
+ * concurrent generation in turn, and each turn re-read the context of another. (A llama
+ * context's sequences take turns on it: llama.ts, `SharedContext`.) More sequences may be
+ * added (`grow`) when a runtime admits more generations at once.
  *
  * A generation is known by its requests' `TokenView.base` (the committed sequence the engine
  * appends to: one per generation). A generation new to the router takes the sequence used
@@ -15,26 +15,43 @@
 import { TokenView, type EvalRequest, type ModelInstance } from "../core/instance.js";
 import type { PositionOutput } from "../core/verify.js";
 
+type RoutedSequence = ModelInstance & { reset?(): Promise<void>; dispose?(): Promise<void> };
+
 export class SequenceRouter implements ModelInstance {
   readonly label: string;
   readonly vocabSize: number;
   readonly eosToken: number | undefined;
   /** The generation (committed sequence) each sequence serves. */
-  private readonly owners: (object | undefined)[];
+  private readonly owners: (object | undefined)[] = [];
   private readonly sequenceOf = new WeakMap<object, number>();
-  private readonly lastUse: number[];
-  private readonly inFlight: number[];
+  private readonly lastUse: number[] = [];
+  private readonly inFlight: number[] = [];
   private uses = 0;
+  private readonly sequences: RoutedSequence[] = [];
 
-  constructor(private readonly sequences: readonly (ModelInstance & { reset?(): Promise<void>; dispose?(): Promise<void> })[]) {
+  constructor(sequences: readonly RoutedSequence[]) {
     if (sequences.length === 0) throw new RangeError("a sequence router needs at least one sequence");
     const first = sequences[0];
     this.label = first.label.replace(/\/0$/, "");
     this.vocabSize = first.vocabSize;
     this.eosToken = first.eosToken;
-    this.owners = new Array<object | undefined>(sequences.length).fill(undefined);
-    this.lastUse = new Array<number>(sequences.length).fill(0);
-    this.inFlight = new Array<number>(sequences.length).fill(0);
+    this.grow(sequences);
+  }
+
+  /** The sequences requests are routed to (read-only: for stats and tests). */
+  get members(): readonly RoutedSequence[] {
+    return this.sequences;
+  }
+
+  /** Adds sequences (of another instance of the same model): new generations may take them. */
+  grow(more: readonly RoutedSequence[]): void {
+    for (const s of more) {
+      if (s.vocabSize !== this.vocabSize) throw new RangeError(`a routed sequence has vocabulary ${s.vocabSize}, the router ${this.vocabSize}`);
+      this.sequences.push(s);
+      this.owners.push(undefined);
+      this.lastUse.push(0);
+      this.inFlight.push(0);
+    }
   }
 
   get contextSize(): number | undefined {

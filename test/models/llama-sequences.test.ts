@@ -13,6 +13,7 @@ import { GREEDY } from "../../src/core/sampling.js";
 import { llamaBackend, type Backend } from "../../src/models/backend.js";
 import { PROFILES } from "../../src/models/latency.js";
 import type { LlamaInstance } from "../../src/models/llama.js";
+import type { SequenceRouter } from "../../src/models/sequence-router.js";
 import { makeClock } from "../../src/runtime/clock.js";
 import { LONG_PAIR, pairFiles } from "../helpers/gguf-models.js";
 
@@ -107,5 +108,29 @@ test("a multi-sequence instance's sequences take turns: 8 one-token steps issued
     assert.equal(before, 8, "one decode per prompt");
   } finally {
     await pair.dispose();
+  }
+});
+
+test("the drafter keeps a sequence per generation the pool runs at once (4 target instances, one sequence each): no generation re-reads its context there", { timeout: 120_000 }, async () => {
+  const b = await llamaBackend({ ...files, threads: 1, gpu: false });
+  try {
+    const rt = await b.runtime(makeClock("real"), 4, NONE);
+    const router = rt.drafter as SequenceRouter;
+    assert.equal(router.members.length, 4, "one drafter sequence per admitted generation");
+    const prompts = PROMPTS.slice(0, 4).map((p) => b.tokenizer.encode(p));
+    const results = await Promise.all(prompts.map((prompt, i) => generate("si", rt, { prompt, maxTokens: 24, sampling: GREEDY, verify: "greedy", seed: i, lookahead: 3 }).result));
+    results.forEach((r, i) => assert.deepEqual(r.tokens, alone.get(`false/${i}`)?.slice(0, 24), `request ${i}`));
+    // Each drafter sequence read a prompt once, then a window's worth at a time. One sequence
+    // shared by the four re-read a whole context (prompt and output) at every switch.
+    const longest = Math.max(...prompts.map((p) => p.length));
+    const reads = router.members.map((m) => (m as LlamaInstance).longestRead);
+    assert.ok(reads.every((n) => n > 0 && n <= longest + 4), `longest reads ${reads}, prompts up to ${longest} tokens`);
+    rt.close();
+    // A runtime that admits more generations gets more drafter sequences.
+    const wider = await b.runtime(makeClock("real"), 6, NONE);
+    assert.equal((wider.drafter as SequenceRouter).members.length, 6);
+    wider.close();
+  } finally {
+    await b.close();
   }
 });
