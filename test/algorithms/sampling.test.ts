@@ -27,10 +27,10 @@ const exactJoint = (sampling: SamplingParams): Float64Array => targetJoint(pair,
  * Counts of each 3-token outcome over seeds 0..SAMPLES-1, and the drafts accepted and rejected;
  * in two halves on worker threads (see off-thread.ts).
  */
-async function sampleCounts(algo: AlgorithmName, verify: VerifyRule, sampling: SamplingParams, o: { acceptEveryDraft?: boolean; draft?: DraftMode; prompt?: number[]; spec?: typeof SPEC } = {}) {
+async function sampleCounts(algo: AlgorithmName, verify: VerifyRule, sampling: SamplingParams, o: { acceptEveryDraft?: boolean; draft?: DraftMode; prompt?: number[]; spec?: typeof SPEC; concurrent?: number } = {}) {
   const halves = await Promise.all(
     [0, SAMPLES / 2].map((from) =>
-      offThread<Tally>(WORKLOAD, "tally", { spec: o.spec ?? SPEC, prompt: o.prompt ?? PROMPT, algo, verify, sampling, from, to: from + SAMPLES / 2, acceptEveryDraft: o.acceptEveryDraft === true, draft: o.draft }),
+      offThread<Tally>(WORKLOAD, "tally", { spec: o.spec ?? SPEC, prompt: o.prompt ?? PROMPT, algo, verify, sampling, from, to: from + SAMPLES / 2, acceptEveryDraft: o.acceptEveryDraft === true, draft: o.draft, concurrent: o.concurrent }),
     ),
   );
   const counts = new Float64Array(V ** 3);
@@ -52,6 +52,16 @@ for (const verify of ["rejection", "match"] as const) {
     assert.ok(!chi.rejected, `chi-square ${chi.statistic.toFixed(1)} > ${chi.critical.toFixed(1)} (df ${chi.df})`);
   });
 }
+
+test("sampling: DSI and SI with rejection, 8 generations at a time on 2 instances x 4 sequences whose passes are shared, match the target's joint distribution of 3 tokens", async () => {
+  for (const algo of ["dsi", "si"] as const) {
+    const { counts, accepted, rejected } = await sampleCounts(algo, "rejection", T1, { concurrent: 8 });
+    assert.ok(accepted > 5000 && rejected > 5000, `${algo}: accepted ${accepted}, rejected ${rejected}`);
+    const chi = chiSquareTest(counts, exactJoint(T1));
+    assert.ok(chi.df >= 50, `df ${chi.df}`);
+    assert.ok(!chi.rejected, `${algo}: chi-square ${chi.statistic.toFixed(1)} > ${chi.critical.toFixed(1)} (df ${chi.df})`);
+  }
+});
 
 test("sampling: DSI with rejection under temperature, top-k and top-p", async () => {
   const sampling: SamplingParams = { temperature: 0.8, topK: 4, topP: 0.9 };
