@@ -197,12 +197,16 @@ export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolea
   // sequence of its own (sequence-router.ts), so none re-reads its context after another's
   // draft. A runtime that admits more than the drafter has sequences adds a context of them.
   const drafter = pair.drafter ? new SequenceRouter(await pair.sequences("drafter", "drafter", 1)) : undefined;
+  // One growth at a time; a failed one (no memory for the context) fails its runtime only.
   let drafterGrowth = Promise.resolve();
-  const drafterFor = (generations: number): Promise<void> =>
-    (drafterGrowth = drafterGrowth.then(async () => {
+  const drafterFor = (generations: number): Promise<void> => {
+    const grown = drafterGrowth.then(async () => {
       const more = Math.min(MAX_SEQUENCES, generations) - drafter!.members.length;
       if (more > 0) drafter!.grow(await pair.sequences("drafter", `drafter+${drafter!.members.length}`, more));
-    }));
+    });
+    drafterGrowth = grown.catch(() => undefined);
+    return grown;
+  };
   // Target instances, each a context with `sequences` sequences (the pool leases sequences).
   const targets: Promise<LlamaInstance[]>[] = [];
   const runtimes = new Set<Runtime>();

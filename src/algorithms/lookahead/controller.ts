@@ -431,6 +431,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
       c.versions = versions;
       return c.plan;
     }
+    this.instances = instances;
     const table = (where: Condition): (number | undefined)[] => Array.from({ length: this.tuning.maxLookahead + 1 }, (_, k) => this.costs.meanMs(k, where));
     const besideShare = this.besideShare(instances);
     const where = besideShare >= 0.5 ? "beside" : "alone";
