@@ -35,10 +35,10 @@ test("the index: the longest suffix that occurred before, its most recent occurr
   assert.equal(new NgramIndex([1, 2, 3], 2, 3).propose(view([1, 2, 3])), undefined, "no earlier occurrence of [2, 3]");
   assert.deepEqual(new NgramIndex([4, 4, 4], 2, 2).propose(view([4, 4, 4])), { token: 4, matched: 2 }, "an overlapping occurrence counts");
   for (const [min, max] of [[0, 2], [3, 2], [1, 65], [1.5, 2]]) assert.throws(() => new NgramIndex([], min, max), RangeError);
-  // [33553, 52392] and [30324, 1843] share a 32-bit hash (found by search): the tokens decide.
-  const collide = [33553, 52392, 11, 30324, 1843];
+  // [34177, 9773] and [32114, 34092] share a 32-bit hash (found by search): the tokens decide.
+  const collide = [34177, 9773, 11, 32114, 34092];
   assert.equal(new NgramIndex(collide, 2, 2).propose(view(collide)), undefined, "a hash shared with another 2-gram is no match");
-  assert.deepEqual(new NgramIndex([...collide, 11, 30324, 1843], 2, 2).propose(view([...collide, 11, 30324, 1843])), { token: 11, matched: 2 });
+  assert.deepEqual(new NgramIndex([...collide, 11, 32114, 34092], 2, 2).propose(view([...collide, 11, 32114, 34092])), { token: 11, matched: 2 });
 });
 
 test("greedy: SI and DSI with prompt lookup alone and before the model equal non-SI token for token", async () => {
@@ -137,8 +137,8 @@ test("a sweep of how much the output copies (paper latencies, auto DSI): lookup 
     lines.push(`copy ${copy}: model ${speedup(model).toFixed(2)}x, ngram ${speedup(ngram).toFixed(2)}x, ngram+model ${speedup(both).toFixed(2)}x of non-SI`);
     const better = Math.max(speedup(model), speedup(ngram));
     // Where lookup is not ahead (copy below ~0.6 here), the chooser learning that from a few
-    // dozen positions hands a few to lookup: 0.8% at copy 0.45 (8 seeds), at most 0.3% elsewhere.
-    assert.ok(speedup(both) >= 0.985 * better, lines.join("\n"));
+    // dozen positions hands a few to lookup: 0.2% at copy 0.45 (8 seeds), less elsewhere.
+    assert.ok(speedup(both) >= 0.99 * better, lines.join("\n"));
     if (copy >= 0.9) assert.ok(speedup(both) >= 1.2 * better, `where the output copies, the two sources together beat either: ${lines.join("\n")}`);
   });
 });
@@ -177,12 +177,12 @@ test("the source choice (ngram+model): lookup drafts where its shadow acceptance
   for (let i = 0; i < 20; i++) c.shadow(1, 5, 6); // matches of 1: wrong every time
   assert.equal(c.useLookup(3), true);
   assert.equal(c.useLookup(1), false);
-  // Matches of 2: right 4 times in 5. After 5 of them the estimate is ahead, but not by its
-  // standard error; after 60 (the discount keeps ~20) it is.
+  // Matches of 2: right 4 times in 5. After 10 of them the estimate is ahead, but not by its
+  // standard error; after 70 (the discount keeps ~20) it is.
   const fifth = (n: number): void => {
     for (let i = 0; i < n; i++) c.shadow(2, 5, i % 5 === 4 ? 6 : 5);
   };
-  fifth(5);
+  fifth(10);
   assert.ok(c.lookupRate(2) > c.modelRate(), `lookup ${c.lookupRate(2)}, drafter ${c.modelRate()}`);
   assert.equal(c.useLookup(2), false, "a lucky few do not take positions from the drafter");
   fifth(60);

@@ -15,6 +15,7 @@
  * never indexed.
  */
 import type { TokenSequence } from "../../core/instance.js";
+import { HASH_START, hashStep } from "../../core/token-hash.js";
 
 /** The defaults: matches of 2 to 5 tokens (vLLM's default match is 5 tokens; 1 would draft on every repeated token). */
 export const NGRAM_DEFAULTS = { min: 2, max: 5 } as const;
@@ -23,8 +24,8 @@ export const MAX_NGRAM = 64;
 
 export class NgramIndex {
   /**
-   * Per match length n (index n - min): hash of an n-gram -> position of the token that followed
-   * its latest occurrence. Numeric hashes, not joined strings: a draft and a committed token cost
+   * Per match length n (index n - min): hash of an n-gram read backwards (core/token-hash.ts) ->
+   * position of the token that followed its latest occurrence. Numeric hashes, not joined strings: a draft and a committed token cost
    * a few multiplications instead of building strings (this runs on every step, plain ones too).
    * A hash shared by two n-grams is caught by comparing the tokens, and then that length does not match.
    */
@@ -48,9 +49,9 @@ export class NgramIndex {
     const seq = this.seq;
     for (let e = Math.max(this.indexed, 1); e < seq.length; e++) {
       // The n-grams ending before e, longest last: hashes extended one token back at a time.
-      let h = 0;
+      let h = HASH_START;
       for (let n = 1; n <= Math.min(this.max, e); n++) {
-        h = extend(h, seq[e - n]);
+        h = hashStep(h, seq[e - n]);
         if (n >= this.min) this.next[n - this.min].set(h, e);
       }
     }
@@ -67,8 +68,8 @@ export class NgramIndex {
     const longest = Math.min(this.max, length - 1);
     if (longest < this.min) return undefined;
     const hashes: number[] = [];
-    let h = 0;
-    for (let n = 1; n <= longest; n++) hashes.push((h = extend(h, context.at(length - n)!)));
+    let h = HASH_START;
+    for (let n = 1; n <= longest; n++) hashes.push((h = hashStep(h, context.at(length - n)!)));
     for (let n = longest; n >= this.min; n--) {
       const at = this.next[n - this.min].get(hashes[n - 1]);
       // The match ends before the suffix itself starts, or overlaps it: either way the token
@@ -84,9 +85,4 @@ export class NgramIndex {
     for (let i = 1; i <= n; i++) if (this.seq[at - i] !== context.at(end - i)) return false;
     return true;
   }
-}
-
-/** A 32-bit hash of an n-gram read backwards, extended by the token before it. */
-function extend(h: number, token: number): number {
-  return (Math.imul(h ^ token, 0x9e3779b1) + 0x7f4a7c15) | 0;
 }

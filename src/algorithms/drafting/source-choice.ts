@@ -26,8 +26,8 @@
  * its drafts were accepted less often than the estimate said: on the paper's pairs under auto
  * DSI with 45% of the output copied, lookup's decided drafts were accepted 47% of the time
  * against the drafter's 64%, and `ngram+model` ran 3.6% slower than the drafter alone (12
- * seeds). With the standard error, 0.8% slower there and within 0.3% elsewhere; where the
- * output copies (90%), 4.8x of non-SI instead of 5.0x, still 1.24x of lookup alone.
+ * seeds). With the standard error, 0.3% slower there and within 0.1% elsewhere; where the
+ * output copies (90%), 4.9x of non-SI instead of 5.0x, 1.27x of lookup alone.
  */
 import { DiscountedCounts } from "../../runtime/costs.js";
 
@@ -83,7 +83,10 @@ export class SourceChooser {
     const [prior, priorWeight] = known === undefined ? [0.5, 1] : [known, PRIOR_WEIGHT];
     const pooled = { rate: (this.pooled.accepted + prior * priorWeight) / (this.pooled.decided + priorWeight), weight: this.pooled.decided + priorWeight };
     const c = this.byLength[matched];
-    return c ? { rate: (c.accepted + pooled.rate) / (c.decided + 1), weight: c.decided + 1 } : pooled;
+    // A length's own counts over the pooled rate, worth PRIOR_WEIGHT positions in the rate and in
+    // the weight alike (with a weight of one, a length's first observation dropped its weight from
+    // the pooled ~25 to 2, and lookup lost the length just as evidence for it came in).
+    return c ? { rate: (c.accepted + PRIOR_WEIGHT * pooled.rate) / (c.decided + PRIOR_WEIGHT), weight: c.decided + PRIOR_WEIGHT } : pooled;
   }
 
   modelRate(): number {

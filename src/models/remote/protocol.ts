@@ -188,8 +188,5 @@ export function workerClient(address: string, creds: ChannelCredentials = creden
   });
 }
 
-/** Prefix hashes: h[0] = seed value, h[i+1] = mix(h[i], tokens[i]); FNV-1a style, 32 bits. */
-export const HASH_START = 0x811c9dc5;
-export function hashStep(h: number, token: number): number {
-  return Math.imul(h ^ token, 0x01000193) >>> 0;
-}
+/** Prefix hashes: h[0] = HASH_START, h[i+1] = hashStep(h[i], tokens[i]) (core/token-hash.ts). */
+export { HASH_START, hashStep } from "../../core/token-hash.js";
