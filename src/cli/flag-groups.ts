@@ -217,8 +217,8 @@ export const LLAMA_MODELS = [
   { flag: "--target", help: "llama: target model (GGUF path, hf:owner/repo/file.gguf or URL); default: the generated default pair" },
   { flag: "--drafter", help: "llama: drafter model (GGUF path or URI), same vocabulary as the target" },
 ];
-/** Flags of generate and serve that only the llama backend reads. */
-export const LLAMA_ONLY = ["target", "drafter", "threads", "gpu", "evalChunk", "learnedCache"] as const;
+/** Flags of generate and serve that only the llama backend reads (`sequences`: serve's). */
+export const LLAMA_ONLY = ["target", "drafter", "threads", "gpu", "evalChunk", "learnedCache", "sequences"] as const;
 
 /** The backend flags of generate and serve: --backend and each backend's own. */
 export function withBackendFlags(c: Command, backends: readonly string[]): Command {

@@ -22,7 +22,7 @@ export interface WorkerFlags {
   gpu: boolean;
   /** Tokens per forward pass; default: the batch-invariance self-test's. */
   evalChunk?: number;
-  /** Sequences served (default 1): their evaluations share the instance's passes. */
+  /** Sequences served (default 1): each keeps its cache; they share the instance's compute. */
   sequences: number;
   /** synthetic */
   synthetic: Partial<SyntheticSpec>;
@@ -62,7 +62,8 @@ export async function runWorker(f: WorkerFlags, io: CliIo): Promise<void> {
   const { instance, sequences, close } = await openInstance(spec, f.role, f.role, f.sequences);
   const latency = f.role === "target" ? f.latency.target : f.latency.drafter;
   const clock = new RealClock();
-  // Several sequences with an emulated device: their passes are shared as a real instance's are.
+  // Several sequences with an emulated device: it batches their passes (as a GPU server would);
+  // a llama context's sequences underneath take turns (llama.ts).
   const batch = sequences.length > 1 ? new BatchDevice(clock, latency) : undefined;
   const worker = await serveWorker({
     instances: sequences.map((s) => withLatency(s, clock, latency, undefined, batch)),

@@ -94,7 +94,7 @@ export type BackendSpec =
       contextSize?: number;
       /** Tokens per forward pass (`--eval-chunk`); default: found by the batch-invariance self-test. */
       evalChunk?: number;
-      /** Sequences per target instance (`--sequences`; default 1): generations each keep one, their passes shared. */
+      /** Sequences per target instance (`--sequences`; default 1): generations each keep one, taking turns on the instance. */
       sequences?: number;
       /** Keep what runtimes learn in `$DSI_CACHE_DIR/learned/` (the CLI's default; `--no-learned-cache`); default false. */
       learnedCache?: boolean;

@@ -1,8 +1,9 @@
 /**
- * One modelled instance holding several sequences (a llama.cpp context with S sequences), in
- * modelled time: the passes its sequences ask for while it is idle, in the same instant, go
- * out as one forward pass, and those asked for while a pass runs go out together when it
- * ends, as node-llama-cpp dispatches a context's pending evaluations. A shared pass costs what
+ * One modelled instance holding several sequences, in modelled time, as a device that batches
+ * them would run them: the passes its sequences ask for while it is idle, in the same instant,
+ * go out as one forward pass, and those asked for while a pass runs go out together when it
+ * ends (as node-llama-cpp dispatches a context's pending evaluations; llama.ts keeps a real
+ * context's sequences taking turns until a bit-exact rule for shared decodes is found). A shared pass costs what
  * one pass over all its tokens costs (`passMs` over the summed positions and reads: flat up to
  * the latency's `kneeTokens`, then `perExtraPositionMs` per token), so a batch model decides
  * what batching gains: on a GPU a pass of dozens of tokens costs about one step, on a CPU each
@@ -94,16 +95,22 @@ export class BatchDevice {
         const unwanted = new AbortController();
         let staying = batch.length;
         for (const m of batch) m.left = () => --staying === 0 && unwanted.abort();
+        let failed: { err: unknown } | undefined;
         try {
           await (this.device ? this.device.run(ms, unwanted.signal) : this.clock.sleep(ms, unwanted.signal));
         } catch (err) {
-          if (!unwanted.signal.aborted) throw err;
+          if (!unwanted.signal.aborted) failed = { err };
         }
         for (const m of batch) {
           if (m.signal && m.onAbort) m.signal.removeEventListener("abort", m.onAbort);
-          if (!m.signal?.aborted) m.resolve();
+          if (m.signal?.aborted) continue;
+          if (failed) m.reject(failed.err);
+          else m.resolve();
         }
       }
+    } catch (err) {
+      // (The clock failed before a pass: whoever waits hears it rather than waiting forever.)
+      for (const m of this.waiting.splice(0)) m.reject(err);
     } finally {
       this.running = false;
     }

@@ -179,10 +179,14 @@ export class LatencyInstance implements ModelInstance {
     const outputs = await this.inner.evaluate(req, signal);
     const read = this.read(req.tokens, req.from);
     const first = !this.warm;
-    const ms = this.cost(outputs.length, read);
-    this.warm = true;
-    if (this.batch) await this.batch.pass({ outputs: outputs.length, read, first }, signal);
-    else await (this.device ? this.device.run(ms, signal) : this.clock.sleep(ms, signal));
+    if (this.batch) {
+      this.warm = true;
+      await this.batch.pass({ outputs: outputs.length, read, first }, signal);
+    } else {
+      const ms = this.cost(outputs.length, read);
+      this.warm = true;
+      await (this.device ? this.device.run(ms, signal) : this.clock.sleep(ms, signal));
+    }
     return outputs;
   }
 

@@ -377,7 +377,7 @@ export class LlamaInstance implements ModelInstance {
     /** Most tokens per forward pass: the model's batch-invariant chunk size. */
     readonly evalChunk: number,
     /** The context, shared with the instances of its other sequences (disposed with the last). */
-    private readonly shared: SharedContext = new SharedContext(context, 1),
+    private readonly shared: SharedContext,
   ) {}
 
   evaluate(req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {

@@ -47,7 +47,9 @@ export function assembleRuntime(o: RuntimeParts): Runtime {
   const profile = o.profile ?? NO_LATENCY;
   // A profile with contention puts every instance on one modelled device.
   const device = profile.contention !== undefined ? new SharedDevice(clock, profile.contention) : undefined;
-  // Several sequences per instance: each instance's sequences share its passes (batch-device.ts).
+  // Several sequences per instance: the modelled latency has each instance's sequences share
+  // its passes (batch-device.ts), as a batching device would; real llama sequences underneath
+  // take turns (llama.ts), so with a latency profile this emulates a device that batches.
   const sequences = o.sequences ?? 1;
   const batches: BatchDevice[] = [];
   const wrap = (i: ModelInstance, index: number): ModelInstance => {
@@ -87,7 +89,7 @@ export interface SyntheticRuntimeOptions {
   clock?: Clock | "real" | "virtual";
   /** Speculation parallelism: the most target instances. Defaults to 1. */
   sp?: number;
-  /** Sequences per target instance (default 1): their passes are shared (batch-device.ts). */
+  /** Sequences per target instance (default 1): their modelled passes are shared (batch-device.ts). */
   sequences?: number;
   /** Record the event log. Defaults to true. */
   events?: boolean;

@@ -15,7 +15,7 @@
 import { TokenView, type EvalRequest, type ModelInstance } from "../core/instance.js";
 import type { PositionOutput } from "../core/verify.js";
 
-type RoutedSequence = ModelInstance & { reset?(): Promise<void>; dispose?(): Promise<void> };
+type RoutedSequence = ModelInstance & { reset?(): Promise<void> };
 
 export class SequenceRouter implements ModelInstance {
   readonly label: string;

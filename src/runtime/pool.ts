@@ -30,12 +30,12 @@
  * than `size`: a generation that can use two instances never pays for a thousand.
  *
  * Sequences (`sequences` S per instance): an instance may hold S sequences, each with its own
- * cache, whose evaluations share forward passes (a llama.cpp context batches the sequences'
- * tokens that are ready together into one decode). The pool then leases sequences: admission
+ * cache, that share its compute (a llama.cpp context's sequences take turns on it; a modelled
+ * instance's share passes: batch-device.ts). The pool then leases sequences: admission
  * counts them (S generations per instance keep their caches), the affinity above keeps a
  * generation on its sequences, and a generation's concurrent tasks go to sequences of
  * different instances where it can (separate devices run in parallel; two sequences of one
- * instance share its passes). A generation's limit still counts leases, at most `size`.
+ * instance share its compute). A generation's limit still counts leases, at most `size`.
  */
 import type { ModelInstance } from "../core/instance.js";
 import { AbortError } from "./abort.js";
@@ -68,8 +68,8 @@ export interface TargetPoolOptions {
   size: number;
   /**
    * Sequences per instance (default 1): an instance that holds several sequences (a llama.cpp
-   * context with S sequences) serves one generation on each, and evaluations on its sequences
-   * that are ready together go out in one forward pass. The pool leases sequences: sequence
+   * context with S sequences) serves one generation on each, the sequences sharing its compute.
+   * The pool leases sequences: sequence
    * `index` belongs to instance `floor(index / sequences)`. Each is a `ModelInstance` of its own
    * (its own cache); the pool only needs to know which share an instance.
    */
@@ -153,7 +153,7 @@ class Member implements PoolMember {
   leases = 0;
   frontierLeases = 0;
   left = false;
-  /** Leases held now per instance (the pool spreads a member's leases over instances). */
+  /** Leases held now per instance, with several sequences per instance (the pool spreads a member's leases over instances). */
   readonly onInstance = new Map<number, number>();
   constructor(
     private readonly host: MemberHost,
@@ -315,7 +315,7 @@ export class TargetPool {
     return Math.floor(index / this.sequences);
   }
 
-  /** Sequences of `instance` evaluating now (their evaluations share forward passes). */
+  /** Sequences of `instance` evaluating now (they share its compute). */
   busyOn(instance: number): number {
     let n = 0;
     for (let i = instance * this.sequences; i < (instance + 1) * this.sequences; i++) if (this.slots[i] === "busy") n++;
@@ -588,7 +588,9 @@ export class TargetPool {
   /**
    * Whether a sequence still to be made goes before an idle one another live member used last
    * (whose cache holds that member's context): with several sequences per instance a new one
-   * costs no new context (the instance's sequences are made together), a stolen one a re-read.
+   * costs no re-read (on an instance already made, not even a context: its sequences are made
+   * together; `emptyFor` may still open an instance not made yet, spreading generations over
+   * devices), a stolen one a re-read.
    */
   private preferNew(): boolean {
     return this.sequences > 1 && this.count.empty > 0;
@@ -673,17 +675,20 @@ export class TargetPool {
     this.setSlot(index, "busy");
     this.lastUser[index] = m;
     this.holds(m, claim, 1);
+    // (With one sequence per instance a held instance is never idle nor empty: nothing to spread.)
     const instance = this.instanceOf(index);
-    m.onInstance.set(instance, (m.onInstance.get(instance) ?? 0) + 1);
+    if (this.sequences > 1) m.onInstance.set(instance, (m.onInstance.get(instance) ?? 0) + 1);
     this.events?.emit({ type: "lease", instance: index, member: m.id });
     let released = false;
     const end = (): void => {
       if (released) throw new Error(`target instance ${index} released twice`);
       released = true;
       this.holds(m, claim, -1);
-      const left = m.onInstance.get(instance)! - 1;
-      if (left === 0) m.onInstance.delete(instance);
-      else m.onInstance.set(instance, left);
+      if (this.sequences > 1) {
+        const left = m.onInstance.get(instance)! - 1;
+        if (left === 0) m.onInstance.delete(instance);
+        else m.onInstance.set(instance, left);
+      }
       this.events?.emit({ type: "release", instance: index, member: m.id });
     };
     return {

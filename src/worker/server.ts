@@ -5,8 +5,9 @@
  * keeps its own cache of them), applies each request's `keep`/`append` to them after checking
  * the prefix hash, hands them to the instance as a view (not a copy: a call costs O(tokens
  * received)), and cancels the evaluation when the caller cancels the call. Evaluations on one
- * sequence run one at a time, in order; on different sequences at once (a llama context
- * batches them into shared passes), and cancelling one never touches another's.
+ * sequence run one at a time, in order; on different sequences they are in flight at once (the
+ * instance decides how they share it: a llama context's take turns), and cancelling one never
+ * touches another's.
  * A request it refuses (INVALID_ARGUMENT, OUT_OF_RANGE) leaves what it holds unchanged and
  * tells the client the request was at fault, not the worker (see proto/worker.proto).
  */

@@ -10,6 +10,7 @@ import { BatchDevice } from "../../src/models/batch-device.js";
 import { passMs, resolveProfile, withBatchCost, type ModelLatency } from "../../src/models/latency.js";
 import { syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
+import type { SharedDevice } from "../../src/models/shared-device.js";
 import { VirtualClock } from "../../src/runtime/clock.js";
 
 const CPU: ModelLatency = { ttftMs: 10, tpotMs: 10, perExtraPositionMs: 4 };
@@ -54,6 +55,24 @@ test("a batch device: a call aborted while it waits leaves the batch (it costs n
   // a and b: 10 + 4 = 14 ms; a returns at 4 ms when aborted; c never runs (no second pass).
   assert.deepEqual(ends, ["c AbortError 2", "a AbortError 4", "b 14"]);
   assert.equal(d.passes, 1);
+});
+
+test("a batch device: a pass that fails rejects every call it carried, and the next pass runs", async () => {
+  const clock = new VirtualClock();
+  let fail = true;
+  const device = {
+    run: async (ms: number, signal?: AbortSignal) => {
+      if (fail) throw new Error("device lost");
+      await clock.sleep(ms, signal);
+    },
+  } as unknown as SharedDevice;
+  const d = new BatchDevice(clock, CPU, device);
+  const ask = () => d.pass({ outputs: 1, read: 1, first: false });
+  const results = await Promise.allSettled([ask(), ask()]);
+  assert.deepEqual(results.map((r) => (r.status === "rejected" ? (r.reason as Error).message : "ok")), ["device lost", "device lost"]);
+  fail = false;
+  await ask();
+  assert.equal(d.passes, 2);
 });
 
 /** Total virtual time of `n` concurrent non-SI generations (30 tokens each) and their outputs. */

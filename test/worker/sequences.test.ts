@@ -46,6 +46,9 @@ test("a worker's sequences: each holds its own tokens (no resends when calls alt
     assert.equal(b.tokensSent, 4 + 4);
     assert.deepEqual([a.resends, b.resends], [0, 0]);
     await assert.rejects(outside.evaluate({ tokens: [1, 2], from: 2, mode: "greedy", sampling: GREEDY, seed: 0, stream: 0 }), /sequence 2 is outside 0\.\.1 \(this worker serves 2\)/);
+    // A probe (a lost instance coming back, a worker that joins late) refuses it as well.
+    await assert.rejects(outside.probe(), /serves 2 sequence\(s\), not sequence 2/);
+    assert.equal(await b.probe(), true);
   } finally {
     for (const r of [a, b, outside]) r.close();
     await worker.close();

@@ -287,7 +287,9 @@ export class AdaptiveLookahead implements LookaheadPolicy {
   /** Target instances the last plan was made for. */
   private instances = 1;
   /** The last plan and what it was made from. */
-  private cached: { plan: Plan; inputs: PlanInputs; versions: number[] } | undefined;
+  private cached: { plan: Plan; inputs: PlanInputs; instances: number; costsVersion: number; observed: number } | undefined;
+  /** Changes with everything the controller hears (decided drafts, sources, commits): with the costs' version, whether anything could have moved since the last plan. */
+  private observed = 0;
   /** Changes with `probeMisses`. */
   private probeMissesVersion = 0;
 
@@ -312,15 +314,13 @@ export class AdaptiveLookahead implements LookaheadPolicy {
 
   decided(accepted: boolean): void {
     this.acceptance.decided(accepted);
+    this.observed++;
   }
 
   drafts(source: DraftSource): void {
     this.fromModel.observe(source === "model");
-    this.sharesVersion++;
+    this.observed++;
   }
-
-  /** Changes with every `drafts` (the plan reads the shares). */
-  private sharesVersion = 0;
 
   /**
    * The share of drafts the drafter model makes: 1 and 0 where one source drafts everything;
@@ -346,6 +346,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
   }
 
   commit(decision: LookaheadDecision, drafts: number): void {
+    this.observed++;
     const { choice } = decision;
     // A probe window measured since: what it cost beyond the plan's estimate is charged, so a
     // probe that turned out dear raises the price of the next (less of the budget is left).
@@ -424,11 +425,10 @@ export class AdaptiveLookahead implements LookaheadPolicy {
    */
   private model(instances: number): Plan {
     const c = this.cached;
-    const versions = [instances, this.costs.version, this.acceptance.version, this.sharesVersion, this.probeMissesVersion, this.speculating ? 1 : 0];
-    if (c && c.versions.every((v, i) => v === versions[i])) return c.plan;
+    if (c && c.instances === instances && c.costsVersion === this.costs.version && c.observed === this.observed) return c.plan;
     const inputs = this.planInputs(instances);
     if (c && !moved(c.inputs, inputs)) {
-      c.versions = versions;
+      [c.instances, c.costsVersion, c.observed] = [instances, this.costs.version, this.observed];
       return c.plan;
     }
     this.instances = instances;
@@ -450,7 +450,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
       },
       this.tuning,
     );
-    this.cached = { plan, inputs, versions };
+    this.cached = { plan, inputs, instances, costsVersion: this.costs.version, observed: this.observed };
     return plan;
   }
 

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { MAX_TOKENS } from "../../algorithms/option-spec.js";
 import { BACKENDS } from "../../models/backend.js";
-import { intInRange, nonEmpty, UsageError } from "../flags.js";
+import { intInRange, nonEmpty } from "../flags.js";
 import { MAX_SEQUENCES } from "../../models/limits.js";
 import { defaultSp, defaultSpHelp, generationOption, latencyOption, openBackend, refuseBackendFlags, refuseByOptionTable, refuseMissingDrafter, withBackendFlags } from "../flag-groups.js";
 import type { CliIo } from "../io.js";
@@ -36,9 +36,6 @@ export function register(program: Command, io: CliIo): void {
     .option("--shutdown-timeout <s>", "on SIGTERM, seconds running generations may take to finish, 0..3600", intInRange(0, 3600), 10)
     .action(async (o, command: Command) => {
       refuseBackendFlags(o, command);
-      if (o.sequences !== undefined && (o.cluster !== undefined || o.backend !== "llama")) {
-        throw new UsageError(`--sequences applies to --backend llama (in-process target instances), not ${o.cluster !== undefined ? "--cluster" : `--backend ${o.backend}`}`);
-      }
       // --sp here sizes the shared pool (what a request's dsi.sp may use), whatever the default algorithm.
       refuseByOptionTable(command, o, ["lookahead", "draft", "ngramMin", "ngramMax"]);
       refuseMissingDrafter(o); // the requests' default must run

@@ -205,10 +205,12 @@ export class RemoteInstance implements ModelInstance {
   }
 
   /**
-   * Whether the worker serves (again): it must answer Info with the same vocabulary and EOS.
+   * Whether the worker serves (again): it must answer Info with the same vocabulary and EOS,
+   * and serve this instance's sequence.
    * Used after this client lost it (a worker restarted at the same address) and for a worker
    * that did not answer at start. It may hold nothing now: the client forgets what it sent,
-   * and the next call sends the whole sequence. Rejects when the worker serves another model.
+   * and the next call sends the whole sequence. Rejects when the worker serves another model or
+   * fewer sequences.
    */
   async probe(): Promise<boolean> {
     if (this.closed) throw new WorkerError(this.address, "closed");
@@ -220,10 +222,15 @@ export class RemoteInstance implements ModelInstance {
       return false;
     }
     const eos = reply.eosToken < 0 ? undefined : reply.eosToken;
-    if (reply.vocabSize !== this.vocabSize || eos !== this.eosToken) {
-      const why = `serves another model (vocabulary ${reply.vocabSize}, EOS ${eos ?? "none"}; expected ${this.vocabSize}, EOS ${this.eosToken ?? "none"})`;
-      if (this.pendingWhy !== undefined) this.pendingWhy = why;
-      throw new WorkerError(this.address, why);
+    const refused =
+      reply.vocabSize !== this.vocabSize || eos !== this.eosToken
+        ? `serves another model (vocabulary ${reply.vocabSize}, EOS ${eos ?? "none"}; expected ${this.vocabSize}, EOS ${this.eosToken ?? "none"})`
+        : (reply.sequences || 1) <= this.sequence
+          ? `serves ${reply.sequences || 1} sequence(s), not sequence ${this.sequence} (restarted with fewer --sequences?)`
+          : undefined;
+    if (refused !== undefined) {
+      if (this.pendingWhy !== undefined) this.pendingWhy = refused;
+      throw new WorkerError(this.address, refused);
     }
     this.adopt(reply);
     this.pendingWhy = undefined;

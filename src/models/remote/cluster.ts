@@ -74,7 +74,7 @@ const ClusterSchema = z
     tokenizer: z.string().min(1).optional(),
     targets: z.array(z.object(reach).strict()).min(1).max(MAX_POOL_SIZE),
     // Sequences each target worker serves (`dsi worker --sequences`): the pool leases them, one
-    // generation each, their evaluations sharing the worker's passes. Default 1.
+    // generation each, sharing the worker's compute. Default 1.
     sequences: z.number().int().min(1).max(MAX_SEQUENCES).optional(),
     // How workers send distributions for rejection sampling (float16: half the bytes, rounded).
     probs: z.enum(PROBS_FORMATS).optional(),
@@ -258,15 +258,18 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
     // A target that did not answer joins later, when it serves what the others (else the drafter) serve.
     const expected = { vocabSize: reference.vocabSize, eosToken: live.length > 0 ? live[0].eosToken : drafter?.eosToken };
     targets.push(...answers.map((a, i) => (a instanceof RemoteInstance ? a : RemoteInstance.pending(a.address, options[i], expected, a.reason))));
-    // A worker's other sequences: an instance each, on the same address (the first is `targets`'s).
-    for (let i = 0; i < targets.length; i++) {
-      slots.push(targets[i]);
-      for (let j = 1; j < sequences; j++) {
-        const o = { ...options[i], sequence: j };
+    // A worker's other sequences: an instance each, on the same address (the first is
+    // `targets`'s), connected all at once; one that fails waits like a silent worker, with its reason.
+    const siblings = targets.map((_, i) =>
+      Array.from({ length: sequences - 1 }, (_, j) => {
+        const o = { ...options[i], sequence: j + 1 };
         const a = answers[i];
-        slots.push(a instanceof RemoteInstance ? await RemoteInstance.connect(a.address, o).catch(() => RemoteInstance.pending(a.address, o, expected, "did not answer")) : RemoteInstance.pending(a.address, o, expected, a.reason));
-      }
-    }
+        return a instanceof RemoteInstance
+          ? RemoteInstance.connect(a.address, o).catch((err: unknown) => RemoteInstance.pending(a.address, o, expected, err instanceof WorkerError ? err.reason : String(err)))
+          : RemoteInstance.pending(a.address, o, expected, a.reason);
+      }),
+    );
+    for (let i = 0; i < targets.length; i++) slots.push(targets[i], ...(await Promise.all(siblings[i])));
     if (silent.length > 0) {
       const why = silent.map((e) => e.message).join("; ");
       log(`${file}: ${silent.length} of ${targets.length} target workers did not answer (${why}); ${live.length > 0 ? `going on with ${live.length}` : "waiting for them"}, asking again every ${(o.probeIntervalMs ?? 1000) / 1000} s`);

@@ -21,7 +21,7 @@ export interface InfoReply {
   'evalChunk'?: (number);
   /**
    * Sequences the worker serves (`dsi worker --sequences`), each with its own held sequence and
-   * cache; their evaluations share the model's forward passes. 0 from workers before this field: 1.
+   * cache; they share the model's compute. 0 from workers before this field: 1.
    */
   'sequences'?: (number);
 }
@@ -46,7 +46,7 @@ export interface InfoReply__Output {
   'evalChunk': (number);
   /**
    * Sequences the worker serves (`dsi worker --sequences`), each with its own held sequence and
-   * cache; their evaluations share the model's forward passes. 0 from workers before this field: 1.
+   * cache; they share the model's compute. 0 from workers before this field: 1.
    */
   'sequences': (number);
 }
