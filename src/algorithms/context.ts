@@ -186,6 +186,11 @@ export class RunContext {
     this.stats.windows[drafts] = (this.stats.windows[drafts] ?? 0) + 1;
     const end = this.begin();
     const othersBusy = this.rt.pool.busy > 1;
+    // Other sequences' tasks on this instance, when this one starts and when it ends: they
+    // share its compute (a pass, or a context's turns) and wait for the tokens it adds.
+    const pool = this.rt.pool;
+    const instance = pool.instanceOf(lease.index);
+    const sharersAtStart = pool.busyOn(instance) - 1;
     const t0 = this.rt.clock.now();
     let outcome: "done" | "preempted" | "failed" = "failed";
     try {
@@ -201,7 +206,7 @@ export class RunContext {
       this.stats.targetBusyMs += ms;
       const kind = !this.warmInstances.has(lease.index) ? "prefill" : alone ? "alone" : "beside";
       if (outcome === "done") {
-        this.rt.learned.costs.observe(drafts, ms, kind);
+        this.rt.learned.costs.observe(drafts, ms, kind, Math.max(sharersAtStart, pool.busyOn(instance) - 1, 0));
         this.warmInstances.add(lease.index);
       }
       this.rt.observer?.verification?.(ms, drafts, outcome);

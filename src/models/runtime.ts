@@ -59,7 +59,9 @@ export function assembleRuntime(o: RuntimeParts): Runtime {
     return withLatency(i, clock, profile.target, device, batches[instance]);
   };
   const events = new EventLog(() => clock.now(), o.events ?? true);
+  const learned = o.learned ?? newLearned();
   const pool = new TargetPool({
+    sharesFreely: () => learned.costs.sharesFreely(),
     size: o.sp,
     ...(o.sequences !== undefined ? { sequences: o.sequences } : {}),
     vocabSize: o.vocabSize,
@@ -75,7 +77,7 @@ export function assembleRuntime(o: RuntimeParts): Runtime {
     clock,
     ...(o.drafter ? { drafter: withLatency(o.drafter, clock, profile.drafter, device) } : {}),
     pool,
-    learned: o.learned ?? newLearned(),
+    learned,
     sharedDevice: o.sharedDevice ?? device !== undefined,
     events,
     close: () => pool.close(),

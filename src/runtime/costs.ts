@@ -38,6 +38,12 @@ export const RECENT_HORIZON = 256;
  */
 const RESTORED_MEAN_WEIGHT = 0.5;
 
+/**
+ * A draft that adds at most this share of a plain step to a pass costs the pass's other
+ * sequences about nothing (a GPU-like batch model adds 0.02 per token past its knee, a CPU 0.4).
+ */
+export const FREE_TOKEN_SHARE = 0.05;
+
 /** A running mean that follows recent values (exponentially weighted). */
 class RunningMean {
   value: number | undefined;
@@ -96,6 +102,8 @@ export class TaskCosts {
   /** Every task observed, prefill included: the clock of `RECENT_HORIZON`. */
   private stamp = 0;
   private readonly drafter: Record<Condition, RunningMean> = { alone: new RunningMean(), beside: new RunningMean() };
+  /** Recent mean of the other sequences' tasks that shared a task's instance (prefill kept out): the load. */
+  private readonly sharing = new RunningMean();
   /** Changes with every observation (readers cache what they derive from the costs). */
   version = 0;
 
@@ -104,8 +112,10 @@ export class TaskCosts {
    * first read the generation's context (a prompt's worth of positions: kept out of the
    * means and of the rules' estimates, where it only stands in for a size not seen lately),
    * else the condition it ran in (`alone`: nothing else of the runtime ran beside it).
+   * `sharers`: tasks of other sequences that shared the instance's compute meanwhile (a
+   * batching device's pass, or a llama context's turns): each waited for this task's tokens.
    */
-  observe(drafts: number, ms: number, kind: "prefill" | Condition = "beside"): void {
+  observe(drafts: number, ms: number, kind: "prefill" | Condition = "beside", sharers = 0): void {
     this.version++;
     this.stamp++;
     if (kind === "prefill") {
@@ -113,6 +123,7 @@ export class TaskCosts {
       return;
     }
     this.tasks++;
+    this.sharing.observe(sharers);
     (this.means[kind][drafts] ??= new RunningMean()).observe(ms);
     (this.recentBySize[drafts] ??= new Recent()).observe(ms, this.stamp);
     if (kind === "alone" && drafts === 0) this.soloAt = this.tasks;
@@ -174,6 +185,34 @@ export class TaskCosts {
   /** The recent mean duration of one-token tasks that ran alone (non-SI's step); undefined before any. */
   soloMs(): number | undefined {
     return this.meanMs(0, "alone");
+  }
+
+  /**
+   * The load: how many other sequences' tasks recently shared a task's instance (0 before any
+   * task, and on instances of one sequence). Each of them pays for the tokens a task adds to
+   * the instance's work, which is what the adaptive lookahead charges a window for under load.
+   * Not kept past the process: a load is this process's own.
+   */
+  sharers(): number {
+    return this.sharing.value ?? 0;
+  }
+
+  /**
+   * Whether a task's extra tokens cost about nothing (a device below its batch knee): the
+   * smallest window measured costs at most `FREE_TOKEN_SHARE` of a plain step more per draft
+   * than a plain step, in the condition both were measured in. No before a window was measured
+   * (a CPU's pass grows with every token; a llama context's sequences take turns).
+   */
+  sharesFreely(): boolean {
+    for (const where of ["beside", "alone"] as const) {
+      const step = this.means[where][0]?.value;
+      if (step === undefined || step <= 0) continue;
+      for (let k = 1; k < this.means[where].length; k++) {
+        const ms = this.means[where][k]?.value;
+        if (ms !== undefined) return (ms - step) / (k * step) <= FREE_TOKEN_SHARE;
+      }
+    }
+    return false;
   }
 
   /** Tasks observed since a one-token task last ran alone (how stale `soloMs` is). */

@@ -97,6 +97,13 @@ export interface TargetPoolOptions {
    * in milliseconds. Defaults to 5000.
    */
   rejoinGraceMs?: number;
+  /**
+   * With several sequences per instance: whether a task's extra tokens cost the instance's
+   * other sequences (about) nothing, as on a device below its batch knee (runtime/costs.ts,
+   * `TaskCosts.sharesFreely`). Then speculation may share an instance with other generations'
+   * tasks; else it takes only instances no other generation uses. Default: never.
+   */
+  sharesFreely?: () => boolean;
 }
 
 /** Upper bound on `size` (1024 targets is already far past any machine's devices). */
@@ -202,6 +209,7 @@ export class TargetPool {
   readonly size: number;
   /** Sequences per instance. */
   readonly sequences: number;
+  private readonly sharesFreely: () => boolean;
   readonly vocabSize: number;
   readonly eosToken: number | undefined;
   private readonly instances: (ModelInstance | undefined)[] = [];
@@ -242,6 +250,7 @@ export class TargetPool {
     }
     this.size = o.size;
     this.sequences = sequences;
+    this.sharesFreely = o.sharesFreely ?? (() => false);
     this.create = o.create;
     this.vocabSize = o.vocabSize;
     this.eosToken = o.eosToken;
@@ -422,11 +431,45 @@ export class TargetPool {
 
   private grantable(m: Member, claim: Claim): boolean {
     const free = this.free();
-    return free > 0 && m.underLimit && (this.urgent(m, claim) || free > this.reserveFor(m));
+    return free > 0 && m.underLimit && (this.urgent(m, claim) || free > this.reserveFor(m)) && (this.sequences === 1 || this.opensFor(m, claim));
+  }
+
+  /**
+   * With several sequences per instance, where a member's claim may go: an instance it holds
+   * nothing on (its tasks run in parallel only on separate devices: two of them on one
+   * instance would share its compute, which DSI's lanes do not assume), and for anything but
+   * its own frontier claim (a window, a second frontier task) one that runs no other member's
+   * task either, unless the device shares passes freely (speculation takes only compute no one else uses:
+   * on a device whose pass grows with its tokens a window beside another generation's task
+   * slows that task, and a frontier task beside it keeps no bound).
+   */
+  private openTo(m: Member, claim: Claim, instance: number): boolean {
+    if (m.onInstance.has(instance)) return false;
+    if (this.urgent(m, claim) || this.sharesFreely()) return true;
+    for (let i = instance * this.sequences; i < (instance + 1) * this.sequences; i++) if (this.slots[i] === "busy") return false;
+    return true;
+  }
+
+  /** Whether a sequence that is idle or still to be made lies on an instance open to the claim. */
+  private opensFor(m: Member, claim: Claim): boolean {
+    for (let i = 0; i < this.slots.length; i++) {
+      if ((this.slots[i] === "idle" || this.slots[i] === "empty") && this.openTo(m, claim, this.instanceOf(i))) return true;
+    }
+    return false;
   }
 
   private availableTo(m: Member): number {
-    return Math.max(0, Math.min(this.free() - this.reserveFor(m), m.limit - m.leases));
+    const free = Math.min(this.free() - this.reserveFor(m), m.limit - m.leases);
+    if (this.sequences === 1 || free <= 0) return Math.max(0, free);
+    // With sequences: the instances a window of this member may go to (one task per instance).
+    let open = 0;
+    for (let instance = 0; instance * this.sequences < this.slots.length; instance++) {
+      const first = instance * this.sequences;
+      let unused = false;
+      for (let i = first; i < first + this.sequences && !unused; i++) unused = this.slots[i] === "idle" || this.slots[i] === "empty";
+      if (unused && this.openTo(m, "window", instance)) open++;
+    }
+    return Math.min(free, open);
   }
 
   /**
@@ -477,11 +520,12 @@ export class TargetPool {
   private tryAcquireFor(m: Member, claim: Claim): Lease | undefined {
     if (this.queuedBefore(m, claim)) return undefined;
     if (!this.grantable(m, claim)) return undefined;
-    const idle = this.idleFor(m, !this.preferNew());
+    const idle = this.idleFor(m, claim, !(this.preferNew() && this.emptyFor(m, claim) >= 0));
     if (idle >= 0) return this.lease(idle, m, claim);
     // Instances on the way go to waiting claims (serve); this one may start the next.
     if (this.count.creating > 0) return undefined;
-    const empty = this.emptyFor(m);
+    const empty = this.emptyFor(m, claim);
+    if (empty < 0) return undefined;
     const made = this.make(empty);
     if (made instanceof Promise) {
       // Not ready at once: the instance goes to whoever is first when it is made.
@@ -533,15 +577,17 @@ export class TargetPool {
     for (;;) {
       const w = this.first(true);
       if (!w) return;
-      const idle = this.idleFor(w.member, !this.preferNew());
+      // (A sequence other members used last is taken only when none open to the claim is left to make.)
+      const makeable = this.preferNew() && this.emptyFor(w.member, w.claim) >= 0;
+      const idle = this.idleFor(w.member, w.claim, !makeable);
       if (idle >= 0) {
         this.withdraw(w);
         w.resolve(this.lease(idle, w.member, w.claim));
         continue;
       }
       // Only instances still to be made are free: make one unless enough are on the way.
-      if (!this.grantableMoreThan(this.count.creating)) return;
-      const empty = this.emptyFor(w.member);
+      const empty = this.emptyFor(w.member, w.claim);
+      if (empty < 0 || !this.grantableMoreThan(this.count.creating)) return;
       let made: ModelInstance | Promise<void>;
       try {
         made = this.make(empty);
@@ -565,7 +611,7 @@ export class TargetPool {
    * instance no live member used last, else the first idle one; -1 when none is idle. The
    * policy above decides who is served; this only decides which instance.
    */
-  private idleFor(m: Member, claimed = true): number {
+  private idleFor(m: Member, claim: Claim, claimed = true): number {
     // With several sequences per instance: among the sequences no live member used last, one on
     // an instance this member holds nothing on (its concurrent tasks run on separate devices,
     // not in one pass), else any.
@@ -574,6 +620,7 @@ export class TargetPool {
     let apart = -1;
     for (let i = 0; i < this.slots.length; i++) {
       if (this.slots[i] !== "idle") continue;
+      if (this.sequences > 1 && !this.openTo(m, claim, this.instanceOf(i))) continue;
       const last = this.lastUser[i];
       if (last === m) return i;
       if (fallback < 0) fallback = i;
@@ -597,16 +644,17 @@ export class TargetPool {
   }
 
   /**
-   * Which sequence to make for a member (one must be empty): on an instance it holds nothing
-   * on, the one with the fewest busy sequences (spread over devices), lowest index first.
+   * Which sequence to make for a member's claim: on an instance open to it (`openTo`), the one
+   * with the fewest busy sequences (spread over devices), lowest index first; -1 if none.
    */
-  private emptyFor(m: Member): number {
+  private emptyFor(m: Member, claim: Claim): number {
     let best = -1;
     let bestScore = Infinity;
     for (let i = 0; i < this.slots.length; i++) {
       if (this.slots[i] !== "empty") continue;
       const instance = this.instanceOf(i);
-      const score = (m.onInstance.has(instance) ? this.slots.length : 0) + this.busyOn(instance);
+      if (this.sequences > 1 && !this.openTo(m, claim, instance)) continue;
+      const score = this.busyOn(instance);
       if (score < bestScore) [best, bestScore] = [i, score];
       if (this.sequences === 1) break;
     }

@@ -1,7 +1,7 @@
 /** The lookahead controller built directly: its pure plan, and what commit records. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { AdaptiveLookahead, conditionOf, costsFor, planLookahead, probeFits, type ObservedCosts, type PlanSnapshot } from "../../src/algorithms/lookahead/controller.js";
+import { AdaptiveLookahead, conditionOf, costsFor, planLookahead, probeFits, socialCosts, type ObservedCosts, type PlanSnapshot } from "../../src/algorithms/lookahead/controller.js";
 import { TUNING } from "../../src/algorithms/lookahead/tuning.js";
 import type { Condition } from "../../src/runtime/costs.js";
 
@@ -12,6 +12,7 @@ class FakeCosts implements ObservedCosts {
   solo: number | undefined;
   drafter: number | undefined;
   sinceSolo = 0;
+  load = 0;
   /** A size's mean cost, in both conditions unless one is named (as on separate devices). */
   set(k: number, ms: number, where?: Condition): void {
     for (const w of where ? [where] : (["alone", "beside"] as const)) this.means[w].set(k, ms);
@@ -26,6 +27,9 @@ class FakeCosts implements ObservedCosts {
   }
   drafterMs(): number | undefined {
     return this.drafter;
+  }
+  sharers(): number {
+    return this.load;
   }
   tasksSinceSolo(): number {
     return this.sinceSolo;
@@ -253,4 +257,14 @@ test("a shared device: no free probe at the cold start; the first waits until it
   // Separate devices: the cold start's window goes at once, priced at a step.
   const free = new AdaptiveLookahead("dsi", costs, noPrior, () => 0, false).plan(1);
   assert.deepEqual([free.lookahead, free.probing, free.probeTaskMs], [1, true, 10]);
+});
+
+test("under load a window pays what it adds to the pass once more per sharer: it shrinks where its tokens cost the others more than they save, not where they are free", () => {
+  assert.deepEqual(socialCosts([10, 12, NaN], 3), [10, 18, NaN]);
+  assert.deepEqual(socialCosts([10, 9, 14], 0), [10, 9, 14], "no sharers: the generation's own costs");
+  assert.deepEqual(socialCosts([10, 9], 2), [10, 9], "a window cheaper than a step adds nothing");
+  // SI, acceptance 0.5: a window of 1 at 12 ms commits 1.5 tokens (8 ms each) against a 10 ms step.
+  assert.equal(planLookahead(snapshot(12)).choice.lookahead, 1, "alone it pays");
+  assert.equal(planLookahead(snapshot(12, { sharers: 3 })).choice.lookahead, 0, "beside 3 others' tasks it costs them 6 ms for 0.5 tokens");
+  assert.ok(planLookahead(snapshot(10, { sharers: 15 })).choice.lookahead >= 1, "a window that adds nothing to the pass (a GPU below its knee) still pays at any load");
 });

@@ -82,6 +82,8 @@ export interface ObservedCosts {
   drafterMs(where: Condition): number | undefined;
   /** Tasks since a one-token task last ran alone. */
   tasksSinceSolo(): number;
+  /** Recent mean of other sequences' tasks that shared a task's instance (the load; TaskCosts.sharers). */
+  sharers(): number;
 }
 
 /** Everything the model's choice depends on, read at one instant. */
@@ -117,6 +119,12 @@ export interface PlanSnapshot {
   speculating: boolean;
   /** Probes per size that went out with fewer drafts. */
   probeMisses: ReadonlyMap<number, number>;
+  /**
+   * Other sequences' tasks that share an instance's compute with a task (recent mean; 0 or
+   * absent: none). Each waits for the tokens a window adds to the instance's work, so a window
+   * is charged what it costs beyond a plain step once more per sharer (`socialCosts`).
+   */
+  sharers?: number;
 }
 
 /** The model's choice for a snapshot, and the probe worth trying (before the budget is asked). */
@@ -161,6 +169,22 @@ export function costsFor(s: Pick<PlanSnapshot, "algo" | "besideShare" | "aloneMs
   });
 }
 
+/**
+ * Task costs by size as the runtime pays them under load: a window's cost beyond a plain step
+ * (the tokens it adds to a pass, or to a context's turn) is paid by the window's generation and
+ * once more by each of `sharers` other sequences' tasks that wait on the same instance. With no
+ * sharers (one stream, one sequence per instance) the costs are the generation's own. Choosing
+ * by these, windows shrink under load exactly where the tokens they add would cost the other
+ * generations more than they save their own (down to plain steps for everyone on a device whose
+ * pass grows with every token, a CPU); where a pass costs the same up to dozens of tokens (a
+ * GPU below its knee) a window adds nothing and nothing changes.
+ */
+export function socialCosts(table: readonly number[], sharers: number): number[] {
+  if (!(sharers > 0)) return [...table];
+  const step = table[0];
+  return table.map((ms, k) => (k === 0 || Number.isNaN(ms) ? ms : ms + sharers * Math.max(0, ms - step)));
+}
+
 /** `patient`: as a probe runs (DSI on one instance: waiting for its drafts). */
 function msPerToken(algo: "si" | "dsi", k: number, m: CostModel, instances: number, patient = false): number {
   if (algo === "si") return siMsPerToken(k, m);
@@ -192,7 +216,7 @@ export function planLookahead(s: PlanSnapshot, tuning: typeof TUNING = TUNING): 
   if (plain === undefined || sizes[0] !== 0) return { choice, coldStart: false, patient: true };
   // Costs by size, worked out once per plan (the models read them in their inner loops).
   const table = (means: (number | undefined)[], optimistic: boolean): number[] => Array.from({ length: max + 1 }, (_, k) => interpolate({ meanMs: (j) => means[j] }, sizes, k, optimistic));
-  const [estimated, optimistic] = [table(meanMs, false), table(hopedMs, true)];
+  const [estimated, optimistic] = [socialCosts(table(meanMs, false), s.sharers ?? 0), socialCosts(table(hopedMs, true), s.sharers ?? 0)];
   const t = (k: number): number => estimated[k];
   const model: CostModel = { a, d: d ?? 0, t, t0: plain };
   for (let k = 1; k <= max; k++) {
@@ -396,6 +420,8 @@ export class AdaptiveLookahead implements LookaheadPolicy {
    * as it drafts.
    */
   private besideShare(instances: number): number {
+    // Under load every task runs beside other generations' tasks.
+    if (this.costs.sharers() >= 0.5) return 1;
     if (this.draft === "ngram+model" && this.algo === "dsi" && instances < 2) return this.modelShare();
     return conditionOf(this.algo, this.draft, instances) === "beside" ? 1 : 0;
   }
@@ -435,6 +461,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     const table = (where: Condition): (number | undefined)[] => Array.from({ length: this.tuning.maxLookahead + 1 }, (_, k) => this.costs.meanMs(k, where));
     const besideShare = this.besideShare(instances);
     const where = besideShare >= 0.5 ? "beside" : "alone";
+    const sharers = this.costs.sharers();
     const snapshot = { algo: this.algo, besideShare, aloneMs: table("alone"), besideMs: table("beside"), sharedDevice: this.sharedDevice };
     const plan = planLookahead(
       {
@@ -443,10 +470,12 @@ export class AdaptiveLookahead implements LookaheadPolicy {
         acceptance: this.acceptance.rate(),
         optimisticAcceptance: this.acceptance.optimisticRate(),
         drafterMs: this.draftMs(where),
-        plainMs: this.costs.soloMs() ?? costsFor(snapshot, this.tuning)[0],
+        // (Under load no plain step runs alone: non-SI's pace is that of the plain steps beside others.)
+        plainMs: (sharers < 0.5 ? this.costs.soloMs() : undefined) ?? costsFor(snapshot, this.tuning)[0],
         tasksSinceSolo: this.costs.tasksSinceSolo(),
         speculating: this.speculating,
         probeMisses: new Map(this.probeMisses),
+        sharers,
       },
       this.tuning,
     );
@@ -459,7 +488,8 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     const costs = [this.costs.drafterMs("alone"), this.costs.drafterMs("beside")];
     for (let k = 0; k <= this.tuning.maxLookahead; k++) costs.push(this.costs.meanMs(k, "alone"), this.costs.meanMs(k, "beside"));
     return {
-      exact: [instances, this.speculating ? 1 : 0, this.probeMissesVersion, this.costs.tasksSinceSolo() >= this.tuning.plainStaleTasks ? 1 : 0],
+      // (The load in halves: a running mean of whole counts wanders between them.)
+      exact: [instances, this.speculating ? 1 : 0, this.probeMissesVersion, this.costs.tasksSinceSolo() >= this.tuning.plainStaleTasks ? 1 : 0, Math.round(2 * this.costs.sharers())],
       rates: [this.acceptance.rate(), this.acceptance.optimisticRate(), this.modelShare()],
       costs: costs.map((ms) => ms ?? -1),
     };

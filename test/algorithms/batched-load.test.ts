@@ -1,0 +1,70 @@
+/**
+ * Many generations on instances whose sequences share passes (batch-device.ts), in virtual time,
+ * with the paper's Vicuna-13B/68M latencies under a GPU-like and a CPU-like batch cost model
+ * (latency.ts, `BATCH_COSTS`): 4 instances x 16 sequences. Under load, speculation may take only
+ * compute no other generation uses unless a pass's extra tokens are free (pool.ts, `openTo`),
+ * and a window is charged what it adds to the pass once more per sharer (controller.ts,
+ * `socialCosts`). Before both, 16 DSI generations on the CPU-like model made 59 tokens/s against
+ * non-SI's 193 (each generation's windows went to every instance, slowing every other's pass).
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { generate } from "../../src/algorithms/generate.js";
+import type { AlgorithmName } from "../../src/algorithms/options.js";
+import { resolveProfile, withBatchCost } from "../../src/models/latency.js";
+import { syntheticRuntime } from "../../src/models/runtime.js";
+import { SyntheticPair } from "../../src/models/synthetic.js";
+
+const INSTANCES = 4;
+const TOKENS = 64;
+
+interface Load {
+  perSecond: number;
+  /** Each generation's time to its last token, ms. */
+  finish: number[];
+  tokens: number[][];
+}
+
+async function load(model: "gpu" | "cpu", algo: AlgorithmName, generations: number, sequences = 16): Promise<Load> {
+  const profile = withBatchCost(resolveProfile("vicuna-13b/vicuna-68m")!, model);
+  const pair = new SyntheticPair({ vocab: 32, agreement: 0.7, context: "all", seed: 3 });
+  const rt = syntheticRuntime({ pair, profile, sp: INSTANCES, sequences, events: false });
+  const start = rt.clock.now();
+  const results = await Promise.all(
+    Array.from({ length: generations }, (_, g) => {
+      const prompt = Array.from({ length: 12 }, (_, i) => (g * 7 + i * 5) % 32);
+      return generate(algo, rt, { prompt, maxTokens: TOKENS, seed: g, ...(algo === "nonsi" ? {} : { lookahead: "auto" }) }).result;
+    }),
+  );
+  const ms = rt.clock.now() - start;
+  rt.close();
+  return { perSecond: (results.reduce((n, r) => n + r.tokens.length, 0) / ms) * 1000, finish: results.map((r) => r.stats.timeMs), tokens: results.map((r) => r.tokens) };
+}
+
+test("one stream: a generation on instances of 16 sequences runs exactly as on instances of one", async () => {
+  for (const model of ["gpu", "cpu"] as const) {
+    for (const algo of ["si", "dsi"] as const) {
+      const [shared, alone] = [await load(model, algo, 1), await load(model, algo, 1, 1)];
+      assert.deepEqual(shared.tokens, alone.tokens);
+      assert.equal(shared.finish[0], alone.finish[0], `${model} ${algo}`);
+    }
+  }
+});
+
+test("CPU-like batch costs, 16 generations on 4 x 16 sequences: SI and DSI keep non-SI's throughput and no generation finishes later than under non-SI", async () => {
+  const nonsi = await load("cpu", "nonsi", 16);
+  for (const algo of ["si", "dsi"] as const) {
+    const r = await load("cpu", algo, 16);
+    assert.deepEqual(r.tokens, nonsi.tokens, `${algo}: lossless under load`);
+    assert.ok(r.perSecond >= 0.98 * nonsi.perSecond, `${algo}: ${r.perSecond.toFixed(1)} tokens/s, non-SI ${nonsi.perSecond.toFixed(1)}`);
+    r.finish.forEach((ms, g) => assert.ok(ms <= 1.02 * nonsi.finish[g], `${algo} generation ${g}: ${ms.toFixed(0)} ms, non-SI ${nonsi.finish[g].toFixed(0)} ms`));
+  }
+});
+
+test("GPU-like batch costs (a pass costs a step up to 32 tokens): DSI keeps most of its lead at 4 and 16 generations", async () => {
+  for (const generations of [4, 16]) {
+    const [nonsi, dsi] = [await load("gpu", "nonsi", generations), await load("gpu", "dsi", generations)];
+    assert.deepEqual(dsi.tokens, nonsi.tokens);
+    assert.ok(dsi.perSecond >= 1.15 * nonsi.perSecond, `${generations} generations: DSI ${dsi.perSecond.toFixed(1)} tokens/s, non-SI ${nonsi.perSecond.toFixed(1)}`);
+  }
+});
