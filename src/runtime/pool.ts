@@ -33,9 +33,12 @@
  * cache, that share its compute (a llama.cpp context's sequences take turns on it; a modelled
  * instance's share passes: batch-device.ts). The pool then leases sequences: admission
  * counts them (S generations per instance keep their caches), the affinity above keeps a
- * generation on its sequences, and a generation's concurrent tasks go to sequences of
- * different instances where it can (separate devices run in parallel; two sequences of one
- * instance share its compute). A generation's limit still counts leases, at most `size`.
+ * generation on its sequences, a generation's concurrent tasks go only to sequences of
+ * different instances (separate devices run in parallel; two sequences of one instance share
+ * its compute), and speculation (windows, a second frontier task) only to instances no other
+ * generation runs a task on, unless passes take extra tokens freely (`sharesFreely`): what
+ * keeps each generation's frontier at non-SI's pace when compute, not sequences, runs out
+ * (`openTo`). A generation's limit still counts leases, at most `size`.
  */
 import type { ModelInstance } from "../core/instance.js";
 import { AbortError } from "./abort.js";
