@@ -187,10 +187,12 @@ export class RunContext {
     const end = this.begin();
     const othersBusy = this.rt.pool.busy > 1;
     // Other sequences' tasks on this instance, when this one starts and when it ends: they
-    // share its compute (a pass, or a context's turns) and wait for the tokens it adds.
+    // share its compute (a pass, or a context's turns) and wait for the tokens it adds; none
+    // pays for them where passes take tokens freely (a GPU-like device).
     const pool = this.rt.pool;
     const instance = pool.instanceOf(lease.index);
-    const sharersAtStart = pool.busyOn(instance) - 1;
+    const paying = !pool.sharesFreely;
+    const sharersAtStart = paying ? pool.busyOn(instance) - 1 : 0;
     const t0 = this.rt.clock.now();
     let outcome: "done" | "preempted" | "failed" = "failed";
     try {
@@ -206,7 +208,7 @@ export class RunContext {
       this.stats.targetBusyMs += ms;
       const kind = !this.warmInstances.has(lease.index) ? "prefill" : alone ? "alone" : "beside";
       if (outcome === "done") {
-        this.rt.learned.costs.observe(drafts, ms, kind, Math.max(sharersAtStart, pool.busyOn(instance) - 1, 0));
+        this.rt.learned.costs.observe(drafts, ms, kind, paying ? Math.max(sharersAtStart, pool.busyOn(instance) - 1, 0) : 0);
         this.warmInstances.add(lease.index);
       }
       this.rt.observer?.verification?.(ms, drafts, outcome);

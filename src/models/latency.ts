@@ -90,6 +90,21 @@ export const BATCH_COSTS = {
   cpu: { kneeTokens: 1, extraShare: 0.4 },
 } as const;
 
+/**
+ * A draft that adds at most this share of a step to a pass costs the pass's other sequences
+ * about nothing (the GPU-like model adds 0.02 per token past its knee, the CPU-like 0.4).
+ */
+export const FREE_TOKEN_SHARE = 0.05;
+
+/**
+ * Whether a modelled device's passes take extra tokens (about) freely: a flat latency, or a
+ * batch model whose extra tokens cost at most `FREE_TOKEN_SHARE` of a step (GPU-like). Real
+ * compute (no modelled step) never does here: a llama context's sequences take turns.
+ */
+export function passesTakeTokensFreely(latency: ModelLatency): boolean {
+  return latency.tpotMs > 0 && (latency.perExtraPositionMs ?? 0) <= FREE_TOKEN_SHARE * latency.tpotMs;
+}
+
 /** A profile whose target passes cost as the batch model says (the drafter's unchanged). */
 export function withBatchCost(profile: LatencyProfile, model: keyof typeof BATCH_COSTS): LatencyProfile {
   const b = BATCH_COSTS[model];

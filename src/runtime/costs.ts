@@ -38,12 +38,6 @@ export const RECENT_HORIZON = 256;
  */
 const RESTORED_MEAN_WEIGHT = 0.5;
 
-/**
- * A draft that adds at most this share of a plain step to a pass costs the pass's other
- * sequences about nothing (a GPU-like batch model adds 0.02 per token past its knee, a CPU 0.4).
- */
-export const FREE_TOKEN_SHARE = 0.05;
-
 /** A running mean that follows recent values (exponentially weighted). */
 class RunningMean {
   value: number | undefined;
@@ -195,24 +189,6 @@ export class TaskCosts {
    */
   sharers(): number {
     return this.sharing.value ?? 0;
-  }
-
-  /**
-   * Whether a task's extra tokens cost about nothing (a device below its batch knee): the
-   * smallest window measured costs at most `FREE_TOKEN_SHARE` of a plain step more per draft
-   * than a plain step, in the condition both were measured in. No before a window was measured
-   * (a CPU's pass grows with every token; a llama context's sequences take turns).
-   */
-  sharesFreely(): boolean {
-    for (const where of ["beside", "alone"] as const) {
-      const step = this.means[where][0]?.value;
-      if (step === undefined || step <= 0) continue;
-      for (let k = 1; k < this.means[where].length; k++) {
-        const ms = this.means[where][k]?.value;
-        if (ms !== undefined) return (ms - step) / (k * step) <= FREE_TOKEN_SHARE;
-      }
-    }
-    return false;
   }
 
   /** Tasks observed since a one-token task last ran alone (how stale `soloMs` is). */

@@ -18,6 +18,8 @@
  * - Nothing is taken away from a running task.
  * So with at least one instance per active generation, every generation's frontier claim is
  * served at once and keeps DSI's never-slower-than-non-SI bound; speculation uses the rest.
+ * (With sequences, a frontier claim waits when every free sequence lies on an instance its
+ * generation already runs a task on: its tasks never share one instance's compute.)
  * A lone generation has the whole pool, exactly as if it were its own.
  * - Admission: at most as many generations run as the pool has live instances; the others
  *   wait, first come first served, until one ends (`PoolMember.admission`, awaited by every
@@ -102,11 +104,17 @@ export interface TargetPoolOptions {
   rejoinGraceMs?: number;
   /**
    * With several sequences per instance: whether a task's extra tokens cost the instance's
-   * other sequences (about) nothing, as on a device below its batch knee (runtime/costs.ts,
-   * `TaskCosts.sharesFreely`). Then speculation may share an instance with other generations'
-   * tasks; else it takes only instances no other generation uses. Default: never.
+   * other sequences (about) nothing, as on a device whose pass costs a step up to dozens of
+   * tokens (models/latency.ts, `passesTakeTokensFreely`). Then speculation may share an
+   * instance with other generations' tasks; else it takes only instances no other generation
+   * uses. Default: no (a llama context's sequences take turns).
    */
-  sharesFreely?: () => boolean;
+  sharesFreely?: boolean;
+}
+
+/** Whether a slot in this state can take a task (now, or once made). */
+function unused(state: SlotState): boolean {
+  return state === "idle" || state === "empty";
 }
 
 /** Upper bound on `size` (1024 targets is already far past any machine's devices). */
@@ -163,7 +171,7 @@ class Member implements PoolMember {
   leases = 0;
   frontierLeases = 0;
   left = false;
-  /** Leases held now per instance, with several sequences per instance (the pool spreads a member's leases over instances). */
+  /** Leases held now per instance, with several sequences per instance (at most one per instance: `openTo`). */
   readonly onInstance = new Map<number, number>();
   constructor(
     private readonly host: MemberHost,
@@ -212,7 +220,8 @@ export class TargetPool {
   readonly size: number;
   /** Sequences per instance. */
   readonly sequences: number;
-  private readonly sharesFreely: () => boolean;
+  /** See TargetPoolOptions.sharesFreely. */
+  readonly sharesFreely: boolean;
   readonly vocabSize: number;
   readonly eosToken: number | undefined;
   private readonly instances: (ModelInstance | undefined)[] = [];
@@ -221,6 +230,9 @@ export class TargetPool {
   private readonly slots: SlotState[];
   /** Slots in each state, kept with `slots` (setSlot): the policy reads them on every claim. */
   private readonly count: Record<SlotState, number> = { empty: 0, creating: 0, idle: 0, busy: 0, lost: 0 };
+  /** Per instance: sequences evaluating, and sequences idle or still to be made (kept by setSlot). */
+  private readonly busyIn: Int32Array;
+  private readonly unusedIn: Int32Array;
   private readonly members = new Set<Member>();
   /** Admitted members holding no frontier lease: each has one instance in reserve. */
   private unreserved = 0;
@@ -253,13 +265,15 @@ export class TargetPool {
     }
     this.size = o.size;
     this.sequences = sequences;
-    this.sharesFreely = o.sharesFreely ?? (() => false);
+    this.sharesFreely = o.sharesFreely ?? false;
     this.create = o.create;
     this.vocabSize = o.vocabSize;
     this.eosToken = o.eosToken;
     this.events = o.events;
     this.slots = new Array<SlotState>(o.size * sequences).fill("empty");
     this.count.empty = o.size * sequences;
+    this.busyIn = new Int32Array(o.size);
+    this.unusedIn = new Int32Array(o.size).fill(sequences);
     this.health = new InstanceHealth({
       clock: o.clock ?? new RealClock(),
       reviveIntervalMs: o.reviveIntervalMs ?? 1000,
@@ -329,9 +343,7 @@ export class TargetPool {
 
   /** Sequences of `instance` evaluating now (they share its compute). */
   busyOn(instance: number): number {
-    let n = 0;
-    for (let i = instance * this.sequences; i < (instance + 1) * this.sequences; i++) if (this.slots[i] === "busy") n++;
-    return n;
+    return this.busyIn[instance];
   }
 
   /** Idle sequences plus those not created yet. */
@@ -340,8 +352,12 @@ export class TargetPool {
   }
 
   private setSlot(index: number, state: SlotState): void {
-    this.count[this.slots[index]]--;
+    const instance = this.instanceOf(index);
+    const was = this.slots[index];
+    this.count[was]--;
     this.count[state]++;
+    this.busyIn[instance] += (state === "busy" ? 1 : 0) - (was === "busy" ? 1 : 0);
+    this.unusedIn[instance] += (unused(state) ? 1 : 0) - (unused(was) ? 1 : 0);
     this.slots[index] = state;
   }
 
@@ -434,7 +450,7 @@ export class TargetPool {
 
   private grantable(m: Member, claim: Claim): boolean {
     const free = this.free();
-    return free > 0 && m.underLimit && (this.urgent(m, claim) || free > this.reserveFor(m)) && (this.sequences === 1 || this.opensFor(m, claim));
+    return free > 0 && m.underLimit && (this.urgent(m, claim) || free > this.reserveFor(m)) && (this.sequences === 1 || this.opensFor(m, claim) > 0);
   }
 
   /**
@@ -446,33 +462,27 @@ export class TargetPool {
    * on a device whose pass grows with its tokens a window beside another generation's task
    * slows that task, and a frontier task beside it keeps no bound).
    */
-  private openTo(m: Member, claim: Claim, instance: number): boolean {
+  private openTo(m: Member, claim: Claim, instance: number, freely: boolean): boolean {
     if (m.onInstance.has(instance)) return false;
-    if (this.urgent(m, claim) || this.sharesFreely()) return true;
-    for (let i = instance * this.sequences; i < (instance + 1) * this.sequences; i++) if (this.slots[i] === "busy") return false;
-    return true;
+    // (The member holds nothing here: whatever runs on it is another generation's.)
+    return this.urgent(m, claim) || freely || this.busyIn[instance] === 0;
   }
 
-  /** Whether a sequence that is idle or still to be made lies on an instance open to the claim. */
-  private opensFor(m: Member, claim: Claim): boolean {
-    for (let i = 0; i < this.slots.length; i++) {
-      if ((this.slots[i] === "idle" || this.slots[i] === "empty") && this.openTo(m, claim, this.instanceOf(i))) return true;
+  /** Instances with a sequence idle or still to be made that are open to the claim. */
+  private opensFor(m: Member, claim: Claim, atMost = 1): number {
+    const freely = this.sharesFreely;
+    let open = 0;
+    for (let instance = 0; instance < this.size && open < atMost; instance++) {
+      if (this.unusedIn[instance] > 0 && this.openTo(m, claim, instance, freely)) open++;
     }
-    return false;
+    return open;
   }
 
   private availableTo(m: Member): number {
     const free = Math.min(this.free() - this.reserveFor(m), m.limit - m.leases);
     if (this.sequences === 1 || free <= 0) return Math.max(0, free);
     // With sequences: the instances a window of this member may go to (one task per instance).
-    let open = 0;
-    for (let instance = 0; instance * this.sequences < this.slots.length; instance++) {
-      const first = instance * this.sequences;
-      let unused = false;
-      for (let i = first; i < first + this.sequences && !unused; i++) unused = this.slots[i] === "idle" || this.slots[i] === "empty";
-      if (unused && this.openTo(m, "window", instance)) open++;
-    }
-    return Math.min(free, open);
+    return this.opensFor(m, "window", free);
   }
 
   /**
@@ -506,10 +516,12 @@ export class TargetPool {
    */
   private queuedBefore(m: Member, claim: Claim): boolean {
     const urgent = this.urgent(m, claim);
+    // (With sequences, a claim that no instance is open to now is in no one's way either.)
+    const ahead = (w: Waiter): boolean => w.member.underLimit && (this.sequences === 1 || this.opensFor(w.member, w.claim) > 0);
     for (const w of this.frontierWaiters) {
-      if (w.member.underLimit && (!urgent || this.urgent(w.member, w.claim))) return true;
+      if ((!urgent || this.urgent(w.member, w.claim)) && ahead(w)) return true;
     }
-    return claim === "window" && this.windowWaiters.some((w) => w.member.underLimit);
+    return claim === "window" && this.windowWaiters.some(ahead);
   }
 
   private withdraw(w: Waiter): boolean {
@@ -611,28 +623,23 @@ export class TargetPool {
   /**
    * Which idle instance a member gets: the one it used last if idle (its cache holds the
    * member's sequence, so the call sends and evaluates only new tokens), else the first idle
-   * instance no live member used last, else the first idle one; -1 when none is idle. The
-   * policy above decides who is served; this only decides which instance.
+   * instance no live member used last, else (`claimed`) the first idle one; -1 when none is
+   * idle. With several sequences per instance only sequences on instances open to the claim
+   * count (`openTo`). The policy above decides who is served; this only decides which instance.
    */
   private idleFor(m: Member, claim: Claim, claimed = true): number {
-    // With several sequences per instance: among the sequences no live member used last, one on
-    // an instance this member holds nothing on (its concurrent tasks run on separate devices,
-    // not in one pass), else any.
+    const freely = this.sequences > 1 && this.sharesFreely;
     let fallback = -1;
     let unclaimed = -1;
-    let apart = -1;
     for (let i = 0; i < this.slots.length; i++) {
       if (this.slots[i] !== "idle") continue;
-      if (this.sequences > 1 && !this.openTo(m, claim, this.instanceOf(i))) continue;
+      if (this.sequences > 1 && !this.openTo(m, claim, this.instanceOf(i), freely)) continue;
       const last = this.lastUser[i];
       if (last === m) return i;
       if (fallback < 0) fallback = i;
-      if (last === undefined || !this.members.has(last)) {
-        if (unclaimed < 0) unclaimed = i;
-        if (apart < 0 && !m.onInstance.has(this.instanceOf(i))) apart = i;
-      }
+      if (unclaimed < 0 && (last === undefined || !this.members.has(last))) unclaimed = i;
     }
-    return apart >= 0 ? apart : unclaimed >= 0 ? unclaimed : claimed ? fallback : -1;
+    return unclaimed >= 0 ? unclaimed : claimed ? fallback : -1;
   }
 
   /**
@@ -651,13 +658,14 @@ export class TargetPool {
    * with the fewest busy sequences (spread over devices), lowest index first; -1 if none.
    */
   private emptyFor(m: Member, claim: Claim): number {
+    const freely = this.sequences > 1 && this.sharesFreely;
     let best = -1;
     let bestScore = Infinity;
     for (let i = 0; i < this.slots.length; i++) {
       if (this.slots[i] !== "empty") continue;
       const instance = this.instanceOf(i);
-      if (this.sequences > 1 && !this.openTo(m, claim, instance)) continue;
-      const score = this.busyOn(instance);
+      if (this.sequences > 1 && !this.openTo(m, claim, instance, freely)) continue;
+      const score = this.busyIn[instance];
       if (score < bestScore) [best, bestScore] = [i, score];
       if (this.sequences === 1) break;
     }

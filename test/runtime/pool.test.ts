@@ -259,30 +259,34 @@ test("sequences: the pool leases S sequences per instance, admits one generation
   assert.equal(made.length, 8);
 });
 
-test("sequences: speculation takes only compute no other generation uses, unless the device shares passes freely; a generation's own frontier goes anywhere", () => {
-  let free = false;
-  const p = new TargetPool({ size: 2, sequences: 4, vocabSize: 16, eosToken: undefined, sharesFreely: () => free, create: (i) => pair.instance("target", `target-${i}`) });
-  const [a, b] = [p.join(), p.join()];
-  const a1 = a.tryAcquire("frontier")!;
-  const b1 = b.tryAcquire("frontier")!;
-  assert.notEqual(p.instanceOf(a1.index), p.instanceOf(b1.index), "two generations' frontiers spread over the instances");
-  // Each instance runs the other generation's task: no window, no second frontier task.
-  assert.equal(a.available(), 0);
-  assert.equal(a.tryAcquire("window"), undefined, "a window would slow b's task");
-  assert.equal(a.tryAcquire("frontier"), undefined, "a second frontier task too");
-  // Below a batch knee a window costs b nothing: it may share b's instance (never a's own).
-  free = true;
-  assert.equal(a.available(), 1);
-  const a2 = a.tryAcquire("window")!;
-  assert.equal(p.instanceOf(a2.index), p.instanceOf(b1.index));
-  a2.release();
-  free = false;
-  // b's task ends: its instance is free for a's window again.
-  b1.release();
-  const a3 = a.tryAcquire("window")!;
-  assert.equal(p.instanceOf(a3.index), p.instanceOf(b1.index));
-  // b's frontier is served at once beside a's window (a generation's first frontier claim goes first).
-  const b2 = b.tryAcquire("frontier")!;
-  assert.ok(b2);
-  for (const l of [a1, a3, b2]) l.release();
+test("sequences: speculation takes only compute no other generation uses, unless the device's passes take tokens freely; a generation's own frontier goes anywhere", () => {
+  const make = (sharesFreely: boolean): TargetPool => new TargetPool({ size: 2, sequences: 4, vocabSize: 16, eosToken: undefined, sharesFreely, create: (i) => pair.instance("target", `target-${i}`) });
+  for (const freely of [false, true]) {
+    const p = make(freely);
+    const [a, b] = [p.join(), p.join()];
+    const a1 = a.tryAcquire("frontier")!;
+    const b1 = b.tryAcquire("frontier")!;
+    assert.notEqual(p.instanceOf(a1.index), p.instanceOf(b1.index), "two generations' frontiers spread over the instances");
+    if (!freely) {
+      // Each instance runs the other generation's task: no window, no second frontier task.
+      assert.equal(a.available(), 0);
+      assert.equal(a.tryAcquire("window"), undefined, "a window would slow b's task");
+      assert.equal(a.tryAcquire("frontier"), undefined, "a second frontier task too");
+      // b's task ends: its instance is free for a's window.
+      b1.release();
+      const a2 = a.tryAcquire("window")!;
+      assert.equal(p.instanceOf(a2.index), p.instanceOf(b1.index));
+      // b's frontier is served at once beside a's window (a generation's first frontier claim goes first).
+      const b2 = b.tryAcquire("frontier")!;
+      assert.ok(b2);
+      for (const l of [a1, a2, b2]) l.release();
+    } else {
+      // A window costs b nothing: it may share b's instance, never a's own.
+      assert.equal(a.available(), 1);
+      const a2 = a.tryAcquire("window")!;
+      assert.equal(p.instanceOf(a2.index), p.instanceOf(b1.index));
+      assert.equal(a.tryAcquire("window"), undefined, "a holds a sequence on every instance");
+      for (const l of [a1, a2, b1]) l.release();
+    }
+  }
 });
