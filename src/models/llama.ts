@@ -207,15 +207,15 @@ export class LlamaPair {
   /**
    * An instance holding `count` sequences: one context (`count` caches of the pair's context
    * size), one `LlamaInstance` per sequence, labelled `label/j` when there are several. The
-   * sequences keep their caches and take turns on the context's compute (SharedContext says
-   * why no decode mixes them).
+   * sequences keep their caches and share the context's passes on a CPU with one thread, else
+   * take turns on its compute (SharedContext says why).
    */
   async sequences(role: "target" | "drafter", label: string, count: number): Promise<LlamaInstance[]> {
     const model = role === "target" ? this.target : this.drafter;
     if (!model) throw new Error("this pair has no drafter model (a target alone)");
     const chunk = this.evalChunks[role]!.chunk;
     const context = await model.createContext({ contextSize: this.contextSize, threads: this.threads, sequences: count });
-    const shared = new SharedContext(context, count);
+    const shared = new SharedContext(context, count, count > 1 && this.llama.gpu === false && this.threads === 1 && serialiseLogitReads(context));
     const made = Array.from(
       { length: count },
       (_, j) => new LlamaInstance(count > 1 ? `${label}/${j}` : label, context, context.getSequence(), vocabSize(this.target), this.eosToken, chunk, shared),
@@ -327,26 +327,58 @@ type GenerateNext = { token?: boolean; probabilities?: boolean; options: { tempe
 
 /**
  * A context whose sequences belong to several instances: disposed once the last of them is.
- * Its sequences take turns (one queue for all): llama.cpp's CPU kernels gave a sequence other
- * bits when its tokens shared a decode with another sequence's (on the 32-block random pair,
- * a 24-token chunk beside another sequence's one token changed 75 of the next 90 positions in
- * one run and none in the next, so it depends on how the decode was put together), and 2 of
- * 16 rounds of 8 concurrent generations under CPU load ended with other tokens than alone;
- * letting only one-token steps share decodes still gave 4 in 24 rounds; taking turns, 0 of
- * 48. So sequences keep their caches, and no pass mixes them.
+ *
+ * Whether its sequences share forward passes (`sharesPasses`): node-llama-cpp puts the tokens
+ * of every sequence that is ready in one event-loop turn into one decode. At first that was not
+ * bit-exact: a sequence got other bits beside another's tokens (2 of 16 stressed rounds of 8
+ * concurrent generations ended with other tokens; one-token steps alone sharing, 4 of 24), so
+ * the sequences took turns. The cause was a race, not arithmetic: after a decode that llama.cpp
+ * split into ubatches out of batch order, it puts the output rows back in order lazily, on the
+ * first logits read and with no lock (llama-context.cpp, `output_reorder`), while node-llama-cpp
+ * reads each sequence's logits on its own libuv worker at once (`sampleToken`), so two reads
+ * could apply the swaps twice or read a half-swapped row. With the reads one at a time per
+ * context (`serialiseLogitReads`), 4 and 8 sequences evaluating random 200-token paths in mixed
+ * chunks of 1..32 tokens matched one-token-at-a-time evaluation alone in 224 of 224 sequences,
+ * under CPU load too, against 9 of 128 differing without (and 0 of 48 with a libuv pool of one
+ * thread). The kernels keep a row's bits whatever shares its ubatch when one thread runs them
+ * and each sequence has fewer than 64 rows in it (the flash-attention kernel's tiled path starts
+ * at 64 query rows per stream; chunks are at most `evalChunk`). So on a CPU with one thread the
+ * sequences share passes; elsewhere they take turns (one queue for the context): with several
+ * threads a one-token step alone may take llama.cpp's split-KV attention path that a shared one
+ * does not, and GPU kernels change with a pass's rows.
  */
 class SharedContext {
-  /** Evaluations of every sequence of the context, one at a time. */
+  /** Evaluations of every sequence of the context, one at a time (when passes are not shared). */
   queue: Promise<unknown> = Promise.resolve();
   constructor(
     private readonly context: LlamaContext,
     private users: number,
+    readonly sharesPasses: boolean,
   ) {}
 
   /** One user is done (its evaluations settled); the last one disposes the context. */
   async release(): Promise<void> {
     if (--this.users === 0) await this.context.dispose();
   }
+}
+
+/**
+ * Makes a context's logits reads run one at a time (see SharedContext): its native
+ * `sampleToken` is shadowed by one that queues. Reaches into node-llama-cpp's internals (the
+ * version is pinned); false, and nothing changed, where they are not as expected.
+ */
+function serialiseLogitReads(context: LlamaContext): boolean {
+  const native = (context as unknown as { _ctx?: object })._ctx as { sampleToken?: unknown } | undefined;
+  const read = native?.sampleToken;
+  if (!native || typeof read !== "function" || !Object.isExtensible(native)) return false;
+  let queue: Promise<unknown> = Promise.resolve();
+  const sampleToken = (...args: unknown[]): Promise<unknown> => {
+    const run = queue.then(() => (read as (...a: unknown[]) => Promise<unknown>).apply(native, args));
+    queue = run.catch(() => undefined);
+    return run;
+  };
+  Object.defineProperty(native, "sampleToken", { value: sampleToken, configurable: true });
+  return true;
 }
 
 export class LlamaInstance implements ModelInstance {
@@ -387,11 +419,23 @@ export class LlamaInstance implements ModelInstance {
     return this.serialise(() => this.run(tokens, req, signal));
   }
 
-  /** Runs `job` after every evaluation queued before it on the context, and before any queued after it. */
+  /**
+   * Runs `job` after every evaluation queued before it on this sequence (on the whole context
+   * where its sequences take turns), and before any queued after it.
+   */
   private serialise<T>(job: () => Promise<T>): Promise<T> {
-    const run = this.shared.queue.then(job);
-    this.shared.queue = run.catch(() => undefined);
+    const owner = this.shared.sharesPasses ? this.own : this.shared;
+    const run = owner.queue.then(job);
+    owner.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** This sequence's evaluations, one at a time (where the context's sequences share passes). */
+  private readonly own = { queue: Promise.resolve() as Promise<unknown> };
+
+  /** Whether this sequence's passes may carry other sequences' tokens (SharedContext). */
+  get sharesPasses(): boolean {
+    return this.shared.sharesPasses;
   }
 
   /** Empties the cache (a cold start, e.g. between benchmark runs). */
