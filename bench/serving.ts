@@ -1,12 +1,22 @@
 /**
- * Serving: `dsi serve`'s server (in this process, loopback HTTP, Server-Sent Events) under 1, 8
- * and 32 concurrent streams, for non-SI, SI and DSI chosen per request (`dsi.algo`), on two
- * backends: a paper pair emulated by latency profiles (synthetic models, Vicuna-13B/68M
- * latencies, 7 targets) and the generated GGUF pair on this machine's cores (llama.cpp).
+ * Serving: `dsi serve`'s server (in this process, loopback HTTP, Server-Sent Events) under 1,
+ * 4, 5, 8 and 16 concurrent streams, for non-SI, SI and DSI (auto lookahead) chosen per request
+ * (`dsi.algo`), on three setups:
+ * - a paper pair emulated on a GPU-like device that batches: synthetic models, Vicuna-13B/68M
+ *   latencies with the GPU-like batch model (a pass costs a step up to 32 tokens), 4 targets x
+ *   4 sequences sharing passes;
+ * - the generated GGUF pair on this machine's cores (llama.cpp, one thread per context), 2
+ *   targets, before (one sequence per target: generations beyond 2 wait) and after (8
+ *   sequences per target sharing forward passes).
  * Each client streams greedy completions back to back; per request: time to first token and
  * per-token latency ((last token - first token) / (tokens - 1)); per configuration: requests
- * per second over the whole run. Verdict: at 1 stream, DSI's per-token latency p50 is at most
- * SI's (the figure named).
+ * and tokens per second over the whole run. Verdicts (each names its figure):
+ * - emulated GPU-like device: DSI's per-token p50 below SI's and non-SI's at 1, 4 and 8 streams;
+ * - GGUF pair, 8 sequences: no algorithm's tokens/s at 5, 8 or 16 streams below 0.95x its
+ *   figure at 4 (runs on this machine move by about 4%);
+ * - GGUF pair: at 8 streams, the best tokens/s with 8 sequences at least 1.7x the best with one;
+ * - GGUF pair: at 1 stream, no algorithm's per-token p50 with 8 sequences above 1.03x its
+ *   figure with one.
  *
  * Usage: node dist/bench/serving.js [--requests 2] [--tokens 32] [--llama-tokens 16]
  */
@@ -15,20 +25,21 @@ import Table from "cli-table3";
 import { benchArgs } from "./args.js";
 import { quantile } from "./stats.js";
 import { openBackend, syntheticBackend, type Backend } from "../src/models/backend.js";
-import { resolveProfile, type LatencyProfile } from "../src/models/latency.js";
+import { resolveProfile, withBatchCost, type LatencyProfile } from "../src/models/latency.js";
 import { ServeMetrics } from "../src/serve/metrics.js";
 import { buildServer } from "../src/serve/server.js";
 import { Service } from "../src/serve/service.js";
 
 const USAGE = "usage: node dist/bench/serving.js [--requests 2] [--tokens 32] [--llama-tokens 16]";
 const args = benchArgs(USAGE, { requests: { default: 2, min: 1 }, tokens: { default: 32, min: 2 }, "llama-tokens": { default: 16, min: 2 } });
-const CONCURRENCY = [1, 8, 32];
+const CONCURRENCY = [1, 4, 5, 8, 16];
 const ALGOS = ["nonsi", "si", "dsi"] as const;
 const PROMPTS = ["the cat sat on", "a b c d", "once upon a time", "hello world", "to be or not", "the quick brown", "it was the best", "in the beginning"];
 
 interface Sample {
   ttftMs: number;
   perTokenMs: number;
+  tokens: number;
 }
 
 /** One streamed completion: its time to first token and per-token latency. */
@@ -62,7 +73,7 @@ async function streamOnce(url: string, prompt: string, algo: string, maxTokens: 
       }
     }
   }
-  return { ttftMs: first - t0, perTokenMs: tokens > 1 ? (last - first) / (tokens - 1) : 0 };
+  return { ttftMs: first - t0, perTokenMs: tokens > 1 ? (last - first) / (tokens - 1) : 0, tokens };
 }
 
 interface Row {
@@ -70,6 +81,7 @@ interface Row {
   algo: string;
   streams: number;
   rps: number;
+  tokensPerSecond: number;
   ttft: [number, number];
   perToken: [number, number];
 }
@@ -97,6 +109,7 @@ async function measure(name: string, backend: Backend, sp: number, profile: Late
           algo,
           streams,
           rps: samples.length / seconds,
+          tokensPerSecond: samples.reduce((n, x) => n + x.tokens, 0) / seconds,
           ttft: [quantile(samples.map((s) => s.ttftMs), 0.5), quantile(samples.map((s) => s.ttftMs), 0.99)],
           perToken: [quantile(samples.map((s) => s.perTokenMs), 0.5), quantile(samples.map((s) => s.perTokenMs), 0.99)],
         });
@@ -109,28 +122,48 @@ async function measure(name: string, backend: Backend, sp: number, profile: Late
 }
 
 const started = performance.now();
-const profile = resolveProfile("vicuna-13b/vicuna-68m")!;
-const rows = [
-  ...(await measure(`paper pair ${profile.name} (synthetic, 7 targets)`, syntheticBackend({ vocab: 32, agreement: profile.acceptance ?? 0.63, seed: 1000 }), 7, profile, args.tokens)),
-];
-const llama = await openBackend({ backend: "llama", threads: 1, gpu: false }, (dir) => console.error(`generated the default model pair in ${dir}`));
-try {
-  rows.push(...(await measure("generated GGUF pair (llama.cpp, 2 targets)", llama, 2, resolveProfile("none")!, args["llama-tokens"])));
-} finally {
-  await llama.close();
+const paper = resolveProfile("vicuna-13b/vicuna-68m")!;
+const EMULATED = `paper pair, GPU-like batching (4 x 4 sequences)`;
+const [BEFORE, AFTER] = ["GGUF pair, 2 targets x 1 sequence", "GGUF pair, 2 targets x 8 sequences"];
+const rows = [...(await measure(EMULATED, syntheticBackend({ vocab: 32, agreement: paper.acceptance ?? 0.63, seed: 1000 }, { sequences: 4 }), 4, withBatchCost(paper, "gpu"), args.tokens))];
+for (const [name, sequences] of [[BEFORE, 1], [AFTER, 8]] as const) {
+  const llama = await openBackend({ backend: "llama", threads: 1, gpu: false, sequences }, (dir) => console.error(`generated the default model pair in ${dir}`));
+  try {
+    if (sequences === 1) {
+      const { getLlama } = await import("node-llama-cpp");
+      const l = await getLlama({ gpu: false, build: "never" });
+      console.log(`llama.cpp ${l.llamaCppRelease.repo} release ${l.llamaCppRelease.release} (${l.buildType} build): ${l.systemInfo.trim()}`);
+    }
+    console.log(`${name}: ${llama.describe()}`);
+    rows.push(...(await measure(name, llama, 2, resolveProfile("none")!, args["llama-tokens"])));
+  } finally {
+    await llama.close();
+  }
 }
 
 const table = new Table({
-  head: ["backend", "streams", "algo", "req/s", "TTFT p50 ms", "TTFT p99 ms", "per-token p50 ms", "per-token p99 ms"],
-  colAligns: ["left", "right", "left", "right", "right", "right", "right", "right"],
+  head: ["setup", "streams", "algo", "req/s", "tokens/s", "TTFT p50 ms", "TTFT p99 ms", "per-token p50 ms", "per-token p99 ms"],
+  colAligns: ["left", "right", "left", "right", "right", "right", "right", "right", "right"],
   style: { head: [], border: [] },
 });
-for (const r of rows) table.push([r.backend, r.streams, r.algo, r.rps.toFixed(2), r.ttft[0].toFixed(1), r.ttft[1].toFixed(1), r.perToken[0].toFixed(1), r.perToken[1].toFixed(1)]);
-console.log(`Streaming completions through dsi serve (loopback HTTP), greedy, ${args.requests} requests per stream back to back; ${args.tokens} tokens (paper pair), ${args["llama-tokens"]} (GGUF pair).`);
+for (const r of rows) table.push([r.backend, r.streams, r.algo, r.rps.toFixed(2), r.tokensPerSecond.toFixed(1), r.ttft[0].toFixed(1), r.ttft[1].toFixed(1), r.perToken[0].toFixed(1), r.perToken[1].toFixed(1)]);
+console.log(`Streaming completions through dsi serve (loopback HTTP), greedy, lookahead auto, ${args.requests} requests per stream back to back; ${args.tokens} tokens (paper pair), ${args["llama-tokens"]} (GGUF pair).`);
 console.log(table.toString());
-for (const backend of [...new Set(rows.map((r) => r.backend))]) {
-  const at1 = (algo: string): Row => rows.find((r) => r.backend === backend && r.streams === 1 && r.algo === algo)!;
-  const [dsi, si] = [at1("dsi"), at1("si")];
-  console.log(`${dsi.perToken[0] <= si.perToken[0] ? "PASS" : "FAIL"} ${backend}: at 1 stream DSI's per-token latency p50 ${dsi.perToken[0].toFixed(1)} ms vs SI's ${si.perToken[0].toFixed(1)} ms (target: at most SI's)`);
+const row = (backend: string, streams: number, algo: string): Row => rows.find((r) => r.backend === backend && r.streams === streams && r.algo === algo)!;
+const verdict = (pass: boolean, text: string): void => console.log(`${pass ? "PASS" : "FAIL"} ${text}`);
+for (const streams of [1, 4, 8]) {
+  const [d, s, n] = ["dsi", "si", "nonsi"].map((a) => row(EMULATED, streams, a).perToken[0]);
+  verdict(d < s && d < n, `${EMULATED}, ${streams} streams: DSI's per-token p50 ${d.toFixed(1)} ms vs SI's ${s.toFixed(1)}, non-SI's ${n.toFixed(1)} (target: below both)`);
+}
+for (const algo of ALGOS) {
+  const at4 = row(AFTER, 4, algo).tokensPerSecond;
+  const worst = Math.min(...[5, 8, 16].map((n) => row(AFTER, n, algo).tokensPerSecond));
+  verdict(worst >= 0.95 * at4, `${AFTER}, ${algo}: least tokens/s at 5, 8, 16 streams ${worst.toFixed(1)} vs ${at4.toFixed(1)} at 4 (target: at least 0.95x)`);
+}
+const best = (backend: string): number => Math.max(...ALGOS.map((a) => row(backend, 8, a).tokensPerSecond));
+verdict(best(AFTER) >= 1.7 * best(BEFORE), `GGUF pair, 8 streams: best tokens/s with 8 sequences ${best(AFTER).toFixed(1)} vs ${best(BEFORE).toFixed(1)} with one, ${(best(AFTER) / best(BEFORE)).toFixed(2)}x (target: at least 1.7x)`);
+for (const algo of ALGOS) {
+  const [after, before] = [row(AFTER, 1, algo).perToken[0], row(BEFORE, 1, algo).perToken[0]];
+  verdict(after <= 1.03 * before, `GGUF pair, 1 stream, ${algo}: per-token p50 with 8 sequences ${after.toFixed(1)} ms vs ${before.toFixed(1)} with one (target: at most 1.03x)`);
 }
 console.log(`CPU: ${cpus()[0]?.model ?? "unknown"} (${cpus().length} cores). Took ${((performance.now() - started) / 1000).toFixed(1)} s.`);

@@ -63,7 +63,7 @@ export async function runWorker(f: WorkerFlags, io: CliIo): Promise<void> {
   const latency = f.role === "target" ? f.latency.target : f.latency.drafter;
   const clock = new RealClock();
   // Several sequences with an emulated device: it batches their passes (as a GPU server would);
-  // a llama context's sequences underneath take turns (llama.ts).
+  // a llama context's sequences underneath share passes or take turns (llama.ts).
   const batch = sequences.length > 1 ? new BatchDevice(clock, latency) : undefined;
   const worker = await serveWorker({
     instances: sequences.map((s) => withLatency(s, clock, latency, undefined, batch)),

@@ -94,7 +94,7 @@ export type BackendSpec =
       contextSize?: number;
       /** Tokens per forward pass (`--eval-chunk`); default: found by the batch-invariance self-test. */
       evalChunk?: number;
-      /** Sequences per target instance (`--sequences`; default 1): generations each keep one, taking turns on the instance. */
+      /** Sequences per target instance (`--sequences`; default 1): generations each keep one, sharing the instance's passes (llama.ts, SharedContext). */
       sequences?: number;
       /** Keep what runtimes learn in `$DSI_CACHE_DIR/learned/` (the CLI's default; `--no-learned-cache`); default false. */
       learnedCache?: boolean;
@@ -165,7 +165,7 @@ export async function openInstance(
   };
 }
 
-export function syntheticBackend(spec: Partial<SyntheticSpec>): Backend {
+export function syntheticBackend(spec: Partial<SyntheticSpec>, o: { /** Sequences per target instance, sharing modelled passes (default 1). */ sequences?: number } = {}): Backend {
   const pair = new SyntheticPair(spec);
   const runtimes = new Set<Runtime>();
   const s = pair.spec;
@@ -176,7 +176,7 @@ export function syntheticBackend(spec: Partial<SyntheticSpec>): Backend {
     defaultPrompt: tokenizer.defaultPrompt,
     contextSize: undefined,
     realCompute: false,
-    runtime: async (clock, sp, profile, o = {}) => kept(runtimes, syntheticRuntime({ pair, clock, sp, profile, ...o })),
+    runtime: async (clock, sp, profile, r = {}) => kept(runtimes, syntheticRuntime({ pair, clock, sp, profile, ...(o.sequences !== undefined ? { sequences: o.sequences } : {}), ...r })),
     describe: () => `synthetic (vocab ${s.vocab}, context ${s.context}, agreement ${s.agreement}${s.copy > 0 ? `, copy ${s.copy}` : ""}, model seed ${s.seed})`,
     close: async () => closeAll(runtimes),
   };

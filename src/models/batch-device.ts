@@ -2,8 +2,8 @@
  * One modelled instance holding several sequences, in modelled time, as a device that batches
  * them would run them: the passes its sequences ask for while it is idle, in the same instant,
  * go out as one forward pass, and those asked for while a pass runs go out together when it
- * ends (as node-llama-cpp dispatches a context's pending evaluations; llama.ts keeps a real
- * context's sequences taking turns until a bit-exact rule for shared decodes is found). A shared pass costs what
+ * ends (as node-llama-cpp dispatches a context's pending evaluations: llama.ts, SharedContext).
+ * A shared pass costs what
  * one pass over all its tokens costs (`passMs` over the summed positions and reads: flat up to
  * the latency's `kneeTokens`, then `perExtraPositionMs` per token), so a batch model decides
  * what batching gains: on a GPU a pass of dozens of tokens costs about one step, on a CPU each

@@ -99,7 +99,8 @@ export const FREE_TOKEN_SHARE = 0.05;
 /**
  * Whether a modelled device's passes take extra tokens (about) freely: a flat latency, or a
  * batch model whose extra tokens cost at most `FREE_TOKEN_SHARE` of a step (GPU-like). Real
- * compute (no modelled step) never does here: a llama context's sequences take turns.
+ * compute (no modelled step) never does here: a CPU pays for every token of a pass, and a
+ * llama context's sequences take turns elsewhere.
  */
 export function passesTakeTokensFreely(latency: ModelLatency): boolean {
   return latency.tpotMs > 0 && (latency.perExtraPositionMs ?? 0) <= FREE_TOKEN_SHARE * latency.tpotMs;

@@ -48,8 +48,8 @@ export function assembleRuntime(o: RuntimeParts): Runtime {
   // A profile with contention puts every instance on one modelled device.
   const device = profile.contention !== undefined ? new SharedDevice(clock, profile.contention) : undefined;
   // Several sequences per instance: the modelled latency has each instance's sequences share
-  // its passes (batch-device.ts), as a batching device would; real llama sequences underneath
-  // take turns (llama.ts), so with a latency profile this emulates a device that batches.
+  // its passes (batch-device.ts), as a batching device would, whatever the instances underneath
+  // do (a llama context's sequences share passes on a CPU with one thread, else take turns).
   const sequences = o.sequences ?? 1;
   const batches: BatchDevice[] = [];
   const wrap = (i: ModelInstance, index: number): ModelInstance => {

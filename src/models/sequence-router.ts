@@ -3,7 +3,7 @@
  * generation shares (the drafter): each generation's requests go to the sequence that served
  * it last, so its context stays cached there. Without it, one drafter sequence served every
  * concurrent generation in turn, and each turn re-read the context of another. (A llama
- * context's sequences take turns on it: llama.ts, `SharedContext`.) More sequences may be
+ * context's sequences share its passes, or take turns on it: llama.ts, `SharedContext`.) More sequences may be
  * added (`grow`) when a runtime admits more generations at once.
  *
  * A generation is known by its requests' `TokenView.base` (the committed sequence the engine

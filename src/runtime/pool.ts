@@ -32,8 +32,9 @@
  * than `size`: a generation that can use two instances never pays for a thousand.
  *
  * Sequences (`sequences` S per instance): an instance may hold S sequences, each with its own
- * cache, that share its compute (a llama.cpp context's sequences take turns on it; a modelled
- * instance's share passes: batch-device.ts). The pool then leases sequences: admission
+ * cache, that share its compute (a llama.cpp context's sequences share its forward passes on
+ * a CPU with one thread, else take turns on it: llama.ts; a modelled instance's share passes:
+ * batch-device.ts). The pool then leases sequences: admission
  * counts them (S generations per instance keep their caches), the affinity above keeps a
  * generation on its sequences, a generation's concurrent tasks go only to sequences of
  * different instances (separate devices run in parallel; two sequences of one instance share
@@ -107,7 +108,7 @@ export interface TargetPoolOptions {
    * other sequences (about) nothing, as on a device whose pass costs a step up to dozens of
    * tokens (models/latency.ts, `passesTakeTokensFreely`). Then speculation may share an
    * instance with other generations' tasks; else it takes only instances no other generation
-   * uses. Default: no (a llama context's sequences take turns).
+   * uses. Default: no (a llama context on a CPU pays for every token a pass carries).
    */
   sharesFreely?: boolean;
 }

@@ -6,7 +6,7 @@
  * the prefix hash, hands them to the instance as a view (not a copy: a call costs O(tokens
  * received)), and cancels the evaluation when the caller cancels the call. Evaluations on one
  * sequence run one at a time, in order; on different sequences they are in flight at once (the
- * instance decides how they share it: a llama context's take turns), and cancelling one never
+ * instance decides how they share it: a llama context's share passes on a CPU with one thread), and cancelling one never
  * touches another's.
  * A request it refuses (INVALID_ARGUMENT, OUT_OF_RANGE) leaves what it holds unchanged and
  * tells the client the request was at fault, not the worker (see proto/worker.proto).

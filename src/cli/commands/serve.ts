@@ -28,7 +28,7 @@ export function register(program: Command, io: CliIo): void {
     .option("--api-key <key>", "requests to /v1/ must send Authorization: Bearer KEY, 16+ characters (default: $DSI_API_KEY)", nonEmpty("--api-key"))
     .option(
       "--sequences <S>",
-      `llama: sequences per target instance, 1..${MAX_SEQUENCES} (default 1): S generations per instance each keep their context cached, taking turns on the instance`,
+      `llama: sequences per target instance, 1..${MAX_SEQUENCES} (default 1): S generations per instance each keep their context cached, sharing the instance's forward passes (on a CPU with one thread; else taking turns)`,
       intInRange(1, MAX_SEQUENCES),
     )
     .option("--max-concurrent <N>", "generations running at once, 1..4096", intInRange(1, 4096), 64)
