@@ -536,12 +536,12 @@ export class TargetPool {
   private tryAcquireFor(m: Member, claim: Claim): Lease | undefined {
     if (this.queuedBefore(m, claim)) return undefined;
     if (!this.grantable(m, claim)) return undefined;
-    const idle = this.idleFor(m, claim, !(this.preferNew() && this.emptyFor(m, claim) >= 0));
-    if (idle >= 0) return this.lease(idle, m, claim);
+    const place = this.placeFor(m, claim);
+    if (!place) return undefined;
+    if (!place.make) return this.lease(place.index, m, claim);
     // Instances on the way go to waiting claims (serve); this one may start the next.
     if (this.count.creating > 0) return undefined;
-    const empty = this.emptyFor(m, claim);
-    if (empty < 0) return undefined;
+    const empty = place.index;
     const made = this.make(empty);
     if (made instanceof Promise) {
       // Not ready at once: the instance goes to whoever is first when it is made.
@@ -593,17 +593,15 @@ export class TargetPool {
     for (;;) {
       const w = this.first(true);
       if (!w) return;
-      // (A sequence other members used last is taken only when none open to the claim is left to make.)
-      const makeable = this.preferNew() && this.emptyFor(w.member, w.claim) >= 0;
-      const idle = this.idleFor(w.member, w.claim, !makeable);
-      if (idle >= 0) {
+      const place = this.placeFor(w.member, w.claim);
+      if (place && !place.make) {
         this.withdraw(w);
-        w.resolve(this.lease(idle, w.member, w.claim));
+        w.resolve(this.lease(place.index, w.member, w.claim));
         continue;
       }
       // Only instances still to be made are free: make one unless enough are on the way.
-      const empty = this.emptyFor(w.member, w.claim);
-      if (empty < 0 || !this.grantableMoreThan(this.count.creating)) return;
+      if (!place || !this.grantableMoreThan(this.count.creating)) return;
+      const empty = place.index;
       let made: ModelInstance | Promise<void>;
       try {
         made = this.make(empty);
@@ -622,13 +620,41 @@ export class TargetPool {
   }
 
   /**
-   * Which idle instance a member gets: the one it used last if idle (its cache holds the
-   * member's sequence, so the call sends and evaluates only new tokens), else the first idle
-   * instance no live member used last, else (`claimed`) the first idle one; -1 when none is
-   * idle. With several sequences per instance only sequences on instances open to the claim
-   * count (`openTo`). The policy above decides who is served; this only decides which instance.
+   * Where a member's claim goes now: a sequence that is idle, or one to make (`make`); undefined
+   * when none is open to it. Its own last sequence first (its cache holds the member's
+   * tokens: the call sends and evaluates only new ones). Else, with several sequences per
+   * instance, a sequence to make before an idle one another live member used last (a new one
+   * costs no re-read; a taken one costs its owner one), and between an idle sequence and one to
+   * make, the one on the instance with fewer sequences busy or being made (generations spread
+   * over devices: before, a generation took the first idle sequence, and four clients sending
+   * requests back to back all stayed on the instance made first). With one sequence per
+   * instance: an idle instance, else one to make.
    */
-  private idleFor(m: Member, claim: Claim, claimed = true): number {
+  private placeFor(m: Member, claim: Claim): { index: number; make: boolean } | undefined {
+    const idle = this.idleFor(m, claim);
+    if (idle >= 0 && this.lastUser[idle] === m) return { index: idle, make: false };
+    const empty = this.count.empty > 0 ? this.emptyFor(m, claim) : -1;
+    if (empty < 0) return idle >= 0 ? { index: idle, make: false } : undefined;
+    if (idle < 0) return { index: empty, make: true };
+    const owner = this.lastUser[idle];
+    const taken = owner !== undefined && this.members.has(owner);
+    if (this.sequences > 1 && (taken || this.load(empty) < this.load(idle))) return { index: empty, make: true };
+    return { index: idle, make: false };
+  }
+
+  /** Sequences of a slot's instance that are busy, being made or lost (with one per instance: 0 for an idle or empty slot). */
+  private load(index: number): number {
+    return this.sequences - this.unusedIn[this.instanceOf(index)];
+  }
+
+  /**
+   * Which idle sequence a member gets (`placeFor` decides between it and making one): the one
+   * it used last, else one no live member used last, else any; among those, on the instance
+   * least loaded (`load`), lowest index first; -1 when none is idle. With several sequences
+   * per instance only sequences on instances open to the claim count (`openTo`). The policy
+   * above decides who is served; this only decides which sequence.
+   */
+  private idleFor(m: Member, claim: Claim): number {
     const freely = this.sequences > 1 && this.sharesFreely;
     let fallback = -1;
     let unclaimed = -1;
@@ -637,26 +663,16 @@ export class TargetPool {
       if (this.sequences > 1 && !this.openTo(m, claim, this.instanceOf(i), freely)) continue;
       const last = this.lastUser[i];
       if (last === m) return i;
-      if (fallback < 0) fallback = i;
-      if (unclaimed < 0 && (last === undefined || !this.members.has(last))) unclaimed = i;
+      if (fallback < 0 || this.load(i) < this.load(fallback)) fallback = i;
+      if ((last === undefined || !this.members.has(last)) && (unclaimed < 0 || this.load(i) < this.load(unclaimed))) unclaimed = i;
     }
-    return unclaimed >= 0 ? unclaimed : claimed ? fallback : -1;
-  }
-
-  /**
-   * Whether a sequence still to be made goes before an idle one another live member used last
-   * (whose cache holds that member's context): with several sequences per instance a new one
-   * costs no re-read (on an instance already made, not even a context: its sequences are made
-   * together; `emptyFor` may still open an instance not made yet, spreading generations over
-   * devices), a stolen one a re-read.
-   */
-  private preferNew(): boolean {
-    return this.sequences > 1 && this.count.empty > 0;
+    return unclaimed >= 0 ? unclaimed : fallback;
   }
 
   /**
    * Which sequence to make for a member's claim: on an instance open to it (`openTo`), the one
-   * with the fewest busy sequences (spread over devices), lowest index first; -1 if none.
+   * with the fewest sequences busy or being made (spread over devices), lowest index first;
+   * -1 if none.
    */
   private emptyFor(m: Member, claim: Claim): number {
     const freely = this.sequences > 1 && this.sharesFreely;
@@ -666,7 +682,8 @@ export class TargetPool {
       if (this.slots[i] !== "empty") continue;
       const instance = this.instanceOf(i);
       if (this.sequences > 1 && !this.openTo(m, claim, instance, freely)) continue;
-      const score = this.busyIn[instance];
+      // (Sequences being made count as busy: they are for claims that wait now.)
+      const score = this.sequences - this.unusedIn[instance];
       if (score < bestScore) [best, bestScore] = [i, score];
       if (this.sequences === 1) break;
     }

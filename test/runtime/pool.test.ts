@@ -290,3 +290,19 @@ test("sequences: speculation takes only compute no other generation uses, unless
     }
   }
 });
+
+test("sequences: a new generation takes an idle sequence on the least loaded instance, not the first idle one", () => {
+  const p = new TargetPool({ size: 2, sequences: 4, vocabSize: 16, eosToken: undefined, create: (i) => pair.instance("target", `target-${i}`) });
+  // Three generations made sequences 0, 4 and 1 (spread over the instances), then ended.
+  const gone = Array.from({ length: 3 }, () => p.join(1));
+  const made = gone.map((m) => m.tryAcquire("frontier")!);
+  assert.deepEqual(made.map((l) => l.index), [0, 4, 1]);
+  for (const l of made) l.release();
+  for (const m of gone) m.leave();
+  // One runs on instance 0; the next goes to instance 1's idle sequence, not to sequence 1.
+  const y = p.join(1).tryAcquire("frontier")!;
+  assert.equal(p.instanceOf(y.index), 0);
+  const z = p.join(1).tryAcquire("frontier")!;
+  assert.equal(z.index, 4, "before, the first idle sequence (1, beside the running one)");
+  for (const l of [y, z]) l.release();
+});
