@@ -250,6 +250,8 @@ export interface BackendFlags {
   evalChunk?: number;
   /** `dsi serve --sequences` (llama): sequences per target instance. */
   sequences?: number;
+  /** Without `sequences`: the default rule's inputs (`dsi serve`: --max-concurrent and --sp); else one sequence. */
+  sequencesFor?: { concurrent: number; instances: number };
   /** False with `--no-learned-cache`. */
   learnedCache?: boolean;
 }
@@ -295,7 +297,7 @@ export async function openBackend(o: BackendFlags, io: CliIo, cluster: ClusterOp
           threads: o.threads,
           gpu: o.gpu,
           evalChunk: o.evalChunk,
-          ...(o.sequences !== undefined ? { sequences: o.sequences } : {}),
+          ...(o.sequences !== undefined ? { sequences: o.sequences } : o.sequencesFor ? { sequencesFor: o.sequencesFor } : {}),
           learnedCache: o.learnedCache !== false && !learnedCacheOff(io.env),
         };
   try {

@@ -94,8 +94,10 @@ export type BackendSpec =
       contextSize?: number;
       /** Tokens per forward pass (`--eval-chunk`); default: found by the batch-invariance self-test. */
       evalChunk?: number;
-      /** Sequences per target instance (`--sequences`; default 1): generations each keep one, sharing the instance's passes (llama.ts, SharedContext). */
+      /** Sequences per target instance (`--sequences`): generations each keep one, sharing the instance's passes (llama.ts, SharedContext). */
       sequences?: number;
+      /** Without `sequences`: chosen for this many concurrent generations on this many target instances (`LlamaPair.defaultSequences`); without either, 1. */
+      sequencesFor?: { concurrent: number; instances: number };
       /** Keep what runtimes learn in `$DSI_CACHE_DIR/learned/` (the CLI's default; `--no-learned-cache`); default false. */
       learnedCache?: boolean;
     };
@@ -128,7 +130,7 @@ export async function openBackend(spec: BackendSpec, onGenerated?: (dir: string)
     if (pair.generated) onGenerated?.(dir);
     files = pair;
   }
-  return llamaBackend({ ...files, threads: spec.threads, gpu: spec.gpu, contextSize: spec.contextSize, evalChunk: spec.evalChunk, sequences: spec.sequences, learnedCache: spec.learnedCache });
+  return llamaBackend({ ...files, threads: spec.threads, gpu: spec.gpu, contextSize: spec.contextSize, evalChunk: spec.evalChunk, sequences: spec.sequences, sequencesFor: spec.sequencesFor, learnedCache: spec.learnedCache });
 }
 
 /** One model of a pair, alone: what a worker serves, or a cluster's in-process drafter. */
@@ -189,10 +191,10 @@ export function syntheticBackend(spec: Partial<SyntheticSpec>, o: { /** Sequence
  * threads, device, eval chunks, CPU and latency profile, and `close` (or `saveLearned`) keeps
  * what it learned for the next.
  */
-export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolean; sequences?: number }): Promise<Backend> {
-  const sequences = o.sequences ?? 1;
-  if (!(Number.isInteger(sequences) && sequences >= 1)) throw new BackendSpecError(`sequences must be a positive integer, got ${sequences}`);
+export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolean; sequences?: number; sequencesFor?: { concurrent: number; instances: number } }): Promise<Backend> {
+  if (o.sequences !== undefined && !(Number.isInteger(o.sequences) && o.sequences >= 1)) throw new BackendSpecError(`sequences must be a positive integer, got ${o.sequences}`);
   const pair = await LlamaPair.load(o);
+  const sequences = o.sequences ?? (o.sequencesFor ? await pair.defaultSequences(o.sequencesFor.concurrent, o.sequencesFor.instances) : 1);
   // The drafter serves every generation: each generation the pool admits at once keeps a
   // sequence of its own (sequence-router.ts), so none re-reads its context after another's
   // draft. A runtime that admits more than the drafter has sequences adds a context of them.

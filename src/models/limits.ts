@@ -14,3 +14,9 @@ export const MAX_THREADS = 256;
 export const MAX_EVAL_CHUNK = 512;
 /** Most sequences one llama instance or worker may hold (each is a cache of the context size). */
 export const MAX_SEQUENCES = 64;
+/**
+ * Most sequences per target instance `dsi serve` gives by default: on this machine kind a
+ * pass of 8 one-token steps costs ~4 steps, and past ~8 tokens a pass grows in step with its
+ * tokens (8 tokens 112 ms, 16 tokens 217 ms): more sequences add latency, not throughput.
+ */
+export const DEFAULT_SEQUENCES_CAP = 8;

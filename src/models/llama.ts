@@ -10,6 +10,8 @@
  * an instance is disposed only after its last evaluation settled.
  */
 import { open, stat } from "node:fs/promises";
+import { freemem } from "node:os";
+import { DEFAULT_SEQUENCES_CAP } from "./limits.js";
 import { checkGgufStructure, GgufFormatError } from "./gguf/check.js";
 import { defaultCacheDir } from "./gguf/llama-model.js";
 import { evalChunkWarning, measureEvalChunk, PROBE_LENGTH, probePath, type EvalChunk, type KernelIdentity, type ProbeOutput, type ProbeRunner } from "./batch-invariance.js";
@@ -197,6 +199,25 @@ export class LlamaPair {
 
   get eosToken(): number | undefined {
     return this.target.tokens.eos ?? undefined;
+  }
+
+  /**
+   * The default number of sequences per target instance for `concurrent` generations on
+   * `instances` target instances (a server's --max-concurrent and --sp): enough for each
+   * generation to keep one, at most `DEFAULT_SEQUENCES_CAP`, and only as many as the target's
+   * contexts fit in a quarter of the free memory (node-llama-cpp's estimate of a context of
+   * this many sequences of the pair's context size). One where sequences would take turns
+   * (several threads, a GPU: SharedContext): there more sequences cost memory and bring no
+   * throughput (the pool's admission already keeps each generation's cache).
+   */
+  async defaultSequences(concurrent: number, instances: number): Promise<number> {
+    if (this.llama.gpu !== false || this.threads !== 1) return 1;
+    const budget = freemem() / 4 / Math.max(1, instances);
+    for (let s = Math.min(DEFAULT_SEQUENCES_CAP, Math.ceil(concurrent / Math.max(1, instances))); s > 1; s--) {
+      const need = await this.target.fileInsights.estimateContextResourceRequirementsV2({ contextSize: this.contextSize, modelGpuLayers: 0, sequences: s });
+      if (need.cpuRam <= budget) return s;
+    }
+    return 1;
   }
 
   /** A new instance with its own context and sequence. */

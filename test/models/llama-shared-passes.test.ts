@@ -108,3 +108,20 @@ test("shared passes are exact: 8 sequences reading random 160-token paths at onc
   }
 });
 
+
+test("the default sequences per target instance: one per concurrent generation over the instances, at most 8, on a CPU with one thread; else 1", { timeout: 120_000 }, async () => {
+  const { LlamaPair } = await import("../../src/models/llama.js");
+  const pair = await LlamaPair.load({ ...files, threads: 1, gpu: false });
+  const threaded = await LlamaPair.load({ ...files, threads: 2, gpu: false });
+  try {
+    // (A context of this small pair's 8 sequences needs a few MB: memory does not bind here.)
+    assert.equal(await pair.defaultSequences(64, 1), 8);
+    assert.equal(await pair.defaultSequences(64, 4), 8);
+    assert.equal(await pair.defaultSequences(6, 2), 3);
+    assert.equal(await pair.defaultSequences(1, 4), 1);
+    assert.equal(await threaded.defaultSequences(64, 1), 1, "several threads: the sequences would take turns");
+  } finally {
+    await pair.dispose();
+    await threaded.dispose();
+  }
+});

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { MAX_TOKENS } from "../../algorithms/option-spec.js";
 import { BACKENDS } from "../../models/backend.js";
 import { intInRange, nonEmpty } from "../flags.js";
-import { MAX_SEQUENCES } from "../../models/limits.js";
+import { DEFAULT_SEQUENCES_CAP, MAX_SEQUENCES } from "../../models/limits.js";
 import { defaultSp, defaultSpHelp, generationOption, latencyOption, openBackend, refuseBackendFlags, refuseByOptionTable, refuseMissingDrafter, withBackendFlags } from "../flag-groups.js";
 import type { CliIo } from "../io.js";
 import { checkServeFlags, runServe, SERVE_DEFAULTS } from "../serve.js";
@@ -28,7 +28,7 @@ export function register(program: Command, io: CliIo): void {
     .option("--api-key <key>", "requests to /v1/ must send Authorization: Bearer KEY, 16+ characters (default: $DSI_API_KEY)", nonEmpty("--api-key"))
     .option(
       "--sequences <S>",
-      `llama: sequences per target instance, 1..${MAX_SEQUENCES} (default 1): S generations per instance each keep their context cached, sharing the instance's forward passes (on a CPU with one thread; else taking turns)`,
+      `llama: sequences per target instance, 1..${MAX_SEQUENCES}: S generations per instance each keep their context cached, sharing the instance's forward passes (default: on a CPU with one thread, --max-concurrent over the target instances, at most ${DEFAULT_SEQUENCES_CAP}, as many as fit a quarter of free memory; else 1)`,
       intInRange(1, MAX_SEQUENCES),
     )
     .option("--max-concurrent <N>", "generations running at once, 1..4096", intInRange(1, 4096), 64)
@@ -43,6 +43,8 @@ export function register(program: Command, io: CliIo): void {
       // A server waits for its target workers (503 until one answers); generate needs one now.
       await runServe(
         async () => {
+          // Without --sequences, a llama server picks them for its concurrency (LlamaPair.defaultSequences).
+          if (o.backend === "llama" && o.cluster === undefined && o.sequences === undefined) o.sequencesFor = { concurrent: o.maxConcurrent, instances: o.sp ?? defaultSp(true, 4) };
           const backend = await openBackend(o, io, { waitForTargets: true });
           o.sp ??= defaultSp(backend.realCompute && backend.targetCount === undefined, 4);
           return backend;
