@@ -18,7 +18,7 @@
  * - GGUF pair: at 1 stream, no algorithm's per-token p50 with 8 sequences above 1.03x its
  *   figure with one.
  *
- * Usage: node dist/bench/serving.js [--requests 2] [--tokens 32] [--llama-tokens 16]
+ * Usage: node dist/bench/serving.js [--requests 3] [--tokens 32] [--llama-tokens 32]
  */
 import { cpus } from "node:os";
 import Table from "cli-table3";
@@ -30,8 +30,8 @@ import { ServeMetrics } from "../src/serve/metrics.js";
 import { buildServer } from "../src/serve/server.js";
 import { Service } from "../src/serve/service.js";
 
-const USAGE = "usage: node dist/bench/serving.js [--requests 2] [--tokens 32] [--llama-tokens 16]";
-const args = benchArgs(USAGE, { requests: { default: 2, min: 1 }, tokens: { default: 32, min: 2 }, "llama-tokens": { default: 16, min: 2 } });
+const USAGE = "usage: node dist/bench/serving.js [--requests 3] [--tokens 32] [--llama-tokens 32]";
+const args = benchArgs(USAGE, { requests: { default: 3, min: 1 }, tokens: { default: 32, min: 2 }, "llama-tokens": { default: 32, min: 2 } });
 const CONCURRENCY = [1, 4, 5, 8, 16];
 const ALGOS = ["nonsi", "si", "dsi"] as const;
 const PROMPTS = ["the cat sat on", "a b c d", "once upon a time", "hello world", "to be or not", "the quick brown", "it was the best", "in the beginning"];
@@ -86,59 +86,75 @@ interface Row {
   perToken: [number, number];
 }
 
-async function measure(name: string, backend: Backend, sp: number, profile: LatencyProfile, maxTokens: number): Promise<Row[]> {
+/** A server over a backend, for one setup of the table. */
+interface Setup {
+  name: string;
+  url: string;
+  maxTokens: number;
+  close: () => Promise<void>;
+}
+
+async function serve(name: string, backend: Backend, sp: number, profile: LatencyProfile, maxTokens: number): Promise<Setup> {
   const metrics = new ServeMetrics();
   const service = await Service.open({ backend, sp, profile, maxConcurrent: 64, maxQueue: 1024, metrics });
   const app = buildServer({ slot: { service }, metrics, modelId: "dsi", algo: "dsi", lookahead: 5, defaultMaxTokens: maxTokens });
   const url = await app.listen({ host: "127.0.0.1", port: 0 });
-  const rows: Row[] = [];
-  try {
-    await streamOnce(url, PROMPTS[0], "dsi", 4); // warm-up (instances made, costs observed)
-    for (const streams of CONCURRENCY) {
-      for (const algo of ALGOS) {
-        const samples: Sample[] = [];
-        const t0 = performance.now();
-        await Promise.all(
-          Array.from({ length: streams }, async (_, c) => {
-            for (let r = 0; r < args.requests; r++) samples.push(await streamOnce(url, PROMPTS[(c + r) % PROMPTS.length], algo, maxTokens));
-          }),
-        );
-        const seconds = (performance.now() - t0) / 1000;
-        rows.push({
-          backend: name,
-          algo,
-          streams,
-          rps: samples.length / seconds,
-          tokensPerSecond: samples.reduce((n, x) => n + x.tokens, 0) / seconds,
-          ttft: [quantile(samples.map((s) => s.ttftMs), 0.5), quantile(samples.map((s) => s.ttftMs), 0.99)],
-          perToken: [quantile(samples.map((s) => s.perTokenMs), 0.5), quantile(samples.map((s) => s.perTokenMs), 0.99)],
-        });
-      }
-    }
-  } finally {
-    await app.close();
-  }
-  return rows;
+  await streamOnce(url, PROMPTS[0], "dsi", 4); // warm-up (instances made, costs observed)
+  return { name, url, maxTokens, close: () => app.close() };
+}
+
+/**
+ * `streams` clients of one setup, each streaming `args.requests` completions back to back
+ * (a lone client four times as many: the 1-stream verdicts compare medians, which three
+ * samples leave at the mercy of one slow request).
+ */
+async function measure(setup: Setup, streams: number, algo: string): Promise<Row> {
+  const samples: Sample[] = [];
+  const requests = streams === 1 ? 4 * args.requests : args.requests;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: streams }, async (_, c) => {
+      for (let r = 0; r < requests; r++) samples.push(await streamOnce(setup.url, PROMPTS[(c + r) % PROMPTS.length], algo, setup.maxTokens));
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  return {
+    backend: setup.name,
+    algo,
+    streams,
+    rps: samples.length / seconds,
+    tokensPerSecond: samples.reduce((n, x) => n + x.tokens, 0) / seconds,
+    ttft: [quantile(samples.map((s) => s.ttftMs), 0.5), quantile(samples.map((s) => s.ttftMs), 0.99)],
+    perToken: [quantile(samples.map((s) => s.perTokenMs), 0.5), quantile(samples.map((s) => s.perTokenMs), 0.99)],
+  };
 }
 
 const started = performance.now();
 const paper = resolveProfile("vicuna-13b/vicuna-68m")!;
 const EMULATED = `paper pair, GPU-like batching (4 x 4 sequences)`;
 const [BEFORE, AFTER] = ["GGUF pair, 2 targets x 1 sequence", "GGUF pair, 2 targets x 8 sequences"];
-const rows = [...(await measure(EMULATED, syntheticBackend({ vocab: 32, agreement: paper.acceptance ?? 0.63, seed: 1000 }, { sequences: 4 }), 4, withBatchCost(paper, "gpu"), args.tokens))];
-for (const [name, sequences] of [[BEFORE, 1], [AFTER, 8]] as const) {
-  const llama = await openBackend({ backend: "llama", threads: 1, gpu: false, sequences }, (dir) => console.error(`generated the default model pair in ${dir}`));
-  try {
-    if (sequences === 1) {
-      const { getLlama } = await import("node-llama-cpp");
-      const l = await getLlama({ gpu: false, build: "never" });
-      console.log(`llama.cpp ${l.llamaCppRelease.repo} release ${l.llamaCppRelease.release} (${l.buildType} build): ${l.systemInfo.trim()}`);
-    }
+const { getLlama } = await import("node-llama-cpp");
+const llamaCpp = await getLlama({ gpu: false, build: "never" });
+console.log(`llama.cpp ${llamaCpp.llamaCppRelease.repo} release ${llamaCpp.llamaCppRelease.release} (${llamaCpp.buildType} build): ${llamaCpp.systemInfo.trim()}`);
+const backends: Backend[] = [];
+const setups: Setup[] = [];
+const rows: Row[] = [];
+try {
+  const emulated = syntheticBackend({ vocab: 32, agreement: paper.acceptance ?? 0.63, seed: 1000 }, { sequences: 4 });
+  backends.push(emulated);
+  setups.push(await serve(EMULATED, emulated, 4, withBatchCost(paper, "gpu"), args.tokens));
+  // Both GGUF setups are up at once and measured in turn at each concurrency, so a machine
+  // that gets busier or quieter during the run moves both alike.
+  for (const [name, sequences] of [[BEFORE, 1], [AFTER, 8]] as const) {
+    const llama = await openBackend({ backend: "llama", threads: 1, gpu: false, sequences }, (dir) => console.error(`generated the default model pair in ${dir}`));
+    backends.push(llama);
     console.log(`${name}: ${llama.describe()}`);
-    rows.push(...(await measure(name, llama, 2, resolveProfile("none")!, args["llama-tokens"])));
-  } finally {
-    await llama.close();
+    setups.push(await serve(name, llama, 2, resolveProfile("none")!, args["llama-tokens"]));
   }
+  for (const streams of CONCURRENCY) for (const setup of setups) for (const algo of ALGOS) rows.push(await measure(setup, streams, algo));
+} finally {
+  for (const s of setups) await s.close();
+  for (const b of backends) await b.close();
 }
 
 const table = new Table({
@@ -147,7 +163,7 @@ const table = new Table({
   style: { head: [], border: [] },
 });
 for (const r of rows) table.push([r.backend, r.streams, r.algo, r.rps.toFixed(2), r.tokensPerSecond.toFixed(1), r.ttft[0].toFixed(1), r.ttft[1].toFixed(1), r.perToken[0].toFixed(1), r.perToken[1].toFixed(1)]);
-console.log(`Streaming completions through dsi serve (loopback HTTP), greedy, lookahead auto, ${args.requests} requests per stream back to back; ${args.tokens} tokens (paper pair), ${args["llama-tokens"]} (GGUF pair).`);
+console.log(`Streaming completions through dsi serve (loopback HTTP), greedy, lookahead auto, ${args.requests} requests per stream back to back (${4 * args.requests} at 1 stream); ${args.tokens} tokens (paper pair), ${args["llama-tokens"]} (GGUF pair).`);
 console.log(table.toString());
 const row = (backend: string, streams: number, algo: string): Row => rows.find((r) => r.backend === backend && r.streams === streams && r.algo === algo)!;
 const verdict = (pass: boolean, text: string): void => console.log(`${pass ? "PASS" : "FAIL"} ${text}`);

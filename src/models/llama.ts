@@ -11,7 +11,7 @@
  */
 import { open, stat } from "node:fs/promises";
 import { freemem } from "node:os";
-import { DEFAULT_SEQUENCES_CAP } from "./limits.js";
+import { DEFAULT_SEQUENCES_CAP, MAX_SEQUENCES } from "./limits.js";
 import { checkGgufStructure, GgufFormatError } from "./gguf/check.js";
 import { defaultCacheDir } from "./gguf/llama-model.js";
 import { evalChunkWarning, measureEvalChunk, PROBE_LENGTH, probePath, type EvalChunk, type KernelIdentity, type ProbeOutput, type ProbeRunner } from "./batch-invariance.js";
@@ -204,18 +204,25 @@ export class LlamaPair {
   /**
    * The default number of sequences per target instance for `concurrent` generations on
    * `instances` target instances (a server's --max-concurrent and --sp): enough for each
-   * generation to keep one, at most `DEFAULT_SEQUENCES_CAP`, and only as many as the target's
-   * contexts fit in a quarter of the free memory (node-llama-cpp's estimate of a context of
-   * this many sequences of the pair's context size). One where sequences would take turns
-   * (several threads, a GPU: SharedContext): there more sequences cost memory and bring no
-   * throughput (the pool's admission already keeps each generation's cache).
+   * generation to keep one, at most `DEFAULT_SEQUENCES_CAP`, and only as many as the targets'
+   * contexts and the drafter's sequences (one per generation the pool runs at once) fit in a
+   * quarter of the free memory (or of the process's memory limit), by node-llama-cpp's
+   * estimate of a context of so many sequences of the pair's context size. One where
+   * sequences would take turns (several threads, a GPU, or internals not as expected:
+   * SharedContext): there more sequences cost memory and bring no throughput (the pool's
+   * admission already keeps each generation's cache).
    */
   async defaultSequences(concurrent: number, instances: number): Promise<number> {
-    if (this.llama.gpu !== false || this.threads !== 1) return 1;
-    const budget = freemem() / 4 / Math.max(1, instances);
-    for (let s = Math.min(DEFAULT_SEQUENCES_CAP, Math.ceil(concurrent / Math.max(1, instances))); s > 1; s--) {
-      const need = await this.target.fileInsights.estimateContextResourceRequirementsV2({ contextSize: this.contextSize, modelGpuLayers: 0, sequences: s });
-      if (need.cpuRam <= budget) return s;
+    if (this.llama.gpu !== false || this.threads !== 1 || !logitReadsSerialisable(this.llama)) return 1;
+    const limit = process.constrainedMemory?.() ?? 0;
+    const budget = Math.min(freemem(), limit > 0 ? limit : Infinity) / 4;
+    const ram = async (model: LlamaModel, sequences: number): Promise<number> =>
+      (await model.fileInsights.estimateContextResourceRequirementsV2({ contextSize: this.contextSize, modelGpuLayers: 0, sequences })).cpuRam;
+    const n = Math.max(1, instances);
+    for (let s = Math.min(DEFAULT_SEQUENCES_CAP, Math.ceil(concurrent / n)); s > 1; s--) {
+      // The targets' contexts, and the drafter's sequences (one per generation the pool runs at once).
+      const need = n * (await ram(this.target, s)) + (this.drafter ? await ram(this.drafter, Math.min(MAX_SEQUENCES, n * s)) : 0);
+      if (need <= budget) return s;
     }
     return 1;
   }
@@ -236,7 +243,7 @@ export class LlamaPair {
     if (!model) throw new Error("this pair has no drafter model (a target alone)");
     const chunk = this.evalChunks[role]!.chunk;
     const context = await model.createContext({ contextSize: this.contextSize, threads: this.threads, sequences: count });
-    const shared = new SharedContext(context, count, count > 1 && this.llama.gpu === false && this.threads === 1 && serialiseLogitReads(context));
+    const shared = new SharedContext(context, count, count > 1 && this.llama.gpu === false && this.threads === 1 && logitReadsSerialisable(this.llama) && serialiseLogitReads(context));
     const made = Array.from(
       { length: count },
       (_, j) => new LlamaInstance(count > 1 ? `${label}/${j}` : label, context, context.getSequence(), vocabSize(this.target), this.eosToken, chunk, shared),
@@ -383,22 +390,34 @@ class SharedContext {
   }
 }
 
+/** The native context's methods this reaches into (node-llama-cpp's internals, pinned version). */
+type NativeContext = { sampleToken?: unknown; decodeBatch?: unknown };
+
+/** Whether this node-llama-cpp build's contexts can have their logits reads serialised (`serialiseLogitReads`). */
+function logitReadsSerialisable(llama: Llama): boolean {
+  const proto = (llama as unknown as { _bindings?: { AddonContext?: { prototype?: NativeContext } } })._bindings?.AddonContext?.prototype;
+  return typeof proto?.sampleToken === "function" && typeof proto.decodeBatch === "function";
+}
+
 /**
  * Makes a context's logits reads run one at a time (see SharedContext): its native
- * `sampleToken` is shadowed by one that queues. Reaches into node-llama-cpp's internals (the
- * version is pinned); false, and nothing changed, where they are not as expected.
+ * `sampleToken` is shadowed by one that queues, and its `decodeBatch` waits for the reads
+ * queued before it (node-llama-cpp awaits a decode's reads before the next decode, except when
+ * one fails: then no decode may overlap the reads still queued). Reaches into node-llama-cpp's
+ * internals (the version is pinned); false, and nothing changed, where they are not as expected.
  */
 function serialiseLogitReads(context: LlamaContext): boolean {
-  const native = (context as unknown as { _ctx?: object })._ctx as { sampleToken?: unknown } | undefined;
-  const read = native?.sampleToken;
-  if (!native || typeof read !== "function" || !Object.isExtensible(native)) return false;
+  const native = (context as unknown as { _ctx?: object })._ctx as NativeContext | undefined;
+  const [read, decode] = [native?.sampleToken, native?.decodeBatch];
+  if (!native || typeof read !== "function" || typeof decode !== "function" || !Object.isExtensible(native)) return false;
   let queue: Promise<unknown> = Promise.resolve();
-  const sampleToken = (...args: unknown[]): Promise<unknown> => {
-    const run = queue.then(() => (read as (...a: unknown[]) => Promise<unknown>).apply(native, args));
+  const after = (call: (...a: unknown[]) => unknown) => (...args: unknown[]): Promise<unknown> => {
+    const run = queue.then(() => call.apply(native, args));
     queue = run.catch(() => undefined);
     return run;
   };
-  Object.defineProperty(native, "sampleToken", { value: sampleToken, configurable: true });
+  Object.defineProperty(native, "sampleToken", { value: after(read as (...a: unknown[]) => unknown), configurable: true });
+  Object.defineProperty(native, "decodeBatch", { value: after(decode as (...a: unknown[]) => unknown), configurable: true });
   return true;
 }
 

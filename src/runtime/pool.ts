@@ -625,7 +625,7 @@ export class TargetPool {
    * tokens: the call sends and evaluates only new ones). Else, with several sequences per
    * instance, a sequence to make before an idle one another live member used last (a new one
    * costs no re-read; a taken one costs its owner one), and between an idle sequence and one to
-   * make, the one on the instance with fewer sequences busy or being made (generations spread
+   * make, the one on the instance with fewer busy sequences (generations spread
    * over devices: before, a generation took the first idle sequence, and four clients sending
    * requests back to back all stayed on the instance made first). With one sequence per
    * instance: an idle instance, else one to make.
@@ -638,19 +638,24 @@ export class TargetPool {
     if (idle < 0) return { index: empty, make: true };
     const owner = this.lastUser[idle];
     const taken = owner !== undefined && this.members.has(owner);
-    if (this.sequences > 1 && (taken || this.load(empty) < this.load(idle))) return { index: empty, make: true };
+    if (this.sequences > 1 && (taken || this.busyBeside(empty) < this.busyBeside(idle))) return { index: empty, make: true };
     return { index: idle, make: false };
   }
 
-  /** Sequences of a slot's instance that are busy, being made or lost (with one per instance: 0 for an idle or empty slot). */
-  private load(index: number): number {
-    return this.sequences - this.unusedIn[this.instanceOf(index)];
+  /**
+   * Sequences of a slot's instance that run a task. (Where to make a sequence also counts those
+   * being made, `emptyFor`; between an idle sequence and one to make, those being made would
+   * count against the very instance the claim waits for: asked again before it is made, the
+   * claim would take the busier instance's idle sequence after all.)
+   */
+  private busyBeside(index: number): number {
+    return this.busyIn[this.instanceOf(index)];
   }
 
   /**
    * Which idle sequence a member gets (`placeFor` decides between it and making one): the one
    * it used last, else one no live member used last, else any; among those, on the instance
-   * least loaded (`load`), lowest index first; -1 when none is idle. With several sequences
+   * with the fewest busy sequences, lowest index first; -1 when none is idle. With several sequences
    * per instance only sequences on instances open to the claim count (`openTo`). The policy
    * above decides who is served; this only decides which sequence.
    */
@@ -663,8 +668,8 @@ export class TargetPool {
       if (this.sequences > 1 && !this.openTo(m, claim, this.instanceOf(i), freely)) continue;
       const last = this.lastUser[i];
       if (last === m) return i;
-      if (fallback < 0 || this.load(i) < this.load(fallback)) fallback = i;
-      if ((last === undefined || !this.members.has(last)) && (unclaimed < 0 || this.load(i) < this.load(unclaimed))) unclaimed = i;
+      if (fallback < 0 || this.busyBeside(i) < this.busyBeside(fallback)) fallback = i;
+      if ((last === undefined || !this.members.has(last)) && (unclaimed < 0 || this.busyBeside(i) < this.busyBeside(unclaimed))) unclaimed = i;
     }
     return unclaimed >= 0 ? unclaimed : fallback;
   }
