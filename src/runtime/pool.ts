@@ -153,6 +153,12 @@ export interface PoolMember {
   acquire(claim: Claim, signal?: AbortSignal): Promise<Lease>;
   /** Instances a window claim of this member could take now (beyond the others' reserve). */
   available(): number;
+  /**
+   * Whether a lease this member holds may serve a task of `claim`'s kind: with several
+   * sequences per instance, one granted for the member's frontier may lie beside another
+   * generation's task, where a window may not go (`openTo`); else always.
+   */
+  suits(lease: Lease, claim: Claim): boolean;
   /** Leaves the pool (the generation ended); its reserve goes back to the others. Idempotent. */
   leave(): void;
 }
@@ -163,6 +169,7 @@ interface MemberHost {
   tryAcquire(m: Member, claim: Claim): Lease | undefined;
   acquire(m: Member, claim: Claim, signal?: AbortSignal): Promise<Lease>;
   available(m: Member): number;
+  suits(lease: Lease, claim: Claim): boolean;
   leave(m: Member): void;
 }
 
@@ -198,6 +205,10 @@ class Member implements PoolMember {
 
   available(): number {
     return this.host.available(this);
+  }
+
+  suits(lease: Lease, claim: Claim): boolean {
+    return this.host.suits(lease, claim);
   }
 
   leave(): void {
@@ -253,6 +264,7 @@ export class TargetPool {
     tryAcquire: (m, claim) => this.tryAcquireFor(m, claim),
     acquire: (m, claim, signal) => this.acquireFor(m, claim, signal),
     available: (m) => this.availableTo(m),
+    suits: (lease, claim) => this.sequences === 1 || claim === "frontier" || this.sharesFreely || this.busyIn[this.instanceOf(lease.index)] <= 1,
     leave: (m) => this.remove(m),
   };
 

@@ -306,3 +306,22 @@ test("sequences: a new generation takes an idle sequence on the least loaded ins
   assert.equal(z.index, 4, "before, the first idle sequence (1, beside the running one)");
   for (const l of [y, z]) l.release();
 });
+
+test("sequences: a lease granted for a generation's frontier beside another generation's task does not suit a window there", () => {
+  const p = new TargetPool({ size: 1, sequences: 4, vocabSize: 16, eosToken: undefined, create: (i) => pair.instance("target", `target-${i}`) });
+  const [a, b] = [p.join(), p.join()];
+  const a1 = a.tryAcquire("frontier")!;
+  const b1 = b.tryAcquire("frontier")!;
+  assert.equal(p.instanceOf(a1.index), p.instanceOf(b1.index), "one instance: both frontiers on it");
+  assert.equal(a.suits(a1, "frontier"), true);
+  assert.equal(a.suits(a1, "window"), false, "a window would slow b's task");
+  b1.release();
+  assert.equal(a.suits(a1, "window"), true, "alone on the instance");
+  a1.release();
+  const free = new TargetPool({ size: 1, sequences: 4, vocabSize: 16, eosToken: undefined, sharesFreely: true, create: (i) => pair.instance("target", `target-${i}`) });
+  const [c, d] = [free.join(), free.join()];
+  const c1 = c.tryAcquire("frontier")!;
+  const d1 = d.tryAcquire("frontier")!;
+  assert.equal(c.suits(c1, "window"), true, "passes take tokens freely");
+  for (const l of [c1, d1]) l.release();
+});

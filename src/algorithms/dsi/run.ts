@@ -277,11 +277,13 @@ class DsiRun {
   /** A lease at once (a spare one, or a free instance), or undefined after placing a claim. */
   private lease(kind: Claim): Lease | undefined {
     const spare = this.spareLease;
+    const member = this.ctx.member;
     if (spare) {
       this.spareLease = undefined;
-      return spare;
+      if (member.suits(spare, kind)) return spare;
+      // (Granted for a frontier task, it lies beside another generation's: no window goes there.)
+      spare.release();
     }
-    const member = this.ctx.member;
     const now = this.claim ? undefined : member.tryAcquire(kind);
     if (now) return now;
     if (this.claim && (this.claim.kind === kind || this.claim.kind === "frontier")) return undefined;
