@@ -17,6 +17,7 @@ import { SequenceRouter } from "./sequence-router.js";
 import { MAX_SEQUENCES } from "./limits.js";
 import { assembleRuntime, syntheticRuntime } from "./runtime.js";
 import { SyntheticPair, SyntheticTokenizer, type SyntheticSpec } from "./synthetic.js";
+import { serial } from "../runtime/serial.js";
 
 export const BACKENDS = ["synthetic", "llama"] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -200,15 +201,12 @@ export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolea
   // draft. A runtime that admits more than the drafter has sequences adds a context of them.
   const drafter = pair.drafter ? new SequenceRouter(await pair.sequences("drafter", "drafter", 1)) : undefined;
   // One growth at a time; a failed one (no memory for the context) fails its runtime only.
-  let drafterGrowth = Promise.resolve();
-  const drafterFor = (generations: number): Promise<void> => {
-    const grown = drafterGrowth.then(async () => {
+  const growing = serial();
+  const drafterFor = (generations: number): Promise<void> =>
+    growing(async () => {
       const more = Math.min(MAX_SEQUENCES, generations) - drafter!.members.length;
       if (more > 0) drafter!.grow(await pair.sequences("drafter", `drafter+${drafter!.members.length}`, more));
     });
-    drafterGrowth = grown.catch(() => undefined);
-    return grown;
-  };
   // Target instances, each a context with `sequences` sequences (the pool leases sequences).
   const targets: Promise<LlamaInstance[]>[] = [];
   const runtimes = new Set<Runtime>();

@@ -20,6 +20,7 @@ import { keyedUniform } from "../core/random.js";
 import { distributionFromProbs, sampleIndex } from "../core/sampling.js";
 import type { PositionOutput } from "../core/verify.js";
 import { AbortError } from "../runtime/abort.js";
+import { serial } from "../runtime/serial.js";
 import { checkRequest, InvalidRequestError, TokenView, type EvalRequest, type ModelInstance, type TokenSequence } from "../core/instance.js";
 
 /** A problem with model files or requests that the user can fix; the message says how. */
@@ -213,7 +214,7 @@ export class LlamaPair {
    * admission already keeps each generation's cache).
    */
   async defaultSequences(concurrent: number, instances: number): Promise<number> {
-    if (this.llama.gpu !== false || this.threads !== 1 || !logitReadsSerialisable(this.llama)) return 1;
+    if (!this.passesShareable) return 1;
     const limit = process.constrainedMemory?.() ?? 0;
     const budget = Math.min(freemem(), limit > 0 ? limit : Infinity) / 4;
     const ram = async (model: LlamaModel, sequences: number): Promise<number> =>
@@ -225,6 +226,11 @@ export class LlamaPair {
       if (need <= budget) return s;
     }
     return 1;
+  }
+
+  /** Whether this pair's contexts may let their sequences share passes (SharedContext): a CPU, one thread, reachable internals. */
+  private get passesShareable(): boolean {
+    return this.llama.gpu === false && this.threads === 1 && logitReadsSerialisable(this.llama);
   }
 
   /** A new instance with its own context and sequence. */
@@ -243,7 +249,7 @@ export class LlamaPair {
     if (!model) throw new Error("this pair has no drafter model (a target alone)");
     const chunk = this.evalChunks[role]!.chunk;
     const context = await model.createContext({ contextSize: this.contextSize, threads: this.threads, sequences: count });
-    const shared = new SharedContext(context, count, count > 1 && this.llama.gpu === false && this.threads === 1 && logitReadsSerialisable(this.llama) && serialiseLogitReads(context));
+    const shared = new SharedContext(context, count, count > 1 && this.passesShareable && serialiseLogitReads(context));
     const made = Array.from(
       { length: count },
       (_, j) => new LlamaInstance(count > 1 ? `${label}/${j}` : label, context, context.getSequence(), vocabSize(this.target), this.eosToken, chunk, shared),
@@ -377,7 +383,7 @@ type GenerateNext = { token?: boolean; probabilities?: boolean; options: { tempe
  */
 class SharedContext {
   /** Evaluations of every sequence of the context, one at a time (when passes are not shared). */
-  queue: Promise<unknown> = Promise.resolve();
+  readonly inTurn = serial();
   constructor(
     private readonly context: LlamaContext,
     private users: number,
@@ -410,14 +416,10 @@ function serialiseLogitReads(context: LlamaContext): boolean {
   const native = (context as unknown as { _ctx?: object })._ctx as NativeContext | undefined;
   const [read, decode] = [native?.sampleToken, native?.decodeBatch];
   if (!native || typeof read !== "function" || typeof decode !== "function" || !Object.isExtensible(native)) return false;
-  let queue: Promise<unknown> = Promise.resolve();
-  const after = (call: (...a: unknown[]) => unknown) => (...args: unknown[]): Promise<unknown> => {
-    const run = queue.then(() => call.apply(native, args));
-    queue = run.catch(() => undefined);
-    return run;
-  };
-  Object.defineProperty(native, "sampleToken", { value: after(read as (...a: unknown[]) => unknown), configurable: true });
-  Object.defineProperty(native, "decodeBatch", { value: after(decode as (...a: unknown[]) => unknown), configurable: true });
+  const inTurn = serial();
+  const queued = (call: (...a: unknown[]) => unknown) => (...args: unknown[]): Promise<unknown> => inTurn(() => call.apply(native, args));
+  Object.defineProperty(native, "sampleToken", { value: queued(read as (...a: unknown[]) => unknown), configurable: true });
+  Object.defineProperty(native, "decodeBatch", { value: queued(decode as (...a: unknown[]) => unknown), configurable: true });
   return true;
 }
 
@@ -464,14 +466,11 @@ export class LlamaInstance implements ModelInstance {
    * where its sequences take turns), and before any queued after it.
    */
   private serialise<T>(job: () => Promise<T>): Promise<T> {
-    const owner = this.shared.sharesPasses ? this.own : this.shared;
-    const run = owner.queue.then(job);
-    owner.queue = run.catch(() => undefined);
-    return run;
+    return (this.shared.sharesPasses ? this.inTurn : this.shared.inTurn)(job);
   }
 
   /** This sequence's evaluations, one at a time (where the context's sequences share passes). */
-  private readonly own = { queue: Promise.resolve() as Promise<unknown> };
+  private readonly inTurn = serial();
 
   /** Whether this sequence's passes may carry other sequences' tokens (SharedContext). */
   get sharesPasses(): boolean {

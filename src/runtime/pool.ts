@@ -264,7 +264,7 @@ export class TargetPool {
     tryAcquire: (m, claim) => this.tryAcquireFor(m, claim),
     acquire: (m, claim, signal) => this.acquireFor(m, claim, signal),
     available: (m) => this.availableTo(m),
-    suits: (lease, claim) => this.sequences === 1 || claim === "frontier" || this.sharesFreely || this.busyIn[this.instanceOf(lease.index)] <= 1,
+    suits: (lease, claim) => this.suits(lease, claim),
     leave: (m) => this.remove(m),
   };
 
@@ -475,18 +475,22 @@ export class TargetPool {
    * on a device whose pass grows with its tokens a window beside another generation's task
    * slows that task, and a frontier task beside it keeps no bound).
    */
-  private openTo(m: Member, claim: Claim, instance: number, freely: boolean): boolean {
+  private openTo(m: Member, claim: Claim, instance: number): boolean {
     if (m.onInstance.has(instance)) return false;
     // (The member holds nothing here: whatever runs on it is another generation's.)
-    return this.urgent(m, claim) || freely || this.busyIn[instance] === 0;
+    return this.urgent(m, claim) || this.sharesFreely || this.busyIn[instance] === 0;
+  }
+
+  /** `PoolMember.suits`: `openTo`'s rule for a lease the member holds (its own task is the one busy there). */
+  private suits(lease: Lease, claim: Claim): boolean {
+    return this.sequences === 1 || claim === "frontier" || this.sharesFreely || this.busyIn[this.instanceOf(lease.index)] <= 1;
   }
 
   /** Instances with a sequence idle or still to be made that are open to the claim. */
   private opensFor(m: Member, claim: Claim, atMost = 1): number {
-    const freely = this.sharesFreely;
     let open = 0;
     for (let instance = 0; instance < this.size && open < atMost; instance++) {
-      if (this.unusedIn[instance] > 0 && this.openTo(m, claim, instance, freely)) open++;
+      if (this.unusedIn[instance] > 0 && this.openTo(m, claim, instance)) open++;
     }
     return open;
   }
@@ -637,7 +641,8 @@ export class TargetPool {
    * tokens: the call sends and evaluates only new ones). Else, with several sequences per
    * instance, a sequence to make before an idle one another live member used last (a new one
    * costs no re-read; a taken one costs its owner one), and between an idle sequence and one to
-   * make, the one on the instance with fewer busy sequences (generations spread
+   * make, the one on the instance with fewer busy sequences (not counting those being made:
+   * they would count against the very instance the claim waits for) (generations spread
    * over devices: before, a generation took the first idle sequence, and four clients sending
    * requests back to back all stayed on the instance made first). With one sequence per
    * instance: an idle instance, else one to make.
@@ -650,18 +655,8 @@ export class TargetPool {
     if (idle < 0) return { index: empty, make: true };
     const owner = this.lastUser[idle];
     const taken = owner !== undefined && this.members.has(owner);
-    if (this.sequences > 1 && (taken || this.busyBeside(empty) < this.busyBeside(idle))) return { index: empty, make: true };
+    if (this.sequences > 1 && (taken || this.busyOn(this.instanceOf(empty)) < this.busyOn(this.instanceOf(idle)))) return { index: empty, make: true };
     return { index: idle, make: false };
-  }
-
-  /**
-   * Sequences of a slot's instance that run a task. (Where to make a sequence also counts those
-   * being made, `emptyFor`; between an idle sequence and one to make, those being made would
-   * count against the very instance the claim waits for: asked again before it is made, the
-   * claim would take the busier instance's idle sequence after all.)
-   */
-  private busyBeside(index: number): number {
-    return this.busyIn[this.instanceOf(index)];
   }
 
   /**
@@ -672,16 +667,15 @@ export class TargetPool {
    * above decides who is served; this only decides which sequence.
    */
   private idleFor(m: Member, claim: Claim): number {
-    const freely = this.sequences > 1 && this.sharesFreely;
     let fallback = -1;
     let unclaimed = -1;
     for (let i = 0; i < this.slots.length; i++) {
       if (this.slots[i] !== "idle") continue;
-      if (this.sequences > 1 && !this.openTo(m, claim, this.instanceOf(i), freely)) continue;
+      if (this.sequences > 1 && !this.openTo(m, claim, this.instanceOf(i))) continue;
       const last = this.lastUser[i];
       if (last === m) return i;
-      if (fallback < 0 || this.busyBeside(i) < this.busyBeside(fallback)) fallback = i;
-      if ((last === undefined || !this.members.has(last)) && (unclaimed < 0 || this.busyBeside(i) < this.busyBeside(unclaimed))) unclaimed = i;
+      if (fallback < 0 || this.busyOn(this.instanceOf(i)) < this.busyOn(this.instanceOf(fallback))) fallback = i;
+      if ((last === undefined || !this.members.has(last)) && (unclaimed < 0 || this.busyOn(this.instanceOf(i)) < this.busyOn(this.instanceOf(unclaimed)))) unclaimed = i;
     }
     return unclaimed >= 0 ? unclaimed : fallback;
   }
@@ -692,13 +686,12 @@ export class TargetPool {
    * -1 if none.
    */
   private emptyFor(m: Member, claim: Claim): number {
-    const freely = this.sequences > 1 && this.sharesFreely;
     let best = -1;
     let bestScore = Infinity;
     for (let i = 0; i < this.slots.length; i++) {
       if (this.slots[i] !== "empty") continue;
       const instance = this.instanceOf(i);
-      if (this.sequences > 1 && !this.openTo(m, claim, instance, freely)) continue;
+      if (this.sequences > 1 && !this.openTo(m, claim, instance)) continue;
       // (Sequences being made count as busy: they are for claims that wait now.)
       const score = this.sequences - this.unusedIn[instance];
       if (score < bestScore) [best, bestScore] = [i, score];

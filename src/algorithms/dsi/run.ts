@@ -230,7 +230,8 @@ class DsiRun {
     v.lookahead = decision.lookahead;
     v.patient = decision.patient;
     v.lastDraftable = this.lastDraftable;
-    v.freeInstances = this.ctx.member.available() + (this.spareLease ? 1 : 0);
+    // (A spare lease counts where a window may use it: `lease` gives back one that does not suit.)
+    v.freeInstances = this.ctx.member.available() + (this.spareLease && this.ctx.member.suits(this.spareLease, "window") ? 1 : 0);
     v.done = this.done; // replaced, not changed in place, by apply and newEpoch
     return v;
   }

@@ -421,9 +421,14 @@ export class AdaptiveLookahead implements LookaheadPolicy {
    */
   private besideShare(instances: number): number {
     // Under load every task runs beside other generations' tasks.
-    if (this.costs.sharers() >= 0.5) return 1;
+    if (this.loaded()) return 1;
     if (this.draft === "ngram+model" && this.algo === "dsi" && instances < 2) return this.modelShare();
     return conditionOf(this.algo, this.draft, instances) === "beside" ? 1 : 0;
+  }
+
+  /** Whether tasks run under load: other generations' tasks share their instances about half the time or more. */
+  private loaded(): boolean {
+    return this.costs.sharers() >= 0.5;
   }
 
   /** The mean cost of a size in the tasks' (main) condition, else in the other (a probe may run in either). */
@@ -471,7 +476,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
         optimisticAcceptance: this.acceptance.optimisticRate(),
         drafterMs: this.draftMs(where),
         // (Under load no plain step runs alone: non-SI's pace is that of the plain steps beside others.)
-        plainMs: (sharers < 0.5 ? this.costs.soloMs() : undefined) ?? costsFor(snapshot, this.tuning)[0],
+        plainMs: (this.loaded() ? undefined : this.costs.soloMs()) ?? costsFor(snapshot, this.tuning)[0],
         tasksSinceSolo: this.costs.tasksSinceSolo(),
         speculating: this.speculating,
         probeMisses: new Map(this.probeMisses),
@@ -489,7 +494,7 @@ export class AdaptiveLookahead implements LookaheadPolicy {
     for (let k = 0; k <= this.tuning.maxLookahead; k++) costs.push(this.costs.meanMs(k, "alone"), this.costs.meanMs(k, "beside"));
     return {
       // (The load in halves: a running mean of whole counts wanders between them.)
-      exact: [instances, this.speculating ? 1 : 0, this.probeMissesVersion, this.costs.tasksSinceSolo() >= this.tuning.plainStaleTasks ? 1 : 0, Math.round(2 * this.costs.sharers())],
+      exact: [instances, this.speculating ? 1 : 0, this.probeMissesVersion, this.costs.tasksSinceSolo() >= this.tuning.plainStaleTasks ? 1 : 0, this.loaded() ? 1 : 0, Math.round(2 * this.costs.sharers())],
       rates: [this.acceptance.rate(), this.acceptance.optimisticRate(), this.modelShare()],
       costs: costs.map((ms) => ms ?? -1),
     };

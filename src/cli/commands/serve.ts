@@ -44,7 +44,10 @@ export function register(program: Command, io: CliIo): void {
       await runServe(
         async () => {
           // Without --sequences, a llama server picks them for its concurrency (LlamaPair.defaultSequences).
-          if (o.backend === "llama" && o.cluster === undefined && o.sequences === undefined) o.sequencesFor = { concurrent: o.maxConcurrent, instances: o.sp ?? defaultSp(true, 4) };
+          if (o.backend === "llama" && o.cluster === undefined) {
+            o.sp ??= defaultSp(true, 4);
+            if (o.sequences === undefined) o.sequencesFor = { concurrent: o.maxConcurrent, instances: o.sp };
+          }
           const backend = await openBackend(o, io, { waitForTargets: true });
           o.sp ??= defaultSp(backend.realCompute && backend.targetCount === undefined, 4);
           return backend;
