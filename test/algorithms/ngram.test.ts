@@ -129,17 +129,18 @@ test("the trace tells the sources apart: prompt-lookup drafts take no time, the 
 test("a sweep of how much the output copies (paper latencies, auto DSI): lookup before the drafter keeps up with the better source alone, and beats both where the output copies", async () => {
   const copies = [0, 0.3, 0.45, 0.6, 0.9];
   const drafts = ["model", "ngram", "ngram+model"] as const;
-  const times = await Promise.all(copies.flatMap((copy) => drafts.map((draft) => offThread<{ dsi: number; nonsi: number }>(NGRAM_WORKLOAD, "dsiTime", "vicuna-13b/vicuna-68m", copy, draft, 8))));
+  const times = await Promise.all(copies.flatMap((copy) => drafts.map((draft) => offThread<{ dsi: number; nonsi: number }>(NGRAM_WORKLOAD, "dsiTime", "vicuna-13b/vicuna-68m", copy, draft, 16))));
   const lines: string[] = [];
   copies.forEach((copy, i) => {
     const [model, ngram, both] = drafts.map((_, j) => times[i * drafts.length + j]);
     const speedup = (t: { dsi: number; nonsi: number }): number => t.nonsi / t.dsi;
     lines.push(`copy ${copy}: model ${speedup(model).toFixed(2)}x, ngram ${speedup(ngram).toFixed(2)}x, ngram+model ${speedup(both).toFixed(2)}x of non-SI`);
     const better = Math.max(speedup(model), speedup(ngram));
-    // Where lookup is not ahead (copy below ~0.6 here), the chooser learning that from a few
-    // dozen positions hands a few to lookup: 0.2% at copy 0.45 (8 seeds), less elsewhere.
-    assert.ok(speedup(both) >= 0.99 * better, lines.join("\n"));
-    if (copy >= 0.9) assert.ok(speedup(both) >= 1.2 * better, `where the output copies, the two sources together beat either: ${lines.join("\n")}`);
+    // At least as fast as the better source, up to the noise of runs whose trajectories part
+    // where they first draft differently (16 seeds: within 0.05%; at the crossover, copy 0.6,
+    // +-0.4% between seed sets). With one standard error instead of two, copy 0.45 lost 0.6%.
+    assert.ok(speedup(both) >= 0.996 * better, lines.join("\n"));
+    if (copy >= 0.9) assert.ok(speedup(both) >= 1.12 * better, `where the output copies, the two sources together beat either: ${lines.join("\n")}`);
   });
 });
 

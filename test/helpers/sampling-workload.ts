@@ -33,6 +33,8 @@ export async function tally(o: {
   to: number;
   acceptEveryDraft: boolean;
   draft?: DraftMode;
+  /** Prompt lookup's shortest match (default 1). */
+  ngramMin?: number;
   /**
    * Generations at once on one runtime of 2 instances x `concurrent / 2` sequences whose passes
    * are shared (CPU-like batch costs, batch-device.ts); default one at a time.
@@ -58,7 +60,7 @@ export async function tally(o: {
     sampling: o.sampling,
     verify: o.verify,
     seed,
-    ...(o.draft ? { draft: o.draft, ngramMin: 1 } : {}),
+    ...(o.draft ? { draft: o.draft, ngramMin: o.ngramMin ?? 1 } : {}),
     ...(learned ? { learned } : {}),
     ...(o.acceptEveryDraft ? { verifier: (_t, draft) => ({ token: draft.token, accepted: true }) } : {}),
   });

@@ -20,14 +20,22 @@
  * where its step does not pay, the generation stayed at plain steps while lookup would have
  * drafted for free.
  *
- * Lookup takes a position only when it is ahead by a standard error of its estimate, not by
- * its estimate alone. An estimate over ~20 positions is noisy (+-0.11 at a rate of 0.45), and
- * a rule that follows the noise hands lookup the positions where it happened to be lucky, so
- * its drafts were accepted less often than the estimate said: on the paper's pairs under auto
- * DSI with 45% of the output copied, lookup's decided drafts were accepted 47% of the time
- * against the drafter's 64%, and `ngram+model` ran 3.6% slower than the drafter alone (12
- * seeds). With the standard error, 0.3% slower there and within 0.1% elsewhere; where the
- * output copies (90%), 4.9x of non-SI instead of 5.0x, 1.27x of lookup alone.
+ * Lookup takes a position only when it is ahead by two standard errors of its estimate, not
+ * by its estimate alone. An estimate over ~20 positions is noisy (+-0.11 at a rate of 0.45),
+ * and a rule that follows the noise hands lookup the positions where it happened to be lucky,
+ * so its drafts were accepted less often than the estimate said. On the paper's pairs under
+ * auto DSI (speedup of `ngram+model` over the better source alone, 48 seeds x 200 tokens):
+ *
+ * | rule | copy 0.3 | 0.45 | 0.6 | 0.75 | 0.9 |
+ * |---|---|---|---|---|---|
+ * | the estimate alone (12 seeds) | | 0.964 | | | |
+ * | one standard error | 0.997 | 0.994 | 1.011 | 1.18 | 1.26 |
+ * | two (this rule) | 1.000 | 0.999 | 1.004 | 1.10 | 1.16 |
+ *
+ * With two, what is left below 1 (at most 0.1%) is the noise of trajectories that part at the
+ * first position where the two runs draft differently; with one, the 0.6% at 0.45 held at 24
+ * and 48 seeds. Two cost where the output copies (4.4x of non-SI instead of 4.8x at 0.9): an
+ * estimate needs a few more positions before lookup takes a length.
  */
 import { DiscountedCounts } from "../../runtime/costs.js";
 
@@ -35,6 +43,8 @@ import { DiscountedCounts } from "../../runtime/costs.js";
 const DISCOUNT = 0.95;
 /** Weight (in positions) of the runtime's long-run acceptance of a source as its prior. */
 const PRIOR_WEIGHT = 5;
+/** Standard errors by which lookup's estimate must be ahead (see the class comment). */
+const MARGIN_STANDARD_ERRORS = 2;
 
 export class SourceChooser {
   /** Lookup's shadow hits by match length, and over all lengths (the prior of each length). */
@@ -69,8 +79,7 @@ export class SourceChooser {
   /** Whether lookup's draft from a match of `matched` tokens should be used rather than the drafter's. */
   useLookup(matched: number): boolean {
     const { rate, weight } = this.lookup(matched);
-    // One standard error below its estimate: see the class comment.
-    return rate - Math.sqrt((rate * (1 - rate)) / weight) >= this.modelRate() - this.modelCost();
+    return rate - MARGIN_STANDARD_ERRORS * Math.sqrt((rate * (1 - rate)) / weight) >= this.modelRate() - this.modelCost();
   }
 
   lookupRate(matched: number): number {
