@@ -259,7 +259,7 @@ test("sequences: the pool leases S sequences per instance, admits one generation
   assert.equal(made.length, 8);
 });
 
-test("sequences: speculation takes only compute no other generation uses, unless the device's passes take tokens freely; a generation's own frontier goes anywhere", () => {
+test("sequences: speculation takes only compute no other generation uses or comes back to (its home), passes that take tokens freely or not; a generation's own frontier goes anywhere", () => {
   const make = (sharesFreely: boolean): TargetPool => new TargetPool({ size: 2, sequences: 4, vocabSize: 16, eosToken: undefined, sharesFreely, create: (i) => pair.instance("target", `target-${i}`) });
   for (const freely of [false, true]) {
     const p = make(freely);
@@ -267,28 +267,42 @@ test("sequences: speculation takes only compute no other generation uses, unless
     const a1 = a.tryAcquire("frontier")!;
     const b1 = b.tryAcquire("frontier")!;
     assert.notEqual(p.instanceOf(a1.index), p.instanceOf(b1.index), "two generations' frontiers spread over the instances");
-    if (!freely) {
-      // Each instance runs the other generation's task: no window, no second frontier task.
-      assert.equal(a.available(), 0);
-      assert.equal(a.tryAcquire("window"), undefined, "a window would slow b's task");
-      assert.equal(a.tryAcquire("frontier"), undefined, "a second frontier task too");
-      // b's task ends: its instance is free for a's window.
-      b1.release();
-      const a2 = a.tryAcquire("window")!;
-      assert.equal(p.instanceOf(a2.index), p.instanceOf(b1.index));
-      // b's frontier is served at once beside a's window (a generation's first frontier claim goes first).
-      const b2 = b.tryAcquire("frontier")!;
-      assert.ok(b2);
-      for (const l of [a1, a2, b2]) l.release();
-    } else {
-      // A window costs b nothing: it may share b's instance, never a's own.
-      assert.equal(a.available(), 1);
-      const a2 = a.tryAcquire("window")!;
-      assert.equal(p.instanceOf(a2.index), p.instanceOf(b1.index));
-      assert.equal(a.tryAcquire("window"), undefined, "a holds a sequence on every instance");
-      for (const l of [a1, a2, b1]) l.release();
-    }
+    // Each instance is the other generation's home: no window, no second frontier task.
+    assert.equal(a.available(), 0);
+    assert.equal(a.tryAcquire("window"), undefined, "a window would slow b's task, or its next one");
+    assert.equal(a.tryAcquire("frontier"), undefined, "a second frontier task too");
+    // b's task ends, but b's next frontier task comes back there: still no window for a.
+    b1.release();
+    assert.equal(a.tryAcquire("window"), undefined, `b waits for its next draft there (passes ${freely ? "" : "not "}free)`);
+    // b's frontier is served at once (a generation's first frontier claim goes first), at home.
+    const b2 = b.tryAcquire("frontier")!;
+    assert.equal(b2.index, b1.index, "a frontier task goes home");
+    b2.release();
+    // b ends: its instance is spare for a's window.
+    b.leave();
+    const a2 = a.tryAcquire("window")!;
+    assert.equal(p.instanceOf(a2.index), p.instanceOf(b1.index));
+    assert.equal(a.tryAcquire("window"), undefined, "a holds a sequence on every instance");
+    for (const l of [a1, a2]) l.release();
   }
+});
+
+test("sequences: a generation's frontier goes back to its home instance, not to its lowest-numbered idle sequence", () => {
+  const p = new TargetPool({ size: 2, sequences: 4, vocabSize: 16, eosToken: undefined, sharesFreely: true, create: (i) => pair.instance("target", `target-${i}`) });
+  const [a, other] = [p.join(), p.join()];
+  const o1 = other.tryAcquire("frontier")!;
+  const a1 = a.tryAcquire("frontier")!;
+  assert.notEqual(p.instanceOf(a1.index), p.instanceOf(o1.index));
+  other.leave();
+  o1.release();
+  // a's window on the other instance, then both end: a holds an idle sequence on each instance.
+  const a2 = a.tryAcquire("window")!;
+  assert.equal(p.instanceOf(a2.index), p.instanceOf(o1.index));
+  a1.release();
+  a2.release();
+  const again = a.tryAcquire("frontier")!;
+  assert.equal(again.index, a1.index, "before, the sequence on instance 0 whatever the home");
+  again.release();
 });
 
 test("sequences: a new generation takes an idle sequence on the least loaded instance, not the first idle one", () => {
@@ -307,21 +321,19 @@ test("sequences: a new generation takes an idle sequence on the least loaded ins
   for (const l of [y, z]) l.release();
 });
 
-test("sequences: a lease granted for a generation's frontier beside another generation's task does not suit a window there", () => {
-  const p = new TargetPool({ size: 1, sequences: 4, vocabSize: 16, eosToken: undefined, create: (i) => pair.instance("target", `target-${i}`) });
-  const [a, b] = [p.join(), p.join()];
-  const a1 = a.tryAcquire("frontier")!;
-  const b1 = b.tryAcquire("frontier")!;
-  assert.equal(p.instanceOf(a1.index), p.instanceOf(b1.index), "one instance: both frontiers on it");
-  assert.equal(a.suits(a1, "frontier"), true);
-  assert.equal(a.suits(a1, "window"), false, "a window would slow b's task");
-  b1.release();
-  assert.equal(a.suits(a1, "window"), true, "alone on the instance");
-  a1.release();
-  const free = new TargetPool({ size: 1, sequences: 4, vocabSize: 16, eosToken: undefined, sharesFreely: true, create: (i) => pair.instance("target", `target-${i}`) });
-  const [c, d] = [free.join(), free.join()];
-  const c1 = c.tryAcquire("frontier")!;
-  const d1 = d.tryAcquire("frontier")!;
-  assert.equal(c.suits(c1, "window"), true, "passes take tokens freely");
-  for (const l of [c1, d1]) l.release();
+test("sequences: a lease granted for a generation's frontier where another generation runs or comes back does not suit a window there", () => {
+  for (const sharesFreely of [false, true]) {
+    const p = new TargetPool({ size: 1, sequences: 4, vocabSize: 16, eosToken: undefined, sharesFreely, create: (i) => pair.instance("target", `target-${i}`) });
+    const [a, b] = [p.join(), p.join()];
+    const a1 = a.tryAcquire("frontier")!;
+    const b1 = b.tryAcquire("frontier")!;
+    assert.equal(p.instanceOf(a1.index), p.instanceOf(b1.index), "one instance: both frontiers on it");
+    assert.equal(a.suits(a1, "frontier"), true);
+    assert.equal(a.suits(a1, "window"), false, "a window would slow b's task");
+    b1.release();
+    assert.equal(a.suits(a1, "window"), false, "b's next task comes back here");
+    b.leave();
+    assert.equal(a.suits(a1, "window"), true, "alone on the instance");
+    a1.release();
+  }
 });
