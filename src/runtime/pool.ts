@@ -484,7 +484,20 @@ export class TargetPool {
   private openTo(m: Member, claim: Claim, instance: number): boolean {
     if (m.onInstance.has(instance)) return false;
     // (The member holds nothing here: whatever runs on it is another generation's.)
-    return this.urgent(m, claim) || ((this.sharesFreely || this.busyIn[instance] === 0) && !this.homeOfAnother(m, instance));
+    const theirs = this.homeOfAnother(m, instance);
+    if (this.urgent(m, claim)) return !theirs || !this.homeComesBack(m);
+    return (this.sharesFreely || this.busyIn[instance] === 0) && !theirs;
+  }
+
+  /**
+   * Whether the member's home holds a lease of its own while it claims its frontier: a task it
+   * preempted (its lease comes back when the call returns, at once where it can abort), since a
+   * running task of its own would cover the frontier. Its frontier claim then waits for home
+   * rather than take another generation's (before: after each rejection DSI's next frontier
+   * task took the first idle instance, another generation's home, and homes moved round).
+   */
+  private homeComesBack(m: Member): boolean {
+    return m.home !== undefined && m.onInstance.has(m.home);
   }
 
   /**

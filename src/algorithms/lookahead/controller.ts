@@ -246,7 +246,12 @@ export function planLookahead(s: PlanSnapshot, tuning: typeof TUNING = TUNING): 
     // commits. Where they extrapolate nothing: flat beyond the largest size seen on separate
     // devices (a GPU's pass costs about the same up to dozens of tokens); on a shared device
     // each unmeasured draft adds `sharedDraftCost` of a step (a CPU's pass grows with its tokens).
-    const unseen = (k: number): number => (s.sharedDevice ? Math.max(hopeful.t(k), t(0) * (1 + tuning.sharedDraftCost * k)) : hopeful.t(k));
+    // Under load (others pay for a task's tokens: `sharers`) an unmeasured window is priced as
+    // on a shared device and its extra tokens charged to each sharer too (`socialCosts`): priced
+    // flat, probes of every generation's cold start slowed 15 others' passes each, and at 64
+    // CPU-like generations some finished 1.7% after non-SI's.
+    const sharers = s.sharers ?? 0;
+    const unseen = (k: number): number => (s.sharedDevice || sharers > 0 ? Math.max(hopeful.t(k), socialCosts([t(0), t(0) * (1 + tuning.sharedDraftCost * k)], sharers)[1]) : hopeful.t(k));
     const t2 = (k: number): number => (Number.isNaN(t(k)) ? unseen(k) : t(k));
     const extra = msPerToken(algo, probe.size, { ...model, t: t2 }, instances, true) - choice.msPerToken;
     probe.regret = Math.max(0, extra) * windowTokens(probe.size, a);
@@ -254,7 +259,7 @@ export function planLookahead(s: PlanSnapshot, tuning: typeof TUNING = TUNING): 
   }
   // DSI on one instance: whether the choice pays more waiting for its drafts or going at once.
   const patient = algo === "si" || instances >= 2 || best === 0 || dsiOneInstanceMsPerToken(best, model, true) <= dsiOneInstanceMsPerToken(best, model, false);
-  return { choice, probe, coldStart: top === 0 && !s.sharedDevice, patient };
+  return { choice, probe, coldStart: top === 0 && !s.sharedDevice && !((s.sharers ?? 0) > 0), patient };
 }
 
 /**
