@@ -197,7 +197,7 @@ export class LatencyInstance implements ModelInstance {
     const first = !this.warm;
     if (this.batch) {
       this.warm = true;
-      await this.batch.pass({ outputs: outputs.length, read, first }, signal);
+      await this.batch.pass({ outputs: outputs.length, read, first, sequence: this }, signal);
     } else {
       const ms = this.cost(outputs.length, read);
       this.warm = true;

@@ -31,6 +31,36 @@ test("a batch device: passes asked for in the same instant share one pass costin
   assert.deepEqual([d.passes, d.shares], [2, 4]);
 });
 
+test("a batch device: two sequences out of step come into step, the next pass waiting for the one the last pass carried (at most a tenth of a step); without that they would take turns", async () => {
+  const clock = new VirtualClock();
+  const d = new BatchDevice(clock, CPU);
+  const [a, b] = [{}, {}];
+  /** A sequence asking for 4 one-token passes in a row, `gap` ms after each result (its generation's own work). */
+  const run = async (sequence: object, start: number, gap: number): Promise<number[]> => {
+    const ends: number[] = [];
+    await clock.sleep(start);
+    for (let i = 0; i < 4; i++) {
+      await d.pass({ outputs: 1, read: 1, first: false, sequence });
+      ends.push(clock.now());
+      await clock.sleep(gap);
+    }
+    return ends;
+  };
+  // b asks 1 ms after a's first pass started; a asks again 0.5 ms after each result.
+  const [endsA, endsB] = await Promise.all([run(a, 0, 0.5), run(b, 1, 0.5)]);
+  // a alone (0-10); b's pass waits for a to ask again (10.5), then both share every pass (14
+  // ms: two tokens); b's last waits 1 ms for a, which is done, and goes alone.
+  assert.deepEqual(endsA, [10, 24.5, 39, 53.5]);
+  assert.deepEqual(endsB, [24.5, 39, 53.5, 65]);
+  assert.equal(d.passes, 5, "taking turns: 8");
+  // A sequence that does not come back (its generation waits for drafts) holds the pass at most a tenth of a step.
+  const e = new BatchDevice(clock, CPU);
+  const t0 = clock.now();
+  await e.pass({ outputs: 1, read: 1, first: false, sequence: a });
+  await e.pass({ outputs: 1, read: 1, first: false, sequence: b });
+  assert.equal(clock.now() - t0, 10 + 1 + 10, "b's pass waited 1 ms for a, which did not come");
+});
+
 test("a batch device: a call aborted while it waits leaves the batch (it costs nothing); one aborted while its pass runs returns at once, the others at the pass's end", async () => {
   const clock = new VirtualClock();
   const d = new BatchDevice(clock, CPU);
