@@ -11,8 +11,9 @@
  * load drifts over a round); each method keeps one runtime across rounds (as a server does:
  * what it measured carries over), after one warm-up round that is not counted. Median times;
  * per method the median of its paired ratios (the verdicts read it) and the ratio of the pairs'
- * total times; acceptance by source; the engine's own time per token (a run's time outside
- * the target's calls), which tells its cost apart from the machine's noise.
+ * total times; acceptance by source; a run's time outside the target's calls per token (the
+ * engine's own work, and the drafter's where it drafts: on the open prompt, where every auto
+ * method makes plain steps, the engine's alone), which tells its cost apart from the noise.
  *
  * The open prompt's goal is a 5% margin between methods that all make plain steps, read on a
  * shared machine whose single runs move by +-5% and whose slow spells hit a few runs at a time:
@@ -177,7 +178,7 @@ for (const p of PROMPTS) {
     return runs[0].engineMs === undefined ? "" : ((1000 * median(runs.map((s) => s.engineMs!))) / TOKENS).toFixed(0);
   };
   const reference = samples.get("dsi non-SI")![0].tokens.join();
-  const table = new Table({ style: { head: [], border: [] }, head: ["method", "median ms", "tokens/s", "vs non-SI (paired runs: median; middle half; total)", "engine us/token", "acceptance (model / lookup)", "plain steps", "same tokens"] });
+  const table = new Table({ style: { head: [], border: [] }, head: ["method", "median ms", "tokens/s", "vs non-SI (paired runs: median; middle half; total)", "outside target us/token", "acceptance (model / lookup)", "plain steps", "same tokens"] });
   for (const [name] of methods) {
     const runs = samples.get(name)!;
     const rate = (k: "model" | "ngram"): string => {

@@ -131,6 +131,8 @@ export class BatchDevice {
       await this.clock.sleep(0);
       while (this.waiting.length > 0) {
         await this.gather();
+        // (Everyone waiting may have left meanwhile: no pass for no one.)
+        if (this.waiting.length === 0) break;
         const batch = this.waiting;
         this.waiting = [];
         this.passes++;

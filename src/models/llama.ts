@@ -15,7 +15,6 @@ import { DEFAULT_SEQUENCES_CAP, MAX_SEQUENCES } from "./limits.js";
 import { checkGgufStructure, GgufFormatError } from "./gguf/check.js";
 import { defaultCacheDir } from "./gguf/llama-model.js";
 import { evalChunkWarning, measureEvalChunk, PROBE_LENGTH, probePath, type EvalChunk, type KernelIdentity, type ProbeOutput, type ProbeRunner } from "./batch-invariance.js";
-import { DecodeGate } from "./decode-gate.js";
 import type { ChatHistoryItem, ChatWrapper, Llama, LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
 import { keyedUniform } from "../core/random.js";
 import { distributionFromProbs, sampleIndex } from "../core/sampling.js";
@@ -249,10 +248,8 @@ export class LlamaPair {
     const model = role === "target" ? this.target : this.drafter;
     if (!model) throw new Error("this pair has no drafter model (a target alone)");
     const chunk = this.evalChunks[role]!.chunk;
-    // (Where sequences share passes, a decode waits a little for the others: decode-gate.ts.)
-    const gate = count > 1 && this.passesShareable ? new DecodeGate() : undefined;
-    const context = await model.createContext({ contextSize: this.contextSize, threads: this.threads, sequences: count, ...(gate ? { batching: { dispatchSchedule: gate.schedule } } : {}) });
-    const shared = new SharedContext(context, count, gate !== undefined && serialiseLogitReads(context), gate);
+    const context = await model.createContext({ contextSize: this.contextSize, threads: this.threads, sequences: count });
+    const shared = new SharedContext(context, count, count > 1 && this.passesShareable && serialiseLogitReads(context));
     const made = Array.from(
       { length: count },
       (_, j) => new LlamaInstance(count > 1 ? `${label}/${j}` : label, context, context.getSequence(), vocabSize(this.target), this.eosToken, chunk, shared),
@@ -391,8 +388,6 @@ class SharedContext {
     private readonly context: LlamaContext,
     private users: number,
     readonly sharesPasses: boolean,
-    /** When the context's decodes go (where its sequences share passes). */
-    readonly gate?: DecodeGate,
   ) {}
 
   /** One user is done (its evaluations settled); the last one disposes the context. */
@@ -524,14 +519,7 @@ export class LlamaInstance implements ModelInstance {
     for (let at = 0; at < items.length; at += this.evalChunk) {
       if (at > 0 && signal?.aborted) throw new AbortError(); // preempted catch-up: stop between passes
       const chunk = items.slice(at, at + this.evalChunk);
-      const gate = this.shared.sharesPasses ? this.shared.gate : undefined;
-      gate?.queued(this);
-      let got: typeof results;
-      try {
-        got = (await this.sequence.controlledEvaluate(chunk as never)) as typeof results;
-      } finally {
-        gate?.returned(this);
-      }
+      const got = (await this.sequence.controlledEvaluate(chunk as never)) as typeof results;
       // One entry per item (the result leaves out the items after the last one asked about).
       for (let i = 0; i < chunk.length; i++) results.push(got[i]);
       this.decodes++;

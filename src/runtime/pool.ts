@@ -814,7 +814,8 @@ export class TargetPool {
     const instance = this.instanceOf(index);
     if (this.sequences > 1) {
       m.onInstance.set(instance, (m.onInstance.get(instance) ?? 0) + 1);
-      if (claim === "frontier") this.setHome(m, instance);
+      // (Only a member still in the pool has a home: `remove` took its home away.)
+      if (claim === "frontier" && this.members.has(m)) this.setHome(m, instance);
     }
     this.events?.emit({ type: "lease", instance: index, member: m.id });
     let released = false;

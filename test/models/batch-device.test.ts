@@ -59,6 +59,15 @@ test("a batch device: two sequences out of step come into step, the next pass wa
   await e.pass({ outputs: 1, read: 1, first: false, sequence: a });
   await e.pass({ outputs: 1, read: 1, first: false, sequence: b });
   assert.equal(clock.now() - t0, 10 + 1 + 10, "b's pass waited 1 ms for a, which did not come");
+  // Everyone waiting leaves during the gather: no pass runs for no one.
+  const passes = e.passes;
+  const gone = new AbortController();
+  const left = e.pass({ outputs: 1, read: 1, first: false, sequence: a }, gone.signal); // the pass waits for b
+  await clock.sleep(0.5);
+  gone.abort();
+  await assert.rejects(left);
+  await clock.sleep(20);
+  assert.equal(e.passes, passes, "before, an empty pass ran, costing a step");
 });
 
 test("a batch device: a call aborted while it waits leaves the batch (it costs nothing); one aborted while its pass runs returns at once, the others at the pass's end", async () => {

@@ -321,6 +321,23 @@ test("sequences: a new generation takes an idle sequence on the least loaded ins
   for (const l of [y, z]) l.release();
 });
 
+test("sequences: a frontier claim whose home holds the generation's own (preempted) task waits for it there rather than take another generation's home, and is served when that task returns", async () => {
+  const p = new TargetPool({ size: 2, sequences: 4, vocabSize: 16, eosToken: undefined, create: (i) => pair.instance("target", `target-${i}`) });
+  const [a, b] = [p.join(), p.join()];
+  const a1 = a.tryAcquire("frontier")!;
+  const b1 = b.tryAcquire("frontier")!;
+  const home = p.instanceOf(a1.index);
+  a1.release();
+  // a's window at home (its preempted task, say), b's task on the other instance, b's home.
+  const window = a.tryAcquire("window")!;
+  assert.equal(p.instanceOf(window.index), home);
+  b1.release();
+  assert.equal(a.tryAcquire("frontier"), undefined, "b's instance is idle, but it is b's home");
+  const frontier = a.acquire("frontier");
+  window.release();
+  assert.equal(p.instanceOf((await frontier).index), home);
+});
+
 test("sequences: a lease granted for a generation's frontier where another generation runs or comes back does not suit a window there", () => {
   for (const sharesFreely of [false, true]) {
     const p = new TargetPool({ size: 1, sequences: 4, vocabSize: 16, eosToken: undefined, sharesFreely, create: (i) => pair.instance("target", `target-${i}`) });
