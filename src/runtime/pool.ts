@@ -484,9 +484,17 @@ export class TargetPool {
   private openTo(m: Member, claim: Claim, instance: number): boolean {
     if (m.onInstance.has(instance)) return false;
     // (The member holds nothing here: whatever runs on it is another generation's.)
-    const theirs = this.homeOfAnother(m, instance);
-    if (this.urgent(m, claim)) return !theirs || !this.homeComesBack(m);
-    return (this.sharesFreely || this.busyIn[instance] === 0) && !theirs;
+    if (this.urgent(m, claim)) return !this.homeOfAnother(m, instance) || !this.homeComesBack(m);
+    return this.spareFor(m, instance, this.busyIn[instance]);
+  }
+
+  /**
+   * The speculation rule of `openTo` and `suits`: an instance no other live generation comes
+   * back to, running no other generation's task (`othersBusy` of them) unless passes take
+   * tokens freely.
+   */
+  private spareFor(m: Member, instance: number, othersBusy: number): boolean {
+    return (this.sharesFreely || othersBusy === 0) && !this.homeOfAnother(m, instance);
   }
 
   /**
@@ -515,7 +523,7 @@ export class TargetPool {
   private suits(m: Member, lease: Lease, claim: Claim): boolean {
     if (this.sequences === 1 || claim === "frontier") return true;
     const instance = this.instanceOf(lease.index);
-    return (this.sharesFreely || this.busyIn[instance] <= 1) && !this.homeOfAnother(m, instance);
+    return this.spareFor(m, instance, this.busyIn[instance] - 1);
   }
 
   /** Moves a member's home (undefined: it has none, it left). */

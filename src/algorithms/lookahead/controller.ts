@@ -181,8 +181,12 @@ export function costsFor(s: Pick<PlanSnapshot, "algo" | "besideShare" | "aloneMs
  */
 export function socialCosts(table: readonly number[], sharers: number): number[] {
   if (!(sharers > 0)) return [...table];
-  const step = table[0];
-  return table.map((ms, k) => (k === 0 || Number.isNaN(ms) ? ms : ms + sharers * Math.max(0, ms - step)));
+  return table.map((ms, k) => (k === 0 || Number.isNaN(ms) ? ms : socialCost(ms, table[0], sharers)));
+}
+
+/** A task's cost with what it adds beyond a plain `step` charged once more per sharer (`socialCosts`). */
+function socialCost(ms: number, step: number, sharers: number): number {
+  return ms + sharers * Math.max(0, ms - step);
 }
 
 /** `patient`: as a probe runs (DSI on one instance: waiting for its drafts). */
@@ -216,7 +220,8 @@ export function planLookahead(s: PlanSnapshot, tuning: typeof TUNING = TUNING): 
   if (plain === undefined || sizes[0] !== 0) return { choice, coldStart: false, patient: true };
   // Costs by size, worked out once per plan (the models read them in their inner loops).
   const table = (means: (number | undefined)[], optimistic: boolean): number[] => Array.from({ length: max + 1 }, (_, k) => interpolate({ meanMs: (j) => means[j] }, sizes, k, optimistic));
-  const [estimated, optimistic] = [socialCosts(table(meanMs, false), s.sharers ?? 0), socialCosts(table(hopedMs, true), s.sharers ?? 0)];
+  const sharers = s.sharers ?? 0;
+  const [estimated, optimistic] = [socialCosts(table(meanMs, false), sharers), socialCosts(table(hopedMs, true), sharers)];
   const t = (k: number): number => estimated[k];
   const model: CostModel = { a, d: d ?? 0, t, t0: plain };
   for (let k = 1; k <= max; k++) {
@@ -250,8 +255,7 @@ export function planLookahead(s: PlanSnapshot, tuning: typeof TUNING = TUNING): 
     // on a shared device and its extra tokens charged to each sharer too (`socialCosts`): priced
     // flat, probes of every generation's cold start slowed 15 others' passes each, and at 64
     // CPU-like generations some finished 1.7% after non-SI's.
-    const sharers = s.sharers ?? 0;
-    const unseen = (k: number): number => (s.sharedDevice || sharers > 0 ? Math.max(hopeful.t(k), socialCosts([t(0), t(0) * (1 + tuning.sharedDraftCost * k)], sharers)[1]) : hopeful.t(k));
+    const unseen = (k: number): number => (s.sharedDevice || sharers > 0 ? Math.max(hopeful.t(k), socialCost(t(0) * (1 + tuning.sharedDraftCost * k), t(0), sharers)) : hopeful.t(k));
     const t2 = (k: number): number => (Number.isNaN(t(k)) ? unseen(k) : t(k));
     const extra = msPerToken(algo, probe.size, { ...model, t: t2 }, instances, true) - choice.msPerToken;
     probe.regret = Math.max(0, extra) * windowTokens(probe.size, a);
@@ -259,7 +263,7 @@ export function planLookahead(s: PlanSnapshot, tuning: typeof TUNING = TUNING): 
   }
   // DSI on one instance: whether the choice pays more waiting for its drafts or going at once.
   const patient = algo === "si" || instances >= 2 || best === 0 || dsiOneInstanceMsPerToken(best, model, true) <= dsiOneInstanceMsPerToken(best, model, false);
-  return { choice, probe, coldStart: top === 0 && !s.sharedDevice && !((s.sharers ?? 0) > 0), patient };
+  return { choice, probe, coldStart: top === 0 && !s.sharedDevice && !(sharers > 0), patient };
 }
 
 /**
