@@ -184,6 +184,7 @@ export class RunContext {
     this.stats.verifications++;
     const drafts = req.tokens.length - req.from;
     this.stats.windows[drafts] = (this.stats.windows[drafts] ?? 0) + 1;
+    lease.carry(drafts + 1);
     const end = this.begin();
     const othersBusy = this.rt.pool.busy > 1;
     // Other sequences' tasks on this instance, when this one starts and when it ends: they

@@ -63,6 +63,13 @@ export interface EvalRequest {
   /** Key of the instance's own samples in mode `sample` (see core/random). */
   seed: number;
   stream: number;
+  /**
+   * A scheduling hint: the latest time, on the runtime's clock, the pass should start for the
+   * caller to keep its bound (DSI: commit no later than non-SI). A device that holds a pass to
+   * batch sequences (models/batch-device.ts) holds none past it; others ignore it. Never sent
+   * to a worker (another process's clock).
+   */
+  startBy?: number;
 }
 
 export interface ModelInstance {

@@ -37,6 +37,8 @@ export interface PassRequest {
   first: boolean;
   /** The sequence asking (an object that stands for it): a pass waits for those of the pass before it. */
   sequence?: object;
+  /** The latest time its pass should start (`EvalRequest.startBy`): no pass is held for others past it. */
+  startBy?: number;
 }
 
 interface Member extends PassRequest {
@@ -57,6 +59,7 @@ export class BatchDevice {
   /** The sequences the last pass served (each is expected to ask again), those that asked since it ended, and the wake-up of a gather. */
   private served = new Set<object>();
   private asked = new Set<object>();
+  /** Wakes a gather: someone asked (every sequence may be back, or a sooner `startBy` came). */
   private gathered: (() => void) | undefined;
   /** Passes run so far, and the sequences' shares they carried (for tests and stats). */
   passes = 0;
@@ -94,7 +97,7 @@ export class BatchDevice {
       }
       this.waiting.push(m);
       if (req.sequence) this.asked.add(req.sequence);
-      if (this.allBack()) this.gathered?.();
+      this.gathered?.();
       if (!this.running) void this.dispatch();
     });
   }
@@ -107,19 +110,30 @@ export class BatchDevice {
 
   /**
    * Until every sequence the last pass served has asked again, or `GATHER_SHARE` of a step has
-   * gone by (a sequence may not come back: its generation ended, or it waits for drafts).
+   * gone by (a sequence may not come back: its generation ended, or it waits for drafts), but
+   * past no waiting request's `startBy`: those that come straight back, at the same instant,
+   * always join. (Before, a DSI generation at non-SI's pace waited with the others for one that
+   * waited for its next draft: each pass started a drafter step late, and its commits fell
+   * behind non-SI's by that much per step.)
    */
   private async gather(): Promise<void> {
     const bound = GATHER_SHARE * this.latency.tpotMs;
     if (this.allBack() || !(bound > 0)) return;
-    const all = new AbortController();
-    this.gathered = () => all.abort();
-    try {
-      await this.clock.sleep(bound, all.signal);
-    } catch {
-      // (Everyone is here.)
-    } finally {
-      this.gathered = undefined;
+    const end = this.clock.now() + bound;
+    let sameInstant = true;
+    while (!this.allBack()) {
+      const until = sameInstant ? this.clock.now() : Math.min(end, ...this.waiting.map((m) => m.startBy ?? Infinity));
+      if (!sameInstant && until <= this.clock.now()) return;
+      sameInstant = false;
+      const wake = new AbortController();
+      this.gathered = () => wake.abort();
+      try {
+        await this.clock.sleep(until - this.clock.now(), wake.signal);
+      } catch {
+        // (Someone asked: look again.)
+      } finally {
+        this.gathered = undefined;
+      }
     }
   }
 

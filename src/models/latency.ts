@@ -91,19 +91,15 @@ export const BATCH_COSTS = {
 } as const;
 
 /**
- * A draft that adds at most this share of a step to a pass costs the pass's other sequences
- * about nothing (the GPU-like model adds 0.02 per token past its knee, the CPU-like 0.4).
+ * Positions one pass of a modelled target carries at the cost of one (the pool lets
+ * speculation add tokens to passes other generations share only within them: pool.ts,
+ * `PoolMember.room`): unbounded for flat costs (the paper's setting), the knee of a batch
+ * model (GPU-like: 32; CPU-like: 1, every token paid). Real compute (no modelled step): 1, a
+ * CPU pays for every token of a pass.
  */
-export const FREE_TOKEN_SHARE = 0.05;
-
-/**
- * Whether a modelled device's passes take extra tokens (about) freely: a flat latency, or a
- * batch model whose extra tokens cost at most `FREE_TOKEN_SHARE` of a step (GPU-like). Real
- * compute (no modelled step) never does here: a CPU pays for every token of a pass, and a
- * llama context's sequences take turns elsewhere.
- */
-export function passesTakeTokensFreely(latency: ModelLatency): boolean {
-  return latency.tpotMs > 0 && (latency.perExtraPositionMs ?? 0) <= FREE_TOKEN_SHARE * latency.tpotMs;
+export function freePositions(latency: ModelLatency): number {
+  if (!(latency.tpotMs > 0)) return 1;
+  return latency.perExtraPositionMs === 0 ? Infinity : Math.max(1, latency.kneeTokens ?? 1);
 }
 
 /** A profile whose target passes cost as the batch model says (the drafter's unchanged). */
@@ -197,7 +193,7 @@ export class LatencyInstance implements ModelInstance {
     const first = !this.warm;
     if (this.batch) {
       this.warm = true;
-      await this.batch.pass({ outputs: outputs.length, read, first, sequence: this }, signal);
+      await this.batch.pass({ outputs: outputs.length, read, first, sequence: this, ...(req.startBy !== undefined ? { startBy: req.startBy } : {}) }, signal);
     } else {
       const ms = this.cost(outputs.length, read);
       this.warm = true;

@@ -10,7 +10,7 @@ import { newLearned, type Learned } from "../runtime/costs.js";
 import { EventLog } from "../runtime/events.js";
 import { TargetPool } from "../runtime/pool.js";
 import type { Runtime } from "../runtime/runtime.js";
-import { NO_LATENCY, passesTakeTokensFreely, withLatency, type LatencyProfile } from "./latency.js";
+import { freePositions, NO_LATENCY, withLatency, type LatencyProfile } from "./latency.js";
 import { BatchDevice } from "./batch-device.js";
 import { SharedDevice } from "./shared-device.js";
 import type { SyntheticPair } from "./synthetic.js";
@@ -61,7 +61,7 @@ export function assembleRuntime(o: RuntimeParts): Runtime {
   const events = new EventLog(() => clock.now(), o.events ?? true);
   const learned = o.learned ?? newLearned();
   const pool = new TargetPool({
-    sharesFreely: passesTakeTokensFreely(profile.target),
+    freePositions: freePositions(profile.target),
     size: o.sp,
     ...(o.sequences !== undefined ? { sequences: o.sequences } : {}),
     vocabSize: o.vocabSize,

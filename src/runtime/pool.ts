@@ -62,6 +62,11 @@ export interface Lease {
   /** Hands the instance back. Call once, when its evaluation has settled, never while it runs. */
   release(): void;
   /**
+   * Declares the positions the task's pass carries (a window of k drafts: k + 1; default 1),
+   * what it takes of a pass other generations share (`PoolMember.room`).
+   */
+  carry(positions: number): void;
+  /**
    * Takes the instance out of the pool (it is lost: its worker died); `why` is kept for the
    * error when no instance is left. Instead of `release`, once. An instance that can come
    * back (`ModelInstance.probe`) rejoins when it answers again.
@@ -104,13 +109,13 @@ export interface TargetPoolOptions {
    */
   rejoinGraceMs?: number;
   /**
-   * With several sequences per instance: whether a task's extra tokens cost the instance's
-   * other sequences (about) nothing, as on a device whose pass costs a step up to dozens of
-   * tokens (models/latency.ts, `passesTakeTokensFreely`). Then speculation may share an
-   * instance with other generations' tasks; else it takes only instances no other generation
-   * uses. Default: no (a llama context on a CPU pays for every token a pass carries).
+   * With several sequences per instance: the positions one pass of an instance carries at the
+   * cost of one (models/latency.ts, `freePositions`: a GPU-like batch model's knee, unbounded
+   * for flat costs). Past 1, speculation may share an instance with other generations' tasks
+   * within them (`PoolMember.room`); else it takes only instances no other generation uses.
+   * Default 1 (a llama context on a CPU pays for every token a pass carries).
    */
-  sharesFreely?: boolean;
+  freePositions?: number;
 }
 
 /** Whether a slot in this state can take a task (now, or once made). */
@@ -159,6 +164,17 @@ export interface PoolMember {
    * generation's task, where a window may not go (`openTo`); else always.
    */
   suits(lease: Lease, claim: Claim): boolean;
+  /**
+   * The most positions a task on this lease may carry (drafts + 1) without pushing a pass that
+   * other generations share past the positions it carries at the cost of one, keeping one for
+   * each of them (its running task's, or 1 for the next one of a generation at home there):
+   * unbounded when no other generation is on the instance, or where every extra position is
+   * paid for (`freePositions` 1: what a task carries beside others is then the lookahead's to
+   * price). Below 1 when the others already fill the pass.
+   */
+  room(lease: Lease): number;
+  /** Whether other generations take part in the passes of this member's home instance (their tasks, or their own homes). */
+  homeShared(): boolean;
   /** Leaves the pool (the generation ended); its reserve goes back to the others. Idempotent. */
   leave(): void;
 }
@@ -170,6 +186,8 @@ interface MemberHost {
   acquire(m: Member, claim: Claim, signal?: AbortSignal): Promise<Lease>;
   available(m: Member): number;
   suits(m: Member, lease: Lease, claim: Claim): boolean;
+  room(m: Member, lease: Lease): number;
+  homeShared(m: Member): boolean;
   leave(m: Member): void;
 }
 
@@ -181,6 +199,8 @@ class Member implements PoolMember {
   left = false;
   /** Leases held now per instance, with several sequences per instance (at most one per instance: `openTo`). */
   readonly onInstance = new Map<number, number>();
+  /** Positions its tasks declared per instance (`Lease.carry`), with several sequences per instance. */
+  readonly positionsOn = new Map<number, number>();
   /** With several sequences per instance: the instance of the member's last frontier lease, where its frontier comes back (`homesIn`). */
   home: number | undefined;
   constructor(
@@ -213,6 +233,14 @@ class Member implements PoolMember {
     return this.host.suits(this, lease, claim);
   }
 
+  room(lease: Lease): number {
+    return this.host.room(this, lease);
+  }
+
+  homeShared(): boolean {
+    return this.host.homeShared(this);
+  }
+
   leave(): void {
     if (this.left) return;
     this.left = true;
@@ -234,7 +262,9 @@ export class TargetPool {
   readonly size: number;
   /** Sequences per instance. */
   readonly sequences: number;
-  /** See TargetPoolOptions.sharesFreely. */
+  /** See TargetPoolOptions.freePositions. */
+  readonly freePositions: number;
+  /** Whether a pass carries a task's extra positions without cost to its other sequences (up to `freePositions`). */
   readonly sharesFreely: boolean;
   readonly vocabSize: number;
   readonly eosToken: number | undefined;
@@ -249,6 +279,8 @@ export class TargetPool {
   private readonly unusedIn: Int32Array;
   /** Per instance: live members whose home it is (Member.home), with several sequences per instance. */
   private readonly homesIn: Int32Array;
+  /** Per instance: the positions the members on it take of its passes (`presence`, summed; kept by `touching`). */
+  private readonly positionsIn: Int32Array;
   private readonly members = new Set<Member>();
   /** Admitted members holding no frontier lease: each has one instance in reserve. */
   private unreserved = 0;
@@ -269,6 +301,8 @@ export class TargetPool {
     acquire: (m, claim, signal) => this.acquireFor(m, claim, signal),
     available: (m) => this.availableTo(m),
     suits: (m, lease, claim) => this.suits(m, lease, claim),
+    room: (m, lease) => this.roomFor(m, lease),
+    homeShared: (m) => m.home !== undefined && this.positionsIn[m.home] > this.presence(m, m.home),
     leave: (m) => this.remove(m),
   };
 
@@ -282,7 +316,9 @@ export class TargetPool {
     }
     this.size = o.size;
     this.sequences = sequences;
-    this.sharesFreely = o.sharesFreely ?? false;
+    this.freePositions = o.freePositions ?? 1;
+    if (!(this.freePositions >= 1)) throw new RangeError(`free positions per pass must be at least 1, got ${o.freePositions}`);
+    this.sharesFreely = this.freePositions > 1;
     this.create = o.create;
     this.vocabSize = o.vocabSize;
     this.eosToken = o.eosToken;
@@ -292,6 +328,7 @@ export class TargetPool {
     this.busyIn = new Int32Array(o.size);
     this.unusedIn = new Int32Array(o.size).fill(sequences);
     this.homesIn = new Int32Array(o.size);
+    this.positionsIn = new Int32Array(o.size);
     this.health = new InstanceHealth({
       clock: o.clock ?? new RealClock(),
       reviveIntervalMs: o.reviveIntervalMs ?? 1000,
@@ -494,7 +531,38 @@ export class TargetPool {
    * tokens freely.
    */
   private spareFor(m: Member, instance: number, othersBusy: number): boolean {
-    return (this.sharesFreely || othersBusy === 0) && !this.homeOfAnother(m, instance);
+    return (othersBusy === 0 || this.roomOn(m, instance) >= 2) && !this.homeOfAnother(m, instance);
+  }
+
+  /**
+   * Positions of a pass on the instance the member may take: what a pass carries at the cost
+   * of one, less what the other members there take (`presence`).
+   */
+  private roomOn(m: Member, instance: number): number {
+    return this.freePositions - (this.positionsIn[instance] - this.presence(m, instance));
+  }
+
+  /** `PoolMember.room`. */
+  private roomFor(m: Member, lease: Lease): number {
+    if (this.sequences === 1 || !this.sharesFreely) return Infinity;
+    const instance = this.instanceOf(lease.index);
+    return this.positionsIn[instance] === this.presence(m, instance) ? Infinity : this.roomOn(m, instance);
+  }
+
+  /**
+   * What a member takes of an instance's passes: the positions its task there declared, else 1
+   * where it is at home (its frontier comes back), else nothing.
+   */
+  private presence(m: Member, instance: number): number {
+    return m.onInstance.has(instance) ? (m.positionsOn.get(instance) ?? 1) : m.home === instance ? 1 : 0;
+  }
+
+  /** Runs `change` to a member's leases, declarations or home, keeping `positionsIn` of the instances it touches. */
+  private touching(m: Member, instances: readonly (number | undefined)[], change: () => void): void {
+    const at = instances.filter((i): i is number => i !== undefined);
+    const before = at.map((i) => this.presence(m, i));
+    change();
+    at.forEach((i, k) => (this.positionsIn[i] += this.presence(m, i) - before[k]));
   }
 
   /**
@@ -516,7 +584,7 @@ export class TargetPool {
    * windows took the others' instances between their tasks: 90 tokens/s against non-SI's 106.)
    */
   private homeOfAnother(m: Member, instance: number): boolean {
-    return this.homesIn[instance] > (m.home === instance ? 1 : 0);
+    return this.othersHomes(m, instance) > 0;
   }
 
   /** `PoolMember.suits`: `openTo`'s rule for a lease the member holds (its own task is the one busy there). */
@@ -526,12 +594,31 @@ export class TargetPool {
     return this.spareFor(m, instance, this.busyIn[instance] - 1);
   }
 
+  /** Other live generations whose home is this instance. */
+  private othersHomes(m: Member, instance: number): number {
+    return this.homesIn[instance] - (m.home === instance ? 1 : 0);
+  }
+
+  /**
+   * How crowded an instance is for a member's claim, least first: other generations' homes,
+   * then busy sequences. Homes spread over instances: a generation's frontier placed beside
+   * another's home shares its passes for good, and keeps speculation off that instance (before:
+   * by busy sequences alone, a new generation took the idle home of one waiting for its drafts
+   * while instances that only ran windows were busy, and at 4 streams on 4 GPU-like instances
+   * three generations' homes shared one).
+   */
+  private crowding(m: Member, instance: number): number {
+    return this.othersHomes(m, instance) * (this.sequences + 1) + this.busyOn(instance);
+  }
+
   /** Moves a member's home (undefined: it has none, it left). */
   private setHome(m: Member, instance: number | undefined): void {
     if (m.home === instance) return;
-    if (m.home !== undefined) this.homesIn[m.home]--;
-    if (instance !== undefined) this.homesIn[instance]++;
-    m.home = instance;
+    this.touching(m, [m.home, instance], () => {
+      if (m.home !== undefined) this.homesIn[m.home]--;
+      if (instance !== undefined) this.homesIn[instance]++;
+      m.home = instance;
+    });
   }
 
   /** Instances with a sequence idle or still to be made that are open to the claim. */
@@ -703,7 +790,7 @@ export class TargetPool {
     if (idle < 0) return { index: empty, make: true };
     const owner = this.lastUser[idle];
     const taken = owner !== undefined && this.members.has(owner);
-    if (this.sequences > 1 && (taken || this.busyOn(this.instanceOf(empty)) < this.busyOn(this.instanceOf(idle)))) return { index: empty, make: true };
+    if (this.sequences > 1 && (taken || this.crowding(m, this.instanceOf(empty)) < this.crowding(m, this.instanceOf(idle)))) return { index: empty, make: true };
     return { index: idle, make: false };
   }
 
@@ -730,8 +817,9 @@ export class TargetPool {
         if (own < 0) own = i;
         continue;
       }
-      if (fallback < 0 || this.busyOn(this.instanceOf(i)) < this.busyOn(this.instanceOf(fallback))) fallback = i;
-      if ((last === undefined || !this.members.has(last)) && (unclaimed < 0 || this.busyOn(this.instanceOf(i)) < this.busyOn(this.instanceOf(unclaimed)))) unclaimed = i;
+      const crowding = this.crowding(m, this.instanceOf(i));
+      if (fallback < 0 || crowding < this.crowding(m, this.instanceOf(fallback))) fallback = i;
+      if ((last === undefined || !this.members.has(last)) && (unclaimed < 0 || crowding < this.crowding(m, this.instanceOf(unclaimed)))) unclaimed = i;
     }
     return own >= 0 ? own : unclaimed >= 0 ? unclaimed : fallback;
   }
@@ -749,7 +837,7 @@ export class TargetPool {
       const instance = this.instanceOf(i);
       if (this.sequences > 1 && !this.openTo(m, claim, instance)) continue;
       // (Sequences being made count as busy: they are for claims that wait now.)
-      const score = this.sequences - this.unusedIn[instance];
+      const score = this.othersHomes(m, instance) * (this.sequences + 1) + this.sequences - this.unusedIn[instance];
       if (score < bestScore) [best, bestScore] = [i, score];
       if (this.sequences === 1) break;
     }
@@ -821,7 +909,7 @@ export class TargetPool {
     // (With one sequence per instance a held instance is never idle nor empty: nothing to spread.)
     const instance = this.instanceOf(index);
     if (this.sequences > 1) {
-      m.onInstance.set(instance, (m.onInstance.get(instance) ?? 0) + 1);
+      this.touching(m, [instance], () => m.onInstance.set(instance, (m.onInstance.get(instance) ?? 0) + 1));
       // (Only a member still in the pool has a home: `remove` took its home away.)
       if (claim === "frontier" && this.members.has(m)) this.setHome(m, instance);
     }
@@ -832,15 +920,22 @@ export class TargetPool {
       released = true;
       this.holds(m, claim, -1);
       if (this.sequences > 1) {
-        const left = m.onInstance.get(instance)! - 1;
-        if (left === 0) m.onInstance.delete(instance);
-        else m.onInstance.set(instance, left);
+        this.touching(m, [instance], () => {
+          const left = m.onInstance.get(instance)! - 1;
+          if (left > 0) return m.onInstance.set(instance, left);
+          m.onInstance.delete(instance);
+          m.positionsOn.delete(instance);
+        });
       }
       this.events?.emit({ type: "release", instance: index, member: m.id });
     };
     return {
       instance: this.instances[index]!,
       index,
+      carry: (positions) => {
+        if (released || this.sequences === 1) return;
+        this.touching(m, [instance], () => m.positionsOn.set(instance, Math.max(1, positions)));
+      },
       release: () => {
         end();
         this.setSlot(index, "idle");

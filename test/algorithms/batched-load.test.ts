@@ -2,10 +2,11 @@
  * Many generations on instances whose sequences share passes (batch-device.ts), in virtual time,
  * with the paper's Vicuna-13B/68M latencies under a GPU-like and a CPU-like batch cost model
  * (latency.ts, `BATCH_COSTS`): 4 instances x 16 sequences. Under load, speculation may take only
- * compute no other generation uses unless a pass's extra tokens are free (pool.ts, `openTo`),
- * and a window is charged what it adds to the pass once more per sharer (controller.ts,
- * `socialCosts`). Before both, 16 DSI generations on the CPU-like model made 59 tokens/s against
- * non-SI's 193 (each generation's windows went to every instance, slowing every other's pass).
+ * compute no other generation uses, or the positions a pass others share carries at the cost
+ * of one (pool.ts, `openTo`, `PoolMember.room`), and a window is charged what it adds to the
+ * pass once more per sharer (controller.ts, `socialCosts`). Before, 16 DSI generations on the
+ * CPU-like model made 59 tokens/s against non-SI's 193 (each generation's windows went to every
+ * instance, slowing every other's pass).
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -15,7 +16,6 @@ import { resolveProfile, withBatchCost } from "../../src/models/latency.js";
 import { syntheticRuntime } from "../../src/models/runtime.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
 
-const INSTANCES = 4;
 const TOKENS = 64;
 
 interface Load {
@@ -25,12 +25,14 @@ interface Load {
   tokens: number[][];
   /** Each generation's commit times, ms from the start, token by token. */
   commits: number[][];
+  /** Each generation's target tasks without a draft (plain steps). */
+  plain: number[];
 }
 
-async function load(model: "gpu" | "cpu", algo: AlgorithmName, generations: number, sequences = 16): Promise<Load> {
+async function load(model: "gpu" | "cpu", algo: AlgorithmName, generations: number, sequences = 16, instances = 4): Promise<Load> {
   const profile = withBatchCost(resolveProfile("vicuna-13b/vicuna-68m")!, model);
   const pair = new SyntheticPair({ vocab: 32, agreement: 0.7, context: "all", seed: 3 });
-  const rt = syntheticRuntime({ pair, profile, sp: INSTANCES, sequences, events: false });
+  const rt = syntheticRuntime({ pair, profile, sp: instances, sequences, events: false });
   const start = rt.clock.now();
   const commits: number[][] = Array.from({ length: generations }, () => []);
   const results = await Promise.all(
@@ -43,7 +45,7 @@ async function load(model: "gpu" | "cpu", algo: AlgorithmName, generations: numb
   );
   const ms = rt.clock.now() - start;
   rt.close();
-  return { perSecond: (results.reduce((n, r) => n + r.tokens.length, 0) / ms) * 1000, finish: results.map((r) => r.stats.timeMs), tokens: results.map((r) => r.tokens), commits };
+  return { perSecond: (results.reduce((n, r) => n + r.tokens.length, 0) / ms) * 1000, finish: results.map((r) => r.stats.timeMs), tokens: results.map((r) => r.tokens), commits, plain: results.map((r) => r.stats.windows[0] ?? 0) };
 }
 
 /** The latest a generation's commit comes after non-SI's of the same token at the same load, ms. */
@@ -64,26 +66,28 @@ test("one stream: a generation on instances of 16 sequences runs exactly as on i
 });
 
 // Figures (tokens/s; docs/architecture.md has the table), DSI against non-SI and SI:
-// GPU-like 1, 4, 16, 64 generations: 72.8, 185.8, 625.8, 2042 (non-SI 26.5, 106.1, 424.4, 1698;
+// GPU-like 1, 4, 16, 64 generations: 72.8, 185.8, 680.3, 1903 (non-SI 26.5, 106.1, 424.4, 1698;
 // SI 58.7, 181.4, 549.9, 2195); CPU-like: 50.5, 121.4, 192.9, 242.5 (non-SI 26.5, 106.1, 192.9,
 // 242.5; SI 26.8, 118.6, 192.9, 242.5).
 for (const model of ["gpu", "cpu"] as const) {
-  test(`${model.toUpperCase()}-like batch costs, 1, 4, 16 and 64 generations on 4 x 16 sequences: DSI's throughput at least non-SI's, every generation done no later than under non-SI, every commit within two steps of non-SI's`, async () => {
+  test(`${model.toUpperCase()}-like batch costs, 1, 4, 16 and 64 generations on 4 x 16 sequences: DSI's throughput at least non-SI's, every commit no later than non-SI's`, async () => {
     const step = resolveProfile("vicuna-13b/vicuna-68m")!.target.tpotMs;
     for (const generations of [1, 4, 16, 64]) {
       const [nonsi, si, dsi] = [await load(model, "nonsi", generations), await load(model, "si", generations), await load(model, "dsi", generations)];
       const what = `${generations} generations: DSI ${dsi.perSecond.toFixed(1)} tokens/s, SI ${si.perSecond.toFixed(1)}, non-SI ${nonsi.perSecond.toFixed(1)}`;
       assert.deepEqual(dsi.tokens, nonsi.tokens, `lossless under load: ${what}`);
       assert.ok(dsi.perSecond >= nonsi.perSecond * (1 - 1e-9), what);
-      // (And SI's, but at 64 GPU-like generations: 2042 against 2195 tokens/s.)
+      // (And SI's, but at 64 GPU-like generations: 1903 against 2195 tokens/s. SI's windows
+      // push passes past the knee, slowing every generation in them; DSI's drafts take only
+      // the positions a pass carries at the cost of one.)
       if (!(model === "gpu" && generations === 64)) assert.ok(dsi.perSecond >= si.perSecond, what);
       dsi.finish.forEach((ms, g) => assert.ok(ms <= nonsi.finish[g] + 1e-6, `generation ${g}: ${ms.toFixed(1)} ms, non-SI ${nonsi.finish[g].toFixed(1)} ms (${what})`));
-      // Token by token: within the cost of what was not observed yet (a cold start's window on a
-      // generation's only instance, CPU-like 4: 0.4 of a step; windows past the GPU-like knee at
-      // 64, which the pool counts as free: 1.7 steps).
+      // Token by token, no commit later than non-SI's; but at 4 CPU-like generations, each
+      // alone on its instance, the cold start's first window costs what was not observed yet
+      // (0.4 of a step: the batch model's price of one more token).
       const lag = worstLag(dsi, nonsi);
-      assert.ok(lag <= 2 * step, `a commit ${lag.toFixed(1)} ms after non-SI's (${what})`);
-      if (generations === 1 || (model === "cpu" && generations >= 16)) assert.equal(lag, 0, what);
+      if (model === "cpu" && generations === 4) assert.ok(lag <= 0.4 * step + 1e-6, `a commit ${lag.toFixed(1)} ms after non-SI's (${what})`);
+      else assert.ok(lag <= 1e-6, `a commit ${lag.toFixed(1)} ms after non-SI's (${what})`);
     }
   });
 }
@@ -99,10 +103,20 @@ test("CPU-like batch costs, 16 generations on 4 x 16 sequences: SI and DSI keep 
 });
 
 test("GPU-like batch costs (a pass costs a step up to 32 tokens): DSI keeps most of its lead at 4, 16 and 64 generations", async () => {
-  // (At 64, before speculation stayed off the other generations' home instances: 0.86x of non-SI.)
-  for (const generations of [4, 16, 64]) {
+  // (At 64, before speculation stayed off the other generations' home instances: 0.86x of
+  // non-SI. At 64 the 16 generations at home on an instance take 16 of its passes' 32 free
+  // positions: drafts share the other 16.)
+  for (const [generations, lead] of [[4, 1.5], [16, 1.5], [64, 1.1]]) {
     const [nonsi, dsi] = [await load("gpu", "nonsi", generations), await load("gpu", "dsi", generations)];
     assert.deepEqual(dsi.tokens, nonsi.tokens);
-    assert.ok(dsi.perSecond >= 1.15 * nonsi.perSecond, `${generations} generations: DSI ${dsi.perSecond.toFixed(1)} tokens/s, non-SI ${nonsi.perSecond.toFixed(1)}`);
+    assert.ok(dsi.perSecond >= lead * nonsi.perSecond, `${generations} generations: DSI ${dsi.perSecond.toFixed(1)} tokens/s, non-SI ${nonsi.perSecond.toFixed(1)}`);
   }
+});
+
+test("GPU-like batch costs, two generations at home on one instance of 2 sequences: DSI waits for drafts as SI does rather than making plain steps", async () => {
+  const [si, dsi] = [await load("gpu", "si", 2, 2, 1), await load("gpu", "dsi", 2, 2, 1)];
+  // (Before, a lease granted for the frontier beside another generation's home counted as no
+  // free instance, and the slack rule never waited: 18 and 21 plain steps, 94 tokens/s.)
+  dsi.plain.forEach((n, g) => assert.ok(n <= 8, `generation ${g}: ${n} plain steps`));
+  assert.ok(dsi.perSecond >= 1.2 * si.perSecond, `DSI ${dsi.perSecond.toFixed(1)} tokens/s, SI ${si.perSecond.toFixed(1)}`);
 });

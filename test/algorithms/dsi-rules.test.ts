@@ -14,6 +14,7 @@ function view(o: Partial<FrontierView> = {}): FrontierView {
     patient: true,
     lastDraftable: 100,
     freeInstances: 2,
+    sharedPasses: false,
     running: [],
     done: [],
     costs: new TaskCosts(),
@@ -55,6 +56,12 @@ test("slack rule: a short frontier task on the last free instance waits for more
   assert.equal(slackRule({ ...waiting, lastDraftable: 11 }, plan), undefined, "no more drafts will come");
   assert.equal(slackRule({ ...waiting, costs: new TaskCosts() }, plan), undefined, "unknown window cost: no waiting");
   assert.equal(slackRule({ ...waiting, nonSiCommitAt: () => undefined }, plan), undefined, "unknown non-SI pace: no waiting");
+  // Other generations share the home's passes: a task that waits may miss the pass starting
+  // now and wait for it first, so it keeps a second window's time.
+  assert.equal(slackRule({ ...waiting, sharedPasses: true }, plan), 40);
+  assert.equal(slackRule({ ...waiting, sharedPasses: true, now: 40 }, plan), undefined);
+  // No instance free at all: the task claims its instance now (the claim keeps its place).
+  assert.equal(slackRule({ ...waiting, freeInstances: 0 }, plan), undefined);
 });
 
 test("guard rule: a one-token task on f when the windows covering it finish later than a fresh pass would; never with flat or unknown costs", () => {

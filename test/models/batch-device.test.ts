@@ -70,6 +70,30 @@ test("a batch device: two sequences out of step come into step, the next pass wa
   assert.equal(e.passes, passes, "before, an empty pass ran, costing a step");
 });
 
+test("a batch device: a pass is held for the sequences of the one before no later than the earliest start a waiting call asks for (startBy); those that come straight back still join", async () => {
+  const clock = new VirtualClock();
+  const [a, b] = [{}, {}];
+  /** Both sequences in one pass; then b asks again at once (due: startBy now, or no bound), a 0.5 ms later. */
+  const after = async (startBy: number | undefined): Promise<{ a: number; b: number }> => {
+    const d = new BatchDevice(clock, CPU);
+    await Promise.all([d.pass({ outputs: 1, read: 1, first: false, sequence: a }), d.pass({ outputs: 1, read: 1, first: false, sequence: b })]);
+    const t0 = clock.now();
+    const bEnd = d.pass({ outputs: 1, read: 1, first: false, sequence: b, ...(startBy !== undefined ? { startBy: clock.now() + startBy } : {}) }).then(() => clock.now() - t0);
+    const aEnd = clock.sleep(0.5).then(() => d.pass({ outputs: 1, read: 1, first: false, sequence: a })).then(() => clock.now() - t0);
+    return { a: await aEnd, b: await bEnd };
+  };
+  assert.deepEqual(await after(undefined), { a: 0.5 + 14, b: 0.5 + 14 }, "without a bound b waits for a: one pass of two tokens");
+  // (a's own pass then waits its 1 ms for b, which does not come back.)
+  assert.deepEqual(await after(0), { a: 10 + 1 + 10, b: 10 }, "b's pass may not wait: it goes alone, a takes the next");
+  assert.deepEqual(await after(0.25), { a: 0.25 + 10 + 1 + 10, b: 0.25 + 10 }, "held until b's start at the latest");
+  // A sequence that comes straight back, at the same instant, joins a due call's pass.
+  const d = new BatchDevice(clock, CPU);
+  await Promise.all([d.pass({ outputs: 1, read: 1, first: false, sequence: a }), d.pass({ outputs: 1, read: 1, first: false, sequence: b })]);
+  const t0 = clock.now();
+  await Promise.all([d.pass({ outputs: 1, read: 1, first: false, sequence: b, startBy: clock.now() }), Promise.resolve().then(() => d.pass({ outputs: 1, read: 1, first: false, sequence: a }))]);
+  assert.equal(clock.now() - t0, 14, "one pass of both");
+});
+
 test("a batch device: a call aborted while it waits leaves the batch (it costs nothing); one aborted while its pass runs returns at once, the others at the pass's end", async () => {
   const clock = new VirtualClock();
   const d = new BatchDevice(clock, CPU);

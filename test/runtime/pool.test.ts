@@ -260,7 +260,7 @@ test("sequences: the pool leases S sequences per instance, admits one generation
 });
 
 test("sequences: speculation takes only compute no other generation uses or comes back to (its home), passes that take tokens freely or not; a generation's own frontier goes anywhere", () => {
-  const make = (sharesFreely: boolean): TargetPool => new TargetPool({ size: 2, sequences: 4, vocabSize: 16, eosToken: undefined, sharesFreely, create: (i) => pair.instance("target", `target-${i}`) });
+  const make = (freely: boolean): TargetPool => new TargetPool({ size: 2, sequences: 4, vocabSize: 16, eosToken: undefined, freePositions: freely ? 32 : 1, create: (i) => pair.instance("target", `target-${i}`) });
   for (const freely of [false, true]) {
     const p = make(freely);
     const [a, b] = [p.join(), p.join()];
@@ -288,7 +288,7 @@ test("sequences: speculation takes only compute no other generation uses or come
 });
 
 test("sequences: a generation's frontier goes back to its home instance, not to its lowest-numbered idle sequence", () => {
-  const p = new TargetPool({ size: 2, sequences: 4, vocabSize: 16, eosToken: undefined, sharesFreely: true, create: (i) => pair.instance("target", `target-${i}`) });
+  const p = new TargetPool({ size: 2, sequences: 4, vocabSize: 16, eosToken: undefined, freePositions: 32, create: (i) => pair.instance("target", `target-${i}`) });
   const [a, other] = [p.join(), p.join()];
   const o1 = other.tryAcquire("frontier")!;
   const a1 = a.tryAcquire("frontier")!;
@@ -339,8 +339,8 @@ test("sequences: a frontier claim whose home holds the generation's own (preempt
 });
 
 test("sequences: a lease granted for a generation's frontier where another generation runs or comes back does not suit a window there", () => {
-  for (const sharesFreely of [false, true]) {
-    const p = new TargetPool({ size: 1, sequences: 4, vocabSize: 16, eosToken: undefined, sharesFreely, create: (i) => pair.instance("target", `target-${i}`) });
+  for (const freePositions of [1, 32]) {
+    const p = new TargetPool({ size: 1, sequences: 4, vocabSize: 16, eosToken: undefined, freePositions, create: (i) => pair.instance("target", `target-${i}`) });
     const [a, b] = [p.join(), p.join()];
     const a1 = a.tryAcquire("frontier")!;
     const b1 = b.tryAcquire("frontier")!;
@@ -353,4 +353,56 @@ test("sequences: a lease granted for a generation's frontier where another gener
     assert.equal(a.suits(a1, "window"), true, "alone on the instance");
     a1.release();
   }
+});
+
+test("sequences: a new generation's home goes to the instance with the fewest other generations' homes, before the least busy (a sequence to make or an idle one)", () => {
+  for (const made of [false, true]) {
+    const p = new TargetPool({ size: 2, sequences: 4, vocabSize: 16, eosToken: undefined, freePositions: 32, create: (i) => pair.instance("target", `target-${i}`) });
+    if (made) {
+      // Eight generations made every sequence, then ended: all are idle.
+      const gone = Array.from({ length: 8 }, () => p.join(1));
+      const leases = gone.map((m) => m.tryAcquire("frontier")!);
+      for (const l of leases) l.release();
+      for (const m of gone) m.leave();
+    }
+    const a = p.join();
+    const home = a.tryAcquire("frontier")!;
+    // a's window runs on the other instance; its frontier task ended (it waits for drafts at home).
+    const window = a.tryAcquire("window")!;
+    assert.notEqual(p.instanceOf(window.index), p.instanceOf(home.index));
+    home.release();
+    const b = p.join().tryAcquire("frontier")!;
+    assert.equal(p.instanceOf(b.index), p.instanceOf(window.index), `before, a's home: idle, while a window ran on the other instance (sequences made: ${made})`);
+    for (const l of [window, b]) l.release();
+  }
+});
+
+test("sequences: what a task may carry of passes other generations share (room): their tasks' declared positions, and one for each generation at home there", () => {
+  const make = (freePositions: number): TargetPool => new TargetPool({ size: 1, sequences: 4, vocabSize: 16, eosToken: undefined, freePositions, create: (i) => pair.instance("target", `target-${i}`) });
+  const p = make(8);
+  const [a, b] = [p.join(), p.join()];
+  const a1 = a.tryAcquire("frontier")!;
+  assert.equal(a.room(a1), Infinity, "alone on the instance");
+  assert.equal(a.homeShared(), false);
+  const b1 = b.tryAcquire("frontier")!;
+  assert.equal(a.room(a1), 8 - 1, "b's task: one position until it says more");
+  assert.equal(a.homeShared(), true);
+  b1.carry(5);
+  assert.equal(a.room(a1), 8 - 5);
+  a1.carry(3);
+  assert.equal(b.room(b1), 8 - 3, "a's declared positions, not its lease");
+  b1.release();
+  assert.equal(a.room(a1), 8 - 1, "b's task ended, but its next one comes back here");
+  b.leave();
+  assert.equal(a.room(a1), Infinity);
+  assert.equal(a.homeShared(), false);
+  a1.release();
+  // Where every extra position is paid for (a CPU), the lookahead prices what a task carries.
+  const q = make(1);
+  const [c, d] = [q.join(), q.join()];
+  const c1 = c.tryAcquire("frontier")!;
+  const d1 = d.tryAcquire("frontier")!;
+  assert.equal(c.room(c1), Infinity);
+  assert.equal(c.homeShared(), true);
+  for (const l of [c1, d1]) l.release();
 });

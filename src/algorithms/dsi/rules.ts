@@ -9,7 +9,9 @@
  * 2. Slack rule: when that task would take the last free instance and carries fewer than L
  *    drafts while more can come, it waits for a fuller window, but only as long as it still
  *    finishes by the time non-SI would commit f. With one instance this makes DSI do SI's
- *    work with drafting overlapped, without losing the non-SI bound. The adaptive lookahead
+ *    work with drafting overlapped, without losing the non-SI bound. Where other generations
+ *    share the instance's passes, a task that waits may miss the pass starting now and wait
+ *    for it first: it keeps the time of two windows. The adaptive lookahead
  *    may turn it off (`patient`): where sending the drafts made during the last task at once
  *    pays more than waiting for a full window.
  * 3. Guard rule: when f is covered only by running windows that the observed costs say will
@@ -64,6 +66,11 @@ export interface FrontierView {
   lastDraftable: number;
   /** Instances this generation could take right now. */
   freeInstances: number;
+  /**
+   * Whether other generations' tasks share the passes of the instance a frontier task goes to
+   * (its home): one sent after a pass there started waits for that pass first.
+   */
+  sharedPasses: boolean;
   /** Tasks evaluating now. */
   running: Iterable<TaskInView>;
   /** Tasks finished whose outputs are not applied yet (the frontier has not reached them). */
@@ -89,7 +96,8 @@ export function slackRule(v: FrontierView, plan: TaskPlan): number | undefined {
   const window = v.costs.slowestMs(v.lookahead);
   const deadline = v.nonSiCommitAt(v.frontier);
   if (window === undefined || deadline === undefined) return undefined;
-  const until = deadline - window;
+  // (Where passes are shared, waiting may miss the one that starts now: another goes first.)
+  const until = deadline - window * (v.sharedPasses ? 2 : 1);
   return v.now < until - TIME_EPSILON_MS ? until : undefined;
 }
 

@@ -84,6 +84,7 @@ class DsiRun {
       patient: true,
       lastDraftable: 0,
       freeInstances: 0,
+      sharedPasses: false,
       running: this.running,
       done: this.done,
       costs: ctx.rt.learned.costs,
@@ -230,10 +231,24 @@ class DsiRun {
     v.lookahead = decision.lookahead;
     v.patient = decision.patient;
     v.lastDraftable = this.lastDraftable;
-    // (A spare lease counts where a window may use it: `lease` gives back one that does not suit.)
-    v.freeInstances = this.ctx.member.available() + (this.spareLease && this.ctx.member.suits(this.spareLease, "window") ? 1 : 0);
+    // (Only the slack rule reads it, for a frontier task, which any spare lease suits. Before, a
+    // spare lease counted only where a window could use it: a generation whose home it shares
+    // with another's had "no free instance", never waited for drafts and made plain steps.)
+    v.freeInstances = this.ctx.member.available() + (this.spareLease ? 1 : 0);
+    v.sharedPasses = this.ctx.member.homeShared();
     v.done = this.done; // replaced, not changed in place, by apply and newEpoch
     return v;
+  }
+
+  /**
+   * The latest a task's pass should start for its first output to commit no later than non-SI
+   * would (`EvalRequest.startBy`): now while either estimate is unknown.
+   */
+  private startBy(plan: TaskPlan): number {
+    const commitBy = this.nonSiCommitAt(plan.start);
+    const cost = this.ctx.rt.learned.costs.quickestMs(plan.drafts) ?? this.ctx.rt.learned.costs.slowestMs(plan.drafts);
+    const now = this.ctx.rt.clock.now();
+    return commitBy !== undefined && cost !== undefined ? Math.max(now, commitBy - cost) : now;
   }
 
   /**
@@ -327,8 +342,10 @@ class DsiRun {
     this.slackTimer = undefined;
   }
 
-  private dispatch(lease: Lease, plan: TaskPlan): void {
+  private dispatch(lease: Lease, wanted: TaskPlan): void {
     const { ctx } = this;
+    // (Drafts only where they fit a pass other generations share: `PoolMember.room`.)
+    const plan = { ...wanted, drafts: Math.max(0, Math.min(wanted.drafts, ctx.member.room(lease) - 1)) };
     const off = plan.start - this.f;
     const task: Task = {
       id: this.taskIds++,
@@ -357,6 +374,7 @@ class DsiRun {
       ...(plan.rule === "guard" ? { guard: true as const } : {}),
     });
     const req = ctx.request(new TokenView(ctx.seq, this.f, tokens), plan.start, "target");
+    req.startBy = this.startBy(plan);
     // Whatever happens in the handlers (a verifier or backend that throws) fails the
     // generation; `p` itself never rejects.
     const p = ctx
