@@ -39,9 +39,10 @@
  * generation on its sequences, a generation's concurrent tasks go only to sequences of
  * different instances (separate devices run in parallel; two sequences of one instance share
  * its compute), and speculation (windows, a second frontier task) only to instances no other
- * generation runs a task on, unless passes take extra tokens freely (`sharesFreely`): what
- * keeps each generation's frontier at non-SI's pace when compute, not sequences, runs out
- * (`openTo`). A generation's limit still counts leases, at most `size`.
+ * generation comes back to or runs a task on, unless passes carry extra positions at the cost
+ * of one (`freePositions`), and then only within them (`room`): what keeps each generation's
+ * frontier at non-SI's pace when compute, not sequences, runs out (`openTo`). A generation's
+ * limit still counts leases, at most `size`.
  */
 import type { ModelInstance } from "../core/instance.js";
 import { AbortError } from "./abort.js";
