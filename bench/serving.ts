@@ -97,7 +97,7 @@ interface Setup {
 async function serve(name: string, backend: Backend, sp: number, profile: LatencyProfile, maxTokens: number): Promise<Setup> {
   const metrics = new ServeMetrics();
   const service = await Service.open({ backend, sp, profile, maxConcurrent: 64, maxQueue: 1024, metrics });
-  const app = buildServer({ slot: { service }, metrics, modelId: "dsi", algo: "dsi", lookahead: 5, defaultMaxTokens: maxTokens });
+  const app = buildServer({ slot: { service }, metrics, modelId: "dsi", algo: "dsi", lookahead: "auto", defaultMaxTokens: maxTokens });
   const url = await app.listen({ host: "127.0.0.1", port: 0 });
   await streamOnce(url, PROMPTS[0], "dsi", 4); // warm-up (instances made, costs observed)
   return { name, url, maxTokens, close: () => app.close() };

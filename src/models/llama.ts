@@ -21,6 +21,7 @@ import { distributionFromProbs, sampleIndex } from "../core/sampling.js";
 import type { PositionOutput } from "../core/verify.js";
 import { AbortError } from "../runtime/abort.js";
 import { serial } from "../runtime/serial.js";
+import { DecodeGate } from "./decode-gate.js";
 import { checkRequest, InvalidRequestError, TokenView, type EvalRequest, type ModelInstance, type TokenSequence } from "../core/instance.js";
 
 /** A problem with model files or requests that the user can fix; the message says how. */
@@ -249,7 +250,9 @@ export class LlamaPair {
     if (!model) throw new Error("this pair has no drafter model (a target alone)");
     const chunk = this.evalChunks[role]!.chunk;
     const context = await model.createContext({ contextSize: this.contextSize, threads: this.threads, sequences: count });
-    const shared = new SharedContext(context, count, count > 1 && this.passesShareable && serialiseLogitReads(context));
+    // (The drafter's sequences are not gated: a draft is short, and no sequence waits for
+    // another's there as the target's generations do for their next pass.)
+    const shared = new SharedContext(context, count, count > 1 && this.passesShareable && serialiseLogitReads(context), role === "target");
     const made = Array.from(
       { length: count },
       (_, j) => new LlamaInstance(count > 1 ? `${label}/${j}` : label, context, context.getSequence(), vocabSize(this.target), this.eosToken, chunk, shared),
@@ -384,11 +387,16 @@ type GenerateNext = { token?: boolean; probabilities?: boolean; options: { tempe
 class SharedContext {
   /** Evaluations of every sequence of the context, one at a time (when passes are not shared). */
   readonly inTurn = serial();
+  /** Where passes are shared by a target's sequences: lets their evaluations in together (decode-gate.ts). */
+  readonly gate: DecodeGate | undefined;
   constructor(
     private readonly context: LlamaContext,
     private users: number,
     readonly sharesPasses: boolean,
-  ) {}
+    gated: boolean,
+  ) {
+    this.gate = sharesPasses && gated ? new DecodeGate() : undefined;
+  }
 
   /** One user is done (its evaluations settled); the last one disposes the context. */
   async release(): Promise<void> {
@@ -519,7 +527,13 @@ export class LlamaInstance implements ModelInstance {
     for (let at = 0; at < items.length; at += this.evalChunk) {
       if (at > 0 && signal?.aborted) throw new AbortError(); // preempted catch-up: stop between passes
       const chunk = items.slice(at, at + this.evalChunk);
-      const got = (await this.sequence.controlledEvaluate(chunk as never)) as typeof results;
+      const ended = await this.shared.gate?.turn(this, items.length === 1, req.startBy, signal);
+      let got: typeof results;
+      try {
+        got = (await this.sequence.controlledEvaluate(chunk as never)) as typeof results;
+      } finally {
+        ended?.();
+      }
       // One entry per item (the result leaves out the items after the last one asked about).
       for (let i = 0; i < chunk.length; i++) results.push(got[i]);
       this.decodes++;

@@ -1,0 +1,65 @@
+/**
+ * The decode gate of a llama context's target sequences (decode-gate.ts), in virtual time:
+ * evaluations go into the context together, a release waits (briefly) for the sequences of
+ * the one before, and no longer than a waiting call's `startBy`.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { DecodeGate } from "../../src/models/decode-gate.js";
+import { VirtualClock } from "../../src/runtime/clock.js";
+
+/** One evaluation of `sequence` through the gate, its decode taking `ms`; resolves with its release time. */
+async function evaluate(gate: DecodeGate, clock: VirtualClock, sequence: object, ms: number, startBy?: number, signal?: AbortSignal): Promise<number> {
+  const ended = await gate.turn(sequence, true, startBy, signal);
+  const at = clock.now();
+  await clock.sleep(ms);
+  ended();
+  return at;
+}
+
+test("a decode gate: evaluations asked for while released ones run go in together when they end, the next release waiting for the sequences of the last (at most a tenth of a decode)", async () => {
+  const clock = new VirtualClock();
+  const gate = new DecodeGate(clock);
+  const [a, b, c] = [{}, {}, {}];
+  // a and b together (10 ms); c asks at 4 ms, while they run: it waits for them.
+  const first = [evaluate(gate, clock, a, 10), evaluate(gate, clock, b, 10)];
+  const late = clock.sleep(4).then(() => evaluate(gate, clock, c, 10));
+  assert.deepEqual(await Promise.all(first), [0, 0]);
+  // a comes straight back, b 0.5 ms later: the release waits for b (within 1 ms), c goes with them.
+  const again = [evaluate(gate, clock, a, 10), clock.sleep(0.5).then(() => evaluate(gate, clock, b, 10))];
+  assert.deepEqual([await late, ...(await Promise.all(again))], [10.5, 10.5, 10.5]);
+  assert.deepEqual([gate.releases, gate.released], [2, 5]);
+  // A sequence that does not come back holds the next release 1 ms at most.
+  const alone = await evaluate(gate, clock, a, 10);
+  assert.equal(alone, 20.5 + 1);
+});
+
+test("a decode gate: a call that must start now (startBy) goes at once; one aborted while it waits leaves the queue", async () => {
+  const clock = new VirtualClock();
+  const gate = new DecodeGate(clock);
+  const [a, b] = [{}, {}];
+  await Promise.all([evaluate(gate, clock, a, 10), evaluate(gate, clock, b, 10)]);
+  const due = await evaluate(gate, clock, a, 10, clock.now());
+  assert.equal(due, 10, "not held for b");
+  const gone = new AbortController();
+  const left = evaluate(gate, clock, b, 10, undefined, gone.signal);
+  gone.abort();
+  await assert.rejects(left, { name: "AbortError" });
+  assert.equal(await evaluate(gate, clock, a, 10), 20, "a's own decode ended; b left");
+});
+
+test("a decode gate: a release waits only for the sequences whose one-token steps the last one carried (one that verified a window drafts first)", async () => {
+  const clock = new VirtualClock();
+  const gate = new DecodeGate(clock);
+  const [a, b] = [{}, {}];
+  const window = async (sequence: object): Promise<number> => {
+    const ended = await gate.turn(sequence, false);
+    const at = clock.now();
+    await clock.sleep(10);
+    ended();
+    return at;
+  };
+  await Promise.all([evaluate(gate, clock, a, 10), window(b)]);
+  // a comes straight back, b (drafting) does not: a's release waits for no one.
+  assert.equal(await evaluate(gate, clock, a, 10), 10);
+});
