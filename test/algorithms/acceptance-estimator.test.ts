@@ -46,8 +46,6 @@ test("plain steps relax the estimate towards the prior", () => {
   const e = new AcceptanceEstimator(prior(undefined));
   for (let i = 0; i < 30; i++) e.decided(false);
   const low = e.rate();
-  const version = e.version;
   for (let i = 0; i < 50; i++) e.plainStep();
-  assert.ok(e.version > version, "readers see the change");
   assert.ok(e.rate() > low + 0.1 && e.rate() < TUNING.defaultPrior, `${low} -> ${e.rate()}`);
 });

@@ -17,8 +17,6 @@ export class AcceptanceEstimator {
   private readonly fast: DiscountedCounts;
   /** A change of context was detected: the long-run prior no longer speaks for this one. */
   private contextChanged = false;
-  /** Changes with every decided draft or plain step (readers cache what they derive). */
-  version = 0;
 
   constructor(
     private readonly prior: AcceptancePrior,
@@ -59,14 +57,12 @@ export class AcceptanceEstimator {
       this.recent.restartFrom(this.fast);
       this.contextChanged = true;
     }
-    this.version++;
   }
 
   /** A plain step: no draft is decided, so the estimate relaxes towards the prior. */
   plainStep(): void {
     this.recent.fade(this.tuning.plainDiscount);
     this.fast.fade(this.tuning.plainDiscount);
-    this.version++;
   }
 
   private priorRate(): number {
