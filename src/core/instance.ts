@@ -64,12 +64,14 @@ export interface EvalRequest {
   seed: number;
   stream: number;
   /**
-   * A scheduling hint: the latest time, on the runtime's clock, the pass should start for the
+   * A scheduling hint: how long, from the call, the pass may wait before it starts for the
    * caller to keep its bound (DSI: commit no later than non-SI). A device that holds a pass to
-   * batch sequences (models/batch-device.ts) holds none past it; others ignore it. Never sent
-   * to a worker (another process's clock).
+   * batch sequences (a modelled one: models/batch-device.ts; a llama context's target
+   * sequences: models/decode-gate.ts) holds none longer; others ignore it. Relative, so that
+   * no clock need be shared: a llama context outlives the runtimes (and clocks) it serves.
+   * Never sent to a worker.
    */
-  startBy?: number;
+  mayWaitMs?: number;
 }
 
 export interface ModelInstance {

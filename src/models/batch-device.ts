@@ -23,7 +23,7 @@
  * it (as a modelled instance of one sequence stops at once).
  */
 import { abortReason } from "../runtime/abort.js";
-import type { Clock } from "../runtime/clock.js";
+import { afterThisInstant, type Clock } from "../runtime/clock.js";
 import { passMs, type ModelLatency } from "./latency.js";
 import type { SharedDevice } from "./shared-device.js";
 
@@ -37,11 +37,13 @@ export interface PassRequest {
   first: boolean;
   /** The sequence asking (an object that stands for it): a pass waits for those of the pass before it. */
   sequence?: object;
-  /** The latest time its pass should start (`EvalRequest.startBy`): no pass is held for others past it. */
-  startBy?: number;
+  /** How long its pass may wait, from the call (`EvalRequest.mayWaitMs`): no pass is held for others longer. */
+  mayWaitMs?: number;
 }
 
 interface Member extends PassRequest {
+  /** The latest its pass should start (the call's time plus `mayWaitMs`). */
+  startBy: number;
   resolve: () => void;
   reject: (err: unknown) => void;
   signal?: AbortSignal;
@@ -59,7 +61,7 @@ export class BatchDevice {
   /** The sequences the last pass served (each is expected to ask again), those that asked since it ended, and the wake-up of a gather. */
   private served = new Set<object>();
   private asked = new Set<object>();
-  /** Wakes a gather: someone asked (every sequence may be back, or a sooner `startBy` came). */
+  /** Wakes a gather: someone asked (every sequence may be back, or a sooner deadline came). */
   private gathered: (() => void) | undefined;
   /** Passes run so far, and the sequences' shares they carried (for tests and stats). */
   passes = 0;
@@ -85,7 +87,7 @@ export class BatchDevice {
   pass(req: PassRequest, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     return new Promise<void>((resolve, reject) => {
-      const m: Member = { ...req, resolve, reject, signal };
+      const m: Member = { ...req, startBy: this.clock.now() + (req.mayWaitMs ?? Infinity), resolve, reject, signal };
       if (signal) {
         m.onAbort = () => {
           const at = this.waiting.indexOf(m);
@@ -111,20 +113,19 @@ export class BatchDevice {
   /**
    * Until every sequence the last pass served has asked again, or `GATHER_SHARE` of a step has
    * gone by (a sequence may not come back: its generation ended, or it waits for drafts), but
-   * past no waiting request's `startBy`: those that come straight back, at the same instant,
-   * always join. (Before, a DSI generation at non-SI's pace waited with the others for one that
-   * waited for its next draft: each pass started a drafter step late, and its commits fell
-   * behind non-SI's by that much per step.)
+   * no longer than any waiting request may wait (`mayWaitMs`): those that come straight back,
+   * in the same instant, always join. (Before, a DSI generation at non-SI's pace waited with the
+   * others for one that waited for its next draft: each pass started a drafter step late, and
+   * its commits fell behind non-SI's by that much per step.)
    */
   private async gather(): Promise<void> {
     const bound = GATHER_SHARE * this.latency.tpotMs;
     if (this.allBack() || !(bound > 0)) return;
     const end = this.clock.now() + bound;
-    let sameInstant = true;
+    await afterThisInstant(this.clock);
     while (!this.allBack()) {
-      const until = sameInstant ? this.clock.now() : Math.min(end, ...this.waiting.map((m) => m.startBy ?? Infinity));
-      if (!sameInstant && until <= this.clock.now()) return;
-      sameInstant = false;
+      const until = Math.min(end, ...this.waiting.map((m) => m.startBy));
+      if (until <= this.clock.now()) return;
       const wake = new AbortController();
       this.gathered = () => wake.abort();
       try {

@@ -11,20 +11,21 @@
  * wait; when the last released one ends, the next release waits for the sequences whose
  * one-token steps it carried to ask again (a plain step's generation asks again at once; one
  * that verified a window drafts first), at most `GATHER_SHARE` of a recent decode, and never
- * past the earliest `startBy` of those waiting (`EvalRequest.startBy`: DSI's task that must
+ * longer than any of those waiting may wait (`EvalRequest.mayWaitMs`: DSI's task that must
  * start now to keep its bound goes at once). Measured through `dsi serve` (2 targets x 8
  * sequences, default GGUF pair, one thread each), paired runs: non-SI +11-36% tokens/s at 4,
  * 8 and 16 streams; waiting for every sequence, SI's windows lost up to 13% at 4.
  */
 import { abortReason } from "../runtime/abort.js";
-import { RealClock, type Clock } from "../runtime/clock.js";
+import { afterThisInstant, RealClock, type Clock } from "../runtime/clock.js";
 import { GATHER_SHARE } from "./batch-device.js";
 
 interface Waiter {
   sequence: object;
   /** A one-token step: its sequence is expected back at once. */
   step: boolean;
-  startBy: number | undefined;
+  /** The latest it should go in (the call's time plus `mayWaitMs`). */
+  startBy: number;
   go: () => void;
   signal?: AbortSignal;
   onAbort?: () => void;
@@ -56,14 +57,14 @@ export class DecodeGate {
    * it has ended (once); `step`: it evaluates one token (a plain step). Rejects when `signal`
    * aborts first (the evaluation leaves the queue).
    */
-  turn(sequence: object, step: boolean, startBy?: number, signal?: AbortSignal): Promise<() => void> {
+  turn(sequence: object, step: boolean, mayWaitMs?: number, signal?: AbortSignal): Promise<() => void> {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     return new Promise<() => void>((resolve, reject) => {
       let ended = false;
       const w: Waiter = {
         sequence,
         step,
-        startBy,
+        startBy: this.clock.now() + (mayWaitMs ?? Infinity),
         signal,
         go: () =>
           resolve(() => {
@@ -111,16 +112,16 @@ export class DecodeGate {
     try {
       const bound = GATHER_SHARE * (this.decodeMs ?? 0);
       const end = this.clock.now() + bound;
-      // (Those that come straight back ask in this turn's continuations: after them. A virtual
-      // clock's instant ends when they have run; a real clock's turn, at the next check phase.)
-      await (this.clock.kind === "virtual" ? this.clock.sleep(0) : new Promise<void>((r) => setImmediate(r)));
+      // (Those that come straight back ask in this instant's continuations: after them.)
+      await afterThisInstant(this.clock);
       while (!this.allBack() && this.waiting.length > 0) {
-        const until = Math.min(end, ...this.waiting.map((w) => w.startBy ?? Infinity));
+        const until = Math.min(end, ...this.waiting.map((w) => w.startBy));
         if (until <= this.clock.now()) break;
         const wake = new AbortController();
         this.wake = () => wake.abort();
         try {
-          await this.clock.sleep(until - this.clock.now(), wake.signal);
+          // (No need to be punctual: a real clock's short sleeps would spin on the main thread.)
+          await this.clock.sleep(until - this.clock.now(), wake.signal, { coarse: true });
         } catch {
           // (Someone asked: look again.)
         } finally {

@@ -193,7 +193,7 @@ export class LatencyInstance implements ModelInstance {
     const first = !this.warm;
     if (this.batch) {
       this.warm = true;
-      await this.batch.pass({ outputs: outputs.length, read, first, sequence: this, ...(req.startBy !== undefined ? { startBy: req.startBy } : {}) }, signal);
+      await this.batch.pass({ outputs: outputs.length, read, first, sequence: this, ...(req.mayWaitMs !== undefined ? { mayWaitMs: req.mayWaitMs } : {}) }, signal);
     } else {
       const ms = this.cost(outputs.length, read);
       this.warm = true;

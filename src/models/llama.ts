@@ -527,7 +527,7 @@ export class LlamaInstance implements ModelInstance {
     for (let at = 0; at < items.length; at += this.evalChunk) {
       if (at > 0 && signal?.aborted) throw new AbortError(); // preempted catch-up: stop between passes
       const chunk = items.slice(at, at + this.evalChunk);
-      const ended = await this.shared.gate?.turn(this, items.length === 1, req.startBy, signal);
+      const ended = await this.shared.gate?.turn(this, items.length === 1, req.mayWaitMs, signal);
       let got: typeof results;
       try {
         got = (await this.sequence.controlledEvaluate(chunk as never)) as typeof results;

@@ -17,8 +17,20 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal, options?: SleepOptions): Promise<void>;
 }
 
+/**
+ * Resolves once every continuation runnable now has run: on a virtual clock at the end of
+ * this instant (`sleep(0)`), on the real clock at the event loop's next check phase
+ * (`RealClock.sleep(0)` returns at once, and a promise alone would not let other chains of
+ * continuations finish).
+ */
+export function afterThisInstant(clock: Clock): Promise<void> {
+  return clock.kind === "virtual" ? clock.sleep(0) : new Promise<void>((resolve) => setImmediate(resolve));
+}
+
 export interface SleepOptions {
   background?: boolean;
+  /** The real clock need not be punctual (it spins through the last ms otherwise): a wait bounded for efficiency, not timing. */
+  coarse?: boolean;
 }
 
 export class RealClock implements Clock {
@@ -42,6 +54,7 @@ export class RealClock implements Clock {
     const deadline = performance.now() + ms;
     try {
       if (options?.background) return await delay(ms, undefined, { signal, ref: false });
+      if (options?.coarse) return await delay(ms, undefined, { signal });
       if (ms > SPIN_MS + 1) await delay(ms - SPIN_MS, undefined, { signal });
       while (performance.now() < deadline) {
         await nextTurn(undefined, { signal });

@@ -176,6 +176,8 @@ export interface PoolMember {
   room(lease: Lease): number;
   /** Whether other generations take part in the passes of this member's home instance (their tasks, or their own homes). */
   homeShared(): boolean;
+  /** `room` for a task at the member's home (its frontier task's instance); unbounded without a home. */
+  homeRoom(): number;
   /** Leaves the pool (the generation ended); its reserve goes back to the others. Idempotent. */
   leave(): void;
 }
@@ -189,6 +191,7 @@ interface MemberHost {
   suits(m: Member, lease: Lease, claim: Claim): boolean;
   room(m: Member, lease: Lease): number;
   homeShared(m: Member): boolean;
+  homeRoom(m: Member): number;
   leave(m: Member): void;
 }
 
@@ -240,6 +243,10 @@ class Member implements PoolMember {
 
   homeShared(): boolean {
     return this.host.homeShared(this);
+  }
+
+  homeRoom(): number {
+    return this.host.homeRoom(this);
   }
 
   leave(): void {
@@ -302,7 +309,8 @@ export class TargetPool {
     acquire: (m, claim, signal) => this.acquireFor(m, claim, signal),
     available: (m) => this.availableTo(m),
     suits: (m, lease, claim) => this.suits(m, lease, claim),
-    room: (m, lease) => this.roomFor(m, lease),
+    room: (m, lease) => this.roomFor(m, this.instanceOf(lease.index)),
+    homeRoom: (m) => (m.home === undefined ? Infinity : this.roomFor(m, m.home)),
     homeShared: (m) => m.home !== undefined && this.positionsIn[m.home] > this.presence(m, m.home),
     leave: (m) => this.remove(m),
   };
@@ -514,10 +522,11 @@ export class TargetPool {
    * With several sequences per instance, where a member's claim may go: an instance it holds
    * nothing on (its tasks run in parallel only on separate devices: two of them on one
    * instance would share its compute, which DSI's lanes do not assume), and for anything but
-   * its own frontier claim (a window, a second frontier task) one that runs no other member's
-   * task either, unless the device shares passes freely (speculation takes only compute no one else uses:
-   * on a device whose pass grows with its tokens a window beside another generation's task
-   * slows that task, and a frontier task beside it keeps no bound).
+   * its own frontier claim (a window, a second frontier task) one no other live member comes
+   * back to (its home) that runs no other member's task either, unless its passes have room
+   * for a draft (`spareFor`; speculation takes only compute no one else uses: on a device
+   * whose pass grows with its tokens a window beside another generation's task slows that
+   * task, and a frontier task beside it keeps no bound).
    */
   private openTo(m: Member, claim: Claim, instance: number): boolean {
     if (m.onInstance.has(instance)) return false;
@@ -528,8 +537,8 @@ export class TargetPool {
 
   /**
    * The speculation rule of `openTo` and `suits`: an instance no other live generation comes
-   * back to, running no other generation's task (`othersBusy` of them) unless passes take
-   * tokens freely.
+   * back to, running no other generation's task (`othersBusy` of them) unless its passes have
+   * room for a draft beside theirs (`roomOn`: positions at the cost of one left).
    */
   private spareFor(m: Member, instance: number, othersBusy: number): boolean {
     return (othersBusy === 0 || this.roomOn(m, instance) >= 2) && !this.homeOfAnother(m, instance);
@@ -543,10 +552,9 @@ export class TargetPool {
     return this.freePositions - (this.positionsIn[instance] - this.presence(m, instance));
   }
 
-  /** `PoolMember.room`. */
-  private roomFor(m: Member, lease: Lease): number {
+  /** `PoolMember.room` of a task on the instance. */
+  private roomFor(m: Member, instance: number): number {
     if (this.sequences === 1 || !this.sharesFreely) return Infinity;
-    const instance = this.instanceOf(lease.index);
     return this.positionsIn[instance] === this.presence(m, instance) ? Infinity : this.roomOn(m, instance);
   }
 
@@ -777,8 +785,9 @@ export class TargetPool {
    * tokens: the call sends and evaluates only new ones). Else, with several sequences per
    * instance, a sequence to make before an idle one another live member used last (a new one
    * costs no re-read; a taken one costs its owner one), and between an idle sequence and one to
-   * make, the one on the instance with fewer busy sequences (not counting those being made:
-   * they would count against the very instance the claim waits for) (generations spread
+   * make, the one on the less crowded instance (`crowding`: other generations' homes, then busy
+   * sequences, not counting those being made: they would count against the very instance the
+   * claim waits for) (generations spread
    * over devices: before, a generation took the first idle sequence, and four clients sending
    * requests back to back all stayed on the instance made first). With one sequence per
    * instance: an idle instance, else one to make.
@@ -799,7 +808,7 @@ export class TargetPool {
    * Which idle sequence a member gets (`placeFor` decides between it and making one): one it
    * used last (for a frontier claim, the one at its home first), else one no live member used
    * last, else any; among those, on the instance
-   * with the fewest busy sequences, lowest index first; -1 when none is idle. With several sequences
+   * least crowded (`crowding`), lowest index first; -1 when none is idle. With several sequences
    * per instance only sequences on instances open to the claim count (`openTo`). The policy
    * above decides who is served; this only decides which sequence.
    */
@@ -827,8 +836,8 @@ export class TargetPool {
 
   /**
    * Which sequence to make for a member's claim: on an instance open to it (`openTo`), the one
-   * with the fewest sequences busy or being made (spread over devices), lowest index first;
-   * -1 if none.
+   * with the fewest other generations' homes, then sequences busy or being made (spread over
+   * devices), lowest index first; -1 if none.
    */
   private emptyFor(m: Member, claim: Claim): number {
     let best = -1;

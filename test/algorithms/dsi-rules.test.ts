@@ -15,6 +15,7 @@ function view(o: Partial<FrontierView> = {}): FrontierView {
     lastDraftable: 100,
     freeInstances: 2,
     sharedPasses: false,
+    homeRoom: Infinity,
     running: [],
     done: [],
     costs: new TaskCosts(),
@@ -36,6 +37,8 @@ function costs(step: number, drafts: number, window: number): TaskCosts {
 test("frontier rule: a task on f with the drafts ready there (at most L) when nothing running or done covers f", () => {
   assert.deepEqual(frontierRule(view({ draftsReady: 5 })), { start: 10, drafts: 3, rule: "frontier" });
   assert.deepEqual(frontierRule(view({ draftsReady: 1 })), { start: 10, drafts: 1, rule: "frontier" });
+  assert.deepEqual(frontierRule(view({ draftsReady: 5, homeRoom: 3 })), { start: 10, drafts: 2, rule: "frontier" }, "no more than the home's passes have room for");
+  assert.deepEqual(frontierRule(view({ draftsReady: 5, homeRoom: 0 })), { start: 10, drafts: 0, rule: "frontier" }, "others fill them: a plain step");
   assert.deepEqual(frontierRule(view()), { start: 10, drafts: 0, rule: "frontier" }, "no draft: a plain step");
   // A task covers start..start+drafts (its last output decides the position past its drafts).
   assert.equal(frontierRule(view({ running: [task(7, 3)] })), undefined, "a running window's last output is at f");
@@ -60,6 +63,8 @@ test("slack rule: a short frontier task on the last free instance waits for more
   // now and wait for it first, so it keeps a second window's time.
   assert.equal(slackRule({ ...waiting, sharedPasses: true }, plan), 40);
   assert.equal(slackRule({ ...waiting, sharedPasses: true, now: 40 }, plan), undefined);
+  // Room for one draft at home: a task with one does not wait for more.
+  assert.equal(slackRule({ ...waiting, homeRoom: 2 }, plan), undefined);
   // No instance free at all: the task claims its instance now (the claim keeps its place).
   assert.equal(slackRule({ ...waiting, freeInstances: 0 }, plan), undefined);
 });

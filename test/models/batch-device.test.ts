@@ -70,28 +70,33 @@ test("a batch device: two sequences out of step come into step, the next pass wa
   assert.equal(e.passes, passes, "before, an empty pass ran, costing a step");
 });
 
-test("a batch device: a pass is held for the sequences of the one before no later than the earliest start a waiting call asks for (startBy); those that come straight back still join", async () => {
+test("a batch device: a pass is held for the sequences of the one before no longer than a waiting call may wait (mayWaitMs); those that come straight back, in the same instant, still join", async () => {
   const clock = new VirtualClock();
-  const [a, b] = [{}, {}];
-  /** Both sequences in one pass; then b asks again at once (due: startBy now, or no bound), a 0.5 ms later. */
-  const after = async (startBy: number | undefined): Promise<{ a: number; b: number }> => {
+  const [a, b, c] = [{}, {}, {}];
+  /** Both sequences in one pass; then b asks again at once (it may wait `mayWaitMs`, or any time), a 0.5 ms later. */
+  const after = async (mayWaitMs: number | undefined): Promise<{ a: number; b: number }> => {
     const d = new BatchDevice(clock, CPU);
     await Promise.all([d.pass({ outputs: 1, read: 1, first: false, sequence: a }), d.pass({ outputs: 1, read: 1, first: false, sequence: b })]);
     const t0 = clock.now();
-    const bEnd = d.pass({ outputs: 1, read: 1, first: false, sequence: b, ...(startBy !== undefined ? { startBy: clock.now() + startBy } : {}) }).then(() => clock.now() - t0);
+    const bEnd = d.pass({ outputs: 1, read: 1, first: false, sequence: b, ...(mayWaitMs !== undefined ? { mayWaitMs } : {}) }).then(() => clock.now() - t0);
     const aEnd = clock.sleep(0.5).then(() => d.pass({ outputs: 1, read: 1, first: false, sequence: a })).then(() => clock.now() - t0);
     return { a: await aEnd, b: await bEnd };
   };
   assert.deepEqual(await after(undefined), { a: 0.5 + 14, b: 0.5 + 14 }, "without a bound b waits for a: one pass of two tokens");
   // (a's own pass then waits its 1 ms for b, which does not come back.)
   assert.deepEqual(await after(0), { a: 10 + 1 + 10, b: 10 }, "b's pass may not wait: it goes alone, a takes the next");
-  assert.deepEqual(await after(0.25), { a: 0.25 + 10 + 1 + 10, b: 0.25 + 10 }, "held until b's start at the latest");
-  // A sequence that comes straight back, at the same instant, joins a due call's pass.
+  assert.deepEqual(await after(0.25), { a: 0.25 + 10 + 1 + 10, b: 0.25 + 10 }, "held until b must start at the latest");
+  // Two sequences that come straight back, through chains of continuations of any length,
+  // join a pass that may not wait: the first to ask does not cut the instant short.
   const d = new BatchDevice(clock, CPU);
-  await Promise.all([d.pass({ outputs: 1, read: 1, first: false, sequence: a }), d.pass({ outputs: 1, read: 1, first: false, sequence: b })]);
+  await Promise.all([a, b, c].map((sequence) => d.pass({ outputs: 1, read: 1, first: false, sequence })));
   const t0 = clock.now();
-  await Promise.all([d.pass({ outputs: 1, read: 1, first: false, sequence: b, startBy: clock.now() }), Promise.resolve().then(() => d.pass({ outputs: 1, read: 1, first: false, sequence: a }))]);
-  assert.equal(clock.now() - t0, 14, "one pass of both");
+  const later = async (sequence: object, hops: number): Promise<void> => {
+    for (let i = 0; i < hops; i++) await Promise.resolve();
+    await d.pass({ outputs: 1, read: 1, first: false, sequence });
+  };
+  await Promise.all([d.pass({ outputs: 1, read: 1, first: false, sequence: b, mayWaitMs: 0 }), later(a, 1), later(c, 20)]);
+  assert.equal(clock.now() - t0, 18, "one pass of all three");
 });
 
 test("a batch device: a call aborted while it waits leaves the batch (it costs nothing); one aborted while its pass runs returns at once, the others at the pass's end", async () => {

@@ -1,7 +1,7 @@
 /**
  * The decode gate of a llama context's target sequences (decode-gate.ts), in virtual time:
  * evaluations go into the context together, a release waits (briefly) for the sequences of
- * the one before, and no longer than a waiting call's `startBy`.
+ * the one before, and no longer than a waiting call may wait (`mayWaitMs`).
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -9,8 +9,8 @@ import { DecodeGate } from "../../src/models/decode-gate.js";
 import { VirtualClock } from "../../src/runtime/clock.js";
 
 /** One evaluation of `sequence` through the gate, its decode taking `ms`; resolves with its release time. */
-async function evaluate(gate: DecodeGate, clock: VirtualClock, sequence: object, ms: number, startBy?: number, signal?: AbortSignal): Promise<number> {
-  const ended = await gate.turn(sequence, true, startBy, signal);
+async function evaluate(gate: DecodeGate, clock: VirtualClock, sequence: object, ms: number, mayWaitMs?: number, signal?: AbortSignal): Promise<number> {
+  const ended = await gate.turn(sequence, true, mayWaitMs, signal);
   const at = clock.now();
   await clock.sleep(ms);
   ended();
@@ -34,12 +34,12 @@ test("a decode gate: evaluations asked for while released ones run go in togethe
   assert.equal(alone, 20.5 + 1);
 });
 
-test("a decode gate: a call that must start now (startBy) goes at once; one aborted while it waits leaves the queue", async () => {
+test("a decode gate: a call that must start now (mayWaitMs 0) goes at once; one aborted while it waits leaves the queue", async () => {
   const clock = new VirtualClock();
   const gate = new DecodeGate(clock);
   const [a, b] = [{}, {}];
   await Promise.all([evaluate(gate, clock, a, 10), evaluate(gate, clock, b, 10)]);
-  const due = await evaluate(gate, clock, a, 10, clock.now());
+  const due = await evaluate(gate, clock, a, 10, 0);
   assert.equal(due, 10, "not held for b");
   const gone = new AbortController();
   const left = evaluate(gate, clock, b, 10, undefined, gone.signal);

@@ -406,3 +406,27 @@ test("sequences: what a task may carry of passes other generations share (room):
   assert.equal(c.homeShared(), true);
   for (const l of [c1, d1]) l.release();
 });
+
+test("sequences: room follows a generation that leaves while its task runs, a lease retired, and ignores a declaration after release", () => {
+  const p = new TargetPool({ size: 1, sequences: 4, vocabSize: 16, eosToken: undefined, freePositions: 8, create: (i) => pair.instance("target", `target-${i}`) });
+  const [a, b] = [p.join(), p.join()];
+  const a1 = a.tryAcquire("frontier")!;
+  const b1 = b.tryAcquire("frontier")!;
+  b1.carry(3);
+  assert.equal(a.room(a1), 8 - 3);
+  b.leave();
+  assert.equal(a.room(a1), 8 - 3, "b's task still runs: its positions still count");
+  b1.carry(9);
+  assert.equal(a.room(a1), 8 - 9, "below 1: others fill the pass");
+  b1.release();
+  assert.equal(a.room(a1), Infinity, "b is gone, home and task");
+  b1.carry(5);
+  assert.equal(a.room(a1), Infinity, "a declaration after release counts for nothing");
+  const c = p.join();
+  const c1 = c.tryAcquire("frontier")!;
+  assert.equal(a.room(a1), 8 - 1);
+  c1.retire("its worker died");
+  c.leave();
+  assert.equal(a.room(a1), Infinity);
+  a1.release();
+});

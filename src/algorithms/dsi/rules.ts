@@ -71,6 +71,11 @@ export interface FrontierView {
    * (its home): one sent after a pass there started waits for that pass first.
    */
   sharedPasses: boolean;
+  /**
+   * Positions a frontier task at home may carry (drafts + 1) in passes other generations share
+   * (`PoolMember.homeRoom`; unbounded where none does): the rules neither plan nor wait for more.
+   */
+  homeRoom: number;
   /** Tasks evaluating now. */
   running: Iterable<TaskInView>;
   /** Tasks finished whose outputs are not applied yet (the frontier has not reached them). */
@@ -86,12 +91,12 @@ const covers = (t: TaskInView, p: number): boolean => t.start <= p && p <= t.sta
 export function frontierRule(v: FrontierView): TaskPlan | undefined {
   for (const t of v.running) if (covers(t, v.frontier)) return undefined;
   for (const t of v.done) if (covers(t, v.frontier)) return undefined;
-  return { start: v.frontier, drafts: Math.min(v.lookahead, v.draftsReady), rule: "frontier" };
+  return { start: v.frontier, drafts: Math.max(0, Math.min(v.lookahead, v.draftsReady, v.homeRoom - 1)), rule: "frontier" };
 }
 
 /** Slack rule: until when a short frontier task may wait for more drafts; undefined: go now. */
 export function slackRule(v: FrontierView, plan: TaskPlan): number | undefined {
-  if (!v.patient || plan.drafts >= v.lookahead || v.freeInstances !== 1) return undefined;
+  if (!v.patient || plan.drafts >= Math.min(v.lookahead, v.homeRoom - 1) || v.freeInstances !== 1) return undefined;
   if (v.frontier + v.draftsReady >= v.lastDraftable) return undefined; // no more drafts will come
   const window = v.costs.slowestMs(v.lookahead);
   const deadline = v.nonSiCommitAt(v.frontier);

@@ -85,6 +85,7 @@ class DsiRun {
       lastDraftable: 0,
       freeInstances: 0,
       sharedPasses: false,
+      homeRoom: Infinity,
       running: this.running,
       done: this.done,
       costs: ctx.rt.learned.costs,
@@ -236,19 +237,20 @@ class DsiRun {
     // with another's had "no free instance", never waited for drafts and made plain steps.)
     v.freeInstances = this.ctx.member.available() + (this.spareLease ? 1 : 0);
     v.sharedPasses = this.ctx.member.homeShared();
+    v.homeRoom = this.ctx.member.homeRoom();
     v.done = this.done; // replaced, not changed in place, by apply and newEpoch
     return v;
   }
 
   /**
-   * The latest a task's pass should start for its first output to commit no later than non-SI
-   * would (`EvalRequest.startBy`): now while either estimate is unknown.
+   * How long a task's pass may wait before it starts for its first output to commit no later
+   * than non-SI would (`EvalRequest.mayWaitMs`): the pass's quickest recent cost before
+   * non-SI's commit; 0 while either estimate is unknown.
    */
-  private startBy(plan: TaskPlan): number {
+  private mayWaitMs(plan: TaskPlan): number {
     const commitBy = this.nonSiCommitAt(plan.start);
     const cost = this.ctx.rt.learned.costs.quickestMs(plan.drafts) ?? this.ctx.rt.learned.costs.slowestMs(plan.drafts);
-    const now = this.ctx.rt.clock.now();
-    return commitBy !== undefined && cost !== undefined ? Math.max(now, commitBy - cost) : now;
+    return commitBy !== undefined && cost !== undefined ? Math.max(0, commitBy - cost - this.ctx.rt.clock.now()) : 0;
   }
 
   /**
@@ -374,7 +376,7 @@ class DsiRun {
       ...(plan.rule === "guard" ? { guard: true as const } : {}),
     });
     const req = ctx.request(new TokenView(ctx.seq, this.f, tokens), plan.start, "target");
-    req.startBy = this.startBy(plan);
+    req.mayWaitMs = this.mayWaitMs(plan);
     // Whatever happens in the handlers (a verifier or backend that throws) fails the
     // generation; `p` itself never rejects.
     const p = ctx
