@@ -37,12 +37,11 @@ export interface PassRequest {
   first: boolean;
   /** The sequence asking (an object that stands for it): a pass waits for those of the pass before it. */
   sequence?: object;
-  /** How long its pass may wait, from the call (`EvalRequest.mayWaitMs`): no pass is held for others longer. */
-  mayWaitMs?: number;
+  /** The latest its pass should start (the evaluation's call plus `EvalRequest.mayWaitMs`): no pass is held for others past it. */
+  startBy?: number;
 }
 
 interface Member extends PassRequest {
-  /** The latest its pass should start (the call's time plus `mayWaitMs`). */
   startBy: number;
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -87,7 +86,7 @@ export class BatchDevice {
   pass(req: PassRequest, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     return new Promise<void>((resolve, reject) => {
-      const m: Member = { ...req, startBy: this.clock.now() + (req.mayWaitMs ?? Infinity), resolve, reject, signal };
+      const m: Member = { ...req, startBy: req.startBy ?? Infinity, resolve, reject, signal };
       if (signal) {
         m.onAbort = () => {
           const at = this.waiting.indexOf(m);
@@ -142,8 +141,8 @@ export class BatchDevice {
   private async dispatch(): Promise<void> {
     this.running = true;
     try {
-      // Requests of the same instant join the first pass (the next macrotask of the clock).
-      await this.clock.sleep(0);
+      // Requests of the same instant join the first pass.
+      await afterThisInstant(this.clock);
       while (this.waiting.length > 0) {
         await this.gather();
         // (Everyone waiting may have left meanwhile: no pass for no one.)

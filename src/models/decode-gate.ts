@@ -42,7 +42,8 @@ export class DecodeGate {
   private releasedAt = 0;
   /** Running mean of a release's time to its last evaluation's end, ms. */
   private decodeMs: number | undefined;
-  /** The sequences of the last release, and those that asked since it ended. */
+  /** The sequences of the last release (`released`: all; `served`: those of one-token steps, waited for), and those that asked since. */
+  private releasedLast = new Set<object>();
   private served = new Set<object>();
   private asked = new Set<object>();
   private wake: (() => void) | undefined;
@@ -57,14 +58,14 @@ export class DecodeGate {
    * it has ended (once); `step`: it evaluates one token (a plain step). Rejects when `signal`
    * aborts first (the evaluation leaves the queue).
    */
-  turn(sequence: object, step: boolean, mayWaitMs?: number, signal?: AbortSignal): Promise<() => void> {
+  turn(sequence: object, step: boolean, startBy = Infinity, signal?: AbortSignal): Promise<() => void> {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     return new Promise<() => void>((resolve, reject) => {
       let ended = false;
       const w: Waiter = {
         sequence,
         step,
-        startBy: this.clock.now() + (mayWaitMs ?? Infinity),
+        startBy,
         signal,
         go: () =>
           resolve(() => {
@@ -102,9 +103,19 @@ export class DecodeGate {
     void this.release();
   }
 
-  private allBack(): boolean {
-    for (const q of this.served) if (!this.asked.has(q)) return false;
+  /** Whether every sequence of `of` has asked again since the last release. */
+  private back(of: ReadonlySet<object>): boolean {
+    for (const q of of) if (!this.asked.has(q)) return false;
     return true;
+  }
+
+  private allBack(): boolean {
+    return this.back(this.served);
+  }
+
+  /** The gate's clock (a caller turns `EvalRequest.mayWaitMs` into `turn`'s `startBy` on it as its call arrives). */
+  now(): number {
+    return this.clock.now();
   }
 
   /** Waits for the last release's sequences (bounded, see above), then lets everyone waiting in. */
@@ -112,12 +123,12 @@ export class DecodeGate {
     try {
       const bound = GATHER_SHARE * (this.decodeMs ?? 0);
       const end = this.clock.now() + bound;
-      // (Those that come straight back, or ask at once beside this one, do so in this
-      // instant's continuations: after them. On the real clock that is the event loop's next
-      // turn, not free: when everyone is back it goes at once, or a lone stream's step would
-      // wait for it, 7% of a 5.5 ms step through the server. A newcomer of the same instant
-      // then takes the next release.)
-      if (!this.allBack() || this.clock.kind === "virtual") await afterThisInstant(this.clock);
+      // (Those that come straight back do so in this instant's continuations: after them,
+      // windows' sequences too, which are not waited for past it. On the real clock that is
+      // the event loop's next turn, not free: when every sequence of the last release is back
+      // it goes at once, or a lone stream's steps would wait for it, 7% of a 5.5 ms step
+      // through the server.)
+      if (this.releasedLast.size === 0 || !this.back(this.releasedLast) || this.clock.kind === "virtual") await afterThisInstant(this.clock);
       while (!this.allBack() && this.waiting.length > 0) {
         const until = Math.min(end, ...this.waiting.map((w) => w.startBy));
         if (until <= this.clock.now()) break;
@@ -135,6 +146,7 @@ export class DecodeGate {
     } finally {
       const batch = this.waiting;
       this.waiting = [];
+      this.releasedLast = new Set(batch.map((w) => w.sequence));
       this.served = new Set(batch.filter((w) => w.step).map((w) => w.sequence));
       this.asked = new Set();
       this.out += batch.length;

@@ -188,12 +188,14 @@ export class LatencyInstance implements ModelInstance {
   }
 
   async evaluate(req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
+    // (How long a shared pass may be held counts from the call.)
+    const startBy = this.clock.now() + (req.mayWaitMs ?? Infinity);
     const outputs = await this.inner.evaluate(req, signal);
     const read = this.read(req.tokens, req.from);
     const first = !this.warm;
     if (this.batch) {
       this.warm = true;
-      await this.batch.pass({ outputs: outputs.length, read, first, sequence: this, ...(req.mayWaitMs !== undefined ? { mayWaitMs: req.mayWaitMs } : {}) }, signal);
+      await this.batch.pass({ outputs: outputs.length, read, first, sequence: this, startBy }, signal);
     } else {
       const ms = this.cost(outputs.length, read);
       this.warm = true;

@@ -466,7 +466,9 @@ export class LlamaInstance implements ModelInstance {
     // A view is immutable (O(1) to keep); anything else is copied now: the caller may reuse
     // its arrays once we return.
     const tokens: TokenSequence = req.tokens instanceof TokenView ? req.tokens : req.tokens.slice();
-    return this.serialise(() => this.run(tokens, req, signal));
+    // (How long the pass may be held counts from now, not from when the queue lets it run.)
+    const startBy = req.mayWaitMs !== undefined && this.shared.gate ? this.shared.gate.now() + req.mayWaitMs : Infinity;
+    return this.serialise(() => this.run(tokens, req, startBy, signal));
   }
 
   /**
@@ -495,7 +497,7 @@ export class LlamaInstance implements ModelInstance {
     });
   }
 
-  private async run(tokens: TokenSequence, req: EvalRequest, signal?: AbortSignal): Promise<PositionOutput[]> {
+  private async run(tokens: TokenSequence, req: EvalRequest, startBy: number, signal?: AbortSignal): Promise<PositionOutput[]> {
     if (signal?.aborted) throw new AbortError();
     checkRequest(req);
     // node-llama-cpp keeps one cell free and, on a full context, silently drops early tokens
@@ -527,7 +529,7 @@ export class LlamaInstance implements ModelInstance {
     for (let at = 0; at < items.length; at += this.evalChunk) {
       if (at > 0 && signal?.aborted) throw new AbortError(); // preempted catch-up: stop between passes
       const chunk = items.slice(at, at + this.evalChunk);
-      const ended = await this.shared.gate?.turn(this, items.length === 1, req.mayWaitMs, signal);
+      const ended = await this.shared.gate?.turn(this, items.length === 1, startBy, signal);
       let got: typeof results;
       try {
         got = (await this.sequence.controlledEvaluate(chunk as never)) as typeof results;

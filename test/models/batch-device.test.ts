@@ -70,7 +70,7 @@ test("a batch device: two sequences out of step come into step, the next pass wa
   assert.equal(e.passes, passes, "before, an empty pass ran, costing a step");
 });
 
-test("a batch device: a pass is held for the sequences of the one before no longer than a waiting call may wait (mayWaitMs); those that come straight back, in the same instant, still join", async () => {
+test("a batch device: a pass is held for the sequences of the one before no later than a waiting call must start (startBy: its evaluation's call plus mayWaitMs); those that come straight back, in the same instant, still join", async () => {
   const clock = new VirtualClock();
   const [a, b, c] = [{}, {}, {}];
   /** Both sequences in one pass; then b asks again at once (it may wait `mayWaitMs`, or any time), a 0.5 ms later. */
@@ -78,7 +78,7 @@ test("a batch device: a pass is held for the sequences of the one before no long
     const d = new BatchDevice(clock, CPU);
     await Promise.all([d.pass({ outputs: 1, read: 1, first: false, sequence: a }), d.pass({ outputs: 1, read: 1, first: false, sequence: b })]);
     const t0 = clock.now();
-    const bEnd = d.pass({ outputs: 1, read: 1, first: false, sequence: b, ...(mayWaitMs !== undefined ? { mayWaitMs } : {}) }).then(() => clock.now() - t0);
+    const bEnd = d.pass({ outputs: 1, read: 1, first: false, sequence: b, ...(mayWaitMs !== undefined ? { startBy: clock.now() + mayWaitMs } : {}) }).then(() => clock.now() - t0);
     const aEnd = clock.sleep(0.5).then(() => d.pass({ outputs: 1, read: 1, first: false, sequence: a })).then(() => clock.now() - t0);
     return { a: await aEnd, b: await bEnd };
   };
@@ -95,7 +95,7 @@ test("a batch device: a pass is held for the sequences of the one before no long
     for (let i = 0; i < hops; i++) await Promise.resolve();
     await d.pass({ outputs: 1, read: 1, first: false, sequence });
   };
-  await Promise.all([d.pass({ outputs: 1, read: 1, first: false, sequence: b, mayWaitMs: 0 }), later(a, 1), later(c, 20)]);
+  await Promise.all([d.pass({ outputs: 1, read: 1, first: false, sequence: b, startBy: clock.now() }), later(a, 1), later(c, 20)]);
   assert.equal(clock.now() - t0, 18, "one pass of all three");
 });
 

@@ -6,11 +6,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { DecodeGate } from "../../src/models/decode-gate.js";
-import { VirtualClock } from "../../src/runtime/clock.js";
+import { RealClock, VirtualClock } from "../../src/runtime/clock.js";
 
 /** One evaluation of `sequence` through the gate, its decode taking `ms`; resolves with its release time. */
 async function evaluate(gate: DecodeGate, clock: VirtualClock, sequence: object, ms: number, mayWaitMs?: number, signal?: AbortSignal): Promise<number> {
-  const ended = await gate.turn(sequence, true, mayWaitMs, signal);
+  const ended = await gate.turn(sequence, true, mayWaitMs === undefined ? Infinity : gate.now() + mayWaitMs, signal);
   const at = clock.now();
   await clock.sleep(ms);
   ended();
@@ -62,4 +62,32 @@ test("a decode gate: a release waits only for the sequences whose one-token step
   await Promise.all([evaluate(gate, clock, a, 10), window(b)]);
   // a comes straight back, b (drafting) does not: a's release waits for no one.
   assert.equal(await evaluate(gate, clock, a, 10), 10);
+  // Sequences whose windows one release carried, asking again in the same instant, go in together.
+  const [c, d] = [{}, {}];
+  await Promise.all([window(c), window(d)]);
+  const t0 = clock.now();
+  const starts = await Promise.all([window(c), Promise.resolve().then(() => window(d))]);
+  assert.deepEqual(starts, [t0, t0]);
+});
+
+test("a decode gate on the real clock: evaluations asked for in one event-loop turn go in together; a lone sequence back from its step goes at once", async () => {
+  const gate = new DecodeGate(new RealClock());
+  const [c, d] = [{}, {}];
+  const twice = async (first: object, second: object): Promise<void> => {
+    const ended = await Promise.all([gate.turn(first, false), Promise.resolve().then(() => gate.turn(second, false))]);
+    for (const e of ended) e();
+  };
+  await twice(c, d);
+  assert.deepEqual([gate.releases, gate.released], [1, 2], "the first two, though no release came before");
+  await twice(c, d);
+  assert.deepEqual([gate.releases, gate.released], [2, 4], "the windows' sequences of one release, back in one turn");
+  const lone = new DecodeGate(new RealClock());
+  const e = {};
+  (await lone.turn(e, true))();
+  let released = false;
+  const next = lone.turn(e, true).then((ended) => ((released = true), ended));
+  assert.equal(released, false);
+  await Promise.resolve();
+  assert.equal(released, true, "no wait for the event loop's turn");
+  (await next)();
 });
