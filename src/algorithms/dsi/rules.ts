@@ -72,8 +72,9 @@ export interface FrontierView {
    */
   sharedPasses: boolean;
   /**
-   * Positions a frontier task at home may carry (drafts + 1) in passes other generations share
-   * (`PoolMember.homeRoom`; unbounded where none does): the rules neither plan nor wait for more.
+   * Positions a frontier task may carry (drafts + 1) in passes other generations share where it
+   * goes, the spare lease the generation holds or else its home (`PoolMember.room`, `homeRoom`;
+   * unbounded where none does): the rules neither plan nor wait for more.
    */
   homeRoom: number;
   /** Tasks evaluating now. */

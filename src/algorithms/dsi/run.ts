@@ -237,7 +237,8 @@ class DsiRun {
     // with another's had "no free instance", never waited for drafts and made plain steps.)
     v.freeInstances = this.ctx.member.available() + (this.spareLease ? 1 : 0);
     v.sharedPasses = this.ctx.member.homeShared();
-    v.homeRoom = this.ctx.member.homeRoom();
+    // (A frontier task goes on the spare lease where one is held, else home.)
+    v.homeRoom = this.spareLease ? this.ctx.member.room(this.spareLease) : this.ctx.member.homeRoom();
     v.done = this.done; // replaced, not changed in place, by apply and newEpoch
     return v;
   }
