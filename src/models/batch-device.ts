@@ -24,6 +24,7 @@
  */
 import { abortReason } from "../runtime/abort.js";
 import { afterThisInstant, type Clock } from "../runtime/clock.js";
+import { GATHER_SHARE, Gathering } from "./gathering.js";
 import { passMs, type ModelLatency } from "./latency.js";
 import type { SharedDevice } from "./shared-device.js";
 
@@ -51,17 +52,11 @@ interface Member extends PassRequest {
   left?: () => void;
 }
 
-/** The longest a pass waits for the sequences of the pass before it, as a share of a step (`BatchDevice.gather`). */
-export const GATHER_SHARE = 0.1;
-
 export class BatchDevice {
   private waiting: Member[] = [];
   private running = false;
-  /** The sequences the last pass served (each is expected to ask again), those that asked since it ended, and the wake-up of a gather. */
-  private served = new Set<object>();
-  private asked = new Set<object>();
-  /** Wakes a gather: someone asked (every sequence may be back, or a sooner deadline came). */
-  private gathered: (() => void) | undefined;
+  /** The sequences the last pass served, each expected to ask again. */
+  private readonly gathering: Gathering;
   /** Passes run so far, and the sequences' shares they carried (for tests and stats). */
   passes = 0;
   shares = 0;
@@ -71,7 +66,9 @@ export class BatchDevice {
     private readonly latency: ModelLatency,
     /** The device the instance shares with the runtime's others (contention), if any. */
     private readonly device?: SharedDevice,
-  ) {}
+  ) {
+    this.gathering = new Gathering(clock);
+  }
 
   /** Modelled duration of one pass carrying `members`. */
   cost(members: readonly PassRequest[]): number {
@@ -97,16 +94,9 @@ export class BatchDevice {
         signal.addEventListener("abort", m.onAbort, { once: true });
       }
       this.waiting.push(m);
-      if (req.sequence) this.asked.add(req.sequence);
-      this.gathered?.();
+      this.gathering.arrived(req.sequence);
       if (!this.running) void this.dispatch();
     });
-  }
-
-  /** Whether every sequence the last pass served has asked again since. */
-  private allBack(): boolean {
-    for (const q of this.served) if (!this.asked.has(q)) return false;
-    return true;
   }
 
   /**
@@ -119,22 +109,10 @@ export class BatchDevice {
    */
   private async gather(): Promise<void> {
     const bound = GATHER_SHARE * this.latency.tpotMs;
-    if (this.allBack() || !(bound > 0)) return;
+    if (this.gathering.back() || !(bound > 0)) return;
     const end = this.clock.now() + bound;
     await afterThisInstant(this.clock);
-    while (!this.allBack()) {
-      const until = Math.min(end, ...this.waiting.map((m) => m.startBy));
-      if (until <= this.clock.now()) return;
-      const wake = new AbortController();
-      this.gathered = () => wake.abort();
-      try {
-        await this.clock.sleep(until - this.clock.now(), wake.signal);
-      } catch {
-        // (Someone asked: look again.)
-      } finally {
-        this.gathered = undefined;
-      }
-    }
+    await this.gathering.wait(() => Math.min(end, ...this.waiting.map((m) => m.startBy)));
   }
 
   /** Runs passes while requests wait: each takes every request waiting when it starts. */
@@ -161,17 +139,17 @@ export class BatchDevice {
         } catch (err) {
           if (!unwanted.signal.aborted) failed = { err };
         }
-        this.served = new Set();
-        this.asked = new Set();
+        const served: object[] = [];
         for (const m of batch) {
           if (m.signal && m.onAbort) m.signal.removeEventListener("abort", m.onAbort);
           if (m.signal?.aborted) continue;
           if (failed) m.reject(failed.err);
           else {
             m.resolve();
-            if (m.sequence) this.served.add(m.sequence);
+            if (m.sequence) served.push(m.sequence);
           }
         }
+        this.gathering.passed(served);
       }
     } catch (err) {
       // (The clock failed before a pass: whoever waits hears it rather than waiting forever.)

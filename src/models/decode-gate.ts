@@ -12,13 +12,14 @@
  * one-token steps it carried to ask again (a plain step's generation asks again at once; one
  * that verified a window drafts first), at most `GATHER_SHARE` of a recent decode, and never
  * longer than any of those waiting may wait (`EvalRequest.mayWaitMs`: DSI's task that must
- * start now to keep its bound goes at once). Measured through `dsi serve` (2 targets x 8
- * sequences, default GGUF pair, one thread each), paired runs: non-SI +11-36% tokens/s at 4,
- * 8 and 16 streams; waiting for every sequence, SI's windows lost up to 13% at 4.
+ * start now to keep its bound goes at once); what it waits for is the batch device's
+ * (`Gathering`). Measured through `dsi serve` (2 targets x 8 sequences, default GGUF pair, one
+ * thread each), paired runs, tokens/s: non-SI +9-47%, SI +14-84%, DSI -3% to +30% at 4, 8 and
+ * 16 streams; waiting for every sequence, SI's windows lost up to 13% at 4.
  */
 import { abortReason } from "../runtime/abort.js";
 import { afterThisInstant, RealClock, type Clock } from "../runtime/clock.js";
-import { GATHER_SHARE } from "./batch-device.js";
+import { GATHER_SHARE, Gathering } from "./gathering.js";
 
 interface Waiter {
   sequence: object;
@@ -42,16 +43,16 @@ export class DecodeGate {
   private releasedAt = 0;
   /** Running mean of a release's time to its last evaluation's end, ms. */
   private decodeMs: number | undefined;
-  /** The sequences of the last release (`released`: all; `served`: those of one-token steps, waited for), and those that asked since. */
+  /** The sequences of the last release: all of them, and (in `gathering`) those of one-token steps, waited for. */
   private releasedLast = new Set<object>();
-  private served = new Set<object>();
-  private asked = new Set<object>();
-  private wake: (() => void) | undefined;
+  private readonly gathering: Gathering;
   /** Releases so far, and the evaluations they let in (for tests and stats). */
   releases = 0;
   released = 0;
 
-  constructor(private readonly clock: Clock = new RealClock()) {}
+  constructor(private readonly clock: Clock = new RealClock()) {
+    this.gathering = new Gathering(clock);
+  }
 
   /**
    * Resolves when the sequence's evaluation may go into the context, with the call to make when
@@ -84,8 +85,7 @@ export class DecodeGate {
         signal.addEventListener("abort", w.onAbort, { once: true });
       }
       this.waiting.push(w);
-      this.asked.add(sequence);
-      this.wake?.();
+      this.gathering.arrived(sequence);
       this.schedule();
     });
   }
@@ -103,16 +103,6 @@ export class DecodeGate {
     void this.release();
   }
 
-  /** Whether every sequence of `of` has asked again since the last release. */
-  private back(of: ReadonlySet<object>): boolean {
-    for (const q of of) if (!this.asked.has(q)) return false;
-    return true;
-  }
-
-  private allBack(): boolean {
-    return this.back(this.served);
-  }
-
   /** The gate's clock (a caller turns `EvalRequest.mayWaitMs` into `turn`'s `startBy` on it as its call arrives). */
   now(): number {
     return this.clock.now();
@@ -128,27 +118,15 @@ export class DecodeGate {
       // the event loop's next turn, not free: when every sequence of the last release is back
       // it goes at once, or a lone stream's steps would wait for it, 7% of a 5.5 ms step
       // through the server.)
-      if (this.releasedLast.size === 0 || !this.back(this.releasedLast) || this.clock.kind === "virtual") await afterThisInstant(this.clock);
-      while (!this.allBack() && this.waiting.length > 0) {
-        const until = Math.min(end, ...this.waiting.map((w) => w.startBy));
-        if (until <= this.clock.now()) break;
-        const wake = new AbortController();
-        this.wake = () => wake.abort();
-        try {
-          // (No need to be punctual: a real clock's short sleeps would spin on the main thread.)
-          await this.clock.sleep(until - this.clock.now(), wake.signal, { coarse: true });
-        } catch {
-          // (Someone asked: look again.)
-        } finally {
-          this.wake = undefined;
-        }
-      }
+      if (this.releasedLast.size === 0 || !this.gathering.back(this.releasedLast) || this.clock.kind === "virtual") await afterThisInstant(this.clock);
+      // (No one waiting any more: nothing to hold. No need to be punctual: a real clock's short
+      // sleeps would spin on the main thread.)
+      if (!this.gathering.back()) await this.gathering.wait(() => (this.waiting.length === 0 ? -Infinity : Math.min(end, ...this.waiting.map((w) => w.startBy))), { coarse: true });
     } finally {
       const batch = this.waiting;
       this.waiting = [];
       this.releasedLast = new Set(batch.map((w) => w.sequence));
-      this.served = new Set(batch.filter((w) => w.step).map((w) => w.sequence));
-      this.asked = new Set();
+      this.gathering.passed(batch.filter((w) => w.step).map((w) => w.sequence));
       this.out += batch.length;
       this.releasedAt = this.clock.now();
       this.releasing = false;

@@ -311,7 +311,7 @@ export class TargetPool {
     suits: (m, lease, claim) => this.suits(m, lease, claim),
     room: (m, lease) => this.roomFor(m, this.instanceOf(lease.index)),
     homeRoom: (m) => (m.home === undefined ? Infinity : this.roomFor(m, m.home)),
-    homeShared: (m) => m.home !== undefined && this.positionsIn[m.home] > this.presence(m, m.home),
+    homeShared: (m) => m.home !== undefined && this.othersPositions(m, m.home) > 0,
     leave: (m) => this.remove(m),
   };
 
@@ -549,13 +549,18 @@ export class TargetPool {
    * of one, less what the other members there take (`presence`).
    */
   private roomOn(m: Member, instance: number): number {
-    return this.freePositions - (this.positionsIn[instance] - this.presence(m, instance));
+    return this.freePositions - this.othersPositions(m, instance);
   }
 
   /** `PoolMember.room` of a task on the instance. */
   private roomFor(m: Member, instance: number): number {
     if (this.sequences === 1 || !this.sharesFreely) return Infinity;
-    return this.positionsIn[instance] === this.presence(m, instance) ? Infinity : this.roomOn(m, instance);
+    return this.othersPositions(m, instance) === 0 ? Infinity : this.roomOn(m, instance);
+  }
+
+  /** What the other members on an instance take of its passes (`presence`, summed). */
+  private othersPositions(m: Member, instance: number): number {
+    return this.positionsIn[instance] - this.presence(m, instance);
   }
 
   /**
@@ -616,8 +621,8 @@ export class TargetPool {
    * while instances that only ran windows were busy, and at 4 streams on 4 GPU-like instances
    * three generations' homes shared one).
    */
-  private crowding(m: Member, instance: number): number {
-    return this.othersHomes(m, instance) * (this.sequences + 1) + this.busyOn(instance);
+  private crowding(m: Member, instance: number, busy = this.busyOn(instance)): number {
+    return this.othersHomes(m, instance) * (this.sequences + 1) + busy;
   }
 
   /** Moves a member's home (undefined: it has none, it left). */
@@ -847,7 +852,7 @@ export class TargetPool {
       const instance = this.instanceOf(i);
       if (this.sequences > 1 && !this.openTo(m, claim, instance)) continue;
       // (Sequences being made count as busy: they are for claims that wait now.)
-      const score = this.othersHomes(m, instance) * (this.sequences + 1) + this.sequences - this.unusedIn[instance];
+      const score = this.crowding(m, instance, this.sequences - this.unusedIn[instance]);
       if (score < bestScore) [best, bestScore] = [i, score];
       if (this.sequences === 1) break;
     }

@@ -8,6 +8,11 @@ import { TargetPool, type Lease } from "../../src/runtime/pool.js";
 
 const pair = new SyntheticPair({ vocab: 16 });
 
+/** A pool of `size` instances of `sequences` sequences each, whose passes carry `freePositions` at the cost of one. */
+function sequencePool(size: number, sequences: number, freePositions?: number): TargetPool {
+  return new TargetPool({ size, sequences, vocabSize: 16, eosToken: undefined, ...(freePositions !== undefined ? { freePositions } : {}), create: (i) => pair.instance("target", `target-${i}`) });
+}
+
 function pool(size: number, made: number[] = [], factory?: (i: number) => ModelInstance | Promise<ModelInstance>, events?: EventLog): TargetPool {
   return new TargetPool({
     size,
@@ -260,7 +265,7 @@ test("sequences: the pool leases S sequences per instance, admits one generation
 });
 
 test("sequences: speculation takes only compute no other generation uses or comes back to (its home), passes that take tokens freely or not; a generation's own frontier goes anywhere", () => {
-  const make = (freely: boolean): TargetPool => new TargetPool({ size: 2, sequences: 4, vocabSize: 16, eosToken: undefined, freePositions: freely ? 32 : 1, create: (i) => pair.instance("target", `target-${i}`) });
+  const make = (freely: boolean): TargetPool => sequencePool(2, 4, freely ? 32 : 1);
   for (const freely of [false, true]) {
     const p = make(freely);
     const [a, b] = [p.join(), p.join()];
@@ -288,7 +293,7 @@ test("sequences: speculation takes only compute no other generation uses or come
 });
 
 test("sequences: a generation's frontier goes back to its home instance, not to its lowest-numbered idle sequence", () => {
-  const p = new TargetPool({ size: 2, sequences: 4, vocabSize: 16, eosToken: undefined, freePositions: 32, create: (i) => pair.instance("target", `target-${i}`) });
+  const p = sequencePool(2, 4, 32);
   const [a, other] = [p.join(), p.join()];
   const o1 = other.tryAcquire("frontier")!;
   const a1 = a.tryAcquire("frontier")!;
@@ -306,7 +311,7 @@ test("sequences: a generation's frontier goes back to its home instance, not to 
 });
 
 test("sequences: a new generation takes an idle sequence on the least loaded instance, not the first idle one", () => {
-  const p = new TargetPool({ size: 2, sequences: 4, vocabSize: 16, eosToken: undefined, create: (i) => pair.instance("target", `target-${i}`) });
+  const p = sequencePool(2, 4);
   // Three generations made sequences 0, 4 and 1 (spread over the instances), then ended.
   const gone = Array.from({ length: 3 }, () => p.join(1));
   const made = gone.map((m) => m.tryAcquire("frontier")!);
@@ -322,7 +327,7 @@ test("sequences: a new generation takes an idle sequence on the least loaded ins
 });
 
 test("sequences: a frontier claim whose home holds the generation's own (preempted) task waits for it there rather than take another generation's home, and is served when that task returns", async () => {
-  const p = new TargetPool({ size: 2, sequences: 4, vocabSize: 16, eosToken: undefined, create: (i) => pair.instance("target", `target-${i}`) });
+  const p = sequencePool(2, 4);
   const [a, b] = [p.join(), p.join()];
   const a1 = a.tryAcquire("frontier")!;
   const b1 = b.tryAcquire("frontier")!;
@@ -340,7 +345,7 @@ test("sequences: a frontier claim whose home holds the generation's own (preempt
 
 test("sequences: a lease granted for a generation's frontier where another generation runs or comes back does not suit a window there", () => {
   for (const freePositions of [1, 32]) {
-    const p = new TargetPool({ size: 1, sequences: 4, vocabSize: 16, eosToken: undefined, freePositions, create: (i) => pair.instance("target", `target-${i}`) });
+    const p = sequencePool(1, 4, freePositions);
     const [a, b] = [p.join(), p.join()];
     const a1 = a.tryAcquire("frontier")!;
     const b1 = b.tryAcquire("frontier")!;
@@ -357,7 +362,7 @@ test("sequences: a lease granted for a generation's frontier where another gener
 
 test("sequences: a new generation's home goes to the instance with the fewest other generations' homes, before the least busy (a sequence to make or an idle one)", () => {
   for (const made of [false, true]) {
-    const p = new TargetPool({ size: 2, sequences: 4, vocabSize: 16, eosToken: undefined, freePositions: 32, create: (i) => pair.instance("target", `target-${i}`) });
+    const p = sequencePool(2, 4, 32);
     if (made) {
       // Eight generations made every sequence, then ended: all are idle.
       const gone = Array.from({ length: 8 }, () => p.join(1));
@@ -378,7 +383,7 @@ test("sequences: a new generation's home goes to the instance with the fewest ot
 });
 
 test("sequences: what a task may carry of passes other generations share (room): their tasks' declared positions, and one for each generation at home there", () => {
-  const make = (freePositions: number): TargetPool => new TargetPool({ size: 1, sequences: 4, vocabSize: 16, eosToken: undefined, freePositions, create: (i) => pair.instance("target", `target-${i}`) });
+  const make = (freePositions: number): TargetPool => sequencePool(1, 4, freePositions);
   const p = make(8);
   const [a, b] = [p.join(), p.join()];
   const a1 = a.tryAcquire("frontier")!;
@@ -408,7 +413,7 @@ test("sequences: what a task may carry of passes other generations share (room):
 });
 
 test("sequences: room follows a generation that leaves while its task runs, a lease retired, and ignores a declaration after release", () => {
-  const p = new TargetPool({ size: 1, sequences: 4, vocabSize: 16, eosToken: undefined, freePositions: 8, create: (i) => pair.instance("target", `target-${i}`) });
+  const p = sequencePool(1, 4, 8);
   const [a, b] = [p.join(), p.join()];
   const a1 = a.tryAcquire("frontier")!;
   const b1 = b.tryAcquire("frontier")!;
