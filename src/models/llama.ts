@@ -22,6 +22,7 @@ import type { PositionOutput } from "../core/verify.js";
 import { AbortError } from "../runtime/abort.js";
 import { serial } from "../runtime/serial.js";
 import { DecodeGate } from "./decode-gate.js";
+import { checkGpuKernels, GpuUnusableError } from "./gpu-check.js";
 import { checkRequest, InvalidRequestError, TokenView, type EvalRequest, type ModelInstance, type TokenSequence } from "../core/instance.js";
 
 /** A problem with model files or requests that the user can fix; the message says how. */
@@ -98,8 +99,12 @@ let llamaGpu: boolean | undefined;
 /** llama.cpp's last error lines, kept out of the terminal and put into our one-line errors. */
 const llamaErrors: string[] = [];
 
-/** Loads llama.cpp once per process: the prebuilt CPU build, or a GPU build when asked. */
-export async function loadLlama(gpu: boolean): Promise<Llama> {
+/**
+ * Loads llama.cpp once per process: the prebuilt CPU build, or a GPU build when asked. A GPU
+ * build is first checked in a child process (gpu-check.ts): one that cannot run on the GPU
+ * there would abort this process at its first decode.
+ */
+export async function loadLlama(gpu: boolean, cacheDir?: string | false): Promise<Llama> {
   if (llamaPromise && llamaGpu === gpu) return llamaPromise;
   const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
   llamaGpu = gpu;
@@ -110,6 +115,18 @@ export async function loadLlama(gpu: boolean): Promise<Llama> {
     logger: (level, message) => {
       if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) llamaErrors.splice(0, llamaErrors.length - 4, message.trim());
     },
+  }).then(async (llama) => {
+    if (gpu && llama.gpu !== false) {
+      const devices = await llama.getGpuDeviceNames();
+      await checkGpuKernels({
+        gpu: llama.gpu,
+        identity: `${kernelIdentity(llama, 1).build} on ${devices.join(", ") || "an unnamed device"}`,
+        cacheDir: cacheDir === false ? undefined : (cacheDir ?? defaultCacheDir()),
+      }).catch((err: unknown) => {
+        throw err instanceof GpuUnusableError ? new ModelFileError(err.message) : err;
+      });
+    }
+    return llama;
   });
   const llama = await llamaPromise;
   if (gpu && llama.gpu === false) throw new ModelFileError("--gpu: no GPU build of llama.cpp is available on this machine (run without --gpu)");
@@ -132,7 +149,7 @@ export class LlamaPair {
   static async load(o: LlamaPairOptions): Promise<LlamaPair> {
     await checkGgufFile(o.target, "target");
     if (o.drafter !== undefined) await checkGgufFile(o.drafter, "drafter");
-    const llama = await loadLlama(o.gpu);
+    const llama = await loadLlama(o.gpu, o.cacheDir);
     const load = async (path: string, role: string): Promise<LlamaModel> => {
       llamaErrors.length = 0;
       try {

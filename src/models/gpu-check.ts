@@ -1,0 +1,115 @@
+/**
+ * A GPU build of llama.cpp can load and still be unable to run a kernel on the GPU there; then
+ * llama.cpp aborts the whole process at the first decode ("CUDA error", a native backtrace),
+ * which no caller can catch. Seen on an NVIDIA H200 (sm 90, driver 580: CUDA 13.0) with
+ * node-llama-cpp 3.21.1's prebuilt CUDA build: it holds machine code for sm 86, 89, 120 and
+ * 121 and PTX of ISA 9.1 (CUDA 13.1) for 75, 80 and 90, so on Hopper the driver must compile
+ * that PTX, and a CUDA 13.0 driver cannot.
+ *
+ * So before a process runs models on a GPU build, one decode of a tiny generated model runs
+ * in a child process (`gpu-check-child.ts`); if the child dies, the command stops with a
+ * clear error that quotes llama.cpp. A check that passed is remembered per build and device
+ * (`$DSI_CACHE_DIR/gpu-check.json`): only the first GPU run on a machine pays for it (the
+ * child loads the GPU backend, a few seconds).
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { writeFileAtomically } from "./atomic-write.js";
+import { makeDirs } from "./make-dirs.js";
+
+/** How a child ended. */
+export interface ChildOutcome {
+  /** Exit code; null when a signal ended it. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** What the check needs to know of the build it guards. */
+export interface GpuCheckOptions {
+  /** The GPU kind of the build ("cuda", "vulkan", "metal"). */
+  gpu: string;
+  /** What the build and device are, for the cache key and the message (e.g. "prebuilt ggml-org/llama.cpp@b1 ... on NVIDIA H200"). */
+  identity: string;
+  /** Folder of the cache; undefined: check every time, keep nothing. */
+  cacheDir: string | undefined;
+  /** Runs the child; default: `gpu-check-child.js` in a fresh temporary folder (removed after). */
+  run?: () => Promise<ChildOutcome>;
+}
+
+export class GpuUnusableError extends Error {
+  override readonly name = "GpuUnusableError";
+}
+
+const CACHE_NAME = "gpu-check.json";
+/** Bumped when the check changes, so builds passed by an older one are checked again. */
+const CHECK_VERSION = 1;
+/** A child that takes longer than this to load a tiny model and decode is taken as failed. */
+const CHILD_TIMEOUT_MS = 180_000;
+
+/** Throws GpuUnusableError unless the GPU build can run a decode here (or did before, as the cache says). */
+export async function checkGpuKernels(o: GpuCheckOptions): Promise<void> {
+  const passed = o.cacheDir === undefined ? {} : await readPassed(o.cacheDir);
+  if (passed[o.identity] !== undefined) return;
+  const outcome = await (o.run ?? runChild)();
+  if (outcome.code === 0 && /^ok$/m.test(outcome.stdout)) {
+    if (o.cacheDir !== undefined) await writePassed(o.cacheDir, { ...passed, [o.identity]: new Date().toISOString() });
+    return;
+  }
+  const how = outcome.signal !== null ? `was killed by ${outcome.signal}` : `exited with code ${outcome.code}`;
+  throw new GpuUnusableError(
+    `--gpu: llama.cpp's ${o.gpu} build cannot run on this GPU: a test decode of a tiny model ${how}` +
+      `${describeFailure(outcome.stderr)}. Update the GPU driver, or build llama.cpp for this GPU (npx --no node-llama-cpp source build --gpu ${o.gpu}), or run without --gpu. (${o.identity})`,
+  );
+}
+
+/**
+ * What llama.cpp said before it stopped: its "CUDA error: ..." line (ggml-cuda logs the
+ * runtime's message there, then aborts with a backtrace), else the last line that is not a
+ * backtrace frame.
+ */
+export function describeFailure(stderr: string): string {
+  const lines = stderr.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  const named = lines.find((l) => /\berror: \S/i.test(l) && !/^\//.test(l));
+  const last = [...lines].reverse().find((l) => !/\(\+?0x[0-9a-f]+\)|\[0x[0-9a-f]+\]$/i.test(l));
+  const said = named ?? last;
+  return said === undefined ? "" : ` (${said.length > 300 ? `${said.slice(0, 300)}...` : said})`;
+}
+
+/** Runs `gpu-check-child.js` (or `script`) with `args` in a fresh temporary folder, removed after (a crash may leave a core file there). */
+export async function runChild(script = fileURLToPath(new URL("./gpu-check-child.js", import.meta.url)), args: readonly string[] = []): Promise<ChildOutcome> {
+  const dir = await mkdtemp(join(tmpdir(), "dsi-gpu-check-"));
+  try {
+    return await new Promise<ChildOutcome>((resolve) => {
+      execFile(process.execPath, [script, dir, ...args], { cwd: dir, timeout: CHILD_TIMEOUT_MS, maxBuffer: 4 * 2 ** 20 }, (err, stdout, stderr) => {
+        const e = err as (Error & { code?: number | string; signal?: NodeJS.Signals | null }) | null;
+        resolve({ code: e ? (typeof e.code === "number" ? e.code : null) : 0, signal: e?.signal ?? null, stdout, stderr });
+      });
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function readPassed(dir: string): Promise<Record<string, string>> {
+  try {
+    const parsed = JSON.parse(await readFile(join(dir, CACHE_NAME), "utf8")) as { version?: number; passed?: Record<string, string> };
+    return parsed.version === CHECK_VERSION && typeof parsed.passed === "object" && parsed.passed !== null ? parsed.passed : {};
+  } catch {
+    return {}; // missing or unreadable: check again
+  }
+}
+
+/** A cache that cannot be written only means the next GPU run checks again. */
+async function writePassed(dir: string, passed: Record<string, string>): Promise<void> {
+  try {
+    await makeDirs(dir);
+    await writeFileAtomically(join(dir, CACHE_NAME), JSON.stringify({ version: CHECK_VERSION, passed }, null, 1));
+  } catch {
+    // checked again next time
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * The GPU check (gpu-check.ts): a GPU build that cannot run on the GPU there is found in a
+ * child process and reported with what llama.cpp said, instead of aborting the command. The
+ * real GPU path needs a GPU; here the child's outcome is given, a real child aborts, and the
+ * real child runs its whole path on the CPU build.
+ */
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { checkGpuKernels, describeFailure, GpuUnusableError, runChild, type ChildOutcome } from "../../src/models/gpu-check.js";
+
+/** What node-llama-cpp's prebuilt CUDA build printed on an H200 with a CUDA 13.0 driver, in its shape (ggml-cuda's error, then the abort's backtrace). */
+const ABORTED: ChildOutcome = {
+  code: null,
+  signal: "SIGABRT",
+  stdout: "",
+  stderr: [
+    "CUDA error: the provided PTX was compiled with an unsupported toolchain.",
+    "  current device: 0, in function ggml_cuda_op_rms_norm_fused at /home/runner/work/node-llama-cpp/node-llama-cpp/llama/llama.cpp/ggml/src/ggml-cuda/norm.cu:432",
+    "  cudaGetLastError()",
+    "/home/runner/work/node-llama-cpp/node-llama-cpp/llama/llama.cpp/ggml/src/ggml-cuda/ggml-cuda.cu:108: CUDA error",
+    "/work/node_modules/@node-llama-cpp/linux-x64-cuda/bins/linux-x64-cuda/libggml-base.so(+0x1c8eb)[0x7f800474c8eb]",
+    "/work/node_modules/@node-llama-cpp/linux-x64-cuda/bins/linux-x64-cuda/libggml-base.so(ggml_abort+0x152)[0x7f800474cf42]",
+    "",
+  ].join("\n"),
+};
+const OK: ChildOutcome = { code: 0, signal: null, stdout: "ok\n", stderr: "" };
+
+async function withDir<T>(f: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), "dsi-gpu-check-test-"));
+  try {
+    return await f(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+test("a GPU build whose test decode aborts is a clear error quoting llama.cpp, and is not remembered", async () => {
+  await withDir(async (cacheDir) => {
+    const err = await checkGpuKernels({ gpu: "cuda", identity: "prebuilt b1 on NVIDIA H200", cacheDir, run: async () => ABORTED }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof GpuUnusableError);
+    assert.match(err.message, /^--gpu: llama\.cpp's cuda build cannot run on this GPU: a test decode of a tiny model was killed by SIGABRT \(CUDA error: the provided PTX was compiled with an unsupported toolchain\.\)/);
+    assert.match(err.message, /npx --no node-llama-cpp source build --gpu cuda/);
+    assert.match(err.message, /run without --gpu\. \(prebuilt b1 on NVIDIA H200\)$/);
+    assert.equal(existsSync(join(cacheDir, "gpu-check.json")), false);
+    // A child that exits without "ok" fails too.
+    await assert.rejects(checkGpuKernels({ gpu: "cuda", identity: "x", cacheDir, run: async () => ({ code: 1, signal: null, stdout: "", stderr: "Error: cannot load\n" }) }), /exited with code 1 \(Error: cannot load\)/);
+  });
+});
+
+test("a GPU build that passed is remembered per build and device: the next process does not check again", async () => {
+  await withDir(async (cacheDir) => {
+    let runs = 0;
+    const run = async (): Promise<ChildOutcome> => (runs++, OK);
+    await checkGpuKernels({ gpu: "cuda", identity: "b1 on H200", cacheDir, run });
+    await checkGpuKernels({ gpu: "cuda", identity: "b1 on H200", cacheDir, run: async () => ABORTED });
+    assert.equal(runs, 1);
+    assert.ok(JSON.parse(await readFile(join(cacheDir, "gpu-check.json"), "utf8")).passed["b1 on H200"]);
+    // Another build, or another device: checked.
+    await assert.rejects(checkGpuKernels({ gpu: "cuda", identity: "b2 on H200", cacheDir, run: async () => ABORTED }), GpuUnusableError);
+    await checkGpuKernels({ gpu: "cuda", identity: "b1 on H100", cacheDir, run });
+    assert.equal(runs, 2);
+    // No cache folder: checked every time.
+    await checkGpuKernels({ gpu: "cuda", identity: "b1 on H200", cacheDir: undefined, run });
+    assert.equal(runs, 3);
+  });
+});
+
+test("what llama.cpp said: its error line, else the last line that is not a backtrace frame", () => {
+  assert.equal(describeFailure(ABORTED.stderr), " (CUDA error: the provided PTX was compiled with an unsupported toolchain.)");
+  assert.equal(describeFailure("ggml_abort: out of memory\n/lib/libc.so.6(+0x9cb84)[0x7f634da9cb84]\n"), " (ggml_abort: out of memory)");
+  assert.equal(describeFailure(""), "");
+});
+
+test("a child that aborts is seen as killed, with its stderr, and its folder is removed", async () => {
+  await withDir(async (dir) => {
+    const script = join(dir, "abort.mjs");
+    await writeFile(script, 'process.stdout.write(process.argv[2] + "\\n"); process.stderr.write("CUDA error: no kernel image is available for execution on the device\\n", () => process.abort());\n');
+    const outcome = await runChild(script);
+    assert.equal(outcome.signal, "SIGABRT");
+    assert.equal(outcome.code, null);
+    assert.match(outcome.stderr, /CUDA error: no kernel image/);
+    const childDir = outcome.stdout.trim();
+    assert.match(childDir, /dsi-gpu-check-/);
+    assert.equal(existsSync(childDir), false, "the child's folder (where a core file would land) is gone");
+  });
+});
+
+test("the check's child runs its whole path (tiny model, load, a window and a one-token decode) on the CPU build", { timeout: 120_000 }, async () => {
+  const outcome = await runChild(undefined, ["--cpu"]);
+  assert.deepEqual({ code: outcome.code, signal: outcome.signal, stdout: outcome.stdout }, { code: 0, signal: null, stdout: "ok\n" }, outcome.stderr);
+});
