@@ -69,11 +69,14 @@ export async function checkGpuKernels(o: GpuCheckOptions): Promise<void> {
 
 /**
  * What llama.cpp said before it stopped: its "CUDA error: ..." line (ggml-cuda logs the
- * runtime's message there, then aborts with a backtrace), else the last line that is not a
- * backtrace frame.
+ * runtime's message there, through node-llama-cpp's logger, while the abort prints its
+ * backtrace), else the last line that is not a backtrace frame.
  */
 export function describeFailure(stderr: string): string {
-  const lines = stderr.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  const lines = stderr
+    .split("\n")
+    .map((l) => l.replace(/^\[node-llama-cpp\]/, "").trim())
+    .filter((l) => l !== "");
   const named = lines.find((l) => /\berror: \S/i.test(l) && !/^\//.test(l));
   const last = [...lines].reverse().find((l) => !/\(\+?0x[0-9a-f]+\)|\[0x[0-9a-f]+\]$/i.test(l));
   const said = named ?? last;

@@ -399,7 +399,8 @@ type GenerateNext = { token?: boolean; probabilities?: boolean; options: { tempe
  * at 64 query rows per stream; chunks are at most `evalChunk`). So on a CPU with one thread the
  * sequences share passes; elsewhere they take turns (one queue for the context): with several
  * threads a one-token step alone may take llama.cpp's split-KV attention path that a shared one
- * does not, and GPU kernels change with a pass's rows.
+ * does not, and GPU kernels change with a pass's rows (on an H200, 8 sequences' one-token
+ * steps sharing decodes got other bits in 743 of 800 distributions: docs/architecture.md).
  */
 class SharedContext {
   /** Evaluations of every sequence of the context, one at a time (when passes are not shared). */

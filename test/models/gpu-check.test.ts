@@ -12,18 +12,24 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { checkGpuKernels, describeFailure, GpuUnusableError, runChild, type ChildOutcome } from "../../src/models/gpu-check.js";
 
-/** What node-llama-cpp's prebuilt CUDA build printed on an H200 with a CUDA 13.0 driver, in its shape (ggml-cuda's error, then the abort's backtrace). */
+/**
+ * What node-llama-cpp's prebuilt CUDA build printed on an H200 with a CUDA 13.0 driver (the
+ * child's stderr, shortened): the abort's backtrace, interleaved with ggml-cuda's error as
+ * node-llama-cpp's logger writes it.
+ */
 const ABORTED: ChildOutcome = {
   code: null,
   signal: "SIGABRT",
   stdout: "",
   stderr: [
-    "CUDA error: the provided PTX was compiled with an unsupported toolchain.",
-    "  current device: 0, in function ggml_cuda_op_rms_norm_fused at /home/runner/work/node-llama-cpp/node-llama-cpp/llama/llama.cpp/ggml/src/ggml-cuda/norm.cu:432",
-    "  cudaGetLastError()",
     "/home/runner/work/node-llama-cpp/node-llama-cpp/llama/llama.cpp/ggml/src/ggml-cuda/ggml-cuda.cu:108: CUDA error",
-    "/work/node_modules/@node-llama-cpp/linux-x64-cuda/bins/linux-x64-cuda/libggml-base.so(+0x1c8eb)[0x7f800474c8eb]",
-    "/work/node_modules/@node-llama-cpp/linux-x64-cuda/bins/linux-x64-cuda/libggml-base.so(ggml_abort+0x152)[0x7f800474cf42]",
+    "/work/node_modules/@node-llama-cpp/linux-x64-cuda/bins/linux-x64-cuda/libggml-base.so(+0x1c8eb)[0x7f6dc03488eb]",
+    "/work/node_modules/@node-llama-cpp/linux-x64-cuda/bins/linux-x64-cuda/libggml-base.so(ggml_abort+0x152)[0x7f6dc0348f42]",
+    "node(_ZN4node14ThreadPoolWork12ScheduleWorkEv+0x59)[0xc71349]",
+    "[node-llama-cpp] CUDA error: the provided PTX was compiled with an unsupported toolchain.",
+    "/lib/x86_64-linux-gnu/libc.so.6(+0x9cb84)[0x7f6dc009cb84]",
+    "[node-llama-cpp]   current device: 0, in function ggml_cuda_kernel_can_use_pdl at /home/runner/work/node-llama-cpp/node-llama-cpp/llama/llama.cpp/ggml/src/ggml-cuda/common.cuh:1640",
+    "[node-llama-cpp]   cudaFuncGetAttributes(&attr, kernel)",
     "",
   ].join("\n"),
 };
