@@ -8,7 +8,8 @@
  * - the generated GGUF pair on this machine's cores (llama.cpp, one thread per context), 2
  *   targets, before (one sequence per target: generations beyond 2 wait) and after (8
  *   sequences per target sharing forward passes).
- * Each client streams greedy completions back to back; per request: time to first token and
+ * Each client streams greedy completions back to back (a lone client's requests go round by
+ * round across every setup and algorithm, paired in time); per request: time to first token and
  * per-token latency ((last token - first token) / (tokens - 1)); per configuration: requests
  * and tokens per second over the whole run. Verdicts (each names its figure):
  * - emulated GPU-like device: DSI's per-token p50 below SI's and non-SI's at 1, 4 and 8 streams;
@@ -40,6 +41,8 @@ interface Sample {
   ttftMs: number;
   perTokenMs: number;
   tokens: number;
+  /** The whole request, sent to last byte. */
+  ms: number;
 }
 
 /** One streamed completion: its time to first token and per-token latency. */
@@ -73,7 +76,7 @@ async function streamOnce(url: string, prompt: string, algo: string, maxTokens: 
       }
     }
   }
-  return { ttftMs: first - t0, perTokenMs: tokens > 1 ? (last - first) / (tokens - 1) : 0, tokens };
+  return { ttftMs: first - t0, perTokenMs: tokens > 1 ? (last - first) / (tokens - 1) : 0, tokens, ms: performance.now() - t0 };
 }
 
 interface Row {
@@ -104,20 +107,49 @@ async function serve(name: string, backend: Backend, sp: number, profile: Latenc
 }
 
 /**
- * `streams` clients of one setup, each streaming `args.requests` completions back to back
- * (a lone client four times as many: the 1-stream verdicts compare medians, which three
- * samples leave at the mercy of one slow request).
+ * `streams` clients (2 or more) of one setup, each streaming `args.requests` completions back
+ * to back.
  */
 async function measure(setup: Setup, streams: number, algo: string): Promise<Row> {
   const samples: Sample[] = [];
-  const requests = streams === 1 ? 4 * args.requests : args.requests;
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: streams }, async (_, c) => {
-      for (let r = 0; r < requests; r++) samples.push(await streamOnce(setup.url, PROMPTS[(c + r) % PROMPTS.length], algo, setup.maxTokens));
+      for (let r = 0; r < args.requests; r++) samples.push(await streamOnce(setup.url, PROMPTS[(c + r) % PROMPTS.length], algo, setup.maxTokens));
     }),
   );
-  const seconds = (performance.now() - t0) / 1000;
+  return rowOf(setup, algo, streams, samples, (performance.now() - t0) / 1000);
+}
+
+/**
+ * A lone client: eight times `args.requests` completions per setup and algorithm (the 1-stream
+ * verdicts compare medians of per-token latencies a few percent apart, which a dozen samples
+ * leave at the mercy of a few slow requests), taken
+ * round by round across every setup and algorithm, so that the comparisons at one stream are
+ * paired in time: a machine that gets busier or quieter for a few seconds moves every
+ * configuration alike. (Before, each configuration's requests ran in one block, and the
+ * 1-stream verdicts flipped between runs.) Rates count each configuration's own requests.
+ */
+async function measureAlone(setups: readonly Setup[]): Promise<Row[]> {
+  const samples = new Map<string, Sample[]>();
+  const key = (setup: Setup, algo: string): string => `${setup.name}/${algo}`;
+  for (let r = 0; r < 8 * args.requests; r++) {
+    for (const setup of setups) {
+      for (const algo of ALGOS) {
+        const sample = await streamOnce(setup.url, PROMPTS[r % PROMPTS.length], algo, setup.maxTokens);
+        samples.set(key(setup, algo), [...(samples.get(key(setup, algo)) ?? []), sample]);
+      }
+    }
+  }
+  return setups.flatMap((setup) =>
+    ALGOS.map((algo) => {
+      const own = samples.get(key(setup, algo))!;
+      return rowOf(setup, algo, 1, own, own.reduce((t, x) => t + x.ms, 0) / 1000);
+    }),
+  );
+}
+
+function rowOf(setup: Setup, algo: string, streams: number, samples: readonly Sample[], seconds: number): Row {
   return {
     backend: setup.name,
     algo,
@@ -151,7 +183,10 @@ try {
     console.log(`${name}: ${llama.describe()}`);
     setups.push(await serve(name, llama, 2, resolveProfile("none")!, args["llama-tokens"]));
   }
-  for (const streams of CONCURRENCY) for (const setup of setups) for (const algo of ALGOS) rows.push(await measure(setup, streams, algo));
+  for (const streams of CONCURRENCY) {
+    if (streams === 1) rows.push(...(await measureAlone(setups)));
+    else for (const setup of setups) for (const algo of ALGOS) rows.push(await measure(setup, streams, algo));
+  }
 } finally {
   for (const s of setups) await s.close();
   for (const b of backends) await b.close();
@@ -163,7 +198,7 @@ const table = new Table({
   style: { head: [], border: [] },
 });
 for (const r of rows) table.push([r.backend, r.streams, r.algo, r.rps.toFixed(2), r.tokensPerSecond.toFixed(1), r.ttft[0].toFixed(1), r.ttft[1].toFixed(1), r.perToken[0].toFixed(1), r.perToken[1].toFixed(1)]);
-console.log(`Streaming completions through dsi serve (loopback HTTP), greedy, lookahead auto, ${args.requests} requests per stream back to back (${4 * args.requests} at 1 stream); ${args.tokens} tokens (paper pair), ${args["llama-tokens"]} (GGUF pair).`);
+console.log(`Streaming completions through dsi serve (loopback HTTP), greedy, lookahead auto, ${args.requests} requests per stream back to back (at 1 stream ${8 * args.requests} per configuration, taken round by round across all of them); ${args.tokens} tokens (paper pair), ${args["llama-tokens"]} (GGUF pair).`);
 console.log(table.toString());
 const row = (backend: string, streams: number, algo: string): Row => rows.find((r) => r.backend === backend && r.streams === streams && r.algo === algo)!;
 const verdict = (pass: boolean, text: string): void => console.log(`${pass ? "PASS" : "FAIL"} ${text}`);
