@@ -11,7 +11,8 @@
  * Each client streams greedy completions back to back (a lone client's requests go round by
  * round across every setup and algorithm, paired in time); per request: time to first token and
  * per-token latency ((last token - first token) / (tokens - 1)); per configuration: requests
- * and tokens per second over the whole run. Verdicts (each names its figure):
+ * and tokens per second over its run (a lone client's: over its own requests' time). Verdicts
+ * (each names its figure):
  * - emulated GPU-like device: DSI's per-token p50 below SI's and non-SI's at 1, 4 and 8 streams;
  * - GGUF pair, 8 sequences: no algorithm's tokens/s at 5, 8 or 16 streams below 0.95x its
  *   figure at 4 (runs on this machine move by about 4%);
@@ -133,12 +134,14 @@ async function measure(setup: Setup, streams: number, algo: string): Promise<Row
 async function measureAlone(setups: readonly Setup[]): Promise<Row[]> {
   const samples = new Map<string, Sample[]>();
   const key = (setup: Setup, algo: string): string => `${setup.name}/${algo}`;
+  const configs = setups.flatMap((setup) => ALGOS.map((algo) => ({ setup, algo })));
   for (let r = 0; r < 8 * args.requests; r++) {
-    for (const setup of setups) {
-      for (const algo of ALGOS) {
-        const sample = await streamOnce(setup.url, PROMPTS[r % PROMPTS.length], algo, setup.maxTokens);
-        samples.set(key(setup, algo), [...(samples.get(key(setup, algo)) ?? []), sample]);
-      }
+    // Each round starts one configuration later: none always follows the same one (a request
+    // can leave work behind, a drafter's last window, that slows the next).
+    for (let i = 0; i < configs.length; i++) {
+      const { setup, algo } = configs[(i + r) % configs.length];
+      const sample = await streamOnce(setup.url, PROMPTS[r % PROMPTS.length], algo, setup.maxTokens);
+      samples.set(key(setup, algo), [...(samples.get(key(setup, algo)) ?? []), sample]);
     }
   }
   return setups.flatMap((setup) =>

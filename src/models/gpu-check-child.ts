@@ -1,20 +1,22 @@
 /**
  * The child of the GPU check (gpu-check.ts): writes a tiny random model into the folder it is
- * given, loads llama.cpp as the parent does (its GPU build, all layers on the GPU), decodes a
- * window of three tokens and then one token (the batched and the one-token kernels), and
- * prints "ok". When the build cannot run on the GPU, llama.cpp aborts this process instead.
- * `--cpu`: the same on the CPU build (lets the check's own path be tested without a GPU).
+ * given, loads the GPU build of the kind the parent uses with every layer on the GPU, decodes
+ * a window of three tokens and then one token (the batched and the one-token kernels), and
+ * prints "ok KIND LAYERS" (the build it ran on, the layers on the GPU). When the build cannot
+ * run on the GPU, llama.cpp aborts this process instead. `--cpu`: the same on the CPU build
+ * ("ok cpu 0"; lets the check's own path be tested without a GPU).
  *
- * Usage: node gpu-check-child.js DIR [--cpu]
+ * Usage: node gpu-check-child.js DIR (--gpu KIND | --cpu)
  */
 import { writePair } from "./gguf/llama-model.js";
 
-const [dir, flag] = process.argv.slice(2);
-if (dir === undefined || (flag !== undefined && flag !== "--cpu")) {
-  process.stderr.write("usage: gpu-check-child.js DIR [--cpu]\n");
+const [dir, flag, kind] = process.argv.slice(2);
+const GPU_KINDS = ["cuda", "vulkan", "metal"] as const;
+const gpu = flag === "--gpu" ? GPU_KINDS.find((k) => k === kind) : undefined;
+if (dir === undefined || (flag === "--gpu" ? gpu === undefined : flag !== "--cpu")) {
+  process.stderr.write(`usage: gpu-check-child.js DIR (--gpu ${GPU_KINDS.join("|")} | --cpu)\n`);
   process.exit(2);
 }
-const gpu = flag !== "--cpu";
 const { target } = await writePair(dir, {
   target: { vocab: 32, width: 64, layers: 2, heads: 2, ff: 128, context: 64 },
   drafterLayers: 1,
@@ -23,9 +25,10 @@ const { target } = await writePair(dir, {
   seed: 1,
 });
 const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
-// Errors go to stderr, where the parent quotes them.
-const llama = await getLlama({ gpu: gpu ? "auto" : false, build: "never", logLevel: LlamaLogLevel.error });
-const model = await llama.loadModel({ modelPath: target, gpuLayers: gpu ? "auto" : 0 });
+// That kind of build or an error, never a fallback to another; errors go to stderr, where the parent quotes them.
+const llama = await getLlama({ gpu: gpu ?? false, build: "never", logLevel: LlamaLogLevel.error });
+const model = await llama.loadModel({ modelPath: target, gpuLayers: gpu ? "max" : 0 });
+const ranOn = `${llama.gpu === false ? "cpu" : llama.gpu} ${model.gpuLayers}`;
 const context = await model.createContext({ contextSize: 64, sequences: 1 });
 const sequence = context.getSequence();
 const next = { generateNext: { token: true, options: { temperature: 0 } } } as const;
@@ -34,4 +37,4 @@ await sequence.controlledEvaluate([[4, next] as const] as never);
 await context.dispose();
 await model.dispose();
 await llama.dispose();
-process.stdout.write("ok\n");
+process.stdout.write(`ok ${ranOn}\n`);

@@ -8,13 +8,16 @@
  *
  * So before a process runs models on a GPU build, one decode of a tiny generated model runs
  * in a child process (`gpu-check-child.ts`); if the child dies, the command stops with a
- * clear error that quotes llama.cpp. A check that passed is remembered per build and device
- * (`$DSI_CACHE_DIR/gpu-check.json`): only the first GPU run on a machine pays for it (the
- * child loads the GPU backend, a few seconds).
+ * clear error that quotes llama.cpp. The child loads the same kind of GPU build as the parent
+ * with every layer on the GPU, and says so: one that fell back to another build or left the
+ * layers on the CPU has not tested the GPU. A check that passed is remembered per build,
+ * device, driver and host (`$DSI_CACHE_DIR/gpu-check.json`, which may be shared between
+ * hosts): only the first GPU run there pays for it (the child loads the GPU backend, a few
+ * seconds). A failure is not remembered.
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeFileAtomically } from "./atomic-write.js";
@@ -22,18 +25,20 @@ import { makeDirs } from "./make-dirs.js";
 
 /** How a child ended. */
 export interface ChildOutcome {
-  /** Exit code; null when a signal ended it. */
+  /** Exit code; null when a signal ended it or it did not start. */
   code: number | null;
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** Why it was stopped or never ran, where not by its own doing: past the time limit, too much output, or not started (the error's code). */
+  stopped?: "timeout" | "output" | string;
 }
 
 /** What the check needs to know of the build it guards. */
 export interface GpuCheckOptions {
-  /** The GPU kind of the build ("cuda", "vulkan", "metal"). */
+  /** The GPU kind of the build ("cuda", "vulkan", "metal"): the child must load the same. */
   gpu: string;
-  /** What the build and device are, for the cache key and the message (e.g. "prebuilt ggml-org/llama.cpp@b1 ... on NVIDIA H200"). */
+  /** What the build, device, driver and host are, for the cache key and the message (`gpuIdentity`). */
   identity: string;
   /** Folder of the cache; undefined: check every time, keep nothing. */
   cacheDir: string | undefined;
@@ -47,24 +52,52 @@ export class GpuUnusableError extends Error {
 
 const CACHE_NAME = "gpu-check.json";
 /** Bumped when the check changes, so builds passed by an older one are checked again. */
-const CHECK_VERSION = 1;
-/** A child that takes longer than this to load a tiny model and decode is taken as failed. */
-const CHILD_TIMEOUT_MS = 180_000;
+const CHECK_VERSION = 2;
+/** A child that takes longer than this to load a tiny model and decode is taken as failed (a first compilation of PTX can take a while). */
+export const CHILD_TIMEOUT_MS = 180_000;
+const CHILD_OUTPUT_BYTES = 4 * 2 ** 20;
 
 /** Throws GpuUnusableError unless the GPU build can run a decode here (or did before, as the cache says). */
 export async function checkGpuKernels(o: GpuCheckOptions): Promise<void> {
   const passed = o.cacheDir === undefined ? {} : await readPassed(o.cacheDir);
   if (passed[o.identity] !== undefined) return;
-  const outcome = await (o.run ?? runChild)();
-  if (outcome.code === 0 && /^ok$/m.test(outcome.stdout)) {
+  const outcome = await (o.run ?? (() => runChild(undefined, ["--gpu", o.gpu])))();
+  const said = /^ok (\S+) (\d+)$/m.exec(outcome.stdout);
+  if (outcome.code === 0 && said?.[1] === o.gpu && Number(said[2]) > 0) {
     if (o.cacheDir !== undefined) await writePassed(o.cacheDir, { ...passed, [o.identity]: new Date().toISOString() });
     return;
   }
-  const how = outcome.signal !== null ? `was killed by ${outcome.signal}` : `exited with code ${outcome.code}`;
-  throw new GpuUnusableError(
-    `--gpu: llama.cpp's ${o.gpu} build cannot run on this GPU: a test decode of a tiny model ${how}` +
-      `${describeFailure(outcome.stderr)}. Update the GPU driver, or build llama.cpp for this GPU (npx --no node-llama-cpp source build --gpu ${o.gpu}), or run without --gpu. (${o.identity})`,
+  const quoted = describeFailure(outcome.stderr);
+  const how =
+    outcome.code === 0
+      ? `ran on ${said ? `${said[1]} with ${said[2]} layers on the GPU` : "something else"}, not on the ${o.gpu} build`
+      : outcome.stopped === "timeout"
+        ? `did not finish within ${CHILD_TIMEOUT_MS / 1000} s`
+        : outcome.stopped === "output"
+          ? `wrote more than ${CHILD_OUTPUT_BYTES / 2 ** 20} MiB`
+          : outcome.stopped !== undefined
+            ? `could not be started (${outcome.stopped})`
+            : outcome.signal !== null
+              ? `was killed by ${outcome.signal}`
+              : `exited with code ${outcome.code}`;
+  // The driver and build advice fits what kernels that cannot load say; other failures (out of
+  // memory, a full disk) are quoted as they are.
+  const kernels = /CUDA error|PTX|no kernel image|unsupported toolchain|driver/i.test(quoted);
+  const advice = kernels ? `Update the GPU driver, or build llama.cpp for this GPU (npx --no node-llama-cpp source build --gpu ${o.gpu}), or run without --gpu` : "Run without --gpu";
+  throw new GpuUnusableError(`--gpu: llama.cpp's ${o.gpu} build cannot run on this GPU: a test decode of a tiny model ${how}${quoted}. ${advice}. (${o.identity})`);
+}
+
+/**
+ * The cache key of a GPU build: the build and its release, the GPUs, the NVIDIA driver where
+ * Linux names it (the PTX a driver can compile depends on its version), and the host (a cache
+ * folder may be shared between hosts).
+ */
+export async function gpuIdentity(build: string, devices: readonly string[]): Promise<string> {
+  const driver = await readFile("/proc/driver/nvidia/version", "utf8").then(
+    (text) => /Kernel Module(?: for \S+)?\s+([\d.]+)/.exec(text)?.[1] ?? "unknown",
+    () => undefined,
   );
+  return `${build} on ${devices.join(", ") || "an unnamed device"}${driver ? `, NVIDIA driver ${driver}` : ""}, host ${hostname()}`;
 }
 
 /**
@@ -85,12 +118,19 @@ export function describeFailure(stderr: string): string {
 
 /** Runs `gpu-check-child.js` (or `script`) with `args` in a fresh temporary folder, removed after (a crash may leave a core file there). */
 export async function runChild(script = fileURLToPath(new URL("./gpu-check-child.js", import.meta.url)), args: readonly string[] = []): Promise<ChildOutcome> {
-  const dir = await mkdtemp(join(tmpdir(), "dsi-gpu-check-"));
+  let dir: string;
+  try {
+    dir = await mkdtemp(join(tmpdir(), "dsi-gpu-check-"));
+  } catch (err) {
+    throw new GpuUnusableError(`--gpu: cannot make a temporary folder for the GPU check in ${tmpdir()} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
   try {
     return await new Promise<ChildOutcome>((resolve) => {
-      execFile(process.execPath, [script, dir, ...args], { cwd: dir, timeout: CHILD_TIMEOUT_MS, maxBuffer: 4 * 2 ** 20 }, (err, stdout, stderr) => {
-        const e = err as (Error & { code?: number | string; signal?: NodeJS.Signals | null }) | null;
-        resolve({ code: e ? (typeof e.code === "number" ? e.code : null) : 0, signal: e?.signal ?? null, stdout, stderr });
+      execFile(process.execPath, [script, dir, ...args], { cwd: dir, timeout: CHILD_TIMEOUT_MS, killSignal: "SIGKILL", maxBuffer: CHILD_OUTPUT_BYTES }, (err, stdout, stderr) => {
+        const e = err as (Error & { code?: number | string; signal?: NodeJS.Signals | null; killed?: boolean }) | null;
+        const stopped =
+          e === null ? undefined : e.code === "ERR_CHILD_PROCESS_STDIO_MAXBUFFER" ? "output" : e.killed ? "timeout" : typeof e.code === "string" ? e.code : undefined;
+        resolve({ code: e ? (typeof e.code === "number" ? e.code : null) : 0, signal: e?.signal ?? null, stdout, stderr, ...(stopped ? { stopped } : {}) });
       });
     });
   } finally {

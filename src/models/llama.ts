@@ -22,7 +22,7 @@ import type { PositionOutput } from "../core/verify.js";
 import { AbortError } from "../runtime/abort.js";
 import { serial } from "../runtime/serial.js";
 import { DecodeGate } from "./decode-gate.js";
-import { checkGpuKernels, GpuUnusableError } from "./gpu-check.js";
+import { checkGpuKernels, gpuIdentity, GpuUnusableError } from "./gpu-check.js";
 import { checkRequest, InvalidRequestError, TokenView, type EvalRequest, type ModelInstance, type TokenSequence } from "../core/instance.js";
 
 /** A problem with model files or requests that the user can fix; the message says how. */
@@ -117,14 +117,18 @@ export async function loadLlama(gpu: boolean, cacheDir?: string | false): Promis
     },
   }).then(async (llama) => {
     if (gpu && llama.gpu !== false) {
-      const devices = await llama.getGpuDeviceNames();
-      await checkGpuKernels({
-        gpu: llama.gpu,
-        identity: `${kernelIdentity(llama, 1).build} on ${devices.join(", ") || "an unnamed device"}`,
-        cacheDir: cacheDir === false ? undefined : (cacheDir ?? defaultCacheDir()),
-      }).catch((err: unknown) => {
+      try {
+        await checkGpuKernels({
+          gpu: llama.gpu,
+          identity: await gpuIdentity(kernelIdentity(llama, 1).build, await llama.getGpuDeviceNames()),
+          cacheDir: cacheDir === false ? undefined : (cacheDir ?? defaultCacheDir()),
+        });
+      } catch (err) {
+        // Not kept for the process: a later call loads and checks again.
+        llamaPromise = undefined;
+        await llama.dispose().catch(() => undefined);
         throw err instanceof GpuUnusableError ? new ModelFileError(err.message) : err;
-      });
+      }
     }
     return llama;
   });

@@ -10,7 +10,8 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { checkGpuKernels, describeFailure, GpuUnusableError, runChild, type ChildOutcome } from "../../src/models/gpu-check.js";
+import { hostname } from "node:os";
+import { checkGpuKernels, CHILD_TIMEOUT_MS, describeFailure, gpuIdentity, GpuUnusableError, runChild, type ChildOutcome } from "../../src/models/gpu-check.js";
 
 /**
  * What node-llama-cpp's prebuilt CUDA build printed on an H200 with a CUDA 13.0 driver (the
@@ -33,7 +34,7 @@ const ABORTED: ChildOutcome = {
     "",
   ].join("\n"),
 };
-const OK: ChildOutcome = { code: 0, signal: null, stdout: "ok\n", stderr: "" };
+const OK: ChildOutcome = { code: 0, signal: null, stdout: "ok cuda 3\n", stderr: "" };
 
 async function withDir<T>(f: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), "dsi-gpu-check-test-"));
@@ -55,9 +56,36 @@ test("a GPU build whose test decode aborts is a clear error quoting llama.cpp, a
     assert.match(err.message, /npx --no node-llama-cpp source build --gpu cuda/);
     assert.match(err.message, /run without --gpu\. \(prebuilt b1 on NVIDIA H200\)$/);
     assert.equal(existsSync(join(cacheDir, "gpu-check.json")), false);
-    // A child that exits without "ok" fails too.
-    await assert.rejects(checkGpuKernels({ gpu: "cuda", identity: "x", cacheDir, run: async () => ({ code: 1, signal: null, stdout: "", stderr: "Error: cannot load\n" }) }), /exited with code 1 \(Error: cannot load\)/);
+    // A child that exits without "ok" fails too; advice on drivers only where llama.cpp's words are about kernels.
+    await assert.rejects(
+      checkGpuKernels({ gpu: "cuda", identity: "x", cacheDir, run: async () => ({ code: 1, signal: null, stdout: "", stderr: "Error: cannot load\n" }) }),
+      /exited with code 1 \(Error: cannot load\)\. Run without --gpu\. \(x\)$/,
+    );
+    await assert.rejects(
+      checkGpuKernels({ gpu: "cuda", identity: "x", cacheDir, run: async () => ({ code: null, signal: "SIGABRT", stdout: "", stderr: "ggml_backend_cuda_buffer_type_alloc_buffer: allocating 512.00 MiB on device 0: cudaMalloc failed: out of memory\n" }) }),
+      /killed by SIGABRT \(ggml_backend_cuda_buffer_type_alloc_buffer: allocating 512\.00 MiB on device 0: cudaMalloc failed: out of memory\)\. Run without --gpu\./,
+    );
+    assert.equal(existsSync(join(cacheDir, "gpu-check.json")), false);
   });
+});
+
+test("a check that did not test the GPU fails: another build, no layers on the GPU, past the time limit, too much output", async () => {
+  const fails = async (outcome: ChildOutcome, message: RegExp): Promise<void> => {
+    await assert.rejects(checkGpuKernels({ gpu: "cuda", identity: "b1 on H200", cacheDir: undefined, run: async () => outcome }), message);
+  };
+  await fails({ code: 0, signal: null, stdout: "ok cpu 0\n", stderr: "" }, /a test decode of a tiny model ran on cpu with 0 layers on the GPU, not on the cuda build\. Run without --gpu/);
+  await fails({ code: 0, signal: null, stdout: "ok cuda 0\n", stderr: "" }, /ran on cuda with 0 layers on the GPU, not on the cuda build/);
+  await fails({ code: 0, signal: null, stdout: "", stderr: "" }, /ran on something else, not on the cuda build/);
+  await fails({ code: null, signal: "SIGKILL", stdout: "", stderr: "", stopped: "timeout" }, new RegExp(`did not finish within ${CHILD_TIMEOUT_MS / 1000} s\\. Run without --gpu`));
+  await fails({ code: null, signal: "SIGKILL", stdout: "", stderr: "", stopped: "output" }, /wrote more than 4 MiB/);
+  await fails({ code: null, signal: null, stdout: "", stderr: "", stopped: "EACCES" }, /could not be started \(EACCES\)/);
+});
+
+test("a build's identity names the devices and the host (and the NVIDIA driver where Linux names it)", async () => {
+  const id = await gpuIdentity("prebuilt ggml-org/llama.cpp@v0.4.0 CUDA : ARCHS = 900", ["NVIDIA H200"]);
+  assert.ok(id.startsWith("prebuilt ggml-org/llama.cpp@v0.4.0 CUDA : ARCHS = 900 on NVIDIA H200"), id);
+  assert.ok(id.endsWith(`, host ${hostname()}`), id);
+  assert.equal(id.includes("NVIDIA driver"), existsSync("/proc/driver/nvidia/version"), id);
 });
 
 test("a GPU build that passed is remembered per build and device: the next process does not check again", async () => {
@@ -84,21 +112,27 @@ test("what llama.cpp said: its error line, else the last line that is not a back
   assert.equal(describeFailure(""), "");
 });
 
-test("a child that aborts is seen as killed, with its stderr, and its folder is removed", async () => {
+test("a child that is killed is seen as killed, with its stderr, and its folder is removed; one that writes too much is stopped", async () => {
   await withDir(async (dir) => {
     const script = join(dir, "abort.mjs");
-    await writeFile(script, 'process.stdout.write(process.argv[2] + "\\n"); process.stderr.write("CUDA error: no kernel image is available for execution on the device\\n", () => process.abort());\n');
+    // (SIGKILL, as llama.cpp's abort would be SIGABRT: the same path, without a core dump.)
+    await writeFile(script, 'process.stdout.write(process.argv[2] + "\\n"); process.stderr.write("CUDA error: no kernel image is available for execution on the device\\n", () => process.kill(process.pid, "SIGKILL"));\n');
     const outcome = await runChild(script);
-    assert.equal(outcome.signal, "SIGABRT");
+    assert.equal(outcome.signal, "SIGKILL");
     assert.equal(outcome.code, null);
     assert.match(outcome.stderr, /CUDA error: no kernel image/);
     const childDir = outcome.stdout.trim();
     assert.match(childDir, /dsi-gpu-check-/);
     assert.equal(existsSync(childDir), false, "the child's folder (where a core file would land) is gone");
+    const loud = join(dir, "loud.mjs");
+    await writeFile(loud, 'process.stdout.write("x".repeat(5 * 2 ** 20)); setTimeout(() => undefined, 60_000);\n');
+    assert.equal((await runChild(loud)).stopped, "output");
   });
 });
 
-test("the check's child runs its whole path (tiny model, load, a window and a one-token decode) on the CPU build", { timeout: 120_000 }, async () => {
+test("the check's child runs its whole path (tiny model, load, a window and a one-token decode) on the CPU build", { timeout: CHILD_TIMEOUT_MS + 20_000 }, async () => {
   const outcome = await runChild(undefined, ["--cpu"]);
-  assert.deepEqual({ code: outcome.code, signal: outcome.signal, stdout: outcome.stdout }, { code: 0, signal: null, stdout: "ok\n" }, outcome.stderr);
+  assert.deepEqual({ code: outcome.code, signal: outcome.signal, stdout: outcome.stdout }, { code: 0, signal: null, stdout: "ok cpu 0\n" }, outcome.stderr);
+  // A kind it does not know is refused before anything loads.
+  assert.equal((await runChild(undefined, ["--gpu", "opencl"])).code, 2);
 });
