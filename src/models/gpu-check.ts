@@ -68,23 +68,21 @@ export async function checkGpuKernels(o: GpuCheckOptions): Promise<void> {
     return;
   }
   const quoted = describeFailure(outcome.stderr);
-  const how =
-    outcome.code === 0
-      ? `ran on ${said ? `${said[1]} with ${said[2]} layers on the GPU` : "something else"}, not on the ${o.gpu} build`
-      : outcome.stopped === "timeout"
-        ? `did not finish within ${CHILD_TIMEOUT_MS / 1000} s`
-        : outcome.stopped === "output"
-          ? `wrote more than ${CHILD_OUTPUT_BYTES / 2 ** 20} MiB`
-          : outcome.stopped !== undefined
-            ? `could not be started (${outcome.stopped})`
-            : outcome.signal !== null
-              ? `was killed by ${outcome.signal}`
-              : `exited with code ${outcome.code}`;
+  const how = howItEnded(outcome, said, o.gpu);
   // The driver and build advice fits what kernels that cannot load say; other failures (out of
   // memory, a full disk) are quoted as they are.
   const kernels = /CUDA error|PTX|no kernel image|unsupported toolchain|driver/i.test(quoted);
   const advice = kernels ? `Update the GPU driver, or build llama.cpp for this GPU (npx --no node-llama-cpp source build --gpu ${o.gpu}), or run without --gpu` : "Run without --gpu";
   throw new GpuUnusableError(`--gpu: llama.cpp's ${o.gpu} build cannot run on this GPU: a test decode of a tiny model ${how}${quoted}. ${advice}. (${o.identity})`);
+}
+
+/** How a child that did not pass ended, in words that follow "a test decode of a tiny model". */
+function howItEnded(outcome: ChildOutcome, said: RegExpExecArray | null, gpu: string): string {
+  if (outcome.code === 0) return `ran on ${said ? `${said[1]} with ${said[2]} layers on the GPU` : "something else"}, not on the ${gpu} build`;
+  if (outcome.stopped === "timeout") return `did not finish within ${CHILD_TIMEOUT_MS / 1000} s`;
+  if (outcome.stopped === "output") return `wrote more than ${CHILD_OUTPUT_BYTES / 2 ** 20} MiB`;
+  if (outcome.stopped !== undefined) return `could not be started (${outcome.stopped})`;
+  return outcome.signal !== null ? `was killed by ${outcome.signal}` : `exited with code ${outcome.code}`;
 }
 
 /**
