@@ -141,7 +141,9 @@ async function measureAlone(setups: readonly Setup[]): Promise<Row[]> {
     for (let i = 0; i < configs.length; i++) {
       const { setup, algo } = configs[(i + r) % configs.length];
       const sample = await streamOnce(setup.url, PROMPTS[r % PROMPTS.length], algo, setup.maxTokens);
-      samples.set(key(setup, algo), [...(samples.get(key(setup, algo)) ?? []), sample]);
+      const own = samples.get(key(setup, algo));
+      if (own) own.push(sample);
+      else samples.set(key(setup, algo), [sample]);
     }
   }
   return setups.flatMap((setup) =>

@@ -5,7 +5,7 @@
 import type { ModelInstance } from "../core/instance.js";
 import type { Clock } from "../runtime/clock.js";
 import type { Runtime } from "../runtime/runtime.js";
-import { DEFAULT_PAIR, defaultCacheDir, ensurePair } from "./gguf/llama-model.js";
+import { cacheDirOf, DEFAULT_PAIR, defaultCacheDir, ensurePair } from "./gguf/llama-model.js";
 import type { LatencyProfile } from "./latency.js";
 import { cpuModel, fileFingerprint, type EvalChunk } from "./batch-invariance.js";
 import { openLearnedStore, type LearnedStore } from "./learned-store.js";
@@ -210,7 +210,7 @@ export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolea
   // Target instances, each a context with `sequences` sequences (the pool leases sequences).
   const targets: Promise<LlamaInstance[]>[] = [];
   const runtimes = new Set<Runtime>();
-  const cacheDir = o.cacheDir === false ? undefined : (o.cacheDir ?? defaultCacheDir());
+  const cacheDir = cacheDirOf(o.cacheDir);
   const warn = o.warn ?? ((m: string) => process.stderr.write(`dsi: warning: ${m}\n`));
   // What measured costs depend on besides the latency profile (each runtime adds its own).
   const identity =

@@ -19,6 +19,7 @@
  */
 import { abortReason } from "../runtime/abort.js";
 import { afterThisInstant, RealClock, type Clock } from "../runtime/clock.js";
+import { RunningMean } from "../runtime/costs.js";
 import { GATHER_SHARE, Gathering } from "./gathering.js";
 
 interface Waiter {
@@ -32,17 +33,14 @@ interface Waiter {
   onAbort?: () => void;
 }
 
-/** Weight of a new decode's time in the running mean the gather's bound is a share of. */
-const DECODE_MEAN_WEIGHT = 0.25;
-
 export class DecodeGate {
   private waiting: Waiter[] = [];
   /** Released evaluations still running. */
   private out = 0;
   private releasing = false;
   private releasedAt = 0;
-  /** Running mean of a release's time to its last evaluation's end, ms. */
-  private decodeMs: number | undefined;
+  /** Running mean of a release's time to its last evaluation's end, ms (the gather's bound is a share of it). */
+  private readonly decodeMs = new RunningMean();
   /** The sequences of the last release: all of them, and (in `gathering`) those of one-token steps, waited for. */
   private releasedLast = new Set<object>();
   private readonly gathering: Gathering;
@@ -92,8 +90,7 @@ export class DecodeGate {
 
   private ended(): void {
     if (--this.out > 0) return;
-    const ms = this.clock.now() - this.releasedAt;
-    this.decodeMs = this.decodeMs === undefined ? ms : this.decodeMs + DECODE_MEAN_WEIGHT * (ms - this.decodeMs);
+    this.decodeMs.observe(this.clock.now() - this.releasedAt);
     this.schedule();
   }
 
@@ -111,7 +108,7 @@ export class DecodeGate {
   /** Waits for the last release's sequences (bounded, see above), then lets everyone waiting in. */
   private async release(): Promise<void> {
     try {
-      const bound = GATHER_SHARE * (this.decodeMs ?? 0);
+      const bound = GATHER_SHARE * (this.decodeMs.value ?? 0);
       const end = this.clock.now() + bound;
       // (Those that come straight back do so in this instant's continuations: after them,
       // windows' sequences too, which are not waited for past it. On the real clock that is

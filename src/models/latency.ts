@@ -49,7 +49,7 @@ export const PREFILL_TOKENS_PER_STEP = 256;
  * catch-ups cost what they always did, a long read grows with its length.
  */
 export function passMs(latency: ModelLatency, outputs: number, read: number, first = false): number {
-  const step = (first ? latency.ttftMs : latency.tpotMs) + latency.perExtraPositionMs * Math.max(0, outputs - Math.max(1, latency.kneeTokens ?? 1));
+  const step = (first ? latency.ttftMs : latency.tpotMs) + latency.perExtraPositionMs * Math.max(0, outputs - kneeOf(latency));
   const perToken = latency.prefillPerTokenMs ?? latency.tpotMs / PREFILL_TOKENS_PER_STEP;
   return Math.max(step, perToken * read);
 }
@@ -99,7 +99,12 @@ export const BATCH_COSTS = {
  */
 export function freePositions(latency: ModelLatency): number {
   if (!(latency.tpotMs > 0)) return 1;
-  return latency.perExtraPositionMs === 0 ? Infinity : Math.max(1, latency.kneeTokens ?? 1);
+  return latency.perExtraPositionMs === 0 ? Infinity : kneeOf(latency);
+}
+
+/** Positions a pass carries at a step's cost (at least 1). */
+function kneeOf(latency: ModelLatency): number {
+  return Math.max(1, latency.kneeTokens ?? 1);
 }
 
 /** A profile whose target passes cost as the batch model says (the drafter's unchanged). */

@@ -13,7 +13,7 @@ import { open, stat } from "node:fs/promises";
 import { freemem } from "node:os";
 import { DEFAULT_SEQUENCES_CAP, MAX_SEQUENCES } from "./limits.js";
 import { checkGgufStructure, GgufFormatError } from "./gguf/check.js";
-import { defaultCacheDir } from "./gguf/llama-model.js";
+import { cacheDirOf } from "./gguf/llama-model.js";
 import { evalChunkWarning, measureEvalChunk, PROBE_LENGTH, probePath, type EvalChunk, type KernelIdentity, type ProbeOutput, type ProbeRunner } from "./batch-invariance.js";
 import type { ChatHistoryItem, ChatWrapper, Llama, LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
 import { keyedUniform } from "../core/random.js";
@@ -121,7 +121,7 @@ export async function loadLlama(gpu: boolean, cacheDir?: string | false): Promis
         await checkGpuKernels({
           gpu: llama.gpu,
           identity: await gpuIdentity(kernelIdentity(llama, 1).build, await llama.getGpuDeviceNames()),
-          cacheDir: cacheDir === false ? undefined : (cacheDir ?? defaultCacheDir()),
+          cacheDir: cacheDirOf(cacheDir),
         });
       } catch (err) {
         // Not kept for the process: a later call loads and checks again.
@@ -317,7 +317,7 @@ async function evalChunkOf(llama: Llama, model: LlamaModel, modelPath: string, c
   const found = await measureEvalChunk({
     modelPath,
     kernels: kernelIdentity(llama, o.threads),
-    cacheDir: o.cacheDir === false ? undefined : (o.cacheDir ?? defaultCacheDir()),
+    cacheDir: cacheDirOf(o.cacheDir),
     run,
     path: probePath(vocabSize(model), probeLength, model.tokens.bos ?? undefined),
     warn,

@@ -24,7 +24,7 @@ export interface Clock {
  * continuations finish).
  */
 export function afterThisInstant(clock: Clock): Promise<void> {
-  return clock.kind === "virtual" ? clock.sleep(0) : new Promise<void>((resolve) => setImmediate(resolve));
+  return clock.kind === "virtual" ? clock.sleep(0) : nextTurn();
 }
 
 export interface SleepOptions {

@@ -39,7 +39,7 @@ export const RECENT_HORIZON = 256;
 const RESTORED_MEAN_WEIGHT = 0.5;
 
 /** A running mean that follows recent values (exponentially weighted). */
-class RunningMean {
+export class RunningMean {
   value: number | undefined;
   /** Whether `value` was restored and not observed since. */
   private restored = false;

@@ -273,7 +273,9 @@ export class TargetPool {
   /** See TargetPoolOptions.freePositions. */
   readonly freePositions: number;
   /** Whether a pass carries a task's extra positions without cost to its other sequences (up to `freePositions`). */
-  readonly sharesFreely: boolean;
+  get sharesFreely(): boolean {
+    return this.freePositions > 1;
+  }
   readonly vocabSize: number;
   readonly eosToken: number | undefined;
   private readonly instances: (ModelInstance | undefined)[] = [];
@@ -327,7 +329,6 @@ export class TargetPool {
     this.sequences = sequences;
     this.freePositions = o.freePositions ?? 1;
     if (!(this.freePositions >= 1)) throw new RangeError(`free positions per pass must be at least 1, got ${o.freePositions}`);
-    this.sharesFreely = this.freePositions > 1;
     this.create = o.create;
     this.vocabSize = o.vocabSize;
     this.eosToken = o.eosToken;
@@ -819,8 +820,8 @@ export class TargetPool {
    */
   private idleFor(m: Member, claim: Claim): number {
     let own = -1;
-    let fallback = -1;
-    let unclaimed = -1;
+    let [fallback, fallbackCrowding] = [-1, Infinity];
+    let [unclaimed, unclaimedCrowding] = [-1, Infinity];
     for (let i = 0; i < this.slots.length; i++) {
       if (this.slots[i] !== "idle") continue;
       if (this.sequences > 1 && !this.openTo(m, claim, this.instanceOf(i))) continue;
@@ -833,8 +834,8 @@ export class TargetPool {
         continue;
       }
       const crowding = this.crowding(m, this.instanceOf(i));
-      if (fallback < 0 || crowding < this.crowding(m, this.instanceOf(fallback))) fallback = i;
-      if ((last === undefined || !this.members.has(last)) && (unclaimed < 0 || crowding < this.crowding(m, this.instanceOf(unclaimed)))) unclaimed = i;
+      if (crowding < fallbackCrowding) [fallback, fallbackCrowding] = [i, crowding];
+      if ((last === undefined || !this.members.has(last)) && crowding < unclaimedCrowding) [unclaimed, unclaimedCrowding] = [i, crowding];
     }
     return own >= 0 ? own : unclaimed >= 0 ? unclaimed : fallback;
   }

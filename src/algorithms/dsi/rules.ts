@@ -89,15 +89,20 @@ export interface FrontierView {
 const covers = (t: TaskInView, p: number): boolean => t.start <= p && p <= t.start + t.drafts;
 
 /** Frontier rule: the task on f when nothing covers it; undefined when something does. */
+/** At most `drafts` drafts, and no more than a pass with room for `room` positions carries beside its first (`PoolMember.room`). */
+export function draftsFitting(drafts: number, room: number): number {
+  return Math.max(0, Math.min(drafts, room - 1));
+}
+
 export function frontierRule(v: FrontierView): TaskPlan | undefined {
   for (const t of v.running) if (covers(t, v.frontier)) return undefined;
   for (const t of v.done) if (covers(t, v.frontier)) return undefined;
-  return { start: v.frontier, drafts: Math.max(0, Math.min(v.lookahead, v.draftsReady, v.homeRoom - 1)), rule: "frontier" };
+  return { start: v.frontier, drafts: draftsFitting(Math.min(v.lookahead, v.draftsReady), v.homeRoom), rule: "frontier" };
 }
 
 /** Slack rule: until when a short frontier task may wait for more drafts; undefined: go now. */
 export function slackRule(v: FrontierView, plan: TaskPlan): number | undefined {
-  if (!v.patient || plan.drafts >= Math.min(v.lookahead, v.homeRoom - 1) || v.freeInstances !== 1) return undefined;
+  if (!v.patient || plan.drafts >= draftsFitting(v.lookahead, v.homeRoom) || v.freeInstances !== 1) return undefined;
   if (v.frontier + v.draftsReady >= v.lastDraftable) return undefined; // no more drafts will come
   const window = v.costs.slowestMs(v.lookahead);
   const deadline = v.nonSiCommitAt(v.frontier);

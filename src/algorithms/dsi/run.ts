@@ -26,7 +26,7 @@ import type { Claim, Lease } from "../../runtime/pool.js";
 import type { RunContext } from "../context.js";
 import type { LookaheadDecision } from "../lookahead.js";
 import { claimOf, drafterLeadLimit, WindowQueue, type TaskPlan } from "./queue.js";
-import { frontierRule, guardRule, slackRule, type FrontierView, type TaskInView } from "./rules.js";
+import { draftsFitting, frontierRule, guardRule, slackRule, type FrontierView, type TaskInView } from "./rules.js";
 
 interface Task extends TaskInView {
   id: number;
@@ -348,7 +348,7 @@ class DsiRun {
   private dispatch(lease: Lease, wanted: TaskPlan): void {
     const { ctx } = this;
     // (Drafts only where they fit a pass other generations share: `PoolMember.room`.)
-    const plan = { ...wanted, drafts: Math.max(0, Math.min(wanted.drafts, ctx.member.room(lease) - 1)) };
+    const plan = { ...wanted, drafts: draftsFitting(wanted.drafts, ctx.member.room(lease)) };
     const off = plan.start - this.f;
     const task: Task = {
       id: this.taskIds++,

@@ -277,3 +277,8 @@ export async function ensurePair(cacheDir: string, spec: ModelPairSpec): Promise
 export function defaultCacheDir(): string {
   return process.env.DSI_CACHE_DIR ?? join(homedir(), ".cache", "dsi");
 }
+
+/** A cache folder option resolved: given, or the default; `false`: none (keep nothing). */
+export function cacheDirOf(option: string | false | undefined): string | undefined {
+  return option === false ? undefined : (option ?? defaultCacheDir());
+}
