@@ -157,18 +157,18 @@ async function servingMedians(streams: number): Promise<Record<"nonsi" | "si" | 
   return out;
 }
 
-test("the serving bench's emulated GPU-like setup in virtual time: DSI's per-token p50 below SI's and non-SI's at 1 and 8 streams, within 3% of SI's at 4", async () => {
-  // (Figures, ms per token, DSI / SI / non-SI: 1 stream 14.2 / 17.1 / 37.7; 4 streams 21.2 /
-  // 20.8 / 37.7; 8 streams 22.7 / 23.6 / 37.7. At 4 each generation has one instance of its
-  // own: DSI runs SI's windows with drafting overlapped, and its bound costs it at each
-  // request's cold start. docs/serving.md, Load.)
+test("the serving bench's emulated GPU-like setup in virtual time: DSI's per-token p50 below SI's and non-SI's at 1, 4 and 8 streams", async () => {
+  // (Figures, ms per token, DSI / SI / non-SI: 1 stream 14.18 / 17.09 / 37.70; 4 streams 20.58 /
+  // 20.98 / 37.70; 8 streams 23.75 / 24.55 / 37.70. At 4 each generation has one instance of
+  // its own: DSI runs SI's windows with drafting overlapped, and its bound costs it plain steps
+  // where it has no lead on non-SI (a request's cold start, rejections in a row): its mean
+  // per-token latency there, 20.17 ms, is above SI's 19.69. docs/serving.md, Load.)
   for (const streams of [1, 4, 8]) {
     const m = await servingMedians(streams);
     assert.deepEqual(m.dsi.tokens, m.nonsi.tokens, `${streams} streams: lossless`);
     assert.deepEqual(m.si.tokens, m.nonsi.tokens, `${streams} streams: lossless`);
     const what = `${streams} streams: DSI ${m.dsi.p50.toFixed(2)} ms per token, SI ${m.si.p50.toFixed(2)}, non-SI ${m.nonsi.p50.toFixed(2)}`;
     assert.ok(m.dsi.p50 < m.nonsi.p50, what);
-    if (streams === 4) assert.ok(m.dsi.p50 <= 1.03 * m.si.p50, what);
-    else assert.ok(m.dsi.p50 < m.si.p50, what);
+    assert.ok(m.dsi.p50 < m.si.p50, what);
   }
 });
