@@ -53,10 +53,9 @@ interface Member extends PassRequest {
 }
 
 export class BatchDevice {
-  private waiting: Member[] = [];
   private running = false;
-  /** The sequences the last pass served, each expected to ask again. */
-  private readonly gathering: Gathering;
+  /** The requests waiting, and the sequences the last pass served, each expected to ask again. */
+  private readonly gathering: Gathering<Member>;
   /** Passes run so far, and the sequences' shares they carried (for tests and stats). */
   passes = 0;
   shares = 0;
@@ -84,17 +83,10 @@ export class BatchDevice {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     return new Promise<void>((resolve, reject) => {
       const m: Member = { ...req, startBy: req.startBy ?? Infinity, resolve, reject, signal };
-      if (signal) {
-        m.onAbort = () => {
-          const at = this.waiting.indexOf(m);
-          if (at >= 0) this.waiting.splice(at, 1);
-          else m.left?.();
-          reject(abortReason(signal));
-        };
-        signal.addEventListener("abort", m.onAbort, { once: true });
-      }
-      this.waiting.push(m);
-      this.gathering.arrived(req.sequence);
+      this.gathering.enqueue(m, (reason, waiting) => {
+        if (!waiting) m.left?.();
+        reject(reason);
+      });
       if (!this.running) void this.dispatch();
     });
   }
@@ -112,7 +104,7 @@ export class BatchDevice {
     if (this.gathering.back() || !(bound > 0)) return;
     const end = this.clock.now() + bound;
     await afterThisInstant(this.clock);
-    await this.gathering.wait(() => Math.min(end, ...this.waiting.map((m) => m.startBy)));
+    await this.gathering.wait(() => Math.min(end, this.gathering.startBy()));
   }
 
   /** Runs passes while requests wait: each takes every request waiting when it starts. */
@@ -121,12 +113,11 @@ export class BatchDevice {
     try {
       // Requests of the same instant join the first pass.
       await afterThisInstant(this.clock);
-      while (this.waiting.length > 0) {
+      while (this.gathering.size > 0) {
         await this.gather();
         // (Everyone waiting may have left meanwhile: no pass for no one.)
-        if (this.waiting.length === 0) break;
-        const batch = this.waiting;
-        this.waiting = [];
+        if (this.gathering.size === 0) break;
+        const batch = this.gathering.take();
         this.passes++;
         this.shares += batch.length;
         const ms = this.cost(batch);
@@ -141,7 +132,7 @@ export class BatchDevice {
         }
         const served: object[] = [];
         for (const m of batch) {
-          if (m.signal && m.onAbort) m.signal.removeEventListener("abort", m.onAbort);
+          this.gathering.settled(m);
           if (m.signal?.aborted) continue;
           if (failed) m.reject(failed.err);
           else {
@@ -153,7 +144,10 @@ export class BatchDevice {
       }
     } catch (err) {
       // (The clock failed before a pass: whoever waits hears it rather than waiting forever.)
-      for (const m of this.waiting.splice(0)) m.reject(err);
+      for (const m of this.gathering.take()) {
+        this.gathering.settled(m);
+        m.reject(err);
+      }
     } finally {
       this.running = false;
     }

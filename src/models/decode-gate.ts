@@ -34,7 +34,6 @@ interface Waiter {
 }
 
 export class DecodeGate {
-  private waiting: Waiter[] = [];
   /** Released evaluations still running. */
   private out = 0;
   private releasing = false;
@@ -43,7 +42,8 @@ export class DecodeGate {
   private readonly decodeMs = new RunningMean();
   /** The sequences of the last release: all of them, and (in `gathering`) those of one-token steps, waited for. */
   private releasedLast = new Set<object>();
-  private readonly gathering: Gathering;
+  /** The evaluations waiting, and the sequences the next release waits for. */
+  private readonly gathering: Gathering<Waiter>;
   /** Releases so far, and the evaluations they let in (for tests and stats). */
   releases = 0;
   released = 0;
@@ -73,17 +73,10 @@ export class DecodeGate {
             this.ended();
           }),
       };
-      if (signal) {
-        w.onAbort = () => {
-          const at = this.waiting.indexOf(w);
-          if (at < 0) return;
-          this.waiting.splice(at, 1);
-          reject(abortReason(signal));
-        };
-        signal.addEventListener("abort", w.onAbort, { once: true });
-      }
-      this.waiting.push(w);
-      this.gathering.arrived(sequence);
+      // (Once released, the evaluation is the caller's: its abort is the caller's to handle.)
+      this.gathering.enqueue(w, (reason, waiting) => {
+        if (waiting) reject(reason);
+      });
       this.schedule();
     });
   }
@@ -95,7 +88,7 @@ export class DecodeGate {
   }
 
   private schedule(): void {
-    if (this.out > 0 || this.releasing || this.waiting.length === 0) return;
+    if (this.out > 0 || this.releasing || this.gathering.size === 0) return;
     this.releasing = true;
     void this.release();
   }
@@ -118,10 +111,9 @@ export class DecodeGate {
       if (this.releasedLast.size === 0 || !this.gathering.back(this.releasedLast) || this.clock.kind === "virtual") await afterThisInstant(this.clock);
       // (No one waiting any more: nothing to hold. No need to be punctual: a real clock's short
       // sleeps would spin on the main thread.)
-      if (!this.gathering.back()) await this.gathering.wait(() => (this.waiting.length === 0 ? -Infinity : Math.min(end, ...this.waiting.map((w) => w.startBy))), { coarse: true });
+      if (!this.gathering.back()) await this.gathering.wait(() => (this.gathering.size === 0 ? -Infinity : Math.min(end, this.gathering.startBy())), { coarse: true });
     } finally {
-      const batch = this.waiting;
-      this.waiting = [];
+      const batch = this.gathering.take();
       this.releasedLast = new Set(batch.map((w) => w.sequence));
       this.gathering.passed(batch.filter((w) => w.step).map((w) => w.sequence));
       this.out += batch.length;
@@ -132,7 +124,7 @@ export class DecodeGate {
         this.released += batch.length;
       }
       for (const w of batch) {
-        if (w.signal && w.onAbort) w.signal.removeEventListener("abort", w.onAbort);
+        this.gathering.settled(w);
         w.go();
       }
     }
