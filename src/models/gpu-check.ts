@@ -16,7 +16,7 @@
  * seconds). A failure is not remembered.
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -64,7 +64,7 @@ export async function checkGpuKernels(o: GpuCheckOptions): Promise<void> {
   const outcome = await (o.run ?? (() => runChild(undefined, ["--gpu", o.gpu])))();
   const said = /^ok (\S+) (\d+)$/m.exec(outcome.stdout);
   if (outcome.code === 0 && said?.[1] === o.gpu && Number(said[2]) > 0) {
-    if (o.cacheDir !== undefined) await writePassed(o.cacheDir, { ...passed, [o.identity]: new Date().toISOString() });
+    if (o.cacheDir !== undefined) await writePassed(o.cacheDir, o.identity);
     return;
   }
   const quoted = describeFailure(outcome.stderr);
@@ -114,11 +114,20 @@ export function describeFailure(stderr: string): string {
   return said === undefined ? "" : ` (${said.length > 300 ? `${said.slice(0, 300)}...` : said})`;
 }
 
-/** Runs `gpu-check-child.js` (or `script`) with `args` in a fresh temporary folder, removed after (a crash may leave a core file there). */
+/** A check's temporary folder: the prefix, then the checking process's id (`sweepDeadChecks`). */
+const CHILD_DIR_PREFIX = "dsi-gpu-check-";
+const CHILD_DIR_NAME = /^dsi-gpu-check-(\d+)-/;
+
+/**
+ * Runs `gpu-check-child.js` (or `script`) with `args` in a fresh temporary folder, removed after
+ * (a crash may leave a core file there); first removes the folders of checks whose process died
+ * before it could remove them.
+ */
 export async function runChild(script = fileURLToPath(new URL("./gpu-check-child.js", import.meta.url)), args: readonly string[] = []): Promise<ChildOutcome> {
   let dir: string;
   try {
-    dir = await mkdtemp(join(tmpdir(), "dsi-gpu-check-"));
+    await sweepDeadChecks(tmpdir());
+    dir = await mkdtemp(join(tmpdir(), `${CHILD_DIR_PREFIX}${process.pid}-`));
   } catch (err) {
     throw new GpuUnusableError(`--gpu: cannot make a temporary folder for the GPU check in ${tmpdir()} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
@@ -136,6 +145,29 @@ export async function runChild(script = fileURLToPath(new URL("./gpu-check-child
   }
 }
 
+/**
+ * Removes the temporary folders of checks whose process is gone (killed while its child ran:
+ * its folder, and any core file in it, stayed). A folder is known by the id of the process that
+ * made it; one whose process still runs, or cannot be told, is left alone.
+ */
+export async function sweepDeadChecks(parent: string): Promise<void> {
+  const names = await readdir(parent).catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = CHILD_DIR_NAME.exec(name)?.[1];
+    if (pid !== undefined && !alive(Number(pid))) await rm(join(parent, name), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** Whether a process with this id runs (one of another user's counts: EPERM). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== "ESRCH";
+  }
+}
+
 async function readPassed(dir: string): Promise<Record<string, string>> {
   try {
     const parsed = JSON.parse(await readFile(join(dir, CACHE_NAME), "utf8")) as { version?: number; passed?: Record<string, string> };
@@ -145,9 +177,15 @@ async function readPassed(dir: string): Promise<Record<string, string>> {
   }
 }
 
-/** A cache that cannot be written only means the next GPU run checks again. */
-async function writePassed(dir: string, passed: Record<string, string>): Promise<void> {
+/**
+ * Adds a pass to the cache, read again just before the write so that what other processes
+ * passed meanwhile (a check takes seconds) stays; two writes in the same instant can still drop
+ * one, which costs that build a second check. A cache that cannot be written only means the
+ * next GPU run checks again.
+ */
+async function writePassed(dir: string, identity: string): Promise<void> {
   try {
+    const passed = { ...(await readPassed(dir)), [identity]: new Date().toISOString() };
     await makeDirs(dir);
     await writeFileAtomically(join(dir, CACHE_NAME), JSON.stringify({ version: CHECK_VERSION, passed }, null, 1));
   } catch {

@@ -5,13 +5,14 @@
  * real child runs its whole path on the CPU build.
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { hostname } from "node:os";
-import { checkGpuKernels, CHILD_TIMEOUT_MS, describeFailure, gpuIdentity, GpuUnusableError, runChild, type ChildOutcome } from "../../src/models/gpu-check.js";
+import { checkGpuKernels, CHILD_TIMEOUT_MS, describeFailure, gpuIdentity, GpuUnusableError, runChild, sweepDeadChecks, type ChildOutcome } from "../../src/models/gpu-check.js";
 
 /**
  * What node-llama-cpp's prebuilt CUDA build printed on an H200 with a CUDA 13.0 driver (the
@@ -103,6 +104,32 @@ test("a GPU build that passed is remembered per build and device: the next proce
     // No cache folder: checked every time.
     await checkGpuKernels({ gpu: "cuda", identity: "b1 on H200", cacheDir: undefined, run });
     assert.equal(runs, 3);
+  });
+});
+
+test("two processes checking at once both keep their pass: the cache is read again before it is written", async () => {
+  await withDir(async (cacheDir) => {
+    let finishFirst!: () => void;
+    const first = checkGpuKernels({ gpu: "cuda", identity: "b1 on H200", cacheDir, run: () => new Promise<ChildOutcome>((r) => (finishFirst = () => r(OK))) });
+    // (The other process's check starts and passes while the first one's child still runs.)
+    await checkGpuKernels({ gpu: "cuda", identity: "b1 on H100", cacheDir, run: async () => OK });
+    finishFirst();
+    await first;
+    const passed = JSON.parse(await readFile(join(cacheDir, "gpu-check.json"), "utf8")).passed;
+    assert.deepEqual(Object.keys(passed).sort(), ["b1 on H100", "b1 on H200"]);
+  });
+});
+
+test("a check's folder left by a process that died is removed by the next check; a running process's and other folders stay", async () => {
+  await withDir(async (parent) => {
+    // (The id of a process that has ended.)
+    const dead = Number(execFileSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" }));
+    const [left, running, other] = [`dsi-gpu-check-${dead}-a1b2c3`, `dsi-gpu-check-${process.pid}-d4e5f6`, "dsi-gpu-check-test-x"];
+    for (const name of [left, running, other]) await mkdir(join(parent, name, "inside"), { recursive: true });
+    await sweepDeadChecks(parent);
+    assert.equal(existsSync(join(parent, left)), false);
+    assert.equal(existsSync(join(parent, running, "inside")), true);
+    assert.equal(existsSync(join(parent, other, "inside")), true);
   });
 });
 
