@@ -69,8 +69,9 @@ export interface Lease {
   carry(positions: number): void;
   /**
    * Takes the instance out of the pool (it is lost: its worker died); `why` is kept for the
-   * error when no instance is left. Instead of `release`, once. An instance that can come
-   * back (`ModelInstance.probe`) rejoins when it answers again.
+   * error when no instance is left. Instead of `release`, once. With several sequences per
+   * instance its idle sequences go too (busy ones when their calls fail). An instance (each
+   * sequence) that can come back (`ModelInstance.probe`) rejoins when it answers again.
    */
   retire(why: string): void;
 }
@@ -959,10 +960,17 @@ export class TargetPool {
       },
       retire: (why) => {
         end();
-        this.setSlot(index, "lost");
-        const instance = this.instances[index]!;
-        this.events?.emit({ type: "retire", instance: index, member: m.id, label: instance.label, why });
-        this.health.lost(index, instance, why, this.alive === 0);
+        // (The instance's other sequences live in the same context or worker: its idle ones
+        // go with it, rather than each failing a task first; busy ones fail on their own.)
+        const gone = [index];
+        for (let j = instance * this.sequences; j < (instance + 1) * this.sequences; j++) if (j !== index && this.slots[j] === "idle") gone.push(j);
+        for (const j of gone) this.setSlot(j, "lost");
+        for (const j of gone) {
+          const lost = this.instances[j]!;
+          const said = j === index ? why : `${why} (found by sequence ${index % this.sequences} of the same instance)`;
+          this.events?.emit({ type: "retire", instance: j, member: m.id, label: lost.label, why: said });
+          this.health.lost(j, lost, said, this.alive === 0);
+        }
         this.failIfHopeless();
         this.serve();
       },

@@ -412,6 +412,32 @@ test("sequences: what a task may carry of passes other generations share (room):
   for (const l of [c1, d1]) l.release();
 });
 
+test("sequences: a lost sequence takes its instance's idle sequences with it (busy ones fail on their own); each comes back when it answers again", async () => {
+  let back = false;
+  const q = new TargetPool({
+    size: 2,
+    sequences: 4,
+    vocabSize: 16,
+    eosToken: undefined,
+    create: (i) => Object.assign(pair.instance("target", `t-${i}`), { probe: async () => back }),
+    reviveIntervalMs: 10,
+    rejoinGraceMs: 5000,
+  });
+  const leases = Array.from({ length: 8 }, () => q.join().tryAcquire("frontier")!);
+  assert.equal(new Set(leases.map((l) => l.index)).size, 8, "every sequence made and leased");
+  const [lost, ...rest] = leases;
+  const busy = rest.find((l) => q.instanceOf(l.index) === q.instanceOf(lost.index))!;
+  for (const l of rest) if (l !== busy) l.release();
+  lost.retire("its worker died");
+  assert.equal(q.alive, 8 - 3, "the lost sequence and its instance's two idle ones; the busy one is still out");
+  busy.retire("its worker died");
+  assert.equal(q.alive, 4);
+  back = true;
+  for (let waited = 0; q.alive < 8 && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(q.alive, 8, "every sequence answered again");
+  q.close();
+});
+
 test("sequences: room follows a generation that leaves while its task runs, a lease retired, and ignores a declaration after release", () => {
   const p = sequencePool(1, 4, 8);
   const [a, b] = [p.join(), p.join()];
