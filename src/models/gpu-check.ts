@@ -16,7 +16,7 @@
  * seconds). A failure is not remembered.
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -116,7 +116,16 @@ export function describeFailure(stderr: string): string {
 
 /** A check's temporary folder: the prefix, then the checking process's id (`sweepDeadChecks`). */
 const CHILD_DIR_PREFIX = "dsi-gpu-check-";
-const CHILD_DIR_NAME = /^dsi-gpu-check-(\d+)-/;
+
+/** This host's part of a check's folder name (a temporary folder may be shared between hosts). */
+function hostTag(): string {
+  return hostname().replace(/[^A-Za-z0-9.-]/g, "_");
+}
+
+/** The prefix of this process's check folders: prefix, host, process id (`sweepDeadChecks`). */
+export function childDirPrefix(pid = process.pid): string {
+  return `${CHILD_DIR_PREFIX}${hostTag()}-${pid}-`;
+}
 
 /**
  * Runs `gpu-check-child.js` (or `script`) with `args` in a fresh temporary folder, removed after
@@ -127,7 +136,7 @@ export async function runChild(script = fileURLToPath(new URL("./gpu-check-child
   let dir: string;
   try {
     await sweepDeadChecks(tmpdir());
-    dir = await mkdtemp(join(tmpdir(), `${CHILD_DIR_PREFIX}${process.pid}-`));
+    dir = await mkdtemp(join(tmpdir(), childDirPrefix()));
   } catch (err) {
     throw new GpuUnusableError(`--gpu: cannot make a temporary folder for the GPU check in ${tmpdir()} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
@@ -147,14 +156,19 @@ export async function runChild(script = fileURLToPath(new URL("./gpu-check-child
 
 /**
  * Removes the temporary folders of checks whose process is gone (killed while its child ran:
- * its folder, and any core file in it, stayed). A folder is known by the id of the process that
- * made it; one whose process still runs, or cannot be told, is left alone.
+ * its folder, and any core file in it, stayed). A folder is known by the host and the id of the
+ * process that made it: only this host's, whose process no longer runs here, and older than
+ * any check lasts (another process namespace sharing the folder may hold the same id) go;
+ * others, or any that cannot be told, are left alone.
  */
-export async function sweepDeadChecks(parent: string): Promise<void> {
+export async function sweepDeadChecks(parent: string, now = Date.now()): Promise<void> {
   const names = await readdir(parent).catch(() => [] as string[]);
+  const ours = new RegExp(`^${CHILD_DIR_PREFIX}${hostTag().replace(/[.]/g, "\\.")}-(\\d+)-`);
   for (const name of names) {
-    const pid = CHILD_DIR_NAME.exec(name)?.[1];
-    if (pid !== undefined && !alive(Number(pid))) await rm(join(parent, name), { recursive: true, force: true }).catch(() => undefined);
+    const pid = ours.exec(name)?.[1];
+    if (pid === undefined || alive(Number(pid))) continue;
+    const made = await stat(join(parent, name)).then((st) => st.mtimeMs, () => now);
+    if (now - made > CHILD_TIMEOUT_MS + 60_000) await rm(join(parent, name), { recursive: true, force: true }).catch(() => undefined);
   }
 }
 

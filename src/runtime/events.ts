@@ -55,7 +55,8 @@ export type EngineEvent =
   | { t: number; type: "commit"; pos: number; token: number; task: number; epoch: number; outcome: "accepted" | "rejected" | "target" }
   /**
    * The target pool: an instance leased to a member (a generation, numbered from 0 in joining
-   * order) or handed back; retired (lost: its worker died, `why`); back after it was lost.
+   * order) or handed back; retired (lost: its worker died, `why`; `member`: whose call found
+   * it, also for an idle sequence of the same instance retired with it); back after it was lost.
    */
   | { t: number; type: "lease" | "release"; instance: number; member: number }
   | { t: number; type: "retire"; instance: number; member: number; label: string; why: string }

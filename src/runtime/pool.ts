@@ -70,8 +70,10 @@ export interface Lease {
   /**
    * Takes the instance out of the pool (it is lost: its worker died); `why` is kept for the
    * error when no instance is left. Instead of `release`, once. With several sequences per
-   * instance its idle sequences go too (busy ones when their calls fail). An instance (each
-   * sequence) that can come back (`ModelInstance.probe`) rejoins when it answers again.
+   * instance its idle sequences (those made) go too: they share its context or worker (busy
+   * ones go when their calls fail; a custom instance whose sequences fail apart should not
+   * throw `InstanceLostError` for one). An instance (each sequence) that can come back
+   * (`ModelInstance.probe`) rejoins when it answers again.
    */
   retire(why: string): void;
 }

@@ -4,6 +4,7 @@
  * instance's passes keep their outputs while the instance serves more of them per second.
  */
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import { test } from "node:test";
 import { generate } from "../../src/algorithms/generate.js";
 import { BatchDevice } from "../../src/models/batch-device.js";
@@ -141,6 +142,19 @@ test("a batch device: a pass that fails rejects every call it carried, and the n
   fail = false;
   await ask();
   assert.equal(d.passes, 2);
+});
+
+test("a batch device keeps nothing of a call once its pass ended (its signal's listener is gone); a clock that fails before a pass fails the calls waiting", async () => {
+  const clock = new VirtualClock();
+  const d = new BatchDevice(clock, CPU);
+  const kept = new AbortController();
+  await d.pass({ outputs: 1, read: 1, first: false }, kept.signal);
+  assert.equal(getEventListeners(kept.signal, "abort").length, 0);
+  const broken = { kind: "virtual", now: () => 0, sleep: async () => Promise.reject(new Error("clock stopped")) } as unknown as VirtualClock;
+  const stuck = new BatchDevice(broken, CPU);
+  const signal = new AbortController().signal;
+  await assert.rejects(stuck.pass({ outputs: 1, read: 1, first: false }, signal), /clock stopped/);
+  assert.equal(getEventListeners(signal, "abort").length, 0);
 });
 
 /** Total virtual time of `n` concurrent non-SI generations (30 tokens each) and their outputs. */

@@ -4,6 +4,7 @@
  * the one before, and no longer than a waiting call may wait (`mayWaitMs`).
  */
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import { test } from "node:test";
 import { DecodeGate } from "../../src/models/decode-gate.js";
 import { RealClock, VirtualClock } from "../../src/runtime/clock.js";
@@ -34,7 +35,7 @@ test("a decode gate: evaluations asked for while released ones run go in togethe
   assert.equal(alone, 20.5 + 1);
 });
 
-test("a decode gate: a call that must start now (mayWaitMs 0) goes at once; one aborted while it waits leaves the queue", async () => {
+test("a decode gate: a call that must start now (mayWaitMs 0) goes at once; one aborted while it waits leaves the queue; a released one's signal keeps no listener of the gate", async () => {
   const clock = new VirtualClock();
   const gate = new DecodeGate(clock);
   const [a, b] = [{}, {}];
@@ -45,7 +46,9 @@ test("a decode gate: a call that must start now (mayWaitMs 0) goes at once; one 
   const left = evaluate(gate, clock, b, 10, undefined, gone.signal);
   gone.abort();
   await assert.rejects(left, { name: "AbortError" });
-  assert.equal(await evaluate(gate, clock, a, 10), 20, "a's own decode ended; b left");
+  const kept = new AbortController();
+  assert.equal(await evaluate(gate, clock, a, 10, undefined, kept.signal), 20, "a's own decode ended; b left");
+  assert.equal(getEventListeners(kept.signal, "abort").length, 0, "a released call's signal is the caller's again");
 });
 
 test("a decode gate: a release waits only for the sequences whose one-token steps the last one carried (one that verified a window drafts first)", async () => {
@@ -89,5 +92,17 @@ test("a decode gate on the real clock: evaluations asked for in one event-loop t
   assert.equal(released, false);
   await Promise.resolve();
   assert.equal(released, true, "no wait for the event loop's turn");
+  (await next)();
+});
+
+test("a decode gate on the virtual clock releases as on the real one: a lone sequence back from its step goes at once, not at the instant's end", async () => {
+  const clock = new VirtualClock();
+  const gate = new DecodeGate(clock);
+  const e = {};
+  (await gate.turn(e, true))();
+  let released = false;
+  const next = gate.turn(e, true).then((ended) => ((released = true), ended));
+  await Promise.resolve();
+  assert.equal(released, true, "released in the asking continuation's microtasks");
   (await next)();
 });

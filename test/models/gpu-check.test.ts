@@ -7,12 +7,12 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { hostname } from "node:os";
-import { checkGpuKernels, CHILD_TIMEOUT_MS, describeFailure, gpuIdentity, GpuUnusableError, runChild, sweepDeadChecks, type ChildOutcome } from "../../src/models/gpu-check.js";
+import { checkGpuKernels, CHILD_TIMEOUT_MS, describeFailure, gpuIdentity, GpuUnusableError, childDirPrefix, runChild, sweepDeadChecks, type ChildOutcome } from "../../src/models/gpu-check.js";
 
 /**
  * What node-llama-cpp's prebuilt CUDA build printed on an H200 with a CUDA 13.0 driver (the
@@ -110,7 +110,8 @@ test("a GPU build that passed is remembered per build and device: the next proce
 test("two processes checking at once both keep their pass: the cache is read again before it is written", async () => {
   await withDir(async (cacheDir) => {
     let finishFirst!: () => void;
-    const first = checkGpuKernels({ gpu: "cuda", identity: "b1 on H200", cacheDir, run: () => new Promise<ChildOutcome>((r) => (finishFirst = () => r(OK))) });
+    const child = new Promise<ChildOutcome>((r) => (finishFirst = () => r(OK)));
+    const first = checkGpuKernels({ gpu: "cuda", identity: "b1 on H200", cacheDir, run: () => child });
     // (The other process's check starts and passes while the first one's child still runs.)
     await checkGpuKernels({ gpu: "cuda", identity: "b1 on H100", cacheDir, run: async () => OK });
     finishFirst();
@@ -120,16 +121,23 @@ test("two processes checking at once both keep their pass: the cache is read aga
   });
 });
 
-test("a check's folder left by a process that died is removed by the next check; a running process's and other folders stay", async () => {
+test("a check's folder left by a process that died is removed by a later check; a running process's, a recent one, another host's and other folders stay", async () => {
   await withDir(async (parent) => {
     // (The id of a process that has ended.)
     const dead = Number(execFileSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" }));
-    const [left, running, other] = [`dsi-gpu-check-${dead}-a1b2c3`, `dsi-gpu-check-${process.pid}-d4e5f6`, "dsi-gpu-check-test-x"];
-    for (const name of [left, running, other]) await mkdir(join(parent, name, "inside"), { recursive: true });
+    const left = `${childDirPrefix(dead)}a1b2c3`;
+    const recent = `${childDirPrefix(dead)}g7h8i9`;
+    const running = `${childDirPrefix()}d4e5f6`;
+    const elsewhere = `dsi-gpu-check-another-host-${dead}-j0k1l2`;
+    const other = "dsi-gpu-check-test-x";
+    const all = [left, recent, running, elsewhere, other];
+    for (const name of all) await mkdir(join(parent, name, "inside"), { recursive: true });
+    // (Older than any check lasts, but the recent one.)
+    const old = (Date.now() - CHILD_TIMEOUT_MS - 120_000) / 1000;
+    for (const name of all) if (name !== recent) await utimes(join(parent, name), old, old);
     await sweepDeadChecks(parent);
     assert.equal(existsSync(join(parent, left)), false);
-    assert.equal(existsSync(join(parent, running, "inside")), true);
-    assert.equal(existsSync(join(parent, other, "inside")), true);
+    for (const name of [recent, running, elsewhere, other]) assert.equal(existsSync(join(parent, name, "inside")), true, name);
   });
 });
 
@@ -149,7 +157,7 @@ test("a child that is killed is seen as killed, with its stderr, and its folder 
     assert.equal(outcome.code, null);
     assert.match(outcome.stderr, /CUDA error: no kernel image/);
     const childDir = outcome.stdout.trim();
-    assert.match(childDir, /dsi-gpu-check-/);
+    assert.ok(childDir.includes(childDirPrefix()), `${childDir}: named after this host and process`);
     assert.equal(existsSync(childDir), false, "the child's folder (where a core file would land) is gone");
     const loud = join(dir, "loud.mjs");
     await writeFile(loud, 'process.stdout.write("x".repeat(5 * 2 ** 20)); setTimeout(() => undefined, 60_000);\n');
