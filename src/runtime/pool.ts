@@ -177,7 +177,9 @@ export interface PoolMember {
    * price). Below 1 when the others already fill the pass.
    */
   room(lease: Lease): number;
-  /** Whether other generations take part in the passes of this member's home instance (their tasks, or their own homes). */
+  /** Whether other generations take part in the passes of the lease's instance (their tasks, or their own homes). */
+  shared(lease: Lease): boolean;
+  /** `shared` at this member's home instance; false without a home. */
   homeShared(): boolean;
   /** `room` for a task at the member's home (its frontier task's instance); unbounded without a home. */
   homeRoom(): number;
@@ -193,6 +195,7 @@ interface MemberHost {
   available(m: Member): number;
   suits(m: Member, lease: Lease, claim: Claim): boolean;
   room(m: Member, lease: Lease): number;
+  shared(m: Member, lease: Lease): boolean;
   homeShared(m: Member): boolean;
   homeRoom(m: Member): number;
   leave(m: Member): void;
@@ -242,6 +245,10 @@ class Member implements PoolMember {
 
   room(lease: Lease): number {
     return this.host.room(this, lease);
+  }
+
+  shared(lease: Lease): boolean {
+    return this.host.shared(this, lease);
   }
 
   homeShared(): boolean {
@@ -316,6 +323,7 @@ export class TargetPool {
     suits: (m, lease, claim) => this.suits(m, lease, claim),
     room: (m, lease) => this.roomFor(m, this.instanceOf(lease.index)),
     homeRoom: (m) => (m.home === undefined ? Infinity : this.roomFor(m, m.home)),
+    shared: (m, lease) => this.othersPositions(m, this.instanceOf(lease.index)) > 0,
     homeShared: (m) => m.home !== undefined && this.othersPositions(m, m.home) > 0,
     leave: (m) => this.remove(m),
   };

@@ -438,6 +438,25 @@ test("sequences: a lost sequence takes its instance's idle sequences with it (bu
   q.close();
 });
 
+test("sequences: whether others share a lease's passes is read at its instance, not at home", () => {
+  const p = sequencePool(2, 4, 8);
+  const [a, b, c] = [p.join(), p.join(), p.join()];
+  const [a1, b1, c1] = [a.tryAcquire("frontier")!, b.tryAcquire("frontier")!, c.tryAcquire("frontier")!];
+  assert.notEqual(p.instanceOf(a1.index), p.instanceOf(b1.index), "homes spread");
+  // x shares its home with c; y is alone at home, and leaves.
+  const [x, x1, y, y1] = p.instanceOf(c1.index) === p.instanceOf(a1.index) ? [a, a1, b, b1] : [b, b1, a, a1];
+  assert.equal(x.homeShared(), true);
+  assert.equal(x.shared(x1), true);
+  y1.release();
+  y.leave();
+  // x's window goes to the instance y left: nobody else there, though x's home is shared.
+  const x2 = x.tryAcquire("window")!;
+  assert.equal(p.instanceOf(x2.index), p.instanceOf(y1.index));
+  assert.equal(x.shared(x2), false);
+  assert.equal(x.homeShared(), true);
+  for (const l of [x1, x2, c1]) l.release();
+});
+
 test("sequences: room follows a generation that leaves while its task runs, a lease retired, and ignores a declaration after release", () => {
   const p = sequencePool(1, 4, 8);
   const [a, b] = [p.join(), p.join()];

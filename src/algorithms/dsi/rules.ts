@@ -68,7 +68,8 @@ export interface FrontierView {
   freeInstances: number;
   /**
    * Whether other generations' tasks share the passes of the instance a frontier task goes to
-   * (its home): one sent after a pass there started waits for that pass first.
+   * (the spare lease the generation holds, or else its home; `PoolMember.shared`): one sent
+   * after a pass there started waits for that pass first.
    */
   sharedPasses: boolean;
   /**
