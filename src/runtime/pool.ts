@@ -207,10 +207,11 @@ class Member implements PoolMember {
   leases = 0;
   frontierLeases = 0;
   left = false;
-  /** Leases held now per instance, with several sequences per instance (at most one per instance: `openTo`). */
+  /**
+   * With several sequences per instance: the instances it holds a lease on (at most one each:
+   * `openTo`), each with the positions its task there declared (`Lease.carry`; 1 until then).
+   */
   readonly onInstance = new Map<number, number>();
-  /** Positions its tasks declared per instance (`Lease.carry`), with several sequences per instance. */
-  readonly positionsOn = new Map<number, number>();
   /** With several sequences per instance: the instance of the member's last frontier lease, where its frontier comes back (`homesIn`). */
   home: number | undefined;
   constructor(
@@ -580,7 +581,7 @@ export class TargetPool {
    * where it is at home (its frontier comes back), else nothing.
    */
   private presence(m: Member, instance: number): number {
-    return m.onInstance.has(instance) ? (m.positionsOn.get(instance) ?? 1) : m.home === instance ? 1 : 0;
+    return m.onInstance.get(instance) ?? (m.home === instance ? 1 : 0);
   }
 
   /** Runs `change` to a member's leases, declarations or home, keeping `positionsIn` of the instances it touches. */
@@ -930,13 +931,13 @@ export class TargetPool {
   }
 
   private lease(index: number, m: Member, claim: Claim): Lease {
+    const instance = this.instanceOf(index);
     this.setSlot(index, "busy");
     this.lastUser[index] = m;
     this.holds(m, claim, 1);
     // (With one sequence per instance a held instance is never idle nor empty: nothing to spread.)
-    const instance = this.instanceOf(index);
     if (this.sequences > 1) {
-      this.touching(m, [instance], () => m.onInstance.set(instance, (m.onInstance.get(instance) ?? 0) + 1));
+      this.touching(m, [instance], () => m.onInstance.set(instance, 1));
       // (Only a member still in the pool has a home: `remove` took its home away.)
       if (claim === "frontier" && this.members.has(m)) this.setHome(m, instance);
     }
@@ -947,12 +948,7 @@ export class TargetPool {
       released = true;
       this.holds(m, claim, -1);
       if (this.sequences > 1) {
-        this.touching(m, [instance], () => {
-          const left = m.onInstance.get(instance)! - 1;
-          if (left > 0) return m.onInstance.set(instance, left);
-          m.onInstance.delete(instance);
-          m.positionsOn.delete(instance);
-        });
+        this.touching(m, [instance], () => m.onInstance.delete(instance));
       }
       this.events?.emit({ type: "release", instance: index, member: m.id });
     };
@@ -961,7 +957,7 @@ export class TargetPool {
       index,
       carry: (positions) => {
         if (released || this.sequences === 1) return;
-        this.touching(m, [instance], () => m.positionsOn.set(instance, Math.max(1, positions)));
+        this.touching(m, [instance], () => m.onInstance.set(instance, Math.max(1, positions)));
       },
       release: () => {
         end();
