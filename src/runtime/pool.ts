@@ -584,12 +584,16 @@ export class TargetPool {
     return m.onInstance.get(instance) ?? (m.home === instance ? 1 : 0);
   }
 
-  /** Runs `change` to a member's leases, declarations or home, keeping `positionsIn` of the instances it touches. */
-  private touching(m: Member, instances: readonly (number | undefined)[], change: () => void): void {
-    const at = instances.filter((i): i is number => i !== undefined);
-    const before = at.map((i) => this.presence(m, i));
+  /**
+   * Runs `change` to a member's leases, declarations or home, keeping `positionsIn` of the one or
+   * two (distinct) instances it touches. (Runs on every lease, release and evaluation: no arrays.)
+   */
+  private touching(m: Member, a: number | undefined, b: number | undefined, change: () => void): void {
+    const beforeA = a === undefined ? 0 : this.presence(m, a);
+    const beforeB = b === undefined ? 0 : this.presence(m, b);
     change();
-    at.forEach((i, k) => (this.positionsIn[i] += this.presence(m, i) - before[k]));
+    if (a !== undefined) this.positionsIn[a] += this.presence(m, a) - beforeA;
+    if (b !== undefined) this.positionsIn[b] += this.presence(m, b) - beforeB;
   }
 
   /**
@@ -641,7 +645,7 @@ export class TargetPool {
   /** Moves a member's home (undefined: it has none, it left). */
   private setHome(m: Member, instance: number | undefined): void {
     if (m.home === instance) return;
-    this.touching(m, [m.home, instance], () => {
+    this.touching(m, m.home, instance, () => {
       if (m.home !== undefined) this.homesIn[m.home]--;
       if (instance !== undefined) this.homesIn[instance]++;
       m.home = instance;
@@ -937,7 +941,7 @@ export class TargetPool {
     this.holds(m, claim, 1);
     // (With one sequence per instance a held instance is never idle nor empty: nothing to spread.)
     if (this.sequences > 1) {
-      this.touching(m, [instance], () => m.onInstance.set(instance, 1));
+      this.touching(m, instance, undefined, () => m.onInstance.set(instance, 1));
       // (Only a member still in the pool has a home: `remove` took its home away.)
       if (claim === "frontier" && this.members.has(m)) this.setHome(m, instance);
     }
@@ -948,7 +952,7 @@ export class TargetPool {
       released = true;
       this.holds(m, claim, -1);
       if (this.sequences > 1) {
-        this.touching(m, [instance], () => m.onInstance.delete(instance));
+        this.touching(m, instance, undefined, () => m.onInstance.delete(instance));
       }
       this.events?.emit({ type: "release", instance: index, member: m.id });
     };
@@ -957,7 +961,7 @@ export class TargetPool {
       index,
       carry: (positions) => {
         if (released || this.sequences === 1) return;
-        this.touching(m, [instance], () => m.onInstance.set(instance, Math.max(1, positions)));
+        this.touching(m, instance, undefined, () => m.onInstance.set(instance, Math.max(1, positions)));
       },
       release: () => {
         end();
