@@ -68,8 +68,8 @@ export interface FrontierView {
   freeInstances: number;
   /**
    * Whether other generations' tasks share the passes of the instance a frontier task goes to
-   * (the spare lease the generation holds, or else its home; `PoolMember.shared`): one sent
-   * after a pass there started waits for that pass first.
+   * (its home, or the spare lease the generation holds; `PoolMember.shared`): one sent after a
+   * pass there started waits for that pass first.
    */
   sharedPasses: boolean;
   /**

@@ -236,9 +236,11 @@ class DsiRun {
     // spare lease counted only where a window could use it: a generation whose home it shares
     // with another's had "no free instance", never waited for drafts and made plain steps.)
     v.freeInstances = this.ctx.member.available() + (this.spareLease ? 1 : 0);
-    // (A frontier task goes on the spare lease where one is held, else home: both read there.
-    // Before, sharedPasses always read home; the virtual-time figures did not move.)
-    v.sharedPasses = this.spareLease ? this.ctx.member.shared(this.spareLease) : this.ctx.member.homeShared();
+    // (A frontier task goes on the spare lease where one is held, else home. But where the
+    // slack rule waits, the spare goes back and the task goes later, home most likely: its
+    // passes count as shared if they are there or at home. Before, only home was read; the
+    // virtual-time figures did not move.)
+    v.sharedPasses = this.ctx.member.homeShared() || (this.spareLease !== undefined && this.ctx.member.shared(this.spareLease));
     v.homeRoom = this.spareLease ? this.ctx.member.room(this.spareLease) : this.ctx.member.homeRoom();
     v.done = this.done; // replaced, not changed in place, by apply and newEpoch
     return v;
