@@ -11,10 +11,10 @@
  */
 import { createHash } from "node:crypto";
 import { cpus } from "node:os";
-import { open, readFile } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { keyedUniform } from "../core/random.js";
-import { writeFileAtomically } from "./atomic-write.js";
+import { addEntry, readEntries } from "./entry-cache.js";
 
 /**
  * Chunk sizes the self-test tries, smallest first; it stops at the first that differs. Sizes
@@ -139,47 +139,15 @@ export function cacheKey(model: string, kernels: KernelIdentity): string {
   return createHash("sha256").update(JSON.stringify([SELF_TEST_VERSION, model, kernels.build, kernels.device, kernels.threads, cpuModel()])).digest("hex").slice(0, 32);
 }
 
-interface CacheFile {
-  version: number;
-  entries: Record<string, { chunk: number; invariantUpTo: number; firstDiffering?: number; measured: string }>;
+interface CacheEntry {
+  chunk: number;
+  invariantUpTo: number;
+  firstDiffering?: number;
+  measured: string;
 }
 
 const CACHE_NAME = "batch-invariance.json";
-
-async function readCache(dir: string, warn: (msg: string) => void): Promise<CacheFile> {
-  const path = join(dir, CACHE_NAME);
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") warn(`cannot read ${path} (${(err as NodeJS.ErrnoException).code}); measuring again`);
-    return { version: SELF_TEST_VERSION, entries: {} };
-  }
-  try {
-    const parsed = JSON.parse(text) as CacheFile;
-    if (parsed.version === SELF_TEST_VERSION && typeof parsed.entries === "object" && parsed.entries !== null) return parsed;
-  } catch {
-    // fall through: unreadable
-  }
-  warn(`${path} is not a batch-invariance cache of this version; measuring again`);
-  return { version: SELF_TEST_VERSION, entries: {} };
-}
-
-/**
- * Adds one entry, writing atomically (a temporary file renamed over the cache): a reader never
- * sees half a file. Two processes writing at once may drop the other's new entry, which is
- * then measured again; a cache that cannot be written is a warning, not an error.
- */
-async function writeCacheEntry(dir: string, key: string, result: EvalChunk, warn: (msg: string) => void): Promise<void> {
-  const path = join(dir, CACHE_NAME);
-  try {
-    const cache = await readCache(dir, () => undefined);
-    cache.entries[key] = { chunk: result.chunk, invariantUpTo: result.invariantUpTo ?? result.chunk, firstDiffering: result.firstDiffering, measured: new Date().toISOString() };
-    await writeFileAtomically(path, JSON.stringify(cache, null, 1));
-  } catch (err) {
-    warn(`cannot write ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); the next load measures again`);
-  }
-}
+const CACHE_KIND = "batch-invariance cache";
 
 export interface MeasureOptions {
   /** The model file (its identity keys the cache). */
@@ -196,12 +164,19 @@ export interface MeasureOptions {
 /** The model's chunk size: from the cache when measured before on these kernels, else by the self-test (then cached). */
 export async function measureEvalChunk(o: MeasureOptions): Promise<EvalChunk> {
   const key = cacheKey(await fileFingerprint(o.modelPath), o.kernels);
-  if (o.cacheDir !== undefined) {
-    const hit = (await readCache(o.cacheDir, o.warn)).entries[key];
+  const path = o.cacheDir === undefined ? undefined : join(o.cacheDir, CACHE_NAME);
+  if (path !== undefined) {
+    const hit = (await readEntries<CacheEntry>(path, SELF_TEST_VERSION, CACHE_KIND, (why) => o.warn(`${why}; measuring again`)))[key];
     if (hit && Number.isInteger(hit.chunk) && hit.chunk >= 1) return { chunk: hit.chunk, source: "cache", invariantUpTo: hit.invariantUpTo, firstDiffering: hit.firstDiffering };
   }
   const result = await selfTestEvalChunk(o.run, o.path);
-  if (o.cacheDir !== undefined) await writeCacheEntry(o.cacheDir, key, result, o.warn);
+  if (path !== undefined) {
+    const entry: CacheEntry = { chunk: result.chunk, invariantUpTo: result.invariantUpTo ?? result.chunk, firstDiffering: result.firstDiffering, measured: new Date().toISOString() };
+    // (A cache that cannot be written is a warning, not an error.)
+    await addEntry(path, SELF_TEST_VERSION, CACHE_KIND, key, entry).catch((err: unknown) =>
+      o.warn(`cannot write ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); the next load measures again`),
+    );
+  }
   return result;
 }
 

@@ -20,8 +20,7 @@ import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { writeFileAtomically } from "./atomic-write.js";
-import { makeDirs } from "./make-dirs.js";
+import { addEntry, readEntries } from "./entry-cache.js";
 
 /** How a child ended. */
 export interface ChildOutcome {
@@ -51,20 +50,22 @@ export class GpuUnusableError extends Error {
 }
 
 const CACHE_NAME = "gpu-check.json";
-/** Bumped when the check changes, so builds passed by an older one are checked again. */
-const CHECK_VERSION = 2;
+const CACHE_KIND = "GPU check cache";
+/** Bumped when the check (or its file) changes, so builds passed by an older one are checked again. */
+const CHECK_VERSION = 3;
 /** A child that takes longer than this to load a tiny model and decode is taken as failed (a first compilation of PTX can take a while). */
 export const CHILD_TIMEOUT_MS = 180_000;
 const CHILD_OUTPUT_BYTES = 4 * 2 ** 20;
 
 /** Throws GpuUnusableError unless the GPU build can run a decode here (or did before, as the cache says). */
 export async function checkGpuKernels(o: GpuCheckOptions): Promise<void> {
-  const passed = o.cacheDir === undefined ? {} : await readPassed(o.cacheDir);
-  if (passed[o.identity] !== undefined) return;
+  const cache = o.cacheDir === undefined ? undefined : join(o.cacheDir, CACHE_NAME);
+  if (cache !== undefined && (await readEntries<string>(cache, CHECK_VERSION, CACHE_KIND))[o.identity] !== undefined) return;
   const outcome = await (o.run ?? (() => runChild(undefined, ["--gpu", o.gpu])))();
   const said = /^ok (\S+) (\d+)$/m.exec(outcome.stdout);
   if (outcome.code === 0 && said?.[1] === o.gpu && Number(said[2]) > 0) {
-    if (o.cacheDir !== undefined) await writePassed(o.cacheDir, o.identity);
+    // (A cache that cannot be written only means the next GPU run checks again.)
+    if (cache !== undefined) await addEntry(cache, CHECK_VERSION, CACHE_KIND, o.identity, new Date().toISOString()).catch(() => undefined);
     return;
   }
   const quoted = describeFailure(outcome.stderr);
@@ -179,30 +180,5 @@ function alive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code !== "ESRCH";
-  }
-}
-
-async function readPassed(dir: string): Promise<Record<string, string>> {
-  try {
-    const parsed = JSON.parse(await readFile(join(dir, CACHE_NAME), "utf8")) as { version?: number; passed?: Record<string, string> };
-    return parsed.version === CHECK_VERSION && typeof parsed.passed === "object" && parsed.passed !== null ? parsed.passed : {};
-  } catch {
-    return {}; // missing or unreadable: check again
-  }
-}
-
-/**
- * Adds a pass to the cache, read again just before the write so that what other processes
- * passed meanwhile (a check takes seconds) stays; two writes in the same instant can still drop
- * one, which costs that build a second check. A cache that cannot be written only means the
- * next GPU run checks again.
- */
-async function writePassed(dir: string, identity: string): Promise<void> {
-  try {
-    const passed = { ...(await readPassed(dir)), [identity]: new Date().toISOString() };
-    await makeDirs(dir);
-    await writeFileAtomically(join(dir, CACHE_NAME), JSON.stringify({ version: CHECK_VERSION, passed }, null, 1));
-  } catch {
-    // checked again next time
   }
 }

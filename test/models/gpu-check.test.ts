@@ -96,7 +96,7 @@ test("a GPU build that passed is remembered per build and device: the next proce
     await checkGpuKernels({ gpu: "cuda", identity: "b1 on H200", cacheDir, run });
     await checkGpuKernels({ gpu: "cuda", identity: "b1 on H200", cacheDir, run: async () => ABORTED });
     assert.equal(runs, 1);
-    assert.ok(JSON.parse(await readFile(join(cacheDir, "gpu-check.json"), "utf8")).passed["b1 on H200"]);
+    assert.ok(JSON.parse(await readFile(join(cacheDir, "gpu-check.json"), "utf8")).entries["b1 on H200"]);
     // Another build, or another device: checked.
     await assert.rejects(checkGpuKernels({ gpu: "cuda", identity: "b2 on H200", cacheDir, run: async () => ABORTED }), GpuUnusableError);
     await checkGpuKernels({ gpu: "cuda", identity: "b1 on H100", cacheDir, run });
@@ -116,7 +116,7 @@ test("two processes checking at once both keep their pass: the cache is read aga
     await checkGpuKernels({ gpu: "cuda", identity: "b1 on H100", cacheDir, run: async () => OK });
     finishFirst();
     await first;
-    const passed = JSON.parse(await readFile(join(cacheDir, "gpu-check.json"), "utf8")).passed;
+    const passed = JSON.parse(await readFile(join(cacheDir, "gpu-check.json"), "utf8")).entries;
     assert.deepEqual(Object.keys(passed).sort(), ["b1 on H100", "b1 on H200"]);
   });
 });
