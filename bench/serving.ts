@@ -35,6 +35,8 @@ import { Service } from "../src/serve/service.js";
 const USAGE = "usage: node dist/bench/serving.js [--requests 3] [--tokens 32] [--llama-tokens 32]";
 const args = benchArgs(USAGE, { requests: { default: 3, min: 1 }, tokens: { default: 32, min: 2 }, "llama-tokens": { default: 32, min: 2 } });
 const CONCURRENCY = [1, 4, 5, 8, 16];
+/** A lone client's requests per setup and algorithm (`measureAlone`). */
+const ALONE_REQUESTS = 8 * args.requests;
 const ALGOS = ["nonsi", "si", "dsi"] as const;
 const PROMPTS = ["the cat sat on", "a b c d", "once upon a time", "hello world", "to be or not", "the quick brown", "it was the best", "in the beginning"];
 
@@ -123,35 +125,25 @@ async function measure(setup: Setup, streams: number, algo: string): Promise<Row
 }
 
 /**
- * A lone client: eight times `args.requests` completions per setup and algorithm (the 1-stream
- * verdicts compare medians of per-token latencies a few percent apart, which a dozen samples
- * leave at the mercy of a few slow requests), taken
- * round by round across every setup and algorithm, so that the comparisons at one stream are
- * paired in time: a machine that gets busier or quieter for a few seconds moves every
- * configuration alike. (Before, each configuration's requests ran in one block, and the
- * 1-stream verdicts flipped between runs.) Rates count each configuration's own requests.
+ * A lone client: `ALONE_REQUESTS` completions per setup and algorithm (the 1-stream verdicts
+ * compare medians of per-token latencies a few percent apart, which a dozen samples leave at
+ * the mercy of a few slow requests), taken round by round across every setup and algorithm,
+ * so that the comparisons at one stream are paired in time: a machine that gets busier or
+ * quieter for a few seconds moves every configuration alike. (Before, each configuration's
+ * requests ran in one block, and the 1-stream verdicts flipped between runs.) Rates count
+ * each configuration's own requests.
  */
 async function measureAlone(setups: readonly Setup[]): Promise<Row[]> {
-  const samples = new Map<string, Sample[]>();
-  const key = (setup: Setup, algo: string): string => `${setup.name}/${algo}`;
-  const configs = setups.flatMap((setup) => ALGOS.map((algo) => ({ setup, algo })));
-  for (let r = 0; r < 8 * args.requests; r++) {
+  const configs = setups.flatMap((setup) => ALGOS.map((algo) => ({ setup, algo, samples: [] as Sample[] })));
+  for (let r = 0; r < ALONE_REQUESTS; r++) {
     // Each round starts one configuration later: none always follows the same one (a request
     // can leave work behind, a drafter's last window, that slows the next).
     for (let i = 0; i < configs.length; i++) {
-      const { setup, algo } = configs[(i + r) % configs.length];
-      const sample = await streamOnce(setup.url, PROMPTS[r % PROMPTS.length], algo, setup.maxTokens);
-      const own = samples.get(key(setup, algo));
-      if (own) own.push(sample);
-      else samples.set(key(setup, algo), [sample]);
+      const c = configs[(i + r) % configs.length];
+      c.samples.push(await streamOnce(c.setup.url, PROMPTS[r % PROMPTS.length], c.algo, c.setup.maxTokens));
     }
   }
-  return setups.flatMap((setup) =>
-    ALGOS.map((algo) => {
-      const own = samples.get(key(setup, algo))!;
-      return rowOf(setup, algo, 1, own, own.reduce((t, x) => t + x.ms, 0) / 1000);
-    }),
-  );
+  return configs.map((c) => rowOf(c.setup, c.algo, 1, c.samples, c.samples.reduce((t, x) => t + x.ms, 0) / 1000));
 }
 
 function rowOf(setup: Setup, algo: string, streams: number, samples: readonly Sample[], seconds: number): Row {
@@ -203,7 +195,7 @@ const table = new Table({
   style: { head: [], border: [] },
 });
 for (const r of rows) table.push([r.backend, r.streams, r.algo, r.rps.toFixed(2), r.tokensPerSecond.toFixed(1), r.ttft[0].toFixed(1), r.ttft[1].toFixed(1), r.perToken[0].toFixed(1), r.perToken[1].toFixed(1)]);
-console.log(`Streaming completions through dsi serve (loopback HTTP), greedy, lookahead auto, ${args.requests} requests per stream back to back (at 1 stream ${8 * args.requests} per configuration, taken round by round across all of them); ${args.tokens} tokens (paper pair), ${args["llama-tokens"]} (GGUF pair).`);
+console.log(`Streaming completions through dsi serve (loopback HTTP), greedy, lookahead auto, ${args.requests} requests per stream back to back (at 1 stream ${ALONE_REQUESTS} per configuration, taken round by round across all of them); ${args.tokens} tokens (paper pair), ${args["llama-tokens"]} (GGUF pair).`);
 console.log(table.toString());
 const row = (backend: string, streams: number, algo: string): Row => rows.find((r) => r.backend === backend && r.streams === streams && r.algo === algo)!;
 const verdict = (pass: boolean, text: string): void => console.log(`${pass ? "PASS" : "FAIL"} ${text}`);

@@ -325,7 +325,7 @@ export class TargetPool {
     room: (m, lease) => this.roomFor(m, this.instanceOf(lease.index)),
     homeRoom: (m) => (m.home === undefined ? Infinity : this.roomFor(m, m.home)),
     shared: (m, lease) => this.othersPositions(m, this.instanceOf(lease.index)) > 0,
-    homeShared: (m) => m.home !== undefined && this.othersPositions(m, m.home) > 0,
+    homeShared: (m) => m.home !== undefined && this.othersPositions(m, m.home) > 0, // (`shared` at home)
     leave: (m) => this.remove(m),
   };
 
@@ -836,8 +836,10 @@ export class TargetPool {
    */
   private idleFor(m: Member, claim: Claim): number {
     let own = -1;
-    let [fallback, fallbackCrowding] = [-1, Infinity];
-    let [unclaimed, unclaimedCrowding] = [-1, Infinity];
+    let fallback = -1;
+    let fallbackCrowding = Infinity;
+    let unclaimed = -1;
+    let unclaimedCrowding = Infinity;
     for (let i = 0; i < this.slots.length; i++) {
       if (this.slots[i] !== "idle") continue;
       if (this.sequences > 1 && !this.openTo(m, claim, this.instanceOf(i))) continue;
@@ -850,8 +852,14 @@ export class TargetPool {
         continue;
       }
       const crowding = this.crowding(m, this.instanceOf(i));
-      if (crowding < fallbackCrowding) [fallback, fallbackCrowding] = [i, crowding];
-      if ((last === undefined || !this.members.has(last)) && crowding < unclaimedCrowding) [unclaimed, unclaimedCrowding] = [i, crowding];
+      if (crowding < fallbackCrowding) {
+        fallback = i;
+        fallbackCrowding = crowding;
+      }
+      if ((last === undefined || !this.members.has(last)) && crowding < unclaimedCrowding) {
+        unclaimed = i;
+        unclaimedCrowding = crowding;
+      }
     }
     return own >= 0 ? own : unclaimed >= 0 ? unclaimed : fallback;
   }

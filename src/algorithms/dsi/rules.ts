@@ -89,12 +89,12 @@ export interface FrontierView {
 
 const covers = (t: TaskInView, p: number): boolean => t.start <= p && p <= t.start + t.drafts;
 
-/** Frontier rule: the task on f when nothing covers it; undefined when something does. */
 /** At most `drafts` drafts, and no more than a pass with room for `room` positions carries beside its first (`PoolMember.room`). */
 export function draftsFitting(drafts: number, room: number): number {
   return Math.max(0, Math.min(drafts, room - 1));
 }
 
+/** Frontier rule: the task on f when nothing covers it; undefined when something does. */
 export function frontierRule(v: FrontierView): TaskPlan | undefined {
   for (const t of v.running) if (covers(t, v.frontier)) return undefined;
   for (const t of v.done) if (covers(t, v.frontier)) return undefined;
