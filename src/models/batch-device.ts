@@ -22,7 +22,7 @@
  * interrupted; its cost stays what its tokens make it), or stops when no one is left to want
  * it (as a modelled instance of one sequence stops at once).
  */
-import { abortReason } from "../runtime/abort.js";
+import { abortReason, PREEMPTED } from "../runtime/abort.js";
 import { afterThisInstant, type Clock } from "../runtime/clock.js";
 import { GATHER_SHARE, Gathering } from "./gathering.js";
 import { passMs, type ModelLatency } from "./latency.js";
@@ -123,7 +123,7 @@ export class BatchDevice {
         const ms = this.cost(batch);
         const unwanted = new AbortController();
         let staying = batch.length;
-        for (const m of batch) m.left = () => --staying === 0 && unwanted.abort();
+        for (const m of batch) m.left = () => --staying === 0 && unwanted.abort(PREEMPTED);
         let failed: { err: unknown } | undefined;
         try {
           await (this.device ? this.device.run(ms, unwanted.signal) : this.clock.sleep(ms, unwanted.signal));

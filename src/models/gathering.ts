@@ -5,7 +5,7 @@
  * context's decode gate (decode-gate.ts), which differ in whom they expect back, how long they
  * wait and what a call's abort means once a pass took it.
  */
-import { abortReason } from "../runtime/abort.js";
+import { abortReason, PREEMPTED } from "../runtime/abort.js";
 import type { Clock, SleepOptions } from "../runtime/clock.js";
 
 /** The longest a pass waits for the sequences of the pass before it, as a share of a step (or of a recent decode). */
@@ -103,7 +103,7 @@ export class Gathering<W extends Waiting> {
       const at = until();
       if (at <= this.clock.now()) return;
       const wake = new AbortController();
-      this.wake = () => wake.abort();
+      this.wake = () => wake.abort(PREEMPTED);
       try {
         await this.clock.sleep(at - this.clock.now(), wake.signal, options);
       } catch {

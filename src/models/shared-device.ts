@@ -6,6 +6,7 @@
  * so that what DSI pays for running the drafter beside its targets on one machine is tested
  * in virtual time.
  */
+import { PREEMPTED } from "../runtime/abort.js";
 import type { Clock } from "../runtime/clock.js";
 
 interface Pass {
@@ -38,7 +39,7 @@ export class SharedDevice {
     try {
       while (pass.left > 1e-9) {
         const woken = new AbortController();
-        pass.wake = () => woken.abort();
+        pass.wake = () => woken.abort(PREEMPTED);
         try {
           await this.clock.sleep(pass.left / this.speed(), signal ? AbortSignal.any([signal, woken.signal]) : woken.signal);
           pass.left = 0;

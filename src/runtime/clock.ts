@@ -37,33 +37,86 @@ export class RealClock implements Clock {
   readonly kind = "real" as const;
   /** Set by the first reading, so a clock made before set-up work starts at 0 with the run. */
   private origin: number | undefined;
+  /** Sleeps in their last SPIN_MS, waited out together by one loop of event-loop turns. */
+  private readonly spinning = new Set<Spinner>();
+  private spinner: NodeJS.Immediate | undefined;
+
   now(): number {
     const t = performance.now();
     this.origin ??= t;
     return t - this.origin;
   }
+
   /**
    * Timers wake 1-2 ms late (whole milliseconds, a busy event loop), which is most of a 2.5 ms
    * drafter pass and several percent of a target pass when `sleep` emulates a device. So the
    * timer is set SPIN_MS early and the rest is waited out in event-loop turns (I/O still runs
-   * between them), at the price of up to SPIN_MS of CPU per sleep.
+   * between them), at the price of CPU while any sleep is in its last SPIN_MS. Those turns are
+   * one loop for every such sleep, each sleep with one abort listener: a loop per sleep, each
+   * turn a promise with its own listener, cost more CPU than the engine's own work when 16
+   * emulated sequences slept at once, and passes ended later for it.
    */
-  async sleep(ms: number, signal?: AbortSignal, options?: SleepOptions): Promise<void> {
-    if (signal?.aborted) throw abortReason(signal);
-    if (ms <= 0) return;
-    const deadline = performance.now() + ms;
-    try {
-      if (options?.background) return await delay(ms, undefined, { signal, ref: false });
-      if (options?.coarse) return await delay(ms, undefined, { signal });
-      if (ms > SPIN_MS + 1) await delay(ms - SPIN_MS, undefined, { signal });
-      while (performance.now() < deadline) {
-        await nextTurn(undefined, { signal });
+  sleep(ms: number, signal?: AbortSignal, options?: SleepOptions): Promise<void> {
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    if (ms <= 0) return Promise.resolve();
+    if (options?.background || options?.coarse) return this.timerSleep(ms, signal, options.background ?? false);
+    return new Promise<void>((resolve, reject) => {
+      const s: Spinner = { deadline: performance.now() + ms, resolve, timer: undefined };
+      if (signal) {
+        const onAbort = (): void => {
+          clearTimeout(s.timer);
+          this.spinning.delete(s);
+          reject(abortReason(signal));
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+        s.resolve = () => {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        };
       }
+      if (ms > SPIN_MS + 1) s.timer = setTimeout(() => this.spin(s), ms - SPIN_MS);
+      else this.spin(s);
+    });
+  }
+
+  /** A plain timer: a background sleep keeps no process alive, a coarse one need not be punctual. */
+  private async timerSleep(ms: number, signal: AbortSignal | undefined, background: boolean): Promise<void> {
+    try {
+      await delay(ms, undefined, { signal, ref: !background });
     } catch (err) {
       if (signal?.aborted) throw abortReason(signal);
       throw err;
     }
   }
+
+  private spin(s: Spinner): void {
+    s.timer = undefined;
+    this.spinning.add(s);
+    this.spinner ??= setImmediate(this.turn);
+  }
+
+  /** One event-loop turn of the spin: wakes the sleeps now due, earliest deadline first. */
+  private readonly turn = (): void => {
+    this.spinner = undefined;
+    const now = performance.now();
+    let due: Spinner[] | undefined;
+    for (const s of this.spinning) if (s.deadline <= now) (due ??= []).push(s);
+    if (due) {
+      due.sort((a, b) => a.deadline - b.deadline);
+      for (const s of due) {
+        this.spinning.delete(s);
+        s.resolve();
+      }
+    }
+    if (this.spinning.size > 0) this.spinner = setImmediate(this.turn);
+  };
+}
+
+/** A real-clock sleep: its timer until SPIN_MS before its deadline, then the shared spin. */
+interface Spinner {
+  deadline: number;
+  resolve: () => void;
+  timer: NodeJS.Timeout | undefined;
 }
 
 /** How long before its deadline a real-clock sleep stops trusting the timer. */

@@ -314,6 +314,40 @@ describe("RealClock", () => {
     await assert.rejects(clock.sleep(0, ac.signal), isAbort);
   });
 
+  test("sleeps wake in the order of their deadlines, each no earlier than asked, also those sharing the last milliseconds' spin", async () => {
+    const clock = new RealClock();
+    const t0 = clock.now();
+    const woke: number[] = [];
+    const late: string[] = [];
+    // 1, 1.5 and 2.5 ms spin from the start; 4 and 6 ms wait on a timer first.
+    await Promise.all(
+      [6, 2.5, 1, 4, 1.5].map(async (ms) => {
+        await clock.sleep(ms);
+        const at = clock.now() - t0;
+        if (at < ms) late.push(`${ms} ms woke at ${at.toFixed(3)}`);
+        woke.push(ms);
+      }),
+    );
+    assert.deepEqual(late, [], "none woke early");
+    assert.deepEqual(woke, [1, 1.5, 2.5, 4, 6]);
+  });
+
+  test("a sleep aborted while it spins rejects, the others spinning with it still wake, and a woken sleep keeps no abort listener", async () => {
+    const clock = new RealClock();
+    const [aborted, kept] = [new AbortController(), new AbortController()];
+    const gone = clock.sleep(2.5, aborted.signal);
+    const stays = clock.sleep(2.5, kept.signal);
+    setImmediate(() => aborted.abort());
+    await assert.rejects(gone, isAbort);
+    await stays;
+    assert.equal(getEventListeners(kept.signal, "abort").length, 0);
+    // And one aborted while its timer waits.
+    const early = new AbortController();
+    const long = clock.sleep(50, early.signal);
+    setImmediate(() => early.abort());
+    await assert.rejects(long, isAbort);
+  });
+
   test("a non-AbortError reason becomes an AbortError; an AbortError reason is kept", async () => {
     const clock = new RealClock();
     const ac = new AbortController();

@@ -344,7 +344,7 @@ class DsiRun {
   }
 
   private cancelSlackTimer(): void {
-    this.slackTimer?.abort();
+    this.slackTimer?.abort(PREEMPTED);
     this.slackTimer = undefined;
   }
 
