@@ -37,8 +37,11 @@ export class RealClock implements Clock {
   readonly kind = "real" as const;
   /** Set by the first reading, so a clock made before set-up work starts at 0 with the run. */
   private origin: number | undefined;
-  /** Sleeps in their last SPIN_MS, waited out together by one loop of event-loop turns. */
-  private readonly spinning = new Set<Spinner>();
+  /** The punctual sleeps waiting, woken by the clock's one timer or its loop of event-loop turns. */
+  private readonly pending = new Set<PendingSleep>();
+  private timer: NodeJS.Timeout | undefined;
+  /** When the timer fires (performance.now()'s scale; Infinity: none armed). */
+  private timerAt = Infinity;
   private spinner: NodeJS.Immediate | undefined;
 
   now(): number {
@@ -50,22 +53,24 @@ export class RealClock implements Clock {
   /**
    * Timers wake 1-2 ms late (whole milliseconds, a busy event loop), which is most of a 2.5 ms
    * drafter pass and several percent of a target pass when `sleep` emulates a device. So the
-   * timer is set SPIN_MS early and the rest is waited out in event-loop turns (I/O still runs
-   * between them), at the price of CPU while any sleep is in its last SPIN_MS. Those turns are
-   * one loop for every such sleep, each sleep with one abort listener: a loop per sleep, each
-   * turn a promise with its own listener, cost more CPU than the engine's own work when 16
-   * emulated sequences slept at once, and passes ended later for it.
+   * clock's timer is set SPIN_MS before the earliest deadline and the rest is waited out in
+   * event-loop turns (I/O still runs between them), at the price of CPU while a sleep is that
+   * close. One timer and one loop of turns serve every sleep, which wakes in the order of the
+   * deadlines: a loop per sleep, each turn a promise with its own abort listener, cost more CPU
+   * than the engine's own work when 16 emulated sequences slept at once, and passes ended later
+   * for it; and a timer per sleep woke a later deadline first when the process was held up
+   * (timers of different lengths do not fire in the order of their expiry then).
    */
   sleep(ms: number, signal?: AbortSignal, options?: SleepOptions): Promise<void> {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     if (ms <= 0) return Promise.resolve();
     if (options?.background || options?.coarse) return this.timerSleep(ms, signal, options.background ?? false);
     return new Promise<void>((resolve, reject) => {
-      const s: Spinner = { deadline: performance.now() + ms, resolve, timer: undefined };
+      const s: PendingSleep = { deadline: performance.now() + ms, resolve };
       if (signal) {
         const onAbort = (): void => {
-          clearTimeout(s.timer);
-          this.spinning.delete(s);
+          this.pending.delete(s);
+          this.arm();
           reject(abortReason(signal));
         };
         signal.addEventListener("abort", onAbort, { once: true });
@@ -74,8 +79,8 @@ export class RealClock implements Clock {
           resolve();
         };
       }
-      if (ms > SPIN_MS + 1) s.timer = setTimeout(() => this.spin(s), ms - SPIN_MS);
-      else this.spin(s);
+      this.pending.add(s);
+      this.arm();
     });
   }
 
@@ -89,34 +94,56 @@ export class RealClock implements Clock {
     }
   }
 
-  private spin(s: Spinner): void {
-    s.timer = undefined;
-    this.spinning.add(s);
-    this.spinner ??= setImmediate(this.turn);
+  /** Wakes the clock in time for the earliest pending sleep: by the timer until SPIN_MS before it, then turn by turn. */
+  private arm(): void {
+    if (this.spinner) return; // (every turn looks again)
+    let earliest = Infinity;
+    for (const s of this.pending) earliest = Math.min(earliest, s.deadline);
+    const wakeAt = earliest - SPIN_MS;
+    if (earliest !== Infinity && wakeAt - performance.now() <= 1) {
+      this.disarm();
+      this.spinner = setImmediate(this.turn);
+    } else if (earliest === Infinity) this.disarm();
+    else if (wakeAt < this.timerAt) {
+      this.disarm();
+      this.timerAt = wakeAt;
+      this.timer = setTimeout(this.onTimer, wakeAt - performance.now());
+    }
   }
 
-  /** One event-loop turn of the spin: wakes the sleeps now due, earliest deadline first. */
+  private disarm(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    this.turn();
+  };
+
+  /** After the timer, and each event-loop turn of the spin: wakes the sleeps now due, earliest deadline first. */
   private readonly turn = (): void => {
     this.spinner = undefined;
     const now = performance.now();
-    let due: Spinner[] | undefined;
-    for (const s of this.spinning) if (s.deadline <= now) (due ??= []).push(s);
+    let due: PendingSleep[] | undefined;
+    for (const s of this.pending) if (s.deadline <= now) (due ??= []).push(s);
     if (due) {
       due.sort((a, b) => a.deadline - b.deadline);
       for (const s of due) {
-        this.spinning.delete(s);
+        this.pending.delete(s);
         s.resolve();
       }
     }
-    if (this.spinning.size > 0) this.spinner = setImmediate(this.turn);
+    this.arm();
   };
 }
 
-/** A real-clock sleep: its timer until SPIN_MS before its deadline, then the shared spin. */
-interface Spinner {
+/** A punctual real-clock sleep. */
+interface PendingSleep {
   deadline: number;
   resolve: () => void;
-  timer: NodeJS.Timeout | undefined;
 }
 
 /** How long before its deadline a real-clock sleep stops trusting the timer. */
