@@ -63,13 +63,14 @@ export class RealClock implements Clock {
    */
   sleep(ms: number, signal?: AbortSignal, options?: SleepOptions): Promise<void> {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
-    if (ms <= 0) return Promise.resolve();
+    if (!(ms > 0)) return Promise.resolve(); // (NaN too: a NaN deadline would hold up every sleep's wake-up)
     if (options?.background || options?.coarse) return this.timerSleep(ms, signal, options.background ?? false);
     return new Promise<void>((resolve, reject) => {
       const s: PendingSleep = { deadline: performance.now() + ms, resolve };
       if (signal) {
         const onAbort = (): void => {
           this.pending.delete(s);
+          if (!this.spinner) this.disarm(); // (its timer may have been this sleep's)
           this.arm();
           reject(abortReason(signal));
         };
@@ -129,14 +130,17 @@ export class RealClock implements Clock {
     const now = performance.now();
     let due: PendingSleep[] | undefined;
     for (const s of this.pending) if (s.deadline <= now) (due ??= []).push(s);
-    if (due) {
-      due.sort((a, b) => a.deadline - b.deadline);
-      for (const s of due) {
-        this.pending.delete(s);
-        s.resolve();
+    try {
+      if (due) {
+        due.sort((a, b) => a.deadline - b.deadline);
+        for (const s of due) {
+          this.pending.delete(s);
+          s.resolve();
+        }
       }
+    } finally {
+      this.arm();
     }
-    this.arm();
   };
 }
 

@@ -286,6 +286,7 @@ describe("RealClock", () => {
     await clock.sleep(0);
     await clock.sleep(-10);
     await clock.sleep(0, new AbortController().signal);
+    await clock.sleep(Number.NaN); // (a bad cost: no deadline that would hold up others' wake-ups)
     assert.equal(timerFired, false);
     clearTimeout(timer);
   });
@@ -314,30 +315,44 @@ describe("RealClock", () => {
     await assert.rejects(clock.sleep(0, ac.signal), isAbort);
   });
 
-  test("sleeps wake in the order of their deadlines, each no earlier than asked, also those sharing the last milliseconds' spin", async () => {
+  test("sleeps wake in the order of their deadlines, each no earlier than asked", async () => {
     const clock = new RealClock();
-    // A deadline lies between the call's start plus `ms` and its end plus `ms` (the process may
-    // be held up between two calls, so call order alone does not order the deadlines).
-    const sleeps: { ms: number; from: number; to: number; woke: number }[] = [];
-    const woke: number[] = [];
-    // 1, 1.5 and 2.5 ms spin from the start; 4, 6 and 40 ms wait for the clock's timer first.
-    await Promise.all(
-      [6, 2.5, 1, 40, 4, 1.5].map(async (ms) => {
+    /**
+     * Starts sleeps of `ms` (busy for `holdMs` after the calls, so that those due by then wake
+     * in one turn), and checks each woke no earlier than asked and after every sleep due surely
+     * before it: a deadline lies between its call's start and end plus `ms` (the process may be
+     * held up between two calls, so call order alone does not order deadlines).
+     */
+    const check = async (list: number[], holdMs: number): Promise<void> => {
+      const sleeps: { ms: number; from: number; to: number; woke: number; done: Promise<void> }[] = [];
+      const woke: number[] = [];
+      for (const ms of list) {
         const from = clock.now();
-        const sleep = clock.sleep(ms);
-        const s = { ms, from: from + ms, to: clock.now() + ms, woke: 0 };
+        const done = clock.sleep(ms);
+        const s = { ms, from: from + ms, to: clock.now() + ms, woke: 0, done };
         sleeps.push(s);
-        await sleep;
-        s.woke = clock.now();
-        woke.push(ms);
-      }),
-    );
-    for (const s of sleeps) assert.ok(s.woke >= s.from, `${s.ms} ms woke at ${s.woke.toFixed(3)}, before ${s.from.toFixed(3)}`);
-    for (const a of sleeps) {
-      for (const b of sleeps) {
-        if (a.to < b.from) assert.ok(woke.indexOf(a.ms) < woke.indexOf(b.ms), `${a.ms} ms (due by ${a.to.toFixed(3)}) woke after ${b.ms} ms (due from ${b.from.toFixed(3)}): ${woke.join(", ")}`);
+        void done.then(() => {
+          s.woke = clock.now();
+          woke.push(ms);
+        });
       }
-    }
+      const end = performance.now() + holdMs;
+      while (performance.now() < end); // (held up: the event loop runs no turn meanwhile)
+      await Promise.all(sleeps.map((s) => s.done));
+      await null; // (each sleep's own continuation has run)
+      for (const s of sleeps) assert.ok(s.woke >= s.from, `${s.ms} ms woke at ${s.woke.toFixed(3)}, before ${s.from.toFixed(3)}`);
+      for (const a of sleeps) {
+        for (const b of sleeps) {
+          if (a.to < b.from) assert.ok(woke.indexOf(a.ms) < woke.indexOf(b.ms), `${a.ms} ms (due by ${a.to.toFixed(3)}) woke after ${b.ms} ms (due from ${b.from.toFixed(3)}): ${woke.join(", ")}`);
+        }
+      }
+    };
+    // All due in the first turn after an 8 ms hold-up: they wake sorted, not in call order.
+    await check([6, 2.5, 1, 4, 1.5], 8);
+    // On the clock's timer (more than 3 ms away), re-armed for an earlier deadline twice.
+    await check([40, 12, 6], 0);
+    // Spinning (1 ms) and then the timer for the rest.
+    await check([30, 1, 15], 0);
   });
 
   test("a sleep aborted while it spins rejects, the others spinning with it still wake, and a woken sleep keeps no abort listener", async () => {
@@ -350,11 +365,26 @@ describe("RealClock", () => {
     await assert.rejects(gone, isAbort);
     await stays;
     assert.equal(getEventListeners(kept.signal, "abort").length, 0);
-    // And one aborted while its timer waits.
+  });
+
+  test("a sleep aborted on the clock's timer leaves no timer behind, and the next sleep's timer still wakes it", async () => {
+    const clock = new RealClock();
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+    const before = timers();
     const early = new AbortController();
     const long = clock.sleep(50, early.signal);
     early.abort();
     await assert.rejects(long, isAbort);
+    assert.equal(timers(), before, "the aborted sleep's timer is gone");
+    // The earliest of two aborted: the other still wakes, no earlier than asked.
+    const first = new AbortController();
+    const t0 = clock.now();
+    const [a, b] = [clock.sleep(50, first.signal), clock.sleep(60)];
+    first.abort();
+    await assert.rejects(a, isAbort);
+    await b;
+    assert.ok(clock.now() - t0 >= 60, `woke after ${(clock.now() - t0).toFixed(3)} ms`);
+    assert.equal(timers(), before);
   });
 
   test("a non-AbortError reason becomes an AbortError; an AbortError reason is kept", async () => {
