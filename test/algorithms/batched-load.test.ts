@@ -163,7 +163,7 @@ test("the serving bench's emulated GPU-like setup in virtual time: DSI's per-tok
   // its own: DSI runs SI's windows with drafting overlapped, and its bound costs it plain steps
   // where it has no lead on non-SI (a request's cold start, rejections in a row): its mean
   // per-token latency there, 20.17 ms, is above SI's 19.69. And the lead at 4 is these twelve
-  // requests': with 6 per stream DSI's median is 17.81 against SI's 17.09, the bound's plain
+  // requests': with 6 per stream DSI's median is 17.50 against SI's 17.09, the bound's plain
   // steps at each request's start. docs/serving.md, Load.)
   for (const streams of [1, 4, 8]) {
     const m = await servingMedians(streams);
