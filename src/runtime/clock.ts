@@ -58,8 +58,8 @@ export class RealClock implements Clock {
    * close. One timer and one loop of turns serve every sleep, which wakes in the order of the
    * deadlines: a loop per sleep, each turn a promise with its own abort listener, cost more CPU
    * than the engine's own work when 16 emulated sequences slept at once, and passes ended later
-   * for it; and a timer per sleep woke a later deadline first when the process was held up
-   * (timers of different lengths do not fire in the order of their expiry then).
+   * for it. (With a timer per sleep, one whose timer fired late could also wake after a later
+   * deadline already spinning.)
    */
   sleep(ms: number, signal?: AbortSignal, options?: SleepOptions): Promise<void> {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
