@@ -9,6 +9,14 @@ import type { ModelInstance } from "../core/instance.js";
 import type { Clock } from "./clock.js";
 
 /** Every instance of the pool was lost: the message lists them and why. */
+/**
+ * Times closer than this to the grace's end are its end: the grace timer sleeps `end - now`,
+ * and a virtual clock's `now + (end - now)` can fall a rounding short of `end` (a loss at
+ * 3670.084 ms woke at 8670.083999999999), where the timer, set again for 0 ms, woke at the
+ * same instant forever.
+ */
+const GRACE_EPSILON_MS = 1e-6;
+
 export class NoInstanceError extends Error {
   override readonly name = "NoInstanceError";
 }
@@ -64,7 +72,7 @@ export class InstanceHealth {
    * closed, or the rejoin grace is over) rather than wait for a lost instance to rejoin.
    */
   hopeless(): boolean {
-    return this.returning.size === 0 || this.closed || this.o.clock.now() - this.noneSince >= this.o.rejoinGraceMs;
+    return this.returning.size === 0 || this.closed || this.o.clock.now() - this.noneSince >= this.o.rejoinGraceMs - GRACE_EPSILON_MS;
   }
 
   /**

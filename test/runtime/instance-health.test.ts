@@ -64,6 +64,21 @@ test("past the rejoin grace, in virtual time, waiting claims and admissions fail
   assert.equal(clock.pending(), 0, "close stopped the probes");
 });
 
+test("a loss at a time with a fraction: the grace still ends (a virtual time of the loss plus the grace is not always the sum itself)", async () => {
+  // (At 3670.084 the grace's timer woke at 8670.083999999999, "4999.999999999999 ms after the
+  // loss", which was not the grace yet: the timer was set again for 0 ms, at the same instant,
+  // forever.)
+  for (const at of [3670.084, 8112.584, 1234.5]) {
+    const { clock, pool } = restartingPool(() => false);
+    await clock.sleep(at);
+    const m = pool.join();
+    (await m.acquire("frontier")).retire("worker died");
+    await assert.rejects(m.acquire("frontier"), NoInstanceError, `lost at ${at}`);
+    assert.ok(Math.abs(clock.now() - (at + 5000)) < 1e-6, `failed at ${clock.now()}`);
+    pool.close();
+  }
+});
+
 test("closing the pool stops the probes and fails the claims that waited for a rejoin", async () => {
   const { clock, pool, probes } = restartingPool(() => false);
   const m = pool.join();
