@@ -99,9 +99,11 @@ export async function runServe(open: () => Promise<Backend>, f: ServeFlags, apiK
     println(io.stdout, `dsi serve: ${backend.describe()}${learned}; ${f.algo}${f.algo === "nonsi" ? "" : ` L=${f.lookahead}`}, model "${MODEL_ID}", ready on ${address}`);
     const signal = await stopped;
     println(io.stdout, `dsi serve: ${signal}: finishing ${slot.service.activeCount} generation(s), at most ${f.shutdownTimeout} s`);
-    // Stop accepting connections, let generations finish, abort what is left at the deadline.
+    // Refuse new work (drain), stop accepting connections, let generations finish, abort what
+    // is left at the deadline.
+    const drained = slot.service.drain(f.shutdownTimeout * 1000);
     const closed = app.close();
-    await slot.service.drain(f.shutdownTimeout * 1000);
+    await drained;
     // Connections go idle as their responses end; keep-alive would hold them (and us) 5 s more.
     const idle = setInterval(() => app.server.closeIdleConnections(), 50);
     await closed;

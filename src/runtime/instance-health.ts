@@ -8,7 +8,6 @@
 import type { ModelInstance } from "../core/instance.js";
 import type { Clock } from "./clock.js";
 
-/** Every instance of the pool was lost: the message lists them and why. */
 /**
  * Times closer than this to the grace's end are its end: the grace timer sleeps `end - now`,
  * and a virtual clock's `now + (end - now)` can fall a rounding short of `end` (a loss at
@@ -17,6 +16,7 @@ import type { Clock } from "./clock.js";
  */
 const GRACE_EPSILON_MS = 1e-6;
 
+/** Every instance of the pool was lost: the message lists them and why. */
 export class NoInstanceError extends Error {
   override readonly name = "NoInstanceError";
 }

@@ -18,6 +18,8 @@ export const HTTP_DEFAULTS = {
   headersTimeoutS: 10,
   /** `--max-tokens-limit`: most tokens one request may ask for, per choice. */
   maxTokensLimit: 4096,
+  /** Seconds a streamed response may wait for its client to read what it was sent (no flag): then the connection goes, as a disconnect. */
+  streamStallS: 30,
 } as const;
 
 export interface HttpLimits {
@@ -47,6 +49,10 @@ export function serverOptions(l: HttpLimits) {
     // fastify sets the server's requestTimeout from its own option (default 0: never).
     requestTimeout: l.requestTimeoutMs,
     connectionTimeout: 0,
+    // While the server closes, a request on a connection kept alive still reaches its route,
+    // which answers as a draining server does (the service's 503, /health's "shutting down"),
+    // in the API's shape; fastify's own 503 had neither and went uncounted.
+    return503OnClosing: false,
     http: {
       requestTimeout: l.requestTimeoutMs,
       headersTimeout: l.headersTimeoutMs,

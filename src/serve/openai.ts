@@ -85,12 +85,13 @@ export function requestSchemas(maxTokensLimit: number) {
   const maxTokens = field<number>("maxTokens", Math.min(maxTokensLimit, maxOf("maxTokens", "http")), " (this server's --max-tokens-limit)").nullable().optional();
   const common = {
     model: z.string().min(1),
-    temperature: field<number>("temperature").optional(),
-    top_p: field<number>("topP").optional(),
-    top_k: field<number>("topK").optional(),
-    seed: field<number>("seed").optional(),
+    // (null is "not given", as in OpenAI's API: its clients send a None that way.)
+    temperature: field<number>("temperature").nullable().optional(),
+    top_p: field<number>("topP").nullable().optional(),
+    top_k: field<number>("topK").nullable().optional(),
+    seed: field<number>("seed").nullable().optional(),
     stop: field<string | string[]>("stop").nullable().optional(),
-    n: field<number>("n").optional(),
+    n: field<number>("n").nullable().optional(),
     stream: z.boolean().nullable().optional(),
     stream_options: z.object({ include_usage: z.boolean().optional() }).strict().nullable().optional(),
     max_tokens: maxTokens,

@@ -5,6 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { Agent, request as httpRequest } from "node:http";
+import { connect } from "node:net";
 import { after, before, test } from "node:test";
 import OpenAI, { APIError } from "openai";
 import type { FastifyInstance } from "fastify";
@@ -26,7 +28,7 @@ const tokenizer = new SyntheticTokenizer(SPEC.vocab);
 const servers: FastifyInstance[] = [];
 
 /** A server on a free port over the synthetic pair, with `latency` per evaluation (real clock). */
-async function serve(o: { latency?: string; apiKey?: string; maxConcurrent?: number; maxQueue?: number; sp?: number; drafting?: ServerOptions["drafting"] } = {}) {
+async function serve(o: { latency?: string; apiKey?: string; maxConcurrent?: number; maxQueue?: number; sp?: number; drafting?: ServerOptions["drafting"]; streamStallMs?: number } = {}) {
   const metrics = new ServeMetrics();
   const service = await Service.open({
     backend: syntheticBackend(SPEC),
@@ -36,11 +38,11 @@ async function serve(o: { latency?: string; apiKey?: string; maxConcurrent?: num
     maxQueue: o.maxQueue ?? 256,
     metrics,
   });
-  const app = buildServer({ slot: { service }, metrics, modelId: "dsi", apiKey: o.apiKey, algo: "dsi", lookahead: 4, drafting: o.drafting, defaultMaxTokens: 16 });
+  const app = buildServer({ slot: { service }, metrics, modelId: "dsi", apiKey: o.apiKey, algo: "dsi", lookahead: 4, drafting: o.drafting, defaultMaxTokens: 16, streamStallMs: o.streamStallMs });
   const url = await app.listen({ host: "127.0.0.1", port: 0 });
   servers.push(app);
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: o.apiKey ?? "none", maxRetries: 0 });
-  return { url, client, service };
+  return { url, client, service, app };
 }
 
 let main: Awaited<ReturnType<typeof serve>>;
@@ -333,6 +335,55 @@ test("drain: returns when the last generation ends, long before its grace; later
   assert.ok(ms < 5000, `drain took ${ms.toFixed(0)} ms`);
   assert.equal((await running).choices[0].text, await reference("the", 8));
   await assert.rejects(client.completions.create({ model: "dsi", prompt: "the", max_tokens: 2 }), (err: unknown) => err instanceof APIError && err.status === 503);
+});
+
+test("while the server closes, a request on a connection kept alive gets the draining answers in the API's shape (not fastify's own 503)", async () => {
+  const { url, client, service, app } = await serve({ latency: "20/2" });
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const get = (path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> =>
+    new Promise((resolve, reject) => {
+      const req = httpRequest(`${url}${path}`, { agent, method: body ? "POST" : "GET", headers: body ? { "content-type": "application/json" } : {} }, (res) => {
+        let text = "";
+        res.on("data", (d: Buffer) => (text += d.toString()));
+        res.on("end", () => resolve({ status: res.statusCode!, json: JSON.parse(text) as Record<string, unknown> }));
+      });
+      req.on("error", reject);
+      req.end(body ? JSON.stringify(body) : undefined);
+    });
+  try {
+    assert.equal((await get("/health")).status, 200); // (the connection the next requests reuse)
+    const running = client.completions.create({ model: "dsi", prompt: "the", max_tokens: 40, temperature: 0 });
+    assert.ok(await eventually(() => service.activeCount === 1, 2000));
+    // As dsi serve stops: drain, then close (which waits for the running request).
+    const drained = service.drain(10_000);
+    const closed = app.close();
+    const health = await get("/health");
+    assert.equal(health.status, 503);
+    assert.equal(health.json.status, "unavailable");
+    const refused = await get("/v1/completions", { model: "dsi", prompt: "the", max_tokens: 2 });
+    assert.equal(refused.status, 503);
+    assert.equal((refused.json.error as { type: string }).type, "server_error");
+    assert.equal((await running).choices[0].text, await reference("the", 40));
+    await drained;
+    await closed;
+  } finally {
+    agent.destroy();
+  }
+});
+
+test("a streaming client that stops reading: its connection goes once the stream has not drained for the stall limit, and its generation stops", { timeout: 60_000 }, async () => {
+  const { url } = await serve({ streamStallMs: 300 });
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  await new Promise<void>((resolve) => socket.once("connect", resolve));
+  const body = JSON.stringify({ model: "dsi", prompt: "the", max_tokens: 4096, n: 16, temperature: 0, stream: true });
+  socket.write(`POST /v1/completions HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  socket.pause(); // never reads: the kernel's buffers fill, then the server's
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+  socket.on("error", () => undefined); // (a reset, as the server destroys the socket)
+  const gone = await Promise.race([closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 45_000))]);
+  assert.ok(gone, "the server kept the stalled connection for 45 s");
+  assert.ok(await eventually(async () => (await metric(url, "dsi_active_generations")) === 0, 5000), "a generation still runs");
 });
 
 test("chat on a synthetic vocabulary served under another backend name (a cluster's): the plain template", async () => {
