@@ -5,8 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { Agent, request as httpRequest } from "node:http";
+import { mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 import OpenAI, { APIError } from "openai";
 import type { FastifyInstance } from "fastify";
@@ -337,53 +339,92 @@ test("drain: returns when the last generation ends, long before its grace; later
   await assert.rejects(client.completions.create({ model: "dsi", prompt: "the", max_tokens: 2 }), (err: unknown) => err instanceof APIError && err.status === 503);
 });
 
+test("null for an optional field is \"not given\", as in OpenAI's API (its Python client sends None so)", async () => {
+  const { url } = main;
+  const nulls = { temperature: null, top_p: null, top_k: null, seed: null, n: null, stop: null, max_tokens: null, stream: null, stream_options: null };
+  const res = await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "dsi", prompt: "the cat", ...nulls }) });
+  const body = (await res.json()) as { choices: { text: string }[]; usage: { completion_tokens: number } };
+  assert.equal(res.status, 200, JSON.stringify(body));
+  assert.equal(body.choices.length, 1, "n: null is one choice");
+  assert.equal(body.usage.completion_tokens, 16, "max_tokens: null is the server's default");
+  // Greedy with the rest null: the same text as greedy with them left out.
+  const greedy = await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "dsi", prompt: "the cat", ...nulls, temperature: 0 }) });
+  assert.equal(((await greedy.json()) as { choices: { text: string }[] }).choices[0].text, await reference("the cat", 16));
+});
+
 test("while the server closes, a request on a connection kept alive gets the draining answers in the API's shape (not fastify's own 503)", async () => {
-  const { url, client, service, app } = await serve({ latency: "20/2" });
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  const get = (path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> =>
-    new Promise((resolve, reject) => {
-      const req = httpRequest(`${url}${path}`, { agent, method: body ? "POST" : "GET", headers: body ? { "content-type": "application/json" } : {} }, (res) => {
-        let text = "";
-        res.on("data", (d: Buffer) => (text += d.toString()));
-        res.on("end", () => resolve({ status: res.statusCode!, json: JSON.parse(text) as Record<string, unknown> }));
-      });
-      req.on("error", reject);
-      req.end(body ? JSON.stringify(body) : undefined);
-    });
+  const { url, service, app } = await serve({ latency: "20/2" });
+  const { hostname, port } = new URL(url);
+  // One connection, its requests pipelined: the second is read after the first's response,
+  // while the server closes (a request on an idle connection would find it closed).
+  const socket = connect(Number(port), hostname);
+  let received = "";
+  socket.on("data", (d: Buffer) => (received += d.toString()));
+  const post = JSON.stringify({ model: "dsi", prompt: "the", max_tokens: 40, temperature: 0 });
   try {
-    assert.equal((await get("/health")).status, 200); // (the connection the next requests reuse)
-    const running = client.completions.create({ model: "dsi", prompt: "the", max_tokens: 40, temperature: 0 });
+    await new Promise<void>((resolve) => socket.once("connect", resolve));
+    socket.write(`POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(post)}\r\n\r\n${post}`);
     assert.ok(await eventually(() => service.activeCount === 1, 2000));
     // As dsi serve stops: drain, then close (which waits for the running request).
     const drained = service.drain(10_000);
     const closed = app.close();
-    const health = await get("/health");
-    assert.equal(health.status, 503);
+    socket.write("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert.ok(await eventually(() => responses(received).length === 2, 10_000), received);
+    const [done, health] = responses(received);
+    assert.equal(done.status, 200);
+    assert.equal((done.json.choices as { text: string }[])[0].text, await reference("the", 40));
+    assert.equal(health.status, 503, received);
     assert.equal(health.json.status, "unavailable");
-    const refused = await get("/v1/completions", { model: "dsi", prompt: "the", max_tokens: 2 });
-    assert.equal(refused.status, 503);
-    assert.equal((refused.json.error as { type: string }).type, "server_error");
-    assert.equal((await running).choices[0].text, await reference("the", 40));
     await drained;
     await closed;
   } finally {
-    agent.destroy();
+    socket.destroy();
   }
 });
 
-test("a streaming client that stops reading: its connection goes once the stream has not drained for the stall limit, and its generation stops", { timeout: 60_000 }, async () => {
-  const { url } = await serve({ streamStallMs: 300 });
-  const { hostname, port } = new URL(url);
-  const socket = connect(Number(port), hostname);
-  await new Promise<void>((resolve) => socket.once("connect", resolve));
-  const body = JSON.stringify({ model: "dsi", prompt: "the", max_tokens: 4096, n: 16, temperature: 0, stream: true });
-  socket.write(`POST /v1/completions HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-  socket.pause(); // never reads: the kernel's buffers fill, then the server's
-  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
-  socket.on("error", () => undefined); // (a reset, as the server destroys the socket)
-  const gone = await Promise.race([closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 45_000))]);
-  assert.ok(gone, "the server kept the stalled connection for 45 s");
-  assert.ok(await eventually(async () => (await metric(url, "dsi_active_generations")) === 0, 5000), "a generation still runs");
+/** The complete HTTP/1.1 responses (with a Content-Length) in `text`, in order. */
+function responses(text: string): { status: number; json: Record<string, unknown> }[] {
+  const out: { status: number; json: Record<string, unknown> }[] = [];
+  let at = 0;
+  for (;;) {
+    const end = text.indexOf("\r\n\r\n", at);
+    if (end < 0) return out;
+    const head = text.slice(at, end);
+    const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? NaN);
+    // (Bodies here are ASCII JSON: characters are bytes.)
+    if (!(end + 4 + length <= text.length)) return out;
+    out.push({ status: Number(head.split(" ")[1]), json: JSON.parse(text.slice(end + 4, end + 4 + length)) as Record<string, unknown> });
+    at = end + 4 + length;
+  }
+}
+
+test("a streaming client that stops reading: its connection goes once the stream has not drained for the stall limit, and its generation stops", async () => {
+  // (On a Unix socket, whose buffers hold a few hundred kB, not the megabytes of loopback TCP's.
+  // 4 choices of 4096 tokens at 1 ms a step: 4 s; the buffers are full after a few hundred.)
+  const dir = mkdtempSync(join(tmpdir(), "dsi-stall-"));
+  const path = join(dir, "serve.sock");
+  const metrics = new ServeMetrics();
+  const service = await Service.open({ backend: syntheticBackend(SPEC), sp: 1, profile: resolveProfile("1/1")!, maxConcurrent: 64, maxQueue: 256, metrics });
+  const app = buildServer({ slot: { service }, metrics, modelId: "dsi", algo: "nonsi", lookahead: 4, defaultMaxTokens: 16, streamStallMs: 300 });
+  const connections = (): Promise<number> => new Promise((resolve, reject) => app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+  await app.listen({ path });
+  const socket = connect(path);
+  try {
+    await new Promise<void>((resolve) => socket.once("connect", resolve));
+    const body = JSON.stringify({ model: "dsi", prompt: "the", max_tokens: 4096, n: 4, temperature: 0, stream: true });
+    socket.write(`POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    socket.pause(); // never reads (so it never sees the server's end either): the buffers fill
+    socket.on("error", () => undefined);
+    assert.ok(await eventually(() => service.activeCount === 4, 2000), "the generations started");
+    const t0 = performance.now();
+    assert.ok(await eventually(async () => (await connections()) === 0 && service.activeCount === 0, 10_000), "the server still holds the connection, or a generation runs");
+    const ms = performance.now() - t0;
+    assert.ok(ms < 3000, `the connection went after ${ms.toFixed(0)} ms (the generations alone take 4 s)`);
+  } finally {
+    socket.destroy();
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("chat on a synthetic vocabulary served under another backend name (a cluster's): the plain template", async () => {
