@@ -250,8 +250,13 @@ export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolea
         ...(drafter ? { drafter } : {}),
         target: async (i) => {
           const instance = Math.floor(i / sequences);
-          targets[instance] ??= pair.sequences("target", `target-${instance}`, sequences);
-          const t = (await targets[instance])[i % sequences];
+          // (A context that failed to be made, out of memory say, is made again at the pool's
+          // next try rather than failing every later sequence of the instance at once.)
+          const making = (targets[instance] ??= pair.sequences("target", `target-${instance}`, sequences));
+          making.catch(() => {
+            if (targets[instance] === making) delete targets[instance];
+          });
+          const t = (await making)[i % sequences];
           await t.reset();
           return t;
         },
