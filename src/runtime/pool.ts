@@ -720,7 +720,7 @@ export class TargetPool {
     if (!this.grantable(m, claim)) return undefined;
     const place = this.placeFor(m, claim);
     if (!place) return undefined;
-    if (!place.make) return this.lease(place.index, m, claim);
+    if (!place.make) return this.leaseNow(place.index, m, claim);
     // Instances on the way go to waiting claims (serve); this one may start the next.
     if (this.count.creating > 0) return undefined;
     const empty = place.index;
@@ -733,7 +733,19 @@ export class TargetPool {
       );
       return undefined;
     }
-    return this.lease(empty, m, claim);
+    return this.leaseNow(empty, m, claim);
+  }
+
+  /**
+   * A lease granted to a call that did not wait: where it moves the member's home (a frontier
+   * lease), the instance the home left may now be open to a waiting claim, which is served at
+   * once (every other change that can open an instance serves the waiting claims too).
+   */
+  private leaseNow(index: number, m: Member, claim: Claim): Lease {
+    const home = m.home;
+    const lease = this.lease(index, m, claim);
+    if (m.home !== home && this.frontierWaiters.length + this.windowWaiters.length > 0) this.serve();
+    return lease;
   }
 
   private acquireFor(m: Member, claim: Claim, signal?: AbortSignal): Promise<Lease> {

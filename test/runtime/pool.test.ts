@@ -412,6 +412,29 @@ test("sequences: what a task may carry of passes other generations share (room):
   for (const l of [c1, d1]) l.release();
 });
 
+test("sequences: a home moved by a lease taken at once serves the window claim waiting for the instance it left", async () => {
+  const p = sequencePool(4, 2, 32);
+  const [a, b, c] = [p.join(), p.join(), p.join()];
+  const [a0, b1, c2] = [a.tryAcquire("frontier")!, b.tryAcquire("frontier")!, c.tryAcquire("frontier")!];
+  assert.deepEqual([a0, b1, c2].map((l) => p.instanceOf(l.index)), [0, 1, 2], "three homes");
+  const c3 = c.tryAcquire("window")!;
+  c3.carry(32); // instance 3's passes are full
+  a0.release();
+  const aw = a.tryAcquire("window")!;
+  assert.equal(p.instanceOf(aw.index), 0, "a's window at home");
+  const got: { lease?: Lease } = {};
+  void b.acquire("window").then((l) => (got.lease = l));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(got.lease, undefined, "nowhere for b's window: homes, its own frontier, full passes");
+  const af = a.tryAcquire("frontier")!;
+  assert.equal(p.instanceOf(af.index), 3, "a's frontier goes to instance 3: a's home moves there");
+  await new Promise((r) => setImmediate(r));
+  const granted = got.lease as Lease | undefined; // (the assertion above narrowed it)
+  assert.ok(granted, "b's window is served at once: instance 0 is no one's home now (before, only at the next release)");
+  assert.equal(p.instanceOf(granted.index), 0);
+  for (const l of [b1, c2, c3, aw, af, granted]) l.release();
+});
+
 test("sequences: a lost sequence takes its instance's idle sequences with it (busy ones fail on their own); each comes back when it answers again", async () => {
   let back = false;
   const q = new TargetPool({
