@@ -793,7 +793,16 @@ export class TargetPool {
         w.resolve(this.lease(place.index, w.member, w.claim));
         continue;
       }
-      // Only instances still to be made are free: make one unless enough are on the way.
+      // It waits for a sequence to be made: a later claim whose place is an idle sequence (its
+      // own last one, say) goes meanwhile. (Before, it waited for the making behind the first,
+      // and a sequence was made for it that it did not need.)
+      const later = this.idlePlaced();
+      if (later) {
+        this.withdraw(later.w);
+        later.w.resolve(this.lease(later.index, later.w.member, later.w.claim));
+        continue;
+      }
+      // Only sequences still to be made are free: make one unless enough are on the way.
       if (!place || !this.grantableMoreThan(this.count.creating)) return;
       const empty = place.index;
       let made: ModelInstance | Promise<void>;
@@ -811,6 +820,18 @@ export class TargetPool {
         );
       }
     }
+  }
+
+  /** The first grantable waiting claim, in serving order, whose place is an idle sequence. */
+  private idlePlaced(): { w: Waiter; index: number } | undefined {
+    for (const list of [this.frontierWaiters, this.windowWaiters]) {
+      for (const w of list) {
+        if (!this.grantable(w.member, w.claim)) continue;
+        const place = this.placeFor(w.member, w.claim);
+        if (place && !place.make) return { w, index: place.index };
+      }
+    }
+    return undefined;
   }
 
   /**

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ModelInstance } from "../../src/core/instance.js";
 import { SyntheticPair } from "../../src/models/synthetic.js";
+import { VirtualClock } from "../../src/runtime/clock.js";
 import { EventLog } from "../../src/runtime/events.js";
 import { TargetPool, type Lease } from "../../src/runtime/pool.js";
 
@@ -433,6 +434,41 @@ test("sequences: a home moved by a lease taken at once serves the window claim w
   assert.ok(granted, "b's window is served at once: instance 0 is no one's home now (before, only at the next release)");
   assert.equal(p.instanceOf(granted.index), 0);
   for (const l of [b1, c2, c3, aw, af, granted]) l.release();
+});
+
+test("sequences: while the first waiting claim waits for a sequence being made, a later one whose own idle sequence is free gets it at once, and nothing is made for it", async () => {
+  const clock = new VirtualClock();
+  const made: number[] = [];
+  const p = new TargetPool({
+    size: 2,
+    sequences: 2,
+    vocabSize: 16,
+    eosToken: undefined,
+    clock,
+    create: async (i) => {
+      made.push(i);
+      if (i !== 0) await clock.sleep(500); // (the first is made at once)
+      return pair.instance("target", `target-${i}`);
+    },
+  });
+  const [a, b] = [p.join(), p.join()];
+  const first = await b.acquire("frontier");
+  first.release(); // idle, holding b's tokens
+  const start = clock.now();
+  const at: Record<string, number> = {};
+  const granted = await Promise.all(
+    (["a", "b"] as const).map(async (name) => {
+      const lease = await (name === "a" ? a : b).acquire("frontier");
+      at[name] = clock.now() - start;
+      return lease;
+    }),
+  );
+  assert.equal(granted[1].index, first.index, "b: its own sequence");
+  assert.equal(at.b, 0, "b at once (before: when a's sequence was made, 500 ms)");
+  assert.equal(at.a, 500, "a on the sequence made for it");
+  assert.deepEqual(made, [first.index, granted[0].index], "no sequence made for b");
+  for (const l of granted) l.release();
+  p.close();
 });
 
 test("sequences: a lost sequence takes its instance's idle sequences with it (busy ones fail on their own); each comes back when it answers again", async () => {
