@@ -100,12 +100,13 @@ export class RealClock implements Clock {
     if (this.spinner) return; // (every turn looks again)
     let earliest = Infinity;
     for (const s of this.pending) earliest = Math.min(earliest, s.deadline);
+    if (earliest === Infinity) return this.disarm();
     const wakeAt = earliest - SPIN_MS;
-    if (earliest !== Infinity && wakeAt - performance.now() <= 1) {
+    if (wakeAt - performance.now() <= 1) {
       this.disarm();
       this.spinner = setImmediate(this.turn);
-    } else if (earliest === Infinity) this.disarm();
-    else if (wakeAt < this.timerAt) {
+    } else if (wakeAt < this.timerAt) {
+      // (A timer armed for sooner stays: it wakes, finds nothing due, and arms this one.)
       this.disarm();
       this.timerAt = wakeAt;
       this.timer = setTimeout(this.onTimer, wakeAt - performance.now());

@@ -324,8 +324,8 @@ export class TargetPool {
     suits: (m, lease, claim) => this.suits(m, lease, claim),
     room: (m, lease) => this.roomFor(m, this.instanceOf(lease.index)),
     homeRoom: (m) => (m.home === undefined ? Infinity : this.roomFor(m, m.home)),
-    shared: (m, lease) => this.othersPositions(m, this.instanceOf(lease.index)) > 0,
-    homeShared: (m) => m.home !== undefined && this.othersPositions(m, m.home) > 0, // (`shared` at home)
+    shared: (m, lease) => this.sharedWith(m, this.instanceOf(lease.index)),
+    homeShared: (m) => m.home !== undefined && this.sharedWith(m, m.home),
     leave: (m) => this.remove(m),
   };
 
@@ -582,6 +582,11 @@ export class TargetPool {
    */
   private presence(m: Member, instance: number): number {
     return m.onInstance.get(instance) ?? (m.home === instance ? 1 : 0);
+  }
+
+  /** Whether other generations take part in an instance's passes (`PoolMember.shared`). */
+  private sharedWith(m: Member, instance: number): boolean {
+    return this.othersPositions(m, instance) > 0;
   }
 
   /**
