@@ -101,9 +101,9 @@ function rangeHelp(key: OptionKey): string {
  * applies to), parser and the CLI default, all from the option table; `help` and `default`
  * override where a command means something more specific.
  */
-export function generationOption(key: OptionKey, o: { help?: string; default?: unknown; noDefault?: boolean } = {}): Option {
+export function generationOption(key: OptionKey, o: { help?: string; default?: unknown; noDefault?: boolean; /** Applies to every algorithm here (serve's --sp sizes the shared pool). */ everyAlgo?: boolean } = {}): Option {
   const spec = GENERATION_OPTIONS[key];
-  const applies = spec.algos.length < 3 ? ` (${spec.algos.join(", ")} only)` : "";
+  const applies = spec.algos.length < 3 && !o.everyAlgo ? ` (${spec.algos.join(", ")} only)` : "";
   const range = rangeHelp(key);
   const option = new Option(`${spec.flag} ${spec.placeholder}`, `${o.help ?? spec.help}${range ? `, ${range}` : ""}${applies}`);
   option.argParser(parserOf(key) as (v: string, p: unknown) => unknown);

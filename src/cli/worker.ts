@@ -58,6 +58,8 @@ export async function runWorker(f: WorkerFlags, io: CliIo): Promise<void> {
   if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) throw new UsageError("--tls-cert and --tls-key go together");
   const tls: ServerTls | undefined = f.tlsCert !== undefined ? { cert: await readPem("--tls-cert", f.tlsCert), key: await readPem("--tls-key", f.tlsKey!) } : undefined;
   if (f.backend === "llama" && !f.model) throw new UsageError("--model: give the GGUF file this worker serves");
+  // (A cluster connects to its drafter's sequence 0 alone: more would be loaded and never used.)
+  if (f.role === "drafter" && f.sequences > 1) throw new UsageError("--sequences applies to --role target: a cluster uses one sequence of its drafter worker");
   const spec: InstanceSpec = f.backend === "synthetic" ? { backend: "synthetic", ...f.synthetic } : { backend: "llama", model: f.model!, threads: f.threads, gpu: f.gpu, evalChunk: f.evalChunk };
   const { instance, sequences, close } = await openInstance(spec, f.role, f.role, f.sequences);
   const latency = f.role === "target" ? f.latency.target : f.latency.drafter;

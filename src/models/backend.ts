@@ -223,6 +223,9 @@ export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolea
           cpu: cpuModel(),
           evalChunk: [pair.evalChunks.target.chunk, pair.evalChunks.drafter?.chunk ?? null],
           contextSize: pair.contextSize,
+          // (What a task costs beside others depends on whether they share its passes: a
+          // server's sequences under load are not a lone generation's costs.)
+          sequences,
         }
       : undefined;
   const storeFor = (profile: LatencyProfile): LearnedStore | undefined =>

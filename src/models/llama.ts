@@ -1,13 +1,15 @@
 /**
  * The llama backend: GGUF models through node-llama-cpp (llama.cpp).
  *
- * Each instance owns one context (its own threads, so instances run in parallel) and one
- * sequence. It mirrors the tokens in its KV cache, reuses the longest common prefix with
- * each request, and rolls back the rest. A started decode cannot be interrupted, so
- * preemption is soft: the engine drops the result, the instance stays busy until the
- * decode returns, and the cache keeps only tokens that were evaluated (rolled back on the
- * next request if they were speculative). Evaluations on one instance are serialised, and
- * an instance is disposed only after its last evaluation settled.
+ * Each instance is one sequence of a context (a context holds one or several; each context
+ * has its own threads, so contexts run in parallel). It mirrors the tokens in its KV cache,
+ * reuses the longest common prefix with each request, and rolls back the rest. A started
+ * decode cannot be interrupted, so preemption is soft: the engine drops the result, the
+ * sequence stays busy until the decode returns, and the cache keeps only tokens that were
+ * evaluated (rolled back on the next request if they were speculative). A sequence's
+ * evaluations run one at a time; the sequences of a context share its forward passes where
+ * that is exact, and take turns on it pass by pass elsewhere (SharedContext). A sequence is
+ * disposed only after its last evaluation settled, the context after its last sequence.
  */
 import { open, stat } from "node:fs/promises";
 import { freemem } from "node:os";
@@ -20,6 +22,7 @@ import { keyedUniform } from "../core/random.js";
 import { distributionFromProbs, sampleIndex } from "../core/sampling.js";
 import type { PositionOutput } from "../core/verify.js";
 import { AbortError } from "../runtime/abort.js";
+import PQueue from "p-queue";
 import { serial } from "../runtime/serial.js";
 import { DecodeGate } from "./decode-gate.js";
 import { checkGpuKernels, gpuIdentity, GpuUnusableError } from "./gpu-check.js";
@@ -407,8 +410,8 @@ type GenerateNext = { token?: boolean; probabilities?: boolean; options: { tempe
  * steps sharing decodes got other bits in 743 of 800 distributions: docs/architecture.md).
  */
 class SharedContext {
-  /** Evaluations of every sequence of the context, one at a time (when passes are not shared). */
-  readonly inTurn = serial();
+  /** The passes of the context's sequences, one at a time (where passes are not shared). */
+  private readonly turns = new PQueue({ concurrency: 1 });
   /** Where passes are shared by a target's sequences: lets their evaluations in together (decode-gate.ts). */
   readonly gate: DecodeGate | undefined;
   constructor(
@@ -418,6 +421,33 @@ class SharedContext {
     gated: boolean,
   ) {
     this.gate = sharesPasses && gated ? new DecodeGate() : undefined;
+  }
+
+  /**
+   * Runs `job` (one pass, or a change to a sequence's cache) alone on the context where its
+   * sequences take turns; at once where they share passes. Turns go pass by pass, not
+   * evaluation by evaluation, so a one-token step waits for one chunk of another sequence's
+   * prefill, not all of it; and a wait that `signal` aborts leaves the queue at once (before,
+   * a cancelled call waited for its turn behind whole evaluations, holding its lease).
+   */
+  async alone<T>(job: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (this.sharesPasses) return job();
+    // Only the wait gets a signal: p-queue's also races a running task (add() rejects while the
+    // pass goes on, and the next task starts beside it), and a started pass must end first.
+    const waiting = new AbortController();
+    let started = false;
+    const stopWaiting = (): void => {
+      if (!started) waiting.abort();
+    };
+    signal?.addEventListener("abort", stopWaiting, { once: true });
+    if (signal?.aborted) stopWaiting();
+    try {
+      return await this.turns.add(() => ((started = true), job()), { signal: waiting.signal });
+    } catch (err) {
+      throw waiting.signal.aborted ? new AbortError() : err;
+    } finally {
+      signal?.removeEventListener("abort", stopWaiting);
+    }
   }
 
   /** One user is done (its evaluations settled); the last one disposes the context. */
@@ -494,14 +524,15 @@ export class LlamaInstance implements ModelInstance {
   }
 
   /**
-   * Runs `job` after every evaluation queued before it on this sequence (on the whole context
-   * where its sequences take turns), and before any queued after it.
+   * Runs `job` after every evaluation queued before it on this sequence, and before any queued
+   * after it. (Where the context's sequences take turns, each pass also waits for the context:
+   * `SharedContext.alone`.)
    */
   private serialise<T>(job: () => Promise<T>): Promise<T> {
-    return (this.shared.sharesPasses ? this.inTurn : this.shared.inTurn)(job);
+    return this.inTurn(job);
   }
 
-  /** This sequence's evaluations, one at a time (where the context's sequences share passes). */
+  /** This sequence's evaluations, one at a time. */
   private readonly inTurn = serial();
 
   /** Whether this sequence's passes may carry other sequences' tokens (SharedContext). */
@@ -512,7 +543,7 @@ export class LlamaInstance implements ModelInstance {
   /** Empties the cache (a cold start, e.g. between benchmark runs). */
   reset(): Promise<void> {
     return this.serialise(async () => {
-      await this.sequence.clearHistory();
+      await this.shared.alone(() => this.sequence.clearHistory());
       this.cached = [];
       this.cachedBase = undefined;
       this.cachedBaseLength = 0;
@@ -534,7 +565,7 @@ export class LlamaInstance implements ModelInstance {
     let keep = view && view.base === this.cachedBase ? Math.min(view.baseLength, this.cachedBaseLength, limit) : 0;
     while (keep < limit && this.cached[keep] === tokens.at(keep)) keep++;
     if (this.sequence.nextTokenIndex > keep) {
-      await this.sequence.eraseContextTokenRanges([{ start: keep, end: this.sequence.nextTokenIndex }]);
+      await this.shared.alone(() => this.sequence.eraseContextTokenRanges([{ start: keep, end: this.sequence.nextTokenIndex }]), signal);
     }
     this.cached.length = keep;
     // cached[0, keep) are the request's tokens, so they start with its view's base prefix.
@@ -554,7 +585,7 @@ export class LlamaInstance implements ModelInstance {
       const ended = await this.shared.gate?.turn(this, items.length === 1, startBy, signal);
       let got: typeof results;
       try {
-        got = (await this.sequence.controlledEvaluate(chunk as never)) as typeof results;
+        got = (await this.shared.alone(() => this.sequence.controlledEvaluate(chunk as never), signal)) as typeof results;
       } finally {
         ended?.();
       }

@@ -413,6 +413,20 @@ export class TargetPool {
     return this.count.busy;
   }
 
+  /** Instances with a sequence evaluating now. */
+  get busyInstances(): number {
+    let n = 0;
+    for (let instance = 0; instance < this.size; instance++) if (this.busyIn[instance] > 0) n++;
+    return n;
+  }
+
+  /** Sequences of `instance` lost now (0 to `sequences`). */
+  lostOn(instance: number): number {
+    let n = 0;
+    for (let j = instance * this.sequences; j < (instance + 1) * this.sequences; j++) if (this.slots[j] === "lost") n++;
+    return n;
+  }
+
   /** The instance a sequence belongs to. */
   instanceOf(index: number): number {
     return Math.floor(index / this.sequences);

@@ -57,7 +57,7 @@ export class ServeMetrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
-  readonly targetBusy = new Counter({ name: "dsi_target_busy_seconds_total", help: "Time target instances spent evaluating", registers: [this.registry] });
+  readonly targetBusy = new Counter({ name: "dsi_target_busy_seconds_total", help: "Evaluation time of target sequences, summed (sequences evaluating at once each count)", registers: [this.registry] });
   readonly ttft = new Histogram({
     name: "dsi_time_to_first_token_seconds",
     help: "Time from the start of a generation to its first committed token",
@@ -72,7 +72,7 @@ export class ServeMetrics {
   });
   readonly active = new Gauge({ name: "dsi_active_generations", help: "Generations running now", registers: [this.registry] });
   readonly queued = new Gauge({ name: "dsi_queue_length", help: "Requests waiting for a generation slot", registers: [this.registry] });
-  readonly busyInstances = new Gauge({ name: "dsi_busy_target_instances", help: "Target instances evaluating now", registers: [this.registry] });
+  readonly busyInstances = new Gauge({ name: "dsi_busy_target_instances", help: "Target instances with a sequence evaluating now", registers: [this.registry] });
   readonly poolQueued = new Gauge({
     name: "dsi_pool_queued_generations",
     help: "Generations waiting for a target instance of their own (at most one running generation per instance)",
@@ -109,7 +109,7 @@ export class ServeMetrics {
       calls: ["dsi_worker_calls_total", "Evaluate calls a target worker received"],
       cancelled: ["dsi_worker_cancelled_calls_total", "Evaluate calls cancelled by the orchestrator (preemption)"],
       positionsEvaluated: ["dsi_worker_positions_evaluated_total", "Positions a target worker evaluated"],
-      busySeconds: ["dsi_worker_busy_seconds_total", "Time a target worker spent evaluating"],
+      busySeconds: ["dsi_worker_busy_seconds_total", "Time a target worker had an evaluation running (its sequences evaluating at once count once)"],
     } as const;
     let last: Promise<{ address: string; stats: WorkerStats | undefined }[]> | undefined;
     // One read per scrape, shared by the metrics below.
@@ -143,7 +143,7 @@ export class ServeMetrics {
     const snapshot = (): Promise<{ configured: number; live: number }> => (last ??= read().finally(() => setTimeout(() => (last = undefined), 0)));
     for (const [name, help, key] of [
       ["dsi_target_instances_configured", "Target instances the server was started with (a cluster's target workers)", "configured"],
-      ["dsi_target_instances_live", "Target instances serving now: not lost and, for a cluster, answering", "live"],
+      ["dsi_target_instances_live", "Target instances serving now: none of their sequences lost and, for a cluster, answering", "live"],
     ] as const) {
       new Gauge({
         name,

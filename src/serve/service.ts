@@ -91,7 +91,7 @@ export interface Health {
   ok: boolean;
   status: "ok" | "degraded" | "unavailable";
   reason?: string;
-  /** Target instances configured, and live now (in the pool and, for a cluster, answering). */
+  /** Target instances configured, and live now (no sequence lost and, for a cluster, answering). */
   targets?: { live: number; configured: number };
 }
 
@@ -157,20 +157,28 @@ export class Service {
   }
 
   /**
-   * Target instances configured and live now: in the pool (not lost) and, for a cluster,
-   * answering; `silent` names each worker that does not answer, and why.
+   * Target instances configured; live now: none of their sequences lost and, for a cluster,
+   * answering; serving: at least one sequence not lost (and answering). `silent` names each
+   * worker that does not answer, and why.
    */
-  async targets(): Promise<{ configured: number; live: number; silent: string[] }> {
+  async targets(): Promise<{ configured: number; live: number; serving: number; silent: string[] }> {
     const pool = this.runtime.pool;
     const workers = await this.o.backend.workerStats?.();
-    if (!workers) return { configured: pool.size, live: pool.alive, silent: [] };
-    const silent = workers.filter((w) => !w.stats).map((w) => `${w.address} (${w.error ?? "not answering"})`);
-    return { configured: pool.size, live: Math.min(pool.alive, workers.length - silent.length), silent };
+    let [live, serving] = [0, 0];
+    for (let i = 0; i < pool.size; i++) {
+      if (workers && !workers[i]?.stats) continue;
+      const lost = pool.lostOn(i);
+      if (lost === 0) live++;
+      if (lost < pool.sequences) serving++;
+    }
+    const silent = (workers ?? []).filter((w) => !w.stats).map((w) => `${w.address} (${w.error ?? "not answering"})`);
+    return { configured: pool.size, live, serving, silent };
   }
 
   /**
    * Whether new work is accepted: unavailable while draining or with no live target; degraded
-   * (serving) while some targets are lost or do not answer (a cluster's workers).
+   * (serving) while some targets, or some of their sequences, are lost or do not answer (a
+   * cluster's workers).
    */
   async health(): Promise<Health> {
     if (this.draining) return { ok: false, status: "unavailable", reason: "shutting down" };
@@ -178,8 +186,12 @@ export class Service {
     const targets = { live: t.live, configured: t.configured };
     const silent = t.silent.length > 0 ? `: target worker(s) not answering: ${t.silent.join(", ")}` : "";
     if (this.runtime.pool.alive === 0) return { ok: false, status: "unavailable", reason: `no target instance is alive${silent}`, targets };
-    if (t.live === 0) return { ok: false, status: "unavailable", reason: `no target instance is live${silent}`, targets };
-    if (t.live < t.configured) return { ok: true, status: "degraded", reason: `${t.configured - t.live} of ${t.configured} target instances not serving${silent}`, targets };
+    if (t.serving === 0) return { ok: false, status: "unavailable", reason: `no target instance is live${silent}`, targets };
+    const partly = t.serving - t.live;
+    if (t.live < t.configured) {
+      const some = partly > 0 ? ` (${partly} of them serving some of their sequences)` : "";
+      return { ok: true, status: "degraded", reason: `${t.configured - t.live} of ${t.configured} target instances not serving${some}${silent}`, targets };
+    }
     return { ok: true, status: "ok", targets };
   }
 
@@ -187,7 +199,7 @@ export class Service {
   refreshGauges(): void {
     this.o.metrics.active.set(this.active);
     this.o.metrics.queued.set(this.waiting.length);
-    this.o.metrics.busyInstances.set(this.runtime.pool.busy);
+    this.o.metrics.busyInstances.set(this.runtime.pool.busyInstances);
     this.o.metrics.poolQueued.set(this.runtime.pool.queuedMembers);
     const chunks = this.o.backend.evalChunk;
     for (const model of ["target", "drafter"] as const) {

@@ -101,6 +101,16 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
   const instance = o.instances[0];
   const slots = o.instances.map((model) => ({ model, held: new HeldSequence(), queue: Promise.resolve() as Promise<unknown> }));
   const counters: WorkerStats = { calls: 0, cancelled: 0, tokensReceived: 0, positionsEvaluated: 0, busySeconds: 0 };
+  // Busy time is wall time with at least one evaluation running: sequences evaluating at once
+  // count once (their sum could pass the wall clock). Folded in at each start and end.
+  let evaluating = 0;
+  let since = 0;
+  const busy = (change: 1 | -1): void => {
+    const now = performance.now();
+    if (evaluating > 0) counters.busySeconds += (now - since) / 1000;
+    since = now;
+    evaluating += change;
+  };
   let label = o.role;
   // Every call is checked, Info and Stats included: nothing is served to a caller without the token.
   const check = o.token === undefined ? undefined : tokenChecker(o.token);
@@ -156,7 +166,9 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
     const slot = slots[call.request.sequence];
     if (!slot) {
       counters.calls++;
-      return cb({ code: status.INVALID_ARGUMENT, details: `sequence ${call.request.sequence} is outside 0..${slots.length - 1} (this worker serves ${slots.length})` });
+      // NOT_FOUND, not INVALID_ARGUMENT: the request is fine, this worker (restarted with
+      // fewer --sequences, say) no longer serves its sequence, and the client retires it.
+      return cb({ code: status.NOT_FOUND, details: `sequence ${call.request.sequence} is outside 0..${slots.length - 1} (this worker serves ${slots.length})` });
     }
     const { model, held } = slot;
     const run = async (): Promise<void> => {
@@ -177,7 +189,7 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
       const controller = new AbortController();
       const onCancel = (): void => controller.abort();
       call.on("cancelled", onCancel);
-      const t0 = performance.now();
+      busy(1);
       try {
         const outputs = await model.evaluate({ tokens: held.view(), from: r.from, mode, sampling, seed: r.seed, stream: r.stream }, controller.signal);
         counters.positionsEvaluated += outputs.length;
@@ -192,7 +204,7 @@ export async function serveWorker(o: WorkerOptions): Promise<RunningWorker> {
         } else if (err instanceof InvalidRequestError) cb({ code: status.INVALID_ARGUMENT, details: err.message });
         else cb(modelError(err instanceof Error ? err.message : String(err)));
       } finally {
-        counters.busySeconds += (performance.now() - t0) / 1000;
+        busy(-1);
         call.removeListener("cancelled", onCancel);
       }
     };

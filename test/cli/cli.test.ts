@@ -165,6 +165,7 @@ const BAD_COMMANDS: [string[], RegExp][] = [
   [["make-model", "--repeat-penalty", "-21"], /--repeat-penalty.*\[-20, 20\]/],
   [["make-model", "--weights", "random", "--repeat-penalty", "-9"], /make-model: --repeat-penalty applies to --weights corpus, not random/],
   [["serve", "--sequences", "2"], /--sequences applies to --backend llama, not synthetic/],
+  [["worker", "--role", "drafter", "--sequences", "2"], /--sequences applies to --role target: a cluster uses one sequence of its drafter worker/],
   [["serve", "--cluster", "c.json", "--sequences", "2"], /--sequences does not apply with --cluster \(the cluster file and its workers set it\)/],
   [["serve", "--backend", "llama", "--sequences", "65"], /--sequences.*1\.\.64/],
   [["make-model", "--weights", "bogus"], /--weights.*Allowed choices are corpus, random/],

@@ -1,6 +1,7 @@
 /** `dsi` commands as child processes: one-shot runs, and workers stopped when the test file ends. */
 import "./isolated-cache.js";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
 import { after } from "node:test";
 import { fileURLToPath } from "node:url";
 
@@ -70,4 +71,13 @@ export async function eventually(check: () => boolean | Promise<boolean>, ms: nu
     if (performance.now() > end) return false;
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** An address nothing listens on (a port the system gave out and took back). */
+export async function freeAddress(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as { port: number };
+  await new Promise((r) => server.close(r));
+  return `127.0.0.1:${port}`;
 }

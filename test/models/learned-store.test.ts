@@ -157,6 +157,9 @@ test("the llama backend keeps what its runtime learned at close; a second backen
   assert.ok(snapshotLearned(rt2.learned).costs.besideMsByDrafts.some((ms) => ms !== null), "DSI's windows ran beside each other");
   const slower = { name: "5/1", target: { ...NO_LATENCY.target, tpotMs: 5 }, drafter: NO_LATENCY.drafter };
   assert.notEqual(second.learnedCache!.pathFor(slower), path, "another latency profile is another identity");
+  const sharing = await llamaBackend({ ...files, threads: 1, gpu: false, cacheDir: dir, learnedCache: true, sequences: 4 });
+  assert.notEqual(sharing.learnedCache!.pathFor(NO_LATENCY), path, "sequences sharing passes are another identity (their costs beside others differ)");
+  await sharing.close();
   assert.equal((await second.runtime(new RealClock(), 1, slower)).learned.costs.soloMs(), undefined);
   await second.close();
 });

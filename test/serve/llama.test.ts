@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createReadStream, readdirSync, statSync, type Stats } from "node:fs";
 import { createServer, type Server } from "node:http";
+import { availableParallelism } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import OpenAI, { APIError } from "openai";
@@ -145,4 +146,15 @@ test("chat with the GGUF's own template (ChatML here): the prompt is the templat
   const r = await client.chat.completions.create({ model: "dsi", messages, max_tokens: 10, temperature: 0 });
   assert.equal(r.usage?.prompt_tokens, promptTokens);
   assert.equal(r.choices[0].message.content, expected);
+});
+
+test("dsi serve --draft ngram with a target alone: one target instance per core, as its --help says and generate does (before, one core was kept for a drafter that does not run)", async () => {
+  const child = spawn(process.execPath, [CLI, "serve", "--backend", "llama", "--target", files.target, "--draft", "ngram", "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+  children.push(child);
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  assert.ok(await eventually(() => /ready on (\S+)/.test(out), 60_000), out);
+  const health = (await (await fetch(`${/ready on (\S+)/.exec(out)![1]}/health`)).json()) as { targets: { configured: number } };
+  assert.equal(health.targets.configured, Math.max(1, Math.min(8, availableParallelism())));
 });

@@ -585,3 +585,27 @@ test("dsi serve refuses a non-loopback host without an API key", async () => {
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--host: 0\.0\.0\.0 is not a loopback address; a server reachable from other hosts needs an API key/);
 });
+
+test("/health and the instance gauges count instances, not sequences: an instance that lost a sequence is not live", async () => {
+  const metrics = new ServeMetrics();
+  const service = await Service.open({ backend: syntheticBackend(SPEC, { sequences: 4 }), sp: 2, profile: resolveProfile("none")!, maxConcurrent: 8, maxQueue: 8, metrics });
+  try {
+    assert.deepEqual((await service.health()).targets, { live: 2, configured: 2 });
+    // One sequence lost (its siblings, not made yet, stay): 7 of 8 sequences serve, on both instances.
+    const member = service.runtime.pool.join();
+    const lease = await member.acquire("frontier");
+    lease.retire("device lost");
+    member.leave();
+    assert.equal(service.runtime.pool.alive, 7);
+    const h = await service.health();
+    assert.equal(h.status, "degraded");
+    assert.deepEqual(h.targets, { live: 1, configured: 2 });
+    assert.match(h.reason!, /^1 of 2 target instances not serving \(1 of them serving some of their sequences\)$/);
+    const scrape = await metrics.registry.metrics();
+    assert.match(scrape, /^dsi_target_instances_live 1$/m);
+    assert.match(scrape, /^dsi_target_instances_configured 2$/m);
+  } finally {
+    await service.drain(0);
+    service.runtime.close();
+  }
+});

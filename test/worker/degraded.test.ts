@@ -9,7 +9,6 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import type { FastifyInstance } from "fastify";
@@ -22,7 +21,7 @@ import { isPoolEvent, type PoolEvent } from "../../src/runtime/events.js";
 import { ServeMetrics } from "../../src/serve/metrics.js";
 import { buildServer } from "../../src/serve/server.js";
 import { Service } from "../../src/serve/service.js";
-import { CLI, eventually, startWorker, stopChildren } from "../helpers/processes.js";
+import { CLI, eventually, freeAddress, startWorker, stopChildren } from "../helpers/processes.js";
 import { tempDir } from "../helpers/temp.js";
 
 const SPEC = ["--vocab", "32", "--model-seed", "3", "--agreement", "0.7", "--history", "all"];
@@ -38,15 +37,6 @@ after(async () => {
   for (const c of closers) await c();
   await stopChildren(spawned);
 });
-
-/** An address nothing listens on (a port the system gave out and took back). */
-async function freeAddress(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return `127.0.0.1:${port}`;
-}
 
 const reference = async (prompt: string, maxTokens: number): Promise<number[]> => (await generate("nonsi", syntheticRuntime({ pair }), { prompt: tokenizer.encode(prompt), maxTokens }).result).tokens;
 

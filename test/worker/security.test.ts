@@ -5,9 +5,14 @@
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { createServer, connect, type Socket } from "node:net";
 import { before, test } from "node:test";
 import { generate as selfSigned } from "selfsigned";
+import { generate } from "../../src/algorithms/generate.js";
+import { PROFILES } from "../../src/models/latency.js";
 import { RemoteInstance } from "../../src/models/remote/client.js";
+import { clusterBackend } from "../../src/models/remote/cluster.js";
+import { makeClock } from "../../src/runtime/clock.js";
 import { dsi, startWorker } from "../helpers/processes.js";
 import { tempDir } from "../helpers/temp.js";
 
@@ -93,4 +98,46 @@ test("TLS flags: both files, readable PEM", async () => {
   const missing = await dsi(["worker", "--tls-cert", join(dir, "nope.pem"), "--tls-key", key, ...SPEC]);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /--tls-cert: cannot read .*nope\.pem \(ENOENT\)/);
+});
+
+/** A TCP relay to `target` that counts the connections made through it. */
+async function countingRelay(target: string): Promise<{ address: string; connections: () => number; close: () => Promise<void> }> {
+  const [host, port] = [target.slice(0, target.lastIndexOf(":")), Number(target.slice(target.lastIndexOf(":") + 1))];
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const server = createServer((client) => {
+    connections++;
+    const upstream = connect(port, host);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("error", () => undefined);
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    address: `127.0.0.1:${(server.address() as { port: number }).port}`,
+    connections: () => connections,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
+test("TLS: a worker's sequences share one connection, as without TLS (before, each sequence's client opened its own)", async () => {
+  const { address } = await startWorker(["--listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key, "--token", TOKEN, "--sequences", "3", ...SPEC]);
+  const relay = await countingRelay(address);
+  const backend = await clusterBackend({ drafter: { backend: "synthetic", vocab: 16, modelSeed: 5, agreement: 0.7 }, targets: [{ address: relay.address, tls: { ca: cert } }], sequences: 3 }, "cluster file", { token: TOKEN });
+  try {
+    const rt = await backend.runtime(makeClock("real"), 1, PROFILES.get("none")!);
+    // Three generations at once: one on each sequence.
+    await Promise.all([1, 2, 3].map((i) => generate("nonsi", rt, { prompt: [i, 2, 3], maxTokens: 8 }).result));
+    assert.equal(rt.pool.busy, 0);
+    rt.close();
+    assert.equal(relay.connections(), 1);
+  } finally {
+    await backend.close();
+    await relay.close();
+  }
 });

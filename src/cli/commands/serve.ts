@@ -15,7 +15,7 @@ export function register(program: Command, io: CliIo): void {
     .addOption(latencyOption("latency profile added on top of each evaluation (emulates devices)"))
     .option("--host <host>", "address to listen on; beyond loopback an API key is required", nonEmpty("--host"), "127.0.0.1")
     .option("--port <N>", "port, 0..65535 (0 picks a free one)", intInRange(0, 65_535), 8080)
-    .addOption(generationOption("sp", { help: `target instances shared by all requests (${defaultSpHelp(4)})` }))
+    .addOption(generationOption("sp", { help: `target instances shared by all requests, whatever their algorithm (${defaultSpHelp(4)})`, everyAlgo: true }))
     .addOption(generationOption("algo", { help: "default algorithm (a request's dsi.algo overrides it)" }))
     .addOption(generationOption("lookahead", { help: "default lookahead (a request's dsi.lookahead overrides it)" }))
     .addOption(generationOption("draft", { help: "default source of drafts (a request's dsi.draft overrides it): model, ngram (prompt lookup) or ngram+model" }))
@@ -28,7 +28,7 @@ export function register(program: Command, io: CliIo): void {
     .option("--api-key <key>", "requests to /v1/ must send Authorization: Bearer KEY, 16+ characters (default: $DSI_API_KEY)", nonEmpty("--api-key"))
     .option(
       "--sequences <S>",
-      `llama: sequences per target instance, 1..${MAX_SEQUENCES}: S generations per instance each keep their context cached, sharing the instance's forward passes (default: on a CPU with one thread, --max-concurrent over the target instances, at most ${DEFAULT_SEQUENCES_CAP}, as many as fit a quarter of free memory; else 1)`,
+      `llama: sequences per target instance, 1..${MAX_SEQUENCES}: S generations per instance each keep their context cached, sharing the instance's forward passes on a CPU with one thread, else taking turns on it pass by pass (default: on a CPU with one thread, --max-concurrent over the target instances, at most ${DEFAULT_SEQUENCES_CAP}, as many as fit a quarter of free memory; else 1)`,
       intInRange(1, MAX_SEQUENCES),
     )
     .option("--max-concurrent <N>", "generations running at once, 1..4096", intInRange(1, 4096), 64)
@@ -45,11 +45,11 @@ export function register(program: Command, io: CliIo): void {
         async () => {
           // Without --sequences, a llama server picks them for its concurrency (LlamaPair.defaultSequences).
           if (o.backend === "llama" && o.cluster === undefined) {
-            o.sp ??= defaultSp(true, 4);
+            o.sp ??= defaultSp(true, 4, o.draft !== "ngram");
             if (o.sequences === undefined) o.sequencesFor = { concurrent: o.maxConcurrent, instances: o.sp };
           }
           const backend = await openBackend(o, io, { waitForTargets: true });
-          o.sp ??= defaultSp(backend.realCompute && backend.targetCount === undefined, 4);
+          o.sp ??= defaultSp(backend.realCompute && backend.targetCount === undefined, 4, o.draft !== "ngram");
           return backend;
         },
         o,

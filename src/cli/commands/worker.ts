@@ -19,7 +19,7 @@ export function register(program: Command, io: CliIo): void {
     .option("--token <secret>", "a token every call must carry, 16+ characters (default: $DSI_TOKEN; prefer it: flags show in ps)", nonEmpty("--token"))
     .option("--tls-cert <file>", "serve over TLS with this certificate chain (PEM)", nonEmpty("--tls-cert"))
     .option("--tls-key <file>", "the certificate's private key (PEM)", nonEmpty("--tls-key"))
-    .addOption(new Option("--sequences <S>", `sequences served, 1..${MAX_SEQUENCES}: each keeps its own cache and calls name theirs (llama: the sequences share one context's forward passes on a CPU with one thread, else take turns; an emulated device (--latency) shares their passes)`).argParser(intInRange(1, MAX_SEQUENCES)).default(1))
+    .addOption(new Option("--sequences <S>", `sequences served (a target worker), 1..${MAX_SEQUENCES}: each keeps its own cache and calls name theirs (llama: the sequences share one context's forward passes on a CPU with one thread, else take turns; an emulated device (--latency) shares their passes)`).argParser(intInRange(1, MAX_SEQUENCES)).default(1))
     .option("--exit-on-stdin-close", "stop when standard input closes (how dsi cluster ties workers to itself)", false)
     .action(async (o, command: Command) => {
       refuseOtherBackend(o, command, ["model", "threads", "gpu", "evalChunk"], "worker ");

@@ -263,7 +263,7 @@ export class RemoteInstance implements ModelInstance {
     try {
       reply = await this.call(req, seq, keep, append, signal);
     } catch (err) {
-      if ((err as ServiceError).code !== status.FAILED_PRECONDITION) throw this.failure(err, keep, signal);
+      if ((err as ServiceError).code !== status.FAILED_PRECONDITION || signal?.aborted) throw this.failure(err, keep, signal);
       // The worker holds something else (a call it never saw, a restart): send it all.
       this.resends++;
       reply = await this.call(req, seq, 0, seq.slice(), signal).catch((e: unknown) => {
@@ -334,6 +334,8 @@ export class RemoteInstance implements ModelInstance {
         else resolve(res!);
       });
       signal?.addEventListener("abort", onAbort, { once: true });
+      // (A signal that aborted before this call, between a refusal and its resend say, fires no event.)
+      if (signal?.aborted) call.cancel();
     });
   }
 
@@ -365,6 +367,7 @@ export class RemoteInstance implements ModelInstance {
     if (e.code === status.INTERNAL && e.metadata?.get(MODEL_ERROR_KEY).includes(MODEL_ERROR_VALUE)) {
       return new WorkerCallError(this.address, `its model failed: ${e.details}`);
     }
+    if (e.code === status.NOT_FOUND) return new WorkerError(this.address, `no longer serves sequence ${this.sequence} (${e.details}); restarted with fewer --sequences?`);
     if (e.code === status.DEADLINE_EXCEEDED) return new WorkerError(this.address, `no answer within ${this.callTimeoutMs} ms (the call's deadline)`);
     if (e.code === status.UNAVAILABLE) return new WorkerError(this.address, `unreachable (${e.details || "connection lost"}); did the worker stop?`);
     // Not ours (we did not abort): the worker dropped the call, stopping.

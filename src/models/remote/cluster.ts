@@ -280,19 +280,33 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
   }
   const answering = (): number => targets.filter((t) => t.notAnswered === undefined).length;
   // Workers that have not answered yet: asked until they do (or turn out to serve another model).
-  const watch = async (t: RemoteInstance): Promise<void> => {
-    while (!closed && t.notAnswered !== undefined) {
+  // All of a worker's sequences are asked together: one left pending would fail its first task
+  // and take the worker's idle sequences out of the pool with it.
+  const watch = async (i: number): Promise<void> => {
+    const own = slots.slice(i * sequences, (i + 1) * sequences);
+    const refused = new Set<RemoteInstance>();
+    // (One the pool's own probe found is no longer pending.)
+    const pending = (s: RemoteInstance): boolean => s.notAnswered !== undefined && !refused.has(s);
+    let added = !pending(own[0]);
+    while (!closed && own.some(pending)) {
       await new Promise((r) => setTimeout(r, o.probeIntervalMs ?? 1000).unref());
-      if (closed || t.notAnswered === undefined) return; // closed, or the pool's own probe found it
-      try {
-        if (await t.probe()) log(`worker ${t.address} answered: added (${answering()} of ${targets.length} target workers answering)`);
-      } catch (err) {
-        if (!closed) log(`${(err as Error).message}; not adding it`);
-        return;
+      if (closed) return;
+      const why = new Map<RemoteInstance, string>();
+      await Promise.all(own.filter(pending).map((s) => s.probe().catch((err: unknown) => void why.set(s, (err as Error).message))));
+      if (closed) return;
+      for (const s of why.keys()) refused.add(s);
+      const first = why.get(own[0]);
+      if (first !== undefined) return log(`${first}; not adding it`); // another model: no sequence of it is added
+      for (const [s, message] of why) log(`${message}; not adding its sequence ${s.sequence}`);
+      if (!added && !pending(own[0])) {
+        added = true;
+        log(`worker ${own[0].address} answered: added (${answering()} of ${targets.length} target workers answering)`);
       }
     }
   };
-  for (const t of targets) if (t.notAnswered !== undefined) void watch(t);
+  targets.forEach((_, i) => {
+    if (slots.slice(i * sequences, (i + 1) * sequences).some((s) => s.notAnswered !== undefined)) void watch(i);
+  });
   const where = d === undefined ? "no drafter (the targets alone: non-SI, prompt lookup)" : d.backend === "remote" ? `remote drafter at ${d.address}` : `${d.backend} drafter here${d.latency ? ` (latency ${d.latency})` : ""}`;
   const drafterLatency = d === undefined || d.backend === "remote" || d.latency === undefined ? NO_LATENCY.drafter : resolveProfile(d.latency)!.drafter;
   const drafterContext = drafter?.contextSize;

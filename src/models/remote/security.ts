@@ -51,8 +51,18 @@ export interface ClientTls {
   ca?: Buffer;
 }
 
+/**
+ * One credentials object per TLS settings: grpc-js lets channels share a connection only when
+ * their credentials are equal, and SSL credentials are equal only when they share a secure
+ * context. (Before, each sequence of a worker made its own and opened its own connection.)
+ */
+const sslCredentials = new WeakMap<ClientTls, ChannelCredentials>();
+
 export function channelCredentials(tls: ClientTls | undefined): ChannelCredentials {
-  return tls ? credentials.createSsl(tls.ca ?? null) : credentials.createInsecure();
+  if (!tls) return credentials.createInsecure();
+  let made = sslCredentials.get(tls);
+  if (!made) sslCredentials.set(tls, (made = credentials.createSsl(tls.ca ?? null)));
+  return made;
 }
 
 /** TLS settings of a worker: its certificate chain and key (PEM). */

@@ -14,7 +14,7 @@ export interface StatsReply {
   'tokensReceived'?: (number | string | Long);
   'positionsEvaluated'?: (number | string | Long);
   /**
-   * Seconds spent evaluating.
+   * Seconds with at least one evaluation running (sequences evaluating at once count once).
    */
   'busySeconds'?: (number | string);
 }
@@ -31,7 +31,7 @@ export interface StatsReply__Output {
   'tokensReceived': (number);
   'positionsEvaluated': (number);
   /**
-   * Seconds spent evaluating.
+   * Seconds with at least one evaluation running (sequences evaluating at once count once).
    */
   'busySeconds': (number);
 }
