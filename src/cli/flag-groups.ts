@@ -36,8 +36,8 @@ export function defaultSp(realCompute: boolean, modelled: number, drafterRuns = 
 }
 
 /** The help's words for that default. */
-export function defaultSpHelp(modelled: number): string {
-  return `default: llama, one per core beside the drafter's, at most 7 (${defaultSp(true, modelled)} here; with --draft ngram, one per core: ${defaultSp(true, modelled, false)}); synthetic, ${modelled}`;
+export function defaultSpHelp(modelled: number, noDrafter = "with --draft ngram"): string {
+  return `default: llama, one per core beside the drafter's, at most 7 (${defaultSp(true, modelled)} here; ${noDrafter}, one per core: ${defaultSp(true, modelled, false)}); synthetic, ${modelled}`;
 }
 
 /** `--max-tokens` -> `maxTokens`: commander's key of a flag. */

@@ -223,9 +223,10 @@ export async function llamaBackend(o: LlamaPairOptions & { learnedCache?: boolea
           cpu: cpuModel(),
           evalChunk: [pair.evalChunks.target.chunk, pair.evalChunks.drafter?.chunk ?? null],
           contextSize: pair.contextSize,
-          // (What a task costs beside others depends on whether they share its passes: a
-          // server's sequences under load are not a lone generation's costs.)
-          sequences,
+          // (What a task costs beside others depends on whether other generations' sequences
+          // share its context: a server's under load are not a lone generation's costs. Whether,
+          // not how many: a server's default count follows free memory at its start.)
+          severalSequences: sequences > 1,
         }
       : undefined;
   const storeFor = (profile: LatencyProfile): LearnedStore | undefined =>

@@ -148,7 +148,7 @@ test("chat with the GGUF's own template (ChatML here): the prompt is the templat
   assert.equal(r.choices[0].message.content, expected);
 });
 
-test("dsi serve --draft ngram with a target alone: one target instance per core, as its --help says and generate does (before, one core was kept for a drafter that does not run)", async () => {
+test("dsi serve with a target alone (--draft ngram): one target instance per core, as its --help says (before, one core was kept for a drafter that does not exist)", async () => {
   const child = spawn(process.execPath, [CLI, "serve", "--backend", "llama", "--target", files.target, "--draft", "ngram", "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
   children.push(child);
   let out = "";

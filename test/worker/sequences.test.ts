@@ -132,8 +132,10 @@ test("a call aborted between the worker's refusal (it holds other tokens) and th
     };
     await assert.rejects(a.evaluate(req([1, 2, 3, 4]), controller.signal), (err: Error) => err.name === "AbortError");
     assert.equal(calls.length, 1, "no resend after the abort");
+    const resends = a.resends;
     // And the next call, unaborted, is served (sent whole).
     assert.deepEqual(await a.evaluate(req([1, 2, 3, 4])), await pair.instance("target", "local").evaluate(req([1, 2, 3, 4])));
+    assert.equal(a.resends, resends, "sent whole at once: the refusal was not forgotten");
   } finally {
     a.close();
     b.close();

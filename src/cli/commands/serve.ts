@@ -15,7 +15,7 @@ export function register(program: Command, io: CliIo): void {
     .addOption(latencyOption("latency profile added on top of each evaluation (emulates devices)"))
     .option("--host <host>", "address to listen on; beyond loopback an API key is required", nonEmpty("--host"), "127.0.0.1")
     .option("--port <N>", "port, 0..65535 (0 picks a free one)", intInRange(0, 65_535), 8080)
-    .addOption(generationOption("sp", { help: `target instances shared by all requests, whatever their algorithm (${defaultSpHelp(4)})`, everyAlgo: true }))
+    .addOption(generationOption("sp", { help: `target instances shared by all requests, whatever their algorithm (${defaultSpHelp(4, "a target alone (--target without --drafter)")})`, everyAlgo: true }))
     .addOption(generationOption("algo", { help: "default algorithm (a request's dsi.algo overrides it)" }))
     .addOption(generationOption("lookahead", { help: "default lookahead (a request's dsi.lookahead overrides it)" }))
     .addOption(generationOption("draft", { help: "default source of drafts (a request's dsi.draft overrides it): model, ngram (prompt lookup) or ngram+model" }))
@@ -45,11 +45,12 @@ export function register(program: Command, io: CliIo): void {
         async () => {
           // Without --sequences, a llama server picks them for its concurrency (LlamaPair.defaultSequences).
           if (o.backend === "llama" && o.cluster === undefined) {
-            o.sp ??= defaultSp(true, 4, o.draft !== "ngram");
+            // (A drafter model, where one is loaded, runs for any request that asks for it: dsi.draft.)
+            o.sp ??= defaultSp(true, 4, !(o.target !== undefined && o.drafter === undefined));
             if (o.sequences === undefined) o.sequencesFor = { concurrent: o.maxConcurrent, instances: o.sp };
           }
           const backend = await openBackend(o, io, { waitForTargets: true });
-          o.sp ??= defaultSp(backend.realCompute && backend.targetCount === undefined, 4, o.draft !== "ngram");
+          o.sp ??= defaultSp(backend.realCompute && backend.targetCount === undefined, 4);
           return backend;
         },
         o,

@@ -263,7 +263,9 @@ export class RemoteInstance implements ModelInstance {
     try {
       reply = await this.call(req, seq, keep, append, signal);
     } catch (err) {
-      if ((err as ServiceError).code !== status.FAILED_PRECONDITION || signal?.aborted) throw this.failure(err, keep, signal);
+      if ((err as ServiceError).code !== status.FAILED_PRECONDITION) throw this.failure(err, keep, signal);
+      // (Aborted meanwhile: not sent again; the worker holds none of it, as a resend would have assumed.)
+      if (signal?.aborted) throw this.failure(err, 0, signal);
       // The worker holds something else (a call it never saw, a restart): send it all.
       this.resends++;
       reply = await this.call(req, seq, 0, seq.slice(), signal).catch((e: unknown) => {

@@ -298,7 +298,8 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
       const first = why.get(own[0]);
       if (first !== undefined) return log(`${first}; not adding it`); // another model: no sequence of it is added
       for (const [s, message] of why) log(`${message}; not adding its sequence ${s.sequence}`);
-      if (!added && !pending(own[0])) {
+      // (Once none of its sequences is left pending: a pending one would fail its first task.)
+      if (!added && !own.some(pending)) {
         added = true;
         log(`worker ${own[0].address} answered: added (${answering()} of ${targets.length} target workers answering)`);
       }
