@@ -18,11 +18,11 @@ import { checkGgufStructure, GgufFormatError } from "./gguf/check.js";
 import { cacheDirOf } from "./gguf/llama-model.js";
 import { evalChunkWarning, measureEvalChunk, PROBE_LENGTH, probePath, type EvalChunk, type KernelIdentity, type ProbeOutput, type ProbeRunner } from "./batch-invariance.js";
 import type { ChatHistoryItem, ChatWrapper, Llama, LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
+import PQueue from "p-queue";
 import { keyedUniform } from "../core/random.js";
 import { distributionFromProbs, sampleIndex } from "../core/sampling.js";
 import type { PositionOutput } from "../core/verify.js";
 import { AbortError } from "../runtime/abort.js";
-import PQueue from "p-queue";
 import { serial } from "../runtime/serial.js";
 import { DecodeGate } from "./decode-gate.js";
 import { checkGpuKernels, gpuIdentity, GpuUnusableError } from "./gpu-check.js";
@@ -520,19 +520,14 @@ export class LlamaInstance implements ModelInstance {
     const tokens: TokenSequence = req.tokens instanceof TokenView ? req.tokens : req.tokens.slice();
     // (How long the pass may be held counts from now, not from when the queue lets it run.)
     const startBy = req.mayWaitMs !== undefined && this.shared.gate ? this.shared.gate.now() + req.mayWaitMs : Infinity;
-    return this.serialise(() => this.run(tokens, req, startBy, signal));
+    return this.inTurn(() => this.run(tokens, req, startBy, signal));
   }
 
   /**
-   * Runs `job` after every evaluation queued before it on this sequence, and before any queued
-   * after it. (Where the context's sequences take turns, each pass also waits for the context:
+   * This sequence's evaluations (and its reset and disposal), one at a time in the order they
+   * came. (Where the context's sequences take turns, each pass also waits for the context:
    * `SharedContext.alone`.)
    */
-  private serialise<T>(job: () => Promise<T>): Promise<T> {
-    return this.inTurn(job);
-  }
-
-  /** This sequence's evaluations, one at a time. */
   private readonly inTurn = serial();
 
   /** Whether this sequence's passes may carry other sequences' tokens (SharedContext). */
@@ -542,7 +537,7 @@ export class LlamaInstance implements ModelInstance {
 
   /** Empties the cache (a cold start, e.g. between benchmark runs). */
   reset(): Promise<void> {
-    return this.serialise(async () => {
+    return this.inTurn(async () => {
       await this.shared.alone(() => this.sequence.clearHistory());
       this.cached = [];
       this.cachedBase = undefined;
@@ -618,6 +613,6 @@ export class LlamaInstance implements ModelInstance {
 
   /** Disposes after every queued evaluation: never with an evaluation pending. */
   dispose(): Promise<void> {
-    return this.serialise(() => this.shared.release());
+    return this.inTurn(() => this.shared.release());
   }
 }

@@ -282,8 +282,9 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
   // Workers that have not answered yet: asked until they do (or turn out to serve another model).
   // All of a worker's sequences are asked together: one left pending would fail its first task
   // and take the worker's idle sequences out of the pool with it.
+  const sequencesOf = (i: number): RemoteInstance[] => slots.slice(i * sequences, (i + 1) * sequences);
   const watch = async (i: number): Promise<void> => {
-    const own = slots.slice(i * sequences, (i + 1) * sequences);
+    const own = sequencesOf(i);
     const refused = new Set<RemoteInstance>();
     // (One the pool's own probe found is no longer pending.)
     const pending = (s: RemoteInstance): boolean => s.notAnswered !== undefined && !refused.has(s);
@@ -306,7 +307,7 @@ export async function clusterBackend(spec: ClusterSpec, file = "cluster file", o
     }
   };
   targets.forEach((_, i) => {
-    if (slots.slice(i * sequences, (i + 1) * sequences).some((s) => s.notAnswered !== undefined)) void watch(i);
+    if (sequencesOf(i).some((s) => s.notAnswered !== undefined)) void watch(i);
   });
   const where = d === undefined ? "no drafter (the targets alone: non-SI, prompt lookup)" : d.backend === "remote" ? `remote drafter at ${d.address}` : `${d.backend} drafter here${d.latency ? ` (latency ${d.latency})` : ""}`;
   const drafterLatency = d === undefined || d.backend === "remote" || d.latency === undefined ? NO_LATENCY.drafter : resolveProfile(d.latency)!.drafter;
